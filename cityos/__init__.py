@@ -1,0 +1,1 @@
+"""CityOS Commerce."""

@@ -1,0 +1,210 @@
+"""Settings: the deployment plan's environment variables, validated once at start-up.
+
+Names are exactly those of the deployment plan (DATABASE_URL, STRIPE_API_KEY, …) plus a few CITYOS_* knobs of
+this implementation. In development every value has an embedded default so `cityos serve` runs on one machine;
+in production (`CITYOS_ENV=production`) the embedded defaults are refused, every secret must be at least
+32 characters, and start-up fails with one message that lists every missing or invalid variable.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+# Embedded development defaults. Production refuses every one of them.
+DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production-use"
+DEV_COOKIE_SECRET = "dev-only-cookie-secret-not-for-production-use"
+DEV_PAYLOAD_SECRET = "dev-only-payload-secret-not-for-production-use"
+DEV_STRIPE_API_KEY = "sk_test_cityos_embedded_development_key"
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_cityos_embedded_development_secret"
+DEV_CERBOS_ADMIN_PASSWORD = "dev-only-cerbos-admin-password-change-me"
+EMBEDDED_DEFAULTS = {
+    DEV_JWT_SECRET,
+    DEV_COOKIE_SECRET,
+    DEV_PAYLOAD_SECRET,
+    DEV_STRIPE_API_KEY,
+    DEV_STRIPE_WEBHOOK_SECRET,
+    DEV_CERBOS_ADMIN_PASSWORD,
+}
+
+# Secrets that must be long in production. ERPNext is the documented exception: it issues 15-character API
+# secrets itself (frappe.generate_hash(length=15)), so only its presence is checked.
+LONG_SECRETS = (
+    "JWT_SECRET",
+    "COOKIE_SECRET",
+    "PAYLOAD_SECRET",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "KEYCLOAK_CLIENT_SECRET",
+    "CERBOS_ADMIN_PASSWORD",
+    "PAYLOAD_API_KEY",
+    "FLEETBASE_API_KEY",
+)
+REQUIRED_IN_PRODUCTION = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CERBOS_URL",
+    "KEYCLOAK_URL",
+    "MEDUSA_BACKEND_URL",
+    "JWT_SECRET",
+    "COOKIE_SECRET",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+# An integration that is configured (its URL is set) needs its credentials.
+INTEGRATION_CREDENTIALS = {
+    "PAYLOAD_URL": ("PAYLOAD_API_KEY", "PAYLOAD_SECRET"),
+    "FLEETBASE_URL": ("FLEETBASE_API_KEY",),
+    "ERPNEXT_URL": ("ERPNEXT_API_KEY", "ERPNEXT_API_SECRET"),
+    "KEYCLOAK_URL": ("KEYCLOAK_CLIENT_SECRET",),
+}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(Exception):
+    """Raised with every problem of the environment at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_file=None)
+
+    CITYOS_ENV: Environment = Environment.DEVELOPMENT
+    CITYOS_HOST: str = "127.0.0.1"
+    CITYOS_PORT: int = 8000
+    CITYOS_DATA_DIR: Path = Path(".cityos")
+    CITYOS_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    CITYOS_POLICY_DIR: Path = Path("policies")
+
+    # Database
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+
+    # Core
+    MEDUSA_BACKEND_URL: str = "http://127.0.0.1:8000"
+    STORE_CORS: str = "http://localhost:8000,http://127.0.0.1:8000,http://localhost:5173"
+    ADMIN_CORS: str = "http://localhost:7001,http://127.0.0.1:7001"
+    MEDUSA_ADMIN_ONBOARDING_TYPE: str = "default"
+    JWT_SECRET: str = DEV_JWT_SECRET
+    COOKIE_SECRET: str = DEV_COOKIE_SECRET
+
+    # Stripe
+    STRIPE_API_KEY: str = DEV_STRIPE_API_KEY
+    STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
+    STRIPE_CONNECT_CLIENT_ID: str | None = None
+    STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
+
+    # Payload CMS
+    PAYLOAD_URL: str | None = None
+    PAYLOAD_API_KEY: str | None = None
+    PAYLOAD_SECRET: str = DEV_PAYLOAD_SECRET
+
+    # Keycloak
+    KEYCLOAK_URL: str | None = None
+    KEYCLOAK_REALM: str = "cityos"
+    KEYCLOAK_CLIENT_ID: str = "medusa-backend"
+    KEYCLOAK_CLIENT_SECRET: str | None = None
+
+    # Cerbos
+    CERBOS_URL: str | None = None
+    CERBOS_ADMIN_USER: str = "admin"
+    CERBOS_ADMIN_PASSWORD: str = DEV_CERBOS_ADMIN_PASSWORD
+
+    # Fleetbase
+    FLEETBASE_URL: str | None = None
+    FLEETBASE_API_KEY: str | None = None
+
+    # ERPNext
+    ERPNEXT_URL: str | None = None
+    ERPNEXT_API_KEY: str | None = None
+    ERPNEXT_API_SECRET: str | None = None
+
+    # Observability
+    LOG_LEVEL: str = "info"
+    SENTRY_DSN: str | None = None
+    PROMETHEUS_ENABLED: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.CITYOS_ENV is Environment.PRODUCTION
+
+    @cached_property
+    def store_cors_origins(self) -> list[str]:
+        return _csv(self.STORE_CORS)
+
+    @cached_property
+    def admin_cors_origins(self) -> list[str]:
+        return _csv(self.ADMIN_CORS)
+
+    @property
+    def keycloak_issuer(self) -> str | None:
+        if not self.KEYCLOAK_URL:
+            return None
+        return f"{self.KEYCLOAK_URL.rstrip('/')}/realms/{self.KEYCLOAK_REALM}"
+
+    def problems(self) -> list[str]:
+        """Every problem with this configuration for its environment (empty when it is valid)."""
+        problems: list[str] = []
+        if self.LOG_LEVEL.lower() not in {"debug", "info", "warning", "warn", "error", "critical"}:
+            problems.append(f"LOG_LEVEL: unknown level {self.LOG_LEVEL!r}")
+        for url_name in ("DATABASE_URL", "REDIS_URL", "CERBOS_URL", "KEYCLOAK_URL", "PAYLOAD_URL",
+                         "FLEETBASE_URL", "ERPNEXT_URL", "MEDUSA_BACKEND_URL"):
+            value = getattr(self, url_name)
+            if value and not urlsplit(value).scheme:
+                problems.append(f"{url_name}: not a URL (expected scheme://host…)")
+        for url_name, credentials in INTEGRATION_CREDENTIALS.items():
+            if getattr(self, url_name):
+                for credential in credentials:
+                    if not getattr(self, credential):
+                        problems.append(f"{credential}: required when {url_name} is set")
+        if not self.is_production:
+            return problems
+        for name in REQUIRED_IN_PRODUCTION:
+            if not getattr(self, name):
+                problems.append(f"{name}: required in production")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, str) and value in EMBEDDED_DEFAULTS:
+                problems.append(f"{name}: the embedded development default is refused in production")
+        for name in LONG_SECRETS:
+            value = getattr(self, name)
+            if value and len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{name}: must be at least {MIN_SECRET_LENGTH} characters in production")
+        if self.ERPNEXT_URL and not self.ERPNEXT_URL.startswith("https://"):
+            problems.append("ERPNEXT_URL: must use https in production")
+        return problems
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise ConfigurationError naming every missing or invalid variable."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise ConfigurationError(
+            [f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()]
+        ) from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigurationError(problems)
+    return settings

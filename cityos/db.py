@@ -1,0 +1,63 @@
+"""Engines, the application role, and the tenant-scoped transaction.
+
+Two connections to one database:
+- the owner (DATABASE_URL as given) runs migrations and seeding;
+- the application uses the same URL but switches to the `cityos_app` role (no BYPASSRLS) on every new
+  connection, so row-level security holds even for a superuser URL. Each transaction names its tenant with
+  `set_config('app.tenant_id', …, true)` (SET LOCAL semantics: it ends with the transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+APP_ROLE = "cityos_app"
+
+
+def async_url(url: str) -> str:
+    """postgresql://… (the plan's form) → the asyncpg dialect SQLAlchemy needs."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"}:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_owner_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+
+
+def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any) -> AsyncEngine:
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
+                                 pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET ROLE {APP_ROLE}")
+        cursor.close()
+
+    return engine
+
+
+async def set_tenant(connection: AsyncConnection, tenant_id: uuid.UUID | None) -> None:
+    await connection.execute(text("select set_config('app.tenant_id', :tenant, true)"),
+                             {"tenant": str(tenant_id) if tenant_id else ""})
+
+
+async def set_platform_scope(connection: AsyncConnection) -> None:
+    """Cross-tenant access for an explicit, audited platform operation (super_admin) in this transaction only."""
+    await connection.execute(text("select set_config('app.platform_scope', 'on', true)"))
+
+
+@asynccontextmanager
+async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncConnection]:
+    async with engine.begin() as connection:
+        await set_tenant(connection, tenant_id)
+        yield connection

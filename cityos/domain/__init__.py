@@ -1,0 +1,1 @@
+"""Bounded contexts: each has models.py (tables), rules.py (pure rules) and service.py (use cases)."""

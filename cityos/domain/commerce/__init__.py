@@ -1,0 +1,1 @@
+"""Commerce: currencies, regions and their states, payment providers (carts and orders come later)."""

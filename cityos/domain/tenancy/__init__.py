@@ -1,0 +1,1 @@
+"""Tenancy: tenants, stores, their domains, sales channels and publishable API keys."""
