@@ -1,0 +1,62 @@
+"""The Starlette application: every route and middleware in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from cityos.config import Settings
+from cityos.http import health
+from cityos.http.graphql import GraphQLEndpoint
+from cityos.http.middleware import BodyLimit, RequestIdAndMetrics
+from cityos.schema.api import schema
+from cityos.services import Services
+
+
+async def metrics(request: Request) -> Response:
+    if not request.app.state.services.settings.PROMETHEUS_ENABLED:
+        return JSONResponse({"error": "metrics are disabled"}, status_code=404)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or Services.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.services.close()
+
+    graphql = GraphQLEndpoint(schema)
+    origins = sorted({*settings.store_cors_origins, *settings.admin_cors_origins})
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/health/live", health.live),
+            Route("/health/ready", health.ready),
+            Route("/metrics", metrics),
+        ],
+        middleware=[
+            Middleware(RequestIdAndMetrics),
+            Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=True,
+                       allow_methods=["GET", "POST", "OPTIONS"],
+                       allow_headers=["authorization", "content-type", "x-publishable-api-key", "x-request-id"],
+                       expose_headers=["x-request-id"], max_age=600),
+            Middleware(BodyLimit, max_bytes=settings.CITYOS_MAX_BODY_BYTES),
+        ],
+        lifespan=lifespan,
+    )

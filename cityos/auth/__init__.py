@@ -1,0 +1,1 @@
+"""Authentication (tokens → Principal) and authorization (the Cerbos PDP)."""

@@ -1,0 +1,134 @@
+"""`cityos …`: serve, migrate, seed, schema export."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityos.config import ConfigurationError, Settings, load_settings
+
+app = typer.Typer(help="CityOS Commerce", no_args_is_help=True, add_completion=False)
+schema_app = typer.Typer(help="GraphQL schema tools", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "graphql" / "schema.graphql"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def serve() -> None:
+    """Run the API; start embedded Postgres and Cerbos for whatever URL is not set."""
+    from cityos.observability.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.LOG_LEVEL)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # until uvicorn takes over: stop children in order
+    from cityos.embedded.stack import embedded_services
+
+    try:
+        with embedded_services(settings) as started:
+            _serve(started.settings, started.notes)
+    except KeyboardInterrupt:
+        pass
+    typer.echo("cityos stopped; every child process has been stopped.")
+
+
+def _serve(settings: Settings, notes: list[str]) -> None:
+    import uvicorn
+
+    from cityos import migrate
+    from cityos.app import create_app
+
+    assert settings.DATABASE_URL
+    migrate.upgrade(settings.DATABASE_URL)
+    seeded = asyncio.run(_seed(settings)) if not settings.is_production else None
+    url = f"http://{settings.CITYOS_HOST}:{settings.CITYOS_PORT}"
+    lines = ["", "CityOS Commerce is starting", f"  pid       {os.getpid()} (SIGTERM or Ctrl-C stops everything)",
+             *(f"  {note}" for note in notes), f"  graphql   {url}/graphql  (GraphiQL in a browser)",
+             f"  health    {url}/health/ready   metrics {url}/metrics"]
+    if seeded is not None:
+        lines += [f"  demo      store 'Demo Store', domain {seeded.domain}",
+                  f"  demo key  x-publishable-api-key: {seeded.publishable_key}"]
+    typer.echo("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(settings), host=settings.CITYOS_HOST, port=settings.CITYOS_PORT,
+                            log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
+                            proxy_headers=False, server_header=False)
+    uvicorn.Server(config).run()
+
+
+async def _seed(settings: Settings):  # type: ignore[no-untyped-def]
+    from cityos.db import create_owner_engine
+    from cityos.seed import seed
+
+    assert settings.DATABASE_URL
+    engine = create_owner_engine(settings.DATABASE_URL)
+    try:
+        return await seed(engine, settings.CITYOS_DATA_DIR)
+    finally:
+        await engine.dispose()
+
+
+@app.command("migrate")
+def migrate_command(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="downgrade to the revision (default: base)")] = False,
+) -> None:
+    """Apply (or revert) database migrations as the database owner."""
+    from cityos import migrate
+    from cityos.embedded.stack import embedded_services
+
+    with embedded_services(_settings(), cerbos=False) as started:
+        assert started.settings.DATABASE_URL
+        if down:
+            migrate.downgrade(started.settings.DATABASE_URL, "base" if revision == "head" else revision)
+        else:
+            migrate.upgrade(started.settings.DATABASE_URL, revision)
+    typer.echo("migrations applied")
+
+
+@app.command("seed")
+def seed_command() -> None:
+    """Load the seed data (idempotent)."""
+    from cityos import migrate
+    from cityos.embedded.stack import embedded_services
+
+    with embedded_services(_settings(), cerbos=False) as started:
+        assert started.settings.DATABASE_URL
+        migrate.upgrade(started.settings.DATABASE_URL)
+        result = asyncio.run(_seed(started.settings))
+    typer.echo(f"seeded: demo store {result.store_id} (domain {result.domain}); "
+               f"publishable key {result.publishable_key}")
+
+
+@schema_app.command("export")
+def schema_export(
+    path: Annotated[Path, typer.Option("--path", help="where to write the SDL")] = SCHEMA_PATH,
+) -> None:
+    """Write the GraphQL SDL (graphql/schema.graphql); a test fails when it is stale."""
+    from cityos.schema.api import schema
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema.as_str() + "\n")
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()

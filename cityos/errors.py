@@ -1,0 +1,60 @@
+"""The one typed-error convention of the API.
+
+Every expected failure is an `ApiError` whose code lands in the GraphQL error's `extensions.code`:
+
+    NOT_FOUND         the object does not exist or is not visible to the caller
+    BAD_USER_INPUT    an argument is malformed or violates a rule (extensions.field names it when known)
+    UNAUTHENTICATED   no valid credentials (token, publishable key)
+    FORBIDDEN         authenticated, but the policy denies the action or field
+    CONFLICT          a uniqueness rule would be broken (duplicate handle, domain, …)
+    UNAVAILABLE       a dependency (database, policy engine) cannot answer; nothing was returned or changed
+    INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    CONFLICT = "CONFLICT"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class ApiError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, Any] = {"code": self.code.value, **extensions}
+
+
+class NotFound(ApiError):
+    code = ErrorCode.NOT_FOUND
+
+
+class BadUserInput(ApiError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class Unauthenticated(ApiError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(ApiError):
+    code = ErrorCode.FORBIDDEN
+
+
+class Conflict(ApiError):
+    code = ErrorCode.CONFLICT
+
+
+class Unavailable(ApiError):
+    code = ErrorCode.UNAVAILABLE

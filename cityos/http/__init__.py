@@ -1,0 +1,1 @@
+"""HTTP around the GraphQL endpoint: health, metrics, request ids, body limits."""

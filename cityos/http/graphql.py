@@ -1,0 +1,43 @@
+"""The /graphql endpoint: GET serves GraphiQL, POST executes, WebSocket speaks graphql-transport-ws only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from cityos.context import RequestContext
+from cityos.schema.api import CityosSchema
+from cityos.services import Services
+
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+
+
+class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    def __init__(self, schema: CityosSchema) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            keep_alive=True,
+            keep_alive_interval=15,
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
+        services: Services = request.app.state.services
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        return RequestContext(services=services, headers=headers, request=request, response=response)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)

@@ -1,0 +1,106 @@
+"""Pure ASGI middleware: request ids, access metrics, and the request body limit."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cityos.observability.logs import request_id_var, tenant_id_var
+from cityos.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class RequestIdAndMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        request_id = incoming[:128] if incoming else uuid.uuid4().hex
+        request_token = request_id_var.set(request_id)
+        tenant_token = tenant_id_var.set(None)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                route = _route_of(scope)
+                HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+                HTTP_LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            request_id_var.reset(request_token)
+            tenant_id_var.reset(tenant_token)
+
+
+def _route_of(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """413 when the declared or the streamed body is larger than `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not response_started:
+                await _too_large(send, self.max_bytes)
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = (b'{"errors":[{"message":"request body larger than %d bytes","extensions":{"code":"PAYLOAD_TOO_LARGE"}}]}'
+            % max_bytes)
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

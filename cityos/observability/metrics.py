@@ -1,0 +1,43 @@
+"""Prometheus metrics: HTTP requests and latency by route, GraphQL operations, errors by code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from graphql import GraphQLError
+from prometheus_client import Counter, Histogram
+from strawberry.extensions import SchemaExtension
+
+HTTP_REQUESTS = Counter("cityos_http_requests_total", "HTTP requests", ["route", "method", "status"])
+HTTP_LATENCY = Histogram("cityos_http_request_duration_seconds", "HTTP request latency", ["route", "method"])
+GRAPHQL_OPERATIONS = Counter("cityos_graphql_operations_total", "GraphQL operations",
+                             ["operation_name", "operation_type"])
+GRAPHQL_LATENCY = Histogram("cityos_graphql_operation_duration_seconds", "GraphQL operation latency",
+                            ["operation_name", "operation_type"])
+GRAPHQL_ERRORS = Counter("cityos_graphql_errors_total", "GraphQL errors by code", ["code"])
+
+
+def error_code(error: GraphQLError) -> str:
+    extensions = error.extensions or {}
+    code = extensions.get("code")
+    if code:
+        return str(code)
+    return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
+
+
+class GraphQLMetrics(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        name = context.operation_name or "anonymous"
+        try:
+            kind = context.operation_type.value
+        except Exception:  # invalid documents have no operation type
+            kind = "unknown"
+        GRAPHQL_OPERATIONS.labels(name, kind).inc()
+        GRAPHQL_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
+        result = context.result
+        for error in (getattr(result, "errors", None) or []):
+            GRAPHQL_ERRORS.labels(error_code(error)).inc()

@@ -1,0 +1,1 @@
+"""Query, mutation and subscription resolvers per context, and the request's dataloaders."""

@@ -1,0 +1,66 @@
+"""Per-request dataloaders: two generic shapes parameterised by table and column.
+
+`RowsByKeyLoader` loads, for many keys at once, the rows whose column equals each key (a foreign key: many
+rows per key, ordered by created_at, id); `RowByKeyLoader` the one row per key (a primary or unique key).
+One SELECT … WHERE column = ANY(keys) per batch, whatever the number of parents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy import Column, Table, select
+from sqlalchemy.engine import Row
+
+from cityos.request_db import RequestDatabase
+
+
+class _ByKeyLoader(DataLoader):  # type: ignore[misc]
+    def __init__(self, db: RequestDatabase, table: Table, column: Column[Any]) -> None:
+        super().__init__()
+        self.db = db
+        self.table = table
+        self.column = column
+
+    async def _rows(self, keys: Sequence[Hashable]) -> list[Row[Any]]:
+        statement = (select(self.table).where(self.column.in_(list(set(keys))))
+                     .order_by(self.table.c.created_at, self.table.c.id))
+        return list((await self.db.execute(statement)).all())
+
+
+class RowByKeyLoader(_ByKeyLoader):
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Row[Any] | None]:
+        by_key = {getattr(row, self.column.key): row for row in await self._rows(keys)}
+        return [by_key.get(key) for key in keys]
+
+
+class RowsByKeyLoader(_ByKeyLoader):
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[list[Row[Any]]]:
+        by_key: dict[Hashable, list[Row[Any]]] = defaultdict(list)
+        for row in await self._rows(keys):
+            by_key[getattr(row, self.column.key)].append(row)
+        return [by_key.get(key, []) for key in keys]
+
+
+class Loaders:
+    """The registry of one request's loaders, created on first use."""
+
+    def __init__(self, db: RequestDatabase) -> None:
+        self.db = db
+        self._loaders: dict[tuple[str, str, str], DataLoader] = {}
+
+    def _get(self, kind: type[_ByKeyLoader], table: Table, column_name: str) -> DataLoader:
+        key = (kind.__name__, table.name, column_name)
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = kind(self.db, table, table.c[column_name])
+        return loader
+
+    def by_key(self, table: Table, column_name: str = "id") -> DataLoader:
+        return self._get(RowByKeyLoader, table, column_name)
+
+    def many_by_key(self, table: Table, column_name: str) -> DataLoader:
+        return self._get(RowsByKeyLoader, table, column_name)

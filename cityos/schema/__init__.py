@@ -1,0 +1,1 @@
+"""Strawberry types per context, Relay plumbing, and the assembled schema (api.py)."""

@@ -1,0 +1,51 @@
+"""The schema: every context's queries and mutations composed into one Apollo Federation v2 subgraph."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.types import ExecutionContext
+
+from cityos.observability.metrics import GraphQLMetrics
+from cityos.resolvers.tenancy import TenancyQuery
+from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
+from cityos.schema.relay import Node
+from cityos.schema.tenancy import Region, SalesChannel, Store, StoreDomain, Tenant
+
+log = logging.getLogger("cityos.graphql")
+
+
+@strawberry.type
+class Query(TenancyQuery):
+    pass
+
+
+class CityosSchema(strawberry.federation.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if is_internal(error):
+                log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+
+
+def build_schema() -> CityosSchema:
+    return CityosSchema(
+        query=Query,
+        types=[Node, Tenant, Store, StoreDomain, SalesChannel, Region],
+        federation_version="2.7",
+        extensions=[
+            RequestScope,
+            GraphQLMetrics,
+            MaskInternalErrors,
+            lambda: ParserCache(maxsize=1024),
+            lambda: ValidationCache(maxsize=1024),
+            lambda: MaxTokensLimiter(max_token_count=5000),
+            lambda: MaxAliasesLimiter(max_alias_count=50),
+            lambda: QueryDepthLimiter(max_depth=12),
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,169 @@
+"""GraphQL types of the tenancy and commerce reference contexts. Fields map 1:1 to columns; relations are
+foreign keys loaded through the request's loaders; lists are connections."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from sqlalchemy.engine import Row
+
+from cityos.context import RequestContext
+from cityos.domain.commerce.models import Region as RegionModel
+from cityos.domain.commerce.models import RegionState as RegionStateModel
+from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
+from cityos.domain.tenancy.models import Store as StoreModel
+from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
+from cityos.domain.tenancy.models import Tenant as TenantModel
+from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
+
+Info = strawberry.Info[RequestContext, None]
+STORE_TABLE = StoreModel.__table__
+TENANT_TABLE = TenantModel.__table__
+DOMAIN_TABLE = StoreDomainModel.__table__
+CHANNEL_TABLE = SalesChannelModel.__table__
+REGION_TABLE = RegionModel.__table__
+STATE_TABLE = RegionStateModel.__table__
+
+
+async def _load_by_global_id(info: Info, global_id: str, type_name: str, table: Any) -> Row[Any] | None:
+    _, local_id = from_global_id(global_id, type_name)
+    row: Row[Any] | None = await info.context.loaders.by_key(table).load(local_id)
+    return row
+
+
+@strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
+class Tenant(Node):
+    id: strawberry.ID
+    slug: str
+    name: str
+    status: str
+    created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Tenant:
+        return cls(id=to_global_id("Tenant", row.id), slug=row.slug, name=row.name, status=row.status,
+                   created_at=row.created_at, pk=row.id)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant | None:
+        row = await _load_by_global_id(info, id, "Tenant", TENANT_TABLE)
+        return cls.from_row(row) if row else None
+
+    @strawberry.field(description="The tenant's stores.")
+    async def stores(self, info: Info, first: int | None = None, after: str | None = None,
+                     last: int | None = None, before: str | None = None) -> Connection[Store]:
+        rows = await info.context.loaders.many_by_key(STORE_TABLE, "tenant_id").load(self.pk)
+        return page_loaded_rows(rows, PageRequest(first, after, last, before), Store.from_row)
+
+    @strawberry.field(description="The tenant's selling regions.")
+    async def regions(self, info: Info, first: int | None = None, after: str | None = None,
+                      last: int | None = None, before: str | None = None) -> Connection[Region]:
+        rows = await info.context.loaders.many_by_key(REGION_TABLE, "tenant_id").load(self.pk)
+        return page_loaded_rows(rows, PageRequest(first, after, last, before), Region.from_row)
+
+
+@strawberry.federation.type(keys=["id"], description="A store of a tenant, reached by publishable key or domain.")
+class Store(Node):
+    id: strawberry.ID
+    handle: str
+    name: str
+    default_currency_code: str
+    created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Store:
+        return cls(id=to_global_id("Store", row.id), handle=row.handle, name=row.name,
+                   default_currency_code=row.default_currency_code, created_at=row.created_at,
+                   pk=row.id, tenant_pk=row.tenant_id)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store | None:
+        row = await _load_by_global_id(info, id, "Store", STORE_TABLE)
+        return cls.from_row(row) if row else None
+
+    @strawberry.field
+    async def tenant(self, info: Info) -> Tenant | None:
+        row = await info.context.loaders.by_key(TENANT_TABLE).load(self.tenant_pk)
+        return Tenant.from_row(row) if row else None
+
+    @strawberry.field(description="Host names that serve this store.")
+    async def domains(self, info: Info, first: int | None = None, after: str | None = None,
+                      last: int | None = None, before: str | None = None) -> Connection[StoreDomain]:
+        rows = await info.context.loaders.many_by_key(DOMAIN_TABLE, "store_id").load(self.pk)
+        return page_loaded_rows(rows, PageRequest(first, after, last, before), StoreDomain.from_row)
+
+    @strawberry.field
+    async def sales_channels(self, info: Info, first: int | None = None, after: str | None = None,
+                             last: int | None = None, before: str | None = None) -> Connection[SalesChannel]:
+        rows = await info.context.loaders.many_by_key(CHANNEL_TABLE, "store_id").load(self.pk)
+        return page_loaded_rows(rows, PageRequest(first, after, last, before), SalesChannel.from_row)
+
+
+@strawberry.federation.type(keys=["id"])
+class StoreDomain(Node):
+    id: strawberry.ID
+    domain: str
+    is_primary: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> StoreDomain:
+        return cls(id=to_global_id("StoreDomain", row.id), domain=row.domain, is_primary=row.is_primary,
+                   created_at=row.created_at)
+
+
+@strawberry.federation.type(keys=["id"])
+class SalesChannel(Node):
+    id: strawberry.ID
+    name: str
+    description: str | None
+    is_default: bool
+    is_disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> SalesChannel:
+        return cls(id=to_global_id("SalesChannel", row.id), name=row.name, description=row.description,
+                   is_default=row.is_default, is_disabled=row.is_disabled, created_at=row.created_at)
+
+
+@strawberry.type(description="A subdivision of a region's country (ISO 3166-2).")
+class RegionState:
+    code: str
+    name: str
+
+
+@strawberry.federation.type(keys=["id"])
+class Region(Node):
+    id: strawberry.ID
+    name: str
+    currency_code: str
+    country_code: str
+    tax_rate: Decimal = strawberry.field(description="Tax rate as a decimal fraction, e.g. 0.0825")
+    pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Region:
+        return cls(id=to_global_id("Region", row.id), name=row.name, currency_code=row.currency_code,
+                   country_code=row.country_code, tax_rate=row.tax_rate, pk=row.id)
+
+    @strawberry.field(description="The states of the region's country, by code.")
+    async def states(self, info: Info) -> list[RegionState]:
+        rows = await info.context.loaders.many_by_key(STATE_TABLE, "region_id").load(self.pk)
+        return sorted((RegionState(code=row.code, name=row.name) for row in rows), key=lambda s: s.code)
+
+
+NODE_TABLES: dict[str, tuple[Any, Any]] = {
+    "Tenant": (TENANT_TABLE, Tenant.from_row),
+    "Store": (STORE_TABLE, Store.from_row),
+    "StoreDomain": (DOMAIN_TABLE, StoreDomain.from_row),
+    "SalesChannel": (CHANNEL_TABLE, SalesChannel.from_row),
+    "Region": (REGION_TABLE, Region.from_row),
+}
