@@ -51,16 +51,17 @@ class RequestContext:
         if self._identified:
             return
         key = self.headers.get(PUBLISHABLE_KEY_HEADER)
-        if key:
-            self.store = await self.db.run(lambda connection: store_by_publishable_key(connection, key.strip()))
-            if self.store is None:
-                raise Unauthenticated("unknown or revoked publishable API key")
-        else:
-            host = rules.host_of(self.headers.get("host", ""))
-            if host is not None:
+        host = rules.host_of(self.headers.get("host", ""))
+        try:
+            if key:
+                self.store = await self.db.run(lambda connection: store_by_publishable_key(connection, key.strip()))
+                if self.store is None:
+                    raise Unauthenticated("unknown or revoked publishable API key")
+            elif host is not None:
                 self.store = await self.db.run(lambda connection: store_by_domain(connection, host))
+        finally:
+            await self.db.finish(commit=False)
         self._identified = True
-        await self.db.finish(commit=False)
         self.db.scope_to(self.tenant_id)
         if self.tenant_id:
             tenant_id_var.set(str(self.tenant_id))

@@ -39,9 +39,8 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
 
     @event.listens_for(engine.sync_engine, "connect")
     def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET ROLE {APP_ROLE}")
-        cursor.close()
+        # On the raw asyncpg connection, outside any transaction: a session setting that no rollback undoes.
+        dbapi_connection.run_async(lambda raw: raw.execute(f"SET ROLE {APP_ROLE}"))
 
     return engine
 

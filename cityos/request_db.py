@@ -54,7 +54,8 @@ class RequestDatabase:
     async def execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Result[Any]:
         async with self._lock:
             connection = await self._open()
-            return await connection.execute(statement, parameters)
+            result: Result[Any] = await connection.execute(statement, parameters)
+            return result
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run several statements (a service call) with the connection to itself."""

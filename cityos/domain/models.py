@@ -8,5 +8,16 @@ TENANT_OWNED_TABLES = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.c
 )
 
-__all__ = ["Base", "Currency", "PaymentProvider", "PublishableApiKey", "Region", "RegionState",
-           "SalesChannel", "Store", "StoreDomain", "TENANT_OWNED_TABLES", "Tenant"]
+__all__ = [
+    "TENANT_OWNED_TABLES",
+    "Base",
+    "Currency",
+    "PaymentProvider",
+    "PublishableApiKey",
+    "Region",
+    "RegionState",
+    "SalesChannel",
+    "Store",
+    "StoreDomain",
+    "Tenant",
+]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import SchemaExtension
+
+from graphql import GraphQLError
 
 HTTP_REQUESTS = Counter("cityos_http_requests_total", "HTTP requests", ["route", "method", "status"])
 HTTP_LATENCY = Histogram("cityos_http_request_duration_seconds", "HTTP request latency", ["route", "method"])

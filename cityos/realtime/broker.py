@@ -172,7 +172,7 @@ class RedisBroker(Broker):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.redis.aclose()
 
 

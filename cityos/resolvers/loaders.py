@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from cityos.request_db import RequestDatabase
 
 
-class _ByKeyLoader(DataLoader):  # type: ignore[misc]
+class _ByKeyLoader(DataLoader[Hashable, Any]):
     def __init__(self, db: RequestDatabase, table: Table, column: Column[Any]) -> None:
         super().__init__()
         self.db = db
@@ -50,17 +50,17 @@ class Loaders:
 
     def __init__(self, db: RequestDatabase) -> None:
         self.db = db
-        self._loaders: dict[tuple[str, str, str], DataLoader] = {}
+        self._loaders: dict[tuple[str, str, str], DataLoader[Hashable, Any]] = {}
 
-    def _get(self, kind: type[_ByKeyLoader], table: Table, column_name: str) -> DataLoader:
+    def _get(self, kind: type[_ByKeyLoader], table: Table, column_name: str) -> DataLoader[Hashable, Any]:
         key = (kind.__name__, table.name, column_name)
         loader = self._loaders.get(key)
         if loader is None:
             loader = self._loaders[key] = kind(self.db, table, table.c[column_name])
         return loader
 
-    def by_key(self, table: Table, column_name: str = "id") -> DataLoader:
+    def by_key(self, table: Table, column_name: str = "id") -> DataLoader[Hashable, Any]:
         return self._get(RowByKeyLoader, table, column_name)
 
-    def many_by_key(self, table: Table, column_name: str) -> DataLoader:
+    def many_by_key(self, table: Table, column_name: str) -> DataLoader[Hashable, Any]:
         return self._get(RowsByKeyLoader, table, column_name)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext
 
 from cityos.observability.metrics import GraphQLMetrics
@@ -14,6 +19,7 @@ from cityos.resolvers.tenancy import TenancyQuery
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import Region, SalesChannel, Store, StoreDomain, Tenant
+from graphql import GraphQLError
 
 log = logging.getLogger("cityos.graphql")
 

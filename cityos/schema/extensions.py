@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from cityos.context import RequestContext
 from cityos.errors import ApiError, ErrorCode
+from graphql import GraphQLError
 
 
 class RequestScope(SchemaExtension):
@@ -21,18 +21,22 @@ class RequestScope(SchemaExtension):
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:
-        yield
         context = self.execution_context.context
-        if isinstance(context, RequestContext):
-            # Each mutation ran in its own savepoint, so what is left of the transaction is consistent.
-            await context.db.finish(commit=True)
+        if not isinstance(context, RequestContext):
+            yield
+            return
+        try:
+            yield
+        except BaseException:
+            await context.db.finish(commit=False)
+            raise
+        # Each mutation ran in its own savepoint, so what is left of the transaction is consistent.
+        await context.db.finish(commit=True)
 
 
 def is_internal(error: GraphQLError) -> bool:
     original = error.original_error
-    if original is None or isinstance(original, ApiError | GraphQLError):
-        return False
-    return True
+    return not (original is None or isinstance(original, ApiError | GraphQLError))
 
 
 class MaskInternalErrors(MaskErrors):

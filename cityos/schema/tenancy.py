@@ -12,6 +12,7 @@ import strawberry
 from sqlalchemy.engine import Row
 
 from cityos.context import RequestContext
+from cityos.domain.base import table_of
 from cityos.domain.commerce.models import Region as RegionModel
 from cityos.domain.commerce.models import RegionState as RegionStateModel
 from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
@@ -21,12 +22,12 @@ from cityos.domain.tenancy.models import Tenant as TenantModel
 from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
 
 Info = strawberry.Info[RequestContext, None]
-STORE_TABLE = StoreModel.__table__
-TENANT_TABLE = TenantModel.__table__
-DOMAIN_TABLE = StoreDomainModel.__table__
-CHANNEL_TABLE = SalesChannelModel.__table__
-REGION_TABLE = RegionModel.__table__
-STATE_TABLE = RegionStateModel.__table__
+STORE_TABLE = table_of(StoreModel)
+TENANT_TABLE = table_of(TenantModel)
+DOMAIN_TABLE = table_of(StoreDomainModel)
+CHANNEL_TABLE = table_of(SalesChannelModel)
+REGION_TABLE = table_of(RegionModel)
+STATE_TABLE = table_of(RegionStateModel)
 
 
 async def _load_by_global_id(info: Info, global_id: str, type_name: str, table: Any) -> Row[Any] | None:

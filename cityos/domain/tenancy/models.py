@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
-
     ForeignKeyConstraint,
     Index,
     String,

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -136,9 +136,9 @@ async def add_store_domain(connection: AsyncConnection, *, tenant_id: uuid.UUID,
 
 
 async def remove_store_domain(connection: AsyncConnection, *, domain_id: uuid.UUID) -> uuid.UUID:
-    result = await connection.execute(
-        StoreDomain.__table__.delete().where(StoreDomain.id == domain_id).returning(StoreDomain.id))
-    removed = result.scalar_one_or_none()
+    result = await connection.execute(delete(StoreDomain).where(StoreDomain.id == domain_id)
+                                      .returning(StoreDomain.id))
+    removed: uuid.UUID | None = result.scalar_one_or_none()
     if removed is None:
         raise NotFound("store domain not found")
     return removed

@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make run` and `make test`. Each installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CERBOS := node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
+
+.PHONY: run test setup lint typecheck policy-test pytest redis-server schema bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
+
+run: setup
+	exec $(BIN)/cityos serve
+
+# Tests start their own redis-server; install it when the machine has none (Debian/Ubuntu, as root or via sudo).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+lint: setup
+	$(BIN)/ruff check cityos tests migrations bench
+	$(BIN)/mypy
+
+policy-test: setup
+	$(CERBOS) compile policies/
+
+pytest: setup redis-server
+	$(BIN)/pytest
+
+test: setup redis-server lint policy-test pytest
+
+schema: setup
+	$(BIN)/cityos schema export
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

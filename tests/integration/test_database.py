@@ -1,0 +1,68 @@
+"""Migrations, seed data, and the tenancy services' typed errors against the real database."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select, text
+
+from cityos import migrate
+from cityos.db import create_owner_engine
+from cityos.domain.commerce.models import Region, RegionState
+from cityos.domain.tenancy import service as tenancy
+from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
+from cityos.errors import BadUserInput, Conflict, NotFound
+from cityos.seed import seed
+from tests import infrastructure
+from tests.conftest import TenantWorld
+
+
+def test_migrations_upgrade_and_downgrade_cleanly_on_an_empty_database(postgres_admin_url: str) -> None:
+    url = infrastructure.create_database(postgres_admin_url)
+    migrate.upgrade(url)
+    migrate.downgrade(url, "base")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "base")
+
+
+async def test_seed_is_idempotent(database_url: str, tmp_path) -> None:
+    engine = create_owner_engine(database_url)
+    tables = (Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, RegionState)
+    try:
+        first = await seed(engine, tmp_path)
+        async with engine.connect() as connection:
+            counts = [(await connection.execute(select(func.count()).select_from(t))).scalar_one() for t in tables]
+        second = await seed(engine, tmp_path)
+        async with engine.connect() as connection:
+            again = [(await connection.execute(select(func.count()).select_from(t))).scalar_one() for t in tables]
+            states = (await connection.execute(select(func.count()).select_from(RegionState)
+                                               .where(RegionState.tenant_id == first.tenant_id))).scalar_one()
+            providers = (await connection.execute(text("select id from payment_provider"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert first == second
+    assert counts == again
+    assert states == 51
+    assert providers == ["stripe"]
+    assert (tmp_path / "demo-publishable-key").read_text().strip() == first.publishable_key
+
+
+async def test_duplicates_are_conflicts_and_bad_input_is_typed(owner_engine, world: TenantWorld) -> None:
+    async with owner_engine.begin() as connection:
+        with pytest.raises(Conflict) as raised:
+            await tenancy.create_store(connection, tenant_id=world.tenant_id, handle="store-0", name="Again")
+        assert raised.value.extensions == {"code": "CONFLICT", "field": "handle"}
+        with pytest.raises(Conflict):
+            await tenancy.add_store_domain(connection, tenant_id=world.tenant_id, store_id=world.store_id,
+                                           domain=world.domain.upper())
+        with pytest.raises(Conflict):
+            await tenancy.create_tenant(connection, slug=world.slug, name="Again")
+        with pytest.raises(BadUserInput):
+            await tenancy.create_store(connection, tenant_id=world.tenant_id, handle="ok", name="x",
+                                       default_currency_code="xyz")
+        with pytest.raises(NotFound):
+            await tenancy.remove_store_domain(connection, domain_id=uuid.uuid4())
+        # the transaction is still usable after the refused writes
+        store = await tenancy.update_store(connection, store_id=world.store_id, name="Renamed")
+        assert store.name == "Renamed"

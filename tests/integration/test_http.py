@@ -1,0 +1,88 @@
+"""HTTP around /graphql: GraphiQL, health, metrics, CORS, body limit, request ids."""
+
+from __future__ import annotations
+
+import httpx
+
+from cityos.config import Settings
+from tests.conftest import GraphQLClient, TenantWorld
+
+
+async def test_get_serves_graphiql(http: httpx.AsyncClient) -> None:
+    response = await http.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_liveness_and_readiness(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/health/live")).json() == {"status": "ok"}
+    ready = await http.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgres": "ok", "cerbos": "ok", "redis": "ok"}
+
+
+async def test_readiness_names_what_failed(settings: Settings) -> None:
+    from cityos.app import create_app
+    from cityos.embedded.process import free_port
+    from cityos.services import Services
+
+    broken = settings.model_copy(update={"CERBOS_URL": f"grpc://127.0.0.1:{free_port()}",
+                                         "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    services = Services.start(broken)
+    app = create_app(broken, services)
+    app.state.services = services
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            response = await client.get("/health/ready")
+    finally:
+        await services.close()
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["cerbos", "redis"]
+    assert response.json()["checks"]["postgres"] == "ok"
+
+
+async def test_metrics_count_requests_operations_and_error_codes(http: httpx.AsyncClient, gql: GraphQLClient,
+                                                                 world: TenantWorld) -> None:
+    await gql("query StoreName { currentStore { name } }", key=world.key)
+    await gql('query Broken { store(id: "bad") { name } }', key=world.key)
+    text = (await http.get("/metrics")).text
+    assert 'cityos_graphql_operations_total{operation_name="StoreName",operation_type="query"}' in text
+    assert 'cityos_graphql_errors_total{code="BAD_USER_INPUT"}' in text
+    assert 'cityos_http_requests_total{method="POST",route="/graphql",status="200"}' in text
+    assert "cityos_http_request_duration_seconds_bucket" in text
+
+
+async def test_oversized_bodies_are_refused_with_413(http: httpx.AsyncClient) -> None:
+    big = {"query": "{ currentStore { name } }", "padding": "x" * (70 * 1024)}
+    response = await http.post("/graphql", json=big)
+    assert response.status_code == 413
+
+    async def chunks():  # no content-length: the streamed size is what counts
+        for _ in range(70):
+            yield b"x" * 1024
+
+    response = await http.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+async def test_cors_allows_configured_origins_only(http: httpx.AsyncClient) -> None:
+    preflight = {"access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type,x-publishable-api-key"}
+    allowed = await http.options("/graphql", headers={"origin": "http://localhost:5173", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:5173"
+    denied = await http.options("/graphql", headers={"origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_request_ids_are_returned_and_propagated(http: httpx.AsyncClient) -> None:
+    response = await http.get("/health/live", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    generated = await http.get("/health/live")
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_post_executes_and_get_does_not(http: httpx.AsyncClient) -> None:
+    response = await http.get("/graphql", params={"query": "{ currentStore { name } }"},
+                              headers={"accept": "application/json"})
+    assert response.status_code in {400, 405}

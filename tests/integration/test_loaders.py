@@ -1,0 +1,32 @@
+"""N+1 guard: a nested query costs the same number of statements over 1 parent and over 50."""
+
+from __future__ import annotations
+
+from tests.conftest import GraphQLClient, Server, make_tenant
+
+NESTED = """{ stores(first: 50) { totalCount edges { node {
+    name tenant { slug }
+    domains { totalCount nodes { domain } }
+    salesChannels { totalCount nodes { name isDefault } }
+} } } }"""
+
+
+async def count_statements(server: Server, gql: GraphQLClient, key: str) -> tuple[int, dict]:
+    before = server.statements.count
+    body = await gql(NESTED, key=key)
+    assert "errors" not in body, body
+    return server.statements.count - before, body
+
+
+async def test_statement_count_does_not_grow_with_parents(server: Server, gql: GraphQLClient, owner_engine) -> None:
+    one = await make_tenant(owner_engine, stores=1)
+    fifty = await make_tenant(owner_engine, stores=50)
+    statements_for_one, body_one = await count_statements(server, gql, one.key)
+    statements_for_fifty, body_fifty = await count_statements(server, gql, fifty.key)
+    assert body_one["data"]["stores"]["totalCount"] == 1
+    assert body_fifty["data"]["stores"]["totalCount"] == 50
+    assert all(edge["node"]["salesChannels"]["totalCount"] == 1
+               for edge in body_fifty["data"]["stores"]["edges"])
+    assert statements_for_fifty == statements_for_one
+    # identify (key lookup), set tenant, count, page, then one batch each for tenant, domains, channels
+    assert statements_for_one <= 8
