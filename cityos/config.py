@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     KEYCLOAK_REALM: str = "cityos"
     KEYCLOAK_CLIENT_ID: str = "medusa-backend"
     KEYCLOAK_CLIENT_SECRET: str | None = None
+    KEYCLOAK_AUTHORIZED_PARTIES: str = "medusa-admin,medusa-backend,payload-cms"
+    # The local development token issuer (`cityos token`): on by default in development, refused in production.
+    CITYOS_DEV_TOKENS: bool | None = None
 
     # Cerbos
     CERBOS_URL: str | None = None
@@ -156,6 +159,14 @@ class Settings(BaseSettings):
     @cached_property
     def admin_cors_origins(self) -> list[str]:
         return _csv(self.ADMIN_CORS)
+
+    @property
+    def dev_tokens_trusted(self) -> bool:
+        return (not self.is_production) if self.CITYOS_DEV_TOKENS is None else self.CITYOS_DEV_TOKENS
+
+    @cached_property
+    def keycloak_authorized_parties(self) -> frozenset[str]:
+        return frozenset(_csv(self.KEYCLOAK_AUTHORIZED_PARTIES))
 
     @property
     def keycloak_issuer(self) -> str | None:
@@ -191,6 +202,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value and len(value) < MIN_SECRET_LENGTH:
                 problems.append(f"{name}: must be at least {MIN_SECRET_LENGTH} characters in production")
+        if self.CITYOS_DEV_TOKENS:
+            problems.append("CITYOS_DEV_TOKENS: the development token issuer cannot be trusted in production")
         if self.ERPNEXT_URL and not self.ERPNEXT_URL.startswith("https://"):
             problems.append("ERPNEXT_URL: must use https in production")
         return problems

@@ -6,9 +6,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Text, cast, or_, select
+
+from cityos.auth.authz import Authorizer
+from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
+from cityos.auth.tokens import bearer_token
+from cityos.domain.base import table_of
 from cityos.domain.tenancy import rules
+from cityos.domain.tenancy.models import Store
 from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
-from cityos.errors import Unauthenticated
+from cityos.errors import Forbidden, Unauthenticated
 from cityos.observability.logs import tenant_id_var
 from cityos.request_db import RequestDatabase
 from cityos.resolvers.loaders import Loaders
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
     from cityos.services import Services
 
 PUBLISHABLE_KEY_HEADER = "x-publishable-api-key"
+STORE = table_of(Store)
 
 
 @dataclass
@@ -27,13 +35,16 @@ class RequestContext:
     request: Any = None
     response: Any = None
     store: StoreRef | None = None
+    principal: Principal = field(default_factory=anonymous)
     db: RequestDatabase = field(init=False)
     loaders: Loaders = field(init=False)
+    authz: Authorizer = field(init=False)
     _identified: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.db = RequestDatabase(self.services.app_engine)
         self.loaders = Loaders(self.db)
+        self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     @property
     def settings(self) -> Settings:
@@ -41,15 +52,35 @@ class RequestContext:
 
     @property
     def tenant_id(self) -> uuid.UUID | None:
-        return self.store.tenant_id if self.store else None
+        return self.principal.tenant_id
 
     async def identify(self) -> None:
-        """Name the request's store and tenant before anything is resolved.
+        """Name the principal, store and tenant before anything is resolved.
 
-        A publishable key wins over the Host header; an unknown, malformed or revoked key is UNAUTHENTICATED.
+        The tenant comes from the verified token (staff, vendors, company users, customers) or, for a guest, from
+        the publishable key or the Host header; never from an argument. A bad token or an unknown, revoked or
+        malformed key is UNAUTHENTICATED.
         """
         if self._identified:
             return
+        token = bearer_token(self.headers.get("authorization"))
+        identity = await self.services.verifier.verify(token) if token else None
+        await self._find_store()
+        if identity is not None:
+            self.principal = await self._principal_of(identity)
+        elif self.store is not None:
+            found = await self.services.tenants.find(str(self.store.tenant_id))
+            self.principal = guest_of(self.store.tenant_id, found[1] if found else None, self.store.store_id)
+        self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+        self._identified = True
+        self.db.scope_to(self.principal.tenant_id)
+        if self.principal.tenant_id:
+            tenant_id_var.set(str(self.principal.tenant_id))
+        if identity is not None and identity.stores:
+            self.principal = await self._with_stores(identity.stores)
+            self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+
+    async def _find_store(self) -> None:
         key = self.headers.get(PUBLISHABLE_KEY_HEADER)
         host = rules.host_of(self.headers.get("host", ""))
         try:
@@ -61,7 +92,32 @@ class RequestContext:
                 self.store = await self.db.run(lambda connection: store_by_domain(connection, host))
         finally:
             await self.db.finish(commit=False)
-        self._identified = True
-        self.db.scope_to(self.tenant_id)
-        if self.tenant_id:
-            tenant_id_var.set(str(self.tenant_id))
+
+    async def _principal_of(self, identity: TokenIdentity) -> Principal:
+        tenant_id: uuid.UUID | None = None
+        tenant_slug: str | None = None
+        if identity.tenant:
+            found = await self.services.tenants.find(identity.tenant)
+            if found is None:
+                raise Unauthenticated("the token names an unknown tenant")
+            tenant_id, tenant_slug = found
+        if self.store is not None:
+            if tenant_id is None and not identity.roles - {"customer"}:
+                # A customer token without a tenant claim shops at the store of the key.
+                found = await self.services.tenants.find(str(self.store.tenant_id))
+                tenant_id, tenant_slug = self.store.tenant_id, found[1] if found else None
+            elif tenant_id != self.store.tenant_id and "super_admin" not in identity.roles:
+                raise Forbidden("the token and the publishable key belong to different tenants")
+        return Principal(id=identity.subject, roles=identity.roles, tenant_id=tenant_id, tenant_slug=tenant_slug,
+                         storefront_id=self.store.store_id if self.store else None, vendor_id=identity.vendor_id, company_id=identity.company_id,
+                         expires_at=identity.expires_at, authenticated=True)
+
+    async def _with_stores(self, references: tuple[str, ...]) -> Principal:
+        """Store claims may name stores by id or handle; keep those of the principal's tenant (RLS)."""
+        statement = select(STORE.c.id).where(or_(cast(STORE.c.id, Text).in_(references),
+                                                 STORE.c.handle.in_(references)))
+        store_ids = tuple((await self.db.execute(statement)).scalars())
+        p = self.principal
+        return Principal(id=p.id, roles=p.roles, tenant_id=p.tenant_id, tenant_slug=p.tenant_slug,
+                         store_ids=store_ids, storefront_id=p.storefront_id, vendor_id=p.vendor_id, company_id=p.company_id,
+                         expires_at=p.expires_at, authenticated=True)

@@ -2,15 +2,56 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cityos.auth import dev_issuer
+from cityos.auth.authz import PdpCounter
 from cityos.auth.pdp import create_pdp_client
+from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
 from cityos.db import create_app_engine
 from cityos.realtime import Broker, create_broker
+
+TENANT_CACHE_SECONDS = 60.0
+
+
+def build_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
+    issuers = []
+    if settings.keycloak_issuer:
+        issuers.append(TrustedIssuer(settings.keycloak_issuer, JwksSource(settings.keycloak_issuer, http),
+                                     settings.keycloak_authorized_parties, settings.KEYCLOAK_CLIENT_ID))
+    if settings.dev_tokens_trusted:
+        issuers.append(TrustedIssuer(dev_issuer.DEV_ISSUER, StaticKeys(dev_issuer.public_keys(settings.CITYOS_DATA_DIR)),
+                                     frozenset({dev_issuer.DEV_CLIENT}), settings.KEYCLOAK_CLIENT_ID))
+    return TokenVerifier(issuers)
+
+
+@dataclass
+class TenantDirectory:
+    """Tenant id/slug lookups for tokens, cached briefly (they change rarely and are not secrets)."""
+
+    engine: AsyncEngine
+    _cache: dict[str, tuple[float, tuple[uuid.UUID, str] | None]] = field(default_factory=dict)
+
+    async def find(self, reference: str) -> tuple[uuid.UUID, str] | None:
+        cached = self._cache.get(reference)
+        if cached and time.monotonic() - cached[0] < TENANT_CACHE_SECONDS:
+            return cached[1]
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(text("select id, slug from cityos_tenant_by_ref(:r)"),
+                                            {"r": reference})).first()
+        found = (row.id, row.slug) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[reference] = (time.monotonic(), found)
+        return found
 
 
 @dataclass
@@ -19,6 +60,10 @@ class Services:
     app_engine: AsyncEngine
     broker: Broker
     pdp: Any
+    http: httpx.AsyncClient
+    verifier: TokenVerifier
+    tenants: TenantDirectory
+    pdp_counter: PdpCounter
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -26,14 +71,21 @@ class Services:
             raise RuntimeError("DATABASE_URL is not set (cityos serve sets it when it embeds Postgres)")
         if not settings.CERBOS_URL:
             raise RuntimeError("CERBOS_URL is not set (cityos serve sets it when it embeds Cerbos)")
+        engine = create_app_engine(settings.DATABASE_URL)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         return cls(
             settings=settings,
-            app_engine=create_app_engine(settings.DATABASE_URL),
+            app_engine=engine,
             broker=create_broker(settings.REDIS_URL),
             pdp=create_pdp_client(settings.CERBOS_URL),
+            http=http,
+            verifier=build_verifier(settings, http),
+            tenants=TenantDirectory(engine),
+            pdp_counter=PdpCounter(),
         )
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.broker.close()
         await self.pdp.close()
         await self.app_engine.dispose()

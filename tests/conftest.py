@@ -25,6 +25,7 @@ from cityos.embedded.process import free_port
 from cityos.seed import seed_reference_data
 from cityos.services import Services
 from tests import infrastructure
+from tests.fakes.keycloak import FakeKeycloak
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +65,34 @@ def redis_url(work_dir: Path) -> Iterator[str]:
         yield url
 
 
+async def serve_asgi(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                            ws="websockets-sansio")
+    uvicorn_server = uvicorn.Server(config)
+    task = asyncio.create_task(uvicorn_server.serve())
+    while not uvicorn_server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return uvicorn_server, task, port
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path) -> Settings:
+async def keycloak() -> AsyncIterator[FakeKeycloak]:
+    fake = FakeKeycloak()
+    uvicorn_server, task, port = await serve_asgi(fake.app())
+    fake.base_url = f"http://127.0.0.1:{port}"
+    yield fake
+    uvicorn_server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, keycloak: FakeKeycloak) -> Settings:
     return Settings(DATABASE_URL=database_url, CERBOS_URL=cerbos.url, REDIS_URL=redis_url,
-                    CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024)
+                    CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024,
+                    KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32)
 
 
 @pytest.fixture(scope="session")
@@ -99,15 +124,7 @@ class Server:
 async def server(settings: Settings, owner_engine: AsyncEngine) -> AsyncIterator[Server]:
     services = Services.start(settings)
     counter = StatementCounter(services.app_engine)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_config=None,
-                            lifespan="on", ws="websockets-sansio")
-    uvicorn_server = uvicorn.Server(config)
-    task = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
+    uvicorn_server, task, port = await serve_asgi(create_app(settings, services))
     yield Server(f"http://127.0.0.1:{port}", services, counter)
     uvicorn_server.should_exit = True
     await task
@@ -163,10 +180,13 @@ class GraphQLClient:
         self.http = http
 
     async def __call__(self, query: str, variables: dict[str, Any] | None = None, *,
-                       key: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+                       key: str | None = None, token: str | None = None,
+                       headers: dict[str, str] | None = None) -> dict[str, Any]:
         all_headers = dict(headers or {})
         if key:
             all_headers["x-publishable-api-key"] = key
+        if token:
+            all_headers["authorization"] = f"Bearer {token}"
         response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
                                         headers=all_headers)
         assert response.status_code == 200, response.text
@@ -181,3 +201,20 @@ def gql(http: httpx.AsyncClient) -> GraphQLClient:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error.get("extensions", {}).get("code") for error in body.get("errors", [])]
+
+
+class Tokens:
+    """Keycloak-shaped access tokens from the fake realm, for any role of any tenant."""
+
+    def __init__(self, keycloak: FakeKeycloak) -> None:
+        self.keycloak = keycloak
+
+    def __call__(self, role: str, world: TenantWorld | None = None, *, stores: list[str] | None = None,
+                 vendor: str | None = None, company: str | None = None, subject: str | None = None) -> str:
+        return self.keycloak.token(roles=[role], tenant=world.slug if world else None, stores=stores,
+                                   vendor=vendor, company=company, subject=subject)
+
+
+@pytest.fixture
+def tokens(keycloak: FakeKeycloak) -> Tokens:
+    return Tokens(keycloak)

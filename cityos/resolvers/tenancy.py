@@ -1,15 +1,19 @@
-"""Tenancy queries: thin, through loaders and the request's tenant scope (RLS)."""
+"""Tenancy queries: thin, through loaders, the request's tenant scope (RLS) and Cerbos."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import strawberry
 from sqlalchemy import select
 
 from cityos.errors import BadUserInput, NotFound
+from cityos.schema.permissions import readable
 from cityos.schema.relay import MAX_PAGE_SIZE, Connection, Node, PageRequest, from_global_id, page_query
 from cityos.schema.tenancy import NODE_TABLES, STORE_TABLE, TENANT_TABLE, Info, Store, Tenant
+
+STORE_PLAN_ATTRIBUTES = {"tenant_id": STORE_TABLE.c.tenant_id, "store_id": STORE_TABLE.c.id}
 
 
 async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
@@ -18,10 +22,8 @@ async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
         raise NotFound(f"no object with id {global_id!r}")
     table, to_node = NODE_TABLES[type_name]
     row = await info.context.loaders.by_key(table).load(local_id)
-    if row is None:
-        raise NotFound(f"no object with id {global_id!r}")
-    node: Node = to_node(row)
-    return node
+    node: Any = to_node(row) if row else None
+    return await readable(info, node, type_name)
 
 
 @strawberry.type
@@ -33,29 +35,26 @@ class TenancyQuery:
         if store is None:
             return None
         row = await info.context.loaders.by_key(STORE_TABLE).load(store.store_id)
-        return Store.from_row(row) if row else None
+        return await readable(info, Store.from_row(row) if row else None, "store")
 
     @strawberry.field
     async def store(self, info: Info, id: strawberry.ID) -> Store:
         _, local_id = from_global_id(id, "Store")
         row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
-        if row is None:
-            raise NotFound(f"no store with id {id!r}")
-        return Store.from_row(row)
+        return await readable(info, Store.from_row(row) if row else None, "store")
 
-    @strawberry.field(description="The stores visible to the caller.")
+    @strawberry.field(description="The stores the caller may read, filtered in SQL from the policy's query plan.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
                      last: int | None = None, before: str | None = None) -> Connection[Store]:
         page = PageRequest(first, after, last, before)
-        return await page_query(info.context.db.execute, select(STORE_TABLE), page, Store.from_row)
+        allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
+        return await page_query(info.context.db.execute, select(STORE_TABLE).where(allowed), page, Store.from_row)
 
     @strawberry.field
     async def tenant(self, info: Info, id: strawberry.ID) -> Tenant:
         _, local_id = from_global_id(id, "Tenant")
         row = await info.context.loaders.by_key(TENANT_TABLE).load(local_id)
-        if row is None:
-            raise NotFound(f"no tenant with id {id!r}")
-        return Tenant.from_row(row)
+        return await readable(info, Tenant.from_row(row) if row else None, "tenant")
 
     @strawberry.field(description="Fetch any object by its global id (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
@@ -71,4 +70,3 @@ class TenancyQuery:
             if isinstance(result, BaseException) and not isinstance(result, NotFound):
                 raise result
         return [None if isinstance(result, BaseException) else result for result in found]
-

@@ -16,9 +16,10 @@ from strawberry.types import ExecutionContext
 
 from cityos.observability.metrics import GraphQLMetrics
 from cityos.resolvers.tenancy import TenancyQuery
+from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
 from cityos.schema.relay import Node
-from cityos.schema.tenancy import Region, SalesChannel, Store, StoreDomain, Tenant
+from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
 from graphql import GraphQLError
 
 log = logging.getLogger("cityos.graphql")
@@ -26,6 +27,11 @@ log = logging.getLogger("cityos.graphql")
 
 @strawberry.type
 class Query(TenancyQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(TenancyMutation):
     pass
 
 
@@ -39,7 +45,8 @@ class CityosSchema(strawberry.federation.Schema):
 def build_schema() -> CityosSchema:
     return CityosSchema(
         query=Query,
-        types=[Node, Tenant, Store, StoreDomain, SalesChannel, Region],
+        mutation=Mutation,
+        types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region],
         federation_version="2.7",
         extensions=[
             RequestScope,

@@ -1,5 +1,5 @@
 """GraphQL types of the tenancy and commerce reference contexts. Fields map 1:1 to columns; relations are
-foreign keys loaded through the request's loaders; lists are connections."""
+foreign keys loaded through the request's loaders; lists are connections; every object is a Cerbos resource."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from typing import Any
 import strawberry
 from sqlalchemy.engine import Row
 
+from cityos.auth.authz import ResourceRef
 from cityos.context import RequestContext
 from cityos.domain.base import table_of
 from cityos.domain.commerce.models import Region as RegionModel
 from cityos.domain.commerce.models import RegionState as RegionStateModel
+from cityos.domain.tenancy.models import PublishableApiKey as PublishableApiKeyModel
 from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
 from cityos.domain.tenancy.models import Store as StoreModel
 from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
+from cityos.schema.permissions import guarded_field, readable
 from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
 
 Info = strawberry.Info[RequestContext, None]
@@ -26,14 +29,18 @@ STORE_TABLE = table_of(StoreModel)
 TENANT_TABLE = table_of(TenantModel)
 DOMAIN_TABLE = table_of(StoreDomainModel)
 CHANNEL_TABLE = table_of(SalesChannelModel)
+KEY_TABLE = table_of(PublishableApiKeyModel)
 REGION_TABLE = table_of(RegionModel)
 STATE_TABLE = table_of(RegionStateModel)
 
 
-async def _load_by_global_id(info: Info, global_id: str, type_name: str, table: Any) -> Row[Any] | None:
-    _, local_id = from_global_id(global_id, type_name)
-    row: Row[Any] | None = await info.context.loaders.by_key(table).load(local_id)
-    return row
+async def _page_children(info: Info, table: Any, column: str, parent: uuid.UUID, page: PageRequest,
+                         to_node: Any) -> Connection[Any]:
+    """A nested connection: the parent's children (one batched load for all parents), those the principal may
+    read (one batched PDP call for all of them), paged by cursor."""
+    rows = await info.context.loaders.many_by_key(table, column).load(parent)
+    allowed = await info.context.authz.visible(rows, lambda row: to_node(row).resource())
+    return page_loaded_rows(allowed, page, to_node)
 
 
 @strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
@@ -50,22 +57,26 @@ class Tenant(Node):
         return cls(id=to_global_id("Tenant", row.id), slug=row.slug, name=row.name, status=row.status,
                    created_at=row.created_at, pk=row.id)
 
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("tenant", self.pk, scope=self.slug, tenant_id=self.pk)
+
     @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant | None:
-        row = await _load_by_global_id(info, id, "Tenant", TENANT_TABLE)
-        return cls.from_row(row) if row else None
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant:
+        _, local_id = from_global_id(id, "Tenant")
+        row = await info.context.loaders.by_key(TENANT_TABLE).load(local_id)
+        return await readable(info, cls.from_row(row) if row else None, "tenant")
 
     @strawberry.field(description="The tenant's stores.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
                      last: int | None = None, before: str | None = None) -> Connection[Store]:
-        rows = await info.context.loaders.many_by_key(STORE_TABLE, "tenant_id").load(self.pk)
-        return page_loaded_rows(rows, PageRequest(first, after, last, before), Store.from_row)
+        return await _page_children(info, STORE_TABLE, "tenant_id", self.pk, PageRequest(first, after, last, before),
+                                    Store.from_row)
 
     @strawberry.field(description="The tenant's selling regions.")
     async def regions(self, info: Info, first: int | None = None, after: str | None = None,
                       last: int | None = None, before: str | None = None) -> Connection[Region]:
-        rows = await info.context.loaders.many_by_key(REGION_TABLE, "tenant_id").load(self.pk)
-        return page_loaded_rows(rows, PageRequest(first, after, last, before), Region.from_row)
+        return await _page_children(info, REGION_TABLE, "tenant_id", self.pk,
+                                    PageRequest(first, after, last, before), Region.from_row)
 
 
 @strawberry.federation.type(keys=["id"], description="A store of a tenant, reached by publishable key or domain.")
@@ -84,27 +95,42 @@ class Store(Node):
                    default_currency_code=row.default_currency_code, created_at=row.created_at,
                    pk=row.id, tenant_pk=row.tenant_id)
 
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("store", self.pk, tenant_id=self.tenant_pk, store_id=self.pk)
+
     @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store | None:
-        row = await _load_by_global_id(info, id, "Store", STORE_TABLE)
-        return cls.from_row(row) if row else None
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store:
+        _, local_id = from_global_id(id, "Store")
+        row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
+        return await readable(info, cls.from_row(row) if row else None, "store")
 
     @strawberry.field
     async def tenant(self, info: Info) -> Tenant | None:
         row = await info.context.loaders.by_key(TENANT_TABLE).load(self.tenant_pk)
-        return Tenant.from_row(row) if row else None
+        tenant = Tenant.from_row(row) if row else None
+        if tenant is None or not await info.context.authz.allowed(tenant.resource(), "read"):
+            return None
+        return tenant
 
     @strawberry.field(description="Host names that serve this store.")
     async def domains(self, info: Info, first: int | None = None, after: str | None = None,
                       last: int | None = None, before: str | None = None) -> Connection[StoreDomain]:
-        rows = await info.context.loaders.many_by_key(DOMAIN_TABLE, "store_id").load(self.pk)
-        return page_loaded_rows(rows, PageRequest(first, after, last, before), StoreDomain.from_row)
+        return await _page_children(info, DOMAIN_TABLE, "store_id", self.pk,
+                                    PageRequest(first, after, last, before), StoreDomain.from_row)
 
     @strawberry.field
     async def sales_channels(self, info: Info, first: int | None = None, after: str | None = None,
                              last: int | None = None, before: str | None = None) -> Connection[SalesChannel]:
-        rows = await info.context.loaders.many_by_key(CHANNEL_TABLE, "store_id").load(self.pk)
-        return page_loaded_rows(rows, PageRequest(first, after, last, before), SalesChannel.from_row)
+        return await _page_children(info, CHANNEL_TABLE, "store_id", self.pk,
+                                    PageRequest(first, after, last, before), SalesChannel.from_row)
+
+    @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
+                   "only once, when it is created).")
+    async def publishable_keys(self, info: Info, first: int | None = None, after: str | None = None,
+                               last: int | None = None, before: str | None = None,
+                               ) -> Connection[PublishableApiKey] | None:
+        return await _page_children(info, KEY_TABLE, "store_id", self.pk,
+                                    PageRequest(first, after, last, before), PublishableApiKey.from_row)
 
 
 @strawberry.federation.type(keys=["id"])
@@ -113,11 +139,17 @@ class StoreDomain(Node):
     domain: str
     is_primary: bool
     created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> StoreDomain:
         return cls(id=to_global_id("StoreDomain", row.id), domain=row.domain, is_primary=row.is_primary,
-                   created_at=row.created_at)
+                   created_at=row.created_at, pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("store_domain", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
 
 @strawberry.federation.type(keys=["id"])
@@ -128,11 +160,39 @@ class SalesChannel(Node):
     is_default: bool
     is_disabled: bool
     created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> SalesChannel:
         return cls(id=to_global_id("SalesChannel", row.id), name=row.name, description=row.description,
-                   is_default=row.is_default, is_disabled=row.is_disabled, created_at=row.created_at)
+                   is_default=row.is_default, is_disabled=row.is_disabled, created_at=row.created_at,
+                   pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("sales_channel", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
+
+
+@strawberry.federation.type(keys=["id"], description="A publishable API key: names a store for storefront calls.")
+class PublishableApiKey(Node):
+    id: strawberry.ID
+    title: str
+    redacted: str
+    created_at: datetime
+    revoked_at: datetime | None
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> PublishableApiKey:
+        return cls(id=to_global_id("PublishableApiKey", row.id), title=row.title, redacted=row.redacted,
+                   created_at=row.created_at, revoked_at=row.revoked_at, pk=row.id, tenant_pk=row.tenant_id,
+                   store_pk=row.store_id)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("publishable_api_key", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
 
 @strawberry.type(description="A subdivision of a region's country (ISO 3166-2).")
@@ -149,11 +209,17 @@ class Region(Node):
     country_code: str
     tax_rate: Decimal = strawberry.field(description="Tax rate as a decimal fraction, e.g. 0.0825")
     pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    created_at: strawberry.Private[datetime]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Region:
         return cls(id=to_global_id("Region", row.id), name=row.name, currency_code=row.currency_code,
-                   country_code=row.country_code, tax_rate=row.tax_rate, pk=row.id)
+                   country_code=row.country_code, tax_rate=row.tax_rate, pk=row.id, tenant_pk=row.tenant_id,
+                   created_at=row.created_at)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("region", self.pk, tenant_id=self.tenant_pk)
 
     @strawberry.field(description="The states of the region's country, by code.")
     async def states(self, info: Info) -> list[RegionState]:
@@ -166,5 +232,6 @@ NODE_TABLES: dict[str, tuple[Any, Any]] = {
     "Store": (STORE_TABLE, Store.from_row),
     "StoreDomain": (DOMAIN_TABLE, StoreDomain.from_row),
     "SalesChannel": (CHANNEL_TABLE, SalesChannel.from_row),
+    "PublishableApiKey": (KEY_TABLE, PublishableApiKey.from_row),
     "Region": (REGION_TABLE, Region.from_row),
 }

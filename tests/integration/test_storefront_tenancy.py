@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from cityos.schema.relay import to_global_id
-from tests.conftest import GraphQLClient, TenantWorld, error_codes
+from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes, make_tenant
 
 CURRENT_STORE = "{ currentStore { id name handle defaultCurrencyCode tenant { slug } } }"
 
@@ -92,16 +92,15 @@ async def test_node_and_nodes(gql: GraphQLClient, world: TenantWorld) -> None:
     assert body["data"]["nodes"] == [{"id": store_id}, None]
 
 
-async def test_connections_page_with_cursors(gql: GraphQLClient, owner_engine) -> None:
-    from tests.conftest import make_tenant
-
+async def test_connections_page_with_cursors(gql: GraphQLClient, owner_engine, tokens: Tokens) -> None:
     world = await make_tenant(owner_engine, stores=5)
+    admin = tokens("tenant_admin", world)
     query = """query($after: String) { stores(first: 2, after: $after) {
         totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { handle } } } }"""
     handles: list[str] = []
     after = None
     for _ in range(5):
-        body = await gql(query, {"after": after}, key=world.key)
+        body = await gql(query, {"after": after}, token=admin)
         connection = body["data"]["stores"]
         assert connection["totalCount"] == 5
         handles += [edge["node"]["handle"] for edge in connection["edges"]]
@@ -110,9 +109,9 @@ async def test_connections_page_with_cursors(gql: GraphQLClient, owner_engine) -
         after = connection["pageInfo"]["endCursor"]
     assert sorted(handles) == [f"store-{i}" for i in range(5)]
     assert len(set(handles)) == 5
-    body = await gql("{ stores(first: 1000) { totalCount } }", key=world.key)
+    body = await gql("{ stores(first: 1000) { totalCount } }", token=admin)
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    body = await gql('{ stores(after: "nonsense") { totalCount } }', key=world.key)
+    body = await gql('{ stores(after: "nonsense") { totalCount } }', token=admin)
     assert error_codes(body) == ["BAD_USER_INPUT"]
 
 

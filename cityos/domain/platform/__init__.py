@@ -1,0 +1,1 @@
+"""Platform: audit log (outbox and webhook inbox come with the integrations)."""

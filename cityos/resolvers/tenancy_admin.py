@@ -1,0 +1,181 @@
+"""Admin mutations of the tenancy context. Each: authenticate, authorize (Cerbos), validate, run the service in
+its own savepoint, return the changed object. Bad input is BAD_USER_INPUT, duplicates CONFLICT."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.auth.authz import ResourceRef
+from cityos.db import set_platform_scope, tenant_transaction
+from cityos.domain.platform.service import audit
+from cityos.domain.tenancy import service
+from cityos.errors import Forbidden, NotFound, Unauthenticated
+from cityos.schema.relay import from_global_id
+from cityos.schema.tenancy import (
+    DOMAIN_TABLE,
+    KEY_TABLE,
+    STORE_TABLE,
+    Info,
+    PublishableApiKey,
+    Store,
+    StoreDomain,
+    Tenant,
+)
+
+
+@strawberry.input
+class CreateTenantInput:
+    slug: str
+    name: str
+
+
+@strawberry.input
+class CreateStoreInput:
+    handle: str
+    name: str
+    default_currency_code: str = "usd"
+
+
+@strawberry.input
+class UpdateStoreInput:
+    name: str | None = None
+    handle: str | None = None
+    default_currency_code: str | None = None
+
+
+@strawberry.type(description="A new publishable key. `key` is shown here once and never again.")
+class CreatedPublishableKey:
+    key: str
+    publishable_key: PublishableApiKey
+
+
+def _tenant_of(info: Info) -> uuid.UUID:
+    principal = info.context.principal
+    if not principal.authenticated:
+        raise Unauthenticated("sign in to change the store")
+    if principal.tenant_id is None:
+        raise Forbidden("the token names no tenant")
+    return principal.tenant_id
+
+
+async def _store(info: Info, store_id: strawberry.ID) -> Store:
+    _, local_id = from_global_id(store_id, "Store")
+    row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
+    if row is None:
+        raise NotFound("no store with that id")
+    return Store.from_row(row)
+
+
+async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str, target: Any) -> None:
+    await audit(connection, tenant_id=info.context.principal.tenant_id, actor=info.context.principal.id,
+                action=action, target_kind=kind, target_id=target)
+
+
+@strawberry.type
+class TenancyMutation:
+    @strawberry.mutation(description="Create a tenant (super_admin; a platform operation, audited).")
+    async def create_tenant(self, info: Info, input: CreateTenantInput) -> Tenant:
+        principal = info.context.principal
+        if not principal.authenticated:
+            raise Unauthenticated("sign in to create a tenant")
+        await info.context.authz.require(ResourceRef.of("tenant", "new", tenant_id=""), "create")
+        async with tenant_transaction(info.context.services.app_engine, None) as connection:
+            await set_platform_scope(connection)
+            row = await service.create_tenant(connection, slug=input.slug, name=input.name)
+            await audit(connection, tenant_id=None, actor=principal.id, action="create_tenant",
+                        target_kind="tenant", target_id=row.id, slug=row.slug)
+        return Tenant.from_row(row)
+
+    @strawberry.mutation(description="Create a store (and its default sales channel) in the caller's tenant.")
+    async def create_store(self, info: Info, input: CreateStoreInput) -> Store:
+        tenant_id = _tenant_of(info)
+        await info.context.authz.require(ResourceRef.of("store", "new", tenant_id=tenant_id, store_id=""), "create")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await service.create_store(connection, tenant_id=tenant_id, handle=input.handle, name=input.name,
+                                             default_currency_code=input.default_currency_code)
+            await _audit(info, connection, "create_store", "store", row.id)
+            return row
+
+        return Store.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation
+    async def update_store(self, info: Info, id: strawberry.ID, input: UpdateStoreInput) -> Store:
+        _tenant_of(info)
+        store = await _store(info, id)
+        await info.context.authz.require(store.resource(), "update")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await service.update_store(connection, store_id=store.pk, name=input.name, handle=input.handle,
+                                             default_currency_code=input.default_currency_code)
+            await _audit(info, connection, "update_store", "store", row.id)
+            return row
+
+        return Store.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Serve the store on a host name (unique across the platform).")
+    async def add_store_domain(self, info: Info, store_id: strawberry.ID, domain: str,
+                               is_primary: bool = False) -> StoreDomain:
+        tenant_id = _tenant_of(info)
+        store = await _store(info, store_id)
+        await info.context.authz.require(store.resource(), "manage_domains")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await service.add_store_domain(connection, tenant_id=tenant_id, store_id=store.pk, domain=domain,
+                                                 is_primary=is_primary)
+            await _audit(info, connection, "add_store_domain", "store_domain", row.id)
+            return row
+
+        return StoreDomain.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Stop serving the store on a host name. Returns the removed domain's id.")
+    async def remove_store_domain(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+        _tenant_of(info)
+        _, local_id = from_global_id(id, "StoreDomain")
+        row = await info.context.loaders.by_key(DOMAIN_TABLE).load(local_id)
+        if row is None:
+            raise NotFound("no store domain with that id")
+        await info.context.authz.require(StoreDomain.from_row(row).resource(), "delete")
+
+        async def work(connection: AsyncConnection) -> Any:
+            removed = await service.remove_store_domain(connection, domain_id=local_id)
+            await _audit(info, connection, "remove_store_domain", "store_domain", removed)
+            return removed
+
+        await info.context.db.mutate(work)
+        return id
+
+    @strawberry.mutation(description="Create a publishable key for a store; the key is returned once.")
+    async def create_publishable_key(self, info: Info, store_id: strawberry.ID, title: str) -> CreatedPublishableKey:
+        tenant_id = _tenant_of(info)
+        store = await _store(info, store_id)
+        await info.context.authz.require(store.resource(), "manage_keys")
+
+        async def work(connection: AsyncConnection) -> Any:
+            created = await service.create_publishable_key(connection, tenant_id=tenant_id, store_id=store.pk,
+                                                           title=title)
+            await _audit(info, connection, "create_publishable_key", "publishable_api_key", created[0].id)
+            return created
+
+        row, key = await info.context.db.mutate(work)
+        return CreatedPublishableKey(key=key, publishable_key=PublishableApiKey.from_row(row))
+
+    @strawberry.mutation(description="Revoke a publishable key: requests with it are refused from now on.")
+    async def revoke_publishable_key(self, info: Info, id: strawberry.ID) -> PublishableApiKey:
+        _tenant_of(info)
+        _, local_id = from_global_id(id, "PublishableApiKey")
+        row = await info.context.loaders.by_key(KEY_TABLE).load(local_id)
+        if row is None:
+            raise NotFound("no publishable key with that id")
+        await info.context.authz.require(PublishableApiKey.from_row(row).resource(), "revoke")
+
+        async def work(connection: AsyncConnection) -> Any:
+            revoked = await service.revoke_publishable_key(connection, key_id=local_id)
+            await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", local_id)
+            return revoked
+
+        return PublishableApiKey.from_row(await info.context.db.mutate(work))
