@@ -118,6 +118,37 @@ def seed_command() -> None:
                f"publishable key {result.publishable_key}")
 
 
+@app.command("token")
+def token_command(
+    role: Annotated[list[str], typer.Option("--role", help="super_admin, tenant_admin, store_admin, vendor_admin, "
+                                            "vendor_user, company_admin, company_buyer or customer (repeatable)")],
+    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant slug or id")] = None,
+    store: Annotated[list[str] | None, typer.Option("--store", help="store handle or id (repeatable)")] = None,
+    vendor: Annotated[str | None, typer.Option("--vendor", help="vendor id")] = None,
+    company: Annotated[str | None, typer.Option("--company", help="company id")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="the token's sub (default: a new id)")] = None,
+    ttl: Annotated[int, typer.Option("--ttl", help="lifetime in seconds", min=1, max=7 * 24 * 3600)] = 3600,
+) -> None:
+    """Print a development access token (Keycloak-shaped, signed by the local dev issuer key)."""
+    import uuid
+
+    from cityos.auth import dev_issuer
+    from cityos.auth.principal import ROLES
+
+    settings = _settings()
+    if not settings.dev_tokens_trusted:
+        typer.echo("the development issuer is not trusted here (CITYOS_ENV=production)", err=True)
+        raise typer.Exit(2)
+    unknown = sorted(set(role) - ROLES)
+    if unknown:
+        typer.echo(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(sorted(ROLES))}", err=True)
+        raise typer.Exit(2)
+    claims = dev_issuer.keycloak_shaped_claims(
+        subject=subject or str(uuid.uuid4()), roles=role, tenant=tenant, stores=list(store or []), vendor=vendor,
+        company=company, ttl_seconds=ttl, client_id=settings.KEYCLOAK_CLIENT_ID)
+    typer.echo(dev_issuer.mint(settings.CITYOS_DATA_DIR, claims))
+
+
 @schema_app.command("export")
 def schema_export(
     path: Annotated[Path, typer.Option("--path", help="where to write the SDL")] = SCHEMA_PATH,

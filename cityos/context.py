@@ -83,15 +83,15 @@ class RequestContext:
     async def _find_store(self) -> None:
         key = self.headers.get(PUBLISHABLE_KEY_HEADER)
         host = rules.host_of(self.headers.get("host", ""))
-        try:
+        if not key and host is None:
+            return
+        async with self.services.app_engine.connect() as connection:
             if key:
-                self.store = await self.db.run(lambda connection: store_by_publishable_key(connection, key.strip()))
+                self.store = await store_by_publishable_key(connection, key.strip())
                 if self.store is None:
                     raise Unauthenticated("unknown or revoked publishable API key")
             elif host is not None:
-                self.store = await self.db.run(lambda connection: store_by_domain(connection, host))
-        finally:
-            await self.db.finish(commit=False)
+                self.store = await store_by_domain(connection, host)
 
     async def _principal_of(self, identity: TokenIdentity) -> Principal:
         tenant_id: uuid.UUID | None = None

@@ -30,7 +30,7 @@ class RequestDatabase:
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self._lock = asyncio.Lock()
-        self.statement_count = 0
+        self._finished = False
 
     def scope_to(self, tenant_id: uuid.UUID | None, *, platform: bool = False) -> None:
         if self._connection is not None:
@@ -39,6 +39,9 @@ class RequestDatabase:
         self.platform_scope = platform
 
     async def _open(self) -> AsyncConnection:
+        if self._finished:
+            # A resolver still running after its operation ended (a sibling failed): it gets no connection.
+            raise Unavailable("the operation has already ended")
         if self._connection is None:
             try:
                 connection = await self.engine.connect()
@@ -70,6 +73,11 @@ class RequestDatabase:
                 return await work(connection)
 
     async def finish(self, *, commit: bool) -> None:
+        async with self._lock:
+            self._finished = True
+            await self._end(commit)
+
+    async def _end(self, commit: bool) -> None:
         connection, transaction = self._connection, self._transaction
         self._connection = self._transaction = None
         if connection is None or transaction is None:

@@ -148,8 +148,8 @@ class TenantWorld:
     key: str
 
 
-async def make_tenant(engine: AsyncEngine, *, stores: int = 1) -> TenantWorld:
-    slug = f"t-{uuid.uuid4().hex[:12]}"
+async def make_tenant(engine: AsyncEngine, *, stores: int = 1, slug: str | None = None) -> TenantWorld:
+    slug = slug or f"t-{uuid.uuid4().hex[:12]}"
     async with engine.begin() as connection:
         tenant = await tenancy.create_tenant(connection, slug=slug, name=f"Tenant {slug}")
         store_ids = []

@@ -21,7 +21,7 @@ from cerbos.response.v1 import response_pb2
 from cerbos_sqlalchemy import get_query
 from google.protobuf.struct_pb2 import Value
 from prometheus_client import Counter, Histogram
-from sqlalchemy import ColumnElement, Table, false, true
+from sqlalchemy import ColumnElement, Table, Text, cast, false, select, true
 
 from cityos.auth.principal import Principal
 from cityos.errors import Forbidden, Unavailable
@@ -132,18 +132,23 @@ class Authorizer:
         return [item for item, allowed in zip(materialised, decisions, strict=True) if allowed]
 
     async def sql_filter(self, kind: str, action: str, table: Table,
-                         attr_map: dict[str, Any]) -> ColumnElement[bool]:
-        """A WHERE clause from the PDP's query plan for `action` on every `kind` (RLS still applies)."""
+                         attributes: dict[str, ColumnElement[Any]]) -> ColumnElement[bool]:
+        """A WHERE clause on `table` from the PDP's query plan for `action` on every `kind` (RLS still applies).
+
+        Policy attributes are strings, so the plan is applied to a projection of the table with each attribute
+        cast to text, and the clause becomes `table.id IN (ids of that projection matching the plan)`."""
         self.counter.plan_calls += 1
         resource = engine_pb2.PlanResourcesInput.Resource(kind=kind, scope=self.principal.tenant_slug or "")
         plan = await _call_pdp("plan_resources",
                                self.pdp.plan_resources(action, self.principal.to_cerbos(), resource))
-        kind_name = plan.filter.kind
-        if kind_name == 1:  # KIND_ALWAYS_ALLOWED
+        if plan.filter.kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
             return true()
-        if kind_name == 2 or kind_name == 0:  # KIND_ALWAYS_DENIED / unspecified
+        if plan.filter.kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
             return false()
-        mapped = {f"request.resource.attr.{name}": column for name, column in attr_map.items()}
-        statement = get_query(plan, table, mapped)
-        clause = statement.whereclause
-        return clause if clause is not None else true()
+        projection = select(table.c.id.label("_key"), *(cast(column, Text).label(name)
+                                                         for name, column in attributes.items())).subquery()
+        mapped = {f"request.resource.attr.{name}": projection.c[name] for name in attributes}
+        condition = get_query(plan, projection, mapped).whereclause
+        if condition is None:
+            return true()
+        return table.c.id.in_(select(projection.c._key).where(condition))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -63,8 +64,8 @@ class FakeKeycloak:
                                       self.encryption_key.as_dict(private=False)]})
 
     async def _token(self, request: Request) -> JSONResponse:
-        form = await request.form()
-        client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if form.get("grant_type") != "client_credentials" or self.clients.get(client_id) != secret:
             return JSONResponse({"error": "unauthorized_client"}, status_code=401)
         claims = self.claims(subject=str(uuid.uuid4()), roles=[], azp=client_id)

@@ -85,3 +85,14 @@ def test_cors_lists_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.store_cors_origins == ["https://a.example", "https://b.example"]
     assert settings.admin_cors_origins == []
+
+
+def test_the_development_issuer_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(monkeypatch, production_env(CITYOS_DEV_TOKENS="true"))
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert any(problem.startswith("CITYOS_DEV_TOKENS") for problem in raised.value.problems)
+    apply(monkeypatch, production_env())
+    assert not load_settings().dev_tokens_trusted
+    apply(monkeypatch, {})
+    assert load_settings().dev_tokens_trusted
