@@ -112,4 +112,4 @@ async def test_the_matrix_is_not_vacuous(gql: GraphQLClient, tokens: Tokens,
         body = await gql(OPS["storefront/StoreById"], own, **credentials)
         assert body["data"]["store"]["id"] == own["id"], body
     stores = await gql(OPS["admin/Stores"], {"first": 100}, token=tokens("tenant_admin", a))
-    assert stores["data"]["stores"]["totalCount"] == 1
+    assert stores["data"]["stores"]["totalCount"] >= 1  # its own store, plus any the matrix created in A
