@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -109,7 +110,8 @@ class RequestContext:
             elif tenant_id != self.store.tenant_id and "super_admin" not in identity.roles:
                 raise Forbidden("the token and the publishable key belong to different tenants")
         return Principal(id=identity.subject, roles=identity.roles, tenant_id=tenant_id, tenant_slug=tenant_slug,
-                         storefront_id=self.store.store_id if self.store else None, vendor_id=identity.vendor_id, company_id=identity.company_id,
+                         storefront_id=self.store.store_id if self.store else None,
+                         vendor_id=identity.vendor_id, company_id=identity.company_id,
                          expires_at=identity.expires_at, authenticated=True)
 
     async def _with_stores(self, references: tuple[str, ...]) -> Principal:
@@ -117,7 +119,4 @@ class RequestContext:
         statement = select(STORE.c.id).where(or_(cast(STORE.c.id, Text).in_(references),
                                                  STORE.c.handle.in_(references)))
         store_ids = tuple((await self.db.execute(statement)).scalars())
-        p = self.principal
-        return Principal(id=p.id, roles=p.roles, tenant_id=p.tenant_id, tenant_slug=p.tenant_slug,
-                         store_ids=store_ids, storefront_id=p.storefront_id, vendor_id=p.vendor_id, company_id=p.company_id,
-                         expires_at=p.expires_at, authenticated=True)
+        return dataclasses.replace(self.principal, store_ids=store_ids, _cerbos=[])

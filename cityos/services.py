@@ -28,8 +28,9 @@ def build_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier
         issuers.append(TrustedIssuer(settings.keycloak_issuer, JwksSource(settings.keycloak_issuer, http),
                                      settings.keycloak_authorized_parties, settings.KEYCLOAK_CLIENT_ID))
     if settings.dev_tokens_trusted:
-        issuers.append(TrustedIssuer(dev_issuer.DEV_ISSUER, StaticKeys(dev_issuer.public_keys(settings.CITYOS_DATA_DIR)),
-                                     frozenset({dev_issuer.DEV_CLIENT}), settings.KEYCLOAK_CLIENT_ID))
+        keys = StaticKeys(dev_issuer.public_keys(settings.CITYOS_DATA_DIR))
+        issuers.append(TrustedIssuer(dev_issuer.DEV_ISSUER, keys, frozenset({dev_issuer.DEV_CLIENT}),
+                                     settings.KEYCLOAK_CLIENT_ID))
     return TokenVerifier(issuers)
 
 

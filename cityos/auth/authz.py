@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -132,7 +132,7 @@ class Authorizer:
         return [item for item, allowed in zip(materialised, decisions, strict=True) if allowed]
 
     async def sql_filter(self, kind: str, action: str, table: Table,
-                         attributes: dict[str, ColumnElement[Any]]) -> ColumnElement[bool]:
+                         attributes: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
         """A WHERE clause on `table` from the PDP's query plan for `action` on every `kind` (RLS still applies).
 
         Policy attributes are strings, so the plan is applied to a projection of the table with each attribute

@@ -1,7 +1,6 @@
 """Every table, imported once so that Base.metadata is complete (Alembic and tests read it)."""
 
 from cityos.domain.base import Base
-from cityos.domain.platform.models import AuditLog
 from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 

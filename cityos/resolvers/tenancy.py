@@ -23,7 +23,8 @@ async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
     table, to_node = NODE_TABLES[type_name]
     row = await info.context.loaders.by_key(table).load(local_id)
     node: Any = to_node(row) if row else None
-    return await readable(info, node, type_name)
+    readable_node: Node = await readable(info, node, type_name)
+    return readable_node
 
 
 @strawberry.type

@@ -18,9 +18,8 @@ def store_id(world: TenantWorld) -> str:
 
 
 async def test_every_operation_document_validates() -> None:
-    from graphql import parse, validate
-
     from cityos.schema.api import schema
+    from graphql import parse, validate
 
     assert len(OPS) >= 12
     for name, document in OPS.items():

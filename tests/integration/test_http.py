@@ -45,11 +45,15 @@ async def test_metrics_count_requests_operations_and_error_codes(http: httpx.Asy
                                                                  world: TenantWorld) -> None:
     await gql("query StoreName { currentStore { name } }", key=world.key)
     await gql('query Broken { store(id: "bad") { name } }', key=world.key)
+    await gql("query Keys { currentStore { publishableKeys { totalCount } } }", key=world.key)
     text = (await http.get("/metrics")).text
     assert 'cityos_graphql_operations_total{operation_name="StoreName",operation_type="query"}' in text
     assert 'cityos_graphql_errors_total{code="BAD_USER_INPUT"}' in text
     assert 'cityos_http_requests_total{method="POST",route="/graphql",status="200"}' in text
     assert "cityos_http_request_duration_seconds_bucket" in text
+    assert 'cityos_pdp_call_duration_seconds_count{call="check_resources"}' in text
+    assert 'cityos_authz_decisions_total{action="read",effect="allow",kind="store"}' in text
+    assert 'cityos_authz_denied_fields_total{field="publishable_keys",kind="store"}' in text
 
 
 async def test_oversized_bodies_are_refused_with_413(http: httpx.AsyncClient) -> None:
