@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import strawberry
 from sqlalchemy import select
 
 from cityos.errors import BadUserInput, NotFound
 from cityos.schema.permissions import readable
-from cityos.schema.relay import MAX_PAGE_SIZE, Connection, Node, PageRequest, from_global_id, page_query
-from cityos.schema.tenancy import NODE_TABLES, STORE_TABLE, TENANT_TABLE, Info, Store, Tenant
+from cityos.schema.relay import MAX_PAGE_SIZE, Connection, Node, PageRequest, page_query
+from cityos.schema.tenancy import STORE_TABLE, Info, Store, Tenant, node_by_global_id
 
 STORE_PLAN_ATTRIBUTES = {"tenant_id": STORE_TABLE.c.tenant_id, "store_id": STORE_TABLE.c.id}
 
 
 async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
-    type_name, local_id = from_global_id(global_id)
-    if type_name not in NODE_TABLES:
-        raise NotFound(f"no object with id {global_id!r}")
-    table, to_node = NODE_TABLES[type_name]
-    row = await info.context.loaders.by_key(table).load(local_id)
-    node: Any = to_node(row) if row else None
-    readable_node: Node = await readable(info, node, type_name)
-    return readable_node
+    node: Node = await node_by_global_id(info, global_id)
+    return node
 
 
 @strawberry.type
@@ -40,9 +33,8 @@ class TenancyQuery:
 
     @strawberry.field
     async def store(self, info: Info, id: strawberry.ID) -> Store:
-        _, local_id = from_global_id(id, "Store")
-        row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
-        return await readable(info, Store.from_row(row) if row else None, "store")
+        store: Store = await node_by_global_id(info, id, "Store")
+        return store
 
     @strawberry.field(description="The stores the caller may read, filtered in SQL from the policy's query plan.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
@@ -53,9 +45,8 @@ class TenancyQuery:
 
     @strawberry.field
     async def tenant(self, info: Info, id: strawberry.ID) -> Tenant:
-        _, local_id = from_global_id(id, "Tenant")
-        row = await info.context.loaders.by_key(TENANT_TABLE).load(local_id)
-        return await readable(info, Tenant.from_row(row) if row else None, "tenant")
+        tenant: Tenant = await node_by_global_id(info, id, "Tenant")
+        return tenant
 
     @strawberry.field(description="Fetch any object by its global id (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

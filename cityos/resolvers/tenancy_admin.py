@@ -13,18 +13,8 @@ from cityos.auth.authz import ResourceRef
 from cityos.db import set_platform_scope, tenant_transaction
 from cityos.domain.platform.service import audit
 from cityos.domain.tenancy import service
-from cityos.errors import Forbidden, NotFound, Unauthenticated
-from cityos.schema.relay import from_global_id
-from cityos.schema.tenancy import (
-    DOMAIN_TABLE,
-    KEY_TABLE,
-    STORE_TABLE,
-    Info,
-    PublishableApiKey,
-    Store,
-    StoreDomain,
-    Tenant,
-)
+from cityos.errors import Forbidden, Unauthenticated
+from cityos.schema.tenancy import Info, PublishableApiKey, Store, StoreDomain, Tenant, node_by_global_id
 
 
 @strawberry.input
@@ -60,14 +50,6 @@ def _tenant_of(info: Info) -> uuid.UUID:
     if principal.tenant_id is None:
         raise Forbidden("the token names no tenant")
     return principal.tenant_id
-
-
-async def _store(info: Info, store_id: strawberry.ID) -> Store:
-    _, local_id = from_global_id(store_id, "Store")
-    row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
-    if row is None:
-        raise NotFound("no store with that id")
-    return Store.from_row(row)
 
 
 async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str, target: Any) -> None:
@@ -106,8 +88,7 @@ class TenancyMutation:
     @strawberry.mutation
     async def update_store(self, info: Info, id: strawberry.ID, input: UpdateStoreInput) -> Store:
         _tenant_of(info)
-        store = await _store(info, id)
-        await info.context.authz.require(store.resource(), "update")
+        store: Store = await node_by_global_id(info, id, "Store", "update")
 
         async def work(connection: AsyncConnection) -> Any:
             row = await service.update_store(connection, store_id=store.pk, name=input.name, handle=input.handle,
@@ -121,8 +102,7 @@ class TenancyMutation:
     async def add_store_domain(self, info: Info, store_id: strawberry.ID, domain: str,
                                is_primary: bool = False) -> StoreDomain:
         tenant_id = _tenant_of(info)
-        store = await _store(info, store_id)
-        await info.context.authz.require(store.resource(), "manage_domains")
+        store: Store = await node_by_global_id(info, store_id, "Store", "manage_domains")
 
         async def work(connection: AsyncConnection) -> Any:
             row = await service.add_store_domain(connection, tenant_id=tenant_id, store_id=store.pk, domain=domain,
@@ -135,14 +115,10 @@ class TenancyMutation:
     @strawberry.mutation(description="Stop serving the store on a host name. Returns the removed domain's id.")
     async def remove_store_domain(self, info: Info, id: strawberry.ID) -> strawberry.ID:
         _tenant_of(info)
-        _, local_id = from_global_id(id, "StoreDomain")
-        row = await info.context.loaders.by_key(DOMAIN_TABLE).load(local_id)
-        if row is None:
-            raise NotFound("no store domain with that id")
-        await info.context.authz.require(StoreDomain.from_row(row).resource(), "delete")
+        domain: StoreDomain = await node_by_global_id(info, id, "StoreDomain", "delete")
 
         async def work(connection: AsyncConnection) -> Any:
-            removed = await service.remove_store_domain(connection, domain_id=local_id)
+            removed = await service.remove_store_domain(connection, domain_id=domain.pk)
             await _audit(info, connection, "remove_store_domain", "store_domain", removed)
             return removed
 
@@ -152,8 +128,7 @@ class TenancyMutation:
     @strawberry.mutation(description="Create a publishable key for a store; the key is returned once.")
     async def create_publishable_key(self, info: Info, store_id: strawberry.ID, title: str) -> CreatedPublishableKey:
         tenant_id = _tenant_of(info)
-        store = await _store(info, store_id)
-        await info.context.authz.require(store.resource(), "manage_keys")
+        store: Store = await node_by_global_id(info, store_id, "Store", "manage_keys")
 
         async def work(connection: AsyncConnection) -> Any:
             created = await service.create_publishable_key(connection, tenant_id=tenant_id, store_id=store.pk,
@@ -167,15 +142,11 @@ class TenancyMutation:
     @strawberry.mutation(description="Revoke a publishable key: requests with it are refused from now on.")
     async def revoke_publishable_key(self, info: Info, id: strawberry.ID) -> PublishableApiKey:
         _tenant_of(info)
-        _, local_id = from_global_id(id, "PublishableApiKey")
-        row = await info.context.loaders.by_key(KEY_TABLE).load(local_id)
-        if row is None:
-            raise NotFound("no publishable key with that id")
-        await info.context.authz.require(PublishableApiKey.from_row(row).resource(), "revoke")
+        key: PublishableApiKey = await node_by_global_id(info, id, "PublishableApiKey", "revoke")
 
         async def work(connection: AsyncConnection) -> Any:
-            revoked = await service.revoke_publishable_key(connection, key_id=local_id)
-            await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", local_id)
+            revoked = await service.revoke_publishable_key(connection, key_id=key.pk)
+            await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", key.pk)
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))

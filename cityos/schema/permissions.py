@@ -3,7 +3,7 @@ field permissions (`read:field:<name>`), kept as data so a later SQL compiler ca
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import strawberry
@@ -57,8 +57,3 @@ async def readable(info: strawberry.Info, node: G | None, what: str) -> G:
         raise NotFound(f"no {what} with that id")
     await info.context.authz.require(node.resource(), "read")
     return node
-
-
-async def visible(info: strawberry.Info, nodes: Sequence[G], action: str = "read") -> list[G]:
-    result: list[G] = await info.context.authz.visible(nodes, lambda node: node.resource(), action)
-    return result

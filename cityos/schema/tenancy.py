@@ -21,7 +21,8 @@ from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
 from cityos.domain.tenancy.models import Store as StoreModel
 from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
-from cityos.schema.permissions import guarded_field, readable
+from cityos.errors import NotFound
+from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
 
 Info = strawberry.Info[RequestContext, None]
@@ -62,9 +63,8 @@ class Tenant(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant:
-        _, local_id = from_global_id(id, "Tenant")
-        row = await info.context.loaders.by_key(TENANT_TABLE).load(local_id)
-        return await readable(info, cls.from_row(row) if row else None, "tenant")
+        tenant: Tenant = await node_by_global_id(info, id, "Tenant")
+        return tenant
 
     @strawberry.field(description="The tenant's stores.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
@@ -100,9 +100,8 @@ class Store(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store:
-        _, local_id = from_global_id(id, "Store")
-        row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
-        return await readable(info, cls.from_row(row) if row else None, "store")
+        store: Store = await node_by_global_id(info, id, "Store")
+        return store
 
     @strawberry.field
     async def tenant(self, info: Info) -> Tenant | None:
@@ -235,3 +234,19 @@ NODE_TABLES: dict[str, tuple[Any, Any]] = {
     "PublishableApiKey": (KEY_TABLE, PublishableApiKey.from_row),
     "Region": (REGION_TABLE, Region.from_row),
 }
+
+
+async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
+                            action: str = "read") -> Any:
+    """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
+    (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
+    type_name, local_id = from_global_id(global_id, expected_type)
+    if type_name not in NODE_TABLES:
+        raise NotFound("no object with that id")
+    table, to_node = NODE_TABLES[type_name]
+    row = await info.context.loaders.by_key(table).load(local_id)
+    if row is None:
+        raise NotFound(f"no {type_name} with that id")
+    node = to_node(row)
+    await info.context.authz.require(node.resource(), action)
+    return node
