@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import orjson
+import pytest
+import websockets
 
 from cityos.config import Settings
 from tests.conftest import GraphQLClient, TenantWorld
@@ -90,3 +93,18 @@ async def test_post_executes_and_get_does_not(http: httpx.AsyncClient) -> None:
     response = await http.get("/graphql", params={"query": "{ currentStore { name } }"},
                               headers={"accept": "application/json"})
     assert response.status_code in {400, 405}
+
+
+async def test_websocket_speaks_graphql_transport_ws_only(server) -> None:
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        assert socket.subprotocol == "graphql-transport-ws"
+        await socket.send(orjson.dumps({"type": "connection_init", "payload": {}}).decode())
+        assert orjson.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(orjson.dumps({"type": "ping"}).decode())
+        assert orjson.loads(await socket.recv())["type"] == "pong"
+    async with websockets.connect(url, subprotocols=["graphql-ws"]) as legacy:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await legacy.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4406  # the legacy subscriptions-transport-ws protocol is refused
