@@ -1,23 +1,46 @@
 """Every table, imported once so that Base.metadata is complete (Alembic and tests read it)."""
 
 from cityos.domain.base import Base
-from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState
+from cityos.domain.catalog.models import (
+    Category,
+    PriceTier,
+    Product,
+    ProductCategory,
+    ProductSalesChannel,
+    Variant,
+    VariantPrice,
+)
+from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState, ShippingOption
+from cityos.domain.marketplace.models import Vendor
+from cityos.domain.platform.models import AuditLog
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
+# Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
+# platform-wide rows (tenant_id null) and has its own policy.
 TENANT_OWNED_TABLES = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.c and table.name != "audit_log"
 )
 
 __all__ = [
     "TENANT_OWNED_TABLES",
+    "AuditLog",
     "Base",
+    "Category",
     "Currency",
     "PaymentProvider",
+    "PriceTier",
+    "Product",
+    "ProductCategory",
+    "ProductSalesChannel",
     "PublishableApiKey",
     "Region",
     "RegionState",
     "SalesChannel",
+    "ShippingOption",
     "Store",
     "StoreDomain",
     "Tenant",
+    "Variant",
+    "VariantPrice",
+    "Vendor",
 ]

@@ -55,3 +55,20 @@ class RegionState(TenantOwnedMixin, Base):
     region_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     code: Mapped[str] = mapped_column(String(6), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class ShippingOption(TenantOwnedMixin, Base):
+    """A way to ship in a region, at a flat amount; free when the subtotal reaches `free_over_subtotal`."""
+
+    __tablename__ = "shipping_option"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "region_id"], ["region.tenant_id", "region.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "region_id", "code"),
+    )
+
+    region_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    code: Mapped[str] = mapped_column(String(50), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    amount: Mapped[int] = mapped_column(Integer, nullable=False)  # minor units of the region's currency
+    free_over_subtotal: Mapped[int | None] = mapped_column(Integer)  # free when subtotal ≥ this (minor units)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))

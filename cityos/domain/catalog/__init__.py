@@ -1,0 +1,1 @@
+"""Catalog: products, variants, prices per currency, volume pricing tiers, categories, sales-channel availability."""

@@ -1,0 +1,1 @@
+"""Marketplace: vendors (commission, payouts and Stripe Connect come with the marketplace-money issue)."""
