@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 import strawberry
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Row
 
 from cityos.errors import BadUserInput
@@ -100,18 +100,6 @@ class PageRequest:
         return self.first if self.first is not None else DEFAULT_PAGE_SIZE
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at.isoformat(), str(row_id)])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, field: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, row_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise BadUserInput(f"malformed cursor {cursor!r}", field=field) from None
-
-
 def _sort_key(row: Any) -> tuple[datetime, uuid.UUID]:
     return row.created_at, row.id
 
@@ -119,7 +107,7 @@ def _sort_key(row: Any) -> tuple[datetime, uuid.UUID]:
 def _build(rows: Sequence[Any], page: PageRequest, has_more: bool, total: int,
            to_node: Callable[[Any], NodeType], had_cursor_before: bool, had_cursor_after: bool,
            ) -> Connection[NodeType]:
-    edges = [Edge(cursor=encode_cursor(*_sort_key(row)), node=to_node(row)) for row in rows]
+    edges = [Edge(cursor=encode_keys(_sort_key(row)), node=to_node(row)) for row in rows]
     if page.backwards:
         has_previous, has_next = has_more, had_cursor_before
     else:
@@ -138,10 +126,10 @@ def page_loaded_rows(rows: Sequence[Any], page: PageRequest, to_node: Callable[[
     """Page rows already loaded (and sorted by created_at, id) for one parent."""
     selected = list(rows)
     if page.after is not None:
-        after = decode_cursor(page.after, "after")
+        after = tuple(decode_keys(page.after, "after", 2))
         selected = [row for row in selected if _sort_key(row) > after]
     if page.before is not None:
-        before = decode_cursor(page.before, "before")
+        before = tuple(decode_keys(page.before, "before", 2))
         selected = [row for row in selected if _sort_key(row) < before]
     size = page.size
     if page.backwards:
@@ -153,24 +141,86 @@ def page_loaded_rows(rows: Sequence[Any], page: PageRequest, to_node: Callable[[
     return _build(window, page, has_more, len(rows), to_node, page.before is not None, page.after is not None)
 
 
+@dataclass(frozen=True)
+class SortKey:
+    """One column of a list's order; the last key of every order must be unique (the id)."""
+
+    column: Any
+    descending: bool = False
+
+
+DEFAULT_ORDER = ("created_at", "id")
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {"u": str(value)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and "t" in value:
+        return datetime.fromisoformat(value["t"])
+    if isinstance(value, dict) and "u" in value:
+        return uuid.UUID(value["u"])
+    return value
+
+
+def encode_keys(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([_encode_value(v) for v in values])).decode().rstrip("=")
+
+
+def decode_keys(cursor: str, field: str, count: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        decoded = [_decode_value(value) for value in values]
+    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+        raise BadUserInput(f"malformed cursor {cursor!r}", field=field) from None
+    if not isinstance(values, list) or len(decoded) != count:
+        raise BadUserInput(f"malformed cursor {cursor!r}", field=field)
+    return decoded
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool) -> Any:
+    """Rows strictly after `values` in the order of `keys` (before, when walking backwards)."""
+    clauses = []
+    for index, key in enumerate(keys):
+        descending = key.descending != backwards
+        step = key.column < values[index] if descending else key.column > values[index]
+        equal = [keys[i].column == values[i] for i in range(index)]
+        clauses.append(and_(*equal, step) if equal else step)
+    return or_(*clauses)
+
+
 async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page: PageRequest,
-                     to_node: Callable[[Row[Any]], NodeType]) -> Connection[NodeType]:
-    """Page a SELECT (whose table has created_at and id) in SQL: one COUNT and one keyset-limited query."""
-    table = statement.selected_columns
-    key = tuple_(table.created_at, table.id)
+                     to_node: Callable[[Row[Any]], NodeType], order: Sequence[SortKey] | None = None,
+                     ) -> Connection[NodeType]:
+    """Page a SELECT in SQL by keyset: one COUNT and one query limited to the page (+1 to know if more).
+
+    `order` defaults to (created_at, id) of the selected table; its values are appended to each row as
+    `_k0, _k1, …` and make up the cursor."""
+    columns = statement.selected_columns
+    keys = list(order) if order else [SortKey(columns[name]) for name in DEFAULT_ORDER]
     total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one()
-    keyed = statement
+    keyed = statement.add_columns(*(key.column.label(f"_k{index}") for index, key in enumerate(keys)))
     if page.after is not None:
-        keyed = keyed.where(key > tuple_(*decode_cursor(page.after, "after")))
+        keyed = keyed.where(_after(keys, decode_keys(page.after, "after", len(keys)), backwards=False))
     if page.before is not None:
-        keyed = keyed.where(key < tuple_(*decode_cursor(page.before, "before")))
-    if page.backwards:
-        keyed = keyed.order_by(table.created_at.desc(), table.id.desc())
-    else:
-        keyed = keyed.order_by(table.created_at, table.id)
+        keyed = keyed.where(_after(keys, decode_keys(page.before, "before", len(keys)), backwards=True))
+    keyed = keyed.order_by(*((key.column.desc() if key.descending != page.backwards else key.column.asc())
+                             for key in keys))
     rows = list((await execute(keyed.limit(page.size + 1))).all())
     has_more = len(rows) > page.size
     rows = rows[: page.size]
     if page.backwards:
         rows.reverse()
-    return _build(rows, page, has_more, total, to_node, page.before is not None, page.after is not None)
+    edges = [Edge(cursor=encode_keys([getattr(row, f"_k{i}") for i in range(len(keys))]), node=to_node(row))
+             for row in rows]
+    has_previous, has_next = ((has_more, page.before is not None) if page.backwards
+                              else (page.after is not None, has_more))
+    return Connection(edges=edges, page_info=PageInfo(
+        has_next_page=has_next, has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total)

@@ -49,6 +49,13 @@ def child_pids(output: str) -> list[int]:
     return [int(pid) for pid in re.findall(r"embedded, pid (\d+)", output)]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGTERM)
     remaining, _ = process.communicate(timeout=60)
@@ -65,10 +72,12 @@ def test_serve_runs_the_product_and_sigterm_leaves_nothing_behind(tmp_path: Path
     response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ currentStore { name } }"},
                           headers={"x-publishable-api-key": key.group(1)})
     assert response.json() == {"data": {"currentStore": {"name": "Demo Store"}}}
-    stop(process)
-    assert process.returncode == 0
-    time.sleep(0.5)
-    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    remaining = stop(process)
+    assert process.returncode == 0, remaining
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, (alive, output, remaining)
 
     # A second start reuses the data: the same demo key, and seeding adds nothing.
     process = start(tmp_path, port)
