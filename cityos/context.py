@@ -13,6 +13,7 @@ from cityos.auth.authz import Authorizer
 from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
 from cityos.domain.base import table_of
+from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
 from cityos.domain.tenancy.models import Store
 from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 PUBLISHABLE_KEY_HEADER = "x-publishable-api-key"
 STORE = table_of(Store)
+VENDOR = table_of(Vendor)
 
 
 @dataclass
@@ -77,8 +79,8 @@ class RequestContext:
         self.db.scope_to(self.principal.tenant_id)
         if self.principal.tenant_id:
             tenant_id_var.set(str(self.principal.tenant_id))
-        if identity is not None and identity.stores:
-            self.principal = await self._with_stores(identity.stores)
+        if identity is not None and (identity.stores or identity.vendor_id):
+            self.principal = await self._with_references(identity)
             self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     async def _find_store(self) -> None:
@@ -114,9 +116,17 @@ class RequestContext:
                          vendor_id=identity.vendor_id, company_id=identity.company_id,
                          expires_at=identity.expires_at, authenticated=True)
 
-    async def _with_stores(self, references: tuple[str, ...]) -> Principal:
-        """Store claims may name stores by id or handle; keep those of the principal's tenant (RLS)."""
-        statement = select(STORE.c.id).where(or_(cast(STORE.c.id, Text).in_(references),
-                                                 STORE.c.handle.in_(references)))
-        store_ids = tuple((await self.db.execute(statement)).scalars())
-        return dataclasses.replace(self.principal, store_ids=store_ids, _cerbos=[])
+    async def _with_references(self, identity: TokenIdentity) -> Principal:
+        """Store and vendor claims may name their objects by id or handle; keep those of the principal's tenant
+        (RLS). An unknown vendor handle leaves the vendor claim as it was (it then matches nothing)."""
+        store_ids: tuple[uuid.UUID, ...] = ()
+        if identity.stores:
+            statement = select(STORE.c.id).where(or_(cast(STORE.c.id, Text).in_(identity.stores),
+                                                     STORE.c.handle.in_(identity.stores)))
+            store_ids = tuple((await self.db.execute(statement)).scalars())
+        vendor_id = identity.vendor_id
+        if vendor_id:
+            found = (await self.db.execute(select(VENDOR.c.id).where(or_(
+                cast(VENDOR.c.id, Text) == vendor_id, VENDOR.c.handle == vendor_id)).limit(1))).scalar()
+            vendor_id = str(found) if found else vendor_id
+        return dataclasses.replace(self.principal, store_ids=store_ids, vendor_id=vendor_id, _cerbos=[])

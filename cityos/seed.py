@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,7 +17,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos import seed_data
-from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState
+from cityos.domain.catalog.models import (
+    Category,
+    PriceTier,
+    Product,
+    ProductCategory,
+    ProductSalesChannel,
+    Variant,
+    VariantPrice,
+)
+from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState, ShippingOption
+from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 from cityos.domain.tenancy.service import create_publishable_key
@@ -53,7 +64,52 @@ async def seed_region(connection: AsyncConnection, tenant_id: uuid.UUID) -> uuid
         await connection.execute(insert(RegionState).values(
             tenant_id=tenant_id, id=uuid.uuid4(), region_id=region_id, code=code, name=name,
         ).on_conflict_do_nothing())
+    for code, name, amount, min_subtotal in seed_data.SHIPPING_OPTIONS:
+        await connection.execute(insert(ShippingOption).values(
+            tenant_id=tenant_id, id=uuid.uuid4(), region_id=region_id, code=code, name=name, amount=amount,
+            min_subtotal=min_subtotal).on_conflict_do_nothing())
     return region_id
+
+
+async def seed_catalog(connection: AsyncConnection, tenant_id: uuid.UUID, store_id: uuid.UUID) -> None:
+    """The demo marketplace: three vendors, a small category tree, products with variants, prices and tiers."""
+    vendors = {}
+    for handle, name, email in seed_data.DEMO_VENDORS:
+        vendors[handle] = await _upsert_returning_id(connection, Vendor, {
+            "tenant_id": tenant_id, "store_id": store_id, "handle": handle, "name": name, "contact_email": email},
+            ["tenant_id", "store_id", "handle"])
+    categories: dict[str, uuid.UUID] = {}
+    for handle, name, parent in seed_data.DEMO_CATEGORIES:
+        categories[handle] = await _upsert_returning_id(connection, Category, {
+            "tenant_id": tenant_id, "store_id": store_id, "handle": handle, "name": name,
+            "parent_id": categories[parent] if parent else None}, ["tenant_id", "store_id", "handle"])
+    channel = (await connection.execute(select(SalesChannel.id).where(
+        SalesChannel.store_id == store_id, SalesChannel.is_default))).scalar_one()
+    for vendor, handle, title, description, category, variants, tiers in seed_data.DEMO_PRODUCTS:
+        product_id = await _upsert_returning_id(connection, Product, {
+            "tenant_id": tenant_id, "store_id": store_id, "vendor_id": vendors[vendor], "handle": handle,
+            "title": title, "description": description, "status": "published",
+            "images": [f"https://images.cityos.test/{handle}/1.jpg", f"https://images.cityos.test/{handle}/2.jpg"]},
+            ["tenant_id", "store_id", "handle"])
+        await connection.execute(insert(ProductCategory).values(
+            tenant_id=tenant_id, product_id=product_id, category_id=categories[category]).on_conflict_do_nothing())
+        await connection.execute(insert(ProductSalesChannel).values(
+            tenant_id=tenant_id, product_id=product_id, sales_channel_id=channel).on_conflict_do_nothing())
+        for sku, variant_title, options, stock, amount in variants:
+            variant_id = await _upsert_returning_id(connection, Variant, {
+                "tenant_id": tenant_id, "product_id": product_id, "sku": sku, "title": variant_title,
+                "options": options, "inventory_quantity": stock}, ["tenant_id", "sku"])
+            await connection.execute(insert(VariantPrice).values(
+                tenant_id=tenant_id, id=uuid.uuid4(), variant_id=variant_id, currency_code="usd", amount=amount,
+            ).on_conflict_do_nothing())
+        has_tiers = (await connection.execute(select(PriceTier.id).where(PriceTier.product_id == product_id)
+                                              .limit(1))).first()
+        if tiers and not has_tiers:
+            for min_quantity, percent_off, unit_amount in tiers:
+                await connection.execute(insert(PriceTier).values(
+                    tenant_id=tenant_id, id=uuid.uuid4(), product_id=product_id, currency_code="usd",
+                    min_quantity=min_quantity, percent_off=Decimal(percent_off) if percent_off else None,
+                    unit_amount=unit_amount))
 
 
 async def _demo_key(connection: AsyncConnection, tenant_id: uuid.UUID, store_id: uuid.UUID,
@@ -86,5 +142,6 @@ async def seed(engine: AsyncEngine, data_dir: Path) -> SeedResult:
             tenant_id=tenant_id, id=uuid.uuid4(), store_id=store_id, domain=seed_data.DEMO_DOMAIN,
             is_primary=True).on_conflict_do_nothing())
         await seed_region(connection, tenant_id)
+        await seed_catalog(connection, tenant_id, store_id)
         key = await _demo_key(connection, tenant_id, store_id, data_dir / "demo-publishable-key")
     return SeedResult(tenant_id, store_id, key, seed_data.DEMO_DOMAIN)

@@ -26,8 +26,9 @@ class _ByKeyLoader(DataLoader[Hashable, Any]):
         self.column = column
 
     async def _rows(self, keys: Sequence[Hashable]) -> list[Row[Any]]:
-        statement = (select(self.table).where(self.column.in_(list(set(keys))))
-                     .order_by(self.table.c.created_at, self.table.c.id))
+        statement = select(self.table).where(self.column.in_(list(set(keys))))
+        if "created_at" in self.table.c and "id" in self.table.c:
+            statement = statement.order_by(self.table.c.created_at, self.table.c.id)
         return list((await self.db.execute(statement)).all())
 
 

@@ -43,7 +43,8 @@ class CreatedPublishableKey:
     publishable_key: PublishableApiKey
 
 
-def _tenant_of(info: Info) -> uuid.UUID:
+def tenant_of(info: Info) -> uuid.UUID:
+    """The tenant an admin mutation acts in: the authenticated principal's (never an argument)."""
     principal = info.context.principal
     if not principal.authenticated:
         raise Unauthenticated("sign in to change the store")
@@ -74,7 +75,7 @@ class TenancyMutation:
 
     @strawberry.mutation(description="Create a store (and its default sales channel) in the caller's tenant.")
     async def create_store(self, info: Info, input: CreateStoreInput) -> Store:
-        tenant_id = _tenant_of(info)
+        tenant_id = tenant_of(info)
         await info.context.authz.require(ResourceRef.of("store", "new", tenant_id=tenant_id, store_id=""), "create")
 
         async def work(connection: AsyncConnection) -> Any:
@@ -87,7 +88,7 @@ class TenancyMutation:
 
     @strawberry.mutation
     async def update_store(self, info: Info, id: strawberry.ID, input: UpdateStoreInput) -> Store:
-        _tenant_of(info)
+        tenant_of(info)
         store: Store = await node_by_global_id(info, id, "Store", "update")
 
         async def work(connection: AsyncConnection) -> Any:
@@ -101,7 +102,7 @@ class TenancyMutation:
     @strawberry.mutation(description="Serve the store on a host name (unique across the platform).")
     async def add_store_domain(self, info: Info, store_id: strawberry.ID, domain: str,
                                is_primary: bool = False) -> StoreDomain:
-        tenant_id = _tenant_of(info)
+        tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, store_id, "Store", "manage_domains")
 
         async def work(connection: AsyncConnection) -> Any:
@@ -114,7 +115,7 @@ class TenancyMutation:
 
     @strawberry.mutation(description="Stop serving the store on a host name. Returns the removed domain's id.")
     async def remove_store_domain(self, info: Info, id: strawberry.ID) -> strawberry.ID:
-        _tenant_of(info)
+        tenant_of(info)
         domain: StoreDomain = await node_by_global_id(info, id, "StoreDomain", "delete")
 
         async def work(connection: AsyncConnection) -> Any:
@@ -127,7 +128,7 @@ class TenancyMutation:
 
     @strawberry.mutation(description="Create a publishable key for a store; the key is returned once.")
     async def create_publishable_key(self, info: Info, store_id: strawberry.ID, title: str) -> CreatedPublishableKey:
-        tenant_id = _tenant_of(info)
+        tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, store_id, "Store", "manage_keys")
 
         async def work(connection: AsyncConnection) -> Any:
@@ -141,7 +142,7 @@ class TenancyMutation:
 
     @strawberry.mutation(description="Revoke a publishable key: requests with it are refused from now on.")
     async def revoke_publishable_key(self, info: Info, id: strawberry.ID) -> PublishableApiKey:
-        _tenant_of(info)
+        tenant_of(info)
         key: PublishableApiKey = await node_by_global_id(info, id, "PublishableApiKey", "revoke")
 
         async def work(connection: AsyncConnection) -> Any:

@@ -15,8 +15,11 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from cityos.observability.metrics import GraphQLMetrics
+from cityos.resolvers.catalog import CatalogQuery
+from cityos.resolvers.catalog_admin import CatalogMutation
 from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
+from cityos.schema.catalog import Category, Product, Variant, Vendor
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -26,12 +29,12 @@ log = logging.getLogger("cityos.graphql")
 
 
 @strawberry.type
-class Query(TenancyQuery):
+class Query(TenancyQuery, CatalogQuery):
     pass
 
 
 @strawberry.type
-class Mutation(TenancyMutation):
+class Mutation(TenancyMutation, CatalogMutation):
     pass
 
 
@@ -46,7 +49,8 @@ def build_schema() -> CityosSchema:
     return CityosSchema(
         query=Query,
         mutation=Mutation,
-        types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region],
+        types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
+               Category],
         federation_version="2.7",
         extensions=[
             RequestScope,

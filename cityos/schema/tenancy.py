@@ -4,6 +4,7 @@ foreign keys loaded through the request's loaders; lists are connections; every 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -226,14 +227,29 @@ class Region(Node):
         return sorted((RegionState(code=row.code, name=row.name) for row in rows), key=lambda s: s.code)
 
 
-NODE_TABLES: dict[str, tuple[Any, Any]] = {
-    "Tenant": (TENANT_TABLE, Tenant.from_row),
-    "Store": (STORE_TABLE, Store.from_row),
-    "StoreDomain": (DOMAIN_TABLE, StoreDomain.from_row),
-    "SalesChannel": (CHANNEL_TABLE, SalesChannel.from_row),
-    "PublishableApiKey": (KEY_TABLE, PublishableApiKey.from_row),
-    "Region": (REGION_TABLE, Region.from_row),
-}
+NodeLoader = Callable[[Info, uuid.UUID], Awaitable[Any]]
+NODE_LOADERS: dict[str, NodeLoader] = {}
+
+
+def register_node(type_name: str, load: NodeLoader) -> None:
+    """Make a Node type fetchable by global id (`node`, `nodes`, federation, mutations)."""
+    NODE_LOADERS[type_name] = load
+
+
+def register_table_node(type_name: str, table: Any, to_node: Callable[[Row[Any]], Any]) -> None:
+    async def load(info: Info, local_id: uuid.UUID) -> Any:
+        row = await info.context.loaders.by_key(table).load(local_id)
+        return to_node(row) if row else None
+
+    register_node(type_name, load)
+
+
+for _name, _table, _to_node in (("Tenant", TENANT_TABLE, Tenant.from_row), ("Store", STORE_TABLE, Store.from_row),
+                                ("StoreDomain", DOMAIN_TABLE, StoreDomain.from_row),
+                                ("SalesChannel", CHANNEL_TABLE, SalesChannel.from_row),
+                                ("PublishableApiKey", KEY_TABLE, PublishableApiKey.from_row),
+                                ("Region", REGION_TABLE, Region.from_row)):
+    register_table_node(_name, _table, _to_node)
 
 
 async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
@@ -241,12 +257,11 @@ async def node_by_global_id(info: Info, global_id: str, expected_type: str | Non
     """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
     (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
     type_name, local_id = from_global_id(global_id, expected_type)
-    if type_name not in NODE_TABLES:
+    load = NODE_LOADERS.get(type_name)
+    if load is None:
         raise NotFound("no object with that id")
-    table, to_node = NODE_TABLES[type_name]
-    row = await info.context.loaders.by_key(table).load(local_id)
-    if row is None:
+    node = await load(info, local_id)
+    if node is None:
         raise NotFound(f"no {type_name} with that id")
-    node = to_node(row)
     await info.context.authz.require(node.resource(), action)
     return node

@@ -45,7 +45,7 @@ def upgrade() -> None:
     sa.Column('code', sa.String(length=50), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('amount', sa.Integer(), nullable=False),
-    sa.Column('free_over_subtotal', sa.Integer(), nullable=True),
+    sa.Column('min_subtotal', sa.Integer(), nullable=True),
     sa.Column('is_active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
     sa.Column('tenant_id', sa.UUID(), nullable=False),
     sa.Column('id', sa.UUID(), nullable=False),

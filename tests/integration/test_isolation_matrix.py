@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from cityos.auth.principal import ROLES
 from cityos.schema.relay import to_global_id
+from cityos.seed import seed_catalog
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, make_tenant
 from tests.operations import all_operations
 
@@ -22,18 +23,26 @@ OPS = all_operations()
 class Target:
     """Tenant B's objects, by global id."""
 
-    def __init__(self, world: TenantWorld, domain_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    def __init__(self, world: TenantWorld, ids: dict[str, uuid.UUID]) -> None:
         self.world = world
+        self.ids = ids
         self.store = to_global_id("Store", world.store_id)
         self.tenant = to_global_id("Tenant", world.tenant_id)
-        self.domain = to_global_id("StoreDomain", domain_id)
-        self.key = to_global_id("PublishableApiKey", key_id)
+        self.domain = to_global_id("StoreDomain", ids["store_domain"])
+        self.key = to_global_id("PublishableApiKey", ids["publishable_api_key"])
+        self.product = to_global_id("Product", ids["product"])
+        self.variant = to_global_id("Variant", ids["variant"])
+        self.category = to_global_id("Category", ids["category"])
+        self.vendor = to_global_id("Vendor", ids["vendor"])
 
     def secrets(self) -> list[str]:
-        """Strings that must never appear in A's responses."""
+        """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
+        the seeded catalog are B's)."""
         w = self.world
-        return [self.store, self.tenant, self.domain, self.key, str(w.store_id), str(w.tenant_id), w.slug,
-                w.domain, f"Store 0 of {w.slug}"]
+        return [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
+                self.vendor, *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
+                w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
+                "Apparel"]
 
 
 # How each operation is aimed at B. Every operation file must be listed (a test checks it).
@@ -52,15 +61,26 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/CreatePublishableKey": lambda b: {"storeId": b.store, "title": "Stolen"},
     "admin/RevokePublishableKey": lambda b: {"id": b.key},
     "vendor/VendorStores": lambda b: {},
+    "storefront/Products": lambda b: {"first": 100},
+    "storefront/ProductByHandle": lambda b: {"handle": "merino-tee", "storeId": b.store},
+    "storefront/Categories": lambda b: {"storeId": b.store},
+    "admin/CreateProduct": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
+                                                "title": "Matrix", "vendorId": b.vendor}},
+    "admin/UpdateProduct": lambda b: {"id": b.product, "input": {"title": "Taken over", "status": "ARCHIVED"}},
+    "admin/CreateVariant": lambda b: {"productId": b.product, "input": {"sku": f"M-{uuid.uuid4().hex[:8]}",
+                                                                        "title": "Matrix"}},
+    "admin/UpdateVariant": lambda b: {"id": b.variant, "input": {"inventoryQuantity": 0}},
+    "admin/SetVariantPrices": lambda b: {"variantId": b.variant, "prices": [{"amount": 1, "currencyCode": "usd"}]},
+    "admin/SetPriceTiers": lambda b: {"currencyCode": "usd", "tiers": [], "productId": b.product},
+    "admin/CreateCategory": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
+                                                 "name": "Matrix", "parentId": b.category}},
+    "vendor/VendorProducts": lambda b: {"storeId": b.store},
 }
 
-B_SNAPSHOT = """
-select (select json_agg(t order by t.id) from (select * from tenant where id = :t) t)::text,
-       (select json_agg(s order by s.id) from (select * from store where tenant_id = :t) s)::text,
-       (select json_agg(d order by d.id) from (select * from store_domain where tenant_id = :t) d)::text,
-       (select json_agg(k order by k.id) from (select * from publishable_api_key where tenant_id = :t) k)::text,
-       (select json_agg(c order by c.id) from (select * from sales_channel where tenant_id = :t) c)::text
-"""
+SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
+                   "product", "product_category", "variant", "variant_price", "price_tier")
+B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
+    f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
 
 def test_every_operation_is_in_the_matrix() -> None:
@@ -71,12 +91,15 @@ def test_every_operation_is_in_the_matrix() -> None:
 async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
     a = await make_tenant(owner_engine)
     b = await make_tenant(owner_engine)
-    async with owner_engine.connect() as connection:
-        domain_id = (await connection.execute(text("select id from store_domain where tenant_id = :t"),
-                                              {"t": b.tenant_id})).scalar_one()
-        key_id = (await connection.execute(text("select id from publishable_api_key where tenant_id = :t"),
-                                           {"t": b.tenant_id})).scalar_one()
-    return a, Target(b, domain_id, key_id)
+    async with owner_engine.begin() as connection:
+        await seed_catalog(connection, b.tenant_id, b.store_id)
+        ids = {}
+        for table, where in (("store_domain", ""), ("publishable_api_key", ""),
+                             ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
+                             ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'")):
+            ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
+                                                   {"t": b.tenant_id})).scalar_one()
+    return a, Target(b, ids)
 
 
 async def snapshot(owner_engine, tenant_id: uuid.UUID) -> tuple[Any, ...]:

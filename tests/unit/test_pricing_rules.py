@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityos.domain.catalog.rules import Tier, unit_price, validate_quantity, validate_tiers
-from cityos.domain.commerce.rules import allocate, shipping_amount, tax_amount
+from cityos.domain.commerce.rules import allocate, shipping_offered, tax_amount
 from cityos.errors import BadUserInput
 
 EXAMPLE = [Tier(10, percent_off=Decimal("9")), Tier(50, unit_amount=700)]
@@ -62,10 +62,10 @@ def test_bad_tiers_and_quantities() -> None:
         unit_price(100, 0, [])
 
 
-def test_shipping_is_free_at_the_threshold() -> None:
-    assert shipping_amount(500, 5000, 4999) == 500
-    assert shipping_amount(500, 5000, 5000) == 0
-    assert shipping_amount(1500, None, 10**6) == 1500
+def test_free_shipping_is_offered_from_its_threshold() -> None:
+    assert not shipping_offered(5000, 4999)
+    assert shipping_offered(5000, 5000)
+    assert shipping_offered(None, 0)
 
 
 def test_tax_rounds_half_up() -> None:

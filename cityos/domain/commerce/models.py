@@ -58,7 +58,7 @@ class RegionState(TenantOwnedMixin, Base):
 
 
 class ShippingOption(TenantOwnedMixin, Base):
-    """A way to ship in a region, at a flat amount; free when the subtotal reaches `free_over_subtotal`."""
+    """A way to ship in a region at a flat amount, offered when the cart's subtotal reaches `min_subtotal`."""
 
     __tablename__ = "shipping_option"
     __table_args__ = (
@@ -70,5 +70,5 @@ class ShippingOption(TenantOwnedMixin, Base):
     code: Mapped[str] = mapped_column(String(50), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)  # minor units of the region's currency
-    free_over_subtotal: Mapped[int | None] = mapped_column(Integer)  # free when subtotal ≥ this (minor units)
+    min_subtotal: Mapped[int | None] = mapped_column(Integer)  # offered only when subtotal ≥ this (minor units)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))

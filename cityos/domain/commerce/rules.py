@@ -18,10 +18,9 @@ def round_half_up(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def shipping_amount(amount: int, free_over_subtotal: int | None, subtotal: int) -> int:
-    if free_over_subtotal is not None and subtotal >= free_over_subtotal:
-        return 0
-    return amount
+def shipping_offered(min_subtotal: int | None, subtotal: int) -> bool:
+    """A shipping option with a minimum subtotal (e.g. free shipping from $50) is offered from that subtotal on."""
+    return min_subtotal is None or subtotal >= min_subtotal
 
 
 def tax_amount(taxable: int, rate: Decimal) -> int:

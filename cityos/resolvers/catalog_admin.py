@@ -1,0 +1,220 @@
+"""Catalog admin mutations: products, variants, prices, tiers, categories. Store and tenant admins manage their
+stores' catalogs; vendor admins and users manage their own vendor's products only (Cerbos)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.scalars import JSON
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.catalog import rules, service
+from cityos.errors import BadUserInput
+from cityos.resolvers.tenancy_admin import tenant_of
+from cityos.schema.catalog import PRICE_TABLE, PRODUCT_TABLE, VARIANT_TABLE, Category, Product, ProductStatus, Variant
+from cityos.schema.relay import from_global_id, to_global_id
+from cityos.schema.tenancy import CHANNEL_TABLE, Info, Store, node_by_global_id
+
+
+@strawberry.input
+class MoneyInput:
+    amount: int
+    currency_code: str
+
+
+@strawberry.input
+class PriceTierInput:
+    min_quantity: int
+    percent_off: Decimal | None = None
+    unit_amount: int | None = None
+
+
+@strawberry.input
+class CreateProductInput:
+    store_id: strawberry.ID
+    handle: str
+    title: str
+    vendor_id: strawberry.ID | None = None
+    description: str | None = None
+    status: ProductStatus = ProductStatus.DRAFT
+    images: list[str] | None = None
+    metadata: JSON | None = None
+    category_ids: list[strawberry.ID] | None = None
+    sales_channel_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Default: the store's default sales channel")
+
+
+@strawberry.input
+class UpdateProductInput:
+    handle: str | None = None
+    title: str | None = None
+    description: str | None = None
+    status: ProductStatus | None = None
+    images: list[str] | None = None
+    metadata: JSON | None = None
+    category_ids: list[strawberry.ID] | None = None
+    sales_channel_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class CreateVariantInput:
+    sku: str
+    title: str
+    options: JSON | None = None
+    inventory_quantity: int = 0
+    weight_grams: int | None = None
+    prices: list[MoneyInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateVariantInput:
+    sku: str | None = None
+    title: str | None = None
+    inventory_quantity: int | None = None
+    weight_grams: int | None = None
+
+
+@strawberry.input
+class CreateCategoryInput:
+    store_id: strawberry.ID
+    handle: str
+    name: str
+    parent_id: strawberry.ID | None = None
+
+
+def _ids(global_ids: list[strawberry.ID] | None, type_name: str) -> list[uuid.UUID] | None:
+    if global_ids is None:
+        return None
+    return [from_global_id(global_id, type_name)[1] for global_id in global_ids]
+
+
+def _prices(prices: list[MoneyInput]) -> list[service.PriceInput]:
+    return [service.PriceInput(price.currency_code, price.amount) for price in prices]
+
+
+def _changes(source: CreateProductInput | UpdateProductInput) -> service.ProductChanges:
+    if source.metadata is not None and not isinstance(source.metadata, dict):
+        raise BadUserInput("metadata must be an object", field="metadata")
+    return service.ProductChanges(
+        title=source.title, handle=source.handle, description=source.description,
+        status=source.status.value if source.status else None, images=source.images, metadata=source.metadata,
+        category_ids=_ids(source.category_ids, "Category"), sales_channel_ids=_ids(source.sales_channel_ids,
+                                                                                     "SalesChannel"))
+
+
+async def _product_row(info: Info, product: Product) -> Any:
+    return await info.context.loaders.by_key(PRODUCT_TABLE).load(product.pk)
+
+
+@strawberry.type
+class CatalogMutation:
+    @strawberry.mutation(description="Create a product in a store. A vendor user creates for its own vendor.")
+    async def create_product(self, info: Info, input: CreateProductInput) -> Product:
+        tenant_id = tenant_of(info)
+        store: Store = await node_by_global_id(info, input.store_id, "Store")
+        vendor_id = from_global_id(input.vendor_id, "Vendor")[1] if input.vendor_id else None
+        status = input.status.value
+        await info.context.authz.require(ResourceRef.of("product", "new", tenant_id=tenant_id, store_id=store.pk,
+                                                        vendor_id=vendor_id, status=status), "create")
+        changes = _changes(input)
+        if changes.sales_channel_ids is None:
+            channels = await info.context.loaders.many_by_key(CHANNEL_TABLE, "store_id").load(store.pk)
+            changes.sales_channel_ids = [row.id for row in channels if row.is_default]
+
+        async def work(connection: AsyncConnection) -> Any:
+            return await service.create_product(connection, tenant_id=tenant_id, store_id=store.pk,
+                                                vendor_id=vendor_id, title=input.title, handle=input.handle,
+                                                changes=changes)
+
+        return Product.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation
+    async def update_product(self, info: Info, id: strawberry.ID, input: UpdateProductInput) -> Product:
+        tenant_of(info)
+        product: Product = await node_by_global_id(info, id, "Product", "update")
+        if input.status is not None and input.status != product.status:
+            # The new state must be allowed too (a vendor cannot move a product out of its own reach).
+            moved = Product(**{**product.__dict__, "status": input.status})
+            await info.context.authz.require(moved.resource(), "update")
+        row = await _product_row(info, product)
+        changes = _changes(input)
+        return Product.from_row(await info.context.db.mutate(
+            lambda connection: service.update_product(connection, product=row, changes=changes)))
+
+    @strawberry.mutation(description="Add a variant (with its list prices) to a product.")
+    async def create_variant(self, info: Info, product_id: strawberry.ID, input: CreateVariantInput) -> Variant:
+        tenant_of(info)
+        product: Product = await node_by_global_id(info, product_id, "Product", "update")
+        options: Any = input.options if input.options is not None else {}
+        if not isinstance(options, dict):
+            raise BadUserInput("options must be an object of option name → value", field="options")
+        row = await _product_row(info, product)
+
+        async def work(connection: AsyncConnection) -> Any:
+            return await service.create_variant(
+                connection, product=row, sku=input.sku, title=input.title, options=options,
+                inventory_quantity=input.inventory_quantity, weight_grams=input.weight_grams,
+                prices=_prices(input.prices))
+
+        return Variant.of(await info.context.db.mutate(work), product)
+
+    @strawberry.mutation
+    async def update_variant(self, info: Info, id: strawberry.ID, input: UpdateVariantInput) -> Variant:
+        tenant_of(info)
+        variant: Variant = await node_by_global_id(info, id, "Variant", "update")
+        values = {key: value for key, value in (("sku", input.sku), ("title", input.title),
+                                                ("inventory_quantity", input.inventory_quantity),
+                                                ("weight_grams", input.weight_grams)) if value is not None}
+        row = await info.context.db.mutate(
+            lambda connection: service.update_variant(connection, variant_id=variant.pk, values=values))
+        return Variant(**{**variant.__dict__, "sku": row.sku, "title": row.title, "weight_grams": row.weight_grams,
+                          "quantity_on_hand": row.inventory_quantity})
+
+    @strawberry.mutation(description="Set list prices of a variant (one per currency; others are kept).")
+    async def set_variant_prices(self, info: Info, variant_id: strawberry.ID, prices: list[MoneyInput]) -> Variant:
+        tenant_of(info)
+        variant: Variant = await node_by_global_id(info, variant_id, "Variant", "update")
+        row = await info.context.loaders.by_key(VARIANT_TABLE).load(variant.pk)
+        await info.context.db.mutate(
+            lambda connection: service.set_variant_prices(connection, variant=row, prices=_prices(prices)))
+        info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").clear(variant.pk)
+        return variant
+
+    @strawberry.mutation(description="Replace the volume pricing tiers of a variant, or of a product (applies to "
+                                     "its variants without tiers of their own), in one currency.")
+    async def set_price_tiers(self, info: Info, currency_code: str, tiers: list[PriceTierInput],
+                              variant_id: strawberry.ID | None = None,
+                              product_id: strawberry.ID | None = None) -> Product:
+        tenant_id = tenant_of(info)
+        if (variant_id is None) == (product_id is None):
+            raise BadUserInput("name either variantId or productId", field="variantId")
+        product: Product
+        if variant_id is not None:
+            variant: Variant = await node_by_global_id(info, variant_id, "Variant", "update")
+            product = await node_by_global_id(info, to_global_id("Product", variant.product_pk), "Product")
+            owner = {"variant_id": variant.pk}
+        else:
+            assert product_id is not None
+            product = await node_by_global_id(info, product_id, "Product", "update")
+            owner = {"product_id": product.pk}
+        parsed = [rules.Tier(tier.min_quantity, percent_off=tier.percent_off, unit_amount=tier.unit_amount)
+                  for tier in tiers]
+        await info.context.db.mutate(lambda connection: service.set_price_tiers(
+            connection, tenant_id=tenant_id, currency_code=currency_code, tiers=parsed, **owner))
+        return product
+
+    @strawberry.mutation
+    async def create_category(self, info: Info, input: CreateCategoryInput) -> Category:
+        tenant_id = tenant_of(info)
+        store: Store = await node_by_global_id(info, input.store_id, "Store")
+        await info.context.authz.require(ResourceRef.of("category", "new", tenant_id=tenant_id, store_id=store.pk),
+                                         "create")
+        parent_id = from_global_id(input.parent_id, "Category")[1] if input.parent_id else None
+        row = await info.context.db.mutate(lambda connection: service.create_category(
+            connection, tenant_id=tenant_id, store_id=store.pk, handle=input.handle, name=input.name,
+            parent_id=parent_id))
+        return Category.from_row(row)

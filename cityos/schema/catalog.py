@@ -1,0 +1,242 @@
+"""GraphQL types of the catalog and vendors. A variant, its prices and its tiers are parts of their product:
+they are authorized as the product (kind `product`), which keeps one PDP decision per product."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.scalars import JSON
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.base import table_of
+from cityos.domain.catalog import rules
+from cityos.domain.catalog.models import Category as CategoryModel
+from cityos.domain.catalog.models import PriceTier as PriceTierModel
+from cityos.domain.catalog.models import Product as ProductModel
+from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
+from cityos.domain.catalog.models import Variant as VariantModel
+from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
+from cityos.domain.catalog.service import tiers_from_rows
+from cityos.domain.marketplace.models import Vendor as VendorModel
+from cityos.schema.permissions import guarded_field
+from cityos.schema.relay import Node, to_global_id
+from cityos.schema.tenancy import Info, register_node, register_table_node
+
+PRODUCT_TABLE = table_of(ProductModel)
+VARIANT_TABLE = table_of(VariantModel)
+PRICE_TABLE = table_of(VariantPriceModel)
+TIER_TABLE = table_of(PriceTierModel)
+CATEGORY_TABLE = table_of(CategoryModel)
+PRODUCT_CATEGORY_TABLE = table_of(ProductCategoryModel)
+VENDOR_TABLE = table_of(VendorModel)
+
+
+@strawberry.enum
+class ProductStatus(Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+@strawberry.type(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
+class Money:
+    amount: int
+    currency_code: str
+
+
+@strawberry.type(description="Volume pricing: from minQuantity units on, percentOff the list price or unitAmount.")
+class PriceTier:
+    min_quantity: int
+    currency_code: str
+    percent_off: Decimal | None
+    unit_amount: int | None
+
+
+@strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
+class Vendor(Node):
+    id: strawberry.ID
+    handle: str
+    name: str
+    status: str
+    created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Vendor:
+        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name, status=row.status,
+                   created_at=row.created_at, pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("vendor", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
+                              vendor_id=self.pk, status=self.status)
+
+
+@strawberry.federation.type(keys=["id"], description="A node of a store's category tree.")
+class Category(Node):
+    id: strawberry.ID
+    handle: str
+    name: str
+    rank: int
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
+    parent_pk: strawberry.Private[uuid.UUID | None]
+    created_at: strawberry.Private[datetime]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Category:
+        return cls(id=to_global_id("Category", row.id), handle=row.handle, name=row.name, rank=row.rank,
+                   pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id, parent_pk=row.parent_id,
+                   created_at=row.created_at)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("category", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Category | None:
+        if self.parent_pk is None:
+            return None
+        row = await info.context.loaders.by_key(CATEGORY_TABLE).load(self.parent_pk)
+        return Category.from_row(row) if row else None
+
+    @strawberry.field
+    async def children(self, info: Info) -> list[Category]:
+        rows = await info.context.loaders.many_by_key(CATEGORY_TABLE, "parent_id").load(self.pk)
+        return sorted((Category.from_row(row) for row in rows), key=lambda c: (c.rank, c.name))
+
+
+@strawberry.federation.type(keys=["id"], description="A purchasable variant of a product (size, colour, …).")
+class Variant(Node):
+    id: strawberry.ID
+    sku: str
+    title: str
+    options: JSON
+    weight_grams: int | None
+    pk: strawberry.Private[uuid.UUID]
+    product_resource: strawberry.Private[ResourceRef]
+    quantity_on_hand: strawberry.Private[int]
+    created_at: strawberry.Private[datetime]
+
+    @classmethod
+    def of(cls, row: Row[Any], product: Product) -> Variant:
+        return cls(id=to_global_id("Variant", row.id), sku=row.sku, title=row.title, options=row.options,
+                   weight_grams=row.weight_grams, pk=row.id, product_resource=product.resource(),
+                   quantity_on_hand=row.inventory_quantity, created_at=row.created_at)
+
+    @property
+    def product_pk(self) -> uuid.UUID:
+        return uuid.UUID(self.product_resource.id)
+
+    def resource(self) -> ResourceRef:
+        return self.product_resource
+
+    @strawberry.field
+    async def product(self, info: Info) -> Product | None:
+        row = await info.context.loaders.by_key(PRODUCT_TABLE).load(self.product_pk)
+        return Product.from_row(row) if row else None
+
+    @strawberry.field(description="Whether at least one unit can be ordered.")
+    def in_stock(self) -> bool:
+        return self.quantity_on_hand > 0
+
+    @guarded_field("Variant", "inventory_quantity", "Units on hand.")
+    def inventory_quantity(self) -> int | None:
+        return self.quantity_on_hand
+
+    @strawberry.field(description="List prices, one per currency.")
+    async def prices(self, info: Info) -> list[Money]:
+        rows = await info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").load(self.pk)
+        return [Money(amount=row.amount, currency_code=row.currency_code) for row in rows]
+
+    async def _tier_rows(self, info: Info, currency_code: str) -> list[Row[Any]]:
+        own = await info.context.loaders.many_by_key(TIER_TABLE, "variant_id").load(self.pk)
+        rows = own or await info.context.loaders.many_by_key(TIER_TABLE, "product_id").load(self.product_pk)
+        return sorted((row for row in rows if row.currency_code == currency_code.lower()),
+                      key=lambda row: row.min_quantity)
+
+    @strawberry.field(description="Volume pricing tiers in a currency (the variant's own, else the product's).")
+    async def tiers(self, info: Info, currency_code: str) -> list[PriceTier]:
+        return [PriceTier(min_quantity=row.min_quantity, currency_code=row.currency_code,
+                          percent_off=row.percent_off, unit_amount=row.unit_amount)
+                for row in await self._tier_rows(info, currency_code)]
+
+    @strawberry.field(description="The unit price for a quantity, after volume pricing; null without a list price.")
+    async def unit_price(self, info: Info, currency_code: str, quantity: int = 1) -> Money | None:
+        rules.validate_quantity(quantity)
+        prices = await info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").load(self.pk)
+        price = next((row for row in prices if row.currency_code == currency_code.lower()), None)
+        if price is None:
+            return None
+        tiers = tiers_from_rows(await self._tier_rows(info, currency_code))
+        return Money(amount=rules.unit_price(price.amount, quantity, tiers), currency_code=price.currency_code)
+
+
+@strawberry.federation.type(keys=["id"], description="A product of a store, sold by one vendor.")
+class Product(Node):
+    id: strawberry.ID
+    handle: str
+    title: str
+    description: str | None
+    status: ProductStatus
+    images: list[str]
+    metadata: JSON
+    created_at: datetime
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
+    vendor_pk: strawberry.Private[uuid.UUID | None]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Product:
+        return cls(id=to_global_id("Product", row.id), handle=row.handle, title=row.title,
+                   description=row.description, status=ProductStatus(row.status), images=list(row.images),
+                   metadata=row.metadata, created_at=row.created_at, pk=row.id, tenant_pk=row.tenant_id,
+                   store_pk=row.store_id, vendor_pk=row.vendor_id)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("product", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
+                              vendor_id=self.vendor_pk, status=self.status.value)
+
+    @strawberry.field(description="The first image, for listings.")
+    def thumbnail(self) -> str | None:
+        return self.images[0] if self.images else None
+
+    @strawberry.field
+    async def vendor(self, info: Info) -> Vendor | None:
+        if self.vendor_pk is None:
+            return None
+        row = await info.context.loaders.by_key(VENDOR_TABLE).load(self.vendor_pk)
+        return Vendor.from_row(row) if row else None
+
+    @strawberry.field
+    async def categories(self, info: Info) -> list[Category]:
+        links = await info.context.loaders.many_by_key(PRODUCT_CATEGORY_TABLE, "product_id").load(self.pk)
+        rows = await info.context.loaders.by_key(CATEGORY_TABLE).load_many([link.category_id for link in links])
+        return sorted((Category.from_row(row) for row in rows if row), key=lambda c: (c.rank, c.name))
+
+    @strawberry.field
+    async def variants(self, info: Info) -> list[Variant]:
+        rows = await info.context.loaders.many_by_key(VARIANT_TABLE, "product_id").load(self.pk)
+        return [Variant.of(row, self) for row in rows]
+
+
+async def load_variant(info: Info, local_id: uuid.UUID) -> Variant | None:
+    row = await info.context.loaders.by_key(VARIANT_TABLE).load(local_id)
+    if row is None:
+        return None
+    product = await info.context.loaders.by_key(PRODUCT_TABLE).load(row.product_id)
+    return Variant.of(row, Product.from_row(product)) if product else None
+
+
+register_table_node("Product", PRODUCT_TABLE, Product.from_row)
+register_table_node("Vendor", VENDOR_TABLE, Vendor.from_row)
+register_table_node("Category", CATEGORY_TABLE, Category.from_row)
+register_node("Variant", load_variant)
