@@ -8,6 +8,9 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
     FORBIDDEN         authenticated, but the policy denies the action or field
     CONFLICT          a uniqueness rule would be broken (duplicate handle, domain, …)
     UNAVAILABLE       a dependency (database, policy engine) cannot answer; nothing was returned or changed
+    OUT_OF_STOCK      not enough units of a variant (extensions.variantId names it); nothing was reserved
+    INVALID_STATE_TRANSITION  the object's state machine forbids the change (extensions.from, extensions.to)
+    PAYMENT_FAILED    the payment provider refused or could not take the payment
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
 """
 
@@ -24,6 +27,9 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     CONFLICT = "CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -58,3 +64,15 @@ class Conflict(ApiError):
 
 class Unavailable(ApiError):
     code = ErrorCode.UNAVAILABLE
+
+
+class OutOfStock(ApiError):
+    code = ErrorCode.OUT_OF_STOCK
+
+
+class InvalidStateTransition(ApiError):
+    code = ErrorCode.INVALID_STATE_TRANSITION
+
+
+class PaymentFailed(ApiError):
+    code = ErrorCode.PAYMENT_FAILED

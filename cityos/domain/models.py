@@ -10,9 +10,19 @@ from cityos.domain.catalog.models import (
     Variant,
     VariantPrice,
 )
-from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState, ShippingOption
+from cityos.domain.commerce.models import (
+    Cart,
+    CartLine,
+    Currency,
+    InventoryReservation,
+    PaymentProvider,
+    Region,
+    RegionState,
+    ShippingOption,
+)
 from cityos.domain.marketplace.models import Vendor
-from cityos.domain.platform.models import AuditLog
+from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.platform.models import AuditLog, WebhookInbox
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
@@ -25,8 +35,13 @@ __all__ = [
     "TENANT_OWNED_TABLES",
     "AuditLog",
     "Base",
+    "Cart",
+    "CartLine",
     "Category",
     "Currency",
+    "InventoryReservation",
+    "Order",
+    "OrderLine",
     "PaymentProvider",
     "PriceTier",
     "Product",
@@ -43,4 +58,6 @@ __all__ = [
     "Variant",
     "VariantPrice",
     "Vendor",
+    "VendorOrder",
+    "WebhookInbox",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -7,9 +8,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityos.domain.catalog.rules import Tier, unit_price, validate_quantity, validate_tiers
-from cityos.domain.commerce.rules import allocate, shipping_offered, tax_amount
-from cityos.errors import BadUserInput
+from cityos.domain.commerce.rules import (
+    PricedLine,
+    allocate,
+    cart_totals,
+    next_order_status,
+    shipping_offered,
+    split_by_vendor,
+    tax_amount,
+)
+from cityos.errors import BadUserInput, InvalidStateTransition
 
+VENDORS = [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
 EXAMPLE = [Tier(10, percent_off=Decimal("9")), Tier(50, unit_amount=700)]
 
 
@@ -90,3 +100,40 @@ def test_allocation_ties_go_to_the_earlier_part() -> None:
     assert allocate(1, [1, 1]) == [1, 0]
     assert allocate(100, [1, 1, 1]) == [34, 33, 33]
     assert allocate(0, []) == []
+
+
+lines_strategy = st.lists(st.builds(
+    PricedLine, variant_id=st.uuids(), vendor_id=st.sampled_from([None, *VENDORS]),
+    quantity=st.integers(1, 50), list_unit_price=st.integers(0, 50_000),
+    unit_price=st.integers(0, 50_000)).filter(lambda line: line.unit_price <= line.list_unit_price),
+    min_size=1, max_size=10)
+
+
+@given(lines_strategy, st.integers(0, 5000), st.decimals(Decimal(0), Decimal("0.25"), places=4))
+def test_vendor_orders_sum_exactly_to_the_order(lines: list[PricedLine], shipping: int, rate: Decimal) -> None:
+    totals = cart_totals(lines, shipping, rate)
+    parts = split_by_vendor(lines, totals)
+    assert set(parts) == {line.vendor_id for line in lines}
+    for column in ("subtotal", "discount_total", "shipping_total", "tax_total", "total"):
+        assert sum(getattr(part, column) for part in parts.values()) == getattr(totals, column)
+    assert all(part.total >= 0 for part in parts.values())
+
+
+def test_cart_totals_with_tiers_shipping_and_tax() -> None:
+    lines = [PricedLine(uuid.uuid4(), VENDORS[0], 10, 1200, 1092), PricedLine(uuid.uuid4(), VENDORS[1], 1, 4500, 4500)]
+    totals = cart_totals(lines, 500, Decimal("0.0825"))
+    assert (totals.subtotal, totals.discount_total, totals.shipping_total) == (16500, 1080, 500)
+    assert totals.tax_total == 1313  # (16500 − 1080 + 500) × 8.25 % = 1313.4 → 1313
+    assert totals.total == 16500 - 1080 + 500 + totals.tax_total
+
+
+def test_order_state_machine() -> None:
+    assert next_order_status("pending", "paid") == "paid"
+    assert next_order_status("paid", "fulfilled") == "fulfilled"
+    assert next_order_status("fulfilled", "completed") == "completed"
+    assert next_order_status("paid", "refunded") == "refunded"
+    for current, target in (("pending", "fulfilled"), ("completed", "paid"), ("canceled", "paid"),
+                            ("fulfilled", "canceled"), ("paid", "shipped")):
+        with pytest.raises(InvalidStateTransition) as raised:
+            next_order_status(current, target)
+        assert raised.value.extensions["code"] == "INVALID_STATE_TRANSITION"

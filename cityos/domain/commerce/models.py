@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKeyConstraint, Integer, Numeric, String, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityos.domain.base import Base, TenantOwnedMixin
@@ -72,3 +85,61 @@ class ShippingOption(TenantOwnedMixin, Base):
     amount: Mapped[int] = mapped_column(Integer, nullable=False)  # minor units of the region's currency
     min_subtotal: Mapped[int | None] = mapped_column(Integer)  # offered only when subtotal ≥ this (minor units)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+
+
+class Cart(TenantOwnedMixin, Base):
+    """A shopping cart of a store. `order_id` is chosen when checkout starts, so the Stripe PaymentIntent's
+    transfer_group and the order created later share it (exactly one order per cart)."""
+
+    __tablename__ = "cart"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "region_id"], ["region.tenant_id", "region.id"]),
+        ForeignKeyConstraint(["tenant_id", "shipping_option_id"], ["shipping_option.tenant_id", "shipping_option.id"]),
+        CheckConstraint("status in ('open', 'completed')", name="status"),
+        Index("ix_cart_payment_intent", "payment_intent_id", unique=True),
+    )
+
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    region_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
+    customer_id: Mapped[str | None] = mapped_column(String(200))  # the token subject of a signed-in customer
+    email: Mapped[str | None] = mapped_column(String(320))
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    shipping_option_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(100))
+    payment_error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CartLine(TenantOwnedMixin, Base):
+    __tablename__ = "cart_line"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cart_id"], ["cart.tenant_id", "cart.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"]),
+        UniqueConstraint("tenant_id", "cart_id", "variant_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class InventoryReservation(TenantOwnedMixin, Base):
+    """Units taken off a variant's stock for a cart in checkout; released if the checkout expires or fails for
+    good, consumed when the order is created."""
+
+    __tablename__ = "inventory_reservation"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cart_id"], ["cart.tenant_id", "cart.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"]),
+        UniqueConstraint("tenant_id", "cart_id", "variant_id"),
+    )
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -10,7 +10,9 @@ Rounding rules, written down:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 
@@ -47,3 +49,83 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     for index in order[:left]:
         floors[index] += 1
     return floors
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    """A cart line with its prices settled: list price and the unit price after volume pricing."""
+
+    variant_id: uuid.UUID
+    vendor_id: uuid.UUID | None
+    quantity: int
+    list_unit_price: int
+    unit_price: int
+
+    @property
+    def subtotal(self) -> int:
+        return self.list_unit_price * self.quantity
+
+    @property
+    def total(self) -> int:
+        return self.unit_price * self.quantity
+
+    @property
+    def discount(self) -> int:
+        return self.subtotal - self.total
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+
+    @property
+    def total(self) -> int:
+        return self.subtotal - self.discount_total + self.shipping_total + self.tax_total
+
+
+def cart_totals(lines: Sequence[PricedLine], shipping: int, tax_rate: Decimal) -> Totals:
+    """Subtotal at list prices, tier discounts, shipping, and tax on (subtotal − discounts + shipping)."""
+    subtotal = sum(line.subtotal for line in lines)
+    discount = sum(line.discount for line in lines)
+    return Totals(subtotal, discount, shipping, tax_amount(subtotal - discount + shipping, tax_rate))
+
+
+def split_by_vendor(lines: Sequence[PricedLine], totals: Totals) -> dict[uuid.UUID | None, Totals]:
+    """One Totals per vendor (in the order vendors first appear). Subtotals and discounts are the vendor's own
+    lines; shipping and tax are allocated by largest remainder on the vendors' discounted subtotals, so every
+    column of the parts sums exactly to the cart's."""
+    vendors: dict[uuid.UUID | None, list[PricedLine]] = {}
+    for line in lines:
+        vendors.setdefault(line.vendor_id, []).append(line)
+    weights = [sum(line.total for line in group) for group in vendors.values()]
+    shipping = allocate(totals.shipping_total, weights)
+    tax = allocate(totals.tax_total, weights)
+    return {vendor: Totals(sum(line.subtotal for line in group), sum(line.discount for line in group),
+                           shipping[index], tax[index])
+            for index, (vendor, group) in enumerate(vendors.items())}
+
+
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"paid", "canceled"}),
+    "paid": frozenset({"fulfilled", "canceled", "refunded"}),
+    "fulfilled": frozenset({"completed", "refunded"}),
+    "completed": frozenset({"refunded"}),
+    "canceled": frozenset(),
+    "refunded": frozenset(),
+}
+
+
+def next_order_status(current: str, target: str) -> str:
+    """The order state machine: pending → paid → fulfilled → completed; cancel before fulfilment; refund after
+    payment. Anything else is an InvalidStateTransition."""
+    from cityos.errors import InvalidStateTransition
+
+    if target not in ORDER_TRANSITIONS:
+        raise InvalidStateTransition(f"unknown order status {target!r}", **{"from": current, "to": target})
+    if target not in ORDER_TRANSITIONS.get(current, frozenset()):
+        raise InvalidStateTransition(f"an order cannot go from {current} to {target}",
+                                     **{"from": current, "to": target})
+    return target

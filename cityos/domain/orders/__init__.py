@@ -1,0 +1,1 @@
+"""Orders: an order per paid cart, split into one vendor order per vendor."""

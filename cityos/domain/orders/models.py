@@ -1,0 +1,92 @@
+"""Order tables. Amounts are integer minor units of the order's currency; parts sum exactly to their whole."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityos.domain.base import Base, TenantOwnedMixin
+
+ORDER_STATUSES = ("pending", "paid", "fulfilled", "completed", "canceled", "refunded")
+_STATUS_CHECK = "status in ('pending', 'paid', 'fulfilled', 'completed', 'canceled', 'refunded')"
+
+
+class Order(TenantOwnedMixin, Base):
+    __tablename__ = "orders"  # "order" is a reserved word
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"]),
+        UniqueConstraint("tenant_id", "cart_id"),
+        UniqueConstraint("payment_intent_id"),
+        CheckConstraint(_STATUS_CHECK, name="status"),
+        CheckConstraint("total = subtotal - discount_total + shipping_total + tax_total", name="total_adds_up"),
+        Index("ix_orders_tenant_store_created", "tenant_id", "store_id", "created_at"),
+        Index("ix_orders_tenant_customer", "tenant_id", "customer_id"),
+    )
+
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    customer_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    subtotal: Mapped[int] = mapped_column(Integer, nullable=False)
+    discount_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    shipping_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    tax_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    total: Mapped[int] = mapped_column(Integer, nullable=False)
+    payment_intent_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    shipping_option_code: Mapped[str] = mapped_column(String(50), nullable=False)
+
+
+class VendorOrder(TenantOwnedMixin, Base):
+    """The part of an order one vendor fulfils (vendor_id null: products sold by the store itself)."""
+
+    __tablename__ = "vendor_order"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        CheckConstraint(_STATUS_CHECK, name="status"),
+        CheckConstraint("total = subtotal - discount_total + shipping_total + tax_total", name="total_adds_up"),
+        Index("ix_vendor_order_tenant_vendor", "tenant_id", "vendor_id", "created_at"),
+        Index("ix_vendor_order_tenant_order", "tenant_id", "order_id"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    subtotal: Mapped[int] = mapped_column(Integer, nullable=False)
+    discount_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    shipping_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    tax_total: Mapped[int] = mapped_column(Integer, nullable=False)
+    total: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class OrderLine(TenantOwnedMixin, Base):
+    __tablename__ = "order_line"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "vendor_order_id"], ["vendor_order.tenant_id", "vendor_order.id"],
+                             ondelete="CASCADE"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_order_line_tenant_order", "tenant_id", "order_id"),
+        Index("ix_order_line_tenant_vendor_order", "tenant_id", "vendor_order_id"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    vendor_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    sku: Mapped[str] = mapped_column(String(100), nullable=False)
+    title: Mapped[str] = mapped_column(String(600), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    list_unit_price: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(Integer, nullable=False)
+    subtotal: Mapped[int] = mapped_column(Integer, nullable=False)  # list_unit_price × quantity
+    discount_total: Mapped[int] = mapped_column(Integer, nullable=False)  # tier savings
+    total: Mapped[int] = mapped_column(Integer, nullable=False)  # unit_price × quantity
