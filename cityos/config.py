@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
     STRIPE_CONNECT_CLIENT_ID: str | None = None
     STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
+    # Where the Stripe SDK sends API calls (default: Stripe itself); tests point it at a local fake.
+    CITYOS_STRIPE_API_BASE: str | None = None
+    # How long stock stays reserved for a cart in checkout.
+    CITYOS_RESERVATION_MINUTES: int = Field(default=30, gt=0, le=24 * 60)
 
     # Payload CMS
     PAYLOAD_URL: str | None = None

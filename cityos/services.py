@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,7 @@ from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
 from cityos.db import create_app_engine
+from cityos.integrations.stripe.client import create_stripe_client
 from cityos.realtime import Broker, create_broker
 
 TENANT_CACHE_SECONDS = 60.0
@@ -65,6 +67,7 @@ class Services:
     verifier: TokenVerifier
     tenants: TenantDirectory
     pdp_counter: PdpCounter
+    stripe: stripe.StripeClient
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -83,6 +86,7 @@ class Services:
             verifier=build_verifier(settings, http),
             tenants=TenantDirectory(engine),
             pdp_counter=PdpCounter(),
+            stripe=create_stripe_client(settings),
         )
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ from cityos.seed import seed_reference_data
 from cityos.services import Services
 from tests import infrastructure
 from tests.fakes.keycloak import FakeKeycloak
+from tests.fakes.stripe import FakeStripe
 
 
 @pytest.fixture(scope="session")
@@ -88,11 +89,28 @@ async def keycloak() -> AsyncIterator[FakeKeycloak]:
     await task
 
 
+STRIPE_KEY = "sk_test_cityos_" + "k" * 24
+STRIPE_WEBHOOK_SECRET = "whsec_cityos_" + "w" * 24
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, keycloak: FakeKeycloak) -> Settings:
+async def fake_stripe() -> AsyncIterator[FakeStripe]:
+    fake = FakeStripe(STRIPE_KEY, STRIPE_WEBHOOK_SECRET)
+    uvicorn_server, task, port = await serve_asgi(fake.app())
+    fake.base_url = f"http://127.0.0.1:{port}"
+    yield fake
+    uvicorn_server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, keycloak: FakeKeycloak,
+             fake_stripe: FakeStripe) -> Settings:
     return Settings(DATABASE_URL=database_url, CERBOS_URL=cerbos.url, REDIS_URL=redis_url,
                     CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024,
-                    KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32)
+                    KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32,
+                    STRIPE_API_KEY=STRIPE_KEY, STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
+                    CITYOS_STRIPE_API_BASE=fake_stripe.base_url)
 
 
 @pytest.fixture(scope="session")

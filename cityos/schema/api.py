@@ -17,9 +17,11 @@ from strawberry.types import ExecutionContext
 from cityos.observability.metrics import GraphQLMetrics
 from cityos.resolvers.catalog import CatalogQuery
 from cityos.resolvers.catalog_admin import CatalogMutation
+from cityos.resolvers.commerce import CommerceMutation, CommerceQuery
 from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.catalog import Category, Product, Variant, Vendor
+from cityos.schema.commerce import Cart, Order, VendorOrder
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -29,12 +31,12 @@ log = logging.getLogger("cityos.graphql")
 
 
 @strawberry.type
-class Query(TenancyQuery, CatalogQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery):
     pass
 
 
 @strawberry.type
-class Mutation(TenancyMutation, CatalogMutation):
+class Mutation(TenancyMutation, CatalogMutation, CommerceMutation):
     pass
 
 
@@ -50,7 +52,7 @@ def build_schema() -> CityosSchema:
         query=Query,
         mutation=Mutation,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
-               Category],
+               Category, Cart, Order, VendorOrder],
         federation_version="2.7",
         extensions=[
             RequestScope,

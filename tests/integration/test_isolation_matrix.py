@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from cityos.auth.principal import ROLES
 from cityos.schema.relay import to_global_id
-from cityos.seed import seed_catalog
+from cityos.seed import seed_catalog, seed_region
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, make_tenant
 from tests.operations import all_operations
 
@@ -34,13 +34,18 @@ class Target:
         self.variant = to_global_id("Variant", ids["variant"])
         self.category = to_global_id("Category", ids["category"])
         self.vendor = to_global_id("Vendor", ids["vendor"])
+        self.cart = to_global_id("Cart", ids["cart"])
+        self.cart_line = to_global_id("CartLine", ids["cart_line"])
+        self.option = to_global_id("ShippingOption", ids["shipping_option"])
+        self.order = to_global_id("Order", ids["orders"])
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
         the seeded catalog are B's)."""
         w = self.world
         return [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
-                self.vendor, *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
+                self.vendor, self.cart, self.cart_line, self.order, "b-customer@example.com",
+                *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                 w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
                 "Apparel"]
 
@@ -75,12 +80,55 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/CreateCategory": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
                                                  "name": "Matrix", "parentId": b.category}},
     "vendor/VendorProducts": lambda b: {"storeId": b.store},
+    "storefront/CreateCart": lambda b: {},
+    "storefront/Cart": lambda b: {"id": b.cart},
+    "storefront/AddCartLine": lambda b: {"cartId": b.cart, "variantId": b.variant, "quantity": 1},
+    "storefront/UpdateCartLine": lambda b: {"cartId": b.cart, "lineId": b.cart_line, "quantity": 2},
+    "storefront/RemoveCartLine": lambda b: {"cartId": b.cart, "lineId": b.cart_line},
+    "storefront/SetCartEmail": lambda b: {"cartId": b.cart, "email": "thief@example.com"},
+    "storefront/SetShippingAddress": lambda b: {"cartId": b.cart, "address": {
+        "firstName": "T", "lastName": "T", "address1": "1 Main St", "city": "Austin", "province": "TX",
+        "postalCode": "73301", "countryCode": "US"}},
+    "storefront/SetShippingOption": lambda b: {"cartId": b.cart, "shippingOptionId": b.option},
+    "storefront/StartCheckout": lambda b: {"cartId": b.cart},
+    "storefront/CompleteCheckout": lambda b: {"cartId": b.cart},
+    "storefront/MyOrders": lambda b: {},
+    "admin/OrderById": lambda b: {"id": b.order},
+    "admin/StoreOrders": lambda b: {"first": 100},
+    "admin/UpdateOrderStatus": lambda b: {"id": b.order, "status": "CANCELED"},
+    "vendor/VendorOrders": lambda b: {"first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
-                   "product", "product_category", "variant", "variant_price", "price_tier")
+                   "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
+                   "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
+
+
+# B's customer has a cart with a line and a paid order (written directly: the flow itself is tested elsewhere).
+B_CART_AND_ORDER = """
+with region as (select id from region where tenant_id = :t limit 1),
+variant as (select id from variant where tenant_id = :t and sku = 'NW-TEE-S'),
+cart as (
+  insert into cart (tenant_id, id, store_id, region_id, currency_code, customer_id, email)
+  select :t, gen_random_uuid(), :s, region.id, 'usd', 'b-customer', 'b-customer@example.com' from region
+  returning id),
+line as (
+  insert into cart_line (tenant_id, id, cart_id, variant_id, quantity)
+  select :t, gen_random_uuid(), cart.id, variant.id, 1 from cart, variant returning id),
+paid as (
+  insert into orders (tenant_id, id, store_id, cart_id, customer_id, email, currency_code, status, subtotal,
+                      discount_total, shipping_total, tax_total, total, payment_intent_id, shipping_address,
+                      shipping_option_code)
+  select :t, gen_random_uuid(), :s, gen_random_uuid(), 'b-customer', 'b-customer@example.com', 'usd', 'paid',
+         4500, 0, 500, 0, 5000, 'pi_' || md5(random()::text), '{}'::jsonb, 'standard'
+  returning id)
+insert into vendor_order (tenant_id, id, order_id, store_id, vendor_id, status, subtotal, discount_total,
+                          shipping_total, tax_total, total)
+select :t, gen_random_uuid(), paid.id, :s, v.id, 'paid', 4500, 0, 500, 0, 5000
+from paid, vendor v where v.tenant_id = :t and v.handle = 'northwind-outfitters'
+"""
 
 
 def test_every_operation_is_in_the_matrix() -> None:
@@ -92,11 +140,15 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
     a = await make_tenant(owner_engine)
     b = await make_tenant(owner_engine)
     async with owner_engine.begin() as connection:
+        await seed_region(connection, b.tenant_id)
         await seed_catalog(connection, b.tenant_id, b.store_id)
+        await connection.execute(text(B_CART_AND_ORDER), {"t": b.tenant_id, "s": b.store_id})
         ids = {}
         for table, where in (("store_domain", ""), ("publishable_api_key", ""),
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
-                             ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'")):
+                             ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
+                             ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
+                             ("orders", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return a, Target(b, ids)

@@ -1,0 +1,1 @@
+"""Clients, webhooks and syncs of the external systems: Stripe, Fleetbase, ERPNext, Payload, Keycloak."""

@@ -1,0 +1,1 @@
+"""Stripe through the official SDK (StripeClient, async methods)."""

@@ -1,0 +1,109 @@
+"""POST /api/admin/integrations/stripe/webhook.
+
+The signature is verified on the raw body with STRIPE_WEBHOOK_SECRET (stripe.Webhook.construct_event); a bad or
+missing signature is 400. The event is recorded in the webhook inbox keyed by its id in the same transaction that
+handles it, so a replay is a no-op and a failed handling rolls both back (Stripe then retries).
+
+Handled: payment_intent.succeeded (creates the order, exactly once with completeCheckout),
+payment_intent.payment_failed (records the failure, the cart stays open). Other types are acknowledged and
+ignored. Note: Stripe has no `transfer.failed` event since the 2017 transfer/payout split; transfer failures show
+up as API errors or `transfer.reversed` (handled by the payouts feature).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import stripe
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from cityos.db import tenant_transaction
+from cityos.domain.base import table_of
+from cityos.domain.commerce.service import record_payment_failure
+from cityos.domain.orders.service import complete_order
+from cityos.domain.platform.models import WebhookInbox
+from cityos.errors import ApiError
+from cityos.services import Services
+
+log = logging.getLogger(__name__)
+INBOX = table_of(WebhookInbox)
+MAX_BODY = 512 * 1024
+
+Handler = Callable[[AsyncConnection, dict[str, Any]], Awaitable[str]]
+
+
+async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]) -> str:
+    cart_id = intent.get("metadata", {}).get("cart_id")
+    if not cart_id:
+        return "ignored: not a checkout payment"
+    order = await complete_order(connection, cart_id=uuid.UUID(cart_id), intent_id=intent["id"],
+                                 intent_status=intent["status"], amount_received=int(intent["amount_received"]),
+                                 currency=intent["currency"])
+    return f"order {order.id}"
+
+
+async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any]) -> str:
+    cart_id = intent.get("metadata", {}).get("cart_id")
+    if not cart_id:
+        return "ignored: not a checkout payment"
+    await record_payment_failure(connection, uuid.UUID(cart_id), intent.get("last_payment_error") or {})
+    return "failure recorded"
+
+
+HANDLERS: dict[str, Handler] = {
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_failed,
+}
+
+
+def _tenant_of(event: dict[str, Any]) -> uuid.UUID | None:
+    tenant = event.get("data", {}).get("object", {}).get("metadata", {}).get("tenant_id")
+    try:
+        return uuid.UUID(tenant) if tenant else None
+    except ValueError:
+        return None
+
+
+async def stripe_webhook(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return JSONResponse({"error": "payload too large"}, status_code=413)
+    try:
+        stripe.Webhook.construct_event(body, request.headers.get("stripe-signature"),
+                                       services.settings.STRIPE_WEBHOOK_SECRET)
+    except (stripe.SignatureVerificationError, ValueError):
+        return JSONResponse({"error": "invalid signature"}, status_code=400)
+    event = orjson.loads(body)
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        return JSONResponse({"error": "not a Stripe event"}, status_code=400)
+    handler = HANDLERS.get(event["type"])
+    try:
+        async with tenant_transaction(services.app_engine, _tenant_of(event)) as connection:
+            recorded = (await connection.execute(insert(INBOX).values(
+                id=uuid.uuid4(), provider="stripe", event_id=event["id"], event_type=event["type"], payload=event,
+            ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(INBOX.c.id))).first()
+            if recorded is None:
+                return JSONResponse({"received": True, "duplicate": True})
+            outcome = "ignored: unhandled type"
+            if handler is not None:
+                try:
+                    async with connection.begin_nested():
+                        outcome = await handler(connection, event["data"]["object"])
+                except ApiError as error:  # a business refusal: keep the event and the reason, do not retry
+                    outcome = f"refused: {error.extensions.get('code')}: {error.message}"
+                    log.warning("stripe event %s refused: %s", event["id"], outcome)
+            await connection.execute(update(INBOX).where(INBOX.c.id == recorded.id).values(
+                processed_at=func.now(), error=outcome[:1000] if outcome.startswith("refused") else None))
+    except Exception:
+        log.exception("stripe event %s failed; Stripe will retry", event.get("id"))
+        return JSONResponse({"error": "processing failed"}, status_code=500)
+    return JSONResponse({"received": True, "outcome": outcome})

@@ -1,0 +1,230 @@
+"""Storefront cart and checkout, and order queries and status changes. Thin: authorize, call the service."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.commerce import service as carts
+from cityos.domain.orders import service as orders
+from cityos.errors import BadUserInput, PaymentFailed
+from cityos.integrations.stripe import client as stripe_api
+from cityos.schema.commerce import (
+    ORDER_TABLE,
+    VENDOR_ORDER_TABLE,
+    Cart,
+    CheckoutSession,
+    Order,
+    VendorOrder,
+)
+from cityos.schema.relay import Connection, PageRequest, from_global_id, page_query, to_global_id
+from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
+
+ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
+                         "customer_id": ORDER_TABLE.c.customer_id}
+VENDOR_ORDER_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_ORDER_TABLE.c.tenant_id,
+                                "store_id": VENDOR_ORDER_TABLE.c.store_id,
+                                "vendor_id": VENDOR_ORDER_TABLE.c.vendor_id}
+
+
+@strawberry.input
+class CreateCartInput:
+    currency_code: str | None = strawberry.field(default=None, description="Default: the store's currency")
+    email: str | None = None
+
+
+@strawberry.input
+class AddressInput:
+    first_name: str
+    last_name: str
+    address_1: str
+    address_2: str | None = None
+    city: str
+    province: str = strawberry.field(description="State code, e.g. CA or US-CA")
+    postal_code: str
+    country_code: str
+    phone: str | None = None
+
+
+@strawberry.enum
+class OrderStatusInput(Enum):
+    PAID = "paid"
+    FULFILLED = "fulfilled"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+async def _cart_for(info: Info, cart_id: strawberry.ID, action: str = "update") -> Cart:
+    cart: Cart = await node_by_global_id(info, cart_id, "Cart", action)
+    return cart
+
+
+async def _changed_cart(info: Info, cart: Cart, change: Any) -> Cart:
+    """Run a cart change in its own savepoint, on the locked cart row; return the cart as it now is."""
+
+    async def work(connection: AsyncConnection) -> Any:
+        row = await carts.load_cart(connection, cart.row.id, lock=True)
+        await change(connection, row)
+        return await carts.load_cart(connection, cart.row.id)
+
+    return Cart.from_row(await info.context.db.mutate(work))
+
+
+@strawberry.type
+class CommerceQuery:
+    @strawberry.field(description="A cart by id (the id is the storefront's handle on an anonymous cart).")
+    async def cart(self, info: Info, id: strawberry.ID) -> Cart:
+        return await _cart_for(info, id, "read")
+
+    @strawberry.field
+    async def order(self, info: Info, id: strawberry.ID) -> Order:
+        order: Order = await node_by_global_id(info, id, "Order")
+        return order
+
+    @strawberry.field(description="Orders the caller may read: a customer's own, a store admin's store's.")
+    async def orders(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+                     before: str | None = None) -> Connection[Order]:
+        allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
+        return await page_query(info.context.db.execute, select(ORDER_TABLE).where(allowed),
+                                PageRequest(first, after, last, before), Order.from_row)
+
+    @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
+    async def vendor_orders(self, info: Info, first: int | None = None, after: str | None = None,
+                            last: int | None = None, before: str | None = None) -> Connection[VendorOrder]:
+        allowed = await info.context.authz.sql_filter("vendor_order", "read", VENDOR_ORDER_TABLE,
+                                                      VENDOR_ORDER_PLAN_ATTRIBUTES)
+        return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(allowed),
+                                PageRequest(first, after, last, before), VendorOrder.from_row)
+
+
+@strawberry.type
+class CommerceMutation:
+    @strawberry.mutation(description="A new cart in the storefront's store (named by the publishable key).")
+    async def create_cart(self, info: Info, input: CreateCartInput | None = None) -> Cart:
+        store = info.context.store
+        principal = info.context.principal
+        if store is None:
+            raise BadUserInput("a cart needs a store: send the x-publishable-api-key header", field="storeId")
+        customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
+        await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
+                                                        store_id=store.store_id, customer_id=customer_id or ""),
+                                         "create")
+        row = await info.context.loaders.by_key(STORE_TABLE).load(store.store_id)
+        currency = (input.currency_code if input and input.currency_code else row.default_currency_code)
+        created = await info.context.db.mutate(lambda connection: carts.create_cart(
+            connection, tenant_id=store.tenant_id, store_id=store.store_id, currency_code=currency,
+            customer_id=customer_id, email=input.email if input else None))
+        return Cart.from_row(created)
+
+    @strawberry.mutation
+    async def add_cart_line(self, info: Info, cart_id: strawberry.ID, variant_id: strawberry.ID,
+                            quantity: int = 1) -> Cart:
+        cart = await _cart_for(info, cart_id)
+        _, variant = from_global_id(variant_id, "Variant")
+        return await _changed_cart(info, cart, lambda connection, row: carts.set_line_quantity(
+            connection, row, variant, quantity, add=True))
+
+    @strawberry.mutation
+    async def update_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID,
+                               quantity: int) -> Cart:
+        cart = await _cart_for(info, cart_id)
+        _, line = from_global_id(line_id, "CartLine")
+
+        async def change(connection: AsyncConnection, row: Any) -> None:
+            variant = await carts.line_variant(connection, row, line)
+            await carts.set_line_quantity(connection, row, variant, quantity, add=False)
+
+        return await _changed_cart(info, cart, change)
+
+    @strawberry.mutation
+    async def remove_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID) -> Cart:
+        cart = await _cart_for(info, cart_id)
+        _, line = from_global_id(line_id, "CartLine")
+        return await _changed_cart(info, cart, lambda connection, row: carts.remove_line(connection, row, line))
+
+    @strawberry.mutation
+    async def set_cart_email(self, info: Info, cart_id: strawberry.ID, email: str) -> Cart:
+        cart = await _cart_for(info, cart_id)
+        checked = carts.validate_email(email)
+        return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
+                                                                                          email=checked))
+
+    @strawberry.mutation
+    async def set_shipping_address(self, info: Info, cart_id: strawberry.ID, address: AddressInput) -> Cart:
+        cart = await _cart_for(info, cart_id)
+
+        async def change(connection: AsyncConnection, row: Any) -> None:
+            checked = await carts.validate_address(connection, row, dict(address.__dict__))
+            await carts.release_reservations(connection, row)
+            await carts.update_cart(connection, row, shipping_address=checked)
+
+        return await _changed_cart(info, cart, change)
+
+    @strawberry.mutation
+    async def set_shipping_option(self, info: Info, cart_id: strawberry.ID,
+                                  shipping_option_id: strawberry.ID) -> Cart:
+        cart = await _cart_for(info, cart_id)
+        _, option = from_global_id(shipping_option_id, "ShippingOption")
+        return await _changed_cart(info, cart, lambda connection, row: carts.choose_shipping_option(
+            connection, row, option))
+
+    @strawberry.mutation(description="Reserve the cart's stock and create its Stripe PaymentIntent; returns the "
+                                     "client secret for Stripe.js. OUT_OF_STOCK when a unit is gone.")
+    async def start_checkout(self, info: Info, cart_id: strawberry.ID) -> CheckoutSession:
+        cart = await _cart_for(info, cart_id, "checkout")
+        settings = info.context.settings
+
+        async def work(connection: AsyncConnection) -> CheckoutSession:
+            row = await carts.load_cart(connection, cart.row.id, lock=True)
+            if row.status != "open":
+                raise BadUserInput("this cart is already checked out", field="cartId")
+            priced = await carts.priced_cart(connection, row)
+            problems = carts.checkout_problems(priced)
+            if problems:
+                raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
+            await carts.reserve_inventory(connection, priced, settings.CITYOS_RESERVATION_MINUTES)
+            order_id = await carts.ensure_order_id(connection, row)
+            intent = await stripe_api.create_payment_intent(
+                info.context.services.stripe, amount=priced.totals.total, currency=row.currency_code,
+                transfer_group=str(order_id), idempotency_key=carts.payment_idempotency_key(priced),
+                metadata={"tenant_id": str(row.tenant_id), "store_id": str(row.store_id), "cart_id": str(row.id),
+                          "order_id": str(order_id)})
+            await carts.update_cart(connection, row, payment_intent_id=intent.id, payment_error=None)
+            return CheckoutSession(payment_intent_id=intent.id, client_secret=intent.client_secret or "",
+                                   amount=intent.amount, currency_code=row.currency_code,
+                                   order_id=to_global_id("Order", order_id))
+
+        session: CheckoutSession = await info.context.db.mutate(work)
+        return session
+
+    @strawberry.mutation(description="After Stripe.js confirmed the payment: create the order if the payment "
+                                     "succeeded (the webhook may already have; either way there is one order).")
+    async def complete_checkout(self, info: Info, cart_id: strawberry.ID) -> Order:
+        cart = await _cart_for(info, cart_id, "checkout")
+        if cart.row.status == "completed":
+            done: Order = await node_by_global_id(info, to_global_id("Order", cart.row.order_id), "Order")
+            return done
+        if not cart.row.payment_intent_id:
+            raise BadUserInput("start the checkout first", field="cartId")
+        intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
+        if intent.status != "succeeded":
+            raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
+        row = await info.context.db.mutate(lambda connection: orders.complete_order(
+            connection, cart_id=cart.row.id, intent_id=intent.id, intent_status=intent.status,
+            amount_received=intent.amount_received, currency=intent.currency))
+        return Order.from_row(row)
+
+    @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
+                                     "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
+    async def update_order_status(self, info: Info, id: strawberry.ID, status: OrderStatusInput) -> Order:
+        order: Order = await node_by_global_id(info, id, "Order", "update")
+        row = await info.context.db.mutate(lambda connection: orders.change_order_status(
+            connection, order.row.id, status.value))
+        return Order.from_row(row)
+

@@ -1,0 +1,245 @@
+"""GraphQL types of carts, checkout and orders. Amounts are Int minor units of `currencyCode`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.scalars import JSON
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.base import table_of
+from cityos.domain.commerce import service as carts
+from cityos.domain.commerce.models import Cart as CartModel
+from cityos.domain.orders.models import Order as OrderModel
+from cityos.domain.orders.models import OrderLine as OrderLineModel
+from cityos.domain.orders.models import VendorOrder as VendorOrderModel
+from cityos.schema.catalog import VENDOR_TABLE, Variant, Vendor, load_variant
+from cityos.schema.permissions import guarded_field
+from cityos.schema.relay import Node, to_global_id
+from cityos.schema.tenancy import Info, register_table_node
+
+CART_TABLE = table_of(CartModel)
+ORDER_TABLE = table_of(OrderModel)
+VENDOR_ORDER_TABLE = table_of(VendorOrderModel)
+ORDER_LINE_TABLE = table_of(OrderLineModel)
+
+
+@strawberry.type(description="Amounts of a cart or order, in minor units; total = subtotal − discountTotal + "
+                             "shippingTotal + taxTotal.")
+class Totals:
+    currency_code: str
+    subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+    total: int
+
+
+@strawberry.type
+class ShippingOption:
+    id: strawberry.ID
+    code: str
+    name: str
+    amount: int
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ShippingOption:
+        return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name, amount=row.amount)
+
+
+@strawberry.type
+class CartLine:
+    id: strawberry.ID
+    quantity: int
+    sku: str
+    title: str
+    list_unit_price: int
+    unit_price: int = strawberry.field(description="After volume pricing")
+    total: int
+    variant_pk: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def variant(self, info: Info) -> Variant | None:
+        return await load_variant(info, self.variant_pk)
+
+
+@strawberry.type(description="A payment error the provider reported for the cart's last checkout attempt.")
+class PaymentError:
+    code: str | None
+    decline_code: str | None
+    message: str | None
+
+
+@strawberry.federation.type(keys=["id"], description="A shopping cart. Totals are computed by the server.")
+class Cart(Node):
+    id: strawberry.ID
+    email: str | None
+    currency_code: str
+    status: str
+    shipping_address: JSON | None
+    created_at: datetime
+    row: strawberry.Private[Any]
+    _priced: strawberry.Private[list[carts.PricedCart]]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Cart:
+        return cls(id=to_global_id("Cart", row.id), email=row.email, currency_code=row.currency_code,
+                   status=row.status, shipping_address=row.shipping_address, created_at=row.created_at, row=row,
+                   _priced=[])
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("cart", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
+                              customer_id=self.row.customer_id or "")
+
+    async def priced(self, info: Info) -> carts.PricedCart:
+        if not self._priced:
+            self._priced.append(await info.context.db.run(lambda connection: carts.priced_cart(connection, self.row)))
+        return self._priced[0]
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[CartLine]:
+        return [CartLine(id=to_global_id("CartLine", row.line_id), quantity=line.quantity, sku=row.sku,
+                         title=f"{row.product_title} — {row.variant_title}", list_unit_price=line.list_unit_price,
+                         unit_price=line.unit_price, total=line.total, variant_pk=row.variant_id)
+                for row, line in (await self.priced(info)).lines]
+
+    @strawberry.field
+    async def totals(self, info: Info) -> Totals:
+        totals = (await self.priced(info)).totals
+        return Totals(currency_code=self.currency_code, subtotal=totals.subtotal,
+                      discount_total=totals.discount_total, shipping_total=totals.shipping_total,
+                      tax_total=totals.tax_total, total=totals.total)
+
+    @strawberry.field
+    async def shipping_option(self, info: Info) -> ShippingOption | None:
+        option = (await self.priced(info)).option
+        return ShippingOption.from_row(option) if option is not None else None
+
+    @strawberry.field(description="The shipping options offered for this cart's region and subtotal.")
+    async def available_shipping_options(self, info: Info) -> list[ShippingOption]:
+        totals = (await self.priced(info)).totals
+        rows = await info.context.db.run(lambda connection: carts.shipping_options_for(
+            connection, self.row, totals.subtotal - totals.discount_total))
+        return [ShippingOption.from_row(row) for row in rows]
+
+    @strawberry.field
+    def payment_error(self) -> PaymentError | None:
+        error = self.row.payment_error
+        if not error:
+            return None
+        return PaymentError(code=error.get("code"), decline_code=error.get("decline_code"),
+                            message=error.get("message"))
+
+
+@strawberry.type
+class OrderLine:
+    id: strawberry.ID
+    sku: str
+    title: str
+    quantity: int
+    list_unit_price: int
+    unit_price: int
+    subtotal: int
+    discount_total: int
+    total: int
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> OrderLine:
+        return cls(id=to_global_id("OrderLine", row.id), sku=row.sku, title=row.title, quantity=row.quantity,
+                   list_unit_price=row.list_unit_price, unit_price=row.unit_price, subtotal=row.subtotal,
+                   discount_total=row.discount_total, total=row.total)
+
+
+def _totals(row: Row[Any], currency_code: str) -> Totals:
+    return Totals(currency_code=currency_code, subtotal=row.subtotal, discount_total=row.discount_total,
+                  shipping_total=row.shipping_total, tax_total=row.tax_total, total=row.total)
+
+
+@strawberry.federation.type(keys=["id"], description="The part of an order one vendor fulfils.")
+class VendorOrder(Node):
+    id: strawberry.ID
+    status: str
+    created_at: datetime
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> VendorOrder:
+        return cls(id=to_global_id("VendorOrder", row.id), status=row.status, created_at=row.created_at, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("vendor_order", self.row.id, tenant_id=self.row.tenant_id,
+                              store_id=self.row.store_id, vendor_id=self.row.vendor_id or "")
+
+    @strawberry.field
+    async def totals(self, info: Info) -> Totals:
+        order = await info.context.loaders.by_key(ORDER_TABLE).load(self.row.order_id)
+        return _totals(self.row, order.currency_code if order else "")
+
+    @strawberry.field
+    async def vendor(self, info: Info) -> Vendor | None:
+        if self.row.vendor_id is None:
+            return None
+        row = await info.context.loaders.by_key(VENDOR_TABLE).load(self.row.vendor_id)
+        return Vendor.from_row(row) if row else None
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "vendor_order_id").load(self.row.id)
+        return [OrderLine.from_row(row) for row in rows]
+
+
+@strawberry.federation.type(keys=["id"], description="A paid cart: one order, split into vendor orders.")
+class Order(Node):
+    id: strawberry.ID
+    status: str
+    currency_code: str
+    shipping_address: JSON
+    shipping_option_code: str
+    created_at: datetime
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Order:
+        return cls(id=to_global_id("Order", row.id), status=row.status, currency_code=row.currency_code,
+                   shipping_address=row.shipping_address, shipping_option_code=row.shipping_option_code,
+                   created_at=row.created_at, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("order", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
+                              customer_id=self.row.customer_id or "")
+
+    @guarded_field("Order", "email", "The customer's email (customer contact data).")
+    def email(self) -> str | None:
+        return str(self.row.email)
+
+    @strawberry.field
+    def totals(self) -> Totals:
+        return _totals(self.row, self.currency_code)
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "order_id").load(self.row.id)
+        return [OrderLine.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def vendor_orders(self, info: Info) -> list[VendorOrder]:
+        rows = await info.context.loaders.many_by_key(VENDOR_ORDER_TABLE, "order_id").load(self.row.id)
+        return [VendorOrder.from_row(row) for row in rows]
+
+
+@strawberry.type(description="What the storefront needs to confirm the payment with Stripe.js.")
+class CheckoutSession:
+    payment_intent_id: str
+    client_secret: str
+    amount: int
+    currency_code: str
+    order_id: strawberry.ID
+
+
+register_table_node("Cart", CART_TABLE, Cart.from_row)
+register_table_node("Order", ORDER_TABLE, Order.from_row)
+register_table_node("VendorOrder", VENDOR_ORDER_TABLE, VendorOrder.from_row)

@@ -1,0 +1,124 @@
+"""A local Stripe for tests, following external-apis.md §1: v1 form-encoded POST bodies with bracket notation,
+`Authorization: Bearer sk_…`, `Idempotency-Key` replays (same key + same body → same object; a different body →
+400 idempotency_error), error bodies `{"error": {type, code, message, param}}`, and signed webhook events
+(`Stripe-Signature: t=…,v1=HMAC_SHA256(secret, f"{t}.{body}")`). Driven through the real stripe SDK."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import stripe as stripe_sdk
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+API_VERSION = "2026-10-28.endive"
+
+
+def parse_form(body: bytes) -> dict[str, Any]:
+    """`a[b][c]=1&d=2` → {"a": {"b": {"c": "1"}}, "d": "2"} (Stripe's bracket notation)."""
+    result: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+        parts = key.replace("]", "").split("[")
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def error(status: int, kind: str, message: str, code: str | None = None, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "code": code, "message": message, "param": param}},
+                        status_code=status)
+
+
+class FakeStripe:
+    def __init__(self, api_key: str, webhook_secret: str) -> None:
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.base_url = ""
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.failures: list[int] = []  # statuses to answer the next API calls with (the SDK retries ≥ 500)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/v1/payment_intents", self._create_intent, methods=["POST"]),
+            Route("/v1/payment_intents/{intent_id}", self._get_intent, methods=["GET"]),
+        ])
+
+    def _check(self, request: Request) -> JSONResponse | None:
+        self.requests.append({"method": request.method, "path": request.url.path,
+                              "idempotency_key": request.headers.get("idempotency-key"),
+                              "stripe_version": request.headers.get("stripe-version")})
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return error(401, "invalid_request_error", "Invalid API Key provided")
+        if self.failures:
+            return error(self.failures.pop(0), "api_error", "Something went wrong on Stripe's end")
+        return None
+
+    async def _create_intent(self, request: Request) -> JSONResponse:
+        if (refused := self._check(request)) is not None:
+            return refused
+        params = parse_form(await request.body())
+        key = request.headers.get("idempotency-key", "")
+        if key in self.idempotency:
+            previous_params, previous = self.idempotency[key]
+            if previous_params != params:
+                return error(400, "idempotency_error",
+                             "Keys for idempotent requests can only be used with the same parameters")
+            return JSONResponse(previous)
+        if "amount" not in params or "currency" not in params:
+            return error(400, "invalid_request_error", "Missing required param: amount.", "parameter_missing",
+                         "amount")
+        intent_id = f"pi_{secrets.token_hex(12)}"
+        intent = {
+            "id": intent_id, "object": "payment_intent", "amount": int(params["amount"]), "amount_received": 0,
+            "currency": params["currency"], "status": "requires_payment_method",
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
+            "livemode": False, "metadata": params.get("metadata", {}),
+            "transfer_group": params.get("transfer_group"), "latest_charge": None,
+            "application_fee_amount": None, "transfer_data": None, "last_payment_error": None,
+        }
+        self.intents[intent_id] = intent
+        self.idempotency[key] = (params, intent)
+        return JSONResponse(intent)
+
+    async def _get_intent(self, request: Request) -> JSONResponse:
+        if (refused := self._check(request)) is not None:
+            return refused
+        intent = self.intents.get(request.path_params["intent_id"])
+        if intent is None:
+            return error(404, "invalid_request_error", "No such payment_intent", "resource_missing", "intent")
+        return JSONResponse(intent)
+
+    # What the customer's browser and Stripe do, for tests.
+
+    def pay(self, intent_id: str) -> dict[str, Any]:
+        intent = self.intents[intent_id]
+        intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=f"ch_{secrets.token_hex(8)}")
+        return intent
+
+    def decline(self, intent_id: str) -> dict[str, Any]:
+        intent = self.intents[intent_id]
+        intent.update(status="requires_payment_method", last_payment_error={
+            "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.", "payment_method": {"id": "pm_1"}, "charge": "ch_1"})
+        return intent
+
+    def event(self, event_type: str, data_object: dict[str, Any], event_id: str | None = None) -> bytes:
+        return json.dumps({
+            "id": event_id or f"evt_{secrets.token_hex(12)}", "object": "event", "api_version": API_VERSION,
+            "created": int(time.time()), "livemode": False, "pending_webhooks": 1, "type": event_type,
+            "request": {"id": None, "idempotency_key": None}, "data": {"object": data_object},
+        }).encode()
+
+    def sign(self, payload: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
+        return stripe_sdk.WebhookSignature.generate_signature_header(
+            payload.decode(), secret or self.webhook_secret, timestamp=timestamp)
