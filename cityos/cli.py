@@ -16,6 +16,8 @@ from cityos.config import ConfigurationError, Settings, load_settings
 app = typer.Typer(help="CityOS Commerce", no_args_is_help=True, add_completion=False)
 schema_app = typer.Typer(help="GraphQL schema tools", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+jobs_app = typer.Typer(help="Scheduled jobs", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "graphql" / "schema.graphql"
 
@@ -147,6 +149,39 @@ def token_command(
         subject=subject or str(uuid.uuid4()), roles=role, tenant=tenant, stores=list(store or []), vendor=vendor,
         company=company, ttl_seconds=ttl, client_id=settings.KEYCLOAK_CLIENT_ID)
     typer.echo(dev_issuer.mint(settings.CITYOS_DATA_DIR, claims))
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """Name every job and its deployed schedule."""
+    from cityos.jobs.registry import JOBS
+
+    for job in JOBS.values():
+        typer.echo(f"{job.name:32} {job.schedule:14} {job.description}")
+
+
+@jobs_app.command("run")
+def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `cityos jobs list`)")]) -> None:
+    """Run one job now (what a Kubernetes CronJob calls)."""
+    from cityos.db import create_app_engine
+    from cityos.embedded.stack import embedded_services
+    from cityos.jobs.registry import JOBS
+
+    job = JOBS.get(name)
+    if job is None:
+        typer.echo(f"unknown job {name!r}; known: {', '.join(JOBS)}", err=True)
+        raise typer.Exit(2)
+
+    async def run(url: str) -> str:
+        engine = create_app_engine(url, pool_size=2)
+        try:
+            return await job.run(engine)
+        finally:
+            await engine.dispose()
+
+    with embedded_services(_settings(), cerbos=False) as started:
+        assert started.settings.DATABASE_URL
+        typer.echo(f"{name}: {asyncio.run(run(started.settings.DATABASE_URL))}")
 
 
 @schema_app.command("export")

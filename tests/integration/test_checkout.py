@@ -220,6 +220,14 @@ async def test_bad_cart_input_is_typed_and_changes_nothing(gql: GraphQLClient, s
     for variables, code in cases:
         assert error_codes(await shopper("storefront/AddCartLine", variables)) == [code], variables
     assert (await shopper.ok("storefront/Cart", {"id": cart}))["cart"]["lines"] == []
+    async with owner_engine.begin() as connection:  # a variant priced only in EUR cannot go into a USD cart
+        await connection.execute(text("update variant_price set currency_code = 'eur' where tenant_id = :t and "
+                                      "variant_id = (select id from variant where sku = 'CP-HONEY-32' and "
+                                      "tenant_id = :t)"), {"t": shop.tenant_id})
+    euro_only = await shopper.variant("CP-HONEY-32")
+    mismatch = await shopper("storefront/AddCartLine", {"cartId": cart, "variantId": euro_only, "quantity": 1})
+    assert error_codes(mismatch) == ["BAD_USER_INPUT"]
+    assert "EUR" not in mismatch["errors"][0]["message"] and "USD" in mismatch["errors"][0]["message"]
     assert error_codes(await shopper("storefront/CreateCart", {"input": {"currencyCode": "eur"}})) == [
         "BAD_USER_INPUT"]  # no region sells in EUR
     assert error_codes(await shopper("storefront/SetCartEmail", {"cartId": cart, "email": "not-an-email"})) == [

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import InventoryReservation
-from cityos.domain.commerce.service import CART, VARIANT, load_cart, priced_cart
+from cityos.domain.commerce.service import CART, VARIANT, load_cart, priced_cart, reserve_inventory
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.errors import BadUserInput, NotFound, PaymentFailed
 
@@ -40,7 +40,8 @@ async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, int
     reserved = {row.variant_id: row.quantity for row in (await connection.execute(
         select(RESERVATION).where(RESERVATION.c.cart_id == cart.id))).all()}
     if any(reserved.get(line.variant_id) != line.quantity for _, line in priced.lines):
-        raise BadUserInput("the cart changed after checkout started", field="cartId")
+        # The reservation expired before the payment arrived: take the units now, if they are still there.
+        await reserve_inventory(connection, priced, minutes=1)
     assert priced.option is not None
     totals = priced.totals
     order = (await connection.execute(insert(ORDER).values(
