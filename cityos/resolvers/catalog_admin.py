@@ -15,7 +15,16 @@ from cityos.auth.authz import ResourceRef
 from cityos.domain.catalog import rules, service
 from cityos.errors import BadUserInput
 from cityos.resolvers.tenancy_admin import tenant_of
-from cityos.schema.catalog import PRICE_TABLE, PRODUCT_TABLE, VARIANT_TABLE, Category, Product, ProductStatus, Variant
+from cityos.schema.catalog import (
+    CATEGORY_TABLE,
+    PRICE_TABLE,
+    PRODUCT_TABLE,
+    VARIANT_TABLE,
+    Category,
+    Product,
+    ProductStatus,
+    Variant,
+)
 from cityos.schema.relay import from_global_id, to_global_id
 from cityos.schema.tenancy import CHANNEL_TABLE, Info, Store, node_by_global_id
 
@@ -76,6 +85,15 @@ class UpdateVariantInput:
     title: str | None = None
     inventory_quantity: int | None = None
     weight_grams: int | None = None
+
+
+@strawberry.input
+class UpdateCategoryInput:
+    name: str | None = None
+    handle: str | None = None
+    rank: int | None = None
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Move under this category; null makes it a root")
 
 
 @strawberry.input
@@ -218,3 +236,15 @@ class CatalogMutation:
             connection, tenant_id=tenant_id, store_id=store.pk, handle=input.handle, name=input.name,
             parent_id=parent_id))
         return Category.from_row(row)
+
+    @strawberry.mutation
+    async def update_category(self, info: Info, id: strawberry.ID, input: UpdateCategoryInput) -> Category:
+        tenant_of(info)
+        category: Category = await node_by_global_id(info, id, "Category", "update")
+        move = input.parent_id is not strawberry.UNSET
+        parent_id = from_global_id(input.parent_id, "Category")[1] if move and input.parent_id else None
+        row = await info.context.loaders.by_key(CATEGORY_TABLE).load(category.pk)
+        updated = await info.context.db.mutate(lambda connection: service.update_category(
+            connection, category=row, name=input.name, handle=input.handle, rank=input.rank, parent_id=parent_id,
+            move=move))
+        return Category.from_row(updated)

@@ -168,6 +168,15 @@ async def test_categories_are_managed_by_store_admins(gql: GraphQLClient, shop: 
     assert body["data"]["createCategory"]["handle"] == "outerwear"
     assert body["data"]["createCategory"]["parent"] is None
     assert error_codes(await gql(mutation, variables, token=tokens("tenant_admin", shop))) == ["CONFLICT"]
+    admin = tokens("tenant_admin", shop)
+    roots = (await gql(OPS["storefront/Categories"], {"rootsOnly": True}, key=shop.key))["data"]["categories"]
+    apparel = next(node for node in roots["nodes"] if node["handle"] == "apparel")
+    tops = apparel["children"][0]["id"]
+    moved = await gql(OPS["admin/UpdateCategory"], {"id": body["data"]["createCategory"]["id"],
+                                                    "input": {"parentId": apparel["id"], "rank": 2}}, token=admin)
+    assert moved["data"]["updateCategory"]["parent"]["handle"] == "apparel"
+    cycle = await gql(OPS["admin/UpdateCategory"], {"id": apparel["id"], "input": {"parentId": tops}}, token=admin)
+    assert error_codes(cycle) == ["BAD_USER_INPUT"]
 
 
 async def copy_products(connection, world: TenantWorld, copies: int) -> None:

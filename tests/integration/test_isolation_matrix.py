@@ -80,6 +80,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/CreateCategory": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
                                                  "name": "Matrix", "parentId": b.category}},
     "vendor/VendorProducts": lambda b: {"storeId": b.store},
+    "admin/UpdateCategory": lambda b: {"id": b.category, "input": {"name": "Taken over", "parentId": None}},
     "storefront/CreateCart": lambda b: {},
     "storefront/Cart": lambda b: {"id": b.cart},
     "storefront/AddCartLine": lambda b: {"cartId": b.cart, "variantId": b.variant, "quantity": 1},

@@ -254,3 +254,31 @@ async def create_category(connection: AsyncConnection, *, tenant_id: uuid.UUID, 
 def tiers_from_rows(rows: Sequence[Any]) -> list[rules.Tier]:
     return [rules.Tier(row.min_quantity, percent_off=row.percent_off, unit_amount=row.unit_amount) for row in rows]
 
+
+
+async def update_category(connection: AsyncConnection, *, category: Row[Any], name: str | None, handle: str | None,
+                          rank: int | None, parent_id: uuid.UUID | None, move: bool) -> Row[Any]:
+    """Rename, re-rank or move a category. A category cannot move under itself or one of its descendants."""
+    table = table_of(Category)
+    values: dict[str, Any] = {"updated_at": func.now()}
+    if name is not None:
+        values["name"] = validate_name(name)
+    if handle is not None:
+        values["handle"] = validate_handle(handle)
+    if rank is not None:
+        values["rank"] = rank
+    if move:
+        if parent_id is not None:
+            await _ids_exist(connection, Category, [parent_id], category.store_id, "parentId")
+            tree = select(table.c.id).where(table.c.id == category.id).cte("subtree", recursive=True)
+            tree = tree.union_all(select(table.c.id).where(table.c.parent_id == tree.c.id))
+            below = set((await connection.execute(select(tree.c.id))).scalars())
+            if parent_id in below:
+                raise BadUserInput("a category cannot move under itself or its descendants", field="parentId")
+        values["parent_id"] = parent_id
+
+    async def work() -> Row[Any]:
+        return (await connection.execute(update(table).where(table.c.id == category.id).values(**values)
+                                         .returning(*table.c))).one()
+
+    return await unique_or_conflict(connection, work, "a category with that handle already exists", "handle")
