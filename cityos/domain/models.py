@@ -20,7 +20,14 @@ from cityos.domain.commerce.models import (
     RegionState,
     ShippingOption,
 )
-from cityos.domain.marketplace.models import Vendor
+from cityos.domain.marketplace.models import (
+    CommissionRule,
+    CommissionTransaction,
+    Payout,
+    PayoutTransactionLink,
+    Vendor,
+    VendorUser,
+)
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.platform.models import AuditLog, WebhookInbox
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
@@ -38,11 +45,15 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "CommissionRule",
+    "CommissionTransaction",
     "Currency",
     "InventoryReservation",
     "Order",
     "OrderLine",
     "PaymentProvider",
+    "Payout",
+    "PayoutTransactionLink",
     "PriceTier",
     "Product",
     "ProductCategory",
@@ -59,5 +70,6 @@ __all__ = [
     "VariantPrice",
     "Vendor",
     "VendorOrder",
+    "VendorUser",
     "WebhookInbox",
 ]

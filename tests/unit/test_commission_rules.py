@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cityos.domain.marketplace.rules import Line, Rule, choose_rule, commission_for
+from cityos.errors import BadUserInput
+
+T, S, V, P = (uuid.uuid4() for _ in range(4))
+C1, C2 = uuid.uuid4(), uuid.uuid4()
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+LINE = Line(10_000, T, S, V, P, frozenset({C1, C2}), NOW)
+
+
+def rule(scope: str, scope_id: uuid.UUID | None, **kwargs) -> Rule:
+    return Rule(uuid.uuid4(), scope, scope_id, **kwargs)
+
+
+def test_the_most_specific_scope_wins() -> None:
+    rules = [rule("tenant", None, percentage=Decimal(10)), rule("store", S, percentage=Decimal(9)),
+             rule("vendor", V, percentage=Decimal(8)), rule("category", C1, percentage=Decimal(7)),
+             rule("product", P, percentage=Decimal(6))]
+    for expected in (6, 7, 8, 9, 10):
+        chosen = choose_rule(LINE, rules)
+        assert chosen is not None and chosen.percentage == expected
+        rules.remove(chosen)
+    assert choose_rule(LINE, rules) is None
+
+
+def test_ties_go_to_the_latest_start_then_the_smallest_id() -> None:
+    older = rule("category", C1, percentage=Decimal(5), effective_from=NOW - timedelta(days=30))
+    newer = rule("category", C2, percentage=Decimal(4), effective_from=NOW - timedelta(days=1))
+    assert choose_rule(LINE, [older, newer]) == newer
+    a = Rule(uuid.UUID(int=1), "category", C1, percentage=Decimal(3))
+    b = Rule(uuid.UUID(int=2), "category", C2, percentage=Decimal(2))
+    assert choose_rule(LINE, [b, a]) == a
+
+
+def test_effective_periods() -> None:
+    expired = rule("vendor", V, percentage=Decimal(1), effective_to=NOW)
+    future = rule("vendor", V, percentage=Decimal(2), effective_from=NOW + timedelta(seconds=1))
+    assert choose_rule(LINE, [expired, future]) is None
+
+
+def test_kinds_minimum_maximum_and_default() -> None:
+    assert commission_for(LINE, [rule("tenant", None, percentage=Decimal("12.5"))], Decimal(0)).commission == 1250
+    assert commission_for(LINE, [rule("tenant", None, flat_per_line=75)], Decimal(0)).commission == 75
+    both = rule("tenant", None, percentage=Decimal(1), flat_per_line=30)
+    assert commission_for(LINE, [both], Decimal(0)).commission == 130
+    floor = rule("tenant", None, percentage=Decimal(1), minimum=500)
+    assert commission_for(LINE, [floor], Decimal(0)).commission == 500
+    cap = rule("tenant", None, percentage=Decimal(50), maximum=2000)
+    assert commission_for(LINE, [cap], Decimal(0)).commission == 2000
+    default = commission_for(LINE, [], Decimal("2.5"))
+    assert (default.commission, default.vendor_share, default.rule_id) == (250, 9750, None)
+    half = Line(1, T, S, V, P, frozenset(), NOW)
+    assert commission_for(half, [], Decimal(50)).commission == 1  # 0.5 → 1, half up
+
+
+def test_bad_rules_are_refused() -> None:
+    for kwargs in ({"scope": "galaxy", "scope_id": None, "percentage": Decimal(1)},
+                   {"scope": "tenant", "scope_id": V, "percentage": Decimal(1)},
+                   {"scope": "vendor", "scope_id": None, "percentage": Decimal(1)},
+                   {"scope": "tenant", "scope_id": None},
+                   {"scope": "tenant", "scope_id": None, "percentage": Decimal(101)},
+                   {"scope": "tenant", "scope_id": None, "flat_per_line": -1},
+                   {"scope": "tenant", "scope_id": None, "percentage": Decimal(1), "minimum": 5, "maximum": 4}):
+        with pytest.raises(BadUserInput):
+            Rule(uuid.uuid4(), **kwargs)
+
+
+SCOPE_IDS = {"tenant": None, "store": S, "vendor": V, "category": C1, "product": P}
+
+
+def make_rule(rule_id: uuid.UUID, scope: str, percentage: Decimal | None, flat: int, minimum: int | None,
+              maximum: int | None) -> Rule:
+    return Rule(rule_id, scope, SCOPE_IDS[scope], percentage, flat, minimum, maximum)
+
+
+rules_strategy = st.lists(st.builds(
+    make_rule, st.uuids(), st.sampled_from(list(SCOPE_IDS)),
+    st.one_of(st.none(), st.decimals(Decimal(0), Decimal(100), places=2)), st.integers(0, 5000),
+    st.one_of(st.none(), st.integers(0, 1000)), st.one_of(st.none(), st.integers(1000, 100_000))), max_size=8)
+
+
+@given(st.integers(0, 10**8), rules_strategy, st.randoms(use_true_random=False),
+       st.decimals(Decimal(0), Decimal(100), places=2))
+def test_commission_properties(amount: int, rules: list[Rule], rng, default: Decimal) -> None:
+    line = Line(amount, T, S, V, P, frozenset({C1}), NOW)
+    result = commission_for(line, rules, default)
+    assert 0 <= result.commission <= amount
+    assert result.commission + result.vendor_share == amount
+    shuffled = list(rules)
+    rng.shuffle(shuffled)
+    assert commission_for(line, shuffled, default) == result
