@@ -165,23 +165,24 @@ def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `city
     """Run one job now (what a Kubernetes CronJob calls)."""
     from cityos.db import create_app_engine
     from cityos.embedded.stack import embedded_services
-    from cityos.jobs.registry import JOBS
+    from cityos.integrations.stripe.client import create_stripe_client
+    from cityos.jobs.registry import JOBS, JobContext
 
     job = JOBS.get(name)
     if job is None:
         typer.echo(f"unknown job {name!r}; known: {', '.join(JOBS)}", err=True)
         raise typer.Exit(2)
 
-    async def run(url: str) -> str:
-        engine = create_app_engine(url, pool_size=2)
+    async def run(settings: Settings) -> str:
+        assert settings.DATABASE_URL
+        engine = create_app_engine(settings.DATABASE_URL, pool_size=2)
         try:
-            return await job.run(engine)
+            return await job.run(JobContext(engine, settings, create_stripe_client(settings)))
         finally:
             await engine.dispose()
 
     with embedded_services(_settings(), cerbos=False) as started:
-        assert started.settings.DATABASE_URL
-        typer.echo(f"{name}: {asyncio.run(run(started.settings.DATABASE_URL))}")
+        typer.echo(f"{name}: {asyncio.run(run(started.settings))}")
 
 
 @schema_app.command("export")

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
     # Where the Stripe SDK sends API calls (default: Stripe itself); tests point it at a local fake.
     CITYOS_STRIPE_API_BASE: str | None = None
+    # Vendor payouts: days a sale's vendor share is held before it can be paid out, and the smallest payout.
+    CITYOS_PAYOUT_HOLD_DAYS: int = Field(default=7, ge=0, le=365)
+    CITYOS_PAYOUT_MINIMUM: int = Field(default=1000, ge=1)
     # How long stock stays reserved for a cart in checkout.
     CITYOS_RESERVATION_MINUTES: int = Field(default=30, gt=0, le=24 * 60)
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cityos.config import Settings
+from cityos.jobs.payouts import process_vendor_payouts
 from cityos.jobs.reservations import release_expired_reservations
 
-JobFunction = Callable[[AsyncEngine], Awaitable[str]]
+
+@dataclass(frozen=True)
+class JobContext:
+    engine: AsyncEngine  # the app role; jobs take an explicit platform scope where they cross tenants
+    settings: Settings
+    stripe: Any
+
+
+JobFunction = Callable[[JobContext], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,9 @@ class Job:
 
 
 JOBS = {job.name: job for job in (
-    Job("release-expired-reservations", "*/5 * * * *", release_expired_reservations,
+    Job("release-expired-reservations", "*/5 * * * *", lambda c: release_expired_reservations(c.engine),
         "Give stock reserved by abandoned checkouts back to their variants."),
+    Job("process-vendor-payouts", "0 2 * * *",
+        lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
+        "Transfer every vendor's available balance to its Stripe account, exactly once."),
 )}

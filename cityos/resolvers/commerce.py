@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
 from cityos.domain.commerce import service as carts
+from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.errors import BadUserInput, PaymentFailed
 from cityos.integrations.stripe import client as stripe_api
@@ -217,7 +218,8 @@ class CommerceMutation:
             raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
         row = await info.context.db.mutate(lambda connection: orders.complete_order(
             connection, cart_id=cart.row.id, intent_id=intent.id, intent_status=intent.status,
-            amount_received=intent.amount_received, currency=intent.currency))
+            amount_received=intent.amount_received, currency=intent.currency,
+            ledger_policy=LedgerPolicy.of(info.context.settings)))
         return Order.from_row(row)
 
     @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "

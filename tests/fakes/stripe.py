@@ -46,12 +46,101 @@ class FakeStripe:
         self.idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: list[int] = []  # statuses to answer the next API calls with (the SDK retries ≥ 500)
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.transfers: dict[str, dict[str, Any]] = {}
+        self.oauth_codes: dict[str, str] = {}  # code → account id, each usable once
+        self.platform_balance = 10**9  # a transfer above it fails with balance_insufficient
 
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/v1/payment_intents", self._create_intent, methods=["POST"]),
             Route("/v1/payment_intents/{intent_id}", self._get_intent, methods=["GET"]),
+            Route("/v1/accounts", self._create_account, methods=["POST"]),
+            Route("/v1/account_links", self._create_account_link, methods=["POST"]),
+            Route("/v1/transfers", self._create_transfer, methods=["POST"]),
+            Route("/oauth/token", self._oauth_token, methods=["POST"]),
         ])
+
+    async def _idempotent(self, request: Request, create: Any) -> JSONResponse:
+        """Replay the first response for a repeated Idempotency-Key with the same parameters."""
+        if (refused := self._check(request)) is not None:
+            return refused
+        params = parse_form(await request.body())
+        key = request.headers.get("idempotency-key", "")
+        if key in self.idempotency:
+            previous_params, previous = self.idempotency[key]
+            if previous_params != params:
+                return error(400, "idempotency_error",
+                             "Keys for idempotent requests can only be used with the same parameters")
+            return JSONResponse(previous)
+        outcome = create(params)
+        if isinstance(outcome, JSONResponse):
+            return outcome
+        self.idempotency[key] = (params, outcome)
+        return JSONResponse(outcome)
+
+    async def _create_account(self, request: Request) -> JSONResponse:
+        def create(params: dict[str, Any]) -> Any:
+            account_id = f"acct_{secrets.token_hex(8)}"
+            self.accounts[account_id] = {
+                "id": account_id, "object": "account", "type": params.get("type", "express"),
+                "email": params.get("email"), "charges_enabled": False, "payouts_enabled": False,
+                "details_submitted": False, "metadata": params.get("metadata", {}),
+                "requirements": {"currently_due": ["external_account", "tos_acceptance.date"], "eventually_due": [],
+                                 "past_due": [], "disabled_reason": "requirements.past_due", "errors": []}}
+            return self.accounts[account_id]
+        return await self._idempotent(request, create)
+
+    async def _create_account_link(self, request: Request) -> JSONResponse:
+        def create(params: dict[str, Any]) -> Any:
+            if params.get("account") not in self.accounts:
+                return error(400, "invalid_request_error", "No such account", "resource_missing", "account")
+            if params.get("type") not in ("account_onboarding", "account_update"):
+                return error(400, "invalid_request_error", "Invalid type", "parameter_invalid_empty", "type")
+            return {"object": "account_link", "created": int(time.time()), "expires_at": int(time.time()) + 300,
+                    "url": f"{self.base_url}/setup/e/{params['account']}/{secrets.token_hex(6)}"}
+        return await self._idempotent(request, create)
+
+    async def _create_transfer(self, request: Request) -> JSONResponse:
+        def create(params: dict[str, Any]) -> Any:
+            amount = int(params.get("amount", 0))
+            if params.get("destination") not in self.accounts:
+                return error(400, "invalid_request_error", "No such destination", "resource_missing", "destination")
+            if amount > self.platform_balance:
+                return error(400, "invalid_request_error", "Insufficient funds in Stripe account.",
+                             "balance_insufficient")
+            self.platform_balance -= amount
+            transfer_id = f"tr_{secrets.token_hex(10)}"
+            self.transfers[transfer_id] = {
+                "id": transfer_id, "object": "transfer", "amount": amount, "currency": params["currency"],
+                "destination": params["destination"], "destination_payment": f"py_{secrets.token_hex(6)}",
+                "transfer_group": params.get("transfer_group"), "source_transaction": None, "reversed": False,
+                "amount_reversed": 0, "metadata": params.get("metadata", {}), "created": int(time.time())}
+            return self.transfers[transfer_id]
+        return await self._idempotent(request, create)
+
+    async def _oauth_token(self, request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": "invalid_client", "error_description": "No such api key"}, status_code=401)
+        params = parse_form(await request.body())
+        account = self.oauth_codes.pop(params.get("code", ""), None)
+        if params.get("grant_type") != "authorization_code" or account is None:
+            return JSONResponse({"error": "invalid_grant",
+                                 "error_description": "Authorization code does not exist"}, status_code=400)
+        return JSONResponse({"access_token": f"sk_test_{secrets.token_hex(8)}", "refresh_token": "rt_x",
+                             "token_type": "bearer", "scope": "read_write", "livemode": False,
+                             "stripe_user_id": account, "stripe_publishable_key": "pk_test_x"})
+
+    def authorize(self, account_type: str = "standard") -> str:
+        """The user approved the OAuth request: an account exists and a one-time code is issued."""
+        account_id = f"acct_{secrets.token_hex(8)}"
+        self.accounts[account_id] = {"id": account_id, "object": "account", "type": account_type,
+                                     "charges_enabled": True, "payouts_enabled": True, "details_submitted": True,
+                                     "requirements": {"currently_due": [], "eventually_due": [], "past_due": [],
+                                                      "disabled_reason": None, "errors": []}}
+        code = f"ac_{secrets.token_hex(8)}"
+        self.oauth_codes[code] = account_id
+        return code
 
     def _check(self, request: Request) -> JSONResponse | None:
         self.requests.append({"method": request.method, "path": request.url.path,

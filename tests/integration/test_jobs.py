@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from cityos.db import create_app_engine
-from cityos.jobs.registry import JOBS
+from cityos.jobs.registry import JOBS, JobContext
 from tests.conftest import TenantWorld
 
 
-async def test_expired_reservations_go_back_to_stock(database_url: str, owner_engine, world: TenantWorld) -> None:
+async def test_expired_reservations_go_back_to_stock(database_url: str, owner_engine, world: TenantWorld,
+                                                      settings) -> None:
     from cityos.seed import seed_catalog, seed_region
 
     async with owner_engine.begin() as connection:
@@ -27,8 +28,9 @@ async def test_expired_reservations_go_back_to_stock(database_url: str, owner_en
                                       "and tenant_id = :t"), {"t": world.tenant_id})
     engine = create_app_engine(database_url, pool_size=2)
     try:
-        outcome = await JOBS["release-expired-reservations"].run(engine)
-        again = await JOBS["release-expired-reservations"].run(engine)
+        context = JobContext(engine, settings, None)
+        outcome = await JOBS["release-expired-reservations"].run(context)
+        again = await JOBS["release-expired-reservations"].run(context)
     finally:
         await engine.dispose()
     assert outcome.startswith("released") and outcome != "released 0 reservation(s)"

@@ -13,6 +13,7 @@ from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import InventoryReservation
 from cityos.domain.commerce.service import CART, VARIANT, load_cart, priced_cart, reserve_inventory
+from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals, record_sales
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.errors import BadUserInput, NotFound, PaymentFailed
 
@@ -23,7 +24,7 @@ RESERVATION = table_of(InventoryReservation)
 
 
 async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, intent_id: str, intent_status: str,
-                         amount_received: int, currency: str) -> Row[Any]:
+                         amount_received: int, currency: str, ledger_policy: LedgerPolicy) -> Row[Any]:
     """Create the cart's order once its payment succeeded. Idempotent: the cart row is locked, and a completed
     cart returns its order, so the webhook and completeCheckout racing each other make exactly one order."""
     cart = await load_cart(connection, cart_id, lock=True)
@@ -66,6 +67,7 @@ async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, int
         "title": f"{row.product_title} — {row.variant_title}", "quantity": line.quantity,
         "list_unit_price": line.list_unit_price, "unit_price": line.unit_price, "subtotal": line.subtotal,
         "discount_total": line.discount, "total": line.total} for row, line in priced.lines])
+    await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
         status="completed", completed_at=func.now(), payment_error=None, updated_at=func.now()))
@@ -77,6 +79,8 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     if order is None:
         raise NotFound("no order with that id")
     status = rules.next_order_status(order.status, target)
+    if status in ("canceled", "refunded"):
+        await record_reversals(connection, order_id)
     if status == "canceled":  # nothing was shipped: the units go back to stock
         for variant_id, quantity in (await connection.execute(select(ORDER_LINE.c.variant_id, ORDER_LINE.c.quantity)
                                                               .where(ORDER_LINE.c.order_id == order_id))).all():

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from cityos.db import tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.commerce.service import record_payment_failure
+from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import complete_order
 from cityos.domain.platform.models import WebhookInbox
 from cityos.errors import ApiError
@@ -37,20 +38,20 @@ log = logging.getLogger(__name__)
 INBOX = table_of(WebhookInbox)
 MAX_BODY = 512 * 1024
 
-Handler = Callable[[AsyncConnection, dict[str, Any]], Awaitable[str]]
+Handler = Callable[[AsyncConnection, dict[str, Any], Services], Awaitable[str]]
 
 
-async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]) -> str:
+async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], services: Services) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
     order = await complete_order(connection, cart_id=uuid.UUID(cart_id), intent_id=intent["id"],
                                  intent_status=intent["status"], amount_received=int(intent["amount_received"]),
-                                 currency=intent["currency"])
+                                 currency=intent["currency"], ledger_policy=LedgerPolicy.of(services.settings))
     return f"order {order.id}"
 
 
-async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any]) -> str:
+async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _services: Services) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
@@ -97,7 +98,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
             if handler is not None:
                 try:
                     async with connection.begin_nested():
-                        outcome = await handler(connection, event["data"]["object"])
+                        outcome = await handler(connection, event["data"]["object"], services)
                 except ApiError as error:  # a business refusal: keep the event and the reason, do not retry
                     outcome = f"refused: {error.extensions.get('code')}: {error.message}"
                     log.warning("stripe event %s refused: %s", event["id"], outcome)
