@@ -12,6 +12,7 @@ NESTED = """{ stores(first: 50) { totalCount edges { node {
 
 
 async def count_statements(server: Server, gql: GraphQLClient, token: str) -> tuple[int, int, dict]:
+    await gql(NESTED, token=token)  # warm the per-process caches (tenant directory)
     before, pdp_before = server.statements.count, server.services.pdp_counter.check_calls
     body = await gql(NESTED, token=token)
     assert "errors" not in body, body
