@@ -3,6 +3,7 @@ they are authorized as the product (kind `product`), which keeps one PDP decisio
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -157,8 +158,11 @@ class Variant(Node):
         return [Money(amount=row.amount, currency_code=row.currency_code) for row in rows]
 
     async def _tier_rows(self, info: Info, currency_code: str) -> list[Row[Any]]:
-        own = await info.context.loaders.many_by_key(TIER_TABLE, "variant_id").load(self.pk)
-        rows = own or await info.context.loaders.many_by_key(TIER_TABLE, "product_id").load(self.product_pk)
+        # Both loads are queued in the same tick, so every variant's tiers come in one batch per loader.
+        own, inherited = await asyncio.gather(
+            info.context.loaders.many_by_key(TIER_TABLE, "variant_id").load(self.pk),
+            info.context.loaders.many_by_key(TIER_TABLE, "product_id").load(self.product_pk))
+        rows = own or inherited
         return sorted((row for row in rows if row.currency_code == currency_code.lower()),
                       key=lambda row: row.min_quantity)
 
@@ -171,11 +175,13 @@ class Variant(Node):
     @strawberry.field(description="The unit price for a quantity, after volume pricing; null without a list price.")
     async def unit_price(self, info: Info, currency_code: str, quantity: int = 1) -> Money | None:
         rules.validate_quantity(quantity)
-        prices = await info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").load(self.pk)
+        prices, tier_rows = await asyncio.gather(
+            info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").load(self.pk),
+            self._tier_rows(info, currency_code))
         price = next((row for row in prices if row.currency_code == currency_code.lower()), None)
         if price is None:
             return None
-        tiers = tiers_from_rows(await self._tier_rows(info, currency_code))
+        tiers = tiers_from_rows(tier_rows)
         return Money(amount=rules.unit_price(price.amount, quantity, tiers), currency_code=price.currency_code)
 
 
