@@ -29,7 +29,7 @@ from cityos.domain.marketplace.models import (
     VendorUser,
 )
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
-from cityos.domain.platform.models import AuditLog, WebhookInbox
+from cityos.domain.platform.models import AuditLog, ConnectStateUse, WebhookInbox
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
@@ -47,6 +47,7 @@ __all__ = [
     "Category",
     "CommissionRule",
     "CommissionTransaction",
+    "ConnectStateUse",
     "Currency",
     "InventoryReservation",
     "Order",

@@ -74,7 +74,8 @@ async def transfer_payout(engine: AsyncEngine, stripe_client: Any, payout_id: uu
         result = await create_transfer(
             stripe_client, amount=payout.amount, currency=payout.currency_code, destination=payout.destination,
             transfer_group=f"payout-{payout.id}", metadata={"payout_id": str(payout.id),
-                                                          "vendor_id": str(payout.vendor_id)},
+                                                          "vendor_id": str(payout.vendor_id),
+                                                          "tenant_id": str(payout.tenant_id)},
             idempotency_key=f"payout-{payout.id}")
         if after_transfer is not None:
             await after_transfer(payout.id, result)

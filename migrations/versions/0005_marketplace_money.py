@@ -122,6 +122,7 @@ def upgrade() -> None:
     op.add_column('vendor', sa.Column('details_submitted', sa.Boolean(), server_default=sa.text('false'), nullable=False))
     op.add_column('vendor', sa.Column('requirements', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False))
     op.add_column('vendor', sa.Column('payout_minimum', sa.Integer(), nullable=True))
+    op.add_column('vendor', sa.Column('stripe_synced_at', sa.Integer(), nullable=True))
     op.create_unique_constraint(op.f('uq_vendor_stripe_account_id'), 'vendor', ['stripe_account_id'])
     for table in TENANT_OWNED:
         rls.enable_tenant_rls(table)
@@ -131,15 +132,24 @@ def upgrade() -> None:
         returns table (tenant_id uuid, vendor_id uuid)
         language sql stable security definer set search_path = public, pg_temp as
         $$ select v.tenant_id, v.id from vendor v where v.stripe_account_id = p_account $$""")
+    op.create_table(
+        "connect_state_use",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("nonce", name=op.f("pk_connect_state_use")),
+    )
+    op.execute(f"grant select, insert on table connect_state_use to {rls.APP_ROLE}")
     op.execute("revoke all on function cityos_vendor_by_stripe_account(text) from public")
     op.execute(f"grant execute on function cityos_vendor_by_stripe_account(text) to {rls.APP_ROLE}")
 
 
 def downgrade() -> None:
     op.execute("drop function if exists cityos_vendor_by_stripe_account(text)")
+    op.drop_table("connect_state_use")
     for table in TENANT_OWNED:
         rls.disable_tenant_rls(table)
     op.drop_constraint(op.f('uq_vendor_stripe_account_id'), 'vendor', type_='unique')
+    op.drop_column('vendor', 'stripe_synced_at')
     op.drop_column('vendor', 'payout_minimum')
     op.drop_column('vendor', 'requirements')
     op.drop_column('vendor', 'details_submitted')

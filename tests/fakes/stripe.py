@@ -201,12 +201,16 @@ class FakeStripe:
             "message": "Your card has insufficient funds.", "payment_method": {"id": "pm_1"}, "charge": "ch_1"})
         return intent
 
-    def event(self, event_type: str, data_object: dict[str, Any], event_id: str | None = None) -> bytes:
-        return json.dumps({
+    def event(self, event_type: str, data_object: dict[str, Any], event_id: str | None = None,
+              created: int | None = None, account: str | None = None) -> bytes:
+        """An event envelope; `account` makes it a Connect event from that connected account."""
+        envelope: dict[str, Any] = {
             "id": event_id or f"evt_{secrets.token_hex(12)}", "object": "event", "api_version": API_VERSION,
-            "created": int(time.time()), "livemode": False, "pending_webhooks": 1, "type": event_type,
-            "request": {"id": None, "idempotency_key": None}, "data": {"object": data_object},
-        }).encode()
+            "created": created or int(time.time()), "livemode": False, "pending_webhooks": 1, "type": event_type,
+            "request": {"id": None, "idempotency_key": None}, "data": {"object": data_object}}
+        if account:
+            envelope["account"] = account
+        return json.dumps(envelope).encode()
 
     def sign(self, payload: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
         return stripe_sdk.WebhookSignature.generate_signature_header(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from cityos.db import create_app_engine
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.jobs.payouts import process_vendor_payouts
-from tests.commerce_flow import OPS, Shopper, paid_order, shop
+from tests.commerce_flow import OPS, WEBHOOK, Shopper, paid_order, send_event, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens
 from tests.fakes.stripe import FakeStripe
 
@@ -147,3 +148,49 @@ async def test_a_refused_transfer_fails_the_payout_and_releases_its_entries(gql:
     assert failed.failure_reason.startswith("balance_insufficient")
     assert "1 paid" in await process_vendor_payouts(app_engine, stripe_client, 100)  # entries released
 
+
+
+async def test_connect_events_in_any_order(gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld,
+                                           fake_stripe: FakeStripe, owner_engine, app_engine, stripe_client) -> None:
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"CP-HONEY-32": 1})
+    account = await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "cedar-pantry")
+    now = int(time.time())
+    newer = {"id": account, "object": "account", "charges_enabled": True, "payouts_enabled": False,
+             "details_submitted": True, "requirements": {"currently_due": ["external_account"], "past_due": [],
+                                                         "eventually_due": [], "disabled_reason": None}}
+    older = {**newer, "payouts_enabled": True, "requirements": {"currently_due": []}}
+    for body, created in ((newer, now), (older, now - 60)):
+        payload = fake_stripe.event("account.updated", body, created=created)
+        response = await http.post(WEBHOOK, content=payload, headers={"stripe-signature": fake_stripe.sign(payload)})
+        assert response.status_code == 200, response.text
+    async with owner_engine.connect() as connection:
+        vendor = (await connection.execute(text("select payouts_enabled, requirements from vendor where "
+                                                "stripe_account_id = :a"), {"a": account})).one()
+    assert vendor.payouts_enabled is False  # the older event did not undo the newer one
+    assert vendor.requirements["currently_due"] == ["external_account"]
+
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update vendor set payouts_enabled = true where stripe_account_id = :a"),
+                                 {"a": account})
+    await process_vendor_payouts(app_engine, stripe_client, 100)
+    async with owner_engine.connect() as connection:
+        payout = (await connection.execute(text("select id, stripe_transfer_id from payout where tenant_id = :t"),
+                                           {"t": shop.tenant_id})).one()
+    transfer = fake_stripe.transfers[payout.stripe_transfer_id]
+    reversed_event = await send_event(http, fake_stripe, "transfer.reversed", {**transfer, "reversed": True})
+    late_created = await send_event(http, fake_stripe, "transfer.created", transfer)  # arrives after the reversal
+    assert reversed_event.json()["outcome"].startswith("payout reversed")
+    assert late_created.json()["outcome"] == "ignored: payout already reversed"
+    async with owner_engine.connect() as connection:
+        status = (await connection.execute(text("select status from payout where id = :p"),
+                                           {"p": payout.id})).scalar_one()
+        links = (await connection.execute(text("select count(*) from payout_transaction_link where payout_id = :p"),
+                                          {"p": payout.id})).scalar_one()
+    assert (status, links) == ("reversed", 0)
+    assert "1 paid" in await process_vendor_payouts(app_engine, stripe_client, 100)  # released → paid again
+    failed = fake_stripe.event("payout.failed", {"id": "po_1", "object": "payout", "status": "failed",
+                                                 "failure_code": "account_closed",
+                                                 "failure_message": "The bank account has been closed"},
+                               account=account)
+    response = await http.post(WEBHOOK, content=failed, headers={"stripe-signature": fake_stripe.sign(failed)})
+    assert response.json()["outcome"] == "bank payout failed"

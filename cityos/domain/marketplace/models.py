@@ -44,6 +44,7 @@ class Vendor(TenantOwnedMixin, Base):
     payouts_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     details_submitted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     requirements: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    stripe_synced_at: Mapped[int | None] = mapped_column(Integer)  # `created` of the last account event applied
     # Payout settings: no payout below this amount (minor units); null → the platform default
     payout_minimum: Mapped[int | None] = mapped_column(Integer)
 

@@ -41,3 +41,12 @@ class WebhookInbox(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ConnectStateUse(Base):
+    """Nonces of Stripe Connect OAuth `state` values already redeemed: a state works once."""
+
+    __tablename__ = "connect_state_use"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)

@@ -5,9 +5,10 @@ missing signature is 400. The event is recorded in the webhook inbox keyed by it
 handles it, so a replay is a no-op and a failed handling rolls both back (Stripe then retries).
 
 Handled: payment_intent.succeeded (creates the order, exactly once with completeCheckout),
-payment_intent.payment_failed (records the failure, the cart stays open). Other types are acknowledged and
-ignored. Note: Stripe has no `transfer.failed` event since the 2017 transfer/payout split; transfer failures show
-up as API errors or `transfer.reversed` (handled by the payouts feature).
+payment_intent.payment_failed (records the failure, the cart stays open), and the Connect events of
+connect_events.py: account.updated, transfer.created, transfer.reversed, payout.paid, payout.failed. Other types
+are acknowledged and ignored. Note: Stripe has no `transfer.failed` event since the 2017 transfer/payout split;
+transfer failures show up as API errors of transfers.create or as `transfer.reversed`.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import complete_order
 from cityos.domain.platform.models import WebhookInbox
 from cityos.errors import ApiError
+from cityos.integrations.stripe import connect_events
 from cityos.services import Services
 
 log = logging.getLogger(__name__)
 INBOX = table_of(WebhookInbox)
 MAX_BODY = 512 * 1024
 
-Handler = Callable[[AsyncConnection, dict[str, Any], Services], Awaitable[str]]
+Handler = Callable[[AsyncConnection, dict[str, Any], dict[str, Any], Services], Awaitable[str]]
 
 
-async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], services: Services) -> str:
+async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], _event: dict[str, Any],
+                             services: Services) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
@@ -51,7 +54,8 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
     return f"order {order.id}"
 
 
-async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _services: Services) -> str:
+async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _event: dict[str, Any],
+                          _services: Services) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
@@ -59,9 +63,21 @@ async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _
     return "failure recorded"
 
 
+def _connect(handler: Any) -> Handler:
+    async def handle(connection: AsyncConnection, data: dict[str, Any], event: dict[str, Any], _: Services) -> str:
+        return str(await handler(connection, data, event))
+
+    return handle
+
+
 HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
+    "account.updated": _connect(connect_events.account_updated),
+    "transfer.created": _connect(connect_events.transfer_created),
+    "transfer.reversed": _connect(connect_events.transfer_reversed),
+    "payout.paid": _connect(connect_events.bank_payout),
+    "payout.failed": _connect(connect_events.bank_payout),
 }
 
 
@@ -98,7 +114,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
             if handler is not None:
                 try:
                     async with connection.begin_nested():
-                        outcome = await handler(connection, event["data"]["object"], services)
+                        outcome = await handler(connection, event["data"]["object"], event, services)
                 except ApiError as error:  # a business refusal: keep the event and the reason, do not retry
                     outcome = f"refused: {error.extensions.get('code')}: {error.message}"
                     log.warning("stripe event %s refused: %s", event["id"], outcome)
