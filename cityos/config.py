@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
     STRIPE_CONNECT_CLIENT_ID: str | None = None
     STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
+    # The admin app: Stripe Connect onboarding returns there (…/settings/integrations/stripe/{return,refresh,callback}).
+    CITYOS_ADMIN_URL: str = "http://localhost:7001"
     # Where the Stripe SDK sends API calls (default: Stripe itself); tests point it at a local fake.
     CITYOS_STRIPE_API_BASE: str | None = None
     # Vendor payouts: days a sale's vendor share is held before it can be paid out, and the smallest payout.

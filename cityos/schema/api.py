@@ -18,11 +18,13 @@ from cityos.observability.metrics import GraphQLMetrics
 from cityos.resolvers.catalog import CatalogQuery
 from cityos.resolvers.catalog_admin import CatalogMutation
 from cityos.resolvers.commerce import CommerceMutation, CommerceQuery
+from cityos.resolvers.marketplace import MarketplaceMutation, MarketplaceQuery
 from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
-from cityos.schema.catalog import Category, Product, Variant, Vendor
+from cityos.schema.catalog import Category, Product, Variant
 from cityos.schema.commerce import Cart, Order, VendorOrder
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
+from cityos.schema.marketplace import CommissionRule, Payout, Vendor
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
 from graphql import GraphQLError
@@ -31,12 +33,12 @@ log = logging.getLogger("cityos.graphql")
 
 
 @strawberry.type
-class Query(TenancyQuery, CatalogQuery, CommerceQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery):
     pass
 
 
 @strawberry.type
-class Mutation(TenancyMutation, CatalogMutation, CommerceMutation):
+class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation):
     pass
 
 
@@ -52,7 +54,7 @@ def build_schema() -> CityosSchema:
         query=Query,
         mutation=Mutation,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
-               Category, Cart, Order, VendorOrder],
+               Category, Cart, Order, VendorOrder, CommissionRule, Payout],
         federation_version="2.7",
         extensions=[
             RequestScope,

@@ -24,7 +24,7 @@ from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.domain.catalog.service import tiers_from_rows
-from cityos.domain.marketplace.models import Vendor as VendorModel
+from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Node, to_global_id
 from cityos.schema.tenancy import Info, register_node, register_table_node
@@ -35,7 +35,6 @@ PRICE_TABLE = table_of(VariantPriceModel)
 TIER_TABLE = table_of(PriceTierModel)
 CATEGORY_TABLE = table_of(CategoryModel)
 PRODUCT_CATEGORY_TABLE = table_of(ProductCategoryModel)
-VENDOR_TABLE = table_of(VendorModel)
 
 
 @strawberry.enum
@@ -57,27 +56,6 @@ class PriceTier:
     currency_code: str
     percent_off: Decimal | None
     unit_amount: int | None
-
-
-@strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
-class Vendor(Node):
-    id: strawberry.ID
-    handle: str
-    name: str
-    status: str
-    created_at: datetime
-    pk: strawberry.Private[uuid.UUID]
-    tenant_pk: strawberry.Private[uuid.UUID]
-    store_pk: strawberry.Private[uuid.UUID]
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Vendor:
-        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name, status=row.status,
-                   created_at=row.created_at, pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("vendor", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
-                              vendor_id=self.pk, status=self.status)
 
 
 @strawberry.federation.type(keys=["id"], description="A node of a store's category tree.")
@@ -243,6 +221,5 @@ async def load_variant(info: Info, local_id: uuid.UUID) -> Variant | None:
 
 
 register_table_node("Product", PRODUCT_TABLE, Product.from_row)
-register_table_node("Vendor", VENDOR_TABLE, Vendor.from_row)
 register_table_node("Category", CATEGORY_TABLE, Category.from_row)
 register_node("Variant", load_variant)

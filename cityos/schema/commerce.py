@@ -17,7 +17,8 @@ from cityos.domain.commerce.models import Cart as CartModel
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
-from cityos.schema.catalog import VENDOR_TABLE, Variant, Vendor, load_variant
+from cityos.schema.catalog import Variant, load_variant
+from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Node, to_global_id
 from cityos.schema.tenancy import Info, register_table_node
