@@ -110,7 +110,7 @@ def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, key
                     CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024,
                     KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32,
                     STRIPE_API_KEY=STRIPE_KEY, STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
-                    CITYOS_STRIPE_API_BASE=fake_stripe.base_url)
+                    CITYOS_STRIPE_API_BASE=fake_stripe.base_url, STRIPE_CONNECT_CLIENT_ID="ca_cityos_test")
 
 
 @pytest.fixture(scope="session")

@@ -38,13 +38,16 @@ class Target:
         self.cart_line = to_global_id("CartLine", ids["cart_line"])
         self.option = to_global_id("ShippingOption", ids["shipping_option"])
         self.order = to_global_id("Order", ids["orders"])
+        self.rule = to_global_id("CommissionRule", ids["commission_rule"])
+        self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
         the seeded catalog are B's)."""
         w = self.world
         return [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
-                self.vendor, self.cart, self.cart_line, self.order, "b-customer@example.com",
+                self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user,
+                "b-customer@example.com", "acct_tenant_b", "seller@b.example",
                 *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                 w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
                 "Apparel"]
@@ -98,11 +101,29 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/StoreOrders": lambda b: {"first": 100},
     "admin/UpdateOrderStatus": lambda b: {"id": b.order, "status": "CANCELED"},
     "vendor/VendorOrders": lambda b: {"first": 100},
+    "admin/Vendors": lambda b: {"first": 100},
+    "admin/CreateVendor": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
+                                               "name": "Matrix"}},
+    "admin/UpdateVendor": lambda b: {"id": b.vendor, "input": {"name": "Taken over", "status": "suspended"}},
+    "admin/CommissionRules": lambda b: {"first": 100},
+    "admin/CreateCommissionRule": lambda b: {"input": {"scope": "vendor", "scopeId": b.vendor, "percentage": "0"}},
+    "admin/UpdateCommissionRule": lambda b: {"id": b.rule, "input": {"scope": "tenant", "percentage": "0"}},
+    "admin/DeleteCommissionRule": lambda b: {"id": b.rule},
+    "vendor/VendorAccount": lambda b: {"id": b.vendor},
+    "vendor/InviteVendorUser": lambda b: {"vendorId": b.vendor, "role": "vendor_admin", "email": "m@example.com"},
+    "vendor/RemoveVendorUser": lambda b: {"vendorId": b.vendor, "id": b.vendor_user},
+    "vendor/LedgerEntries": lambda b: {"vendorId": b.vendor},
+    "vendor/Payouts": lambda b: {"vendorId": b.vendor},
+    "vendor/StartVendorOnboarding": lambda b: {"vendorId": b.vendor},
+    "vendor/RefreshVendorOnboarding": lambda b: {"vendorId": b.vendor},
+    "vendor/StripeConnectAuthorizeUrl": lambda b: {"vendorId": b.vendor},
+    "vendor/CompleteStripeConnect": lambda b: {"code": "ac_matrix", "state": "forged.state"},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
-                   "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line")
+                   "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
+                   "vendor_user", "commission_rule", "commission_transaction", "payout")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -132,6 +153,29 @@ from paid, vendor v where v.tenant_id = :t and v.handle = 'northwind-outfitters'
 """
 
 
+# B's vendor is connected to Stripe, has a user, a vendor commission rule, a sale in the ledger and a payout.
+B_MARKETPLACE = """
+with vendor as (
+  update vendor set stripe_account_id = 'acct_tenant_b_' || left(md5(cast(:t as text)), 6), status = 'active',
+         payouts_enabled = true, contact_email = 'seller@b.example'
+  where tenant_id = :t and handle = 'northwind-outfitters' returning id),
+rule as (
+  insert into commission_rule (tenant_id, id, scope, scope_id, percentage)
+  select :t, gen_random_uuid(), 'vendor', vendor.id, 7 from vendor returning id),
+member as (
+  insert into vendor_user (tenant_id, id, vendor_id, email, role, status)
+  select :t, gen_random_uuid(), vendor.id, 'seller@b.example', 'vendor_admin', 'active' from vendor returning id),
+entry as (
+  insert into commission_transaction (tenant_id, id, vendor_id, order_id, vendor_order_id, order_line_id, kind,
+                                      currency_code, line_amount, commission_amount, vendor_amount, available_at)
+  select :t, gen_random_uuid(), vendor.id, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'sale', 'usd',
+         4500, 315, 4185, now() from vendor returning id, vendor_id)
+insert into payout (tenant_id, id, vendor_id, amount, currency_code, status, destination, stripe_transfer_id)
+select :t, gen_random_uuid(), entry.vendor_id, 4185, 'usd', 'paid', 'acct_tenant_b', 'tr_tenant_b_' || entry.id
+from entry
+"""
+
+
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
 
@@ -144,12 +188,13 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
         await seed_region(connection, b.tenant_id)
         await seed_catalog(connection, b.tenant_id, b.store_id)
         await connection.execute(text(B_CART_AND_ORDER), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         ids = {}
         for table, where in (("store_domain", ""), ("publishable_api_key", ""),
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
-                             ("orders", "")):
+                             ("orders", ""), ("commission_rule", ""), ("vendor_user", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return a, Target(b, ids)

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -113,13 +113,28 @@ def rule_values(scope: str, scope_id: uuid.UUID | None, percentage: Decimal | No
             "effective_from": checked.effective_from, "effective_to": checked.effective_to}
 
 
+SCOPE_TABLES = {"store": "store", "vendor": "vendor", "category": "category", "product": "product"}
+
+
+async def check_scope(connection: AsyncConnection, values: dict[str, Any]) -> None:
+    """A rule's scope object must exist in the caller's tenant (RLS hides every other tenant's)."""
+    if values["scope"] == "tenant":
+        return
+    found = (await connection.execute(text(f"select 1 from {SCOPE_TABLES[values['scope']]} where id = :id"),
+                                      {"id": values["scope_id"]})).first()
+    if found is None:
+        raise BadUserInput(f"unknown {values['scope']} for this tenant", field="scopeId")
+
+
 async def create_commission_rule(connection: AsyncConnection, *, tenant_id: uuid.UUID,
                                  values: dict[str, Any]) -> Row[Any]:
+    await check_scope(connection, values)
     return (await connection.execute(insert(RULE).values(tenant_id=tenant_id, id=uuid.uuid4(), **values)
                                      .returning(*RULE.c))).one()
 
 
 async def update_commission_rule(connection: AsyncConnection, rule_id: uuid.UUID, values: dict[str, Any]) -> Row[Any]:
+    await check_scope(connection, values)
     row = (await connection.execute(update(RULE).where(RULE.c.id == rule_id).values(updated_at=func.now(), **values)
                                     .returning(*RULE.c))).first()
     if row is None:
