@@ -13,7 +13,7 @@ A runner killed between 2 and 3 leaves a `pending` payout without a transfer id;
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -29,14 +29,17 @@ VENDOR = table_of(Vendor)
 AfterTransfer = Callable[[uuid.UUID, TransferResult], Awaitable[None]]
 
 
-async def claim_payouts(engine: AsyncEngine, minimum: int) -> list[uuid.UUID]:
-    """Step 1 for every payable vendor; returns the new payouts' ids."""
+async def claim_payouts(engine: AsyncEngine, minimum: int,
+                        tenant_ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
+    """Step 1 for every payable vendor (of the given tenants, default all); returns the new payouts' ids."""
     created: list[uuid.UUID] = []
     async with tenant_transaction(engine, None) as connection:
         await set_platform_scope(connection)
-        vendors = (await connection.execute(select(VENDOR).where(
-            VENDOR.c.status == "active", VENDOR.c.payouts_enabled, VENDOR.c.stripe_account_id.is_not(None))
-            .with_for_update(skip_locked=True))).all()
+        payable = select(VENDOR).where(VENDOR.c.status == "active", VENDOR.c.payouts_enabled,
+                                       VENDOR.c.stripe_account_id.is_not(None))
+        if tenant_ids is not None:
+            payable = payable.where(VENDOR.c.tenant_id.in_(list(tenant_ids)))
+        vendors = (await connection.execute(payable.with_for_update(skip_locked=True))).all()
         active = select(LINK.c.transaction_id).join(PAYOUT, and_(PAYOUT.c.tenant_id == LINK.c.tenant_id,
                                                                  PAYOUT.c.id == LINK.c.payout_id)).where(
             PAYOUT.c.status.in_(ACTIVE_PAYOUT))
@@ -96,18 +99,22 @@ async def fail_payout(connection: Any, payout_id: uuid.UUID, reason: str, status
     await connection.execute(delete(LINK).where(LINK.c.payout_id == payout_id))
 
 
-async def unfinished_payouts(engine: AsyncEngine) -> list[uuid.UUID]:
+async def unfinished_payouts(engine: AsyncEngine, tenant_ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
     async with tenant_transaction(engine, None) as connection:
         await set_platform_scope(connection)
-        return list((await connection.execute(select(PAYOUT.c.id).where(
-            PAYOUT.c.status == "pending", PAYOUT.c.stripe_transfer_id.is_(None)))).scalars())
+        unfinished = select(PAYOUT.c.id).where(PAYOUT.c.status == "pending", PAYOUT.c.stripe_transfer_id.is_(None))
+        if tenant_ids is not None:
+            unfinished = unfinished.where(PAYOUT.c.tenant_id.in_(list(tenant_ids)))
+        return list((await connection.execute(unfinished)).scalars())
 
 
 async def process_vendor_payouts(engine: AsyncEngine, stripe_client: Any, minimum: int,
+                                 tenant_ids: Sequence[uuid.UUID] | None = None,
                                  after_transfer: AfterTransfer | None = None) -> str:
+    """The whole job; `tenant_ids` limits it to some tenants (default: every tenant)."""
     outcomes: dict[str, int] = {}
-    recovered = await unfinished_payouts(engine)
-    created = await claim_payouts(engine, minimum)
+    recovered = await unfinished_payouts(engine, tenant_ids)
+    created = await claim_payouts(engine, minimum, tenant_ids)
     for payout_id in dict.fromkeys([*recovered, *created]):
         outcome = await transfer_payout(engine, stripe_client, payout_id, after_transfer)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1

@@ -91,7 +91,7 @@ async def test_payouts_transfer_once_and_survive_a_crash(gql: GraphQLClient, htt
         raise Crash  # killed after Stripe made the transfer, before we recorded it
 
     with pytest.raises(Crash):
-        await process_vendor_payouts(app_engine, stripe_client, 100, after_transfer=crash)
+        await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id], after_transfer=crash)
     made = set(fake_stripe.transfers) - transfers_before
     assert len(made) == 1
     async with owner_engine.connect() as connection:
@@ -99,7 +99,7 @@ async def test_payouts_transfer_once_and_survive_a_crash(gql: GraphQLClient, htt
                                             {"t": shop.tenant_id})).all()
     assert pending == [("pending", None)]
 
-    outcome = await process_vendor_payouts(app_engine, stripe_client, 100)
+    outcome = await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
     assert "1 paid" in outcome
     assert set(fake_stripe.transfers) - transfers_before == made  # the same key → the same transfer
     transfer = fake_stripe.transfers[made.pop()]
@@ -112,7 +112,8 @@ async def test_payouts_transfer_once_and_survive_a_crash(gql: GraphQLClient, htt
                                            {"t": shop.tenant_id})).scalar_one()
     assert payouts == [("paid", 3705, transfer["id"])]
     assert linked == 1
-    assert (await process_vendor_payouts(app_engine, stripe_client, 100)).startswith("0 new payout(s)")
+    again = await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
+    assert again.startswith("0 new payout(s)")
 
 
 async def test_two_runners_at_once_make_one_transfer_per_payout(gql: GraphQLClient, http: httpx.AsyncClient,
@@ -121,7 +122,7 @@ async def test_two_runners_at_once_make_one_transfer_per_payout(gql: GraphQLClie
     await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-THROW-OAT": 1})
     await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "lumen-home")
     before = set(fake_stripe.transfers)
-    await asyncio.gather(*(process_vendor_payouts(app_engine, stripe_client, 100) for _ in range(2)))
+    await asyncio.gather(*(process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id]) for _ in range(2)))
     async with owner_engine.connect() as connection:
         payouts = (await connection.execute(text("select count(*) from payout where tenant_id = :t"),
                                             {"t": shop.tenant_id})).scalar_one()
@@ -138,7 +139,7 @@ async def test_a_refused_transfer_fails_the_payout_and_releases_its_entries(gql:
     await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "northwind-outfitters")
     balance, fake_stripe.platform_balance = fake_stripe.platform_balance, 0
     try:
-        assert "1 failed" in await process_vendor_payouts(app_engine, stripe_client, 100)
+        assert "1 failed" in await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
     finally:
         fake_stripe.platform_balance = balance
     async with owner_engine.connect() as connection:
@@ -146,7 +147,8 @@ async def test_a_refused_transfer_fails_the_payout_and_releases_its_entries(gql:
                                            {"t": shop.tenant_id})).one()
     assert failed.status == "failed"
     assert failed.failure_reason.startswith("balance_insufficient")
-    assert "1 paid" in await process_vendor_payouts(app_engine, stripe_client, 100)  # entries released
+    released = await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
+    assert "1 paid" in released  # the failed payout's entries were released
 
 
 
@@ -172,7 +174,7 @@ async def test_connect_events_in_any_order(gql: GraphQLClient, http: httpx.Async
     async with owner_engine.begin() as connection:
         await connection.execute(text("update vendor set payouts_enabled = true where stripe_account_id = :a"),
                                  {"a": account})
-    await process_vendor_payouts(app_engine, stripe_client, 100)
+    await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
     async with owner_engine.connect() as connection:
         payout = (await connection.execute(text("select id, stripe_transfer_id from payout where tenant_id = :t"),
                                            {"t": shop.tenant_id})).one()
@@ -187,7 +189,8 @@ async def test_connect_events_in_any_order(gql: GraphQLClient, http: httpx.Async
         links = (await connection.execute(text("select count(*) from payout_transaction_link where payout_id = :p"),
                                           {"p": payout.id})).scalar_one()
     assert (status, links) == ("reversed", 0)
-    assert "1 paid" in await process_vendor_payouts(app_engine, stripe_client, 100)  # released → paid again
+    repaid = await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
+    assert "1 paid" in repaid  # released by the reversal, paid again
     failed = fake_stripe.event("payout.failed", {"id": "po_1", "object": "payout", "status": "failed",
                                                  "failure_code": "account_closed",
                                                  "failure_message": "The bank account has been closed"},
