@@ -62,7 +62,7 @@ REQUIRED_IN_PRODUCTION = (
 # An integration that is configured (its URL is set) needs its credentials.
 INTEGRATION_CREDENTIALS = {
     "PAYLOAD_URL": ("PAYLOAD_API_KEY", "PAYLOAD_SECRET"),
-    "FLEETBASE_URL": ("FLEETBASE_API_KEY",),
+    "FLEETBASE_URL": ("FLEETBASE_API_KEY", "CITYOS_FLEETBASE_WEBHOOK_SECRET"),
     "ERPNEXT_URL": ("ERPNEXT_API_KEY", "ERPNEXT_API_SECRET"),
     "KEYCLOAK_URL": ("KEYCLOAK_CLIENT_SECRET",),
 }
@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     # Fleetbase
     FLEETBASE_URL: str | None = None
     FLEETBASE_API_KEY: str | None = None
+    # The secret Fleetbase signs its webhooks with (the API credential's secret), for POST /webhooks/fleetbase.
+    CITYOS_FLEETBASE_WEBHOOK_SECRET: str | None = None
 
     # ERPNext
     ERPNEXT_URL: str | None = None

@@ -19,6 +19,7 @@ from cityos.domain.tenancy.models import Store
 from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
 from cityos.errors import Forbidden, Unauthenticated
 from cityos.observability.logs import tenant_id_var
+from cityos.realtime.events import PendingEvents
 from cityos.request_db import RequestDatabase
 from cityos.resolvers.loaders import Loaders
 
@@ -39,13 +40,14 @@ class RequestContext:
     response: Any = None
     store: StoreRef | None = None
     principal: Principal = field(default_factory=anonymous)
+    events: PendingEvents = field(default_factory=PendingEvents)
     db: RequestDatabase = field(init=False)
     loaders: Loaders = field(init=False)
     authz: Authorizer = field(init=False)
     _identified: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        self.db = RequestDatabase(self.services.app_engine)
+        self.db = RequestDatabase(self.services.app_engine, self.events)
         self.loaders = Loaders(self.db)
         self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 

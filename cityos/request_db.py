@@ -18,13 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from cityos.db import set_platform_scope, set_tenant
 from cityos.errors import Unavailable
+from cityos.realtime.events import PendingEvents
 
 T = TypeVar("T")
 
 
 class RequestDatabase:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, events: PendingEvents | None = None) -> None:
         self.engine = engine
+        self.events = events or PendingEvents()
         self.tenant_id: uuid.UUID | None = None
         self.platform_scope = False
         self._connection: AsyncConnection | None = None
@@ -66,11 +68,17 @@ class RequestDatabase:
             return await work(await self._open())
 
     async def mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run a mutation in a savepoint: on any error its writes are undone, the request goes on."""
+        """Run a mutation in a savepoint: on any error its writes, and the live events it announced, are undone;
+        the request goes on."""
         async with self._lock:
             connection = await self._open()
-            async with connection.begin_nested():
-                return await work(connection)
+            mark = len(self.events.events)
+            try:
+                async with connection.begin_nested():
+                    return await work(connection)
+            except BaseException:
+                del self.events.events[mark:]
+                raise
 
     async def finish(self, *, commit: bool) -> None:
         async with self._lock:

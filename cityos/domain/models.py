@@ -20,6 +20,7 @@ from cityos.domain.commerce.models import (
     RegionState,
     ShippingOption,
 )
+from cityos.domain.fulfillment.models import Shipment, TrackingEvent
 from cityos.domain.marketplace.models import (
     CommissionRule,
     CommissionTransaction,
@@ -29,13 +30,14 @@ from cityos.domain.marketplace.models import (
     VendorUser,
 )
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
-from cityos.domain.platform.models import AuditLog, ConnectStateUse, WebhookInbox
+from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
 # platform-wide rows (tenant_id null) and has its own policy.
 TENANT_OWNED_TABLES = tuple(
-    table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.c and table.name != "audit_log"
+    table.name for table in Base.metadata.sorted_tables
+    if "tenant_id" in table.c and table.name not in ("audit_log", "outbox")
 )
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "InventoryReservation",
     "Order",
     "OrderLine",
+    "Outbox",
     "PaymentProvider",
     "Payout",
     "PayoutTransactionLink",
@@ -63,10 +66,12 @@ __all__ = [
     "Region",
     "RegionState",
     "SalesChannel",
+    "Shipment",
     "ShippingOption",
     "Store",
     "StoreDomain",
     "Tenant",
+    "TrackingEvent",
     "Variant",
     "VariantPrice",
     "Vendor",

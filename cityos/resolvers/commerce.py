@@ -219,7 +219,8 @@ class CommerceMutation:
         row = await info.context.db.mutate(lambda connection: orders.complete_order(
             connection, cart_id=cart.row.id, intent_id=intent.id, intent_status=intent.status,
             amount_received=intent.amount_received, currency=intent.currency,
-            ledger_policy=LedgerPolicy.of(info.context.settings)))
+            ledger_policy=LedgerPolicy.of(info.context.settings), events=info.context.events,
+            ship=bool(info.context.settings.FLEETBASE_URL)))
         return Order.from_row(row)
 
     @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
@@ -227,6 +228,6 @@ class CommerceMutation:
     async def update_order_status(self, info: Info, id: strawberry.ID, status: OrderStatusInput) -> Order:
         order: Order = await node_by_global_id(info, id, "Order", "update")
         row = await info.context.db.mutate(lambda connection: orders.change_order_status(
-            connection, order.row.id, status.value))
+            connection, order.row.id, status.value, info.context.events))
         return Order.from_row(row)
 

@@ -28,10 +28,12 @@ class RequestScope(SchemaExtension):
         try:
             yield
         except BaseException:
+            context.events.discard()
             await context.db.finish(commit=False)
             raise
         # Each mutation ran in its own savepoint, so what is left of the transaction is consistent.
         await context.db.finish(commit=True)
+        await context.events.publish(context.services.broker)  # only what committed
 
 
 def is_internal(error: GraphQLError) -> bool:

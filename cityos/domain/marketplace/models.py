@@ -47,6 +47,8 @@ class Vendor(TenantOwnedMixin, Base):
     stripe_synced_at: Mapped[int | None] = mapped_column(Integer)  # `created` of the last account event applied
     # Payout settings: no payout below this amount (minor units); null → the platform default
     payout_minimum: Mapped[int | None] = mapped_column(Integer)
+    # Where couriers collect the vendor's parcels (Fleetbase place fields: street1, city, province, …)
+    pickup_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class VendorUser(TenantOwnedMixin, Base):

@@ -13,18 +13,23 @@ from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import InventoryReservation
 from cityos.domain.commerce.service import CART, VARIANT, load_cart, priced_cart, reserve_inventory
+from cityos.domain.fulfillment.models import Shipment
 from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals, record_sales
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, NotFound, PaymentFailed
+from cityos.realtime.events import PendingEvents, event
 
 ORDER = table_of(Order)
 VENDOR_ORDER = table_of(VendorOrder)
 ORDER_LINE = table_of(OrderLine)
 RESERVATION = table_of(InventoryReservation)
+SHIPMENT = table_of(Shipment)
 
 
 async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, intent_id: str, intent_status: str,
-                         amount_received: int, currency: str, ledger_policy: LedgerPolicy) -> Row[Any]:
+                         amount_received: int, currency: str, ledger_policy: LedgerPolicy,
+                         events: PendingEvents | None = None, ship: bool = False) -> Row[Any]:
     """Create the cart's order once its payment succeeded. Idempotent: the cart row is locked, and a completed
     cart returns its order, so the webhook and completeCheckout racing each other make exactly one order."""
     cart = await load_cart(connection, cart_id, lock=True)
@@ -68,13 +73,22 @@ async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, int
         "list_unit_price": line.list_unit_price, "unit_price": line.unit_price, "subtotal": line.subtotal,
         "discount_total": line.discount, "total": line.total} for row, line in priced.lines])
     await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
+    for vendor_id, vendor_order_id in vendor_order_ids.items():
+        if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
+            await enqueue(connection, tenant_id=cart.tenant_id, topic="fleetbase.create_order",
+                          payload={"vendor_order_id": str(vendor_order_id)})
+        if events is not None:
+            events.add(event("order.created", tenant_id=cart.tenant_id, store_id=cart.store_id, order_id=order.id,
+                             vendor_id=vendor_id, vendor_order_id=vendor_order_id, customer_id=cart.customer_id,
+                             status=order.status))
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
         status="completed", completed_at=func.now(), payment_error=None, updated_at=func.now()))
     return order
 
 
-async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str) -> Row[Any]:
+async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str,
+                              events: PendingEvents | None = None) -> Row[Any]:
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == order_id).with_for_update())).first()
     if order is None:
         raise NotFound("no order with that id")
@@ -86,7 +100,18 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
                                                               .where(ORDER_LINE.c.order_id == order_id))).all():
             await connection.execute(update(VARIANT).where(VARIANT.c.id == variant_id)
                                      .values(inventory_quantity=VARIANT.c.inventory_quantity + quantity))
-    await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
-                             .values(status=status, updated_at=func.now()))
+    parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
+                                      .values(status=status, updated_at=func.now())
+                                      .returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()
+    if status == "canceled":  # stop the couriers too
+        for shipment in (await connection.execute(select(SHIPMENT.c.fleetbase_order_id).where(
+                SHIPMENT.c.order_id == order_id, SHIPMENT.c.fleetbase_order_id.is_not(None)))).all():
+            await enqueue(connection, tenant_id=order.tenant_id, topic="fleetbase.cancel_order",
+                          payload={"fleetbase_order_id": shipment.fleetbase_order_id})
+    if events is not None:
+        for part in parts:
+            events.add(event("order.status_changed", tenant_id=order.tenant_id, store_id=order.store_id,
+                             order_id=order.id, vendor_id=part.vendor_id, vendor_order_id=part.id,
+                             customer_id=order.customer_id, status=status))
     return (await connection.execute(update(ORDER).where(ORDER.c.id == order_id)
                                      .values(status=status, updated_at=func.now()).returning(*ORDER.c))).one()

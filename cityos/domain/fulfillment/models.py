@@ -1,0 +1,51 @@
+"""Shipment and tracking tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityos.domain.base import Base, TenantOwnedMixin
+
+SHIPMENT_STATUSES = ("created", "picked_up", "in_transit", "delivered", "failed", "canceled")
+
+
+class Shipment(TenantOwnedMixin, Base):
+    __tablename__ = "shipment"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "vendor_order_id"], ["vendor_order.tenant_id", "vendor_order.id"],
+                             ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "vendor_order_id"),
+        CheckConstraint("status in ('created', 'picked_up', 'in_transit', 'delivered', 'failed', 'canceled')",
+                        name="status"),
+        Index("ix_shipment_fleetbase", "fleetbase_order_id", unique=True),
+        Index("ix_shipment_tenant_order", "tenant_id", "order_id"),
+    )
+
+    vendor_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    customer_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="created")
+    fleetbase_order_id: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+
+
+class TrackingEvent(TenantOwnedMixin, Base):
+    __tablename__ = "tracking_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "shipment_id"], ["shipment.tenant_id", "shipment.id"], ondelete="CASCADE"),
+        Index("ix_tracking_event_shipment", "tenant_id", "shipment_id", "occurred_at"),
+    )
+
+    shipment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    source_event: Mapped[str] = mapped_column(String(100), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -1,0 +1,60 @@
+"""Live events: collected while a transaction runs, published to the broker only after it commits (a rolled-back
+change never reaches a subscriber).
+
+Channels: `store:<id>`, `vendor:<id>`, `order:<id>`, `shipment:<id>`. Every event carries the ids a subscriber
+needs to be authorized for it (tenant, store, vendor, customer, order, shipment).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cityos.realtime.broker import Broker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    channels: tuple[str, ...]
+    payload: dict[str, Any]
+
+
+def event(kind: str, *, tenant_id: Any, store_id: Any, order_id: Any, status: str, vendor_id: Any = None,
+          vendor_order_id: Any = None, shipment_id: Any = None, customer_id: Any = None,
+          **extra: Any) -> LiveEvent:
+    payload = {"type": kind, "tenant_id": str(tenant_id), "store_id": str(store_id), "order_id": str(order_id),
+               "vendor_id": str(vendor_id) if vendor_id else None,
+               "vendor_order_id": str(vendor_order_id) if vendor_order_id else None,
+               "shipment_id": str(shipment_id) if shipment_id else None, "customer_id": customer_id or None,
+               "status": status, "at": datetime.now(UTC).isoformat(), **extra}
+    channels = [f"store:{store_id}", f"order:{order_id}"]
+    if vendor_id:
+        channels.append(f"vendor:{vendor_id}")
+    if shipment_id:
+        channels.append(f"shipment:{shipment_id}")
+    return LiveEvent(tuple(channels), payload)
+
+
+@dataclass
+class PendingEvents:
+    events: list[LiveEvent] = field(default_factory=list)
+
+    def add(self, live_event: LiveEvent) -> None:
+        self.events.append(live_event)
+
+    def discard(self) -> None:
+        self.events.clear()
+
+    async def publish(self, broker: Broker) -> None:
+        """After commit. A broker failure loses the live notification, never the data: it is logged."""
+        events, self.events = self.events, []
+        for live_event in events:
+            for channel in live_event.channels:
+                try:
+                    await broker.publish(channel, live_event.payload)
+                except Exception:
+                    log.exception("publishing %s to %s failed", live_event.payload.get("type"), channel)
