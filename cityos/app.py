@@ -17,6 +17,7 @@ from cityos.config import Settings
 from cityos.http import health
 from cityos.http.graphql import GraphQLEndpoint
 from cityos.http.middleware import BodyLimit, RequestIdAndMetrics
+from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
 from cityos.schema.api import schema
 from cityos.services import Services
@@ -51,6 +52,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/health/ready", health.ready),
             Route("/metrics", metrics),
             Route("/api/admin/integrations/stripe/webhook", stripe_webhook, methods=["POST"]),
+            Route("/webhooks/fleetbase", fleetbase_webhook, methods=["POST"]),
         ],
         middleware=[
             Middleware(RequestIdAndMetrics),

@@ -174,11 +174,18 @@ def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `city
         raise typer.Exit(2)
 
     async def run(settings: Settings) -> str:
+        import httpx
+
+        from cityos.realtime import create_broker
+
         assert settings.DATABASE_URL
         engine = create_app_engine(settings.DATABASE_URL, pool_size=2)
+        broker = create_broker(settings.REDIS_URL)
         try:
-            return await job.run(JobContext(engine, settings, create_stripe_client(settings)))
+            async with httpx.AsyncClient() as http:
+                return await job.run(JobContext(engine, settings, create_stripe_client(settings), http, broker))
         finally:
+            await broker.close()
             await engine.dispose()
 
     with embedded_services(_settings(), cerbos=False) as started:

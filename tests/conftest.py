@@ -25,6 +25,7 @@ from cityos.embedded.process import free_port
 from cityos.seed import seed_reference_data
 from cityos.services import Services
 from tests import infrastructure
+from tests.fakes.fleetbase import FakeFleetbase
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.stripe import FakeStripe
 
@@ -103,14 +104,30 @@ async def fake_stripe() -> AsyncIterator[FakeStripe]:
     await task
 
 
+FLEETBASE_KEY = "flb_test_" + "f" * 32
+FLEETBASE_SECRET = "fleetbase-webhook-secret-" + "s" * 16
+
+
+@pytest.fixture(scope="session")
+async def fake_fleetbase() -> AsyncIterator[FakeFleetbase]:
+    fake = FakeFleetbase(FLEETBASE_KEY, FLEETBASE_SECRET)
+    uvicorn_server, task, port = await serve_asgi(fake.app())
+    fake.base_url = f"http://127.0.0.1:{port}"
+    yield fake
+    uvicorn_server.should_exit = True
+    await task
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, keycloak: FakeKeycloak,
-             fake_stripe: FakeStripe) -> Settings:
+             fake_stripe: FakeStripe, fake_fleetbase: FakeFleetbase) -> Settings:
     return Settings(DATABASE_URL=database_url, CERBOS_URL=cerbos.url, REDIS_URL=redis_url,
                     CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024,
                     KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32,
                     STRIPE_API_KEY=STRIPE_KEY, STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
-                    CITYOS_STRIPE_API_BASE=fake_stripe.base_url, STRIPE_CONNECT_CLIENT_ID="ca_cityos_test")
+                    CITYOS_STRIPE_API_BASE=fake_stripe.base_url, STRIPE_CONNECT_CLIENT_ID="ca_cityos_test",
+                    FLEETBASE_URL=fake_fleetbase.base_url, FLEETBASE_API_KEY=FLEETBASE_KEY,
+                    CITYOS_FLEETBASE_WEBHOOK_SECRET=FLEETBASE_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
+from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payouts import process_vendor_payouts
 from cityos.jobs.reservations import release_expired_reservations
 
@@ -18,6 +19,8 @@ class JobContext:
     engine: AsyncEngine  # the app role; jobs take an explicit platform scope where they cross tenants
     settings: Settings
     stripe: Any
+    http: Any = None  # httpx.AsyncClient for the HTTP integrations
+    broker: Any = None  # live events of the job are published here after commit
 
 
 JobFunction = Callable[[JobContext], Awaitable[str]]
@@ -34,6 +37,8 @@ class Job:
 JOBS = {job.name: job for job in (
     Job("release-expired-reservations", "*/5 * * * *", lambda c: release_expired_reservations(c.engine),
         "Give stock reserved by abandoned checkouts back to their variants."),
+    Job("dispatch-outbox", "* * * * *", lambda c: dispatch_outbox(c.engine, c.settings, c.http, c.broker),
+        "Send the calls written to the outbox (Fleetbase orders and cancellations) with retries and backoff."),
     Job("process-vendor-payouts", "0 2 * * *",
         lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
         "Transfer every vendor's available balance to its Stripe account, exactly once."),

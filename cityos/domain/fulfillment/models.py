@@ -48,4 +48,4 @@ class TrackingEvent(TenantOwnedMixin, Base):
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     source_event: Mapped[str] = mapped_column(String(100), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,28 +35,37 @@ from cityos.domain.orders.service import complete_order
 from cityos.domain.platform.models import WebhookInbox
 from cityos.errors import ApiError
 from cityos.integrations.stripe import connect_events
+from cityos.realtime.events import PendingEvents
 from cityos.services import Services
 
 log = logging.getLogger(__name__)
 INBOX = table_of(WebhookInbox)
 MAX_BODY = 512 * 1024
 
-Handler = Callable[[AsyncConnection, dict[str, Any], dict[str, Any], Services], Awaitable[str]]
+@dataclass
+class Delivery:
+    """One verified event being handled: what it is, the services, the live events to publish after commit."""
+
+    event: dict[str, Any]
+    services: Services
+    events: PendingEvents
 
 
-async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], _event: dict[str, Any],
-                             services: Services) -> str:
+Handler = Callable[[AsyncConnection, dict[str, Any], Delivery], Awaitable[str]]
+
+
+async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], delivery: Delivery) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
     order = await complete_order(connection, cart_id=uuid.UUID(cart_id), intent_id=intent["id"],
                                  intent_status=intent["status"], amount_received=int(intent["amount_received"]),
-                                 currency=intent["currency"], ledger_policy=LedgerPolicy.of(services.settings))
+                                 currency=intent["currency"], ledger_policy=LedgerPolicy.of(delivery.services.settings),
+                                 events=delivery.events, ship=bool(delivery.services.settings.FLEETBASE_URL))
     return f"order {order.id}"
 
 
-async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _event: dict[str, Any],
-                          _services: Services) -> str:
+async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _delivery: Delivery) -> str:
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
@@ -64,8 +74,8 @@ async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _
 
 
 def _connect(handler: Any) -> Handler:
-    async def handle(connection: AsyncConnection, data: dict[str, Any], event: dict[str, Any], _: Services) -> str:
-        return str(await handler(connection, data, event))
+    async def handle(connection: AsyncConnection, data: dict[str, Any], delivery: Delivery) -> str:
+        return str(await handler(connection, data, delivery.event))
 
     return handle
 
@@ -103,6 +113,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
         return JSONResponse({"error": "not a Stripe event"}, status_code=400)
     handler = HANDLERS.get(event["type"])
+    delivery = Delivery(event, services, PendingEvents())
     try:
         async with tenant_transaction(services.app_engine, _tenant_of(event)) as connection:
             recorded = (await connection.execute(insert(INBOX).values(
@@ -114,8 +125,9 @@ async def stripe_webhook(request: Request) -> JSONResponse:
             if handler is not None:
                 try:
                     async with connection.begin_nested():
-                        outcome = await handler(connection, event["data"]["object"], event, services)
+                        outcome = await handler(connection, event["data"]["object"], delivery)
                 except ApiError as error:  # a business refusal: keep the event and the reason, do not retry
+                    delivery.events.discard()
                     outcome = f"refused: {error.extensions.get('code')}: {error.message}"
                     log.warning("stripe event %s refused: %s", event["id"], outcome)
             await connection.execute(update(INBOX).where(INBOX.c.id == recorded.id).values(
@@ -123,4 +135,5 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     except Exception:
         log.exception("stripe event %s failed; Stripe will retry", event.get("id"))
         return JSONResponse({"error": "processing failed"}, status_code=500)
+    await delivery.events.publish(services.broker)
     return JSONResponse({"received": True, "outcome": outcome})

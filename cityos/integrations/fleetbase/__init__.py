@@ -1,0 +1,1 @@
+"""Fleetbase (delivery): orders created and canceled through the outbox; webhooks move shipments."""
