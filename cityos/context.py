@@ -41,6 +41,7 @@ class RequestContext:
     store: StoreRef | None = None
     principal: Principal = field(default_factory=anonymous)
     events: PendingEvents = field(default_factory=PendingEvents)
+    connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
     db: RequestDatabase = field(init=False)
     loaders: Loaders = field(init=False)
     authz: Authorizer = field(init=False)
@@ -50,6 +51,31 @@ class RequestContext:
         self.db = RequestDatabase(self.services.app_engine, self.events)
         self.loaders = Loaders(self.db)
         self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+
+    @property
+    def is_websocket(self) -> bool:
+        return self.connection_params is not None or getattr(self.request, "scope", {}).get("type") == "websocket"
+
+    def fresh_db(self) -> None:
+        """A new transaction scope for the next operation of a long-lived (WebSocket) context."""
+        self.db = RequestDatabase(self.services.app_engine, self.events)
+        self.db.scope_to(self.principal.tenant_id)
+        self.loaders = Loaders(self.db)
+
+    async def identify_connection(self) -> None:
+        """Identify a WebSocket from its connection_init payload: {"Authorization": "Bearer …"} (required), and
+        optionally {"x-publishable-api-key": …}. Raises Unauthenticated/Forbidden like an HTTP request."""
+        params = self.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if not isinstance(authorization, str) or not authorization.strip():
+            raise Unauthenticated("send {\"Authorization\": \"Bearer <token>\"} in connection_init")
+        self.headers = {**self.headers, "authorization": authorization}
+        key = params.get(PUBLISHABLE_KEY_HEADER)
+        if isinstance(key, str):
+            self.headers[PUBLISHABLE_KEY_HEADER] = key
+        await self.identify()
+        await self.db.finish(commit=False)
+        self.fresh_db()
 
     @property
     def settings(self) -> Settings:

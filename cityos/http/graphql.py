@@ -9,9 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from cityos.context import RequestContext
+from cityos.errors import ApiError
 from cityos.schema.api import CityosSchema
 from cityos.services import Services
 
@@ -35,6 +38,14 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         services: Services = request.app.state.services
         headers = {key.lower(): value for key, value in request.headers.items()}
         return RequestContext(services=services, headers=headers, request=request, response=response)
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws: the token comes in connection_init; a missing or bad one closes with 4403."""
+        try:
+            await context.identify_connection()
+        except ApiError as error:
+            raise ConnectionRejectionError({"message": error.message, "code": error.code.value}) from None
+        return UNSET  # type: ignore[no-any-return]
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

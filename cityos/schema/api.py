@@ -18,11 +18,12 @@ from cityos.observability.metrics import GraphQLMetrics
 from cityos.resolvers.catalog import CatalogQuery
 from cityos.resolvers.catalog_admin import CatalogMutation
 from cityos.resolvers.commerce import CommerceMutation, CommerceQuery
+from cityos.resolvers.live import LiveSubscription
 from cityos.resolvers.marketplace import MarketplaceMutation, MarketplaceQuery
 from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.catalog import Category, Product, Variant
-from cityos.schema.commerce import Cart, Order, VendorOrder
+from cityos.schema.commerce import Cart, Order, Shipment, VendorOrder
 from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
 from cityos.schema.marketplace import CommissionRule, Payout, Vendor
 from cityos.schema.relay import Node
@@ -34,6 +35,11 @@ log = logging.getLogger("cityos.graphql")
 
 @strawberry.type
 class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery):
+    pass
+
+
+@strawberry.type
+class Subscription(LiveSubscription):
     pass
 
 
@@ -53,8 +59,9 @@ def build_schema() -> CityosSchema:
     return CityosSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
-               Category, Cart, Order, VendorOrder, CommissionRule, Payout],
+               Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout],
         federation_version="2.7",
         extensions=[
             RequestScope,

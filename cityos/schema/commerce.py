@@ -14,6 +14,8 @@ from cityos.auth.authz import ResourceRef
 from cityos.domain.base import table_of
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import Cart as CartModel
+from cityos.domain.fulfillment.models import Shipment as ShipmentModel
+from cityos.domain.fulfillment.models import TrackingEvent as TrackingEventModel
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
@@ -27,6 +29,8 @@ CART_TABLE = table_of(CartModel)
 ORDER_TABLE = table_of(OrderModel)
 VENDOR_ORDER_TABLE = table_of(VendorOrderModel)
 ORDER_LINE_TABLE = table_of(OrderLineModel)
+SHIPMENT_TABLE = table_of(ShipmentModel)
+TRACKING_TABLE = table_of(TrackingEventModel)
 
 
 @strawberry.type(description="Amounts of a cart or order, in minor units; total = subtotal − discountTotal + "
@@ -160,6 +164,38 @@ def _totals(row: Row[Any], currency_code: str) -> Totals:
                   shipping_total=row.shipping_total, tax_total=row.tax_total, total=row.total)
 
 
+@strawberry.type
+class TrackingEvent:
+    status: str
+    source_event: str
+    occurred_at: datetime
+    location: JSON | None
+
+
+@strawberry.federation.type(keys=["id"], description="The delivery of a vendor order (through Fleetbase).")
+class Shipment(Node):
+    id: strawberry.ID
+    status: str = strawberry.field(description="created | picked_up | in_transit | delivered | failed | canceled")
+    tracking_number: str | None
+    created_at: datetime
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Shipment:
+        return cls(id=to_global_id("Shipment", row.id), status=row.status, tracking_number=row.tracking_number,
+                   created_at=row.created_at, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("shipment", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
+                              vendor_id=self.row.vendor_id or "", customer_id=self.row.customer_id or "")
+
+    @strawberry.field(description="Tracking events, oldest first.")
+    async def events(self, info: Info) -> list[TrackingEvent]:
+        rows = await info.context.loaders.many_by_key(TRACKING_TABLE, "shipment_id").load(self.row.id)
+        return [TrackingEvent(status=row.status, source_event=row.source_event, occurred_at=row.occurred_at,
+                              location=row.location) for row in sorted(rows, key=lambda r: r.occurred_at)]
+
+
 @strawberry.federation.type(keys=["id"], description="The part of an order one vendor fulfils.")
 class VendorOrder(Node):
     id: strawberry.ID
@@ -191,6 +227,11 @@ class VendorOrder(Node):
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "vendor_order_id").load(self.row.id)
         return [OrderLine.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def shipment(self, info: Info) -> Shipment | None:
+        rows = await info.context.loaders.many_by_key(SHIPMENT_TABLE, "vendor_order_id").load(self.row.id)
+        return Shipment.from_row(rows[0]) if rows else None
 
 
 @strawberry.federation.type(keys=["id"], description="A paid cart: one order, split into vendor orders.")
@@ -244,3 +285,4 @@ class CheckoutSession:
 register_table_node("Cart", CART_TABLE, Cart.from_row)
 register_table_node("Order", ORDER_TABLE, Order.from_row)
 register_table_node("VendorOrder", VENDOR_ORDER_TABLE, VendorOrder.from_row)
+register_table_node("Shipment", SHIPMENT_TABLE, Shipment.from_row)

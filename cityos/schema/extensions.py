@@ -25,6 +25,8 @@ class RequestScope(SchemaExtension):
         if not isinstance(context, RequestContext):
             yield
             return
+        if context.is_websocket:
+            context.fresh_db()  # one connection, many operations: each gets its own transaction scope
         try:
             yield
         except BaseException:
