@@ -95,11 +95,13 @@ async def test_post_executes_and_get_does_not(http: httpx.AsyncClient) -> None:
     assert response.status_code in {400, 405}
 
 
-async def test_websocket_speaks_graphql_transport_ws_only(server) -> None:
+async def test_websocket_speaks_graphql_transport_ws_only(server, tokens, world: TenantWorld) -> None:
     url = server.url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
         assert socket.subprotocol == "graphql-transport-ws"
-        await socket.send(orjson.dumps({"type": "connection_init", "payload": {}}).decode())
+        token = tokens("tenant_admin", world)
+        await socket.send(orjson.dumps({"type": "connection_init",
+                                        "payload": {"Authorization": f"Bearer {token}"}}).decode())
         assert orjson.loads(await socket.recv())["type"] == "connection_ack"
         await socket.send(orjson.dumps({"type": "ping"}).decode())
         assert orjson.loads(await socket.recv())["type"] == "pong"

@@ -1,0 +1,171 @@
+"""Live tracking over graphql-transport-ws with a real WebSocket client against uvicorn: authorization at connect
+and per event, events only after commit, two app instances sharing one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+from cityos.app import create_app
+from cityos.services import Services
+from tests.commerce_flow import OPS, Shopper, paid_order, shop
+from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, serve_asgi
+from tests.fakes.stripe import FakeStripe
+
+__all__ = ["shop"]
+
+VENDOR_EVENTS = "subscription { vendorOrderEvents { type status orderId vendorOrderId } }"
+STORE_EVENTS = "subscription($s: ID!) { storeOrderEvents(storeId: $s) { type status orderId } }"
+ORDER_TRACKING = "subscription($o: ID!) { orderTracking(orderId: $o) { type status vendorOrderId } }"
+
+
+def error_codes_of(message: dict[str, Any]) -> list[str]:
+    """Errors of a subscription arrive as `next` with `errors` (execution) or as `error` (validation)."""
+    errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors", [])
+    return [error.get("extensions", {}).get("code") for error in errors]
+
+
+class Client:
+    """A graphql-transport-ws client: init with the token, subscribe, read `next` messages."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+        self.next_id = 0
+
+    @classmethod
+    async def connect(cls, base_url: str, token: str | None) -> Client:
+        socket = await websockets.connect(base_url.replace("http://", "ws://") + "/graphql",
+                                          subprotocols=["graphql-transport-ws"])
+        payload = {"Authorization": f"Bearer {token}"} if token else {}
+        await socket.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
+        ack = orjson.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert ack["type"] == "connection_ack", ack
+        return cls(socket)
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self.next_id += 1
+        operation = str(self.next_id)
+        await self.socket.send(orjson.dumps({"type": "subscribe", "id": operation, "payload": {
+            "query": query, "variables": variables or {}}}).decode())
+        await asyncio.sleep(0.2)  # the subscription reaches the broker
+        return operation
+
+    async def receive(self, seconds: float = 5) -> dict[str, Any]:
+        while True:
+            message = orjson.loads(await asyncio.wait_for(self.socket.recv(), seconds))
+            if message["type"] == "ping":
+                await self.socket.send(orjson.dumps({"type": "pong"}).decode())
+                continue
+            return message
+
+    async def nothing_for(self, seconds: float) -> bool:
+        try:
+            message = await self.receive(seconds)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"unexpected message {message}")
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
+async def test_a_bad_or_missing_token_closes_with_4403(server: Server, keycloak) -> None:
+    for payload in ({}, {"Authorization": "Bearer not-a-token"}):
+        socket = await websockets.connect(server.url.replace("http://", "ws://") + "/graphql",
+                                          subprotocols=["graphql-transport-ws"])
+        await socket.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403
+
+
+async def test_vendors_store_admins_and_customers_get_their_events(server: Server, gql: GraphQLClient,
+                                                                   http: httpx.AsyncClient, shop: TenantWorld,
+                                                                   fake_stripe: FakeStripe, tokens: Tokens) -> None:
+    from cityos.schema.relay import to_global_id
+
+    lumen = await Client.connect(server.url, tokens("vendor_user", shop, vendor="lumen-home"))
+    cedar = await Client.connect(server.url, tokens("vendor_user", shop, vendor="cedar-pantry"))
+    admin = await Client.connect(server.url, tokens("store_admin", shop, stores=["store-0"]))
+    try:
+        lumen_op = await lumen.subscribe(VENDOR_EVENTS)
+        cedar_op = await cedar.subscribe(VENDOR_EVENTS)
+        admin_op = await admin.subscribe(STORE_EVENTS, {"s": to_global_id("Store", shop.store_id)})
+        order = await paid_order(Shopper(gql, shop, tokens("customer", shop, subject="ada")), http, fake_stripe,
+                                 {"LU-CANDLE": 1})
+        message = await lumen.receive()
+        assert message["id"] == lumen_op
+        assert message["payload"]["data"]["vendorOrderEvents"]["type"] == "order.created"
+        assert message["payload"]["data"]["vendorOrderEvents"]["orderId"] == order
+        store_message = await admin.receive()
+        assert store_message["id"] == admin_op
+        assert store_message["payload"]["data"]["storeOrderEvents"]["status"] == "paid"
+        assert await cedar.nothing_for(1.0)  # another vendor's order
+        assert cedar_op
+
+        customer = await Client.connect(server.url, tokens("customer", shop, subject="ada"))
+        stranger = await Client.connect(server.url, tokens("customer", shop, subject="eve"))
+        try:
+            await customer.subscribe(ORDER_TRACKING, {"o": order})
+            refused = await stranger.subscribe(ORDER_TRACKING, {"o": order})
+            error = await stranger.receive()
+            assert error["id"] == refused
+            assert error_codes_of(error) == ["FORBIDDEN"], error
+            body = await gql(OPS["admin/UpdateOrderStatus"], {"id": order, "status": "FULFILLED"},
+                             token=tokens("tenant_admin", shop))
+            assert "errors" not in body, body
+            update = await customer.receive()
+            assert update["payload"]["data"]["orderTracking"]["status"] == "fulfilled"
+            refused_change = await gql(OPS["admin/UpdateOrderStatus"], {"id": order, "status": "PAID"},
+                                       token=tokens("tenant_admin", shop))
+            assert refused_change["errors"][0]["extensions"]["code"] == "INVALID_STATE_TRANSITION"
+            assert await customer.nothing_for(1.0)  # a rolled-back change publishes nothing
+        finally:
+            await customer.close()
+            await stranger.close()
+    finally:
+        for client in (lumen, cedar, admin):
+            await client.close()
+
+
+async def test_a_webhook_on_one_instance_reaches_a_subscriber_on_another(server: Server, settings, gql: GraphQLClient,
+                                                                         http: httpx.AsyncClient, shop: TenantWorld,
+                                                                         fake_stripe: FakeStripe,
+                                                                         tokens: Tokens) -> None:
+    assert settings.REDIS_URL
+    other_services = Services.start(settings)
+    uvicorn_server, task, port = await serve_asgi(create_app(settings, other_services))
+    try:
+        subscriber = await Client.connect(f"http://127.0.0.1:{port}",
+                                          tokens("vendor_admin", shop, vendor="cedar-pantry"))
+        try:
+            await subscriber.subscribe(VENDOR_EVENTS)
+            # the order is paid through the first instance's webhook endpoint
+            await paid_order(Shopper(gql, shop), http, fake_stripe, {"CP-HONEY-12": 1})
+            message = await subscriber.receive()
+            assert message["payload"]["data"]["vendorOrderEvents"]["type"] == "order.created"
+        finally:
+            await subscriber.close()
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+        await other_services.close()
+
+
+async def test_the_subscription_ends_when_the_token_expires(server: Server, keycloak, shop: TenantWorld) -> None:
+    short = keycloak.sign(keycloak.claims(roles=["vendor_user"], tenant=shop.slug, vendor="lumen-home", ttl=2))
+    client = await Client.connect(server.url, short)
+    try:
+        operation = await client.subscribe(VENDOR_EVENTS)
+        message = await client.receive(seconds=40)  # leeway of the verifier does not extend the subscription
+        assert message["id"] == operation
+        assert error_codes_of(message) == ["UNAUTHENTICATED"], message
+    finally:
+        await client.close()
+
