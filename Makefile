@@ -29,7 +29,7 @@ redis-server:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 lint: setup
-	$(BIN)/ruff check cityos tests migrations
+	$(BIN)/ruff check cityos tests migrations bench
 	$(BIN)/mypy
 
 policy-test: setup

@@ -72,7 +72,7 @@ def _serve(settings: Settings, notes: list[str]) -> None:
     sys.stdout.flush()
     config = uvicorn.Config(create_app(settings), host=settings.CITYOS_HOST, port=settings.CITYOS_PORT,
                             log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
-                            proxy_headers=False, server_header=False)
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
     uvicorn.Server(config).run()
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.auth import dev_issuer
-from cityos.auth.authz import PdpCounter
+from cityos.auth.authz import PdpCounter, SharedDecisions
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
@@ -68,6 +68,7 @@ class Services:
     tenants: TenantDirectory
     pdp_counter: PdpCounter
     stripe: stripe.StripeClient
+    live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:

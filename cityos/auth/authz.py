@@ -7,6 +7,7 @@ execution tick goes to the PDP as one CheckResources request. Lists are filtered
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -152,3 +153,34 @@ class Authorizer:
         if condition is None:
             return true()
         return table.c.id.in_(select(projection.c._key).where(condition))
+
+
+class SharedDecisions:
+    """Decisions shared across connections for a few seconds, for fan-out: when one event goes to a thousand
+    subscribers holding the same principal, the PDP is asked once (concurrent asks wait for the first answer).
+    Only live events use it; a policy change reaches them within `ttl` seconds."""
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[bytes, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
+
+    async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
+        key = (authorizer.principal.to_cerbos().SerializeToString(deterministic=True), resource, action)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and now - entry[0] < self.ttl:
+            return await asyncio.shield(entry[1])
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._entries[key] = (now, future)
+        try:
+            decision = await authorizer.allowed(resource, action)
+        except BaseException as error:
+            self._entries.pop(key, None)
+            future.set_exception(error)
+            future.exception()  # retrieved: waiters re-raise it
+            raise
+        future.set_result(decision)
+        return decision

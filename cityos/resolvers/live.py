@@ -100,7 +100,7 @@ async def _stream(info: Info, channel: str, resource_of: Callable[[dict[str, Any
                 raise SubscriberTooSlowError from None
             if payload.get("tenant_id") != str(principal.tenant_id):
                 continue
-            if await context.authz.allowed(resource_of(payload), "read"):
+            if await context.services.live_decisions.allowed(context.authz, resource_of(payload), "read"):
                 yield LiveOrderEvent.of(payload)
 
 

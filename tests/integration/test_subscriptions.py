@@ -169,3 +169,21 @@ async def test_the_subscription_ends_when_the_token_expires(server: Server, keyc
     finally:
         await client.close()
 
+
+
+async def test_subscriptions_per_connection_are_limited(server: Server, shop: TenantWorld, tokens: Tokens) -> None:
+    from cityos.http.graphql import MAX_SUBSCRIPTIONS_PER_CONNECTION
+
+    client = await Client.connect(server.url, tokens("vendor_user", shop, vendor="lumen-home"))
+    try:
+        for _ in range(MAX_SUBSCRIPTIONS_PER_CONNECTION):
+            await client.socket.send(orjson.dumps({"type": "subscribe", "id": str(client.next_id + 1), "payload": {
+                "query": VENDOR_EVENTS}}).decode())
+            client.next_id += 1
+        over = await client.subscribe(VENDOR_EVENTS)
+        message = await client.receive()
+        assert message["id"] == over
+        assert message["type"] == "error"
+        assert "limit" in message["payload"][0]["message"].lower()
+    finally:
+        await client.close()

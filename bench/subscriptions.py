@@ -1,0 +1,221 @@
+"""Subscriptions benchmark: N concurrent WebSocket subscribers on one store, events injected through the
+Fleetbase webhook, fan-out latency and memory per connection.
+
+    .venv/bin/python -m bench.subscriptions --subscribers 1000 --events 30
+
+It starts `cityos serve` on its embedded defaults in a scratch data folder (one uvicorn worker, in-process broker),
+creates shipments of the demo store directly in the database, connects N store-admin subscribers to
+`storeOrderEvents`, then posts signed Fleetbase webhooks that move the shipments forward; every event reaches
+every subscriber. Results are printed and written to bench/results/subscriptions-<date>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+import websockets
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-fleetbase-webhook-secret-0123456789"
+STATUSES = ("order.dispatched", "order.updated", "order.completed")
+SUBSCRIPTION = "subscription($s: ID!) { storeOrderEvents(storeId: $s) { type status shipmentId at } }"
+
+
+def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"DATABASE_URL", "CERBOS_URL", "REDIS_URL", "CITYOS_ENV"}}
+    env.update(CITYOS_DATA_DIR=str(data_dir), CITYOS_PORT=str(port), LOG_LEVEL="warning",
+               FLEETBASE_URL="http://127.0.0.1:9", FLEETBASE_API_KEY="flb_test_" + "b" * 32,
+               CITYOS_FLEETBASE_WEBHOOK_SECRET=SECRET)
+    process = subprocess.Popen([sys.executable, "-m", "cityos", "serve"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = ""
+    assert process.stdout is not None
+    while "demo key" not in output:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise RuntimeError(output)
+        output += line
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return process, output
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(output)
+
+
+async def make_shipments(database_url: str, count: int) -> tuple[str, str, list[str]]:
+    """(tenant slug, store id, Fleetbase order ids) of `count` shipments of the demo store."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        store = await connection.fetchrow("select s.id, s.tenant_id, t.slug from store s join tenant t "
+                                          "on t.id = s.tenant_id where s.handle = 'demo-store'")
+        fleetbase_ids = []
+        for _ in range(count):
+            order_id, vendor_order_id, shipment_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            fleetbase_id = f"order_bench_{uuid.uuid4().hex[:10]}"
+            await connection.execute(
+                "insert into orders (tenant_id, id, store_id, cart_id, email, currency_code, status, subtotal, "
+                "discount_total, shipping_total, tax_total, total, payment_intent_id, shipping_address, "
+                "shipping_option_code) values ($1, $2, $3, $4, 'bench@example.com', 'usd', 'paid', 1000, 0, 0, 0, "
+                "1000, $5, '{}', 'standard')", store["tenant_id"], order_id, store["id"], uuid.uuid4(),
+                f"pi_bench_{uuid.uuid4().hex}")
+            await connection.execute(
+                "insert into vendor_order (tenant_id, id, order_id, store_id, status, subtotal, discount_total, "
+                "shipping_total, tax_total, total) values ($1, $2, $3, $4, 'paid', 1000, 0, 0, 0, 1000)",
+                store["tenant_id"], vendor_order_id, order_id, store["id"])
+            await connection.execute(
+                "insert into shipment (tenant_id, id, vendor_order_id, order_id, store_id, status, fleetbase_order_id)"
+                " values ($1, $2, $3, $4, $5, 'created', $6)", store["tenant_id"], shipment_id, vendor_order_id,
+                order_id, store["id"], fleetbase_id)
+            fleetbase_ids.append(fleetbase_id)
+        return store["slug"], str(store["id"]), fleetbase_ids
+    finally:
+        await connection.close()
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, float]] = []
+
+    async def run(self, url: str, token: str, store_global_id: str, ready: asyncio.Event,
+                  connected: list[float], expected: int, done: asyncio.Event) -> None:
+        started = time.perf_counter()
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as socket:
+            await socket.send(orjson.dumps({"type": "connection_init",
+                                            "payload": {"Authorization": f"Bearer {token}"}}).decode())
+            await socket.recv()
+            await socket.send(orjson.dumps({"type": "subscribe", "id": "1", "payload": {
+                "query": SUBSCRIPTION, "variables": {"s": store_global_id}}}).decode())
+            connected.append(time.perf_counter() - started)
+            ready.set()
+            while len(self.received) < expected:
+                message = orjson.loads(await socket.recv())
+                if message["type"] == "next":
+                    if message["payload"].get("errors"):
+                        raise RuntimeError(f"subscription error: {message['payload']['errors']}")
+                    event = message["payload"]["data"]["storeOrderEvents"]
+                    self.received.append((f"{event['shipmentId']}:{event['status']}", time.time()))
+            if all(len(s.received) >= expected for s in SUBSCRIBERS):
+                done.set()
+            await done.wait()
+
+
+SUBSCRIBERS: list[Subscriber] = []
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
+
+
+async def run(subscribers: int, events: int, port: int) -> str:
+    from cityos.auth import dev_issuer
+    from cityos.schema.relay import to_global_id
+
+    with tempfile.TemporaryDirectory(prefix="cityos-bench-") as scratch:
+        data_dir = Path(scratch)
+        process, output = start_server(data_dir, port)
+        server = psutil.Process(process.pid)
+        try:
+            pg_port = re.search(r"127\.0\.0\.1:(\d+), data in", output)
+            assert pg_port, output
+            password = (data_dir / "postgres" / "superuser-password").read_text().strip()
+            database_url = f"postgresql://postgres:{password}@127.0.0.1:{pg_port.group(1)}/cityos"
+            shipments = max(1, events // len(STATUSES))
+            slug, store_id, fleetbase_ids = await make_shipments(database_url, shipments)
+            token = dev_issuer.mint(data_dir, dev_issuer.keycloak_shaped_claims(
+                subject="bench-admin", roles=["tenant_admin"], tenant=slug, stores=[], vendor=None, company=None,
+                ttl_seconds=3600, client_id="medusa-backend"))
+            url = f"ws://127.0.0.1:{port}/graphql"
+            rss_before = server.memory_info().rss
+            expected = shipments * len(STATUSES)
+            connected: list[float] = []
+            done = asyncio.Event()
+            tasks = []
+            for _ in range(subscribers):
+                subscriber = Subscriber()
+                SUBSCRIBERS.append(subscriber)
+                ready = asyncio.Event()
+                tasks.append(asyncio.create_task(subscriber.run(url, token, to_global_id("Store", store_id), ready,
+                                                                connected, expected, done)))
+                await ready.wait()
+            connect_total = sum(connected)
+            await asyncio.sleep(1.0)
+            rss_connected = server.memory_info().rss
+            send_times: list[float] = []  # in order; each subscriber receives the events in the same order
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                for status in STATUSES:
+                    for fleetbase_id in fleetbase_ids:
+                        envelope = {"id": f"event_{uuid.uuid4().hex[:13]}", "api_version": "2024-03-12",
+                                    "event": status, "created_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                                    "data": {"id": fleetbase_id, "status": "started"}}
+                        body = json.dumps(envelope).encode()
+                        signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                        send_times.append(time.time())
+                        response = await client.post("/webhooks/fleetbase", content=body,
+                                                     headers={"signature": signature})
+                        response.raise_for_status()
+            await asyncio.wait_for(done.wait(), 300)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            latencies = [(received_at - send_times[index]) * 1000 for subscriber in SUBSCRIBERS
+                         for index, (_, received_at) in enumerate(subscriber.received)]
+            per_connection = (rss_connected - rss_before) / subscribers
+            deliveries = sum(len(s.received) for s in SUBSCRIBERS)
+            lines = [
+                f"# Subscriptions benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
+                f"- subscribers: {subscribers} on one store (storeOrderEvents), one uvicorn worker, in-process broker",
+                f"- events injected through POST /webhooks/fleetbase: {expected}; deliveries: {deliveries}",
+                f"- connect + init + subscribe: mean {connect_total / subscribers * 1000:.1f} ms, "
+                f"p99 {percentile(connected, 0.99) * 1000:.1f} ms",
+                f"- fan-out latency (webhook sent → event received): p50 {percentile(latencies, 0.5):.1f} ms, "
+                f"p99 {percentile(latencies, 0.99):.1f} ms",
+                f"- server memory per connection: {per_connection / 1024:.1f} KiB "
+                f"(RSS {rss_before / 2**20:.0f} → {rss_connected / 2**20:.0f} MiB)",
+            ]
+            return "\n".join(lines) + "\n"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=30)
+    parser.add_argument("--port", type=int, default=8765)
+    arguments = parser.parse_args()
+    report = asyncio.run(run(arguments.subscribers, arguments.events, arguments.port))
+    print(report)
+    out = ROOT / "bench" / "results" / f"subscriptions-{datetime.now(UTC):%Y-%m-%d}.md"
+    out.write_text(report)
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
