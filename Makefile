@@ -45,3 +45,10 @@ schema: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# The benchmark against PostGraphile (installs wrk from Debian and PostGraphile from npm; writes bench/results/).
+bench: setup
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	cd bench/postgraphile && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bench.run

@@ -35,6 +35,9 @@ DECISIONS = Counter("cityos_authz_decisions_total", "Authorization decisions", [
 DENIED_FIELDS = Counter("cityos_authz_denied_fields_total", "Fields resolved to null by a field permission",
                         ["kind", "field"])
 EFFECT_ALLOW = 1  # cerbos.effect.v1.Effect.EFFECT_ALLOW
+# The PDP's server.requestLimits.maxResourcesPerRequest (Cerbos default 50): larger batches go out in chunks,
+# concurrently, so a page of up to 50 objects is one CheckResources and 500 objects are ten.
+MAX_RESOURCES_PER_REQUEST = 50
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,17 @@ class _DecisionLoader(DataLoader[tuple[ResourceRef, str], bool]):
         entries = [request_pb2.CheckResourcesRequest.ResourceEntry(actions=resource_actions,
                                                                    resource=resource.to_cerbos(scope))
                    for resource, resource_actions in actions.items()]
-        self.authorizer.counter.check_calls += 1
-        response: response_pb2.CheckResourcesResponse = await _call_pdp(
-            "check_resources", self.authorizer.pdp.check_resources(self.authorizer.principal.to_cerbos(), entries))
+        principal = self.authorizer.principal.to_cerbos()
+        chunks = [entries[start:start + MAX_RESOURCES_PER_REQUEST]
+                  for start in range(0, len(entries), MAX_RESOURCES_PER_REQUEST)]
+        self.authorizer.counter.check_calls += len(chunks)
+        responses: list[response_pb2.CheckResourcesResponse] = await asyncio.gather(*(
+            _call_pdp("check_resources", self.authorizer.pdp.check_resources(principal, chunk)) for chunk in chunks))
         effects: dict[tuple[str, str], bool] = {}
-        for result in response.results:
-            for action, effect in result.actions.items():
-                effects[(result.resource.id, action)] = effect == EFFECT_ALLOW
+        for response in responses:
+            for result in response.results:
+                for action, effect in result.actions.items():
+                    effects[(result.resource.id, action)] = effect == EFFECT_ALLOW
         decisions = []
         for resource, action in keys:
             allowed = effects.get((resource.key, action), False)

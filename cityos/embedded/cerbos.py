@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,14 @@ def server_config(policy_dir: Path, http_port: int, grpc_port: int) -> str:
 server:
   httpListenAddr: "127.0.0.1:{http_port}"
   grpcListenAddr: "127.0.0.1:{grpc_port}"
+  requestLimits:
+    maxActionsPerResource: 50
+    maxResourcesPerRequest: 50
 engine:
   defaultPolicyVersion: "default"
   lenientScopeSearch: true
+telemetry:
+  disabled: true
 auxData:
   jwt:
     disableVerification: true
@@ -67,7 +73,8 @@ class EmbeddedCerbos:
         config.write_text(server_config(self.policy_dir, self.http_port, self.grpc_port))
         argv = [str(cerbos_binary()), "server", f"--config={config}",
                 f"--debug-listen-addr=127.0.0.1:{free_port()}", "--log-level=warn"]
-        self.child = ChildProcess("cerbos", argv, log_path=self.work_dir / "cerbos.log")
+        env = {**os.environ, "CERBOS_NO_TELEMETRY": "1"}  # never phone home
+        self.child = ChildProcess("cerbos", argv, log_path=self.work_dir / "cerbos.log", env=env)
         self.child.start()
         self.child.wait_ready(self._healthy)
 

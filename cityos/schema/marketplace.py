@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy.engine import Row
@@ -23,8 +23,11 @@ from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTran
 from cityos.domain.marketplace.models import Vendor as VendorModel
 from cityos.domain.marketplace.models import VendorUser as VendorUserModel
 from cityos.schema.permissions import guarded_field
-from cityos.schema.relay import Node, to_global_id
-from cityos.schema.tenancy import Info, register_table_node
+from cityos.schema.relay import Connection, Node, PageRequest, to_global_id
+from cityos.schema.tenancy import Info, page_children, register_table_node
+
+if TYPE_CHECKING:
+    from cityos.schema.catalog import Product
 
 VENDOR_TABLE = table_of(VendorModel)
 VENDOR_USER_TABLE = table_of(VendorUserModel)
@@ -84,6 +87,15 @@ class Vendor(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("vendor", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
                               vendor_id=self.pk, status=self.status)
+
+    @strawberry.field(description="The vendor's products the caller may see.")
+    async def products(self, info: Info, first: int | None = None, after: str | None = None,
+                       last: int | None = None, before: str | None = None,
+                       ) -> Connection[Annotated[Product, strawberry.lazy("cityos.schema.catalog")]]:
+        from cityos.schema.catalog import PRODUCT_TABLE, Product
+
+        return await page_children(info, PRODUCT_TABLE, "vendor_id", self.pk,
+                                    PageRequest(first, after, last, before), Product.from_row)
 
     @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
     def contact_email(self) -> str | None:

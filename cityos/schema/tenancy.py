@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy.engine import Row
@@ -26,6 +26,9 @@ from cityos.errors import NotFound
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
 
+if TYPE_CHECKING:
+    from cityos.schema.marketplace import Vendor
+
 Info = strawberry.Info[RequestContext, None]
 STORE_TABLE = table_of(StoreModel)
 TENANT_TABLE = table_of(TenantModel)
@@ -36,7 +39,7 @@ REGION_TABLE = table_of(RegionModel)
 STATE_TABLE = table_of(RegionStateModel)
 
 
-async def _page_children(info: Info, table: Any, column: str, parent: uuid.UUID, page: PageRequest,
+async def page_children(info: Info, table: Any, column: str, parent: uuid.UUID, page: PageRequest,
                          to_node: Any) -> Connection[Any]:
     """A nested connection: the parent's children (one batched load for all parents), those the principal may
     read (one batched PDP call for all of them), paged by cursor."""
@@ -70,13 +73,13 @@ class Tenant(Node):
     @strawberry.field(description="The tenant's stores.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
                      last: int | None = None, before: str | None = None) -> Connection[Store]:
-        return await _page_children(info, STORE_TABLE, "tenant_id", self.pk, PageRequest(first, after, last, before),
+        return await page_children(info, STORE_TABLE, "tenant_id", self.pk, PageRequest(first, after, last, before),
                                     Store.from_row)
 
     @strawberry.field(description="The tenant's selling regions.")
     async def regions(self, info: Info, first: int | None = None, after: str | None = None,
                       last: int | None = None, before: str | None = None) -> Connection[Region]:
-        return await _page_children(info, REGION_TABLE, "tenant_id", self.pk,
+        return await page_children(info, REGION_TABLE, "tenant_id", self.pk,
                                     PageRequest(first, after, last, before), Region.from_row)
 
 
@@ -115,21 +118,30 @@ class Store(Node):
     @strawberry.field(description="Host names that serve this store.")
     async def domains(self, info: Info, first: int | None = None, after: str | None = None,
                       last: int | None = None, before: str | None = None) -> Connection[StoreDomain]:
-        return await _page_children(info, DOMAIN_TABLE, "store_id", self.pk,
+        return await page_children(info, DOMAIN_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), StoreDomain.from_row)
 
     @strawberry.field
     async def sales_channels(self, info: Info, first: int | None = None, after: str | None = None,
                              last: int | None = None, before: str | None = None) -> Connection[SalesChannel]:
-        return await _page_children(info, CHANNEL_TABLE, "store_id", self.pk,
+        return await page_children(info, CHANNEL_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), SalesChannel.from_row)
+
+    @strawberry.field(description="The store's vendors the caller may see.")
+    async def vendors(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+                      before: str | None = None,
+                      ) -> Connection[Annotated[Vendor, strawberry.lazy("cityos.schema.marketplace")]]:
+        from cityos.schema.marketplace import VENDOR_TABLE, Vendor
+
+        return await page_children(info, VENDOR_TABLE, "store_id", self.pk, PageRequest(first, after, last, before),
+                                    Vendor.from_row)
 
     @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
                    "only once, when it is created).")
     async def publishable_keys(self, info: Info, first: int | None = None, after: str | None = None,
                                last: int | None = None, before: str | None = None,
                                ) -> Connection[PublishableApiKey] | None:
-        return await _page_children(info, KEY_TABLE, "store_id", self.pk,
+        return await page_children(info, KEY_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), PublishableApiKey.from_row)
 
 
