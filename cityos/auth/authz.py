@@ -124,6 +124,7 @@ class Authorizer:
         self.principal = principal
         self.counter = counter or PdpCounter()
         self._loader = _DecisionLoader(self)
+        self._plans: dict[tuple[str, str, str], ColumnElement[bool]] = {}
 
     async def allowed(self, resource: ResourceRef, action: str) -> bool:
         return await self._loader.load((resource, action))
@@ -144,7 +145,17 @@ class Authorizer:
         """A WHERE clause on `table` from the PDP's query plan for `action` on every `kind` (RLS still applies).
 
         Policy attributes are strings, so the plan is applied to a projection of the table with each attribute
-        cast to text, and the clause becomes `table.id IN (ids of that projection matching the plan)`."""
+        cast to text, and the clause becomes `table.id IN (ids of that projection matching the plan)`. A request
+        asks the PDP once per kind, action and table."""
+        cache_key = (kind, action, table.name)
+        if cache_key in self._plans:
+            return self._plans[cache_key]
+        clause = await self._plan(kind, action, table, attributes)
+        self._plans[cache_key] = clause
+        return clause
+
+    async def _plan(self, kind: str, action: str, table: Table,
+                    attributes: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
         self.counter.plan_calls += 1
         resource = engine_pb2.PlanResourcesInput.Resource(kind=kind, scope=self.principal.tenant_slug or "")
         plan = await _call_pdp("plan_resources",

@@ -18,6 +18,7 @@ from cityos.schema.catalog import (
     CATEGORY_TABLE,
     PRICE_TABLE,
     PRODUCT_CATEGORY_TABLE,
+    PRODUCT_PLAN_ATTRIBUTES,
     PRODUCT_TABLE,
     VARIANT_TABLE,
     Category,
@@ -29,8 +30,6 @@ from cityos.schema.tenancy import STORE_TABLE, Info
 
 CHANNEL_TABLE = table_of(SalesChannel)
 PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)
-PRODUCT_PLAN_ATTRIBUTES = {"tenant_id": PRODUCT_TABLE.c.tenant_id, "store_id": PRODUCT_TABLE.c.store_id,
-                           "vendor_id": PRODUCT_TABLE.c.vendor_id, "status": PRODUCT_TABLE.c.status}
 CATEGORY_PLAN_ATTRIBUTES = {"tenant_id": CATEGORY_TABLE.c.tenant_id, "store_id": CATEGORY_TABLE.c.store_id}
 NO_PRICE = 2**31 - 1
 

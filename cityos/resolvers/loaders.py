@@ -12,7 +12,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import Column, Table, select
+from sqlalchemy import Column, Table, func, select
 from sqlalchemy.engine import Row
 
 from cityos.request_db import RequestDatabase
@@ -46,6 +46,28 @@ class RowsByKeyLoader(_ByKeyLoader):
         return [by_key.get(key, []) for key in keys]
 
 
+class WindowedRowsLoader(DataLoader[Hashable, Any]):
+    """For many parents at once, the first `limit` children each may read — filtered in SQL by the policy's query
+    plan, ordered by (created_at, id), cut per parent with a window function — and how many there are in all.
+    One statement per batch; no child the caller may not read, and no child beyond the page, leaves Postgres."""
+
+    def __init__(self, db: RequestDatabase, table: Table, column: Column[Any], allowed: Any, limit: int) -> None:
+        super().__init__()
+        self.db, self.table, self.column, self.allowed, self.limit = db, table, column, allowed, limit
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[tuple[list[Row[Any]], int]]:
+        order = (self.table.c.created_at, self.table.c.id)
+        inner = (select(self.table, func.row_number().over(partition_by=self.column, order_by=order).label("_rn"),
+                        func.count().over(partition_by=self.column).label("_total"))
+                 .where(self.column.in_(list(set(keys))), await self.allowed()).subquery())
+        rows = (await self.db.execute(select(inner).where(inner.c._rn <= self.limit)
+                                      .order_by(inner.c[self.column.key], inner.c._rn))).all()
+        by_key: dict[Hashable, list[Row[Any]]] = defaultdict(list)
+        for row in rows:
+            by_key[getattr(row, self.column.key)].append(row)
+        return [(by_key.get(key, []), by_key[key][0]._total if by_key.get(key) else 0) for key in keys]
+
+
 class Loaders:
     """The registry of one request's loaders, created on first use."""
 
@@ -65,3 +87,11 @@ class Loaders:
 
     def many_by_key(self, table: Table, column_name: str) -> DataLoader[Hashable, Any]:
         return self._get(RowsByKeyLoader, table, column_name)
+
+    def first_by_key(self, table: Table, column_name: str, allowed: Any, limit: int) -> DataLoader[Hashable, Any]:
+        """`allowed` is an async callable returning the policy's WHERE clause for the table."""
+        key = ("WindowedRowsLoader", table.name, f"{column_name}:{limit}")
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = WindowedRowsLoader(self.db, table, table.c[column_name], allowed, limit)
+        return loader

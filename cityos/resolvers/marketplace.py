@@ -21,6 +21,7 @@ from cityos.schema.marketplace import (
     ENTRY_TABLE,
     PAYOUT_TABLE,
     RULE_TABLE,
+    VENDOR_PLAN_ATTRIBUTES,
     VENDOR_TABLE,
     VENDOR_USER_TABLE,
     CommissionRule,
@@ -32,8 +33,6 @@ from cityos.schema.marketplace import (
 from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query, to_global_id
 from cityos.schema.tenancy import Info, Store, node_by_global_id
 
-VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VENDOR_TABLE.c.store_id,
-                          "vendor_id": VENDOR_TABLE.c.id, "status": VENDOR_TABLE.c.status}
 RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
                         "vendor_id": case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)),
                                           else_="")}

@@ -30,6 +30,8 @@ from cityos.schema.relay import Node, to_global_id
 from cityos.schema.tenancy import Info, register_node, register_table_node
 
 PRODUCT_TABLE = table_of(ProductModel)
+PRODUCT_PLAN_ATTRIBUTES = {"tenant_id": PRODUCT_TABLE.c.tenant_id, "store_id": PRODUCT_TABLE.c.store_id,
+                           "vendor_id": PRODUCT_TABLE.c.vendor_id, "status": PRODUCT_TABLE.c.status}
 VARIANT_TABLE = table_of(VariantModel)
 PRICE_TABLE = table_of(VariantPriceModel)
 TIER_TABLE = table_of(PriceTierModel)

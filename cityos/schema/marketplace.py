@@ -35,6 +35,8 @@ RULE_TABLE = table_of(CommissionRuleModel)
 ENTRY_TABLE = table_of(CommissionTransactionModel)
 PAYOUT_TABLE = table_of(PayoutModel)
 LINK_TABLE = table_of(PayoutTransactionLinkModel)
+VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VENDOR_TABLE.c.store_id,
+                          "vendor_id": VENDOR_TABLE.c.id, "status": VENDOR_TABLE.c.status}
 
 
 @strawberry.type(description="A vendor's money in one currency: pending (held), available, paid out.")
@@ -92,10 +94,11 @@ class Vendor(Node):
     async def products(self, info: Info, first: int | None = None, after: str | None = None,
                        last: int | None = None, before: str | None = None,
                        ) -> Connection[Annotated[Product, strawberry.lazy("cityos.schema.catalog")]]:
-        from cityos.schema.catalog import PRODUCT_TABLE, Product
+        from cityos.schema.catalog import PRODUCT_PLAN_ATTRIBUTES, PRODUCT_TABLE, Product
 
         return await page_children(info, PRODUCT_TABLE, "vendor_id", self.pk,
-                                    PageRequest(first, after, last, before), Product.from_row)
+                                    PageRequest(first, after, last, before), Product.from_row,
+                                    ("product", PRODUCT_PLAN_ATTRIBUTES))
 
     @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
     def contact_email(self) -> str | None:

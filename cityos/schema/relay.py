@@ -121,6 +121,12 @@ def _build(rows: Sequence[Any], page: PageRequest, has_more: bool, total: int,
     )
 
 
+def first_page(rows: Sequence[Any], total: int, page: PageRequest, to_node: Callable[[Any], NodeType],
+               ) -> Connection[NodeType]:
+    """The first page of a list whose first `page.size + 1` rows (at most) and total size are known."""
+    return _build(list(rows)[: page.size], page, len(rows) > page.size, total, to_node, False, False)
+
+
 def page_loaded_rows(rows: Sequence[Any], page: PageRequest, to_node: Callable[[Any], NodeType],
                      ) -> Connection[NodeType]:
     """Page rows already loaded (and sorted by created_at, id) for one parent."""

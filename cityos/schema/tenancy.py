@@ -24,7 +24,15 @@ from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
 from cityos.errors import NotFound
 from cityos.schema.permissions import guarded_field
-from cityos.schema.relay import Connection, Node, PageRequest, from_global_id, page_loaded_rows, to_global_id
+from cityos.schema.relay import (
+    Connection,
+    Node,
+    PageRequest,
+    first_page,
+    from_global_id,
+    page_loaded_rows,
+    to_global_id,
+)
 
 if TYPE_CHECKING:
     from cityos.schema.marketplace import Vendor
@@ -40,12 +48,22 @@ STATE_TABLE = table_of(RegionStateModel)
 
 
 async def page_children(info: Info, table: Any, column: str, parent: uuid.UUID, page: PageRequest,
-                         to_node: Any) -> Connection[Any]:
-    """A nested connection: the parent's children (one batched load for all parents), those the principal may
-    read (one batched PDP call for all of them), paged by cursor."""
+                        to_node: Any, plan: tuple[str, dict[str, Any]] | None = None) -> Connection[Any]:
+    """A nested connection. The first page of a kind with a query `plan` (kind, attributes) comes filtered and cut
+    in SQL, for all parents in one statement; other pages load the parent's children (one batched load for all
+    parents), keep those the principal may read (one batched PDP call), and page them by cursor."""
+    if plan is not None and page.after is None and page.before is None and not page.backwards:
+        kind, attributes = plan
+
+        async def plan_clause() -> Any:
+            return await info.context.authz.sql_filter(kind, "read", table, attributes)
+
+        window = info.context.loaders.first_by_key(table, column, plan_clause, page.size + 1)
+        rows, total = await window.load(parent)
+        return first_page(rows, total, page, to_node)
     rows = await info.context.loaders.many_by_key(table, column).load(parent)
-    allowed = await info.context.authz.visible(rows, lambda row: to_node(row).resource())
-    return page_loaded_rows(allowed, page, to_node)
+    readable = await info.context.authz.visible(rows, lambda row: to_node(row).resource())
+    return page_loaded_rows(readable, page, to_node)
 
 
 @strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
@@ -131,10 +149,10 @@ class Store(Node):
     async def vendors(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
                       before: str | None = None,
                       ) -> Connection[Annotated[Vendor, strawberry.lazy("cityos.schema.marketplace")]]:
-        from cityos.schema.marketplace import VENDOR_TABLE, Vendor
+        from cityos.schema.marketplace import VENDOR_PLAN_ATTRIBUTES, VENDOR_TABLE, Vendor
 
         return await page_children(info, VENDOR_TABLE, "store_id", self.pk, PageRequest(first, after, last, before),
-                                    Vendor.from_row)
+                                    Vendor.from_row, ("vendor", VENDOR_PLAN_ATTRIBUTES))
 
     @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
                    "only once, when it is created).")

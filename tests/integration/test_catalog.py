@@ -244,3 +244,38 @@ async def test_listing_statements_do_not_grow_with_products(server: Server, gql:
         assert all(node["vendor"] and node["categories"] and node["variants"][0]["prices"] for node in nodes)
     assert counts[0] == counts[1], counts
     assert counts[0] <= 14
+
+
+STORE_TREE = """{ currentStore { vendors(first: 2) { totalCount pageInfo { hasNextPage } nodes { handle
+    products(first: 1) { totalCount pageInfo { hasNextPage } nodes { handle status } } } } } }"""
+
+
+async def test_nested_vendor_and_product_pages_are_filtered_and_cut_in_sql(server: Server, gql: GraphQLClient,
+                                                                            shop: TenantWorld, owner_engine,
+                                                                            tokens: Tokens) -> None:
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update product set status = 'draft' where tenant_id = :t "
+                                      "and handle = 'wildflower-honey'"), {"t": shop.tenant_id})
+    body = await gql(STORE_TREE, key=shop.key)
+    vendors = body["data"]["currentStore"]["vendors"]
+    assert vendors["totalCount"] == 3
+    assert vendors["pageInfo"]["hasNextPage"] is True
+    assert len(vendors["nodes"]) == 2  # seeded together: their order is by id
+    for vendor in vendors["nodes"]:
+        published = 1 if vendor["handle"] == "cedar-pantry" else 2
+        assert vendor["products"]["totalCount"] == published
+        assert vendor["products"]["pageInfo"]["hasNextPage"] is (published > 1)
+        assert len(vendor["products"]["nodes"]) == 1
+    guest_cedar = await gql("""{ currentStore { vendors(first: 3) { nodes { handle products(first: 5) {
+        totalCount nodes { handle } } } } } }""", key=shop.key)
+    cedar = next(node for node in guest_cedar["data"]["currentStore"]["vendors"]["nodes"]
+                 if node["handle"] == "cedar-pantry")
+    assert cedar["products"] == {"totalCount": 1, "nodes": [{"handle": "single-origin-coffee"}]}  # the draft is hidden
+    admin = await gql("""{ currentStore { vendors(first: 3) { nodes { handle products(first: 5) { totalCount } } }
+        } }""", key=shop.key, token=tokens("tenant_admin", shop))
+    counts = {node["handle"]: node["products"]["totalCount"]
+              for node in admin["data"]["currentStore"]["vendors"]["nodes"]}
+    assert counts["cedar-pantry"] == 2
+    before = server.statements.count
+    await gql(STORE_TREE, key=shop.key)
+    assert server.statements.count - before <= 5  # key lookup, set tenant, store, one windowed query per level
