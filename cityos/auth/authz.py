@@ -164,13 +164,16 @@ class Authorizer:
             return true()
         if plan.filter.kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
             return false()
-        projection = select(table.c.id.label("_key"), *(cast(column, Text).label(name)
-                                                         for name, column in attributes.items())).subquery()
-        mapped = {f"request.resource.attr.{name}": projection.c[name] for name in attributes}
-        condition = get_query(plan, projection, mapped).whereclause
+        projection: Any = select(table.c.id.label("_key"), *(cast(column, Text).label(name)
+                                                         for name, column in attributes.items()))
+        if self.principal.tenant_id is not None and "tenant_id" in table.c:  # an index path (see in_tenant)
+            projection = projection.where(table.c.tenant_id == self.principal.tenant_id)
+        subquery = projection.subquery()
+        mapped = {f"request.resource.attr.{name}": subquery.c[name] for name in attributes}
+        condition = get_query(plan, subquery, mapped).whereclause
         if condition is None:
             return true()
-        return table.c.id.in_(select(projection.c._key).where(condition))
+        return table.c.id.in_(select(subquery.c._key).where(condition))
 
 
 class SharedDecisions:

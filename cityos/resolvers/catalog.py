@@ -14,6 +14,7 @@ from cityos.domain.base import table_of
 from cityos.domain.catalog.models import ProductSalesChannel
 from cityos.domain.tenancy.models import SalesChannel
 from cityos.errors import BadUserInput, NotFound
+from cityos.resolvers.loaders import in_tenant
 from cityos.schema.catalog import (
     CATEGORY_TABLE,
     PRICE_TABLE,
@@ -143,7 +144,7 @@ class CatalogQuery:
         scope, store_currency = await _store_scope(info, store_id)
         currency = (currency_code or store_currency).lower()
         allowed = await info.context.authz.sql_filter("product", "read", PRODUCT_TABLE, PRODUCT_PLAN_ATTRIBUTES)
-        statement = select(PRODUCT_TABLE).where(allowed)
+        statement = select(PRODUCT_TABLE).where(allowed, *in_tenant(info.context.db, PRODUCT_TABLE))
         if scope is not None:
             statement = statement.where(PRODUCT_TABLE.c.store_id == scope)
         if store_id is None and info.context.store is not None and not info.context.principal.roles & STAFF_ROLES:
@@ -158,7 +159,8 @@ class CatalogQuery:
         if scope is None:
             raise BadUserInput("name the store: a publishable key, a store domain or storeId", field="storeId")
         row = (await info.context.db.execute(select(PRODUCT_TABLE).where(
-            PRODUCT_TABLE.c.store_id == scope, PRODUCT_TABLE.c.handle == handle))).first()
+            PRODUCT_TABLE.c.store_id == scope, PRODUCT_TABLE.c.handle == handle,
+            *in_tenant(info.context.db, PRODUCT_TABLE)))).first()
         if row is None:
             raise NotFound("no product with that handle")
         product = Product.from_row(row)
@@ -172,7 +174,7 @@ class CatalogQuery:
         page = PageRequest(first, after, last, before)
         scope, _ = await _store_scope(info, store_id)
         allowed = await info.context.authz.sql_filter("category", "read", CATEGORY_TABLE, CATEGORY_PLAN_ATTRIBUTES)
-        statement = select(CATEGORY_TABLE).where(allowed)
+        statement = select(CATEGORY_TABLE).where(allowed, *in_tenant(info.context.db, CATEGORY_TABLE))
         if scope is not None:
             statement = statement.where(CATEGORY_TABLE.c.store_id == scope)
         if roots_only:

@@ -15,6 +15,7 @@ from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.errors import BadUserInput, PaymentFailed
 from cityos.integrations.stripe import client as stripe_api
+from cityos.resolvers.loaders import in_tenant
 from cityos.schema.commerce import (
     ORDER_TABLE,
     VENDOR_ORDER_TABLE,
@@ -92,7 +93,8 @@ class CommerceQuery:
     async def orders(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
                      before: str | None = None) -> Connection[Order]:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute, select(ORDER_TABLE).where(allowed),
+        return await page_query(info.context.db.execute,
+                                select(ORDER_TABLE).where(allowed, *in_tenant(info.context.db, ORDER_TABLE)),
                                 PageRequest(first, after, last, before), Order.from_row)
 
     @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
@@ -100,7 +102,8 @@ class CommerceQuery:
                             last: int | None = None, before: str | None = None) -> Connection[VendorOrder]:
         allowed = await info.context.authz.sql_filter("vendor_order", "read", VENDOR_ORDER_TABLE,
                                                       VENDOR_ORDER_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(allowed),
+        return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(
+                                    allowed, *in_tenant(info.context.db, VENDOR_ORDER_TABLE)),
                                 PageRequest(first, after, last, before), VendorOrder.from_row)
 
 

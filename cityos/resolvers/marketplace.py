@@ -16,6 +16,7 @@ from cityos.domain.marketplace import service
 from cityos.errors import BadUserInput
 from cityos.integrations.stripe import client as stripe_api
 from cityos.integrations.stripe.connect_state import sign_state, verify_state
+from cityos.resolvers.loaders import in_tenant
 from cityos.resolvers.tenancy_admin import tenant_of
 from cityos.schema.marketplace import (
     ENTRY_TABLE,
@@ -101,7 +102,7 @@ class MarketplaceQuery:
                       after: str | None = None, last: int | None = None,
                       before: str | None = None) -> Connection[Vendor]:
         allowed = await info.context.authz.sql_filter("vendor", "read", VENDOR_TABLE, VENDOR_PLAN_ATTRIBUTES)
-        statement = select(VENDOR_TABLE).where(allowed)
+        statement = select(VENDOR_TABLE).where(allowed, *in_tenant(info.context.db, VENDOR_TABLE))
         if store_id is not None:
             statement = statement.where(VENDOR_TABLE.c.store_id == from_global_id(store_id, "Store")[1])
         return await page_query(info.context.db.execute, statement, PageRequest(first, after, last, before),

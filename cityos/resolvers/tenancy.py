@@ -8,6 +8,7 @@ import strawberry
 from sqlalchemy import select
 
 from cityos.errors import BadUserInput, NotFound
+from cityos.resolvers.loaders import in_tenant
 from cityos.schema.permissions import readable
 from cityos.schema.relay import MAX_PAGE_SIZE, Connection, Node, PageRequest, page_query
 from cityos.schema.tenancy import STORE_TABLE, Info, Store, Tenant, node_by_global_id
@@ -41,7 +42,8 @@ class TenancyQuery:
                      last: int | None = None, before: str | None = None) -> Connection[Store]:
         page = PageRequest(first, after, last, before)
         allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute, select(STORE_TABLE).where(allowed), page, Store.from_row)
+        statement = select(STORE_TABLE).where(allowed, *in_tenant(info.context.db, STORE_TABLE))
+        return await page_query(info.context.db.execute, statement, page, Store.from_row)
 
     @strawberry.field
     async def tenant(self, info: Info, id: strawberry.ID) -> Tenant:

@@ -30,6 +30,7 @@ class Vendor(TenantOwnedMixin, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "store_id", "handle"),
+        Index("ix_vendor_tenant_store", "tenant_id", "store_id", "created_at", "id"),
     )
 
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
