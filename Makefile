@@ -51,4 +51,5 @@ bench: setup
 	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	cd bench/postgraphile && npm ci --no-audit --no-fund --loglevel=error
-	$(BIN)/python -m bench.run
+	$(BIN)/pip install --quiet py-spy
+	$(BIN)/python -m bench.run --profile

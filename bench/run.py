@@ -212,6 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench")
+    parser.add_argument("--profile", action="store_true", help="py-spy the nested admin run; add where time goes")
     for name, default in (("tenants", 5), ("stores", 20), ("vendors", 200), ("products", 20_000),
                           ("variants", 60_000)):
         parser.add_argument(f"--{name}", type=int, default=default)
@@ -260,9 +261,13 @@ def main() -> None:
         results: dict[tuple[str, str], dict[str, Any]] = {}
         runs = [("nested", "admin", admin), ("nested_guest", "guest", guest), ("point", "admin", admin),
                 ("point", "guest", guest), ("listing", "admin", admin), ("listing", "guest", guest)]
+        profile = ""
         for name, role, headers in runs:
             body = httpx.Request("POST", ours_url, json={"query": OURS[name], "variables": variables[name]}).content
             wrk(ours_url, body, headers, 2, ours.pid)  # warm up
+            if args.profile and (name, role) == ("nested", "admin"):
+                profile = profiled(ours.pid, lambda body=body, headers=headers: wrk(
+                    ours_url, body, headers, args.duration, ours.pid))
             results[(f"ours-{role}", name)] = wrk(ours_url, body, headers, args.duration, ours.pid)
         stop(ours)
         processes.remove(ours)
@@ -290,7 +295,7 @@ def main() -> None:
         stop(postgraphile)
         processes.remove(postgraphile)
         floor_rps = asyncio.run(floor(url, ids["tenant"], args.duration))
-        report = render(results, checks, counts, floor_rps, args.duration)
+        report = render(results, checks, counts, floor_rps, args.duration) + profile
         print(report)
         out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
         out.write_text(report)
@@ -300,6 +305,41 @@ def main() -> None:
             stop(process)
         pdp.stop()
         postgres.stop()
+
+
+def profiled(pid: int, load: Any) -> str:
+    """Sample the server with py-spy while `load` runs; the functions with the most samples (own and total)."""
+    raw = Path(tempfile.mkstemp(suffix=".txt")[1])
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
+                            "--format", "raw", "--output", str(raw), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pin(spy.pid, INFRA_CORE)
+    time.sleep(1)
+    load()
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].split("/site-packages/")[-1]
+                  .split("/cityos/")[-1] + ")" for frame in stack.split(";") if frame]
+        samples += count
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    raw.unlink()
+    lines = ["", f"## Where the nested admin request spends its time (py-spy, {samples} samples)", "",
+             "| function (own time) | % of samples |", "|---|---|"]
+    lines += [f"| `{name}` | {count / samples * 100:.1f} |" for name, count in
+              sorted(own.items(), key=lambda item: -item[1])[:15]]
+    lines += ["", "| function (including callees) | % of samples |", "|---|---|"]
+    lines += [f"| `{name}` | {count / samples * 100:.1f} |" for name, count in
+              sorted(total.items(), key=lambda item: -item[1])[:25]]
+    return "\n".join(lines) + "\n"
 
 
 async def pick_ids(database_url: str) -> dict[str, str]:
