@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,22 @@ async def serve_asgi(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]
     return uvicorn_server, task, port
 
 
-@pytest.fixture(scope="session")
-async def keycloak() -> AsyncIterator[FakeKeycloak]:
-    fake = FakeKeycloak()
+@asynccontextmanager
+async def served(fake: Any) -> AsyncIterator[Any]:
+    """A fake external service (anything with `app()` and `base_url`) served by uvicorn on a free port."""
     uvicorn_server, task, port = await serve_asgi(fake.app())
     fake.base_url = f"http://127.0.0.1:{port}"
-    yield fake
-    uvicorn_server.should_exit = True
-    await task
+    try:
+        yield fake
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def keycloak() -> AsyncIterator[FakeKeycloak]:
+    async with served(FakeKeycloak()) as fake:
+        yield fake
 
 
 STRIPE_KEY = "sk_test_cityos_" + "k" * 24
@@ -96,12 +105,8 @@ STRIPE_WEBHOOK_SECRET = "whsec_cityos_" + "w" * 24
 
 @pytest.fixture(scope="session")
 async def fake_stripe() -> AsyncIterator[FakeStripe]:
-    fake = FakeStripe(STRIPE_KEY, STRIPE_WEBHOOK_SECRET)
-    uvicorn_server, task, port = await serve_asgi(fake.app())
-    fake.base_url = f"http://127.0.0.1:{port}"
-    yield fake
-    uvicorn_server.should_exit = True
-    await task
+    async with served(FakeStripe(STRIPE_KEY, STRIPE_WEBHOOK_SECRET)) as fake:
+        yield fake
 
 
 FLEETBASE_KEY = "flb_test_" + "f" * 32
@@ -110,12 +115,8 @@ FLEETBASE_SECRET = "fleetbase-webhook-secret-" + "s" * 16
 
 @pytest.fixture(scope="session")
 async def fake_fleetbase() -> AsyncIterator[FakeFleetbase]:
-    fake = FakeFleetbase(FLEETBASE_KEY, FLEETBASE_SECRET)
-    uvicorn_server, task, port = await serve_asgi(fake.app())
-    fake.base_url = f"http://127.0.0.1:{port}"
-    yield fake
-    uvicorn_server.should_exit = True
-    await task
+    async with served(FakeFleetbase(FLEETBASE_KEY, FLEETBASE_SECRET)) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

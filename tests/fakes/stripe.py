@@ -153,31 +153,21 @@ class FakeStripe:
         return None
 
     async def _create_intent(self, request: Request) -> JSONResponse:
-        if (refused := self._check(request)) is not None:
-            return refused
-        params = parse_form(await request.body())
-        key = request.headers.get("idempotency-key", "")
-        if key in self.idempotency:
-            previous_params, previous = self.idempotency[key]
-            if previous_params != params:
-                return error(400, "idempotency_error",
-                             "Keys for idempotent requests can only be used with the same parameters")
-            return JSONResponse(previous)
-        if "amount" not in params or "currency" not in params:
-            return error(400, "invalid_request_error", "Missing required param: amount.", "parameter_missing",
-                         "amount")
-        intent_id = f"pi_{secrets.token_hex(12)}"
-        intent = {
-            "id": intent_id, "object": "payment_intent", "amount": int(params["amount"]), "amount_received": 0,
-            "currency": params["currency"], "status": "requires_payment_method",
-            "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
-            "livemode": False, "metadata": params.get("metadata", {}),
-            "transfer_group": params.get("transfer_group"), "latest_charge": None,
-            "application_fee_amount": None, "transfer_data": None, "last_payment_error": None,
-        }
-        self.intents[intent_id] = intent
-        self.idempotency[key] = (params, intent)
-        return JSONResponse(intent)
+        def create(params: dict[str, Any]) -> Any:
+            if "amount" not in params or "currency" not in params:
+                return error(400, "invalid_request_error", "Missing required param: amount.", "parameter_missing",
+                             "amount")
+            intent_id = f"pi_{secrets.token_hex(12)}"
+            self.intents[intent_id] = {
+                "id": intent_id, "object": "payment_intent", "amount": int(params["amount"]), "amount_received": 0,
+                "currency": params["currency"], "status": "requires_payment_method",
+                "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
+                "livemode": False, "metadata": params.get("metadata", {}),
+                "transfer_group": params.get("transfer_group"), "latest_charge": None,
+                "application_fee_amount": None, "transfer_data": None, "last_payment_error": None,
+            }
+            return self.intents[intent_id]
+        return await self._idempotent(request, create)
 
     async def _get_intent(self, request: Request) -> JSONResponse:
         if (refused := self._check(request)) is not None:
