@@ -10,10 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.base import table_of
 from cityos.domain.commerce import service as carts
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
-from cityos.errors import BadUserInput, PaymentFailed
+from cityos.domain.platform.models import Outbox
+from cityos.domain.platform.outbox import retry_message
+from cityos.errors import BadUserInput, NotFound, PaymentFailed
 from cityos.integrations.stripe import client as stripe_api
 from cityos.resolvers.loaders import in_tenant
 from cityos.schema.commerce import (
@@ -22,9 +25,10 @@ from cityos.schema.commerce import (
     Cart,
     CheckoutSession,
     Order,
+    OutboxMessage,
     VendorOrder,
 )
-from cityos.schema.relay import Connection, PageRequest, from_global_id, page_query, to_global_id
+from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query, to_global_id
 from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
@@ -105,6 +109,41 @@ class CommerceQuery:
         return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(
                                     allowed, *in_tenant(info.context.db, VENDOR_ORDER_TABLE)),
                                 PageRequest(first, after, last, before), VendorOrder.from_row)
+
+
+OUTBOX_TABLE = table_of(Outbox)
+OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}
+
+
+@strawberry.type
+class OutboxQuery:
+    @strawberry.field(description="The tenant's outbox (calls out to Fleetbase and others), newest first; "
+                                  "filter by status, e.g. dead (tenant admins).")
+    async def outbox_messages(self, info: Info, status: str | None = None, first: int | None = None,
+                              after: str | None = None) -> Connection[OutboxMessage]:
+        allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
+        statement = select(OUTBOX_TABLE).where(allowed, *in_tenant(info.context.db, OUTBOX_TABLE))
+        if status is not None:
+            statement = statement.where(OUTBOX_TABLE.c.status == status)
+        order = [SortKey(OUTBOX_TABLE.c.created_at, True), SortKey(OUTBOX_TABLE.c.id, True)]
+        return await page_query(info.context.db.execute, statement, PageRequest(first, after), OutboxMessage.from_row,
+                                order)
+
+
+@strawberry.type
+class OutboxMutation:
+    @strawberry.mutation(description="Send a dead (or pending) outbox message again on the next dispatcher run.")
+    async def retry_outbox_message(self, info: Info, id: strawberry.ID) -> OutboxMessage:
+        _, local_id = from_global_id(id, "OutboxMessage")
+        row = (await info.context.db.execute(select(OUTBOX_TABLE).where(
+            OUTBOX_TABLE.c.id == local_id, *in_tenant(info.context.db, OUTBOX_TABLE)))).first()
+        if row is None:
+            raise NotFound("no outbox message with that id")
+        await info.context.authz.require(OutboxMessage.from_row(row).resource(), "retry")
+        if row.status == "sent":
+            raise BadUserInput("this message was sent", field="id")
+        updated = await info.context.db.mutate(lambda connection: retry_message(connection, local_id))
+        return OutboxMessage.from_row(updated)
 
 
 @strawberry.type

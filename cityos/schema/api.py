@@ -17,7 +17,7 @@ from strawberry.types import ExecutionContext
 from cityos.observability.metrics import GraphQLMetrics
 from cityos.resolvers.catalog import CatalogQuery
 from cityos.resolvers.catalog_admin import CatalogMutation
-from cityos.resolvers.commerce import CommerceMutation, CommerceQuery
+from cityos.resolvers.commerce import CommerceMutation, CommerceQuery, OutboxMutation, OutboxQuery
 from cityos.resolvers.live import LiveSubscription
 from cityos.resolvers.marketplace import MarketplaceMutation, MarketplaceQuery
 from cityos.resolvers.tenancy import TenancyQuery
@@ -34,7 +34,7 @@ log = logging.getLogger("cityos.graphql")
 
 
 @strawberry.type
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery):
     pass
 
 
@@ -44,7 +44,7 @@ class Subscription(LiveSubscription):
 
 
 @strawberry.type
-class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation):
+class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation):
     pass
 
 

@@ -286,3 +286,25 @@ register_table_node("Cart", CART_TABLE, Cart.from_row)
 register_table_node("Order", ORDER_TABLE, Order.from_row)
 register_table_node("VendorOrder", VENDOR_ORDER_TABLE, VendorOrder.from_row)
 register_table_node("Shipment", SHIPMENT_TABLE, Shipment.from_row)
+
+
+@strawberry.type(description="A call out waiting in the outbox, sent, or given up on (dead).")
+class OutboxMessage:
+    id: strawberry.ID
+    topic: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    payload: JSON
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> OutboxMessage:
+        return cls(id=to_global_id("OutboxMessage", row.id), topic=row.topic, status=row.status,
+                   attempts=row.attempts, last_error=row.last_error, next_attempt_at=row.next_attempt_at,
+                   created_at=row.created_at, payload=row.payload, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("outbox_message", self.row.id, tenant_id=self.row.tenant_id)

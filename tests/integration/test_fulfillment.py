@@ -60,7 +60,7 @@ async def test_a_paid_order_becomes_one_fleetbase_order_per_vendor(gql: GraphQLC
 
 async def test_failures_back_off_then_go_dead(gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld,
                                               fake_stripe: FakeStripe, fake_fleetbase: FakeFleetbase, owner_engine,
-                                              app_engine, settings) -> None:
+                                              app_engine, settings, tokens: Tokens) -> None:
     from prometheus_client import REGISTRY
 
     await paid_order(Shopper(gql, shop), http, fake_stripe, {"CP-HONEY-32": 1})
@@ -82,6 +82,19 @@ async def test_failures_back_off_then_go_dead(gql: GraphQLClient, http: httpx.As
     await dispatch(app_engine, settings)  # a dead row is not retried
     assert await rows(owner_engine, "select status from outbox where tenant_id = :t", t=shop.tenant_id) == [("dead",)]
     assert REGISTRY.get_sample_value("cityos_outbox_dead_total", {"topic": "fleetbase.create_order"}) == dead_before + 1
+    # the tenant's admins see it and send it again
+    admin = tokens("tenant_admin", shop)
+    dead = await gql(OPS["admin/OutboxMessages"], {"status": "dead"}, token=admin)
+    message = dead["data"]["outboxMessages"]["nodes"][0]
+    assert (message["topic"], message["attempts"]) == ("fleetbase.create_order", 5)
+    assert message["lastError"].startswith("Fleetbase 503")
+    vendor = await gql(OPS["admin/OutboxMessages"], {"status": "dead"},
+                       token=tokens("vendor_admin", shop, vendor="cedar-pantry"))
+    assert vendor["data"]["outboxMessages"]["totalCount"] == 0
+    retried = await gql(OPS["admin/RetryOutboxMessage"], {"id": message["id"]}, token=admin)
+    assert retried["data"]["retryOutboxMessage"]["status"] == "pending"
+    await dispatch(app_engine, settings)
+    assert await rows(owner_engine, "select status from outbox where tenant_id = :t", t=shop.tenant_id) == [("sent",)]
 
 
 async def shipped(gql, http, shop, fake_stripe, app_engine, settings, owner_engine) -> tuple[str, str]:

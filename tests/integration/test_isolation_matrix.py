@@ -40,13 +40,14 @@ class Target:
         self.order = to_global_id("Order", ids["orders"])
         self.rule = to_global_id("CommissionRule", ids["commission_rule"])
         self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
+        self.outbox = to_global_id("OutboxMessage", ids["outbox"])
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
         the seeded catalog are B's)."""
         w = self.world
         return [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
-                self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user,
+                self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
                 "b-customer@example.com", "acct_tenant_b", "seller@b.example",
                 *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                 w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
@@ -118,12 +119,14 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "vendor/RefreshVendorOnboarding": lambda b: {"vendorId": b.vendor},
     "vendor/StripeConnectAuthorizeUrl": lambda b: {"vendorId": b.vendor},
     "vendor/CompleteStripeConnect": lambda b: {"code": "ac_matrix", "state": "forged.state"},
+    "admin/OutboxMessages": lambda b: {"first": 100},
+    "admin/RetryOutboxMessage": lambda b: {"id": b.outbox},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
-                   "vendor_user", "commission_rule", "commission_transaction", "payout")
+                   "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -189,12 +192,15 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
         await seed_catalog(connection, b.tenant_id, b.store_id)
         await connection.execute(text(B_CART_AND_ORDER), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
+        await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
+                                      "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
+                                 {"t": b.tenant_id})
         ids = {}
         for table, where in (("store_domain", ""), ("publishable_api_key", ""),
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
-                             ("orders", ""), ("commission_rule", ""), ("vendor_user", "")):
+                             ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return a, Target(b, ids)

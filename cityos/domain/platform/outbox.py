@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
@@ -18,3 +18,9 @@ MAX_ATTEMPTS = 5
 async def enqueue(connection: AsyncConnection, *, tenant_id: uuid.UUID, topic: str, payload: dict[str, Any]) -> None:
     await connection.execute(insert(OUTBOX).values(id=uuid.uuid4(), tenant_id=tenant_id, topic=topic,
                                                    payload=payload))
+
+
+async def retry_message(connection: AsyncConnection, message_id: uuid.UUID) -> Any:
+    """Back to pending, due now, with a fresh budget of attempts."""
+    return (await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message_id).values(
+        status="pending", attempts=0, next_attempt_at=func.now(), last_error=None).returning(*OUTBOX.c))).one()
