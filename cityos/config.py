@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     CITYOS_DATA_DIR: Path = Path(".cityos")
     CITYOS_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     CITYOS_POLICY_DIR: Path = Path("policies")
+    # Events a subscription may have waiting before its subscriber is cut off (close code 4413).
+    CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
 

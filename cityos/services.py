@@ -81,7 +81,7 @@ class Services:
         return cls(
             settings=settings,
             app_engine=engine,
-            broker=create_broker(settings.REDIS_URL),
+            broker=create_broker(settings.REDIS_URL, settings.CITYOS_SUBSCRIBER_QUEUE),
             pdp=create_pdp_client(settings.CERBOS_URL),
             http=http,
             verifier=build_verifier(settings, http),

@@ -3,7 +3,7 @@
 The subscriber is authorized when it subscribes, and every event is authorized again for that subscriber through
 the batching Cerbos loader before it is sent (a vendor never sees another vendor's part of an order). Events come
 from the broker (Redis across instances), are published only after commit, and each subscription has a bounded
-queue: a subscriber that falls too far behind gets a SUBSCRIBER_TOO_SLOW error and must resubscribe. The
+queue: a subscriber that falls too far behind is disconnected with close code 4413 and must resubscribe. The
 subscription ends with UNAUTHENTICATED when the subscriber's token expires.
 """
 
@@ -24,7 +24,7 @@ from cityos.auth.authz import ResourceRef
 from cityos.db import tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.fulfillment.models import Shipment
-from cityos.errors import ApiError, ErrorCode, Forbidden, NotFound, Unauthenticated
+from cityos.errors import Forbidden, NotFound, Unauthenticated
 from cityos.realtime import SubscriberTooSlow
 from cityos.schema.commerce import ORDER_TABLE, Order
 from cityos.schema.relay import from_global_id, to_global_id
@@ -33,12 +33,14 @@ from cityos.schema.tenancy import STORE_TABLE, Info, Store
 SHIPMENT_TABLE = table_of(Shipment)
 
 
-class SubscriberTooSlowError(ApiError):
-    code = ErrorCode.UNAVAILABLE
+SUBSCRIBER_TOO_SLOW = 4413  # WebSocket close code: the subscriber fell too far behind (private-use range)
 
-    def __init__(self) -> None:
-        super().__init__("this subscriber fell too far behind and missed events: subscribe again",
-                         reason="SUBSCRIBER_TOO_SLOW")
+
+async def _cut_off(info: Info) -> None:
+    """Close the subscriber's WebSocket with a clear code; its client reconnects and resubscribes."""
+    socket = info.context.response
+    if socket is not None and hasattr(socket, "close"):
+        await socket.close(code=SUBSCRIBER_TOO_SLOW, reason="subscriber too slow: events were dropped")
 
 
 @strawberry.type(description="A change to an order, a vendor's part of it, or its shipment.")
@@ -97,7 +99,8 @@ async def _stream(info: Info, channel: str, resource_of: Callable[[dict[str, Any
             except TimeoutError:
                 raise Unauthenticated("the token has expired: reconnect with a fresh one") from None
             except SubscriberTooSlow:
-                raise SubscriberTooSlowError from None
+                await _cut_off(info)
+                return
             if payload.get("tenant_id") != str(principal.tenant_id):
                 continue
             if await context.services.live_decisions.allowed(context.authz, resource_of(payload), "read"):

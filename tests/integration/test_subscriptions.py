@@ -10,8 +10,10 @@ import httpx
 import orjson
 import pytest
 import websockets
+from sqlalchemy import text
 
 from cityos.app import create_app
+from cityos.db import tenant_transaction
 from cityos.services import Services
 from tests.commerce_flow import OPS, Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, serve_asgi
@@ -22,6 +24,12 @@ __all__ = ["shop"]
 VENDOR_EVENTS = "subscription { vendorOrderEvents { type status orderId vendorOrderId } }"
 STORE_EVENTS = "subscription($s: ID!) { storeOrderEvents(storeId: $s) { type status orderId } }"
 ORDER_TRACKING = "subscription($o: ID!) { orderTracking(orderId: $o) { type status vendorOrderId } }"
+
+
+async def drain(client: Client) -> None:
+    """Read until the server closes the connection."""
+    while True:
+        await client.receive()
 
 
 def error_codes_of(message: dict[str, Any]) -> list[str]:
@@ -187,3 +195,28 @@ async def test_subscriptions_per_connection_are_limited(server: Server, shop: Te
         assert "limit" in message["payload"][0]["message"].lower()
     finally:
         await client.close()
+
+
+async def test_a_subscriber_that_falls_behind_is_cut_off_with_4413(settings, shop: TenantWorld,
+                                                                   tokens: Tokens) -> None:
+    small = settings.model_copy(update={"REDIS_URL": None, "CITYOS_SUBSCRIBER_QUEUE": 2})
+    services = Services.start(small)
+    uvicorn_server, task, port = await serve_asgi(create_app(small, services))
+    try:
+        vendor = tokens("vendor_user", shop, vendor="lumen-home")
+        client = await Client.connect(f"http://127.0.0.1:{port}", vendor)
+        await client.subscribe(VENDOR_EVENTS)
+        async with tenant_transaction(services.app_engine, shop.tenant_id) as connection:
+            vendor_id = (await connection.execute(text("select id from vendor where handle = 'lumen-home'"))).scalar()
+        for index in range(10):  # published in one go: the subscription's queue of 2 overflows
+            await services.broker.publish(f"vendor:{vendor_id}", {
+                "type": "order.created", "tenant_id": str(shop.tenant_id), "store_id": str(shop.store_id),
+                "order_id": str(index), "vendor_id": str(vendor_id), "status": "paid", "at": "2026-11-26T00:00:00"})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await drain(client)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4413
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+        await services.close()
