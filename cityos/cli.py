@@ -87,7 +87,7 @@ def tune_garbage_collector() -> None:
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def _seed(settings: Settings):  # type: ignore[no-untyped-def]
