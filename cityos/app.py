@@ -31,6 +31,10 @@ async def metrics(request: Request) -> Response:
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it."""
+    if settings.SENTRY_DSN:
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=settings.SENTRY_DSN, environment=settings.CITYOS_ENV.value, send_default_pii=False)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -43,10 +43,6 @@ class Principal:
     authenticated: bool = False
     _cerbos: list[engine_pb2.Principal] = field(default_factory=list, compare=False, repr=False)
 
-    @property
-    def is_super_admin(self) -> bool:
-        return "super_admin" in self.roles
-
     def to_cerbos(self) -> engine_pb2.Principal:
         if not self._cerbos:
             attributes = {

@@ -8,7 +8,6 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,5 +159,3 @@ def bearer_token(authorization: str | None) -> str | None:
         raise Unauthenticated("the Authorization header must be 'Bearer <access token>'")
     return value.strip()
 
-
-VerifyFn = Callable[[str], Awaitable[TokenIdentity]]

@@ -128,7 +128,6 @@ class RedisBroker(Broker):
         self.redis = aioredis.from_url(url)
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
         await self.redis.publish(channel, orjson.dumps(event))

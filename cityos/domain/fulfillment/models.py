@@ -21,7 +21,7 @@ class Shipment(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "vendor_order_id"], ["vendor_order.tenant_id", "vendor_order.id"],
                              ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "vendor_order_id"),
-        CheckConstraint("status in ('created', 'picked_up', 'in_transit', 'delivered', 'failed', 'canceled')",
+        CheckConstraint("status in ({})".format(", ".join(f"'{status}'" for status in SHIPMENT_STATUSES)),
                         name="status"),
         Index("ix_shipment_fleetbase", "fleetbase_order_id", unique=True),
         Index("ix_shipment_tenant_order", "tenant_id", "order_id"),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cityos.domain.base import Base, TenantOwnedMixin
 
 ORDER_STATUSES = ("pending", "paid", "fulfilled", "completed", "canceled", "refunded")
-_STATUS_CHECK = "status in ('pending', 'paid', 'fulfilled', 'completed', 'canceled', 'refunded')"
+_STATUS_CHECK = "status in ({})".format(", ".join(f"'{status}'" for status in ORDER_STATUSES))
 
 
 class Order(TenantOwnedMixin, Base):
