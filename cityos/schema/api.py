@@ -5,13 +5,7 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
 from cityos.observability.metrics import GraphQLMetrics
@@ -24,7 +18,8 @@ from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.catalog import Category, Product, Variant
 from cityos.schema.commerce import Cart, Order, Shipment, VendorOrder
-from cityos.schema.extensions import MaskInternalErrors, RequestScope, is_internal
+from cityos.schema.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
+from cityos.schema.limits import CostLimit, OperationLimits
 from cityos.schema.marketplace import CommissionRule, Payout, Vendor
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -70,8 +65,9 @@ def build_schema() -> CityosSchema:
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             lambda: MaxTokensLimiter(max_token_count=5000),
-            lambda: MaxAliasesLimiter(max_alias_count=50),
-            lambda: QueryDepthLimiter(max_depth=12),
+            lambda: AddValidationRules([OperationLimits]),
+            CostLimit,
+            PreExecutionErrorCodes,
         ],
     )
 
