@@ -30,12 +30,13 @@ def async_url(url: str) -> str:
 
 
 def create_owner_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+    return create_async_engine(async_url(url), pool_pre_ping=True, hide_parameters=True, **kwargs)
 
 
 def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any) -> AsyncEngine:
+    # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
-                                 pool_pre_ping=True, **kwargs)
+                                 pool_pre_ping=True, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from cityos.auth.principal import STAFF_ROLES
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import ProductSalesChannel
 from cityos.domain.tenancy.models import SalesChannel
-from cityos.errors import BadUserInput, NotFound
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, NotFound, Unauthenticated
 from cityos.resolvers.loaders import in_tenant
 from cityos.schema.catalog import (
     CATEGORY_TABLE,
@@ -124,6 +124,8 @@ async def _store_scope(info: Info, store_id: strawberry.ID | None) -> tuple[uuid
         _, local_id = from_global_id(store_id, "Store")
     elif info.context.store is not None:
         local_id = info.context.store.store_id
+    elif not info.context.principal.authenticated:
+        raise Unauthenticated(NO_STORE_CONTEXT)
     else:
         return None, "usd"
     row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)

@@ -16,7 +16,7 @@ from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.domain.platform.models import Outbox
 from cityos.domain.platform.outbox import retry_message
-from cityos.errors import BadUserInput, NotFound, PaymentFailed
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, NotFound, PaymentFailed, Unauthenticated
 from cityos.integrations.stripe import client as stripe_api
 from cityos.resolvers.loaders import in_tenant
 from cityos.schema.commerce import (
@@ -153,7 +153,7 @@ class CommerceMutation:
         store = info.context.store
         principal = info.context.principal
         if store is None:
-            raise BadUserInput("a cart needs a store: send the x-publishable-api-key header", field="storeId")
+            raise Unauthenticated(NO_STORE_CONTEXT)
         customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
         await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
                                                         store_id=store.store_id, customer_id=customer_id or ""),

@@ -19,11 +19,12 @@ from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.catalog import Category, Product, Variant
 from cityos.schema.commerce import Cart, Order, Shipment, VendorOrder
 from cityos.schema.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
+from cityos.schema.inputs import ArgumentNames, StorableStrings
 from cityos.schema.limits import CostLimit, OperationLimits
 from cityos.schema.marketplace import CommissionRule, Payout, Vendor
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLNonNull
 
 log = logging.getLogger("cityos.graphql")
 
@@ -50,8 +51,20 @@ class CityosSchema(strawberry.federation.Schema):
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error)
 
 
+def nullable_root_fields(built: CityosSchema) -> CityosSchema:
+    """Every root query and mutation field is nullable: a field that fails (NOT_FOUND, FORBIDDEN, a bad
+    argument) is null with its error at its own path, and its siblings keep their data. The federation fields
+    (`_service`, `_entities`) keep the types the gateway expects."""
+    graphql_schema = built._schema
+    for root in (graphql_schema.query_type, graphql_schema.mutation_type):
+        for name, field in (root.fields if root else {}).items():
+            if isinstance(field.type, GraphQLNonNull) and not name.startswith("_"):
+                field.type = field.type.of_type
+    return built
+
+
 def build_schema() -> CityosSchema:
-    return CityosSchema(
+    return nullable_root_fields(CityosSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -67,9 +80,11 @@ def build_schema() -> CityosSchema:
             lambda: MaxTokensLimiter(max_token_count=5000),
             lambda: AddValidationRules([OperationLimits]),
             CostLimit,
+            StorableStrings,
+            ArgumentNames,
             PreExecutionErrorCodes,
         ],
-    )
+    ))
 
 
 schema = build_schema()
