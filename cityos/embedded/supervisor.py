@@ -104,7 +104,8 @@ class Supervisor:
 
     def liveness_problems(self) -> list[str]:
         """Why this process can no longer serve and will not recover by itself (empty when it can)."""
-        problems = [f"embedded {watch.name} is down: {self._max_restarts} restarts in {self._window:.0f}s failed"
+        problems = [f"embedded {watch.name} is down: given up after {self._max_restarts} restart attempt(s) "
+                    f"within {self._window:.0f}s"
                     for watch in self._watches if watch.state is State.FAILED]
         if not self._thread.is_alive() and not self._stopping.is_set():
             problems.append("the embedded services' supervisor thread has ended")
