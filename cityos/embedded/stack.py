@@ -106,12 +106,13 @@ def _supervise_and_publish(stack: ExitStack, data_dir: Path, postgres: EmbeddedP
         services["postgres"] = postgres
     if pdp is not None:
         services["cerbos"] = pdp
+    if not services:  # nothing embedded (production): nothing to share or supervise
+        return
     publish()
     stack.callback(runtime.remove, data_dir)
-    if services:
-        supervisor = Supervisor(services, on_restart=publish)
-        supervisor.start()
-        stack.callback(supervisor.stop)  # callbacks run last-in first-out: stop supervising, then the children
+    supervisor = Supervisor(services, on_restart=publish)
+    supervisor.start()
+    stack.callback(supervisor.stop)  # callbacks run last-in first-out: stop supervising, then the children
 
 
 def _wait_for_server_postgres(postgres: EmbeddedPostgres, server_pid: int) -> None:
