@@ -3,8 +3,9 @@ foreign keys loaded through the request's loaders; lists are connections; every 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,7 +23,7 @@ from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
 from cityos.domain.tenancy.models import Store as StoreModel
 from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
-from cityos.errors import NotFound
+from cityos.errors import ApiError, NotFound
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import (
     Connection,
@@ -83,11 +84,6 @@ class Tenant(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("tenant", self.pk, scope=self.slug, tenant_id=self.pk)
 
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant:
-        tenant: Tenant = await node_by_global_id(info, id, "Tenant")
-        return tenant
-
     @strawberry.field(description="The tenant's stores.")
     async def stores(self, info: Info, first: int | None = None, after: str | None = None,
                      last: int | None = None, before: str | None = None) -> Connection[Store]:
@@ -119,11 +115,6 @@ class Store(Node):
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("store", self.pk, tenant_id=self.tenant_pk, store_id=self.pk)
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store:
-        store: Store = await node_by_global_id(info, id, "Store")
-        return store
 
     @strawberry.field
     async def tenant(self, info: Info) -> Tenant | None:
@@ -282,10 +273,9 @@ for _name, _table, _to_node in (("Tenant", TENANT_TABLE, Tenant.from_row), ("Sto
     register_table_node(_name, _table, _to_node)
 
 
-async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
-                            action: str = "read") -> Any:
-    """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
-    (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
+async def load_node(info: Info, global_id: str, expected_type: str | None = None) -> Any:
+    """The object a global id names, if it exists for this tenant (RLS); not yet authorized.
+    Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND."""
     type_name, local_id = from_global_id(global_id, expected_type)
     load = NODE_LOADERS.get(type_name)
     if load is None:
@@ -293,5 +283,33 @@ async def node_by_global_id(info: Info, global_id: str, expected_type: str | Non
     node = await load(info, local_id)
     if node is None:
         raise NotFound(f"no {type_name} with that id")
+    return node
+
+
+async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
+                            action: str = "read") -> Any:
+    """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
+    (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
+    node = await load_node(info, global_id, expected_type)
     await info.context.authz.require(node.resource(), action)
     return node
+
+
+async def nodes_by_global_ids(info: Info, requests: Sequence[tuple[str, str | None]],
+                              action: str = "read") -> list[Any]:
+    """`node_by_global_id` for many (global id, expected type) pairs at once; each result is the object or the
+    exception it would have raised. Every load starts in the same tick (one statement per table) and the checks
+    wait until every load is done, so the PDP gets one batch whatever the mix of types."""
+    loaded = await asyncio.gather(*(load_node(info, global_id, expected) for global_id, expected in requests),
+                                  return_exceptions=True)
+
+    async def authorized(node: Any) -> Any:
+        if isinstance(node, BaseException):
+            return node
+        try:
+            await info.context.authz.require(node.resource(), action)
+        except ApiError as error:
+            return error
+        return node
+
+    return list(await asyncio.gather(*(authorized(node) for node in loaded)))
