@@ -76,17 +76,20 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 }
 
 
-@strawberry.type
+@strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
+                              "object by its global id.")
 class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); every event is authorized for "
+                              "each subscriber.")
 class Subscription(LiveSubscription):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
+                              "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation):
     pass
 

@@ -26,7 +26,11 @@ from cityos.domain.tenancy.models import Tenant as TenantModel
 from cityos.errors import ApiError, NotFound
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import (
+    After,
+    Before,
     Connection,
+    First,
+    Last,
     Node,
     PageRequest,
     first_page,
@@ -69,11 +73,12 @@ async def page_children(info: Info, table: Any, column: str, parent: uuid.UUID, 
 
 @strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
 class Tenant(Node):
-    id: strawberry.ID
-    slug: str
-    name: str
-    status: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    slug: str = strawberry.field(description="URL-safe unique name; also the scope of the tenant's Cerbos policy "
+                                             "overrides.")
+    name: str = strawberry.field(description="Display name.")
+    status: str = strawberry.field(description="Life-cycle status of the tenant (active when created).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -85,25 +90,26 @@ class Tenant(Node):
         return ResourceRef.of("tenant", self.pk, scope=self.slug, tenant_id=self.pk)
 
     @strawberry.field(description="The tenant's stores.")
-    async def stores(self, info: Info, first: int | None = None, after: str | None = None,
-                     last: int | None = None, before: str | None = None) -> Connection[Store]:
+    async def stores(self, info: Info, first: First = None, after: After = None,
+                     last: Last = None, before: Before = None) -> Connection[Store]:
         return await page_children(info, STORE_TABLE, "tenant_id", self.pk, PageRequest(first, after, last, before),
                                     Store.from_row)
 
     @strawberry.field(description="The tenant's selling regions.")
-    async def regions(self, info: Info, first: int | None = None, after: str | None = None,
-                      last: int | None = None, before: str | None = None) -> Connection[Region]:
+    async def regions(self, info: Info, first: First = None, after: After = None,
+                      last: Last = None, before: Before = None) -> Connection[Region]:
         return await page_children(info, REGION_TABLE, "tenant_id", self.pk,
                                     PageRequest(first, after, last, before), Region.from_row)
 
 
 @strawberry.federation.type(keys=["id"], description="A store of a tenant, reached by publishable key or domain.")
 class Store(Node):
-    id: strawberry.ID
-    handle: str
-    name: str
-    default_currency_code: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the tenant.")
+    name: str = strawberry.field(description="Display name.")
+    default_currency_code: str = strawberry.field(description="ISO 4217 code of the store's default currency, lower "
+                                                              "case.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
 
@@ -116,7 +122,7 @@ class Store(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("store", self.pk, tenant_id=self.tenant_pk, store_id=self.pk)
 
-    @strawberry.field
+    @strawberry.field(description="The tenant the store belongs to (null if the caller may not read it).")
     async def tenant(self, info: Info) -> Tenant | None:
         row = await info.context.loaders.by_key(TENANT_TABLE).load(self.tenant_pk)
         tenant = Tenant.from_row(row) if row else None
@@ -125,20 +131,20 @@ class Store(Node):
         return tenant
 
     @strawberry.field(description="Host names that serve this store.")
-    async def domains(self, info: Info, first: int | None = None, after: str | None = None,
-                      last: int | None = None, before: str | None = None) -> Connection[StoreDomain]:
+    async def domains(self, info: Info, first: First = None, after: After = None,
+                      last: Last = None, before: Before = None) -> Connection[StoreDomain]:
         return await page_children(info, DOMAIN_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), StoreDomain.from_row)
 
-    @strawberry.field
-    async def sales_channels(self, info: Info, first: int | None = None, after: str | None = None,
-                             last: int | None = None, before: str | None = None) -> Connection[SalesChannel]:
+    @strawberry.field(description="The store's sales channels.")
+    async def sales_channels(self, info: Info, first: First = None, after: After = None,
+                             last: Last = None, before: Before = None) -> Connection[SalesChannel]:
         return await page_children(info, CHANNEL_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), SalesChannel.from_row)
 
     @strawberry.field(description="The store's vendors the caller may see.")
-    async def vendors(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
-                      before: str | None = None,
+    async def vendors(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                      before: Before = None,
                       ) -> Connection[Annotated[Vendor, strawberry.lazy("cityos.schema.marketplace")]]:
         from cityos.schema.marketplace import VENDOR_PLAN_ATTRIBUTES, VENDOR_TABLE, Vendor
 
@@ -147,19 +153,19 @@ class Store(Node):
 
     @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
                    "only once, when it is created).")
-    async def publishable_keys(self, info: Info, first: int | None = None, after: str | None = None,
-                               last: int | None = None, before: str | None = None,
+    async def publishable_keys(self, info: Info, first: First = None, after: After = None,
+                               last: Last = None, before: Before = None,
                                ) -> Connection[PublishableApiKey] | None:
         return await page_children(info, KEY_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), PublishableApiKey.from_row)
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A host name that serves a store's storefront.", keys=["id"])
 class StoreDomain(Node):
-    id: strawberry.ID
-    domain: str
-    is_primary: bool
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    domain: str = strawberry.field(description="The host name, lower case (unique across the platform).")
+    is_primary: bool = strawberry.field(description="Whether it is the store's canonical host name.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -173,14 +179,15 @@ class StoreDomain(Node):
         return ResourceRef.of("store_domain", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A channel a store sells through (the web storefront, a marketplace, …); "
+                                        "storefronts show the products of the store's default channel.", keys=["id"])
 class SalesChannel(Node):
-    id: strawberry.ID
-    name: str
-    description: str | None
-    is_default: bool
-    is_disabled: bool
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="What the channel is for.")
+    is_default: bool = strawberry.field(description="Whether storefronts sell the products of this channel.")
+    is_disabled: bool = strawberry.field(description="Whether the channel is switched off.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -197,11 +204,11 @@ class SalesChannel(Node):
 
 @strawberry.federation.type(keys=["id"], description="A publishable API key: names a store for storefront calls.")
 class PublishableApiKey(Node):
-    id: strawberry.ID
-    title: str
-    redacted: str
-    created_at: datetime
-    revoked_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    title: str = strawberry.field(description="What the key is for (e.g. storefront).")
+    redacted: str = strawberry.field(description="The key with all but its first and last characters hidden.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    revoked_at: datetime | None = strawberry.field(description="When the key was revoked; null while it is valid.")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -218,16 +225,17 @@ class PublishableApiKey(Node):
 
 @strawberry.type(description="A subdivision of a region's country (ISO 3166-2).")
 class RegionState:
-    code: str
-    name: str
+    code: str = strawberry.field(description="ISO 3166-2 subdivision code without the country (e.g. CA).")
+    name: str = strawberry.field(description="Display name (e.g. California).")
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A selling region of a tenant: one country, its currency and tax rate, its "
+                                        "shipping options.", keys=["id"])
 class Region(Node):
-    id: strawberry.ID
-    name: str
-    currency_code: str
-    country_code: str
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    name: str = strawberry.field(description="Display name.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 code of the region's country.")
     tax_rate: Decimal = strawberry.field(description="Tax rate as a decimal fraction, e.g. 0.0825")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
