@@ -247,7 +247,7 @@ def schema_export(
     from cityos.schema.api import schema
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(schema.as_str() + "\n")
+    path.write_text(schema.export_sdl())
     typer.echo(f"wrote {path}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -28,7 +28,19 @@ from cityos.schema.commerce import (
     OutboxMessage,
     VendorOrder,
 )
-from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query, to_global_id
+from cityos.schema.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    SortKey,
+    described_value,
+    from_global_id,
+    page_query,
+    to_global_id,
+)
 from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
@@ -38,32 +50,36 @@ VENDOR_ORDER_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_ORDER_TABLE.c.tenant_id,
                                 "vendor_id": VENDOR_ORDER_TABLE.c.vendor_id}
 
 
-@strawberry.input
+@strawberry.input(description="Options for a new cart.")
 class CreateCartInput:
     currency_code: str | None = strawberry.field(default=None, description="Default: the store's currency")
-    email: str | None = None
+    email: str | None = strawberry.field(default=None, description="The shopper's email, for the receipt (can be set "
+                                                                   "later with setCartEmail).")
 
 
-@strawberry.input
+@strawberry.input(description="A postal address inside the cart's region (country and state must belong to it).")
 class AddressInput:
-    first_name: str
-    last_name: str
-    address_1: str
-    address_2: str | None = None
-    city: str
+    first_name: str = strawberry.field(description="Recipient's first name.")
+    last_name: str = strawberry.field(description="Recipient's last name.")
+    address_1: str = strawberry.field(description="Street and number.")
+    address_2: str | None = strawberry.field(default=None, description="Apartment, suite, floor (optional).")
+    city: str = strawberry.field(description="City or town.")
     province: str = strawberry.field(description="State code, e.g. CA or US-CA")
-    postal_code: str
-    country_code: str
-    phone: str | None = None
+    postal_code: str = strawberry.field(description="Postal (ZIP) code.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code; must be the country of the "
+                                                     "cart's region.")
+    phone: str | None = strawberry.field(default=None, description="Phone number for the courier (optional).")
 
 
-@strawberry.enum
+@strawberry.enum(description="The status to move an order to (pending → paid → fulfilled → completed; canceled, "
+                             "refunded).")
 class OrderStatusInput(Enum):
-    PAID = "paid"
-    FULFILLED = "fulfilled"
-    COMPLETED = "completed"
-    CANCELED = "canceled"
-    REFUNDED = "refunded"
+    PAID = described_value("paid", description="Payment received (normally set by the Stripe webhook).")
+    FULFILLED = described_value("fulfilled", description="Every vendor order has been handed over for delivery.")
+    COMPLETED = described_value("completed", description="Delivered and closed.")
+    CANCELED = described_value("canceled", description="Canceled: reserved stock is returned and commissions "
+                                                       "are reversed.")
+    REFUNDED = described_value("refunded", description="The payment was refunded; commissions are reversed.")
 
 
 async def _cart_for(info: Info, cart_id: strawberry.ID, action: str = "update") -> Cart:
@@ -82,28 +98,46 @@ async def _changed_cart(info: Info, cart: Cart, change: Any) -> Cart:
     return Cart.from_row(await info.context.db.mutate(work))
 
 
+CartOptions = Annotated[CreateCartInput | None, strawberry.argument(description="Options for the new cart.")]
+CartIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the cart.")]
+VariantIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the variant.")]
+Quantity = Annotated[int, strawberry.argument(description="Number of units, at least 1.")]
+LineIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the cart line.")]
+LineQuantity = Annotated[int, strawberry.argument(
+    description="New number of units, at least 1 (removeCartLine removes a line).")]
+Email = Annotated[str, strawberry.argument(description="The shopper's email.")]
+Address = Annotated[AddressInput, strawberry.argument(description="The shipping address.")]
+ShippingOptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of a shipping option from "
+                                                                               "the cart's availableShippingOptions.")]
+OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
+NewOrderStatus = Annotated[OrderStatusInput, strawberry.argument(description="The status to move to.")]
+OutboxIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the outbox message.")]
+OutboxStatus = Annotated[str | None, strawberry.argument(description="Only messages in this status (pending, sent or "
+                                                                     "dead).")]
+
+
 @strawberry.type
 class CommerceQuery:
     @strawberry.field(description="A cart by id (the id is the storefront's handle on an anonymous cart).")
-    async def cart(self, info: Info, id: strawberry.ID) -> Cart:
+    async def cart(self, info: Info, id: CartIdArg) -> Cart:
         return await _cart_for(info, id, "read")
 
-    @strawberry.field
-    async def order(self, info: Info, id: strawberry.ID) -> Order:
+    @strawberry.field(description="An order by global id.")
+    async def order(self, info: Info, id: OrderIdArg) -> Order:
         order: Order = await node_by_global_id(info, id, "Order")
         return order
 
     @strawberry.field(description="Orders the caller may read: a customer's own, a store admin's store's.")
-    async def orders(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
-                     before: str | None = None) -> Connection[Order]:
+    async def orders(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                     before: Before = None) -> Connection[Order]:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
         return await page_query(info.context.db.execute,
                                 select(ORDER_TABLE).where(allowed, *in_tenant(info.context.db, ORDER_TABLE)),
                                 PageRequest(first, after, last, before), Order.from_row)
 
     @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
-    async def vendor_orders(self, info: Info, first: int | None = None, after: str | None = None,
-                            last: int | None = None, before: str | None = None) -> Connection[VendorOrder]:
+    async def vendor_orders(self, info: Info, first: First = None, after: After = None,
+                            last: Last = None, before: Before = None) -> Connection[VendorOrder]:
         allowed = await info.context.authz.sql_filter("vendor_order", "read", VENDOR_ORDER_TABLE,
                                                       VENDOR_ORDER_PLAN_ATTRIBUTES)
         return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(
@@ -119,8 +153,8 @@ OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}
 class OutboxQuery:
     @strawberry.field(description="The tenant's outbox (calls out to Fleetbase and others), newest first; "
                                   "filter by status, e.g. dead (tenant admins).")
-    async def outbox_messages(self, info: Info, status: str | None = None, first: int | None = None,
-                              after: str | None = None) -> Connection[OutboxMessage]:
+    async def outbox_messages(self, info: Info, status: OutboxStatus = None, first: First = None,
+                              after: After = None) -> Connection[OutboxMessage]:
         allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
         statement = select(OUTBOX_TABLE).where(allowed, *in_tenant(info.context.db, OUTBOX_TABLE))
         if status is not None:
@@ -133,7 +167,7 @@ class OutboxQuery:
 @strawberry.type
 class OutboxMutation:
     @strawberry.mutation(description="Send a dead (or pending) outbox message again on the next dispatcher run.")
-    async def retry_outbox_message(self, info: Info, id: strawberry.ID) -> OutboxMessage:
+    async def retry_outbox_message(self, info: Info, id: OutboxIdArg) -> OutboxMessage:
         _, local_id = from_global_id(id, "OutboxMessage")
         row = (await info.context.db.execute(select(OUTBOX_TABLE).where(
             OUTBOX_TABLE.c.id == local_id, *in_tenant(info.context.db, OUTBOX_TABLE)))).first()
@@ -149,7 +183,7 @@ class OutboxMutation:
 @strawberry.type
 class CommerceMutation:
     @strawberry.mutation(description="A new cart in the storefront's store (named by the publishable key).")
-    async def create_cart(self, info: Info, input: CreateCartInput | None = None) -> Cart:
+    async def create_cart(self, info: Info, input: CartOptions = None) -> Cart:
         store = info.context.store
         principal = info.context.principal
         if store is None:
@@ -165,17 +199,18 @@ class CommerceMutation:
             customer_id=customer_id, email=input.email if input else None))
         return Cart.from_row(created)
 
-    @strawberry.mutation
-    async def add_cart_line(self, info: Info, cart_id: strawberry.ID, variant_id: strawberry.ID,
-                            quantity: int = 1) -> Cart:
+    @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "
+                                     "variant).")
+    async def add_cart_line(self, info: Info, cart_id: CartIdArg, variant_id: VariantIdArg,
+                            quantity: Quantity = 1) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, variant = from_global_id(variant_id, "Variant")
         return await _changed_cart(info, cart, lambda connection, row: carts.set_line_quantity(
             connection, row, variant, quantity, add=True))
 
-    @strawberry.mutation
-    async def update_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID,
-                               quantity: int) -> Cart:
+    @strawberry.mutation(description="Set a line's quantity (up to the stock on hand).")
+    async def update_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg,
+                               quantity: LineQuantity) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, line = from_global_id(line_id, "CartLine")
 
@@ -185,21 +220,22 @@ class CommerceMutation:
 
         return await _changed_cart(info, cart, change)
 
-    @strawberry.mutation
-    async def remove_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID) -> Cart:
+    @strawberry.mutation(description="Remove a line from a cart.")
+    async def remove_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, line = from_global_id(line_id, "CartLine")
         return await _changed_cart(info, cart, lambda connection, row: carts.remove_line(connection, row, line))
 
-    @strawberry.mutation
-    async def set_cart_email(self, info: Info, cart_id: strawberry.ID, email: str) -> Cart:
+    @strawberry.mutation(description="Set the shopper's email.")
+    async def set_cart_email(self, info: Info, cart_id: CartIdArg, email: Email) -> Cart:
         cart = await _cart_for(info, cart_id)
         checked = carts.validate_email(email)
         return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
                                                                                           email=checked))
 
-    @strawberry.mutation
-    async def set_shipping_address(self, info: Info, cart_id: strawberry.ID, address: AddressInput) -> Cart:
+    @strawberry.mutation(description="Set the shipping address (inside the region's country and states); returns the "
+                                     "cart with its available shipping options.")
+    async def set_shipping_address(self, info: Info, cart_id: CartIdArg, address: Address) -> Cart:
         cart = await _cart_for(info, cart_id)
 
         async def change(connection: AsyncConnection, row: Any) -> None:
@@ -209,9 +245,9 @@ class CommerceMutation:
 
         return await _changed_cart(info, cart, change)
 
-    @strawberry.mutation
-    async def set_shipping_option(self, info: Info, cart_id: strawberry.ID,
-                                  shipping_option_id: strawberry.ID) -> Cart:
+    @strawberry.mutation(description="Choose one of the cart's available shipping options.")
+    async def set_shipping_option(self, info: Info, cart_id: CartIdArg,
+                                  shipping_option_id: ShippingOptionIdArg) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, option = from_global_id(shipping_option_id, "ShippingOption")
         return await _changed_cart(info, cart, lambda connection, row: carts.choose_shipping_option(
@@ -219,7 +255,7 @@ class CommerceMutation:
 
     @strawberry.mutation(description="Reserve the cart's stock and create its Stripe PaymentIntent; returns the "
                                      "client secret for Stripe.js. OUT_OF_STOCK when a unit is gone.")
-    async def start_checkout(self, info: Info, cart_id: strawberry.ID) -> CheckoutSession:
+    async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
         cart = await _cart_for(info, cart_id, "checkout")
         settings = info.context.settings
 
@@ -248,7 +284,7 @@ class CommerceMutation:
 
     @strawberry.mutation(description="After Stripe.js confirmed the payment: create the order if the payment "
                                      "succeeded (the webhook may already have; either way there is one order).")
-    async def complete_checkout(self, info: Info, cart_id: strawberry.ID) -> Order:
+    async def complete_checkout(self, info: Info, cart_id: CartIdArg) -> Order:
         cart = await _cart_for(info, cart_id, "checkout")
         if cart.row.status == "completed":
             done: Order = await node_by_global_id(info, to_global_id("Order", cart.row.order_id), "Order")
@@ -267,7 +303,7 @@ class CommerceMutation:
 
     @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
                                      "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
-    async def update_order_status(self, info: Info, id: strawberry.ID, status: OrderStatusInput) -> Order:
+    async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
         order: Order = await node_by_global_id(info, id, "Order", "update")
         row = await info.context.db.mutate(lambda connection: orders.change_order_status(
             connection, order.row.id, status.value, info.context.events))

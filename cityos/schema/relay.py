@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 import orjson
 import strawberry
@@ -44,30 +44,52 @@ def from_global_id(global_id: str, expected_type: str | None = None) -> tuple[st
     return type_name, parsed
 
 
+def described_value(value: str, description: str) -> str:
+    """An enum member's value with its GraphQL description (`strawberry.enum_value`); strawberry unwraps it, so at
+    run time and for mypy the member's value stays the plain string."""
+    return cast(str, strawberry.enum_value(value, description=description))
+
+
+# The arguments of every connection field (Relay cursor pagination), described once.
+First = Annotated[int | None, strawberry.argument(
+    description=f"Page forwards: at most this many items (0–{MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}). "
+                "Not together with `last`.")]
+After = Annotated[str | None, strawberry.argument(
+    description="Page forwards: only items after this cursor (an `endCursor` or an edge's `cursor`).")]
+Last = Annotated[int | None, strawberry.argument(
+    description=f"Page backwards: at most this many items, the last ones (0–{MAX_PAGE_SIZE}). "
+                "Not together with `first`.")]
+Before = Annotated[str | None, strawberry.argument(
+    description="Page backwards: only items before this cursor (a `startCursor` or an edge's `cursor`).")]
+
+
 @strawberry.interface(description="An object with a globally unique, opaque id (Relay).")
 class Node:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id; fetch the object again with `node(id:)`.")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page sits in its list, and the cursors to fetch the pages around it.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether more items follow this page (in list order).")
+    has_previous_page: bool = strawberry.field(description="Whether items precede this page (in list order).")
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first item of the page; pass it as `before` for the previous page.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item of the page; pass it as `after` for the next page.")
 
 
-@strawberry.type
+@strawberry.type(description="One item of a connection with its cursor.")
 class Edge(Generic[NodeType]):
-    cursor: str
-    node: NodeType
+    cursor: str = strawberry.field(description="Opaque position of this item in the list, for `after`/`before`.")
+    node: NodeType = strawberry.field(description="The item.")
 
 
 @strawberry.type(description="A page of a list, Relay style, with the size of the whole list.")
 class Connection(Generic[NodeType]):
-    edges: list[Edge[NodeType]]
-    page_info: PageInfo
-    total_count: int
+    edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page, with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Whether there are more pages, and their cursors.")
+    total_count: int = strawberry.field(description="How many items the whole list holds (all pages), as the "
+                                                    "caller may see them.")
 
     @strawberry.field(description="The nodes of the edges, for clients that need no cursors.")
     def nodes(self) -> list[NodeType]:
