@@ -41,6 +41,7 @@ class RequestDatabase:
         self._lock = asyncio.Lock()
         self._finished = False
         self._written = False  # a mutation succeeded: recovery rolls back to its savepoint, not further
+        self._lost = False  # the transaction was abandoned after a timeout
 
     def scope_to(self, tenant_id: uuid.UUID | None, *, platform: bool = False) -> None:
         if self._connection is not None:
@@ -56,7 +57,7 @@ class RequestDatabase:
             try:
                 connection = await self.engine.connect()
                 await self._begin(connection)
-            except (OperationalError, InterfaceError, OSError) as error:
+            except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
                 raise Unavailable("the database is unavailable") from error
             self._connection = connection
         return self._connection
@@ -86,6 +87,9 @@ class RequestDatabase:
             except DBAPIError as error:
                 await self._recover(connection, error)
                 raise
+            except TimeoutError as error:
+                await self._abandon(connection)
+                raise Unavailable("the database did not answer in time; nothing was returned") from error
 
     async def mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run a mutation in a savepoint: on any error its writes, and the live events it announced, are undone;
@@ -99,6 +103,10 @@ class RequestDatabase:
             try:
                 async with connection.begin_nested():
                     result = await work(connection)
+            except TimeoutError as error:
+                del self.events.events[mark:]
+                await self._abandon(connection)
+                raise Unavailable("the database did not answer in time; nothing was changed") from error
             except BaseException:
                 del self.events.events[mark:]
                 raise
@@ -106,6 +114,14 @@ class RequestDatabase:
             await connection.exec_driver_sql(f"SAVEPOINT {RECOVERY_SAVEPOINT}")
             self._written = True
             return result
+
+    async def _abandon(self, connection: AsyncConnection) -> None:
+        """A statement timed out: the connection's state is unknown, so it is thrown away (never back in the pool)
+        and the operation gets no other (its transaction, and any write in it, is gone)."""
+        self._connection = self._transaction = None
+        self._finished = True
+        self._lost = True
+        await connection.invalidate()
 
     async def _recover(self, connection: AsyncConnection, error: DBAPIError) -> None:
         """Undo the failed statement's effect on the transaction, or give the connection up."""
@@ -123,6 +139,8 @@ class RequestDatabase:
     async def finish(self, *, commit: bool) -> None:
         async with self._lock:
             self._finished = True
+            if commit and self._lost and self._written:
+                raise Unavailable("the database stopped answering; nothing of this operation was saved")
             await self._end(commit)
 
     async def _end(self, commit: bool) -> None:
@@ -135,7 +153,7 @@ class RequestDatabase:
                 await transaction.commit()
             elif transaction.is_active:
                 await transaction.rollback()
-        except DBAPIError as error:
+        except (DBAPIError, TimeoutError) as error:
             raise Unavailable("the database could not commit the operation") from error
         finally:
             await connection.close()
