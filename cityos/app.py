@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,8 +25,14 @@ from cityos.services import Services
 
 
 async def metrics(request: Request) -> Response:
-    if not request.app.state.services.settings.PROMETHEUS_ENABLED:
+    settings = request.app.state.services.settings
+    if not settings.PROMETHEUS_ENABLED:
         return JSONResponse({"error": "metrics are disabled"}, status_code=404)
+    if settings.CITYOS_METRICS_TOKEN:
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(sent, settings.CITYOS_METRICS_TOKEN.encode()):
+            return JSONResponse({"error": "send Authorization: Bearer <CITYOS_METRICS_TOKEN>"}, status_code=401,
+                                headers={"www-authenticate": "Bearer"})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
@@ -164,6 +165,18 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "info"
     SENTRY_DSN: str | None = None
     PROMETHEUS_ENABLED: bool = True
+    # When set, GET /metrics needs `Authorization: Bearer <this token>`.
+    CITYOS_METRICS_TOKEN: str | None = None
+
+    # Exposure of the API's own description (each defaults to on in development, off in production).
+    CITYOS_INTROSPECTION: bool | None = None
+    CITYOS_FIELD_SUGGESTIONS: bool | None = None
+    CITYOS_GRAPHIQL: bool | None = None
+    # The federation router's secret: `_service { sdl }` then needs the header x-cityos-router-secret. In production
+    # without it, `_service` is refused.
+    CITYOS_ROUTER_SECRET: str | None = None
+    # automatic (Apollo APQ), allowlist (only graphql/operations, by hash) or off.
+    CITYOS_PERSISTED_QUERIES: Literal["automatic", "allowlist", "off"] = "automatic"
 
     @property
     def is_production(self) -> bool:
@@ -176,6 +189,21 @@ class Settings(BaseSettings):
     @cached_property
     def admin_cors_origins(self) -> list[str]:
         return _csv(self.ADMIN_CORS)
+
+    def _development_default(self, value: bool | None) -> bool:
+        return (not self.is_production) if value is None else value
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self._development_default(self.CITYOS_INTROSPECTION)
+
+    @property
+    def field_suggestions_enabled(self) -> bool:
+        return self._development_default(self.CITYOS_FIELD_SUGGESTIONS)
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self._development_default(self.CITYOS_GRAPHIQL)
 
     @property
     def dev_tokens_trusted(self) -> bool:

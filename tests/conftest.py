@@ -156,6 +156,20 @@ class Server:
     statements: StatementCounter
 
 
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second API (own services) on `settings`, for tests of settings other than the session's."""
+    services = Services.start(settings)
+    uvicorn_server, task, port = await serve_asgi(create_app(settings, services))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+        await services.close()
+
+
 @pytest.fixture(scope="session")
 async def server(settings: Settings, owner_engine: AsyncEngine) -> AsyncIterator[Server]:
     services = Services.start(settings)

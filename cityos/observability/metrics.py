@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
+from cityos.operations import metric_name
 from graphql import GraphQLError
 
 HTTP_REQUESTS = Counter("cityos_http_requests_total", "HTTP requests", ["route", "method", "status"])
@@ -38,7 +39,7 @@ class GraphQLMetrics(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        name = context.operation_name or "anonymous"
+        name = metric_name(context.operation_name)
         try:
             kind = context.operation_type.value
         except Exception:  # invalid documents have no operation type

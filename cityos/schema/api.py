@@ -22,10 +22,12 @@ from cityos.resolvers.tenancy import TenancyQuery
 from cityos.resolvers.tenancy_admin import TenancyMutation
 from cityos.schema.catalog import Category, Product, Variant
 from cityos.schema.commerce import Cart, Order, Shipment, VendorOrder
+from cityos.schema.exposure import ExposureControls
 from cityos.schema.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
 from cityos.schema.inputs import ArgumentNames, StorableStrings
 from cityos.schema.limits import CostLimit, OperationLimits
 from cityos.schema.marketplace import CommissionRule, Payout, Vendor
+from cityos.schema.persisted import PersistedQueries
 from cityos.schema.relay import Node
 from cityos.schema.tenancy import (
     NODE_LOADERS,
@@ -170,6 +172,7 @@ def build_schema() -> CityosSchema:
                Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout],
         federation_version="2.7",
         extensions=[
+            PersistedQueries,  # first: it supplies the document the others look at
             RequestScope,
             GraphQLMetrics,
             MaskInternalErrors,
@@ -180,6 +183,7 @@ def build_schema() -> CityosSchema:
             CostLimit,
             StorableStrings,
             ArgumentNames,
+            ExposureControls,
             PreExecutionErrorCodes,
         ],
     ))

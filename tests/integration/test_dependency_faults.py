@@ -9,11 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cityos.app import create_app
 from cityos.config import Settings
 from cityos.embedded.process import free_port
-from cityos.services import Services
-from tests.conftest import GraphQLClient, TenantWorld, error_codes, serve_asgi
+from tests.conftest import GraphQLClient, TenantWorld, app_client, error_codes
 from tests.fakes.keycloak import FakeKeycloak
 
 
@@ -22,13 +20,8 @@ async def no_database(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API with its database gone (nothing listens on the port)."""
     dead = settings.model_copy(update={"DATABASE_URL": f"postgresql://cityos@127.0.0.1:{free_port()}/gone",
                                        "CITYOS_DB_TIMEOUT": 1.0})
-    services = Services.start(dead)
-    uvicorn_server, task, port = await serve_asgi(create_app(dead, services))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    async with app_client(dead) as client:
         yield client
-    uvicorn_server.should_exit = True
-    await task
-    await services.close()
 
 
 async def test_requests_get_unavailable_when_the_database_is_down(no_database: httpx.AsyncClient,
