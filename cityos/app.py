@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from cityos.config import Settings
 from cityos.http import health
 from cityos.http.graphql import GraphQLEndpoint
-from cityos.http.middleware import BodyLimit, RequestIdAndMetrics
+from cityos.http.middleware import BodyLimit, RequestIdAndMetrics, SecurityHeaders
 from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
 from cityos.schema.api import schema
@@ -72,6 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                        allow_headers=["authorization", "content-type", "x-publishable-api-key", "x-request-id"],
                        expose_headers=["x-request-id"], max_age=600),
             Middleware(BodyLimit, max_bytes=settings.CITYOS_MAX_BODY_BYTES),
+            Middleware(SecurityHeaders, production=settings.is_production),
         ],
         lifespan=lifespan,
     )

@@ -85,3 +85,15 @@ async def test_allowlist_serves_only_our_operations(settings: Settings, world: T
         assert by_text["data"]["currentStore"]
         other = (await client.post("/graphql", json={"query": "{ currentStore { id } }"}, headers=headers)).json()
         assert error_codes(other) == ["PERSISTED_QUERY_NOT_ALLOWED"]
+
+
+async def test_security_headers(http: httpx.AsyncClient, production: httpx.AsyncClient) -> None:
+    answer = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert "strict-transport-security" not in answer.headers
+    live = await production.get("/health/live")
+    assert live.headers["strict-transport-security"].startswith("max-age=")
