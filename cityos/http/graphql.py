@@ -1,15 +1,21 @@
-"""The /graphql endpoint: GET serves GraphiQL, POST executes, WebSocket speaks graphql-transport-ws only."""
+"""The /graphql endpoint: GET serves GraphiQL, POST executes, WebSocket speaks graphql-transport-ws only.
+
+HTTP responses are orjson bytes, written as they are. WebSocket messages go out as text frames: the protocol's
+messages are JSON text, and clients such as npm `graphql-ws` reject binary frames (close 4004).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -21,7 +27,18 @@ from cityos.services import Services
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
+class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
+    """Every graphql-transport-ws message as a text frame (Strawberry sends bytes as binary frames)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    websocket_adapter_class = TextFrameWebSocketAdapter
     def __init__(self, schema: CityosSchema) -> None:
         super().__init__(
             schema,
