@@ -21,6 +21,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from cityos.context import RequestContext
 from cityos.errors import ApiError
+from cityos.http.graphiql import GraphiQL
 from cityos.schema.api import CityosSchema
 from cityos.services import Services
 
@@ -50,6 +51,11 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             keep_alive=True,
             keep_alive_interval=15,
         )
+        self.graphiql = GraphiQL()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our own GraphiQL page and assets (cityos/http/graphiql.py) instead of Strawberry's CDN page."""
+        return await self.graphiql.page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
         services: Services = request.app.state.services
