@@ -32,8 +32,9 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
     """Every graphql-transport-ws message as a text frame (Strawberry sends bytes as binary frames)."""
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
         try:
-            await self.ws.send_text(orjson.dumps(message).decode())
+            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 

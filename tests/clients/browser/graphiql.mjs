@@ -35,6 +35,7 @@ try {
   // rendered: the editors exist and the placeholder is gone; the schema is loaded when the docs can open
   await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: 30000 });
   await page.waitForFunction(() => !document.body.innerText.includes('Loading…'), null, { timeout: 30000 });
+  await page.waitForLoadState('networkidle'); // the schema's introspection has answered
   const editor = (selector) => page.evaluate((s) => document.querySelector(s).CodeMirror.getValue(), selector);
   const setEditor = (selector, value) => page.evaluate(([s, v]) => document.querySelector(s).CodeMirror.setValue(v),
     [selector, value]);
