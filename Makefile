@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CERBOS := node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
 
-.PHONY: run test setup lint typecheck policy-test pytest redis-server schema bench clean
+.PHONY: run test setup lint typecheck policy-test pytest redis-server chromium test-clients schema bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,17 @@ $(FEDERATION_CLIENT)/node_modules/.installed: $(FEDERATION_CLIENT)/package.json 
 	cd $(FEDERATION_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed
+# GraphiQL's pinned assets, served by the API itself (cityos/http/graphiql.py): no CDN, works offline.
+web/graphiql/node_modules/.installed: web/graphiql/package.json web/graphiql/package-lock.json
+	cd web/graphiql && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Test-only npm clients: graphql-ws (+ ws) for subscriptions, playwright-core driving Debian's chromium.
+tests/clients/%/node_modules/.installed: tests/clients/%/package.json tests/clients/%/package-lock.json
+	cd tests/clients/$* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed web/graphiql/node_modules/.installed
 
 run: setup
 	exec $(BIN)/cityos serve
@@ -34,6 +44,14 @@ redis-server:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
+# The GraphiQL browser test drives Debian's chromium (never a downloaded browser); install it when absent.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test-clients: tests/clients/graphql-ws/node_modules/.installed tests/clients/browser/node_modules/.installed chromium
+
 lint: setup
 	$(BIN)/ruff check cityos tests migrations bench
 	$(BIN)/mypy
@@ -41,7 +59,7 @@ lint: setup
 policy-test: setup
 	$(CERBOS) compile policies/
 
-pytest: setup redis-server $(FEDERATION_CLIENT)/node_modules/.installed
+pytest: setup redis-server $(FEDERATION_CLIENT)/node_modules/.installed test-clients
 	$(BIN)/pytest
 
 test: setup redis-server lint policy-test pytest
@@ -50,7 +68,7 @@ schema: setup
 	$(BIN)/cityos schema export
 
 clean:
-	rm -rf $(VENV) node_modules $(FEDERATION_CLIENT)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules web/graphiql/node_modules tests/clients/*/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # The benchmark against PostGraphile (installs wrk from Debian and PostGraphile from npm; writes bench/results/).
 bench: setup

@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from cityos.config import Settings
 from cityos.http import health
+from cityos.http.graphiql import ASSETS_PATH
 from cityos.http.graphql import GraphQLEndpoint
 from cityos.http.middleware import BodyLimit, RequestIdAndMetrics, SecurityHeaders
 from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
@@ -59,6 +60,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route(f"{ASSETS_PATH}/{{digest}}/{{name}}", graphql.graphiql.asset),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
             Route("/metrics", metrics),

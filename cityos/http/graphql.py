@@ -1,27 +1,46 @@
-"""The /graphql endpoint: GET serves GraphiQL, POST executes, WebSocket speaks graphql-transport-ws only."""
+"""The /graphql endpoint: GET serves GraphiQL, POST executes, WebSocket speaks graphql-transport-ws only.
+
+HTTP responses are orjson bytes, written as they are. WebSocket messages go out as text frames: the protocol's
+messages are JSON text, and clients such as npm `graphql-ws` reject binary frames (close 4004).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from cityos.context import RequestContext
 from cityos.errors import ApiError
+from cityos.http.graphiql import GraphiQL
 from cityos.schema.api import CityosSchema
 from cityos.services import Services
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
+class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
+    """Every graphql-transport-ws message as a text frame (Strawberry sends bytes as binary frames)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    websocket_adapter_class = TextFrameWebSocketAdapter
     def __init__(self, schema: CityosSchema) -> None:
         super().__init__(
             schema,
@@ -33,6 +52,11 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             keep_alive=True,
             keep_alive_interval=15,
         )
+        self.graphiql = GraphiQL()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our own GraphiQL page and assets (cityos/http/graphiql.py) instead of Strawberry's CDN page."""
+        return await self.graphiql.page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
         services: Services = request.app.state.services
