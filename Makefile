@@ -17,18 +17,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Test-only npm packages: Apollo's composition library and graphql-js (tests/clients/test_federation.py).
-FEDERATION_CLIENT := tests/clients/federation
-$(FEDERATION_CLIENT)/node_modules/.installed: $(FEDERATION_CLIENT)/package.json $(FEDERATION_CLIENT)/package-lock.json
-	cd $(FEDERATION_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
 # GraphiQL's pinned assets, served by the API itself (cityos/http/graphiql.py): no CDN, works offline.
 web/graphiql/node_modules/.installed: web/graphiql/package.json web/graphiql/package-lock.json
 	cd web/graphiql && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Test-only npm clients: graphql-ws (+ ws) for subscriptions, playwright-core driving Debian's chromium.
+# Test-only npm clients: graphql-ws (+ ws) for subscriptions, playwright-core driving Debian's chromium,
+# Apollo's composition library and graphql-js for federation.
 tests/clients/%/node_modules/.installed: tests/clients/%/package.json tests/clients/%/package-lock.json
 	cd tests/clients/$* && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -50,7 +45,8 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test-clients: tests/clients/graphql-ws/node_modules/.installed tests/clients/browser/node_modules/.installed chromium
+TEST_CLIENTS := graphql-ws browser federation
+test-clients: $(TEST_CLIENTS:%=tests/clients/%/node_modules/.installed) chromium
 
 lint: setup
 	$(BIN)/ruff check cityos tests migrations bench
@@ -59,7 +55,7 @@ lint: setup
 policy-test: setup
 	$(CERBOS) compile policies/
 
-pytest: setup redis-server $(FEDERATION_CLIENT)/node_modules/.installed test-clients
+pytest: setup redis-server test-clients
 	$(BIN)/pytest
 
 test: setup redis-server lint policy-test pytest

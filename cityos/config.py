@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     # The federation router's secret: `_service { sdl }` then needs the header x-cityos-router-secret. In production
     # without it, `_service` is refused.
     CITYOS_ROUTER_SECRET: str | None = None
+    # Rate limits in units of query cost (limits library notation: "<amount>/<second|minute|hour|day>").
+    CITYOS_RATE_LIMITS: bool = True
+    CITYOS_RATE_LIMIT_KEY: str = "20000/minute"
+    CITYOS_RATE_LIMIT_PRINCIPAL: str = "20000/minute"
+    CITYOS_RATE_LIMIT_IP: str = "40000/minute"
+    CITYOS_RATE_LIMIT_FAILURES: str = "60/minute"
+    # Per-tenant budget for keys and principals: "acme=100000/minute,demo=5000/minute".
+    CITYOS_TENANT_RATE_LIMITS: str | None = None
     # automatic (Apollo APQ), allowlist (only graphql/operations, by hash) or off.
     CITYOS_PERSISTED_QUERIES: Literal["automatic", "allowlist", "off"] = "automatic"
 
@@ -219,6 +227,25 @@ class Settings(BaseSettings):
             return None
         return f"{self.KEYCLOAK_URL.rstrip('/')}/realms/{self.KEYCLOAK_REALM}"
 
+    def _rate_limit_problems(self) -> list[str]:
+        from limits import parse
+
+        problems = []
+        named = [(name, getattr(self, name)) for name in ("CITYOS_RATE_LIMIT_KEY", "CITYOS_RATE_LIMIT_PRINCIPAL",
+                                                            "CITYOS_RATE_LIMIT_IP", "CITYOS_RATE_LIMIT_FAILURES")]
+        for entry in (self.CITYOS_TENANT_RATE_LIMITS or "").split(","):
+            if entry.strip():
+                slug, separator, limit = entry.partition("=")
+                if not separator or not slug.strip():
+                    problems.append(f"CITYOS_TENANT_RATE_LIMITS: {entry.strip()!r} is not slug=<limit>")
+                named.append(("CITYOS_TENANT_RATE_LIMITS", limit.strip()))
+        for name, value in named:
+            try:
+                parse(value)
+            except ValueError:
+                problems.append(f"{name}: {value!r} is not a limit like 1000/minute")
+        return problems
+
     def problems(self) -> list[str]:
         """Every problem with this configuration for its environment (empty when it is valid)."""
         problems: list[str] = []
@@ -229,6 +256,7 @@ class Settings(BaseSettings):
             value = getattr(self, url_name)
             if value and not urlsplit(value).scheme:
                 problems.append(f"{url_name}: not a URL (expected scheme://host…)")
+        problems.extend(self._rate_limit_problems())
         for url_name, credentials in INTEGRATION_CREDENTIALS.items():
             if getattr(self, url_name):
                 for credential in credentials:

@@ -43,6 +43,7 @@ class RequestContext:
     principal: Principal = field(default_factory=anonymous)
     events: PendingEvents = field(default_factory=PendingEvents)
     connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
+    cost: int = 1  # the operation's query cost (cityos.schema.limits), spent from the rate limits
     db: RequestDatabase = field(init=False)
     loaders: Loaders = field(init=False)
     authz: Authorizer = field(init=False)
@@ -95,10 +96,30 @@ class RequestContext:
         """
         if self._identified:
             return
+        limiter = self.services.rate_limiter
+        await limiter.refuse_guessers(self.client_ip)
         try:
             await self._identify()
         except (OSError, DBAPIError, TimeoutError) as error:
             raise Unavailable("the database is unavailable; nothing was returned or changed") from error
+        except Unauthenticated:
+            await limiter.failed_identification(self.client_ip)
+            raise
+        if self.store is None and self.headers.get("host") and not self.principal.authenticated and \
+                rules.host_of(self.headers.get("host", "")) is not None:
+            await limiter.failed_identification(self.client_ip)  # a guessed store domain
+
+    @property
+    def client_ip(self) -> str:
+        client = getattr(self.request, "client", None)
+        return str(client.host) if client is not None else "unknown"
+
+    async def spend(self, cost: int) -> None:
+        """Spend the operation's cost from the key's, the principal's and the IP's rate-limit budgets."""
+        await self.services.rate_limiter.spend(
+            cost, ip=self.client_ip, key=self.headers.get(PUBLISHABLE_KEY_HEADER),
+            principal=self.principal.id if self.principal.authenticated else None,
+            tenant=self.principal.tenant_slug)
 
     async def _identify(self) -> None:
         token = bearer_token(self.headers.get("authorization"))

@@ -11,6 +11,8 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
     OUT_OF_STOCK      not enough units of a variant (extensions.variantId names it); nothing was reserved
     INVALID_STATE_TRANSITION  the object's state machine forbids the change (extensions.from, extensions.to)
     PAYMENT_FAILED    the payment provider refused or could not take the payment
+    RATE_LIMITED      too many requests (or too much query cost) for the key, principal or IP; extensions.retryAfter
+                      gives the seconds to wait (HTTP 429 with Retry-After)
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
 """
 
@@ -33,6 +35,7 @@ class ErrorCode(StrEnum):
     OUT_OF_STOCK = "OUT_OF_STOCK"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     PAYMENT_FAILED = "PAYMENT_FAILED"
+    RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 

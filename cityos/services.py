@@ -19,6 +19,7 @@ from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIss
 from cityos.config import Settings
 from cityos.db import create_app_engine
 from cityos.integrations.stripe.client import create_stripe_client
+from cityos.ratelimit import RateLimiter
 from cityos.realtime import Broker, create_broker
 
 TENANT_CACHE_SECONDS = 60.0
@@ -68,6 +69,7 @@ class Services:
     tenants: TenantDirectory
     pdp_counter: PdpCounter
     stripe: stripe.StripeClient
+    rate_limiter: RateLimiter
     live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
 
     @classmethod
@@ -88,6 +90,7 @@ class Services:
             tenants=TenantDirectory(engine),
             pdp_counter=PdpCounter(),
             stripe=create_stripe_client(settings),
+            rate_limiter=RateLimiter(settings),
         )
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from cityos.context import RequestContext
 from cityos.errors import ApiError, ErrorCode
+from cityos.ratelimit import RateLimited
 from graphql import GraphQLError, GraphQLSyntaxError
 
 
@@ -17,7 +18,14 @@ class RequestScope(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         if isinstance(context, RequestContext):
-            await context.identify()
+            try:
+                await context.identify()
+                await context.spend(context.cost)
+            except RateLimited as error:
+                if context.response is not None and hasattr(context.response, "status_code"):
+                    context.response.status_code = 429
+                    context.response.headers["retry-after"] = str(error.extensions["retryAfter"])
+                raise
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:

@@ -224,6 +224,8 @@ class CostLimit(SchemaExtension):
         variables = context.variables if isinstance(context.variables, dict) else None
         self.cost = measure_operation(context.schema._schema, operation, _fragments_of(document.definitions),
                                       variables).cost
+        if hasattr(context.context, "cost"):
+            context.context.cost = self.cost  # spent from the rate limits once the caller is identified
         if self.cost > self.budget:
             raise GraphQLError(
                 f"the operation would cost {self.cost}, more than the budget of {self.budget}: ask for smaller "
