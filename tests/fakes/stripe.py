@@ -45,7 +45,9 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
-        self.failures: list[int] = []  # statuses to answer the next API calls with (the SDK retries ≥ 500)
+        # How to answer the next API calls: a status (an api_error; the SDK retries ≥ 500), or a whole Stripe error
+        # as (status, type, code, message), e.g. (402, "card_error", "card_declined", "Your card was declined.").
+        self.failures: list[int | tuple[int, str, str, str]] = []
         self.accounts: dict[str, dict[str, Any]] = {}
         self.transfers: dict[str, dict[str, Any]] = {}
         self.oauth_codes: dict[str, str] = {}  # code → account id, each usable once
@@ -157,7 +159,11 @@ class FakeStripe:
                                            "type": "invalid_request_error"}}, status_code=401,
                                 headers={"www-authenticate": 'Basic realm="Stripe"'})
         if self.failures:
-            return error(self.failures.pop(0), "api_error", "Something went wrong on Stripe's end")
+            failure = self.failures.pop(0)
+            if isinstance(failure, tuple):
+                status, kind, code, message = failure
+                return error(status, kind, message, code)
+            return error(failure, "api_error", "Something went wrong on Stripe's end")
         return None
 
     async def _create_intent(self, request: Request) -> JSONResponse:
