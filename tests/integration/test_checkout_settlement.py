@@ -279,7 +279,8 @@ async def test_a_failed_refund_leaves_the_event_failed_until_it_is_replayed(
     assert len(refunds_of(fake_stripe, first["paymentIntentId"])) == 1  # replays never refund twice
     attempt = await one(owner_engine, "select status, refund_id from checkout_attempt where payment_intent_id = :pi",
                         pi=first["paymentIntentId"])
-    assert (attempt.status, attempt.refund_id) == ("refunded", refunds_of(fake_stripe, first["paymentIntentId"])[0]["id"])
+    refund = refunds_of(fake_stripe, first["paymentIntentId"])[0]
+    assert (attempt.status, attempt.refund_id) == ("refunded", refund["id"])
     assert await order_count(owner_engine, shop.tenant_id) == 0
 
     fine = await send_event(http, fake_stripe, "customer.created", {"id": "cus_1", "object": "customer",
