@@ -1,7 +1,8 @@
 """POST /api/admin/integrations/stripe/webhook.
 
-The signature is verified on the raw body with STRIPE_WEBHOOK_SECRET (stripe.Webhook.construct_event); a bad or
-missing signature is 400. The event is recorded in the webhook inbox keyed by its id in the same transaction that
+The signature is verified on the raw body with STRIPE_WEBHOOK_SECRET (stripe.Webhook.construct_event; several
+secrets separated by commas when a platform and a Connect endpoint both deliver here); a bad or missing signature
+is 400. The event is recorded in the webhook inbox keyed by its id in the same transaction that
 handles it, so a replay is a no-op and a failed handling rolls both back (Stripe then retries).
 
 Handled: payment_intent.succeeded (settles the checkout exactly once with completeCheckout: the order built from
@@ -192,15 +193,26 @@ async def _record_failure(services: Services, event: dict[str, Any], reason: str
         log.exception("stripe event %s: could not record the failure", event.get("id"))
 
 
+def signed_by_stripe(body: bytes, header: str | None, secrets: str) -> bool:
+    """The signature checked on the raw body with the SDK. `secrets` may list several signing secrets separated by
+    commas: the platform endpoint and the Connect endpoint of a live set-up have one each."""
+    for secret in (part.strip() for part in secrets.split(",")):
+        if not secret:
+            continue
+        try:
+            stripe.Webhook.construct_event(body, header, secret)
+        except (stripe.SignatureVerificationError, ValueError):
+            continue
+        return True
+    return False
+
+
 async def stripe_webhook(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     body = await request.body()
     if len(body) > MAX_BODY:
         return JSONResponse({"error": "payload too large"}, status_code=413)
-    try:
-        stripe.Webhook.construct_event(body, request.headers.get("stripe-signature"),
-                                       services.settings.STRIPE_WEBHOOK_SECRET)
-    except (stripe.SignatureVerificationError, ValueError):
+    if not signed_by_stripe(body, request.headers.get("stripe-signature"), services.settings.STRIPE_WEBHOOK_SECRET):
         return JSONResponse({"error": "invalid signature"}, status_code=400)
     event = orjson.loads(body)
     if not isinstance(event, dict) or not event.get("id") or not event.get("type") or \
