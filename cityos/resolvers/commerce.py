@@ -235,7 +235,7 @@ class OutboxMutation:
             raise BadUserInput(f"this event was {row.status}; only refused or failed events are replayed",
                                field="id")
         # Its own transactions, like a delivery (the refund it may send is made with no lock held).
-        await process_event(info.context.services, row.payload, replay=True)
+        await process_event(info.context.services, row.payload, replay=True, tenant_id=row.tenant_id)
         return WebhookEvent.from_row((await info.context.db.execute(statement)).one())
 
 

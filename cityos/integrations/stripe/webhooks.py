@@ -126,20 +126,23 @@ def _status_of(outcome: str) -> str:
     return "refused" if outcome.startswith("refused") else "ignored" if outcome.startswith("ignored") else "processed"
 
 
-async def process_event(services: Services, event: dict[str, Any], *, replay: bool = False) -> Processed:
+async def process_event(services: Services, event: dict[str, Any], *, replay: bool = False,
+                        tenant_id: uuid.UUID | None = None) -> Processed:
     """Record the event in the inbox and handle it, in one transaction; then make the refunds it decided on.
 
     A repeated event id is a duplicate, unless its handling failed before (Stripe's retry processes it again) or
     an admin replays it (`replay`). A business refusal is kept with its reason (status refused, HTTP 200); an
     unexpected error rolls the handling back and records the event as failed (HTTP 500, Stripe retries); a refund
-    that Stripe did not take yet also leaves the event failed, and its outbox message is retried."""
+    that Stripe did not take yet also leaves the event failed, and its outbox message is retried. `tenant_id`:
+    the tenant the inbox already attributed the event to (a replay), when its payload does not name it."""
     delivery = Delivery(event, services, PendingEvents())
     handler = HANDLERS.get(event["type"])
+    tenant = _tenant_of(event) or tenant_id
     try:
-        async with tenant_transaction(services.app_engine, _tenant_of(event)) as connection:
+        async with tenant_transaction(services.app_engine, tenant) as connection:
             recorded = (await connection.execute(insert(INBOX).values(
                 id=uuid.uuid4(), provider="stripe", event_id=event["id"], event_type=event["type"], payload=event,
-                tenant_id=_tenant_of(event), status="processed",
+                tenant_id=tenant, status="processed",
             ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(INBOX.c.id))).first()
             if recorded is None:
                 existing = (await connection.execute(select(INBOX).where(
@@ -167,28 +170,31 @@ async def process_event(services: Services, event: dict[str, Any], *, replay: bo
                 tenant_id=func.coalesce(INBOX.c.tenant_id, func.cityos_current_tenant())))
     except Exception as error:
         log.exception("stripe event %s failed; Stripe will retry", event.get("id"))
-        await _record_failure(services, event, f"failed: {type(error).__name__}")
+        await _record_failure(services, event, tenant, f"failed: {type(error).__name__}", rolled_back=True)
         return Processed("failed", "processing failed")
     await delivery.events.publish(services.broker)
     for tenant_id, message_id in delivery.refunds:
         sent = await send_stripe_message(services.app_engine, services.stripe, tenant_id, message_id, now=True)
         if sent not in ("sent", "skipped"):
-            await _record_failure(services, event, f"failed: {outcome}; the refund is not made yet (Stripe did "
-                                                   f"not take it: {sent}); it is retried")
+            await _record_failure(services, event, tenant, f"failed: {outcome}; the refund is not made yet (Stripe "
+                                                           f"did not take it: {sent}); it is retried")
             return Processed("failed", "refund not made yet")
     return Processed(status, outcome)
 
 
-async def _record_failure(services: Services, event: dict[str, Any], reason: str) -> None:
-    """Keep a failed event visible (to the tenant's admins, with a replay) even though its handling rolled back."""
+async def _record_failure(services: Services, event: dict[str, Any], tenant: uuid.UUID | None, reason: str, *,
+                          rolled_back: bool = False) -> None:
+    """Keep a failed event visible (to the tenant's admins, with a replay) even though its handling rolled back
+    (`rolled_back`: the attempt was not counted yet)."""
     try:
-        async with tenant_transaction(services.app_engine, _tenant_of(event)) as connection:
+        async with tenant_transaction(services.app_engine, tenant) as connection:
             statement = insert(INBOX).values(
                 id=uuid.uuid4(), provider="stripe", event_id=event["id"], event_type=event["type"], payload=event,
-                tenant_id=_tenant_of(event), status="failed", error=reason[:1000])
+                tenant_id=tenant, status="failed", error=reason[:1000])
             await connection.execute(statement.on_conflict_do_update(
                 index_elements=["provider", "event_id"],
-                set_={"status": "failed", "error": reason[:1000], "processed_at": None}))
+                set_={"status": "failed", "error": reason[:1000], "processed_at": None,
+                      "attempts": INBOX.c.attempts + (1 if rolled_back else 0)}))
     except Exception:
         log.exception("stripe event %s: could not record the failure", event.get("id"))
 
