@@ -17,6 +17,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Test-only npm packages: Apollo's composition library and graphql-js (tests/clients/test_federation.py).
+FEDERATION_CLIENT := tests/clients/federation
+$(FEDERATION_CLIENT)/node_modules/.installed: $(FEDERATION_CLIENT)/package.json $(FEDERATION_CLIENT)/package-lock.json
+	cd $(FEDERATION_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 setup: $(BIN)/.installed node_modules/.installed
 
 run: setup
@@ -35,7 +41,7 @@ lint: setup
 policy-test: setup
 	$(CERBOS) compile policies/
 
-pytest: setup redis-server
+pytest: setup redis-server $(FEDERATION_CLIENT)/node_modules/.installed
 	$(BIN)/pytest
 
 test: setup redis-server lint policy-test pytest
@@ -44,7 +50,7 @@ schema: setup
 	$(BIN)/cityos schema export
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(FEDERATION_CLIENT)/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # The benchmark against PostGraphile (installs wrk from Debian and PostGraphile from npm; writes bench/results/).
 bench: setup

@@ -1,4 +1,7 @@
-"""`cityos …`: serve, migrate, seed, schema export."""
+"""`cityos …`: serve, migrate, seed, token, jobs, schema export.
+
+Every command works beside a running `cityos serve`: it uses the server's embedded Postgres (found through the
+runtime file in CITYOS_DATA_DIR) rather than starting a second one on the same data."""
 
 from __future__ import annotations
 
@@ -6,12 +9,17 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cityos.config import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from cityos.embedded.stack import Started
 
 app = typer.Typer(help="CityOS Commerce", no_args_is_help=True, add_completion=False)
 schema_app = typer.Typer(help="GraphQL schema tools", no_args_is_help=True)
@@ -30,6 +38,22 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+@contextmanager
+def _services(settings: Settings, *, cerbos: bool = False, serve: bool = False) -> Iterator[Started]:
+    """The embedded services the command needs: a running server's, or its own. A service that cannot start is
+    one clear message and exit code 1, not a traceback."""
+    from cityos.embedded.process import EmbeddedError
+    from cityos.embedded.stack import embedded_services
+
+    with ExitStack() as stack:
+        try:
+            started = stack.enter_context(embedded_services(settings, cerbos=cerbos, serve=serve))
+        except EmbeddedError as error:
+            typer.echo(f"cityos: {error}", err=True)
+            raise typer.Exit(1) from None
+        yield started
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -42,10 +66,11 @@ def serve() -> None:
     settings = _settings()
     configure_logging(settings.LOG_LEVEL)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # until uvicorn takes over: stop children in order
-    from cityos.embedded.stack import embedded_services
-
+    # The supervisor forks (restarts, readiness checks) while gRPC threads run; the children exec at once, so
+    # gRPC's fork handlers are not needed (and would log "skipping fork() handlers" on each fork).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
-        with embedded_services(settings) as started:
+        with _services(settings, cerbos=True, serve=True) as started:
             _serve(started.settings, started.notes)
     except KeyboardInterrupt:
         pass
@@ -109,9 +134,8 @@ def migrate_command(
 ) -> None:
     """Apply (or revert) database migrations as the database owner."""
     from cityos import migrate
-    from cityos.embedded.stack import embedded_services
 
-    with embedded_services(_settings(), cerbos=False) as started:
+    with _services(_settings()) as started:
         assert started.settings.DATABASE_URL
         if down:
             migrate.downgrade(started.settings.DATABASE_URL, "base" if revision == "head" else revision)
@@ -124,9 +148,8 @@ def migrate_command(
 def seed_command() -> None:
     """Load the seed data (idempotent)."""
     from cityos import migrate
-    from cityos.embedded.stack import embedded_services
 
-    with embedded_services(_settings(), cerbos=False) as started:
+    with _services(_settings()) as started:
         assert started.settings.DATABASE_URL
         migrate.upgrade(started.settings.DATABASE_URL)
         result = asyncio.run(_seed(started.settings))
@@ -159,10 +182,21 @@ def token_command(
     if unknown:
         typer.echo(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(sorted(ROLES))}", err=True)
         raise typer.Exit(2)
+    key_file = settings.CITYOS_DATA_DIR.resolve() / dev_issuer.KEY_FILE
+    if not key_file.is_file():
+        # Creating a key here would sign tokens no server trusts (it reads its key when it starts).
+        typer.echo(f"cityos: no development signing key at {key_file}; `cityos serve` creates it when it starts: "
+                   "set CITYOS_DATA_DIR to that server's data directory", err=True)
+        raise typer.Exit(1)
     claims = dev_issuer.keycloak_shaped_claims(
         subject=subject or str(uuid.uuid4()), roles=role, tenant=tenant, stores=list(store or []), vendor=vendor,
         company=company, ttl_seconds=ttl, client_id=settings.KEYCLOAK_CLIENT_ID)
-    typer.echo(dev_issuer.mint(settings.CITYOS_DATA_DIR, claims))
+    try:
+        token = dev_issuer.mint(settings.CITYOS_DATA_DIR.resolve(), claims)
+    except (OSError, ValueError) as error:
+        typer.echo(f"cityos: cannot use the development signing key {key_file}: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(token)
 
 
 @jobs_app.command("list")
@@ -178,7 +212,6 @@ def jobs_list() -> None:
 def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `cityos jobs list`)")]) -> None:
     """Run one job now (what a Kubernetes CronJob calls)."""
     from cityos.db import create_app_engine
-    from cityos.embedded.stack import embedded_services
     from cityos.integrations.stripe.client import create_stripe_client
     from cityos.jobs.registry import JOBS, JobContext
 
@@ -202,7 +235,7 @@ def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `city
             await broker.close()
             await engine.dispose()
 
-    with embedded_services(_settings(), cerbos=False) as started:
+    with _services(_settings()) as started:
         typer.echo(f"{name}: {asyncio.run(run(started.settings))}")
 
 
@@ -214,7 +247,7 @@ def schema_export(
     from cityos.schema.api import schema
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(schema.as_str() + "\n")
+    path.write_text(schema.export_sdl())
     typer.echo(f"wrote {path}")
 
 

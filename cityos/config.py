@@ -106,6 +106,8 @@ class Settings(BaseSettings):
 
     # Database
     DATABASE_URL: str | None = None
+    # Seconds any wait on the database may take (connect, pool, statement) before the request fails UNAVAILABLE.
+    CITYOS_DB_TIMEOUT: float = Field(default=5.0, gt=0, le=300)
     REDIS_URL: str | None = None
 
     # Core

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Text, cast, or_, select
+from sqlalchemy.exc import DBAPIError
 
 from cityos.auth.authz import Authorizer
 from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
@@ -17,7 +18,7 @@ from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
 from cityos.domain.tenancy.models import Store
 from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
-from cityos.errors import Forbidden, Unauthenticated
+from cityos.errors import Forbidden, Unauthenticated, Unavailable
 from cityos.observability.logs import tenant_id_var
 from cityos.realtime.events import PendingEvents
 from cityos.request_db import RequestDatabase
@@ -94,6 +95,12 @@ class RequestContext:
         """
         if self._identified:
             return
+        try:
+            await self._identify()
+        except (OSError, DBAPIError, TimeoutError) as error:
+            raise Unavailable("the database is unavailable; nothing was returned or changed") from error
+
+    async def _identify(self) -> None:
         token = bearer_token(self.headers.get("authorization"))
         identity = await self.services.verifier.verify(token) if token else None
         await self._find_store()

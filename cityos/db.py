@@ -30,12 +30,22 @@ def async_url(url: str) -> str:
 
 
 def create_owner_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+    return create_async_engine(async_url(url), pool_pre_ping=True, hide_parameters=True, **kwargs)
 
 
-def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any) -> AsyncEngine:
+def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, timeout: float | None = None,
+                      **kwargs: Any) -> AsyncEngine:
+    """The application's engine. `timeout` (seconds) bounds every wait on the database: connecting, checking a
+    connection out of the pool, each statement (on the client, so a stalled server cannot hold a request), and a
+    transaction left idle; a request then fails fast with UNAVAILABLE instead of hanging."""
+    if timeout is not None:
+        millis = str(int(timeout * 1000))
+        kwargs.setdefault("pool_timeout", timeout)
+        kwargs.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout, "server_settings": {
+            "statement_timeout": millis, "idle_in_transaction_session_timeout": str(int(timeout * 2000))}})
+    # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
-                                 pool_pre_ping=True, **kwargs)
+                                 pool_pre_ping=True, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:

@@ -19,6 +19,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+NO_STORE_CONTEXT = ("no store named: send the x-publishable-api-key header (or call through a store domain), "
+                    "or a bearer token")
+
 
 class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
@@ -47,7 +50,14 @@ class NotFound(ApiError):
 
 
 class BadUserInput(ApiError):
+    """`value`, when given, is the offending argument value: the argument holding it is then named in
+    extensions.field (see cityos.schema.inputs.ArgumentNames)."""
+
     code = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, message: str, *, value: Any = None, **extensions: Any) -> None:
+        super().__init__(message, **extensions)
+        self.value = value
 
 
 class Unauthenticated(ApiError):

@@ -76,7 +76,7 @@ class Services:
             raise RuntimeError("DATABASE_URL is not set (cityos serve sets it when it embeds Postgres)")
         if not settings.CERBOS_URL:
             raise RuntimeError("CERBOS_URL is not set (cityos serve sets it when it embeds Cerbos)")
-        engine = create_app_engine(settings.DATABASE_URL)
+        engine = create_app_engine(settings.DATABASE_URL, timeout=settings.CITYOS_DB_TIMEOUT)
         http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         return cls(
             settings=settings,

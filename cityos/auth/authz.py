@@ -77,7 +77,9 @@ async def _call_pdp(name: str, call: Any) -> Any:
     try:
         return await call
     except Exception as error:  # gRPC errors, timeouts, a closed channel: fail closed
-        log.warning("policy decision point call %s failed: %s", name, type(error).__name__)
+        status = getattr(error, "code", None)
+        log.warning("policy decision point call %s failed: %s %s", name, type(error).__name__,
+                    status() if callable(status) else "")
         raise Unavailable("the authorization service is unavailable; nothing was returned or changed") from error
     finally:
         PDP_LATENCY.labels(name).observe(time.perf_counter() - started)

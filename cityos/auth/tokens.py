@@ -104,10 +104,25 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return ()
 
 
+def _roles_of(access: Any, claim: str) -> set[str]:
+    """`{"roles": [..]}` as Keycloak writes it; any other shape makes the token unusable."""
+    if access is None:
+        return set()
+    roles = access.get("roles", []) if isinstance(access, dict) else None
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise Unauthenticated(f"invalid token: {claim} must be an object with a list of role names")
+    return set(roles)
+
+
 def identity_from_claims(claims: dict[str, Any], client_id: str, issuer: str) -> TokenIdentity:
-    realm_roles = set(claims.get("realm_access", {}).get("roles", []))
-    client_roles = set(claims.get("resource_access", {}).get(client_id, {}).get("roles", []))
+    realm_roles = _roles_of(claims.get("realm_access"), "realm_access")
+    resource_access = claims.get("resource_access")
+    if resource_access is not None and not isinstance(resource_access, dict):
+        raise Unauthenticated("invalid token: resource_access must be an object")
+    client_roles = _roles_of((resource_access or {}).get(client_id), f"resource_access.{client_id}")
     tenant = claims.get("tenant_id")
+    if not isinstance(claims.get("exp"), int | float) or not isinstance(tenant, str | type(None)):
+        raise Unauthenticated("invalid token: exp must be a number and tenant_id a string")
     return TokenIdentity(
         subject=str(claims["sub"]),
         roles=frozenset((realm_roles | client_roles) & ROLES),

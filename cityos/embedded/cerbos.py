@@ -85,6 +85,11 @@ class EmbeddedCerbos:
             return False
         return response.status_code == 200
 
+    def restart(self) -> None:
+        """Start again after the PDP died, on the same ports so that the app's gRPC channel reconnects."""
+        assert self.grpc_port, "restart() after start()"
+        self.start()
+
     def stop(self) -> None:
         if self.child is not None:
             self.child.stop()

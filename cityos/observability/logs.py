@@ -6,8 +6,11 @@ import contextvars
 import logging
 import sys
 import time
+import traceback
+from types import TracebackType
 
 import orjson
+from sqlalchemy.exc import StatementError
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 tenant_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant_id", default=None)
@@ -33,6 +36,42 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def formatException(self, exc_info: tuple[type[BaseException], BaseException, TracebackType | None]
+                        | tuple[None, None, None]) -> str:
+        return redacted_traceback(exc_info[1]) if exc_info[1] is not None else ""
+
+
+def _is_database_error(error: BaseException) -> bool:
+    return isinstance(error, StatementError) or type(error).__module__.startswith(("asyncpg", "sqlalchemy.dialects"))
+
+
+def _safe_message(error: BaseException) -> str:
+    """A database error's message may quote the values it was given (emails, addresses): keep its SQLSTATE and
+    the statement (whose parameters are placeholders), never the text."""
+    if not _is_database_error(error):
+        return str(error)
+    original = getattr(error, "orig", None) or error
+    sqlstate = getattr(original, "sqlstate", None) or getattr(getattr(original, "__cause__", None), "sqlstate", None)
+    statement = getattr(error, "statement", None)
+    return f"sqlstate={sqlstate or 'unknown'}" + (f" [SQL: {statement}]" if statement else "")
+
+
+def redacted_traceback(error: BaseException) -> str:
+    """The traceback of an exception and its causes, with database errors' messages redacted."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for index, item in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nThe above exception led to the following exception:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append(f"{type(item).__module__}.{type(item).__qualname__}: {_safe_message(item)}\n")
+    return "".join(parts).rstrip("\n")
 
 
 def configure_logging(level: str) -> None:

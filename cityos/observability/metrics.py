@@ -1,11 +1,12 @@
-"""Prometheus metrics: HTTP requests and latency by route, GraphQL operations, errors by code."""
+"""Prometheus metrics: HTTP requests and latency by route, GraphQL operations, errors by code, embedded
+children's restarts."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
 from graphql import GraphQLError
@@ -17,6 +18,11 @@ GRAPHQL_OPERATIONS = Counter("cityos_graphql_operations_total", "GraphQL operati
 GRAPHQL_LATENCY = Histogram("cityos_graphql_operation_duration_seconds", "GraphQL operation latency",
                             ["operation_name", "operation_type"])
 GRAPHQL_ERRORS = Counter("cityos_graphql_errors_total", "GraphQL errors by code", ["code"])
+EMBEDDED_RESTARTS = Counter("cityos_embedded_restarts_total",
+                            "Restart attempts of an embedded child process (postgres, cerbos) after it exited",
+                            ["service"])
+EMBEDDED_UP = Gauge("cityos_embedded_up", "1 while the embedded child process runs, 0 while it is down or given up",
+                    ["service"])
 
 
 def error_code(error: GraphQLError) -> str:

@@ -119,13 +119,18 @@ class InProcessBroker(Broker):
         self._fan_out(channel, orjson.loads(orjson.dumps(event)))  # same JSON round trip as Redis
 
 
+REDIS_TIMEOUT = 2.0
+
+
 class RedisBroker(Broker):
     """Redis pub/sub across processes: one PUBLISH per event, one shared SUBSCRIBE connection per process,
     fanned out locally to this process's subscribers."""
 
     def __init__(self, url: str, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         super().__init__(max_queue)
-        self.redis = aioredis.from_url(url)
+        # Bounded waits: a stalled Redis costs a request at most REDIS_TIMEOUT (the live event is then lost and
+        # logged; the data it announced is already committed).
+        self.redis = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import Select, and_, exists, func, literal, select
@@ -13,7 +13,7 @@ from cityos.auth.principal import STAFF_ROLES
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import ProductSalesChannel
 from cityos.domain.tenancy.models import SalesChannel
-from cityos.errors import BadUserInput, NotFound
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, NotFound, Unauthenticated
 from cityos.resolvers.loaders import in_tenant
 from cityos.schema.catalog import (
     CATEGORY_TABLE,
@@ -26,7 +26,18 @@ from cityos.schema.catalog import (
     Product,
     ProductStatus,
 )
-from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query
+from cityos.schema.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    SortKey,
+    described_value,
+    from_global_id,
+    page_query,
+)
 from cityos.schema.tenancy import STORE_TABLE, Info
 
 CHANNEL_TABLE = table_of(SalesChannel)
@@ -35,23 +46,31 @@ CATEGORY_PLAN_ATTRIBUTES = {"tenant_id": CATEGORY_TABLE.c.tenant_id, "store_id":
 NO_PRICE = 2**31 - 1
 
 
-@strawberry.enum
+@strawberry.enum(description="The order of a product listing.")
 class ProductSort(Enum):
-    NEWEST = "newest"
-    TITLE = "title"
-    PRICE_ASC = "price_asc"
-    PRICE_DESC = "price_desc"
+    NEWEST = described_value("newest", description="Newest first (creation time, descending).")
+    TITLE = described_value("title", description="By title, A to Z.")
+    PRICE_ASC = described_value("price_asc", description="Cheapest first, by the lowest list price of the "
+                                                         "product's variants in the listing's currency.")
+    PRICE_DESC = described_value("price_desc", description="Most expensive first, by the lowest list price of "
+                                                           "the product's variants in the listing's currency.")
 
 
-@strawberry.input
+@strawberry.input(description="Filters of a product listing; all given filters must hold.")
 class ProductFilter:
-    category_id: strawberry.ID | None = strawberry.UNSET
-    vendor_id: strawberry.ID | None = strawberry.UNSET
+    category_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="Only products in this "
+                                                                                               "category or any of "
+                                                                                               "its sub-categories.")
+    vendor_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="Only products of this "
+                                                                                             "vendor.")
     price_min: int | None = strawberry.field(default=None, description="Minor units, in the listing's currency")
-    price_max: int | None = None
+    price_max: int | None = strawberry.field(default=None, description="Only products with a variant at most this "
+                                                                       "price (minor units, listing's currency).")
     search: str | None = strawberry.field(default=None, description="Full-text search over title and description")
-    in_stock: bool | None = None
-    status: ProductStatus | None = None
+    in_stock: bool | None = strawberry.field(default=None, description="Only products with (true) or without (false) "
+                                                                       "a variant in stock.")
+    status: ProductStatus | None = strawberry.field(
+        default=None, description="Only products in this status; storefront callers see published products only.")
 
 
 def min_price(currency_code: str) -> Any:
@@ -124,6 +143,8 @@ async def _store_scope(info: Info, store_id: strawberry.ID | None) -> tuple[uuid
         _, local_id = from_global_id(store_id, "Store")
     elif info.context.store is not None:
         local_id = info.context.store.store_id
+    elif not info.context.principal.authenticated:
+        raise Unauthenticated(NO_STORE_CONTEXT)
     else:
         return None, "usd"
     row = await info.context.loaders.by_key(STORE_TABLE).load(local_id)
@@ -132,14 +153,25 @@ async def _store_scope(info: Info, store_id: strawberry.ID | None) -> tuple[uuid
     return row.id, row.default_currency_code
 
 
+Filter = Annotated[ProductFilter | None, strawberry.argument(description="Filters; all given ones must hold.")]
+Sort = Annotated[ProductSort, strawberry.argument(description="The order of the listing.")]
+ScopeStoreId = Annotated[strawberry.ID | None, strawberry.argument(description="Global id of a store; defaults to the "
+                                                                               "storefront's store (publishable key "
+                                                                               "or domain).")]
+ListingCurrency = Annotated[str | None, strawberry.argument(description="Currency for prices in filters and sorting "
+                                                                        "(ISO 4217); defaults to the store's.")]
+Handle = Annotated[str, strawberry.argument(description="The product's handle.")]
+RootsOnly = Annotated[bool, strawberry.argument(description="Only categories without a parent.")]
+
+
 @strawberry.type
 class CatalogQuery:
     @strawberry.field(description="Products of the storefront's store (or of `storeId`) the caller may read. "
                                   "Storefront callers see published products of the store's default sales channel.")
-    async def products(self, info: Info, filter: ProductFilter | None = None, sort: ProductSort = ProductSort.NEWEST,
-                       store_id: strawberry.ID | None = None, currency_code: str | None = None,
-                       first: int | None = None, after: str | None = None, last: int | None = None,
-                       before: str | None = None) -> Connection[Product]:
+    async def products(self, info: Info, filter: Filter = None, sort: Sort = ProductSort.NEWEST,
+                       store_id: ScopeStoreId = None, currency_code: ListingCurrency = None,
+                       first: First = None, after: After = None, last: Last = None,
+                       before: Before = None) -> Connection[Product]:
         page = PageRequest(first, after, last, before)
         scope, store_currency = await _store_scope(info, store_id)
         currency = (currency_code or store_currency).lower()
@@ -154,7 +186,7 @@ class CatalogQuery:
                                 sort_keys(sort, currency))
 
     @strawberry.field(description="A product of the storefront's store (or of `storeId`) by handle.")
-    async def product(self, info: Info, handle: str, store_id: strawberry.ID | None = None) -> Product:
+    async def product(self, info: Info, handle: Handle, store_id: ScopeStoreId = None) -> Product:
         scope, _ = await _store_scope(info, store_id)
         if scope is None:
             raise BadUserInput("name the store: a publishable key, a store domain or storeId", field="storeId")
@@ -168,9 +200,9 @@ class CatalogQuery:
         return product
 
     @strawberry.field(description="Categories of the storefront's store (or of `storeId`), by rank and name.")
-    async def categories(self, info: Info, store_id: strawberry.ID | None = None, roots_only: bool = False,
-                         first: int | None = None, after: str | None = None, last: int | None = None,
-                         before: str | None = None) -> Connection[Category]:
+    async def categories(self, info: Info, store_id: ScopeStoreId = None, roots_only: RootsOnly = False,
+                         first: First = None, after: After = None, last: Last = None,
+                         before: Before = None) -> Connection[Category]:
         page = PageRequest(first, after, last, before)
         scope, _ = await _store_scope(info, store_id)
         allowed = await info.context.authz.sql_filter("category", "read", CATEGORY_TABLE, CATEGORY_PLAN_ATTRIBUTES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,79 +29,96 @@ from cityos.schema.relay import from_global_id, to_global_id
 from cityos.schema.tenancy import CHANNEL_TABLE, Info, Store, node_by_global_id
 
 
-@strawberry.input
+@strawberry.input(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
 class MoneyInput:
-    amount: int
-    currency_code: str
+    amount: int = strawberry.field(description="Amount in minor units (cents), not negative.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code (e.g. usd).")
 
 
-@strawberry.input
+@strawberry.input(description="One volume pricing tier: from `minQuantity` units on, `percentOff` the list price or a "
+                              "fixed `unitAmount` (exactly one of them).")
 class PriceTierInput:
-    min_quantity: int
-    percent_off: Decimal | None = None
-    unit_amount: int | None = None
+    min_quantity: int = strawberry.field(description="The tier applies from this many units on (at least 1).")
+    percent_off: Decimal | None = strawberry.field(default=None, description="Discount off the list price, in percent "
+                                                                             "(0–100).")
+    unit_amount: int | None = strawberry.field(default=None, description="Fixed unit price in minor units.")
 
 
-@strawberry.input
+@strawberry.input(description="A new product of a store.")
 class CreateProductInput:
-    store_id: strawberry.ID
-    handle: str
-    title: str
-    vendor_id: strawberry.ID | None = None
-    description: str | None = None
-    status: ProductStatus = ProductStatus.DRAFT
-    images: list[str] | None = None
-    metadata: JSON | None = None
-    category_ids: list[strawberry.ID] | None = None
+    store_id: strawberry.ID = strawberry.field(description="Global id of the store the product belongs to.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    title: str = strawberry.field(description="Display title.")
+    vendor_id: strawberry.ID | None = strawberry.field(default=None, description="Global id of the vendor selling it "
+                                                                                 "(a vendor user's own vendor by "
+                                                                                 "default).")
+    description: str | None = strawberry.field(default=None, description="Long description (plain text); searched by "
+                                                                         "full-text search.")
+    status: ProductStatus = strawberry.field(default=ProductStatus.DRAFT, description="Life-cycle status; new "
+                                                                                      "products start as drafts.")
+    images: list[str] | None = strawberry.field(default=None, description="Image URLs, the first is the thumbnail.")
+    metadata: JSON | None = strawberry.field(default=None, description="Free-form JSON object kept with the product.")
+    category_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Global ids of the "
+                                                                                          "categories the product is "
+                                                                                          "listed in.")
     sales_channel_ids: list[strawberry.ID] | None = strawberry.field(
         default=None, description="Default: the store's default sales channel")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a product; omitted fields stay as they are.")
 class UpdateProductInput:
-    handle: str | None = None
-    title: str | None = None
-    description: str | None = None
-    status: ProductStatus | None = None
-    images: list[str] | None = None
-    metadata: JSON | None = None
-    category_ids: list[strawberry.ID] | None = None
-    sales_channel_ids: list[strawberry.ID] | None = None
+    handle: str | None = strawberry.field(default=None, description="New URL-safe name, unique within the store.")
+    title: str | None = strawberry.field(default=None, description="New display title.")
+    description: str | None = strawberry.field(default=None, description="New long description.")
+    status: ProductStatus | None = strawberry.field(default=None, description="New life-cycle status.")
+    images: list[str] | None = strawberry.field(default=None, description="New image URLs (replace the old ones); the "
+                                                                          "first is the thumbnail.")
+    metadata: JSON | None = strawberry.field(default=None, description="New metadata (replaces the old object).")
+    category_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Global ids of the "
+                                                                                          "categories (replace the "
+                                                                                          "old ones).")
+    sales_channel_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Global ids of the "
+                                                                                               "sales channels "
+                                                                                               "(replace the old "
+                                                                                               "ones).")
 
 
-@strawberry.input
+@strawberry.input(description="A new variant of a product, with its stock and list prices.")
 class CreateVariantInput:
-    sku: str
-    title: str
-    options: JSON | None = None
-    inventory_quantity: int = 0
-    weight_grams: int | None = None
-    prices: list[MoneyInput] = strawberry.field(default_factory=list)
+    sku: str = strawberry.field(description="Stock keeping unit, unique within the tenant.")
+    title: str = strawberry.field(description="Display title (e.g. Large / Blue).")
+    options: JSON | None = strawberry.field(default=None, description="Option values as a JSON object, e.g. {\"size\": "
+                                                                      "\"L\"}.")
+    inventory_quantity: int = strawberry.field(default=0, description="Units on hand.")
+    weight_grams: int | None = strawberry.field(default=None, description="Shipping weight in grams.")
+    prices: list[MoneyInput] = strawberry.field(default_factory=list,
+                                                description="List prices, at most one per currency.")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a variant; omitted fields stay as they are.")
 class UpdateVariantInput:
-    sku: str | None = None
-    title: str | None = None
-    inventory_quantity: int | None = None
-    weight_grams: int | None = None
+    sku: str | None = strawberry.field(default=None, description="New SKU, unique within the tenant.")
+    title: str | None = strawberry.field(default=None, description="New display title.")
+    inventory_quantity: int | None = strawberry.field(default=None, description="New number of units on hand.")
+    weight_grams: int | None = strawberry.field(default=None, description="New shipping weight in grams.")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a category; omitted fields stay as they are.")
 class UpdateCategoryInput:
-    name: str | None = None
-    handle: str | None = None
-    rank: int | None = None
+    name: str | None = strawberry.field(default=None, description="New display name.")
+    handle: str | None = strawberry.field(default=None, description="New URL-safe name, unique within the store.")
+    rank: int | None = strawberry.field(default=None, description="New position among its siblings (lower first).")
     parent_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Move under this category; null makes it a root")
 
 
-@strawberry.input
+@strawberry.input(description="A new category of a store, optionally under a parent.")
 class CreateCategoryInput:
-    store_id: strawberry.ID
-    handle: str
-    name: str
-    parent_id: strawberry.ID | None = None
+    store_id: strawberry.ID = strawberry.field(description="Global id of the store the category belongs to.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    name: str = strawberry.field(description="Display name.")
+    parent_id: strawberry.ID | None = strawberry.field(default=None, description="Global id of the parent category; "
+                                                                                 "null for a root category.")
 
 
 def _ids(global_ids: list[strawberry.ID] | None, type_name: str) -> list[uuid.UUID] | None:
@@ -128,10 +145,30 @@ async def _product_row(info: Info, product: Product) -> Any:
     return await info.context.loaders.by_key(PRODUCT_TABLE).load(product.pk)
 
 
+CreateProduct = Annotated[CreateProductInput, strawberry.argument(description="The product to create.")]
+ProductIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the product.")]
+ProductChanges = Annotated[UpdateProductInput, strawberry.argument(description="The changes.")]
+CreateVariant = Annotated[CreateVariantInput, strawberry.argument(description="The variant to create.")]
+VariantIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the variant.")]
+VariantChanges = Annotated[UpdateVariantInput, strawberry.argument(description="The changes.")]
+Prices = Annotated[list[MoneyInput], strawberry.argument(description="List prices, one per currency; currencies not "
+                                                                     "named keep their price.")]
+TierCurrency = Annotated[str, strawberry.argument(description="ISO 4217 code of the currency the tiers are for.")]
+Tiers = Annotated[list[PriceTierInput], strawberry.argument(description="The new tiers (replace the old ones of that "
+                                                                        "currency); empty removes them.")]
+OptionalVariantId = Annotated[strawberry.ID | None, strawberry.argument(description="Global id of the variant (set "
+                                                                                    "this or productId).")]
+OptionalProductId = Annotated[strawberry.ID | None, strawberry.argument(description="Global id of the product (set "
+                                                                                    "this or variantId).")]
+CreateCategory = Annotated[CreateCategoryInput, strawberry.argument(description="The category to create.")]
+CategoryIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the category.")]
+CategoryChanges = Annotated[UpdateCategoryInput, strawberry.argument(description="The changes.")]
+
+
 @strawberry.type
 class CatalogMutation:
     @strawberry.mutation(description="Create a product in a store. A vendor user creates for its own vendor.")
-    async def create_product(self, info: Info, input: CreateProductInput) -> Product:
+    async def create_product(self, info: Info, input: CreateProduct) -> Product:
         tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, input.store_id, "Store")
         vendor_id = from_global_id(input.vendor_id, "Vendor")[1] if input.vendor_id else None
@@ -150,8 +187,8 @@ class CatalogMutation:
 
         return Product.from_row(await info.context.db.mutate(work))
 
-    @strawberry.mutation
-    async def update_product(self, info: Info, id: strawberry.ID, input: UpdateProductInput) -> Product:
+    @strawberry.mutation(description="Change a product; list fields replace the old values.")
+    async def update_product(self, info: Info, id: ProductIdArg, input: ProductChanges) -> Product:
         tenant_of(info)
         product: Product = await node_by_global_id(info, id, "Product", "update")
         if input.status is not None and input.status != product.status:
@@ -164,7 +201,7 @@ class CatalogMutation:
             lambda connection: service.update_product(connection, product=row, changes=changes)))
 
     @strawberry.mutation(description="Add a variant (with its list prices) to a product.")
-    async def create_variant(self, info: Info, product_id: strawberry.ID, input: CreateVariantInput) -> Variant:
+    async def create_variant(self, info: Info, product_id: ProductIdArg, input: CreateVariant) -> Variant:
         tenant_of(info)
         product: Product = await node_by_global_id(info, product_id, "Product", "update")
         options: Any = input.options if input.options is not None else {}
@@ -180,8 +217,8 @@ class CatalogMutation:
 
         return Variant.of(await info.context.db.mutate(work), product)
 
-    @strawberry.mutation
-    async def update_variant(self, info: Info, id: strawberry.ID, input: UpdateVariantInput) -> Variant:
+    @strawberry.mutation(description="Change a variant's SKU, title, stock or weight.")
+    async def update_variant(self, info: Info, id: VariantIdArg, input: VariantChanges) -> Variant:
         tenant_of(info)
         variant: Variant = await node_by_global_id(info, id, "Variant", "update")
         values = {key: value for key, value in (("sku", input.sku), ("title", input.title),
@@ -193,7 +230,7 @@ class CatalogMutation:
                           "quantity_on_hand": row.inventory_quantity})
 
     @strawberry.mutation(description="Set list prices of a variant (one per currency; others are kept).")
-    async def set_variant_prices(self, info: Info, variant_id: strawberry.ID, prices: list[MoneyInput]) -> Variant:
+    async def set_variant_prices(self, info: Info, variant_id: VariantIdArg, prices: Prices) -> Variant:
         tenant_of(info)
         variant: Variant = await node_by_global_id(info, variant_id, "Variant", "update")
         row = await info.context.loaders.by_key(VARIANT_TABLE).load(variant.pk)
@@ -204,9 +241,9 @@ class CatalogMutation:
 
     @strawberry.mutation(description="Replace the volume pricing tiers of a variant, or of a product (applies to "
                                      "its variants without tiers of their own), in one currency.")
-    async def set_price_tiers(self, info: Info, currency_code: str, tiers: list[PriceTierInput],
-                              variant_id: strawberry.ID | None = None,
-                              product_id: strawberry.ID | None = None) -> Product:
+    async def set_price_tiers(self, info: Info, currency_code: TierCurrency, tiers: Tiers,
+                              variant_id: OptionalVariantId = None,
+                              product_id: OptionalProductId = None) -> Product:
         tenant_id = tenant_of(info)
         if (variant_id is None) == (product_id is None):
             raise BadUserInput("name either variantId or productId", field="variantId")
@@ -225,8 +262,8 @@ class CatalogMutation:
             connection, tenant_id=tenant_id, currency_code=currency_code, tiers=parsed, **owner))
         return product
 
-    @strawberry.mutation
-    async def create_category(self, info: Info, input: CreateCategoryInput) -> Category:
+    @strawberry.mutation(description="Create a category in a store.")
+    async def create_category(self, info: Info, input: CreateCategory) -> Category:
         tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, input.store_id, "Store")
         await info.context.authz.require(ResourceRef.of("category", "new", tenant_id=tenant_id, store_id=store.pk),
@@ -237,8 +274,8 @@ class CatalogMutation:
             parent_id=parent_id))
         return Category.from_row(row)
 
-    @strawberry.mutation
-    async def update_category(self, info: Info, id: strawberry.ID, input: UpdateCategoryInput) -> Category:
+    @strawberry.mutation(description="Change a category's name, handle, rank or parent.")
+    async def update_category(self, info: Info, id: CategoryIdArg, input: CategoryChanges) -> Category:
         tenant_of(info)
         category: Category = await node_by_global_id(info, id, "Category", "update")
         move = input.parent_id is not strawberry.UNSET

@@ -19,7 +19,7 @@ from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.domain.platform.models import Outbox
 from cityos.domain.platform.outbox import retry_message
-from cityos.errors import BadUserInput, Conflict, NotFound, PaymentFailed
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, NotFound, PaymentFailed, Unauthenticated
 from cityos.integrations.stripe import client as stripe_api
 from cityos.integrations.stripe.webhooks import process_event
 from cityos.resolvers.loaders import in_tenant
@@ -37,7 +37,19 @@ from cityos.schema.commerce import (
     VendorOrder,
     WebhookEvent,
 )
-from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query, to_global_id
+from cityos.schema.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    SortKey,
+    described_value,
+    from_global_id,
+    page_query,
+    to_global_id,
+)
 from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
@@ -49,39 +61,41 @@ VENDOR_ORDER_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_ORDER_TABLE.c.tenant_id,
 AccessToken = Annotated[str | None, strawberry.argument(
     description="The orderAccessToken startCheckout returned (proves the caller bought the cart).")]
 WebhookStatus = Annotated[str | None, strawberry.argument(description="processed | ignored | refused | failed")]
-PageSize = Annotated[int | None, strawberry.argument(description="Page size: the first N items.")]
-PageCursor = Annotated[str | None, strawberry.argument(description="Items after this cursor (pageInfo.endCursor).")]
 WebhookEventId = Annotated[strawberry.ID, strawberry.argument(description="The WebhookEvent's id.")]
 AttemptStatus = Annotated[str | None, strawberry.argument(
     description="pending | superseded | canceled | ordered | refund_pending | refunded")]
 
 
-@strawberry.input
+@strawberry.input(description="Options for a new cart.")
 class CreateCartInput:
     currency_code: str | None = strawberry.field(default=None, description="Default: the store's currency")
-    email: str | None = None
+    email: str | None = strawberry.field(default=None, description="The shopper's email, for the receipt (can be set "
+                                                                   "later with setCartEmail).")
 
 
-@strawberry.input
+@strawberry.input(description="A postal address inside the cart's region (country and state must belong to it).")
 class AddressInput:
-    first_name: str
-    last_name: str
-    address_1: str
-    address_2: str | None = None
-    city: str
+    first_name: str = strawberry.field(description="Recipient's first name.")
+    last_name: str = strawberry.field(description="Recipient's last name.")
+    address_1: str = strawberry.field(description="Street and number.")
+    address_2: str | None = strawberry.field(default=None, description="Apartment, suite, floor (optional).")
+    city: str = strawberry.field(description="City or town.")
     province: str = strawberry.field(description="State code, e.g. CA or US-CA")
-    postal_code: str
-    country_code: str
-    phone: str | None = None
+    postal_code: str = strawberry.field(description="Postal (ZIP) code.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code; must be the country of the "
+                                                     "cart's region.")
+    phone: str | None = strawberry.field(default=None, description="Phone number for the courier (optional).")
 
 
-@strawberry.enum
+@strawberry.enum(description="The status to move an order to (pending → paid → fulfilled → completed; canceled, "
+                             "refunded).")
 class OrderStatusInput(Enum):
-    PAID = "paid"
-    FULFILLED = "fulfilled"
-    COMPLETED = "completed"
-    CANCELED = "canceled"
-    REFUNDED = "refunded"
+    PAID = described_value("paid", description="Payment received (normally set by the Stripe webhook).")
+    FULFILLED = described_value("fulfilled", description="Every vendor order has been handed over for delivery.")
+    COMPLETED = described_value("completed", description="Delivered and closed.")
+    CANCELED = described_value("canceled", description="Canceled: reserved stock is returned and commissions "
+                                                       "are reversed.")
+    REFUNDED = described_value("refunded", description="The payment was refunded; commissions are reversed.")
 
 
 async def _cart_for(info: Info, cart_id: strawberry.ID, action: str = "update") -> Cart:
@@ -113,31 +127,49 @@ def _present_access_token(info: Info, token: str | None) -> None:
     context.authz = Authorizer(context.services.pdp, context.principal, context.services.pdp_counter)
 
 
+CartOptions = Annotated[CreateCartInput | None, strawberry.argument(description="Options for the new cart.")]
+CartIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the cart.")]
+VariantIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the variant.")]
+Quantity = Annotated[int, strawberry.argument(description="Number of units, at least 1.")]
+LineIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the cart line.")]
+LineQuantity = Annotated[int, strawberry.argument(
+    description="New number of units, at least 1 (removeCartLine removes a line).")]
+Email = Annotated[str, strawberry.argument(description="The shopper's email.")]
+Address = Annotated[AddressInput, strawberry.argument(description="The shipping address.")]
+ShippingOptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of a shipping option from "
+                                                                               "the cart's availableShippingOptions.")]
+OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
+NewOrderStatus = Annotated[OrderStatusInput, strawberry.argument(description="The status to move to.")]
+OutboxIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the outbox message.")]
+OutboxStatus = Annotated[str | None, strawberry.argument(description="Only messages in this status (pending, sent or "
+                                                                     "dead).")]
+
+
 @strawberry.type
 class CommerceQuery:
     @strawberry.field(description="A cart by id (the id is the storefront's handle on an anonymous cart).")
-    async def cart(self, info: Info, id: strawberry.ID) -> Cart:
+    async def cart(self, info: Info, id: CartIdArg) -> Cart:
         return await _cart_for(info, id, "read")
 
     @strawberry.field(description="An order by id. A guest buyer sends the cart's order access token (from "
                                   "startCheckout) as accessToken; customers and staff need none.")
-    async def order(self, info: Info, id: strawberry.ID,
+    async def order(self, info: Info, id: OrderIdArg,
                     access_token: AccessToken = None) -> Order:
         _present_access_token(info, access_token)
         order: Order = await node_by_global_id(info, id, "Order")
         return order
 
     @strawberry.field(description="Orders the caller may read: a customer's own, a store admin's store's.")
-    async def orders(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
-                     before: str | None = None) -> Connection[Order]:
+    async def orders(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                     before: Before = None) -> Connection[Order]:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
         return await page_query(info.context.db.execute,
                                 select(ORDER_TABLE).where(allowed, *in_tenant(info.context.db, ORDER_TABLE)),
                                 PageRequest(first, after, last, before), Order.from_row)
 
     @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
-    async def vendor_orders(self, info: Info, first: int | None = None, after: str | None = None,
-                            last: int | None = None, before: str | None = None) -> Connection[VendorOrder]:
+    async def vendor_orders(self, info: Info, first: First = None, after: After = None,
+                            last: Last = None, before: Before = None) -> Connection[VendorOrder]:
         allowed = await info.context.authz.sql_filter("vendor_order", "read", VENDOR_ORDER_TABLE,
                                                       VENDOR_ORDER_PLAN_ATTRIBUTES)
         return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(
@@ -164,8 +196,8 @@ def _webhooks_of_tenant(info: Info) -> ColumnElement[bool]:
 class OutboxQuery:
     @strawberry.field(description="The tenant's outbox (calls out to Fleetbase and others), newest first; "
                                   "filter by status, e.g. dead (tenant admins).")
-    async def outbox_messages(self, info: Info, status: str | None = None, first: int | None = None,
-                              after: str | None = None) -> Connection[OutboxMessage]:
+    async def outbox_messages(self, info: Info, status: OutboxStatus = None, first: First = None,
+                              after: After = None) -> Connection[OutboxMessage]:
         allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
         statement = select(OUTBOX_TABLE).where(allowed, *in_tenant(info.context.db, OUTBOX_TABLE))
         if status is not None:
@@ -174,13 +206,12 @@ class OutboxQuery:
         return await page_query(info.context.db.execute, statement, PageRequest(first, after), OutboxMessage.from_row,
                                 order)
 
-
     @strawberry.field(description="Webhook events the tenant received, newest first; filter by status: refused "
                                   "(kept with the reason) or failed (replay them with replayWebhookEvent). Tenant "
                                   "admins.")
     async def webhook_events(self, info: Info,
                              status: WebhookStatus = None,
-                             first: PageSize = None, after: PageCursor = None) -> Connection[WebhookEvent]:
+                             first: First = None, after: After = None) -> Connection[WebhookEvent]:
         allowed = await info.context.authz.sql_filter("webhook_event", "read", WEBHOOK_TABLE,
                                                       WEBHOOK_PLAN_ATTRIBUTES)
         statement = select(WEBHOOK_TABLE).where(allowed, _webhooks_of_tenant(info))
@@ -195,7 +226,7 @@ class OutboxQuery:
                                   "why).")
     async def checkout_attempts(self, info: Info,
                                 status: AttemptStatus = None,
-                                first: PageSize = None, after: PageCursor = None) -> Connection[CheckoutAttempt]:
+                                first: First = None, after: After = None) -> Connection[CheckoutAttempt]:
         allowed = await info.context.authz.sql_filter("checkout_attempt", "read", CHECKOUT_ATTEMPT_TABLE,
                                                       ATTEMPT_PLAN_ATTRIBUTES)
         statement = select(CHECKOUT_ATTEMPT_TABLE).where(allowed, *in_tenant(info.context.db, CHECKOUT_ATTEMPT_TABLE))
@@ -209,7 +240,7 @@ class OutboxQuery:
 @strawberry.type
 class OutboxMutation:
     @strawberry.mutation(description="Send a dead (or pending) outbox message again on the next dispatcher run.")
-    async def retry_outbox_message(self, info: Info, id: strawberry.ID) -> OutboxMessage:
+    async def retry_outbox_message(self, info: Info, id: OutboxIdArg) -> OutboxMessage:
         _, local_id = from_global_id(id, "OutboxMessage")
         row = (await info.context.db.execute(select(OUTBOX_TABLE).where(
             OUTBOX_TABLE.c.id == local_id, *in_tenant(info.context.db, OUTBOX_TABLE)))).first()
@@ -242,11 +273,11 @@ class OutboxMutation:
 @strawberry.type
 class CommerceMutation:
     @strawberry.mutation(description="A new cart in the storefront's store (named by the publishable key).")
-    async def create_cart(self, info: Info, input: CreateCartInput | None = None) -> Cart:
+    async def create_cart(self, info: Info, input: CartOptions = None) -> Cart:
         store = info.context.store
         principal = info.context.principal
         if store is None:
-            raise BadUserInput("a cart needs a store: send the x-publishable-api-key header", field="storeId")
+            raise Unauthenticated(NO_STORE_CONTEXT)
         customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
         await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
                                                         store_id=store.store_id, customer_id=customer_id or ""),
@@ -258,17 +289,18 @@ class CommerceMutation:
             customer_id=customer_id, email=input.email if input else None))
         return Cart.from_row(created)
 
-    @strawberry.mutation
-    async def add_cart_line(self, info: Info, cart_id: strawberry.ID, variant_id: strawberry.ID,
-                            quantity: int = 1) -> Cart:
+    @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "
+                                     "variant).")
+    async def add_cart_line(self, info: Info, cart_id: CartIdArg, variant_id: VariantIdArg,
+                            quantity: Quantity = 1) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, variant = from_global_id(variant_id, "Variant")
         return await _changed_cart(info, cart, lambda connection, row: carts.set_line_quantity(
             connection, row, variant, quantity, add=True))
 
-    @strawberry.mutation
-    async def update_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID,
-                               quantity: int) -> Cart:
+    @strawberry.mutation(description="Set a line's quantity (up to the stock on hand).")
+    async def update_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg,
+                               quantity: LineQuantity) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, line = from_global_id(line_id, "CartLine")
 
@@ -278,21 +310,22 @@ class CommerceMutation:
 
         return await _changed_cart(info, cart, change)
 
-    @strawberry.mutation
-    async def remove_cart_line(self, info: Info, cart_id: strawberry.ID, line_id: strawberry.ID) -> Cart:
+    @strawberry.mutation(description="Remove a line from a cart.")
+    async def remove_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, line = from_global_id(line_id, "CartLine")
         return await _changed_cart(info, cart, lambda connection, row: carts.remove_line(connection, row, line))
 
-    @strawberry.mutation
-    async def set_cart_email(self, info: Info, cart_id: strawberry.ID, email: str) -> Cart:
+    @strawberry.mutation(description="Set the shopper's email.")
+    async def set_cart_email(self, info: Info, cart_id: CartIdArg, email: Email) -> Cart:
         cart = await _cart_for(info, cart_id)
         checked = carts.validate_email(email)
         return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
                                                                                           email=checked))
 
-    @strawberry.mutation
-    async def set_shipping_address(self, info: Info, cart_id: strawberry.ID, address: AddressInput) -> Cart:
+    @strawberry.mutation(description="Set the shipping address (inside the region's country and states); returns the "
+                                     "cart with its available shipping options.")
+    async def set_shipping_address(self, info: Info, cart_id: CartIdArg, address: Address) -> Cart:
         cart = await _cart_for(info, cart_id)
 
         async def change(connection: AsyncConnection, row: Any) -> None:
@@ -302,9 +335,9 @@ class CommerceMutation:
 
         return await _changed_cart(info, cart, change)
 
-    @strawberry.mutation
-    async def set_shipping_option(self, info: Info, cart_id: strawberry.ID,
-                                  shipping_option_id: strawberry.ID) -> Cart:
+    @strawberry.mutation(description="Choose one of the cart's available shipping options.")
+    async def set_shipping_option(self, info: Info, cart_id: CartIdArg,
+                                  shipping_option_id: ShippingOptionIdArg) -> Cart:
         cart = await _cart_for(info, cart_id)
         _, option = from_global_id(shipping_option_id, "ShippingOption")
         return await _changed_cart(info, cart, lambda connection, row: carts.choose_shipping_option(
@@ -314,7 +347,7 @@ class CommerceMutation:
                                      "client secret and publishable key for Stripe.js, and the order access "
                                      "token. OUT_OF_STOCK when a unit is gone. Changing the cart afterwards "
                                      "starts a new checkout (the old PaymentIntent is canceled).")
-    async def start_checkout(self, info: Info, cart_id: strawberry.ID) -> CheckoutSession:
+    async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
         cart = await _cart_for(info, cart_id, "checkout")
         settings = info.context.settings
         if cart.row.status != "open":
@@ -379,7 +412,7 @@ class CommerceMutation:
                                      "already have) and return its order. Idempotent: every later call returns "
                                      "the same order. A guest sends the orderAccessToken from startCheckout. "
                                      "PAYMENT_FAILED when the payment has not succeeded, or was refunded.")
-    async def complete_checkout(self, info: Info, cart_id: strawberry.ID,
+    async def complete_checkout(self, info: Info, cart_id: CartIdArg,
                                 access_token: AccessToken = None
                                 ) -> Order:
         _present_access_token(info, access_token)
@@ -406,7 +439,7 @@ class CommerceMutation:
 
     @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
                                      "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
-    async def update_order_status(self, info: Info, id: strawberry.ID, status: OrderStatusInput) -> Order:
+    async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
         order: Order = await node_by_global_id(info, id, "Order", "update")
         row = await info.context.db.mutate(lambda connection: orders.change_order_status(
             connection, order.row.id, status.value, info.context.events))

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -46,13 +46,14 @@ async def _cut_off(info: Info) -> None:
 @strawberry.type(description="A change to an order, a vendor's part of it, or its shipment.")
 class LiveOrderEvent:
     type: str = strawberry.field(description="order.created | order.status_changed | shipment.updated")
-    status: str
-    order_id: strawberry.ID
-    vendor_order_id: strawberry.ID | None
-    shipment_id: strawberry.ID | None
-    tracking_number: str | None
-    location: JSON | None
-    at: datetime
+    status: str = strawberry.field(description="The order, vendor order or shipment status after the change.")
+    order_id: strawberry.ID = strawberry.field(description="Global id of the order.")
+    vendor_order_id: strawberry.ID | None = strawberry.field(description="Global id of the vendor order, for "
+                                                                         "vendor-level events.")
+    shipment_id: strawberry.ID | None = strawberry.field(description="Global id of the shipment, for shipment events.")
+    tracking_number: str | None = strawberry.field(description="The shipment's tracking number, when known.")
+    location: JSON | None = strawberry.field(description="The courier's location, when the event carries one.")
+    at: datetime = strawberry.field(description="When the change happened (ISO 8601, UTC).")
 
     @classmethod
     def of(cls, payload: dict[str, Any]) -> LiveOrderEvent:
@@ -112,10 +113,15 @@ async def _load(info: Info, table: Any, local_id: uuid.UUID) -> Any:
         return (await connection.execute(select(table).where(table.c.id == local_id))).first()
 
 
+ShipmentIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the shipment.")]
+OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
+StoreIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the store.")]
+
+
 @strawberry.type
 class LiveSubscription:
     @strawberry.subscription(description="Status and location changes of one shipment.")
-    async def shipment_tracking(self, info: Info, shipment_id: strawberry.ID) -> AsyncGenerator[LiveOrderEvent, None]:
+    async def shipment_tracking(self, info: Info, shipment_id: ShipmentIdArg) -> AsyncGenerator[LiveOrderEvent, None]:
         _, local_id = from_global_id(shipment_id, "Shipment")
         row = await _load(info, SHIPMENT_TABLE, local_id)
         if row is None:
@@ -127,7 +133,7 @@ class LiveSubscription:
             yield update
 
     @strawberry.subscription(description="Everything that happens to one order (the parts the caller may see).")
-    async def order_tracking(self, info: Info, order_id: strawberry.ID) -> AsyncGenerator[LiveOrderEvent, None]:
+    async def order_tracking(self, info: Info, order_id: OrderIdArg) -> AsyncGenerator[LiveOrderEvent, None]:
         _, local_id = from_global_id(order_id, "Order")
         row = await _load(info, ORDER_TABLE, local_id)
         if row is None:
@@ -145,7 +151,7 @@ class LiveSubscription:
             yield update
 
     @strawberry.subscription(description="A store's new orders, status changes and shipment updates (admins).")
-    async def store_order_events(self, info: Info, store_id: strawberry.ID) -> AsyncGenerator[LiveOrderEvent, None]:
+    async def store_order_events(self, info: Info, store_id: StoreIdArg) -> AsyncGenerator[LiveOrderEvent, None]:
         store: Store = await _store(info, store_id)
         await info.context.authz.require(store.resource(), "watch_orders")
         async for update in _stream(info, f"store:{store.pk}", order_resource):

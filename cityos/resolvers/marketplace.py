@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import Text, case, cast, select
@@ -31,7 +31,18 @@ from cityos.schema.marketplace import (
     Vendor,
     VendorUser,
 )
-from cityos.schema.relay import Connection, PageRequest, SortKey, from_global_id, page_query, to_global_id
+from cityos.schema.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    SortKey,
+    from_global_id,
+    page_query,
+    to_global_id,
+)
 from cityos.schema.tenancy import Info, Store, node_by_global_id
 
 RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
@@ -41,39 +52,49 @@ SCOPE_TYPES = {"store": "Store", "vendor": "Vendor", "category": "Category", "pr
 CONNECT_PATH = "/settings/integrations/stripe"
 
 
-@strawberry.input
+@strawberry.input(description="A new vendor (seller) on a store's marketplace.")
 class CreateVendorInput:
-    store_id: strawberry.ID
-    handle: str
-    name: str
-    contact_email: str | None = None
-    payout_minimum: int | None = None
+    store_id: strawberry.ID = strawberry.field(description="Global id of the store whose marketplace the vendor sells "
+                                                           "on.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    name: str = strawberry.field(description="Display name.")
+    contact_email: str | None = strawberry.field(default=None, description="Where the platform reaches the vendor.")
+    payout_minimum: int | None = strawberry.field(default=None, description="Smallest payout in minor units (default: "
+                                                                            "CITYOS_PAYOUT_MINIMUM).")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a vendor; omitted fields stay as they are.")
 class UpdateVendorInput:
-    name: str | None = None
+    name: str | None = strawberry.field(default=None, description="New display name.")
     status: str | None = strawberry.field(default=None, description="pending | active | suspended (admins)")
-    contact_email: str | None = None
-    payout_minimum: int | None = None
+    contact_email: str | None = strawberry.field(default=None, description="New contact email.")
+    payout_minimum: int | None = strawberry.field(default=None, description="New smallest payout in minor units "
+                                                                            "(null: the platform default).")
 
 
-@strawberry.input
+@strawberry.input(description="What the platform keeps of a sale at one scope: a percentage, a flat amount per line "
+                              "or both, optionally bounded; the most specific matching rule wins.")
 class CommissionRuleInput:
     scope: str = strawberry.field(description="tenant | store | vendor | category | product")
-    scope_id: strawberry.ID | None = None
-    percentage: Decimal | None = None
-    flat_per_line: int | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    effective_from: datetime | None = None
-    effective_to: datetime | None = None
+    scope_id: strawberry.ID | None = strawberry.field(default=None, description="Global id of the store, vendor, "
+                                                                                "category or product the rule applies "
+                                                                                "to; null for the tenant scope.")
+    percentage: Decimal | None = strawberry.field(default=None, description="Percentage of the line total the "
+                                                                            "platform keeps (0–100).")
+    flat_per_line: int | None = strawberry.field(default=None, description="Flat amount per order line, in minor "
+                                                                           "units of the line's currency.")
+    minimum: int | None = strawberry.field(default=None, description="Smallest commission per line, in minor units.")
+    maximum: int | None = strawberry.field(default=None, description="Largest commission per line, in minor units.")
+    effective_from: datetime | None = strawberry.field(default=None, description="First moment the rule applies "
+                                                                                 "(null: always did).")
+    effective_to: datetime | None = strawberry.field(default=None, description="Moment the rule stops applying (null: "
+                                                                               "never).")
 
 
-@strawberry.type
+@strawberry.type(description="A single-use Stripe-hosted page where a vendor completes its Express account.")
 class OnboardingLink:
-    url: str
-    stripe_account_id: str
+    url: str = strawberry.field(description="The Stripe onboarding page; open it once, before it expires.")
+    stripe_account_id: str = strawberry.field(description="The vendor's connected Stripe account (acct_…).")
 
 
 def _rule_values(input: CommissionRuleInput) -> dict[str, Any]:
@@ -95,12 +116,30 @@ def _admin_url(info: Info, page: str) -> str:
     return f"{info.context.settings.CITYOS_ADMIN_URL.rstrip('/')}{CONNECT_PATH}/{page}"
 
 
+CreateVendor = Annotated[CreateVendorInput, strawberry.argument(description="The vendor to create.")]
+VendorIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the vendor.")]
+VendorChanges = Annotated[UpdateVendorInput, strawberry.argument(description="The changes.")]
+VendorRole = Annotated[str, strawberry.argument(description="vendor_admin or vendor_user.")]
+InviteEmail = Annotated[str | None, strawberry.argument(description="Email of the invited person (this or subject).")]
+InviteSubject = Annotated[str | None, strawberry.argument(description="Keycloak subject (user id) of the invited "
+                                                                      "person (this or email).")]
+VendorUserIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the vendor user.")]
+RuleValues = Annotated[CommissionRuleInput, strawberry.argument(description="The rule's scope and values.")]
+RuleIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the commission rule.")]
+OAuthCode = Annotated[str, strawberry.argument(description="The `code` Stripe passed to the OAuth callback.")]
+OAuthState = Annotated[str, strawberry.argument(description="The `state` Stripe passed back: signed, bound to the "
+                                                            "vendor and the caller, single use.")]
+ScopeStoreId = Annotated[strawberry.ID | None, strawberry.argument(description="Global id of a store; defaults to the "
+                                                                               "storefront's store (publishable key "
+                                                                               "or domain).")]
+
+
 @strawberry.type
 class MarketplaceQuery:
     @strawberry.field(description="Vendors the caller may read (SQL-filtered by policy).")
-    async def vendors(self, info: Info, store_id: strawberry.ID | None = None, first: int | None = None,
-                      after: str | None = None, last: int | None = None,
-                      before: str | None = None) -> Connection[Vendor]:
+    async def vendors(self, info: Info, store_id: ScopeStoreId = None, first: First = None,
+                      after: After = None, last: Last = None,
+                      before: Before = None) -> Connection[Vendor]:
         allowed = await info.context.authz.sql_filter("vendor", "read", VENDOR_TABLE, VENDOR_PLAN_ATTRIBUTES)
         statement = select(VENDOR_TABLE).where(allowed, *in_tenant(info.context.db, VENDOR_TABLE))
         if store_id is not None:
@@ -110,15 +149,15 @@ class MarketplaceQuery:
 
     @strawberry.field(description="Commission rules the caller may read: a tenant's admins all of them, a vendor's "
                                   "admin the rules of its vendor.")
-    async def commission_rules(self, info: Info, first: int | None = None, after: str | None = None,
-                               last: int | None = None, before: str | None = None) -> Connection[CommissionRule]:
+    async def commission_rules(self, info: Info, first: First = None, after: After = None,
+                               last: Last = None, before: Before = None) -> Connection[CommissionRule]:
         allowed = await info.context.authz.sql_filter("commission_rule", "read", RULE_TABLE, RULE_PLAN_ATTRIBUTES)
         return await page_query(info.context.db.execute, select(RULE_TABLE).where(allowed),
                                 PageRequest(first, after, last, before), CommissionRule.from_row)
 
     @strawberry.field(description="A vendor's commission ledger, newest first (needs read:field:balance).")
-    async def ledger_entries(self, info: Info, vendor_id: strawberry.ID, first: int | None = None,
-                             after: str | None = None) -> Connection[LedgerEntry]:
+    async def ledger_entries(self, info: Info, vendor_id: VendorIdArg, first: First = None,
+                             after: After = None) -> Connection[LedgerEntry]:
         vendor = await _vendor(info, vendor_id, "read:field:balance")
         order = [SortKey(ENTRY_TABLE.c.created_at, True), SortKey(ENTRY_TABLE.c.id, True)]
         entries = select(ENTRY_TABLE).where(ENTRY_TABLE.c.vendor_id == vendor.pk)
@@ -126,8 +165,8 @@ class MarketplaceQuery:
                                 order)
 
     @strawberry.field(description="A vendor's payouts, newest first (needs read:field:balance).")
-    async def payouts(self, info: Info, vendor_id: strawberry.ID, first: int | None = None,
-                      after: str | None = None) -> Connection[Payout]:
+    async def payouts(self, info: Info, vendor_id: VendorIdArg, first: First = None,
+                      after: After = None) -> Connection[Payout]:
         vendor = await _vendor(info, vendor_id, "read:field:balance")
         order = [SortKey(PAYOUT_TABLE.c.created_at, True), SortKey(PAYOUT_TABLE.c.id, True)]
         return await page_query(info.context.db.execute, select(PAYOUT_TABLE).where(
@@ -136,8 +175,8 @@ class MarketplaceQuery:
 
 @strawberry.type
 class MarketplaceMutation:
-    @strawberry.mutation
-    async def create_vendor(self, info: Info, input: CreateVendorInput) -> Vendor:
+    @strawberry.mutation(description="Create a vendor on a store's marketplace.")
+    async def create_vendor(self, info: Info, input: CreateVendor) -> Vendor:
         tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, input.store_id, "Store")
         await info.context.authz.require(ResourceRef.of("vendor", "new", tenant_id=tenant_id, store_id=store.pk,
@@ -148,7 +187,7 @@ class MarketplaceMutation:
         return Vendor.from_row(row)
 
     @strawberry.mutation(description="Update a vendor; changing its status needs `set_status` (admins).")
-    async def update_vendor(self, info: Info, id: strawberry.ID, input: UpdateVendorInput) -> Vendor:
+    async def update_vendor(self, info: Info, id: VendorIdArg, input: VendorChanges) -> Vendor:
         tenant_of(info)
         vendor = await _vendor(info, id, "update")
         if input.status is not None:
@@ -159,16 +198,16 @@ class MarketplaceMutation:
         return Vendor.from_row(row)
 
     @strawberry.mutation(description="Invite a vendor admin or user by email or Keycloak subject.")
-    async def invite_vendor_user(self, info: Info, vendor_id: strawberry.ID, role: str, email: str | None = None,
-                                 subject: str | None = None) -> VendorUser:
+    async def invite_vendor_user(self, info: Info, vendor_id: VendorIdArg, role: VendorRole, email: InviteEmail = None,
+                                 subject: InviteSubject = None) -> VendorUser:
         tenant_of(info)
         vendor = await _vendor(info, vendor_id, "manage_users")
         row = await info.context.db.mutate(lambda connection: service.invite_vendor_user(
             connection, vendor=vendor, email=email, subject=subject, role=role))
         return VendorUser.from_row(row)
 
-    @strawberry.mutation
-    async def remove_vendor_user(self, info: Info, vendor_id: strawberry.ID, id: strawberry.ID) -> strawberry.ID:
+    @strawberry.mutation(description="Remove a vendor user; returns the removed user's id.")
+    async def remove_vendor_user(self, info: Info, vendor_id: VendorIdArg, id: VendorUserIdArg) -> strawberry.ID:
         tenant_of(info)
         vendor = await _vendor(info, vendor_id, "manage_users")
         _, user_id = from_global_id(id, "VendorUser")
@@ -178,8 +217,8 @@ class MarketplaceMutation:
         await info.context.db.mutate(lambda connection: service.remove_vendor_user(connection, user_id))
         return id
 
-    @strawberry.mutation
-    async def create_commission_rule(self, info: Info, input: CommissionRuleInput) -> CommissionRule:
+    @strawberry.mutation(description="Create a commission rule.")
+    async def create_commission_rule(self, info: Info, input: RuleValues) -> CommissionRule:
         tenant_id = tenant_of(info)
         values = _rule_values(input)
         vendor = values["scope_id"] if values["scope"] == "vendor" else ""
@@ -189,9 +228,9 @@ class MarketplaceMutation:
             connection, tenant_id=tenant_id, values=values))
         return CommissionRule.from_row(row)
 
-    @strawberry.mutation
-    async def update_commission_rule(self, info: Info, id: strawberry.ID,
-                                     input: CommissionRuleInput) -> CommissionRule:
+    @strawberry.mutation(description="Replace a commission rule's values.")
+    async def update_commission_rule(self, info: Info, id: RuleIdArg,
+                                     input: RuleValues) -> CommissionRule:
         tenant_of(info)
         rule: CommissionRule = await node_by_global_id(info, id, "CommissionRule", "update")
         values = _rule_values(input)
@@ -199,15 +238,15 @@ class MarketplaceMutation:
             connection, rule.row.id, values))
         return CommissionRule.from_row(row)
 
-    @strawberry.mutation
-    async def delete_commission_rule(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+    @strawberry.mutation(description="Delete a commission rule; returns its id.")
+    async def delete_commission_rule(self, info: Info, id: RuleIdArg) -> strawberry.ID:
         tenant_of(info)
         rule: CommissionRule = await node_by_global_id(info, id, "CommissionRule", "delete")
         await info.context.db.mutate(lambda connection: service.delete_commission_rule(connection, rule.row.id))
         return id
 
     @strawberry.mutation(description="Create the vendor's Express account (once) and an onboarding link.")
-    async def start_vendor_onboarding(self, info: Info, vendor_id: strawberry.ID) -> OnboardingLink:
+    async def start_vendor_onboarding(self, info: Info, vendor_id: VendorIdArg) -> OnboardingLink:
         tenant_of(info)
         vendor = await _vendor(info, vendor_id, "onboard")
         account = vendor.row.stripe_account_id
@@ -223,7 +262,7 @@ class MarketplaceMutation:
         return OnboardingLink(url=url, stripe_account_id=account)
 
     @strawberry.mutation(description="A fresh onboarding link (the previous one expired or was used).")
-    async def refresh_vendor_onboarding(self, info: Info, vendor_id: strawberry.ID) -> OnboardingLink:
+    async def refresh_vendor_onboarding(self, info: Info, vendor_id: VendorIdArg) -> OnboardingLink:
         tenant_of(info)
         vendor = await _vendor(info, vendor_id, "onboard")
         if vendor.row.stripe_account_id is None or vendor.row.stripe_account_type != "express":
@@ -235,7 +274,7 @@ class MarketplaceMutation:
 
     @strawberry.mutation(description="The Stripe Connect OAuth URL for connecting an existing Standard account. "
                                      "Its state is signed, expires in 10 minutes and binds the vendor and caller.")
-    async def stripe_connect_authorize_url(self, info: Info, vendor_id: strawberry.ID) -> str:
+    async def stripe_connect_authorize_url(self, info: Info, vendor_id: VendorIdArg) -> str:
         tenant_of(info)
         vendor = await _vendor(info, vendor_id, "onboard")
         if not info.context.settings.STRIPE_CONNECT_CLIENT_ID:
@@ -245,7 +284,7 @@ class MarketplaceMutation:
                                         redirect_uri=_admin_url(info, "callback"))
 
     @strawberry.mutation(description="Finish the OAuth connection: exchange the code, store the account id.")
-    async def complete_stripe_connect(self, info: Info, code: str, state: str) -> Vendor:
+    async def complete_stripe_connect(self, info: Info, code: OAuthCode, state: OAuthState) -> Vendor:
         tenant_of(info)
         checked = verify_state(info.context.settings.JWT_SECRET, state, info.context.principal.id)
         vendor = await _vendor(info, to_global_id("Vendor", checked.vendor_id), "onboard")

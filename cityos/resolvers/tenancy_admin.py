@@ -4,7 +4,7 @@ its own savepoint, return the changed object. Bad input is BAD_USER_INPUT, dupli
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,30 +17,33 @@ from cityos.errors import Forbidden, Unauthenticated
 from cityos.schema.tenancy import Info, PublishableApiKey, Store, StoreDomain, Tenant, node_by_global_id
 
 
-@strawberry.input
+@strawberry.input(description="A new tenant of the platform.")
 class CreateTenantInput:
-    slug: str
-    name: str
+    slug: str = strawberry.field(description="URL-safe unique name of the tenant; also its Cerbos policy scope.")
+    name: str = strawberry.field(description="Display name.")
 
 
-@strawberry.input
+@strawberry.input(description="A new store in the caller's tenant.")
 class CreateStoreInput:
-    handle: str
-    name: str
-    default_currency_code: str = "usd"
+    handle: str = strawberry.field(description="URL-safe name, unique within the tenant.")
+    name: str = strawberry.field(description="Display name.")
+    default_currency_code: str = strawberry.field(default="usd", description="ISO 4217 code of the store's default "
+                                                                             "currency, lower case.")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a store; omitted fields stay as they are.")
 class UpdateStoreInput:
-    name: str | None = None
-    handle: str | None = None
-    default_currency_code: str | None = None
+    name: str | None = strawberry.field(default=None, description="New display name.")
+    handle: str | None = strawberry.field(default=None, description="New URL-safe name, unique within the tenant.")
+    default_currency_code: str | None = strawberry.field(default=None, description="New default currency (ISO 4217, "
+                                                                                   "lower case).")
 
 
 @strawberry.type(description="A new publishable key. `key` is shown here once and never again.")
 class CreatedPublishableKey:
-    key: str
-    publishable_key: PublishableApiKey
+    key: str = strawberry.field(description="The full key, for the x-publishable-api-key header. Store it now: only "
+                                            "its hash is kept.")
+    publishable_key: PublishableApiKey = strawberry.field(description="The key's record (redacted).")
 
 
 def tenant_of(info: Info) -> uuid.UUID:
@@ -58,10 +61,21 @@ async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str
                 action=action, target_kind=kind, target_id=target)
 
 
+CreateTenant = Annotated[CreateTenantInput, strawberry.argument(description="The tenant to create.")]
+CreateStore = Annotated[CreateStoreInput, strawberry.argument(description="The store to create.")]
+StoreIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the store.")]
+StoreChanges = Annotated[UpdateStoreInput, strawberry.argument(description="The changes.")]
+Domain = Annotated[str, strawberry.argument(description="The host name, e.g. shop.example.com.")]
+IsPrimary = Annotated[bool, strawberry.argument(description="Make it the store's canonical host name.")]
+DomainIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the store domain.")]
+KeyTitle = Annotated[str, strawberry.argument(description="What the key is for (e.g. storefront).")]
+KeyIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the publishable key.")]
+
+
 @strawberry.type
 class TenancyMutation:
     @strawberry.mutation(description="Create a tenant (super_admin; a platform operation, audited).")
-    async def create_tenant(self, info: Info, input: CreateTenantInput) -> Tenant:
+    async def create_tenant(self, info: Info, input: CreateTenant) -> Tenant:
         principal = info.context.principal
         if not principal.authenticated:
             raise Unauthenticated("sign in to create a tenant")
@@ -74,7 +88,7 @@ class TenancyMutation:
         return Tenant.from_row(row)
 
     @strawberry.mutation(description="Create a store (and its default sales channel) in the caller's tenant.")
-    async def create_store(self, info: Info, input: CreateStoreInput) -> Store:
+    async def create_store(self, info: Info, input: CreateStore) -> Store:
         tenant_id = tenant_of(info)
         await info.context.authz.require(ResourceRef.of("store", "new", tenant_id=tenant_id, store_id=""), "create")
 
@@ -86,8 +100,8 @@ class TenancyMutation:
 
         return Store.from_row(await info.context.db.mutate(work))
 
-    @strawberry.mutation
-    async def update_store(self, info: Info, id: strawberry.ID, input: UpdateStoreInput) -> Store:
+    @strawberry.mutation(description="Change a store's name, handle or default currency.")
+    async def update_store(self, info: Info, id: StoreIdArg, input: StoreChanges) -> Store:
         tenant_of(info)
         store: Store = await node_by_global_id(info, id, "Store", "update")
 
@@ -100,8 +114,8 @@ class TenancyMutation:
         return Store.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Serve the store on a host name (unique across the platform).")
-    async def add_store_domain(self, info: Info, store_id: strawberry.ID, domain: str,
-                               is_primary: bool = False) -> StoreDomain:
+    async def add_store_domain(self, info: Info, store_id: StoreIdArg, domain: Domain,
+                               is_primary: IsPrimary = False) -> StoreDomain:
         tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, store_id, "Store", "manage_domains")
 
@@ -114,7 +128,7 @@ class TenancyMutation:
         return StoreDomain.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Stop serving the store on a host name. Returns the removed domain's id.")
-    async def remove_store_domain(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+    async def remove_store_domain(self, info: Info, id: DomainIdArg) -> strawberry.ID:
         tenant_of(info)
         domain: StoreDomain = await node_by_global_id(info, id, "StoreDomain", "delete")
 
@@ -127,7 +141,7 @@ class TenancyMutation:
         return id
 
     @strawberry.mutation(description="Create a publishable key for a store; the key is returned once.")
-    async def create_publishable_key(self, info: Info, store_id: strawberry.ID, title: str) -> CreatedPublishableKey:
+    async def create_publishable_key(self, info: Info, store_id: StoreIdArg, title: KeyTitle) -> CreatedPublishableKey:
         tenant_id = tenant_of(info)
         store: Store = await node_by_global_id(info, store_id, "Store", "manage_keys")
 
@@ -141,7 +155,7 @@ class TenancyMutation:
         return CreatedPublishableKey(key=key, publishable_key=PublishableApiKey.from_row(row))
 
     @strawberry.mutation(description="Revoke a publishable key: requests with it are refused from now on.")
-    async def revoke_publishable_key(self, info: Info, id: strawberry.ID) -> PublishableApiKey:
+    async def revoke_publishable_key(self, info: Info, id: KeyIdArg) -> PublishableApiKey:
         tenant_of(info)
         key: PublishableApiKey = await node_by_global_id(info, id, "PublishableApiKey", "revoke")
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.engine import Row
@@ -26,7 +26,7 @@ from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.domain.catalog.service import tiers_from_rows
 from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
-from cityos.schema.relay import Node, to_global_id
+from cityos.schema.relay import Node, described_value, to_global_id
 from cityos.schema.tenancy import Info, register_node, register_table_node
 
 PRODUCT_TABLE = table_of(ProductModel)
@@ -39,33 +39,35 @@ CATEGORY_TABLE = table_of(CategoryModel)
 PRODUCT_CATEGORY_TABLE = table_of(ProductCategoryModel)
 
 
-@strawberry.enum
+@strawberry.enum(description="Where a product is in its life cycle; only published products reach storefronts.")
 class ProductStatus(Enum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    ARCHIVED = "archived"
+    DRAFT = described_value("draft", description="Being prepared; visible to the store's staff and its vendor "
+                                                 "only.")
+    PUBLISHED = described_value("published", description="For sale: visible on storefronts.")
+    ARCHIVED = described_value("archived", description="No longer sold; kept for past orders.")
 
 
 @strawberry.type(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
 class Money:
-    amount: int
-    currency_code: str
+    amount: int = strawberry.field(description="Amount in minor units (cents).")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
 
 
 @strawberry.type(description="Volume pricing: from minQuantity units on, percentOff the list price or unitAmount.")
 class PriceTier:
-    min_quantity: int
-    currency_code: str
-    percent_off: Decimal | None
-    unit_amount: int | None
+    min_quantity: int = strawberry.field(description="The tier applies from this many units on.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    percent_off: Decimal | None = strawberry.field(description="Discount off the list price, in percent (0–100), or "
+                                                               "null.")
+    unit_amount: int | None = strawberry.field(description="Fixed unit price in minor units, or null.")
 
 
 @strawberry.federation.type(keys=["id"], description="A node of a store's category tree.")
 class Category(Node):
-    id: strawberry.ID
-    handle: str
-    name: str
-    rank: int
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    name: str = strawberry.field(description="Display name.")
+    rank: int = strawberry.field(description="Position among its siblings (lower first).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -81,26 +83,31 @@ class Category(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("category", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The parent category; null for a root.")
     async def parent(self, info: Info) -> Category | None:
         if self.parent_pk is None:
             return None
         row = await info.context.loaders.by_key(CATEGORY_TABLE).load(self.parent_pk)
         return Category.from_row(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(description="Direct sub-categories, by rank and name.")
     async def children(self, info: Info) -> list[Category]:
         rows = await info.context.loaders.many_by_key(CATEGORY_TABLE, "parent_id").load(self.pk)
         return sorted((Category.from_row(row) for row in rows), key=lambda c: (c.rank, c.name))
 
 
+PriceCurrency = Annotated[str, strawberry.argument(description="ISO 4217 currency code of the price.")]
+PriceQuantity = Annotated[int, strawberry.argument(description="Number of units the unit price is for (volume "
+                                                               "pricing), at least 1.")]
+
+
 @strawberry.federation.type(keys=["id"], description="A purchasable variant of a product (size, colour, …).")
 class Variant(Node):
-    id: strawberry.ID
-    sku: str
-    title: str
-    options: JSON
-    weight_grams: int | None
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    sku: str = strawberry.field(description="Stock keeping unit, unique within the tenant.")
+    title: str = strawberry.field(description="Display title (e.g. Large / Blue).")
+    options: JSON = strawberry.field(description="Option values as a JSON object, e.g. {\"size\": \"L\"}.")
+    weight_grams: int | None = strawberry.field(description="Shipping weight in grams.")
     pk: strawberry.Private[uuid.UUID]
     product_resource: strawberry.Private[ResourceRef]
     quantity_on_hand: strawberry.Private[int]
@@ -119,7 +126,7 @@ class Variant(Node):
     def resource(self) -> ResourceRef:
         return self.product_resource
 
-    @strawberry.field
+    @strawberry.field(description="The product it belongs to.")
     async def product(self, info: Info) -> Product | None:
         row = await info.context.loaders.by_key(PRODUCT_TABLE).load(self.product_pk)
         return Product.from_row(row) if row else None
@@ -147,13 +154,13 @@ class Variant(Node):
                       key=lambda row: row.min_quantity)
 
     @strawberry.field(description="Volume pricing tiers in a currency (the variant's own, else the product's).")
-    async def tiers(self, info: Info, currency_code: str) -> list[PriceTier]:
+    async def tiers(self, info: Info, currency_code: PriceCurrency) -> list[PriceTier]:
         return [PriceTier(min_quantity=row.min_quantity, currency_code=row.currency_code,
                           percent_off=row.percent_off, unit_amount=row.unit_amount)
                 for row in await self._tier_rows(info, currency_code)]
 
     @strawberry.field(description="The unit price for a quantity, after volume pricing; null without a list price.")
-    async def unit_price(self, info: Info, currency_code: str, quantity: int = 1) -> Money | None:
+    async def unit_price(self, info: Info, currency_code: PriceCurrency, quantity: PriceQuantity = 1) -> Money | None:
         rules.validate_quantity(quantity)
         prices, tier_rows = await asyncio.gather(
             info.context.loaders.many_by_key(PRICE_TABLE, "variant_id").load(self.pk),
@@ -167,14 +174,14 @@ class Variant(Node):
 
 @strawberry.federation.type(keys=["id"], description="A product of a store, sold by one vendor.")
 class Product(Node):
-    id: strawberry.ID
-    handle: str
-    title: str
-    description: str | None
-    status: ProductStatus
-    images: list[str]
-    metadata: JSON
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    title: str = strawberry.field(description="Display title.")
+    description: str | None = strawberry.field(description="Long description (plain text).")
+    status: ProductStatus = strawberry.field(description="Life-cycle status.")
+    images: list[str] = strawberry.field(description="Image URLs; the first is the thumbnail.")
+    metadata: JSON = strawberry.field(description="Free-form JSON object kept with the product.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -195,20 +202,20 @@ class Product(Node):
     def thumbnail(self) -> str | None:
         return self.images[0] if self.images else None
 
-    @strawberry.field
+    @strawberry.field(description="The vendor selling it, or null.")
     async def vendor(self, info: Info) -> Vendor | None:
         if self.vendor_pk is None:
             return None
         row = await info.context.loaders.by_key(VENDOR_TABLE).load(self.vendor_pk)
         return Vendor.from_row(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(description="The categories it is listed in, by rank and name.")
     async def categories(self, info: Info) -> list[Category]:
         links = await info.context.loaders.many_by_key(PRODUCT_CATEGORY_TABLE, "product_id").load(self.pk)
         rows = await info.context.loaders.by_key(CATEGORY_TABLE).load_many([link.category_id for link in links])
         return sorted((Category.from_row(row) for row in rows if row), key=lambda c: (c.rank, c.name))
 
-    @strawberry.field
+    @strawberry.field(description="Its purchasable variants, oldest first.")
     async def variants(self, info: Info) -> list[Variant]:
         rows = await info.context.loaders.many_by_key(VARIANT_TABLE, "product_id").load(self.pk)
         return [Variant.of(row, self) for row in rows]

@@ -40,54 +40,57 @@ WEBHOOK_TABLE = table_of(WebhookInbox)
 @strawberry.type(description="Amounts of a cart or order, in minor units; total = subtotal − discountTotal + "
                              "shippingTotal + taxTotal.")
 class Totals:
-    currency_code: str
-    subtotal: int
-    discount_total: int
-    shipping_total: int
-    tax_total: int
-    total: int
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    subtotal: int = strawberry.field(description="Sum of the line totals.")
+    discount_total: int = strawberry.field(description="Discounts taken off the subtotal.")
+    shipping_total: int = strawberry.field(description="Price of the shipping option.")
+    tax_total: int = strawberry.field(description="Tax: (subtotal − discountTotal + shippingTotal) × the region's "
+                                                  "rate, rounded half up.")
+    total: int = strawberry.field(description="What the customer pays.")
 
 
-@strawberry.type
+@strawberry.type(description="A way to ship a cart (standard, express, …) with its price in minor units.")
 class ShippingOption:
-    id: strawberry.ID
-    code: str
-    name: str
-    amount: int
+    id: strawberry.ID = strawberry.field(description="Global id of the option (for setShippingOption).")
+    code: str = strawberry.field(description="Stable code (standard, express, free).")
+    name: str = strawberry.field(description="Display name.")
+    amount: int = strawberry.field(description="Price in minor units of the cart's currency.")
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ShippingOption:
         return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name, amount=row.amount)
 
 
-@strawberry.type
+@strawberry.type(description="One variant in a cart, priced by the server. Amounts are minor units of the cart's "
+                             "currency.")
 class CartLine:
-    id: strawberry.ID
-    quantity: int
-    sku: str
-    title: str
-    list_unit_price: int
+    id: strawberry.ID = strawberry.field(description="Global id of the line (for updateCartLine and removeCartLine).")
+    quantity: int = strawberry.field(description="Units ordered.")
+    sku: str = strawberry.field(description="The variant's SKU.")
+    title: str = strawberry.field(description="Product and variant title.")
+    list_unit_price: int = strawberry.field(description="List price of one unit, minor units.")
     unit_price: int = strawberry.field(description="After volume pricing")
-    total: int
+    total: int = strawberry.field(description="unitPrice × quantity, minor units.")
     variant_pk: strawberry.Private[uuid.UUID]
 
-    @strawberry.field
+    @strawberry.field(description="The variant, or null if it no longer exists.")
     async def variant(self, info: Info) -> Variant | None:
         return await load_variant(info, self.variant_pk)
 
 
 @strawberry.type(description="A payment error the provider reported for the cart's last checkout attempt.")
 class PaymentError:
-    code: str | None
-    decline_code: str | None
-    message: str | None
+    code: str | None = strawberry.field(description="Stripe error code (e.g. card_declined).")
+    decline_code: str | None = strawberry.field(description="The card issuer's decline code (e.g. "
+                                                            "insufficient_funds), when given.")
+    message: str | None = strawberry.field(description="Human-readable explanation from Stripe.")
 
 
 @strawberry.type(description="One checkout of a cart (one Stripe PaymentIntent) and what became of it. A payment "
                              "that succeeded always ends as an order (status ordered) or an automatic refund "
                              "(refund_pending, then refunded) with the reason.")
 class CheckoutAttempt:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the checkout attempt.")
     status: str = strawberry.field(description="pending (awaiting payment) | superseded (the cart changed; its "
                                                "PaymentIntent is being canceled) | canceled | ordered | "
                                                "refund_pending | refunded")
@@ -117,12 +120,13 @@ class CheckoutAttempt:
 
 @strawberry.federation.type(keys=["id"], description="A shopping cart. Totals are computed by the server.")
 class Cart(Node):
-    id: strawberry.ID
-    email: str | None
-    currency_code: str
-    status: str
-    shipping_address: JSON | None
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    email: str | None = strawberry.field(description="The shopper's email, for the receipt.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    status: str = strawberry.field(description="open | completed (an order was made from it).")
+    shipping_address: JSON | None = strawberry.field(description="The shipping address as set by setShippingAddress "
+                                                                 "(AddressInput fields), or null.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
     _priced: strawberry.Private[list[carts.PricedCart]]
 
@@ -141,21 +145,21 @@ class Cart(Node):
             self._priced.append(await info.context.db.run(lambda connection: carts.priced_cart(connection, self.row)))
         return self._priced[0]
 
-    @strawberry.field
+    @strawberry.field(description="The cart's lines, priced with volume pricing.")
     async def lines(self, info: Info) -> list[CartLine]:
         return [CartLine(id=to_global_id("CartLine", row.line_id), quantity=line.quantity, sku=row.sku,
                          title=f"{row.product_title} — {row.variant_title}", list_unit_price=line.list_unit_price,
                          unit_price=line.unit_price, total=line.total, variant_pk=row.variant_id)
                 for row, line in (await self.priced(info)).lines]
 
-    @strawberry.field
+    @strawberry.field(description="Server-computed totals in minor units.")
     async def totals(self, info: Info) -> Totals:
         totals = (await self.priced(info)).totals
         return Totals(currency_code=self.currency_code, subtotal=totals.subtotal,
                       discount_total=totals.discount_total, shipping_total=totals.shipping_total,
                       tax_total=totals.tax_total, total=totals.total)
 
-    @strawberry.field
+    @strawberry.field(description="The chosen shipping option, or null.")
     async def shipping_option(self, info: Info) -> ShippingOption | None:
         option = (await self.priced(info)).option
         return ShippingOption.from_row(option) if option is not None else None
@@ -175,7 +179,7 @@ class Cart(Node):
                                                                     reverse=True)]
         return await info.context.authz.visible(attempts, CheckoutAttempt.resource)
 
-    @strawberry.field
+    @strawberry.field(description="Why the last payment attempt failed, or null.")
     def payment_error(self) -> PaymentError | None:
         error = self.row.payment_error
         if not error:
@@ -184,17 +188,18 @@ class Cart(Node):
                             message=error.get("message"))
 
 
-@strawberry.type
+@strawberry.type(description="One variant of an order as sold: prices frozen at checkout, amounts in minor units of "
+                             "the order's currency.")
 class OrderLine:
-    id: strawberry.ID
-    sku: str
-    title: str
-    quantity: int
-    list_unit_price: int
-    unit_price: int
-    subtotal: int
-    discount_total: int
-    total: int
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    sku: str = strawberry.field(description="The variant's SKU at checkout.")
+    title: str = strawberry.field(description="Product and variant title at checkout.")
+    quantity: int = strawberry.field(description="Units sold.")
+    list_unit_price: int = strawberry.field(description="List price of one unit.")
+    unit_price: int = strawberry.field(description="Price of one unit after volume pricing.")
+    subtotal: int = strawberry.field(description="unitPrice × quantity.")
+    discount_total: int = strawberry.field(description="Discounts on this line.")
+    total: int = strawberry.field(description="subtotal − discountTotal.")
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> OrderLine:
@@ -208,20 +213,21 @@ def _totals(row: Row[Any], currency_code: str) -> Totals:
                   shipping_total=row.shipping_total, tax_total=row.tax_total, total=row.total)
 
 
-@strawberry.type
+@strawberry.type(description="One step of a shipment's delivery as reported by Fleetbase.")
 class TrackingEvent:
-    status: str
-    source_event: str
-    occurred_at: datetime
-    location: JSON | None
+    status: str = strawberry.field(description="The shipment status this event moved it to.")
+    source_event: str = strawberry.field(description="The Fleetbase webhook event it came from (e.g. "
+                                                     "order.dispatched).")
+    occurred_at: datetime = strawberry.field(description="When it happened (ISO 8601, UTC).")
+    location: JSON | None = strawberry.field(description="Where, when given: a GeoJSON-like object with coordinates.")
 
 
 @strawberry.federation.type(keys=["id"], description="The delivery of a vendor order (through Fleetbase).")
 class Shipment(Node):
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: str = strawberry.field(description="created | picked_up | in_transit | delivered | failed | canceled")
-    tracking_number: str | None
-    created_at: datetime
+    tracking_number: str | None = strawberry.field(description="Fleetbase's tracking number, once known.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod
@@ -242,9 +248,10 @@ class Shipment(Node):
 
 @strawberry.federation.type(keys=["id"], description="The part of an order one vendor fulfils.")
 class VendorOrder(Node):
-    id: strawberry.ID
-    status: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    status: str = strawberry.field(description="pending | paid | fulfilled | completed | canceled | refunded (follows "
+                                               "the order).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod
@@ -255,24 +262,25 @@ class VendorOrder(Node):
         return ResourceRef.of("vendor_order", self.row.id, tenant_id=self.row.tenant_id,
                               store_id=self.row.store_id, vendor_id=self.row.vendor_id or "")
 
-    @strawberry.field
+    @strawberry.field(description="This vendor's share in minor units; shipping and tax allocated by largest "
+                                  "remainder, so the vendor orders sum exactly to the order.")
     async def totals(self, info: Info) -> Totals:
         order = await info.context.loaders.by_key(ORDER_TABLE).load(self.row.order_id)
         return _totals(self.row, order.currency_code if order else "")
 
-    @strawberry.field
+    @strawberry.field(description="The vendor fulfilling it (null for products without a vendor).")
     async def vendor(self, info: Info) -> Vendor | None:
         if self.row.vendor_id is None:
             return None
         row = await info.context.loaders.by_key(VENDOR_TABLE).load(self.row.vendor_id)
         return Vendor.from_row(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(description="The lines this vendor fulfils.")
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "vendor_order_id").load(self.row.id)
         return [OrderLine.from_row(row) for row in rows]
 
-    @strawberry.field
+    @strawberry.field(description="Its delivery, once the outbox dispatcher created it.")
     async def shipment(self, info: Info) -> Shipment | None:
         rows = await info.context.loaders.many_by_key(SHIPMENT_TABLE, "vendor_order_id").load(self.row.id)
         return Shipment.from_row(rows[0]) if rows else None
@@ -280,12 +288,14 @@ class VendorOrder(Node):
 
 @strawberry.federation.type(keys=["id"], description="A paid cart: one order, split into vendor orders.")
 class Order(Node):
-    id: strawberry.ID
-    status: str
-    currency_code: str
-    shipping_address: JSON
-    shipping_option_code: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    status: str = strawberry.field(description="pending | paid | fulfilled | completed | canceled | refunded.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    shipping_address: JSON = strawberry.field(description="The shipping address the order was placed with "
+                                                          "(AddressInput fields).")
+    shipping_option_code: str = strawberry.field(description="Code of the chosen shipping option (standard, express, "
+                                                             "free).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod
@@ -303,16 +313,16 @@ class Order(Node):
     def email(self) -> str | None:
         return str(self.row.email)
 
-    @strawberry.field
+    @strawberry.field(description="The order's totals in minor units (the sums of its vendor orders).")
     def totals(self) -> Totals:
         return _totals(self.row, self.currency_code)
 
-    @strawberry.field
+    @strawberry.field(description="Every line of the order, all vendors.")
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "order_id").load(self.row.id)
         return [OrderLine.from_row(row) for row in rows]
 
-    @strawberry.field
+    @strawberry.field(description="The order split by vendor.")
     async def vendor_orders(self, info: Info) -> list[VendorOrder]:
         rows = await info.context.loaders.many_by_key(VENDOR_ORDER_TABLE, "order_id").load(self.row.id)
         return [VendorOrder.from_row(row) for row in rows]
@@ -320,11 +330,12 @@ class Order(Node):
 
 @strawberry.type(description="What the storefront needs to confirm the payment with Stripe.js.")
 class CheckoutSession:
-    payment_intent_id: str
-    client_secret: str
-    amount: int
-    currency_code: str
-    order_id: strawberry.ID
+    payment_intent_id: str = strawberry.field(description="The Stripe PaymentIntent id (pi_…).")
+    client_secret: str = strawberry.field(description="The PaymentIntent's client secret for Stripe.js "
+                                                      "(confirmPayment).")
+    amount: int = strawberry.field(description="Amount to pay, minor units.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    order_id: strawberry.ID = strawberry.field(description="Global id the order will have once the payment succeeds.")
     publishable_key: str = strawberry.field(description="The Stripe publishable key (pk_test_… or pk_live_…) to "
                                                         "initialise Stripe.js with, before confirming clientSecret.")
     order_access_token: str = strawberry.field(description="Keep this with the cart: send it as `accessToken` to "
@@ -341,14 +352,14 @@ register_table_node("Shipment", SHIPMENT_TABLE, Shipment.from_row)
 
 @strawberry.type(description="A call out waiting in the outbox, sent, or given up on (dead).")
 class OutboxMessage:
-    id: strawberry.ID
-    topic: str
-    status: str
-    attempts: int
-    last_error: str | None
-    next_attempt_at: datetime
-    created_at: datetime
-    payload: JSON
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    topic: str = strawberry.field(description="What the call does, e.g. fleetbase.create_order.")
+    status: str = strawberry.field(description="pending | sent | dead (gave up after the last retry).")
+    attempts: int = strawberry.field(description="How many times sending was tried.")
+    last_error: str | None = strawberry.field(description="The error of the last failed attempt.")
+    next_attempt_at: datetime = strawberry.field(description="When the dispatcher tries next (backoff 30 s × 2ⁿ).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    payload: JSON = strawberry.field(description="The call's arguments as JSON.")
     row: strawberry.Private[Any]
 
     @classmethod
@@ -363,7 +374,7 @@ class OutboxMessage:
 
 @strawberry.type(description="A webhook event the platform received (Stripe), and how its handling ended.")
 class WebhookEvent:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the webhook event.")
     provider: str = strawberry.field(description="Who sent it, e.g. stripe.")
     event_id: str = strawberry.field(description="The provider's event id (evt_…).")
     event_type: str = strawberry.field(description="e.g. payment_intent.succeeded.")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from cityos.context import RequestContext
 from cityos.errors import ApiError, ErrorCode
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 
 class RequestScope(SchemaExtension):
@@ -54,3 +54,26 @@ class MaskInternalErrors(MaskErrors):
         return GraphQLError(message=self.error_message, nodes=error.nodes, source=error.source,
                             positions=error.positions, path=error.path,
                             extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value})
+
+
+class PreExecutionErrorCodes(SchemaExtension):
+    """Errors found before execution carry a code clients can switch on: GRAPHQL_PARSE_FAILED for a document
+    that does not parse, GRAPHQL_VALIDATION_FAILED for one the schema or a limit rejects."""
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except GraphQLError as raised:  # raised by an extension's parse hook (the parser cache)
+            _add_code(raised)
+            raise
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            _add_code(error)
+
+
+def _add_code(error: GraphQLError) -> None:
+    if (error.extensions or {}).get("code") or error.path is not None:
+        return
+    if isinstance(error, GraphQLSyntaxError):
+        error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+    elif error.original_error is None:
+        error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}

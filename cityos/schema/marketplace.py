@@ -23,7 +23,7 @@ from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTran
 from cityos.domain.marketplace.models import Vendor as VendorModel
 from cityos.domain.marketplace.models import VendorUser as VendorUserModel
 from cityos.schema.permissions import guarded_field
-from cityos.schema.relay import Connection, Node, PageRequest, to_global_id
+from cityos.schema.relay import After, Before, Connection, First, Last, Node, PageRequest, to_global_id
 from cityos.schema.tenancy import Info, page_children, register_table_node
 
 if TYPE_CHECKING:
@@ -41,19 +41,20 @@ VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VEN
 
 @strawberry.type(description="A vendor's money in one currency: pending (held), available, paid out.")
 class VendorBalance:
-    currency_code: str
-    pending: int
-    available: int
-    paid_out: int
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    pending: int = strawberry.field(description="Sales still in their hold period (CITYOS_PAYOUT_HOLD_DAYS), minor "
+                                                "units.")
+    available: int = strawberry.field(description="Ready to be paid out, minor units.")
+    paid_out: int = strawberry.field(description="Paid out so far, minor units.")
 
 
-@strawberry.type
+@strawberry.type(description="A person who works for a vendor, invited by email or Keycloak subject.")
 class VendorUser:
-    id: strawberry.ID
-    email: str | None
-    subject: str | None
-    role: str
-    status: str
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    email: str | None = strawberry.field(description="The invited email, if invited by email.")
+    subject: str | None = strawberry.field(description="The Keycloak subject (user id), once known.")
+    role: str = strawberry.field(description="vendor_admin | vendor_user.")
+    status: str = strawberry.field(description="invited | active.")
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> VendorUser:
@@ -63,16 +64,19 @@ class VendorUser:
 
 @strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
 class Vendor(Node):
-    id: strawberry.ID
-    handle: str
-    name: str
-    status: str
-    created_at: datetime
-    charges_enabled: bool
-    payouts_enabled: bool
-    details_submitted: bool
-    requirements: JSON
-    payout_minimum: int | None
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    name: str = strawberry.field(description="Display name.")
+    status: str = strawberry.field(description="pending | active | suspended.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    charges_enabled: bool = strawberry.field(description="Whether Stripe lets the vendor's connected account take "
+                                                         "charges.")
+    payouts_enabled: bool = strawberry.field(description="Whether Stripe lets the connected account receive payouts.")
+    details_submitted: bool = strawberry.field(description="Whether the vendor finished Stripe onboarding.")
+    requirements: JSON = strawberry.field(description="Stripe's outstanding requirements of the connected account "
+                                                      "(account.requirements).")
+    payout_minimum: int | None = strawberry.field(description="Smallest payout in minor units; null: the platform "
+                                                              "default (CITYOS_PAYOUT_MINIMUM).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -91,8 +95,8 @@ class Vendor(Node):
                               vendor_id=self.pk, status=self.status)
 
     @strawberry.field(description="The vendor's products the caller may see.")
-    async def products(self, info: Info, first: int | None = None, after: str | None = None,
-                       last: int | None = None, before: str | None = None,
+    async def products(self, info: Info, first: First = None, after: After = None,
+                       last: Last = None, before: Before = None,
                        ) -> Connection[Annotated[Product, strawberry.lazy("cityos.schema.catalog")]]:
         from cityos.schema.catalog import PRODUCT_PLAN_ATTRIBUTES, PRODUCT_TABLE, Product
 
@@ -122,11 +126,12 @@ class Vendor(Node):
 
 @strawberry.federation.type(keys=["id"], description="What the platform keeps of a sale, by scope.")
 class CommissionRule(Node):
-    id: strawberry.ID
-    scope: str
-    scope_id: strawberry.ID | None
-    effective_from: datetime | None
-    effective_to: datetime | None
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    scope: str = strawberry.field(description="tenant | store | vendor | category | product.")
+    scope_id: strawberry.ID | None = strawberry.field(description="Global id of the ruled store, vendor, category or "
+                                                                  "product; null for the tenant.")
+    effective_from: datetime | None = strawberry.field(description="First moment the rule applies (null: always did).")
+    effective_to: datetime | None = strawberry.field(description="Moment the rule stops applying (null: never).")
     row: strawberry.Private[Any]
 
     @classmethod
@@ -159,15 +164,16 @@ class CommissionRule(Node):
 
 @strawberry.type(description="One entry of the append-only commission ledger.")
 class LedgerEntry:
-    id: strawberry.ID
-    kind: str
-    currency_code: str
-    line_amount: int
-    commission_amount: int
-    vendor_amount: int
-    available_at: datetime
-    created_at: datetime
-    order_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    kind: str = strawberry.field(description="sale (an order line was paid) | reversal (it was canceled or refunded).")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    line_amount: int = strawberry.field(description="The order line's total, minor units (negative for reversals).")
+    commission_amount: int = strawberry.field(description="What the platform keeps, minor units.")
+    vendor_amount: int = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
+    available_at: datetime = strawberry.field(description="When the vendor's share can be paid out (end of the hold "
+                                                          "period).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    order_id: strawberry.ID = strawberry.field(description="Global id of the order the entry comes from.")
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> LedgerEntry:
@@ -179,14 +185,15 @@ class LedgerEntry:
 
 @strawberry.federation.type(keys=["id"], description="Money moved to a vendor's Stripe account by one transfer.")
 class Payout(Node):
-    id: strawberry.ID
-    amount: int
-    currency_code: str
-    status: str
-    stripe_transfer_id: str | None
-    failure_reason: str | None
-    bank_payout_status: str | None
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    amount: int = strawberry.field(description="Amount transferred, minor units.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    status: str = strawberry.field(description="pending | paid | failed | reversed.")
+    stripe_transfer_id: str | None = strawberry.field(description="The Stripe transfer (tr_…), once made.")
+    failure_reason: str | None = strawberry.field(description="Why the transfer failed or was reversed.")
+    bank_payout_status: str | None = strawberry.field(description="paid | failed: the connected account's payout to "
+                                                                  "its bank, when Stripe reported it.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 import orjson
 import strawberry
@@ -38,36 +38,58 @@ def from_global_id(global_id: str, expected_type: str | None = None) -> tuple[st
         type_name, local_id = decoded.split(":", 1)
         parsed = uuid.UUID(local_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput(f"malformed id {global_id!r}", field="id") from None
+        raise BadUserInput(f"malformed id {global_id!r}", field="id", value=global_id) from None
     if expected_type is not None and type_name != expected_type:
-        raise BadUserInput(f"id {global_id!r} is not a {expected_type} id", field="id")
+        raise BadUserInput(f"id {global_id!r} is not a {expected_type} id", field="id", value=global_id)
     return type_name, parsed
+
+
+def described_value(value: str, description: str) -> str:
+    """An enum member's value with its GraphQL description (`strawberry.enum_value`); strawberry unwraps it, so at
+    run time and for mypy the member's value stays the plain string."""
+    return cast(str, strawberry.enum_value(value, description=description))
+
+
+# The arguments of every connection field (Relay cursor pagination), described once.
+First = Annotated[int | None, strawberry.argument(
+    description=f"Page forwards: at most this many items (0–{MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}). "
+                "Not together with `last`.")]
+After = Annotated[str | None, strawberry.argument(
+    description="Page forwards: only items after this cursor (an `endCursor` or an edge's `cursor`).")]
+Last = Annotated[int | None, strawberry.argument(
+    description=f"Page backwards: at most this many items, the last ones (0–{MAX_PAGE_SIZE}). "
+                "Not together with `first`.")]
+Before = Annotated[str | None, strawberry.argument(
+    description="Page backwards: only items before this cursor (a `startCursor` or an edge's `cursor`).")]
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id (Relay).")
 class Node:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Opaque global id; fetch the object again with `node(id:)`.")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page sits in its list, and the cursors to fetch the pages around it.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether more items follow this page (in list order).")
+    has_previous_page: bool = strawberry.field(description="Whether items precede this page (in list order).")
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first item of the page; pass it as `before` for the previous page.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item of the page; pass it as `after` for the next page.")
 
 
-@strawberry.type
+@strawberry.type(description="One item of a connection with its cursor.")
 class Edge(Generic[NodeType]):
-    cursor: str
-    node: NodeType
+    cursor: str = strawberry.field(description="Opaque position of this item in the list, for `after`/`before`.")
+    node: NodeType = strawberry.field(description="The item.")
 
 
 @strawberry.type(description="A page of a list, Relay style, with the size of the whole list.")
 class Connection(Generic[NodeType]):
-    edges: list[Edge[NodeType]]
-    page_info: PageInfo
-    total_count: int
+    edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page, with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Whether there are more pages, and their cursors.")
+    total_count: int = strawberry.field(description="How many items the whole list holds (all pages), as the "
+                                                    "caller may see them.")
 
     @strawberry.field(description="The nodes of the edges, for clients that need no cursors.")
     def nodes(self) -> list[NodeType]:
@@ -132,10 +154,10 @@ def page_loaded_rows(rows: Sequence[Any], page: PageRequest, to_node: Callable[[
     """Page rows already loaded (and sorted by created_at, id) for one parent."""
     selected = list(rows)
     if page.after is not None:
-        after = tuple(decode_keys(page.after, "after", 2))
+        after = tuple(decode_keys(page.after, "after", DEFAULT_KEY_TYPES))
         selected = [row for row in selected if _sort_key(row) > after]
     if page.before is not None:
-        before = tuple(decode_keys(page.before, "before", 2))
+        before = tuple(decode_keys(page.before, "before", DEFAULT_KEY_TYPES))
         selected = [row for row in selected if _sort_key(row) < before]
     size = page.size
     if page.backwards:
@@ -178,15 +200,39 @@ def encode_keys(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([_encode_value(v) for v in values])).decode().rstrip("=")
 
 
-def decode_keys(cursor: str, field: str, count: int) -> list[Any]:
+DEFAULT_KEY_TYPES: tuple[type, ...] = (datetime, uuid.UUID)
+
+
+def decode_keys(cursor: str, field: str, types: Sequence[type | None]) -> list[Any]:
+    """The sort-key values of a cursor, each of the type its key expects (None: any scalar). Anything else — not
+    base64, not JSON, the wrong number or type of values — is BAD_USER_INPUT naming the argument."""
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        decoded = [_decode_value(value) for value in values]
+        decoded = [_decode_value(value) for value in values] if isinstance(values, list) else []
     except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise BadUserInput(f"malformed cursor {cursor!r}", field=field) from None
-    if not isinstance(values, list) or len(decoded) != count:
-        raise BadUserInput(f"malformed cursor {cursor!r}", field=field)
+        raise BadUserInput(f"malformed cursor {cursor!r}", field=field, value=cursor) from None
+    if len(decoded) != len(types) or not all(_fits(value, expected) for value, expected in zip(decoded, types,
+                                                                                               strict=True)):
+        raise BadUserInput(f"malformed cursor {cursor!r}", field=field, value=cursor)
     return decoded
+
+
+def _fits(value: Any, expected: type | None) -> bool:
+    if expected is None:
+        return isinstance(value, str | int | float | bool | datetime | uuid.UUID)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    return isinstance(value, expected)
+
+
+def _key_type(column: Any) -> type | None:
+    try:
+        python_type: type = column.type.python_type
+    except (AttributeError, NotImplementedError):
+        return None
+    return python_type
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool) -> Any:
@@ -211,10 +257,11 @@ async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page
     keys = list(order) if order else [SortKey(columns[name]) for name in DEFAULT_ORDER]
     total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one()
     keyed = statement.add_columns(*(key.column.label(f"_k{index}") for index, key in enumerate(keys)))
+    types = [_key_type(key.column) for key in keys]
     if page.after is not None:
-        keyed = keyed.where(_after(keys, decode_keys(page.after, "after", len(keys)), backwards=False))
+        keyed = keyed.where(_after(keys, decode_keys(page.after, "after", types), backwards=False))
     if page.before is not None:
-        keyed = keyed.where(_after(keys, decode_keys(page.before, "before", len(keys)), backwards=True))
+        keyed = keyed.where(_after(keys, decode_keys(page.before, "before", types), backwards=True))
     keyed = keyed.order_by(*((key.column.desc() if key.descending != page.backwards else key.column.asc())
                              for key in keys))
     rows = list((await execute(keyed.limit(page.size + 1))).all())

@@ -3,8 +3,9 @@ foreign keys loaded through the request's loaders; lists are connections; every 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,10 +23,14 @@ from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
 from cityos.domain.tenancy.models import Store as StoreModel
 from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
-from cityos.errors import NotFound
+from cityos.errors import ApiError, NotFound
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import (
+    After,
+    Before,
     Connection,
+    First,
+    Last,
     Node,
     PageRequest,
     first_page,
@@ -68,11 +73,12 @@ async def page_children(info: Info, table: Any, column: str, parent: uuid.UUID, 
 
 @strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
 class Tenant(Node):
-    id: strawberry.ID
-    slug: str
-    name: str
-    status: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    slug: str = strawberry.field(description="URL-safe unique name; also the scope of the tenant's Cerbos policy "
+                                             "overrides.")
+    name: str = strawberry.field(description="Display name.")
+    status: str = strawberry.field(description="Life-cycle status of the tenant (active when created).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -83,31 +89,27 @@ class Tenant(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("tenant", self.pk, scope=self.slug, tenant_id=self.pk)
 
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Tenant:
-        tenant: Tenant = await node_by_global_id(info, id, "Tenant")
-        return tenant
-
     @strawberry.field(description="The tenant's stores.")
-    async def stores(self, info: Info, first: int | None = None, after: str | None = None,
-                     last: int | None = None, before: str | None = None) -> Connection[Store]:
+    async def stores(self, info: Info, first: First = None, after: After = None,
+                     last: Last = None, before: Before = None) -> Connection[Store]:
         return await page_children(info, STORE_TABLE, "tenant_id", self.pk, PageRequest(first, after, last, before),
                                     Store.from_row)
 
     @strawberry.field(description="The tenant's selling regions.")
-    async def regions(self, info: Info, first: int | None = None, after: str | None = None,
-                      last: int | None = None, before: str | None = None) -> Connection[Region]:
+    async def regions(self, info: Info, first: First = None, after: After = None,
+                      last: Last = None, before: Before = None) -> Connection[Region]:
         return await page_children(info, REGION_TABLE, "tenant_id", self.pk,
                                     PageRequest(first, after, last, before), Region.from_row)
 
 
 @strawberry.federation.type(keys=["id"], description="A store of a tenant, reached by publishable key or domain.")
 class Store(Node):
-    id: strawberry.ID
-    handle: str
-    name: str
-    default_currency_code: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the tenant.")
+    name: str = strawberry.field(description="Display name.")
+    default_currency_code: str = strawberry.field(description="ISO 4217 code of the store's default currency, lower "
+                                                              "case.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
 
@@ -120,12 +122,7 @@ class Store(Node):
     def resource(self) -> ResourceRef:
         return ResourceRef.of("store", self.pk, tenant_id=self.tenant_pk, store_id=self.pk)
 
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Store:
-        store: Store = await node_by_global_id(info, id, "Store")
-        return store
-
-    @strawberry.field
+    @strawberry.field(description="The tenant the store belongs to (null if the caller may not read it).")
     async def tenant(self, info: Info) -> Tenant | None:
         row = await info.context.loaders.by_key(TENANT_TABLE).load(self.tenant_pk)
         tenant = Tenant.from_row(row) if row else None
@@ -134,20 +131,20 @@ class Store(Node):
         return tenant
 
     @strawberry.field(description="Host names that serve this store.")
-    async def domains(self, info: Info, first: int | None = None, after: str | None = None,
-                      last: int | None = None, before: str | None = None) -> Connection[StoreDomain]:
+    async def domains(self, info: Info, first: First = None, after: After = None,
+                      last: Last = None, before: Before = None) -> Connection[StoreDomain]:
         return await page_children(info, DOMAIN_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), StoreDomain.from_row)
 
-    @strawberry.field
-    async def sales_channels(self, info: Info, first: int | None = None, after: str | None = None,
-                             last: int | None = None, before: str | None = None) -> Connection[SalesChannel]:
+    @strawberry.field(description="The store's sales channels.")
+    async def sales_channels(self, info: Info, first: First = None, after: After = None,
+                             last: Last = None, before: Before = None) -> Connection[SalesChannel]:
         return await page_children(info, CHANNEL_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), SalesChannel.from_row)
 
     @strawberry.field(description="The store's vendors the caller may see.")
-    async def vendors(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
-                      before: str | None = None,
+    async def vendors(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                      before: Before = None,
                       ) -> Connection[Annotated[Vendor, strawberry.lazy("cityos.schema.marketplace")]]:
         from cityos.schema.marketplace import VENDOR_PLAN_ATTRIBUTES, VENDOR_TABLE, Vendor
 
@@ -156,19 +153,19 @@ class Store(Node):
 
     @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
                    "only once, when it is created).")
-    async def publishable_keys(self, info: Info, first: int | None = None, after: str | None = None,
-                               last: int | None = None, before: str | None = None,
+    async def publishable_keys(self, info: Info, first: First = None, after: After = None,
+                               last: Last = None, before: Before = None,
                                ) -> Connection[PublishableApiKey] | None:
         return await page_children(info, KEY_TABLE, "store_id", self.pk,
                                     PageRequest(first, after, last, before), PublishableApiKey.from_row)
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A host name that serves a store's storefront.", keys=["id"])
 class StoreDomain(Node):
-    id: strawberry.ID
-    domain: str
-    is_primary: bool
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    domain: str = strawberry.field(description="The host name, lower case (unique across the platform).")
+    is_primary: bool = strawberry.field(description="Whether it is the store's canonical host name.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -182,14 +179,15 @@ class StoreDomain(Node):
         return ResourceRef.of("store_domain", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A channel a store sells through (the web storefront, a marketplace, …); "
+                                        "storefronts show the products of the store's default channel.", keys=["id"])
 class SalesChannel(Node):
-    id: strawberry.ID
-    name: str
-    description: str | None
-    is_default: bool
-    is_disabled: bool
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="What the channel is for.")
+    is_default: bool = strawberry.field(description="Whether storefronts sell the products of this channel.")
+    is_disabled: bool = strawberry.field(description="Whether the channel is switched off.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -206,11 +204,11 @@ class SalesChannel(Node):
 
 @strawberry.federation.type(keys=["id"], description="A publishable API key: names a store for storefront calls.")
 class PublishableApiKey(Node):
-    id: strawberry.ID
-    title: str
-    redacted: str
-    created_at: datetime
-    revoked_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    title: str = strawberry.field(description="What the key is for (e.g. storefront).")
+    redacted: str = strawberry.field(description="The key with all but its first and last characters hidden.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    revoked_at: datetime | None = strawberry.field(description="When the key was revoked; null while it is valid.")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     store_pk: strawberry.Private[uuid.UUID]
@@ -227,16 +225,17 @@ class PublishableApiKey(Node):
 
 @strawberry.type(description="A subdivision of a region's country (ISO 3166-2).")
 class RegionState:
-    code: str
-    name: str
+    code: str = strawberry.field(description="ISO 3166-2 subdivision code without the country (e.g. CA).")
+    name: str = strawberry.field(description="Display name (e.g. California).")
 
 
-@strawberry.federation.type(keys=["id"])
+@strawberry.federation.type(description="A selling region of a tenant: one country, its currency and tax rate, its "
+                                        "shipping options.", keys=["id"])
 class Region(Node):
-    id: strawberry.ID
-    name: str
-    currency_code: str
-    country_code: str
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    name: str = strawberry.field(description="Display name.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 code of the region's country.")
     tax_rate: Decimal = strawberry.field(description="Tax rate as a decimal fraction, e.g. 0.0825")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
@@ -282,10 +281,9 @@ for _name, _table, _to_node in (("Tenant", TENANT_TABLE, Tenant.from_row), ("Sto
     register_table_node(_name, _table, _to_node)
 
 
-async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
-                            action: str = "read") -> Any:
-    """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
-    (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
+async def load_node(info: Info, global_id: str, expected_type: str | None = None) -> Any:
+    """The object a global id names, if it exists for this tenant (RLS); not yet authorized.
+    Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND."""
     type_name, local_id = from_global_id(global_id, expected_type)
     load = NODE_LOADERS.get(type_name)
     if load is None:
@@ -293,5 +291,33 @@ async def node_by_global_id(info: Info, global_id: str, expected_type: str | Non
     node = await load(info, local_id)
     if node is None:
         raise NotFound(f"no {type_name} with that id")
+    return node
+
+
+async def node_by_global_id(info: Info, global_id: str, expected_type: str | None = None,
+                            action: str = "read") -> Any:
+    """The object a global id names, if it exists for this tenant (RLS) and the principal may `action` it
+    (Cerbos). Malformed or mistyped ids → BAD_USER_INPUT; unknown → NOT_FOUND; denied → FORBIDDEN."""
+    node = await load_node(info, global_id, expected_type)
     await info.context.authz.require(node.resource(), action)
     return node
+
+
+async def nodes_by_global_ids(info: Info, requests: Sequence[tuple[str, str | None]],
+                              action: str = "read") -> list[Any]:
+    """`node_by_global_id` for many (global id, expected type) pairs at once; each result is the object or the
+    exception it would have raised. Every load starts in the same tick (one statement per table) and the checks
+    wait until every load is done, so the PDP gets one batch whatever the mix of types."""
+    loaded = await asyncio.gather(*(load_node(info, global_id, expected) for global_id, expected in requests),
+                                  return_exceptions=True)
+
+    async def authorized(node: Any) -> Any:
+        if isinstance(node, BaseException):
+            return node
+        try:
+            await info.context.authz.require(node.resource(), action)
+        except ApiError as error:
+            return error
+        return node
+
+    return list(await asyncio.gather(*(authorized(node) for node in loaded)))

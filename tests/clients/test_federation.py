@@ -1,0 +1,190 @@
+"""Apollo Federation v2, driven by Apollo's own tools: the exported SDL parses with graphql-js and composes with
+a second subgraph (npm `@apollo/composition`, pinned in tests/clients/federation) with no errors and no hints;
+`_entities` resolves every `@key` type over HTTP through the same authorized, batched lookup as `node(id:)`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from cityos.schema.api import schema
+from cityos.schema.relay import to_global_id
+from tests.commerce_flow import Shopper, paid_order, shop
+from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes
+from tests.fakes.stripe import FakeStripe
+
+__all__ = ["shop"]
+
+ROOT = Path(__file__).resolve().parents[2]
+FEDERATION = Path(__file__).resolve().parent / "federation"
+SCHEMA_FILE = ROOT / "graphql" / "schema.graphql"
+
+ENTITIES = """query($representations: [_Any!]!) {
+    _entities(representations: $representations) { __typename ... on Node { id } }
+}"""
+
+# GraphQL type → the table its rows live in (tenant excepted: the tenant is its own row).
+ENTITY_TABLES = {
+    "Tenant": "tenant", "Store": "store", "StoreDomain": "store_domain", "SalesChannel": "sales_channel",
+    "PublishableApiKey": "publishable_api_key", "Region": "region", "Product": "product", "Variant": "variant",
+    "Category": "category", "Vendor": "vendor", "Cart": "cart", "Order": "orders", "VendorOrder": "vendor_order",
+    "Shipment": "shipment", "CommissionRule": "commission_rule", "Payout": "payout",
+}
+
+
+def run_node(*args: str) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "node is required (it runs the Cerbos tests' npm packages too)"
+    assert (FEDERATION / "node_modules" / "@apollo" / "composition").is_dir(), (
+        "npm packages missing: run `make test` or `npm ci` in tests/clients/federation")
+    result = subprocess.run([node, "compose.mjs", *args], cwd=FEDERATION, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    output: dict[str, Any] = json.loads(result.stdout)
+    return output
+
+
+def test_the_exported_sdl_parses_and_composes_without_errors_or_hints() -> None:
+    composed = run_node(str(SCHEMA_FILE), "reviews.graphql")
+    assert composed["buildSchemaError"] is None
+    assert composed["errors"] == []
+    assert composed["hints"] == []
+    supergraph = composed["supergraphSdl"]
+    assert 'join__graph(name: "cityos"' in supergraph and 'join__graph(name: "reviews"' in supergraph
+    assert "reviews: [String!]! @join__field(graph: REVIEWS)" in supergraph
+
+
+def test_every_key_type_is_an_entity_the_test_covers() -> None:
+    assert schema.entity_types == ENTITY_TABLES.keys()
+
+
+async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
+    """One object of each entity type in the shop's tenant (a shipment, a payout and a commission rule added)."""
+    tenant = world.tenant_id
+    async with owner_engine.begin() as connection:
+        vendor_order = (await connection.execute(text(
+            "select id, order_id, store_id, vendor_id from vendor_order where tenant_id = :t limit 1"),
+            {"t": tenant})).one()
+        await connection.execute(text(
+            "insert into shipment (tenant_id, id, vendor_order_id, order_id, store_id, vendor_id) "
+            "values (:t, gen_random_uuid(), :vo, :o, :s, :v)"),
+            {"t": tenant, "vo": vendor_order.id, "o": vendor_order.order_id, "s": vendor_order.store_id,
+             "v": vendor_order.vendor_id})
+        await connection.execute(text(
+            "insert into payout (tenant_id, id, vendor_id, amount, currency_code, destination) "
+            "values (:t, gen_random_uuid(), :v, 1500, 'usd', 'acct_test')"), {"t": tenant, "v": vendor_order.vendor_id})
+        await connection.execute(text(
+            "insert into commission_rule (tenant_id, id, scope, percentage) "
+            "values (:t, gen_random_uuid(), 'tenant', 5)"), {"t": tenant})
+        ids = {}
+        for type_name, table in ENTITY_TABLES.items():
+            column = "id" if table == "tenant" else "tenant_id"
+            ids[type_name] = to_global_id(type_name, (await connection.execute(text(
+                f"select id from {table} where {column} = :t order by created_at, id limit 1"),
+                {"t": tenant})).scalar_one())
+    return ids
+
+
+async def counted(server: Server, gql: GraphQLClient, representations: list[dict[str, Any]], token: str,
+                  ) -> tuple[dict[str, Any], int, int]:
+    statements, checks = server.statements.count, server.services.pdp_counter.check_calls
+    body = await gql(ENTITIES, {"representations": representations}, token=token)
+    return body, server.statements.count - statements, server.services.pdp_counter.check_calls - checks
+
+
+async def test_entities_resolve_every_key_type_batched_and_authorized(
+        gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
+        server: Server, tokens: Tokens) -> None:
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 1, "CP-HONEY-12": 1})
+    ids = await every_entity(owner_engine, shop)
+    admin = tokens("tenant_admin", shop)
+    representations = [{"__typename": type_name, "id": global_id} for type_name, global_id in ids.items()]
+
+    body = await gql(ENTITIES, {"representations": representations}, token=admin)
+    assert "errors" not in body, body
+    assert body["data"]["_entities"] == [{"__typename": r["__typename"], "id": r["id"]} for r in representations]
+    # The same objects through node(id:) — the lookup _entities shares.
+    for representation in representations:
+        node = await gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": representation["id"]},
+                         token=admin)
+        assert node["data"]["node"] == {"__typename": representation["__typename"], "id": representation["id"]}
+
+    # Batching: 50 products cost what 1 product costs — one SELECT for the batch, one CheckResources.
+    async with owner_engine.begin() as connection:
+        store_vendor = (await connection.execute(text(
+            "select store_id, id from vendor where tenant_id = :t limit 1"), {"t": shop.tenant_id})).one()
+        await connection.execute(text(
+            "insert into product (tenant_id, id, store_id, vendor_id, handle, title, status) "
+            "select :t, gen_random_uuid(), :s, :v, 'fed-' || n, 'Federated ' || n, 'published' "
+            "from generate_series(1, 50) n"), {"t": shop.tenant_id, "s": store_vendor.store_id,
+                                               "v": store_vendor.id})
+        products = (await connection.execute(text(
+            "select id from product where tenant_id = :t and handle like 'fed-%' order by handle"),
+            {"t": shop.tenant_id})).scalars().all()
+    fifty = [{"__typename": "Product", "id": to_global_id("Product", product)} for product in products]
+    assert len(fifty) == 50
+    await gql(ENTITIES, {"representations": fifty[:1]}, token=admin)  # warm per-process caches
+    one_body, statements_for_one, checks_for_one = await counted(server, gql, fifty[:1], admin)
+    fifty_body, statements_for_fifty, checks_for_fifty = await counted(server, gql, fifty, admin)
+    assert "errors" not in one_body and "errors" not in fifty_body, fifty_body
+    assert [entity["id"] for entity in fifty_body["data"]["_entities"]] == [r["id"] for r in fifty]
+    assert statements_for_fifty == statements_for_one
+    assert checks_for_fifty == checks_for_one == 1
+    # set the tenant scope, then the one SELECT … WHERE id = ANY(…) of the batch (commit is not a cursor call)
+    assert statements_for_one <= 2, statements_for_one
+
+    # Every type at once: the tenant scope, one SELECT per table, one more for the variant's product (a variant
+    # is authorized as its product); the checks wait for every load, so still one CheckResources.
+    _, statements_for_all, checks_for_all = await counted(server, gql, representations, admin)
+    assert statements_for_all <= 1 + len(ENTITY_TABLES) + 1, statements_for_all
+    assert checks_for_all == 1
+
+
+async def test_bad_representations_are_bad_user_input_each_on_its_own(
+        gql: GraphQLClient, shop: TenantWorld, tokens: Tokens) -> None:
+    admin = tokens("tenant_admin", shop)
+    store = to_global_id("Store", shop.store_id)
+    representations: list[Any] = [
+        {"__typename": "Store", "id": store},  # fine
+        {"__typename": "Spaceship", "id": store},  # unknown type
+        {"__typename": "Money", "id": store},  # a type, but not an entity
+        {"__typename": "Store"},  # key field missing
+        {"__typename": "Store", "id": 42},  # not a string
+        {"__typename": "Store", "id": {"nested": store}},
+        {"__typename": "Product", "id": store},  # an id of another type
+        {"__typename": "Store", "id": "%@!"},  # malformed id
+        {"id": store},  # no __typename
+        "Store",  # not an object
+        {"__typename": "Store", "id": to_global_id("Store", uuid.uuid4())},  # well formed, names nothing
+    ]
+    body = await gql(ENTITIES, {"representations": representations}, token=admin)
+    entities = body["data"]["_entities"]
+    assert entities[0] == {"__typename": "Store", "id": store}
+    assert entities[1:] == [None] * (len(representations) - 1)
+    by_index = {error["path"][1]: error["extensions"]["code"] for error in body["errors"]}
+    assert all(error["path"][0] == "_entities" for error in body["errors"])
+    assert by_index == {**{index: "BAD_USER_INPUT" for index in range(1, 10)}, 10: "NOT_FOUND"}
+
+
+async def test_without_credentials_entities_answer_as_node_does(gql: GraphQLClient, shop: TenantWorld,
+                                                                other_world: TenantWorld) -> None:
+    store = to_global_id("Store", shop.store_id)
+    for headers in ({}, {"x-publishable-api-key": other_world.key}):
+        entities = await gql(ENTITIES, {"representations": [{"__typename": "Store", "id": store}]},
+                             headers=headers)
+        node = await gql("query($id: ID!) { node(id: $id) { id } }", {"id": store}, headers=headers)
+        assert error_codes(entities) == error_codes(node) != []
+        assert not any((entities.get("data") or {}).get("_entities") or [])
+        assert store not in json.dumps(entities)
+
+
+async def test_the_service_sdl_is_served(gql: GraphQLClient, shop: TenantWorld) -> None:
+    body = await gql("{ _service { sdl } }", key=shop.key)
+    assert '@key(fields: "id")' in body["data"]["_service"]["sdl"]
