@@ -26,6 +26,7 @@ DEV_COOKIE_SECRET = "dev-only-cookie-secret-not-for-production-use"
 DEV_PAYLOAD_SECRET = "dev-only-payload-secret-not-for-production-use"
 DEV_STRIPE_API_KEY = "sk_test_cityos_embedded_development_key"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_cityos_embedded_development_secret"
+DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_cityos_embedded_development_key"
 DEV_CERBOS_ADMIN_PASSWORD = "dev-only-cerbos-admin-password-change-me"
 EMBEDDED_DEFAULTS = {
     DEV_JWT_SECRET,
@@ -33,6 +34,7 @@ EMBEDDED_DEFAULTS = {
     DEV_PAYLOAD_SECRET,
     DEV_STRIPE_API_KEY,
     DEV_STRIPE_WEBHOOK_SECRET,
+    DEV_STRIPE_PUBLISHABLE_KEY,
     DEV_CERBOS_ADMIN_PASSWORD,
 }
 
@@ -59,6 +61,7 @@ REQUIRED_IN_PRODUCTION = (
     "COOKIE_SECRET",
     "STRIPE_API_KEY",
     "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PUBLISHABLE_KEY",
 )
 # An integration that is configured (its URL is set) needs its credentials.
 INTEGRATION_CREDENTIALS = {
@@ -119,6 +122,8 @@ class Settings(BaseSettings):
     # Stripe
     STRIPE_API_KEY: str = DEV_STRIPE_API_KEY
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
+    # The key Stripe.js uses in the browser to confirm a PaymentIntent; startCheckout returns it.
+    STRIPE_PUBLISHABLE_KEY: str = DEV_STRIPE_PUBLISHABLE_KEY
     STRIPE_CONNECT_CLIENT_ID: str | None = None
     STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
     # The admin app: Stripe Connect onboarding returns there (…/settings/integrations/stripe/{return,refresh,callback}).
@@ -246,6 +251,20 @@ class Settings(BaseSettings):
                 problems.append(f"{name}: {value!r} is not a limit like 1000/minute")
         return problems
 
+    def _stripe_key_problems(self) -> list[str]:
+        """A publishable key is pk_test_… or pk_live_…, in the same mode as the secret key."""
+        key = self.STRIPE_PUBLISHABLE_KEY
+        if not key:
+            return []
+        if not key.startswith(("pk_test_", "pk_live_")):
+            return ["STRIPE_PUBLISHABLE_KEY: not a Stripe publishable key (expected pk_test_… or pk_live_…)"]
+        secret_mode = next((mode for mode in ("test", "live")
+                            if self.STRIPE_API_KEY.startswith((f"sk_{mode}_", f"rk_{mode}_"))), None)
+        if secret_mode is not None and not key.startswith(f"pk_{secret_mode}_"):
+            return [f"STRIPE_PUBLISHABLE_KEY: a {key[3:7]} key with a {secret_mode} STRIPE_API_KEY (use the "
+                    "publishable key of the same mode)"]
+        return []
+
     def problems(self) -> list[str]:
         """Every problem with this configuration for its environment (empty when it is valid)."""
         problems: list[str] = []
@@ -257,6 +276,7 @@ class Settings(BaseSettings):
             if value and not urlsplit(value).scheme:
                 problems.append(f"{url_name}: not a URL (expected scheme://host…)")
         problems.extend(self._rate_limit_problems())
+        problems.extend(self._stripe_key_problems())
         for url_name, credentials in INTEGRATION_CREDENTIALS.items():
             if getattr(self, url_name):
                 for credential in credentials:

@@ -41,6 +41,9 @@ class Principal:
     company_id: str | None = None
     expires_at: int | None = None
     authenticated: bool = False
+    # SHA-256 of an order access token the caller presented (startCheckout gave it to the buyer); policies compare
+    # it with the order's own (`R.attr.access_token_hash`), so possession of the token is checked by Cerbos.
+    access_token_hash: str = ""
     _cerbos: list[engine_pb2.Principal] = field(default_factory=list, compare=False, repr=False)
 
     def to_cerbos(self) -> engine_pb2.Principal:
@@ -51,6 +54,7 @@ class Principal:
                 "storefront_id": Value(string_value=str(self.storefront_id) if self.storefront_id else ""),
                 "vendor_id": Value(string_value=self.vendor_id or ""),
                 "company_id": Value(string_value=self.company_id or ""),
+                "access_token_hash": Value(string_value=self.access_token_hash),
             }
             self._cerbos.append(engine_pb2.Principal(
                 id=self.id, roles=sorted(self.roles) or [GUEST], attr=attributes, scope=self.tenant_slug or ""))

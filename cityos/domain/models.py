@@ -13,6 +13,7 @@ from cityos.domain.catalog.models import (
 from cityos.domain.commerce.models import (
     Cart,
     CartLine,
+    CheckoutAttempt,
     Currency,
     InventoryReservation,
     PaymentProvider,
@@ -47,6 +48,7 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "CheckoutAttempt",
     "CommissionRule",
     "CommissionTransaction",
     "ConnectStateUse",

@@ -8,11 +8,11 @@ next attempt after 30 s × 2^attempts (capped at an hour); after MAX_ATTEMPTS th
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
@@ -21,9 +21,10 @@ from cityos.domain.base import table_of
 from cityos.domain.fulfillment.models import Shipment
 from cityos.domain.marketplace.models import Vendor
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
-from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX
+from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
 from cityos.domain.tenancy.models import Store
 from cityos.integrations.fleetbase.client import FleetbaseClient, FleetbaseError
+from cityos.integrations.stripe.payments import STRIPE_TOPICS, send_stripe_message
 from cityos.realtime.events import PendingEvents, event
 
 OUTBOX_SENT = Counter("cityos_outbox_sent_total", "Outbox rows sent", ["topic"])
@@ -36,10 +37,6 @@ ORDER_LINE = table_of(OrderLine)
 VENDOR = table_of(Vendor)
 STORE = table_of(Store)
 BATCH = 50
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
 def _place(address: dict[str, Any], name: str) -> dict[str, Any]:
@@ -106,21 +103,36 @@ async def _cancel(connection: AsyncConnection, client: FleetbaseClient, row: Any
 SENDERS = {"fleetbase.create_order": _create_shipment, "fleetbase.cancel_order": _cancel}
 
 
-async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, broker: Any = None) -> str:
-    if not settings.FLEETBASE_URL or not settings.FLEETBASE_API_KEY:
+async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, broker: Any = None,
+                          stripe: Any = None) -> str:
+    """Send what is due: Fleetbase calls when Fleetbase is configured, Stripe calls (checkout cancellations and
+    refunds) when a Stripe client is given."""
+    fleetbase = settings.FLEETBASE_URL and settings.FLEETBASE_API_KEY
+    topics = [*(SENDERS if fleetbase else ()), *(STRIPE_TOPICS if stripe is not None else ())]
+    if not topics:
         return "Fleetbase is not configured; nothing sent"
-    client = FleetbaseClient(http, settings.FLEETBASE_URL, settings.FLEETBASE_API_KEY)
+    client = FleetbaseClient(http, settings.FLEETBASE_URL or "", settings.FLEETBASE_API_KEY or "")
     counts = {"sent": 0, "retry": 0, "dead": 0}
+    seen: set[uuid.UUID] = set()
     while True:
         async with tenant_transaction(engine, None) as connection:
             await set_platform_scope(connection)
             claimed = (await connection.execute(select(OUTBOX).where(
-                OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= func.now())
+                OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= func.now(), OUTBOX.c.topic.in_(topics),
+                OUTBOX.c.id.not_in(seen) if seen else true())
                 .order_by(OUTBOX.c.next_attempt_at).limit(BATCH).with_for_update(skip_locked=True))).all()
         if not claimed:
             break
         for row in claimed:
-            counts[await _send_one(engine, client, row, broker)] += 1
+            seen.add(row.id)
+            if row.topic in STRIPE_TOPICS:
+                outcome = await send_stripe_message(engine, stripe, row.tenant_id, row.id)
+                if outcome == "skipped":
+                    continue
+                {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()
+            else:
+                outcome = await _send_one(engine, client, row, broker)
+            counts[outcome] += 1
         if len(claimed) < BATCH:
             break
     return ", ".join(f"{count} {outcome}" for outcome, count in counts.items())

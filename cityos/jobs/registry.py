@@ -37,8 +37,9 @@ class Job:
 JOBS = {job.name: job for job in (
     Job("release-expired-reservations", "*/5 * * * *", lambda c: release_expired_reservations(c.engine),
         "Give stock reserved by abandoned checkouts back to their variants."),
-    Job("dispatch-outbox", "* * * * *", lambda c: dispatch_outbox(c.engine, c.settings, c.http, c.broker),
-        "Send the calls written to the outbox (Fleetbase orders and cancellations) with retries and backoff."),
+    Job("dispatch-outbox", "* * * * *", lambda c: dispatch_outbox(c.engine, c.settings, c.http, c.broker, c.stripe),
+        "Send the calls written to the outbox (Fleetbase orders and cancellations; Stripe cancellations of "
+        "superseded checkouts and refunds of payments that could not become orders) with retries and backoff."),
     Job("process-vendor-payouts", "0 2 * * *",
         lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
         "Transfer every vendor's available balance to its Stripe account, exactly once."),

@@ -1,4 +1,4 @@
-"""release-expired-reservations: stock held by checkouts that were never paid goes back on sale."""
+"""release-expired-reservations: stock held by checkouts that were not paid in time goes back on sale."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.db import set_platform_scope, tenant_transaction
-from cityos.domain.commerce.service import CART, RESERVATION, VARIANT
+from cityos.domain.commerce.service import RESERVATION, VARIANT
 
 BATCH = 500
 
@@ -25,10 +25,8 @@ async def release_expired_reservations(engine: AsyncEngine) -> str:
             for row in rows:
                 await connection.execute(update(VARIANT).where(VARIANT.c.id == row.variant_id).values(
                     inventory_quantity=VARIANT.c.inventory_quantity + row.quantity))
-            carts = {row.cart_id for row in rows}
-            if carts:
-                await connection.execute(update(CART).where(CART.c.id.in_(carts), CART.c.status == "open")
-                                         .values(payment_intent_id=None))
+            # The cart keeps its checkout (PaymentIntent): a payment that lands late is settled by the webhook —
+            # an order if the units can still be taken, otherwise an automatic refund.
         released += len(rows)
         if len(rows) < BATCH:
             return f"released {released} reservation(s)"

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityos.auth.authz import ResourceRef
+from cityos.auth.authz import Authorizer, ResourceRef
 from cityos.domain.base import table_of
 from cityos.domain.commerce import service as carts
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.domain.platform.models import Outbox
 from cityos.domain.platform.outbox import retry_message
-from cityos.errors import NO_STORE_CONTEXT, BadUserInput, NotFound, PaymentFailed, Unauthenticated
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, NotFound, PaymentFailed, Unauthenticated
 from cityos.integrations.stripe import client as stripe_api
+from cityos.integrations.stripe.webhooks import process_event
 from cityos.resolvers.loaders import in_tenant
 from cityos.schema.commerce import (
+    CART_TABLE,
+    CHECKOUT_ATTEMPT_TABLE,
     ORDER_TABLE,
     VENDOR_ORDER_TABLE,
+    WEBHOOK_TABLE,
     Cart,
+    CheckoutAttempt,
     CheckoutSession,
     Order,
     OutboxMessage,
     VendorOrder,
+    WebhookEvent,
 )
 from cityos.schema.relay import (
     After,
@@ -44,10 +53,17 @@ from cityos.schema.relay import (
 from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
-                         "customer_id": ORDER_TABLE.c.customer_id}
+                         "customer_id": ORDER_TABLE.c.customer_id,
+                         "access_token_hash": func.coalesce(ORDER_TABLE.c.access_token_hash, "")}
 VENDOR_ORDER_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_ORDER_TABLE.c.tenant_id,
                                 "store_id": VENDOR_ORDER_TABLE.c.store_id,
                                 "vendor_id": VENDOR_ORDER_TABLE.c.vendor_id}
+AccessToken = Annotated[str | None, strawberry.argument(
+    description="The orderAccessToken startCheckout returned (proves the caller bought the cart).")]
+WebhookStatus = Annotated[str | None, strawberry.argument(description="processed | ignored | refused | failed")]
+WebhookEventId = Annotated[strawberry.ID, strawberry.argument(description="The WebhookEvent's id.")]
+AttemptStatus = Annotated[str | None, strawberry.argument(
+    description="pending | superseded | canceled | ordered | refund_pending | refunded")]
 
 
 @strawberry.input(description="Options for a new cart.")
@@ -98,6 +114,19 @@ async def _changed_cart(info: Info, cart: Cart, change: Any) -> Cart:
     return Cart.from_row(await info.context.db.mutate(work))
 
 
+def _present_access_token(info: Info, token: str | None) -> None:
+    """The caller proves it holds an order access token: its hash joins the principal's attributes for the rest
+    of this operation, and Cerbos compares it with the order's (policies/order.yaml). Nothing else changes."""
+    if not token:
+        return
+    if len(token) > 200:
+        raise BadUserInput("not an order access token", field="accessToken")
+    context = info.context
+    context.principal = dataclasses.replace(context.principal, access_token_hash=carts.access_token_hash(token),
+                                            _cerbos=[])
+    context.authz = Authorizer(context.services.pdp, context.principal, context.services.pdp_counter)
+
+
 CartOptions = Annotated[CreateCartInput | None, strawberry.argument(description="Options for the new cart.")]
 CartIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the cart.")]
 VariantIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the variant.")]
@@ -122,8 +151,11 @@ class CommerceQuery:
     async def cart(self, info: Info, id: CartIdArg) -> Cart:
         return await _cart_for(info, id, "read")
 
-    @strawberry.field(description="An order by global id.")
-    async def order(self, info: Info, id: OrderIdArg) -> Order:
+    @strawberry.field(description="An order by id. A guest buyer sends the cart's order access token (from "
+                                  "startCheckout) as accessToken; customers and staff need none.")
+    async def order(self, info: Info, id: OrderIdArg,
+                    access_token: AccessToken = None) -> Order:
+        _present_access_token(info, access_token)
         order: Order = await node_by_global_id(info, id, "Order")
         return order
 
@@ -147,6 +179,17 @@ class CommerceQuery:
 
 OUTBOX_TABLE = table_of(Outbox)
 OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}
+WEBHOOK_PLAN_ATTRIBUTES = {"tenant_id": WEBHOOK_TABLE.c.tenant_id}
+ATTEMPT_PLAN_ATTRIBUTES = {"tenant_id": CHECKOUT_ATTEMPT_TABLE.c.tenant_id,
+                           "store_id": CHECKOUT_ATTEMPT_TABLE.c.store_id,
+                           "customer_id": func.coalesce(CHECKOUT_ATTEMPT_TABLE.c.customer_id, "")}
+
+
+def _webhooks_of_tenant(info: Info) -> ColumnElement[bool]:
+    """Always explicit: the inbox also holds events whose tenant is unknown (tenant_id null), which RLS lets
+    every transaction see; they belong to no tenant's admins."""
+    tenant_id = info.context.db.tenant_id
+    return WEBHOOK_TABLE.c.tenant_id == tenant_id if tenant_id is not None else false()
 
 
 @strawberry.type
@@ -163,6 +206,36 @@ class OutboxQuery:
         return await page_query(info.context.db.execute, statement, PageRequest(first, after), OutboxMessage.from_row,
                                 order)
 
+    @strawberry.field(description="Webhook events the tenant received, newest first; filter by status: refused "
+                                  "(kept with the reason) or failed (replay them with replayWebhookEvent). Tenant "
+                                  "admins.")
+    async def webhook_events(self, info: Info,
+                             status: WebhookStatus = None,
+                             first: First = None, after: After = None) -> Connection[WebhookEvent]:
+        allowed = await info.context.authz.sql_filter("webhook_event", "read", WEBHOOK_TABLE,
+                                                      WEBHOOK_PLAN_ATTRIBUTES)
+        statement = select(WEBHOOK_TABLE).where(allowed, _webhooks_of_tenant(info))
+        if status is not None:
+            statement = statement.where(WEBHOOK_TABLE.c.status == status)
+        order = [SortKey(WEBHOOK_TABLE.c.received_at, True), SortKey(WEBHOOK_TABLE.c.id, True)]
+        return await page_query(info.context.db.execute, statement, PageRequest(first, after), WebhookEvent.from_row,
+                                order)
+
+    @strawberry.field(description="Checkouts of the stores the caller administers, newest first; filter by status, "
+                                  "e.g. refund_pending or refunded (payments that could not become orders, and "
+                                  "why).")
+    async def checkout_attempts(self, info: Info,
+                                status: AttemptStatus = None,
+                                first: First = None, after: After = None) -> Connection[CheckoutAttempt]:
+        allowed = await info.context.authz.sql_filter("checkout_attempt", "read", CHECKOUT_ATTEMPT_TABLE,
+                                                      ATTEMPT_PLAN_ATTRIBUTES)
+        statement = select(CHECKOUT_ATTEMPT_TABLE).where(allowed, *in_tenant(info.context.db, CHECKOUT_ATTEMPT_TABLE))
+        if status is not None:
+            statement = statement.where(CHECKOUT_ATTEMPT_TABLE.c.status == status)
+        order = [SortKey(CHECKOUT_ATTEMPT_TABLE.c.created_at, True), SortKey(CHECKOUT_ATTEMPT_TABLE.c.id, True)]
+        return await page_query(info.context.db.execute, statement, PageRequest(first, after),
+                                CheckoutAttempt.from_row, order)
+
 
 @strawberry.type
 class OutboxMutation:
@@ -178,6 +251,23 @@ class OutboxMutation:
             raise BadUserInput("this message was sent", field="id")
         updated = await info.context.db.mutate(lambda connection: retry_message(connection, local_id))
         return OutboxMessage.from_row(updated)
+
+    @strawberry.mutation(description="Handle a refused or failed webhook event again (e.g. after Stripe was "
+                                     "unreachable or its key was fixed): the same handling as a delivery, "
+                                     "idempotent (a settled payment is never settled twice).")
+    async def replay_webhook_event(self, info: Info, id: WebhookEventId) -> WebhookEvent:
+        _, local_id = from_global_id(id, "WebhookEvent")
+        statement = select(WEBHOOK_TABLE).where(WEBHOOK_TABLE.c.id == local_id, _webhooks_of_tenant(info))
+        row = (await info.context.db.execute(statement)).first()
+        if row is None:
+            raise NotFound("no webhook event with that id")
+        await info.context.authz.require(WebhookEvent.from_row(row).resource(), "replay")
+        if row.status not in ("refused", "failed"):
+            raise BadUserInput(f"this event was {row.status}; only refused or failed events are replayed",
+                               field="id")
+        # Its own transactions, like a delivery (the refund it may send is made with no lock held).
+        await process_event(info.context.services, row.payload, replay=True, tenant_id=row.tenant_id)
+        return WebhookEvent.from_row((await info.context.db.execute(statement)).one())
 
 
 @strawberry.type
@@ -254,52 +344,98 @@ class CommerceMutation:
             connection, row, option))
 
     @strawberry.mutation(description="Reserve the cart's stock and create its Stripe PaymentIntent; returns the "
-                                     "client secret for Stripe.js. OUT_OF_STOCK when a unit is gone.")
+                                     "client secret and publishable key for Stripe.js, and the order access "
+                                     "token. OUT_OF_STOCK when a unit is gone. Changing the cart afterwards "
+                                     "starts a new checkout (the old PaymentIntent is canceled).")
     async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
         cart = await _cart_for(info, cart_id, "checkout")
         settings = info.context.settings
+        if cart.row.status != "open":
+            raise BadUserInput("this cart is already checked out", field="cartId")
+        # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
+        priced = await info.context.db.run(lambda connection: carts.priced_cart(connection, cart.row))
+        problems = carts.checkout_problems(priced)
+        if problems:
+            raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
+        snapshot = carts.checkout_snapshot(priced)
+        fingerprint = carts.snapshot_fingerprint(snapshot)
+        current = await info.context.db.run(lambda connection: carts.current_attempt(connection, cart.row))
+        intent = None
+        if current is not None and current.fingerprint == fingerprint and current.status == "pending":
+            intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe,
+                                                              current.payment_intent_id)
+            if intent.status == "succeeded":
+                raise BadUserInput("this checkout is paid: call completeCheckout", field="cartId")
+            if intent.status == "canceled":
+                intent = None
+        if intent is None:
+            sequence = await info.context.db.run(lambda connection: carts.attempt_count(connection, cart.row.id))
+            order_id = carts.order_id_for(cart.row)
+            intent = await stripe_api.create_payment_intent(
+                info.context.services.stripe, amount=priced.totals.total, currency=cart.row.currency_code,
+                transfer_group=str(order_id), idempotency_key=carts.payment_idempotency_key(
+                    cart.row.id, fingerprint, sequence),
+                metadata={"tenant_id": str(cart.row.tenant_id), "store_id": str(cart.row.store_id),
+                          "cart_id": str(cart.row.id), "order_id": str(order_id)})
+        token = carts.order_access_token(settings.COOKIE_SECRET, cart.row.tenant_id, cart.row.id)
+        paid_intent = intent
 
+        # 2. Under the cart's lock: the cart must still be what the PaymentIntent charges for; reserve its stock.
         async def work(connection: AsyncConnection) -> CheckoutSession:
             row = await carts.load_cart(connection, cart.row.id, lock=True)
             if row.status != "open":
                 raise BadUserInput("this cart is already checked out", field="cartId")
-            priced = await carts.priced_cart(connection, row)
-            problems = carts.checkout_problems(priced)
-            if problems:
-                raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
-            await carts.reserve_inventory(connection, priced, settings.CITYOS_RESERVATION_MINUTES)
-            order_id = await carts.ensure_order_id(connection, row)
-            intent = await stripe_api.create_payment_intent(
-                info.context.services.stripe, amount=priced.totals.total, currency=row.currency_code,
-                transfer_group=str(order_id), idempotency_key=carts.payment_idempotency_key(priced),
-                metadata={"tenant_id": str(row.tenant_id), "store_id": str(row.store_id), "cart_id": str(row.id),
-                          "order_id": str(order_id)})
-            await carts.update_cart(connection, row, payment_intent_id=intent.id, payment_error=None)
-            return CheckoutSession(payment_intent_id=intent.id, client_secret=intent.client_secret or "",
-                                   amount=intent.amount, currency_code=row.currency_code,
-                                   order_id=to_global_id("Order", order_id))
+            locked = await carts.priced_cart(connection, row)
+            if carts.snapshot_fingerprint(carts.checkout_snapshot(locked)) != fingerprint:
+                raise Conflict("the cart changed while its checkout started; start the checkout again")
+            order_id = str(carts.order_id_for(row))
+            if row.payment_intent_id != paid_intent.id:
+                await carts.supersede_checkout(connection, row, "a new checkout of the cart started")
+                await connection.execute(insert(CHECKOUT_ATTEMPT_TABLE).values(
+                    tenant_id=row.tenant_id, id=uuid.uuid4(), cart_id=row.id, store_id=row.store_id,
+                    customer_id=row.customer_id, payment_intent_id=paid_intent.id, fingerprint=fingerprint,
+                    amount=paid_intent.amount, currency_code=row.currency_code, snapshot=snapshot,
+                    status="pending").on_conflict_do_nothing())
+            await carts.reserve_inventory(connection, locked, settings.CITYOS_RESERVATION_MINUTES)
+            await connection.execute(update(CART_TABLE).where(CART_TABLE.c.id == row.id).values(
+                payment_intent_id=paid_intent.id, payment_error=None, order_id=uuid.UUID(order_id),
+                access_token_hash=carts.access_token_hash(token), updated_at=func.now()))
+            return CheckoutSession(payment_intent_id=paid_intent.id, client_secret=paid_intent.client_secret or "",
+                                   amount=paid_intent.amount, currency_code=row.currency_code,
+                                   order_id=to_global_id("Order", order_id),
+                                   publishable_key=settings.STRIPE_PUBLISHABLE_KEY, order_access_token=token)
 
         session: CheckoutSession = await info.context.db.mutate(work)
         return session
 
-    @strawberry.mutation(description="After Stripe.js confirmed the payment: create the order if the payment "
-                                     "succeeded (the webhook may already have; either way there is one order).")
-    async def complete_checkout(self, info: Info, cart_id: CartIdArg) -> Order:
+    @strawberry.mutation(description="After Stripe.js confirmed the payment: settle the checkout (the webhook may "
+                                     "already have) and return its order. Idempotent: every later call returns "
+                                     "the same order. A guest sends the orderAccessToken from startCheckout. "
+                                     "PAYMENT_FAILED when the payment has not succeeded, or was refunded.")
+    async def complete_checkout(self, info: Info, cart_id: CartIdArg,
+                                access_token: AccessToken = None
+                                ) -> Order:
+        _present_access_token(info, access_token)
         cart = await _cart_for(info, cart_id, "checkout")
         if cart.row.status == "completed":
             done: Order = await node_by_global_id(info, to_global_id("Order", cart.row.order_id), "Order")
             return done
         if not cart.row.payment_intent_id:
+            if cart.row.payment_error and cart.row.payment_error.get("code") == "payment_refunded":
+                raise PaymentFailed(str(cart.row.payment_error.get("message")), provider_code="payment_refunded")
             raise BadUserInput("start the checkout first", field="cartId")
         intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
         if intent.status != "succeeded":
             raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
-        row = await info.context.db.mutate(lambda connection: orders.complete_order(
-            connection, cart_id=cart.row.id, intent_id=intent.id, intent_status=intent.status,
-            amount_received=intent.amount_received, currency=intent.currency,
-            ledger_policy=LedgerPolicy.of(info.context.settings), events=info.context.events,
-            ship=bool(info.context.settings.FLEETBASE_URL)))
-        return Order.from_row(row)
+        settled = await info.context.db.mutate(lambda connection: orders.settle_payment(
+            connection, cart_id=cart.row.id, intent_id=intent.id, amount_received=intent.amount_received,
+            currency=intent.currency, ledger_policy=LedgerPolicy.of(info.context.settings),
+            events=info.context.events, ship=bool(info.context.settings.FLEETBASE_URL)))
+        if settled.order is None:  # recorded; the refund is sent by the outbox dispatcher after this commits
+            raise PaymentFailed(f"your payment is refunded: {settled.refund_reason}", provider_code="payment_refunded")
+        order = Order.from_row(settled.order)
+        await info.context.authz.require(order.resource(), "read")
+        return order
 
     @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
                                      "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")

@@ -14,11 +14,13 @@ from cityos.auth.authz import ResourceRef
 from cityos.domain.base import table_of
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import Cart as CartModel
+from cityos.domain.commerce.models import CheckoutAttempt as CheckoutAttemptModel
 from cityos.domain.fulfillment.models import Shipment as ShipmentModel
 from cityos.domain.fulfillment.models import TrackingEvent as TrackingEventModel
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
+from cityos.domain.platform.models import WebhookInbox
 from cityos.schema.catalog import Variant, load_variant
 from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
@@ -31,6 +33,8 @@ VENDOR_ORDER_TABLE = table_of(VendorOrderModel)
 ORDER_LINE_TABLE = table_of(OrderLineModel)
 SHIPMENT_TABLE = table_of(ShipmentModel)
 TRACKING_TABLE = table_of(TrackingEventModel)
+CHECKOUT_ATTEMPT_TABLE = table_of(CheckoutAttemptModel)
+WEBHOOK_TABLE = table_of(WebhookInbox)
 
 
 @strawberry.type(description="Amounts of a cart or order, in minor units; total = subtotal − discountTotal + "
@@ -80,6 +84,38 @@ class PaymentError:
     decline_code: str | None = strawberry.field(description="The card issuer's decline code (e.g. "
                                                             "insufficient_funds), when given.")
     message: str | None = strawberry.field(description="Human-readable explanation from Stripe.")
+
+
+@strawberry.type(description="One checkout of a cart (one Stripe PaymentIntent) and what became of it. A payment "
+                             "that succeeded always ends as an order (status ordered) or an automatic refund "
+                             "(refund_pending, then refunded) with the reason.")
+class CheckoutAttempt:
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the checkout attempt.")
+    status: str = strawberry.field(description="pending (awaiting payment) | superseded (the cart changed; its "
+                                               "PaymentIntent is being canceled) | canceled | ordered | "
+                                               "refund_pending | refunded")
+    payment_intent_id: str = strawberry.field(description="The Stripe PaymentIntent of this checkout.")
+    amount: int = strawberry.field(description="What this checkout charges, in minor units of currencyCode.")
+    currency_code: str = strawberry.field(description="ISO 4217 code, lower case.")
+    reason: str | None = strawberry.field(description="Why the checkout was superseded, or why its payment is "
+                                                      "refunded instead of becoming an order.")
+    refund_id: str | None = strawberry.field(description="The Stripe refund (re_…) once Stripe made it.")
+    order_id: strawberry.ID | None = strawberry.field(description="The order this payment became.")
+    created_at: datetime = strawberry.field(description="When the checkout started.")
+    settled_at: datetime | None = strawberry.field(description="When its payment was settled (order or refund).")
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CheckoutAttempt:
+        return cls(id=to_global_id("CheckoutAttempt", row.id), status=row.status,
+                   payment_intent_id=row.payment_intent_id, amount=row.amount, currency_code=row.currency_code,
+                   reason=row.reason, refund_id=row.refund_id,
+                   order_id=to_global_id("Order", row.order_id) if row.order_id else None,
+                   created_at=row.created_at, settled_at=row.settled_at, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("checkout_attempt", self.row.id, tenant_id=self.row.tenant_id,
+                              store_id=self.row.store_id, customer_id=self.row.customer_id or "")
 
 
 @strawberry.federation.type(keys=["id"], description="A shopping cart. Totals are computed by the server.")
@@ -134,6 +170,14 @@ class Cart(Node):
         rows = await info.context.db.run(lambda connection: carts.shipping_options_for(
             connection, self.row, totals.subtotal - totals.discount_total))
         return [ShippingOption.from_row(row) for row in rows]
+
+    @strawberry.field(description="The cart's checkouts, newest first: each PaymentIntent and what became of it "
+                                  "(an order, or a refund and why).")
+    async def checkout_attempts(self, info: Info) -> list[CheckoutAttempt]:
+        rows = await info.context.loaders.many_by_key(CHECKOUT_ATTEMPT_TABLE, "cart_id").load(self.row.id)
+        attempts = [CheckoutAttempt.from_row(row) for row in sorted(rows, key=lambda r: (r.created_at, r.id),
+                                                                    reverse=True)]
+        return await info.context.authz.visible(attempts, CheckoutAttempt.resource)
 
     @strawberry.field(description="Why the last payment attempt failed, or null.")
     def payment_error(self) -> PaymentError | None:
@@ -262,7 +306,8 @@ class Order(Node):
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("order", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
-                              customer_id=self.row.customer_id or "")
+                              customer_id=self.row.customer_id or "",
+                              access_token_hash=self.row.access_token_hash or "")
 
     @guarded_field("Order", "email", "The customer's email (customer contact data).")
     def email(self) -> str | None:
@@ -291,6 +336,12 @@ class CheckoutSession:
     amount: int = strawberry.field(description="Amount to pay, minor units.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
     order_id: strawberry.ID = strawberry.field(description="Global id the order will have once the payment succeeds.")
+    publishable_key: str = strawberry.field(description="The Stripe publishable key (pk_test_… or pk_live_…) to "
+                                                        "initialise Stripe.js with, before confirming clientSecret.")
+    order_access_token: str = strawberry.field(description="Keep this with the cart: send it as `accessToken` to "
+                                                           "completeCheckout and order(id:) to read the order the "
+                                                           "cart becomes (a guest has no other way). The same for "
+                                                           "every startCheckout of the cart.")
 
 
 register_table_node("Cart", CART_TABLE, Cart.from_row)
@@ -319,3 +370,28 @@ class OutboxMessage:
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("outbox_message", self.row.id, tenant_id=self.row.tenant_id)
+
+
+@strawberry.type(description="A webhook event the platform received (Stripe), and how its handling ended.")
+class WebhookEvent:
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the webhook event.")
+    provider: str = strawberry.field(description="Who sent it, e.g. stripe.")
+    event_id: str = strawberry.field(description="The provider's event id (evt_…).")
+    event_type: str = strawberry.field(description="e.g. payment_intent.succeeded.")
+    status: str = strawberry.field(description="processed | ignored | refused (a business refusal, kept with its "
+                                               "reason) | failed (handling failed; Stripe retries, or replay it)")
+    error: str | None = strawberry.field(description="Why it was refused or failed.")
+    attempts: int = strawberry.field(description="How many times it was handled (deliveries and replays).")
+    received_at: datetime = strawberry.field(description="When it first arrived.")
+    processed_at: datetime | None = strawberry.field(description="When its handling last ended.")
+    payload: JSON = strawberry.field(description="The event as Stripe sent it.")
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> WebhookEvent:
+        return cls(id=to_global_id("WebhookEvent", row.id), provider=row.provider, event_id=row.event_id,
+                   event_type=row.event_type, status=row.status, error=row.error, attempts=row.attempts,
+                   received_at=row.received_at, processed_at=row.processed_at, payload=row.payload, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("webhook_event", self.row.id, tenant_id=self.row.tenant_id or "")

@@ -45,16 +45,21 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
-        self.failures: list[int] = []  # statuses to answer the next API calls with (the SDK retries ≥ 500)
+        # How to answer the next API calls: a status (an api_error; the SDK retries ≥ 500), or a whole Stripe error
+        # as (status, type, code, message), e.g. (402, "card_error", "card_declined", "Your card was declined.").
+        self.failures: list[int | tuple[int, str, str, str]] = []
         self.accounts: dict[str, dict[str, Any]] = {}
         self.transfers: dict[str, dict[str, Any]] = {}
         self.oauth_codes: dict[str, str] = {}  # code → account id, each usable once
         self.platform_balance = 10**9  # a transfer above it fails with balance_insufficient
+        self.refunds: dict[str, dict[str, Any]] = {}
 
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/v1/payment_intents", self._create_intent, methods=["POST"]),
             Route("/v1/payment_intents/{intent_id}", self._get_intent, methods=["GET"]),
+            Route("/v1/payment_intents/{intent_id}/cancel", self._cancel_intent, methods=["POST"]),
+            Route("/v1/refunds", self._create_refund, methods=["POST"]),
             Route("/v1/accounts", self._create_account, methods=["POST"]),
             Route("/v1/account_links", self._create_account_link, methods=["POST"]),
             Route("/v1/transfers", self._create_transfer, methods=["POST"]),
@@ -146,10 +151,19 @@ class FakeStripe:
         self.requests.append({"method": request.method, "path": request.url.path,
                               "idempotency_key": request.headers.get("idempotency-key"),
                               "stripe_version": request.headers.get("stripe-version")})
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return error(401, "invalid_request_error", "Invalid API Key provided")
+        presented = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+        if presented != self.api_key:
+            # Stripe's 401 for a wrong key: no code, no param; the key redacted but for its last four characters.
+            redacted = presented[:8] + "*" * max(len(presented) - 12, 0) + presented[-4:] if presented else ""
+            return JSONResponse({"error": {"message": f"Invalid API Key provided: {redacted}",
+                                           "type": "invalid_request_error"}}, status_code=401,
+                                headers={"www-authenticate": 'Basic realm="Stripe"'})
         if self.failures:
-            return error(self.failures.pop(0), "api_error", "Something went wrong on Stripe's end")
+            failure = self.failures.pop(0)
+            if isinstance(failure, tuple):
+                status, kind, code, message = failure
+                return error(status, kind, message, code)
+            return error(failure, "api_error", "Something went wrong on Stripe's end")
         return None
 
     async def _create_intent(self, request: Request) -> JSONResponse:
@@ -176,6 +190,54 @@ class FakeStripe:
         if intent is None:
             return error(404, "invalid_request_error", "No such payment_intent", "resource_missing", "intent")
         return JSONResponse(intent)
+
+    async def _cancel_intent(self, request: Request) -> JSONResponse:
+        intent_id = request.path_params["intent_id"]
+
+        def cancel(params: dict[str, Any]) -> Any:
+            intent = self.intents.get(intent_id)
+            if intent is None:
+                return error(404, "invalid_request_error", f"No such payment_intent: '{intent_id}'",
+                             "resource_missing", "intent")
+            if intent["status"] in ("succeeded", "canceled"):
+                return error(400, "invalid_request_error",
+                             f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. "
+                             "Only a PaymentIntent with one of the following statuses may be canceled: "
+                             "requires_payment_method, requires_capture, requires_confirmation, requires_action, "
+                             "processing.", "payment_intent_unexpected_state")
+            intent.update(status="canceled", cancellation_reason=params.get("cancellation_reason"),
+                          canceled_at=int(time.time()))
+            return intent
+        return await self._idempotent(request, cancel)
+
+    async def _create_refund(self, request: Request) -> JSONResponse:
+        """POST /v1/refunds with payment_intent (or charge), optional amount (default: what is left), reason,
+        metadata. Refunding more than is left → 400 charge_already_refunded."""
+        def create(params: dict[str, Any]) -> Any:
+            intent = self.intents.get(params.get("payment_intent", ""))
+            if intent is None:
+                return error(400, "invalid_request_error", "No such payment_intent", "resource_missing",
+                             "payment_intent")
+            if intent["status"] != "succeeded":
+                return error(400, "invalid_request_error", "This PaymentIntent does not have a successful charge "
+                             "to refund.", "payment_intent_unexpected_state", "payment_intent")
+            refunded = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"])
+            left = intent["amount_received"] - refunded
+            amount = int(params.get("amount") or left)
+            if left <= 0:
+                return error(400, "invalid_request_error", f"Charge {intent['latest_charge']} has already been "
+                             "refunded.", "charge_already_refunded")
+            if amount > left:
+                return error(400, "invalid_request_error", "Refund amount is greater than unrefunded amount on "
+                             "charge", "amount_too_large", "amount")
+            refund_id = f"re_{secrets.token_hex(12)}"
+            self.refunds[refund_id] = {
+                "id": refund_id, "object": "refund", "amount": amount, "currency": intent["currency"],
+                "payment_intent": intent["id"], "charge": intent["latest_charge"], "status": "succeeded",
+                "reason": params.get("reason"), "metadata": params.get("metadata", {}), "failure_reason": None,
+                "created": int(time.time())}
+            return self.refunds[refund_id]
+        return await self._idempotent(request, create)
 
     # What the customer's browser and Stripe do, for tests.
 

@@ -75,8 +75,9 @@ async def test_complete_checkout_first_then_webhook_makes_one_order(gql: GraphQL
     cart = await shopper.ready_cart({"CP-HONEY-12": 2})
     session = (await shopper.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
     paid = fake_stripe.pay(session["paymentIntentId"])
-    completed, webhook = await asyncio.gather(shopper("storefront/CompleteCheckout", {"cartId": cart}),
-                                              send_event(http, fake_stripe, "payment_intent.succeeded", paid))
+    completed, webhook = await asyncio.gather(
+        shopper("storefront/CompleteCheckout", {"cartId": cart, "accessToken": session["orderAccessToken"]}),
+        send_event(http, fake_stripe, "payment_intent.succeeded", paid))
     assert webhook.status_code == 200
     assert "errors" not in completed, completed
     assert await order_count(owner_engine, shop.tenant_id) == 1

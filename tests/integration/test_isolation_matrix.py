@@ -3,6 +3,7 @@ B comes back and nothing of B changes. Later issues add their operations and var
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -41,17 +42,22 @@ class Target:
         self.rule = to_global_id("CommissionRule", ids["commission_rule"])
         self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
         self.outbox = to_global_id("OutboxMessage", ids["outbox"])
+        # Checkout attempts and webhook events exist in the matrix's B (other users of Target may omit them).
+        self.attempt = to_global_id("CheckoutAttempt", ids["checkout_attempt"]) if "checkout_attempt" in ids else ""
+        self.webhook = to_global_id("WebhookEvent", ids["webhook_inbox"]) if "webhook_inbox" in ids else ""
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
         the seeded catalog are B's)."""
         w = self.world
-        return [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
-                self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                "b-customer@example.com", "acct_tenant_b", "seller@b.example",
-                *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
-                w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
-                "Apparel"]
+        found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
+                 self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
+                 self.attempt, self.webhook, "pi_tenant_b_attempt", "evt_tenant_b_failed",
+                 "b-customer@example.com", "acct_tenant_b", "seller@b.example",
+                 *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
+                 w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
+                 "Apparel"]
+        return [secret for secret in found if secret]
 
 
 # How each operation is aimed at B. Every operation file must be listed (a test checks it).
@@ -96,7 +102,8 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
         "postalCode": "73301", "countryCode": "US"}},
     "storefront/SetShippingOption": lambda b: {"cartId": b.cart, "shippingOptionId": b.option},
     "storefront/StartCheckout": lambda b: {"cartId": b.cart},
-    "storefront/CompleteCheckout": lambda b: {"cartId": b.cart},
+    "storefront/CompleteCheckout": lambda b: {"cartId": b.cart, "accessToken": B_ORDER_TOKEN},
+    "storefront/OrderByAccessToken": lambda b: {"id": b.order, "accessToken": B_ORDER_TOKEN},
     "storefront/MyOrders": lambda b: {},
     "admin/OrderById": lambda b: {"id": b.order},
     "admin/StoreOrders": lambda b: {"first": 100},
@@ -121,15 +128,22 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "vendor/CompleteStripeConnect": lambda b: {"code": "ac_matrix", "state": "forged.state"},
     "admin/OutboxMessages": lambda b: {"first": 100},
     "admin/RetryOutboxMessage": lambda b: {"id": b.outbox},
+    "admin/WebhookEvents": lambda b: {"first": 100},
+    "admin/ReplayWebhookEvent": lambda b: {"id": b.webhook},
+    "admin/CheckoutAttempts": lambda b: {"first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
-                   "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox")
+                   "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
+                   "checkout_attempt", "webhook_inbox")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
+
+# B's guest order can be read with this order access token (its SHA-256 is stored); A's roles present it too.
+B_ORDER_TOKEN = "oat_tenant_b_order_access_token"
 
 # B's customer has a cart with a line and a paid order (written directly: the flow itself is tested elsewhere).
 B_CART_AND_ORDER = """
@@ -153,6 +167,16 @@ insert into vendor_order (tenant_id, id, order_id, store_id, vendor_id, status, 
                           shipping_total, tax_total, total)
 select :t, gen_random_uuid(), paid.id, :s, v.id, 'paid', 4500, 0, 500, 0, 5000
 from paid, vendor v where v.tenant_id = :t and v.handle = 'northwind-outfitters'
+"""
+
+
+# B's order is readable with an order access token; its cart has a refunded checkout; a Stripe event failed.
+B_CHECKOUT = """
+with guest_order as (update orders set access_token_hash = :token_hash where tenant_id = :t returning id)
+insert into checkout_attempt (tenant_id, id, cart_id, store_id, customer_id, payment_intent_id, fingerprint, amount,
+                              currency_code, snapshot, status, reason)
+select :t, gen_random_uuid(), cart.id, :s, 'b-customer', 'pi_tenant_b_attempt', 'f', 5000, 'usd', '{}'::jsonb,
+       'refund_pending', 'b-customer@example.com paid a superseded checkout' from cart where cart.tenant_id = :t
 """
 
 
@@ -191,6 +215,17 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
         await seed_region(connection, b.tenant_id)
         await seed_catalog(connection, b.tenant_id, b.store_id)
         await connection.execute(text(B_CART_AND_ORDER), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_CHECKOUT), {
+            "t": b.tenant_id, "s": b.store_id, "token_hash": hashlib.sha256(B_ORDER_TOKEN.encode()).hexdigest()})
+        await connection.execute(text(
+            "insert into webhook_inbox (id, provider, event_id, event_type, payload, tenant_id, status, error) "
+            "values (gen_random_uuid(), 'stripe', 'evt_tenant_b_failed', 'payment_intent.succeeded', "
+            "cast(:payload as jsonb), :t, 'failed', 'failed: b-customer@example.com')"),
+            {"t": b.tenant_id, "payload": orjson.dumps({
+                "id": "evt_tenant_b_failed", "type": "payment_intent.succeeded", "data": {"object": {
+                    "id": "pi_tenant_b_attempt", "object": "payment_intent", "status": "succeeded",
+                    "amount_received": 5000, "currency": "usd",
+                    "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
@@ -200,7 +235,8 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
-                             ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", "")):
+                             ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
+                             ("checkout_attempt", ""), ("webhook_inbox", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return a, Target(b, ids)

@@ -21,6 +21,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "PAYLOAD_SECRET": STRONG + "p",
         "STRIPE_API_KEY": "sk_live_" + STRONG,
         "STRIPE_WEBHOOK_SECRET": "whsec_" + STRONG,
+        "STRIPE_PUBLISHABLE_KEY": "pk_live_" + STRONG,
         "CERBOS_ADMIN_PASSWORD": STRONG + "a",
     }
     env.update(overrides)
@@ -96,3 +97,22 @@ def test_the_development_issuer_is_refused_in_production(monkeypatch: pytest.Mon
     assert not load_settings().dev_tokens_trusted
     apply(monkeypatch, {})
     assert load_settings().dev_tokens_trusted
+
+
+def test_the_stripe_publishable_key_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = production_env()
+    del env["STRIPE_PUBLISHABLE_KEY"]  # falls back to the embedded pk_test_ default, refused in production
+    apply(monkeypatch, env)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert "STRIPE_PUBLISHABLE_KEY: the embedded development default is refused in production" in \
+        raised.value.problems
+    for wrong, problem in (
+            ("sk_live_" + STRONG, "not a Stripe publishable key (expected pk_test_… or pk_live_…)"),
+            ("pk_test_" + STRONG, "a test key with a live STRIPE_API_KEY (use the publishable key of the same mode)")):
+        apply(monkeypatch, production_env(STRIPE_PUBLISHABLE_KEY=wrong))
+        with pytest.raises(ConfigurationError) as raised:
+            load_settings()
+        assert raised.value.problems == [f"STRIPE_PUBLISHABLE_KEY: {problem}"]
+    apply(monkeypatch, {"STRIPE_API_KEY": "sk_test_abc", "STRIPE_PUBLISHABLE_KEY": "pk_test_abc"})
+    assert load_settings().STRIPE_PUBLISHABLE_KEY == "pk_test_abc"

@@ -112,6 +112,8 @@ class Cart(TenantOwnedMixin, Base):
     payment_intent_id: Mapped[str | None] = mapped_column(String(100))
     payment_error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 (hex) of the order access token startCheckout hands the buyer; the token itself is never stored.
+    access_token_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class CartLine(TenantOwnedMixin, Base):
@@ -143,3 +145,40 @@ class InventoryReservation(TenantOwnedMixin, Base):
     variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+CHECKOUT_ATTEMPT_STATUSES = ("pending", "superseded", "canceled", "ordered", "refund_pending", "refunded")
+
+
+class CheckoutAttempt(TenantOwnedMixin, Base):
+    """One PaymentIntent of a cart and the snapshot (lines, prices, totals, shipping, address) it charges for.
+
+    pending → ordered (its payment succeeded and the order was built from the snapshot) or superseded (the cart
+    changed; the PaymentIntent is being canceled) → canceled. A payment that succeeds but cannot become an order
+    (a superseded attempt, an amount mismatch, stock sold out after the reservation expired) goes to
+    refund_pending with its `reason`, then refunded once Stripe refunded it: a succeeded payment always ends as
+    an order or a refund, both recorded here."""
+
+    __tablename__ = "checkout_attempt"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cart_id"], ["cart.tenant_id", "cart.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "payment_intent_id"),
+        CheckConstraint("status in ({})".format(", ".join(f"'{s}'" for s in CHECKOUT_ATTEMPT_STATUSES)),
+                        name="status"),
+        Index("ix_checkout_attempt_tenant_cart", "tenant_id", "cart_id", "created_at"),
+        Index("ix_checkout_attempt_tenant_status", "tenant_id", "status", "created_at"),
+    )
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    customer_id: Mapped[str | None] = mapped_column(String(200))  # the cart's customer (policies)
+    payment_intent_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    refund_id: Mapped[str | None] = mapped_column(String(100))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

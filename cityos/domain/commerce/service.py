@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -23,16 +26,19 @@ from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import (
     Cart,
     CartLine,
+    CheckoutAttempt,
     InventoryReservation,
     Region,
     RegionState,
     ShippingOption,
 )
+from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, NotFound, OutOfStock
 
 CART = table_of(Cart)
 LINE = table_of(CartLine)
 RESERVATION = table_of(InventoryReservation)
+ATTEMPT = table_of(CheckoutAttempt)
 VARIANT = table_of(Variant)
 PRODUCT = table_of(Product)
 PRICE = table_of(VariantPrice)
@@ -85,16 +91,37 @@ def validate_email(email: str) -> str:
     return email
 
 
-async def release_reservations(connection: AsyncConnection, cart: Row[Any]) -> None:
-    """Give a cart's reserved units back to stock (its checkout is being changed or abandoned)."""
-    released = (await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id)
+async def return_reserved_units(connection: AsyncConnection, cart_id: uuid.UUID) -> None:
+    """Give a cart's reserved units back to stock."""
+    released = (await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart_id)
                                          .returning(RESERVATION.c.variant_id, RESERVATION.c.quantity))).all()
     for variant_id, quantity in released:
         await connection.execute(update(VARIANT).where(VARIANT.c.id == variant_id)
                                  .values(inventory_quantity=VARIANT.c.inventory_quantity + quantity))
-    if released or cart.payment_intent_id:
-        await connection.execute(update(CART).where(CART.c.id == cart.id)
-                                 .values(payment_intent_id=None, updated_at=func.now()))
+
+
+async def release_reservations(connection: AsyncConnection, cart: Row[Any]) -> None:
+    """The cart is being changed: its reserved units go back to stock and its checkout ends (the attempt is
+    superseded and its PaymentIntent canceled at Stripe by the outbox, after this transaction commits)."""
+    await return_reserved_units(connection, cart.id)
+    await supersede_checkout(connection, cart, "the cart changed after its checkout started")
+
+
+async def supersede_checkout(connection: AsyncConnection, cart: Row[Any], reason: str) -> None:
+    """End the cart's current checkout: its pending attempt becomes superseded and its PaymentIntent is canceled
+    through Stripe by the outbox dispatcher (never under this row lock). If the customer pays it anyway (another
+    tab), the payment_intent.succeeded webhook refunds it."""
+    if not cart.payment_intent_id:
+        return
+    attempt = (await connection.execute(update(ATTEMPT).where(
+        ATTEMPT.c.cart_id == cart.id, ATTEMPT.c.payment_intent_id == cart.payment_intent_id,
+        ATTEMPT.c.status == "pending").values(status="superseded", reason=reason, updated_at=func.now())
+        .returning(ATTEMPT.c.id))).scalar()
+    await enqueue(connection, tenant_id=cart.tenant_id, topic="stripe.cancel_payment_intent",
+                  payload={"payment_intent_id": cart.payment_intent_id,
+                           "attempt_id": str(attempt) if attempt else None})
+    await connection.execute(update(CART).where(CART.c.id == cart.id)
+                             .values(payment_intent_id=None, updated_at=func.now()))
 
 
 async def _sellable_variant(connection: AsyncConnection, cart: Row[Any], variant_id: uuid.UUID) -> Row[Any]:
@@ -248,33 +275,93 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
 async def reserve_inventory(connection: AsyncConnection, priced: PricedCart, minutes: int) -> None:
     """Take the cart's units off stock atomically: a conditional decrement per variant, so two checkouts for the
     last unit cannot both succeed (the second sees the first's decrement once it commits, and fails)."""
-    cart = priced.cart
-    await release_reservations(connection, cart)
+    await reserve_units(connection, priced.cart, [(line.variant_id, line.quantity, row.sku)
+                                                  for row, line in priced.lines], minutes)
+
+
+async def reserve_units(connection: AsyncConnection, cart: Row[Any], units: list[tuple[uuid.UUID, int, str]],
+                        minutes: int) -> None:
+    """Reserve (variant, quantity, sku) units for the cart, after giving back what it held."""
+    await return_reserved_units(connection, cart.id)
     expires = datetime.now(UTC) + timedelta(minutes=minutes)
-    for row, line in sorted(priced.lines, key=lambda pair: str(pair[1].variant_id)):  # one lock order
+    for variant_id, quantity, sku in sorted(units, key=lambda unit: str(unit[0])):  # one lock order
         taken = (await connection.execute(
-            update(VARIANT).where(VARIANT.c.id == line.variant_id, VARIANT.c.inventory_quantity >= line.quantity)
-            .values(inventory_quantity=VARIANT.c.inventory_quantity - line.quantity).returning(VARIANT.c.id))).first()
+            update(VARIANT).where(VARIANT.c.id == variant_id, VARIANT.c.inventory_quantity >= quantity)
+            .values(inventory_quantity=VARIANT.c.inventory_quantity - quantity).returning(VARIANT.c.id))).first()
         if taken is None:
-            raise OutOfStock(f"{row.sku} is out of stock", variantId=str(line.variant_id))
+            raise OutOfStock(f"{sku} is out of stock", variantId=str(variant_id))
         await connection.execute(insert(RESERVATION).values(
-            tenant_id=cart.tenant_id, id=uuid.uuid4(), cart_id=cart.id, variant_id=line.variant_id,
-            quantity=line.quantity, expires_at=expires))
+            tenant_id=cart.tenant_id, id=uuid.uuid4(), cart_id=cart.id, variant_id=variant_id,
+            quantity=quantity, expires_at=expires))
 
 
-def payment_idempotency_key(priced: PricedCart) -> str:
-    """Derived from the cart and what is being paid for: the same checkout → the same PaymentIntent."""
-    fingerprint = "|".join([str(priced.cart.id), priced.cart.currency_code, str(priced.totals.total),
-                            *(f"{line.variant_id}:{line.quantity}:{line.unit_price}" for _, line in priced.lines)])
-    return f"checkout-{priced.cart.id}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}"
+def checkout_snapshot(priced: PricedCart) -> dict[str, Any]:
+    """What a checkout charges for, frozen: the order of a payment is built from this, never from the cart as it
+    is when the payment lands (the cart may have changed in another tab)."""
+    cart, totals = priced.cart, priced.totals
+    return {
+        "currency_code": cart.currency_code,
+        "lines": [{"variant_id": str(line.variant_id), "product_id": str(row.product_id),
+                   "vendor_id": str(line.vendor_id) if line.vendor_id else None, "sku": row.sku,
+                   "title": f"{row.product_title} — {row.variant_title}", "quantity": line.quantity,
+                   "list_unit_price": line.list_unit_price, "unit_price": line.unit_price}
+                  for row, line in priced.lines],
+        "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
+                   "shipping_total": totals.shipping_total, "tax_total": totals.tax_total, "total": totals.total},
+        "shipping_option": ({"id": str(priced.option.id), "code": priced.option.code}
+                            if priced.option is not None else None),
+        "shipping_address": cart.shipping_address,
+    }
 
 
-async def ensure_order_id(connection: AsyncConnection, cart: Row[Any]) -> uuid.UUID:
-    if cart.order_id is not None:
-        return uuid.UUID(str(cart.order_id))
-    order_id = uuid.uuid4()
-    await connection.execute(update(CART).where(CART.c.id == cart.id).values(order_id=order_id))
-    return order_id
+def snapshot_fingerprint(snapshot: dict[str, Any]) -> str:
+    """SHA-256 of the snapshot in a canonical form: the same contents → the same fingerprint."""
+    return hashlib.sha256(json.dumps(snapshot, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def payment_idempotency_key(cart_id: uuid.UUID, fingerprint: str, sequence: int) -> str:
+    """Derived from the cart, what is paid for and the cart's attempt number: the same checkout retried → the
+    same PaymentIntent; the same contents after a change (A → B → A) → a new one (the first was canceled)."""
+    return f"checkout-{cart_id}-{fingerprint[:16]}-{sequence}"
+
+
+def order_access_token(secret: str, tenant_id: uuid.UUID, cart_id: uuid.UUID) -> str:
+    """The capability a buyer gets from startCheckout to read the order the cart becomes: an HMAC of the cart
+    under COOKIE_SECRET (so every startCheckout of the cart returns the same token and a page refresh keeps
+    working). Only its SHA-256 is stored (`cart.access_token_hash`, `orders.access_token_hash`)."""
+    digest = hmac.new(secret.encode(), f"cityos-order-access:{tenant_id}:{cart_id}".encode(), hashlib.sha256)
+    return "oat_" + base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+
+
+def access_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def snapshot_lines(snapshot: dict[str, Any]) -> list[rules.PricedLine]:
+    return [rules.PricedLine(uuid.UUID(line["variant_id"]),
+                             uuid.UUID(line["vendor_id"]) if line.get("vendor_id") else None,
+                             int(line["quantity"]), int(line["list_unit_price"]), int(line["unit_price"]))
+            for line in snapshot["lines"]]
+
+
+async def current_attempt(connection: AsyncConnection, cart: Row[Any]) -> Row[Any] | None:
+    if not cart.payment_intent_id:
+        return None
+    return (await connection.execute(select(ATTEMPT).where(
+        ATTEMPT.c.cart_id == cart.id, ATTEMPT.c.payment_intent_id == cart.payment_intent_id))).first()
+
+
+async def attempt_count(connection: AsyncConnection, cart_id: uuid.UUID) -> int:
+    return int((await connection.execute(select(func.count()).where(ATTEMPT.c.cart_id == cart_id))).scalar_one())
+
+
+ORDER_ID_NAMESPACE = uuid.UUID("6f1c1b64-7c0e-4a55-9d43-2b8a3c7e9d10")
+
+
+def order_id_for(cart: Row[Any]) -> uuid.UUID:
+    """The id the cart's order will have, known when checkout starts (the PaymentIntent's transfer_group):
+    derived from the cart, so concurrent first checkouts agree on it. Reading an order needs more than its id."""
+    return uuid.UUID(str(cart.order_id)) if cart.order_id is not None else uuid.uuid5(ORDER_ID_NAMESPACE, str(cart.id))
 
 
 async def record_payment_failure(connection: AsyncConnection, cart_id: uuid.UUID, error: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ class Order(TenantOwnedMixin, Base):
     payment_intent_id: Mapped[str] = mapped_column(String(100), nullable=False)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     shipping_option_code: Mapped[str] = mapped_column(String(50), nullable=False)
+    # The cart's order access token hash (a guest buyer reads the order with the token; see policies/order.yaml).
+    access_token_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class VendorOrder(TenantOwnedMixin, Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -11,13 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
-from cityos.domain.commerce.models import InventoryReservation
-from cityos.domain.commerce.service import CART, VARIANT, load_cart, priced_cart, reserve_inventory
+from cityos.domain.commerce.models import CheckoutAttempt, InventoryReservation
+from cityos.domain.commerce.service import (
+    CART,
+    VARIANT,
+    checkout_snapshot,
+    load_cart,
+    priced_cart,
+    reserve_units,
+    return_reserved_units,
+    snapshot_fingerprint,
+    snapshot_lines,
+)
 from cityos.domain.fulfillment.models import Shipment
 from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals, record_sales
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
-from cityos.domain.platform.outbox import enqueue
-from cityos.errors import BadUserInput, NotFound, PaymentFailed
+from cityos.domain.platform.outbox import OUTBOX, enqueue
+from cityos.errors import BadUserInput, NotFound, OutOfStock
 from cityos.realtime.events import PendingEvents, event
 
 ORDER = table_of(Order)
@@ -25,39 +36,112 @@ VENDOR_ORDER = table_of(VendorOrder)
 ORDER_LINE = table_of(OrderLine)
 RESERVATION = table_of(InventoryReservation)
 SHIPMENT = table_of(Shipment)
+ATTEMPT = table_of(CheckoutAttempt)
 
 
-async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, intent_id: str, intent_status: str,
-                         amount_received: int, currency: str, ledger_policy: LedgerPolicy,
-                         events: PendingEvents | None = None, ship: bool = False) -> Row[Any]:
-    """Create the cart's order once its payment succeeded. Idempotent: the cart row is locked, and a completed
-    cart returns its order, so the webhook and completeCheckout racing each other make exactly one order."""
+NOT_CURRENT = "this payment does not belong to the cart's current checkout (the cart changed after it started)"
+SOLD_OUT = "the items sold out before the payment arrived (their reservation had expired)"
+AMOUNT_MISMATCH = "the amount paid does not match the checkout it was for"
+ALREADY_PAID = "the cart was already paid for by another payment"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a succeeded payment became: an order, or a refund (with its reason and the outbox message that makes
+    it at Stripe; None when it was recorded before)."""
+
+    order: Row[Any] | None = None
+    refund_reason: str | None = None
+    refund_message_id: uuid.UUID | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.order is not None:
+            return f"order {self.order.id}"
+        return f"refused: {self.refund_reason}; the payment is refunded"
+
+
+async def settle_payment(connection: AsyncConnection, *, cart_id: uuid.UUID, intent_id: str, amount_received: int,
+                         currency: str, ledger_policy: LedgerPolicy, events: PendingEvents | None = None,
+                         ship: bool = False) -> Settlement:
+    """Settle a succeeded PaymentIntent of a checkout, exactly once, into one of two recorded outcomes: the order
+    built from the snapshot the customer paid for (amount checked against it), or a refund with its reason
+    (the PaymentIntent belongs to a superseded checkout, the amount differs, or the stock sold out after the
+    reservation expired). The cart row and then the attempt row are locked, so the webhook, its retries and
+    completeCheckout racing each other settle once; the refund itself is sent through Stripe after commit."""
     cart = await load_cart(connection, cart_id, lock=True)
+    attempt = (await connection.execute(select(ATTEMPT).where(ATTEMPT.c.payment_intent_id == intent_id)
+                                        .with_for_update())).first()
+    if attempt is None:
+        attempt = await _untracked_attempt(connection, cart, intent_id, amount_received, currency)
+    if attempt.cart_id != cart.id:
+        raise BadUserInput("this payment belongs to another cart", field="paymentIntentId")
+    if attempt.status == "ordered":
+        return Settlement(order=(await connection.execute(select(ORDER).where(ORDER.c.id == attempt.order_id))).one())
+    if attempt.status in ("refund_pending", "refunded"):  # decided before: the same refund, never a second one
+        pending = (await connection.execute(select(OUTBOX.c.id).where(
+            OUTBOX.c.topic == "stripe.refund_payment", OUTBOX.c.status == "pending",
+            OUTBOX.c.payload["payment_intent_id"].astext == intent_id))).scalar()
+        return Settlement(refund_reason=attempt.reason, refund_message_id=pending)
+    reason = _refusal(cart, attempt, intent_id, amount_received, currency)
+    if reason is None:
+        try:
+            async with connection.begin_nested():
+                order = await _order_from_snapshot(connection, cart, attempt, intent_id, ledger_policy, events, ship)
+            return Settlement(order=order)
+        except OutOfStock:
+            reason = SOLD_OUT
+    return await _refund(connection, cart, attempt, intent_id, reason)
+
+
+def _refusal(cart: Row[Any], attempt: Row[Any], intent_id: str, amount_received: int, currency: str) -> str | None:
+    if not attempt.snapshot:
+        return NOT_CURRENT
+    if currency.lower() != attempt.currency_code or amount_received != attempt.amount or \
+            attempt.amount != attempt.snapshot.get("totals", {}).get("total"):
+        return AMOUNT_MISMATCH
     if cart.status == "completed":
-        existing = (await connection.execute(select(ORDER).where(ORDER.c.id == cart.order_id))).one()
-        return existing
-    if intent_status != "succeeded":
-        raise PaymentFailed(f"the payment has not succeeded (status {intent_status})")
-    if cart.payment_intent_id != intent_id or cart.order_id is None:
-        raise BadUserInput("this payment does not belong to the cart's current checkout", field="paymentIntentId")
-    priced = await priced_cart(connection, cart)
-    if amount_received != priced.totals.total or currency.lower() != cart.currency_code:
-        raise PaymentFailed("the amount paid does not match the cart's total")
+        return ALREADY_PAID
+    if attempt.status != "pending" or cart.payment_intent_id != intent_id or cart.order_id is None:
+        return NOT_CURRENT
+    return None
+
+
+async def _untracked_attempt(connection: AsyncConnection, cart: Row[Any], intent_id: str, amount_received: int,
+                             currency: str) -> Row[Any]:
+    """A payment with no attempt row: a checkout started before attempts were recorded (the cart's current
+    PaymentIntent: its snapshot is the cart as it is), or an unknown PaymentIntent naming this cart (recorded
+    with an empty snapshot, so it is refunded)."""
+    snapshot: dict[str, Any] = {}
+    if cart.status == "open" and cart.payment_intent_id == intent_id:
+        snapshot = checkout_snapshot(await priced_cart(connection, cart))
+    return (await connection.execute(insert(ATTEMPT).values(
+        tenant_id=cart.tenant_id, id=uuid.uuid4(), cart_id=cart.id, store_id=cart.store_id,
+        customer_id=cart.customer_id, payment_intent_id=intent_id, fingerprint=snapshot_fingerprint(snapshot),
+        amount=amount_received, currency_code=currency.lower(), snapshot=snapshot, status="pending",
+    ).returning(*ATTEMPT.c))).one()
+
+
+async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], attempt: Row[Any], intent_id: str,
+                               ledger_policy: LedgerPolicy, events: PendingEvents | None, ship: bool) -> Row[Any]:
+    snapshot = attempt.snapshot
+    lines = snapshot_lines(snapshot)
     reserved = {row.variant_id: row.quantity for row in (await connection.execute(
         select(RESERVATION).where(RESERVATION.c.cart_id == cart.id))).all()}
-    if any(reserved.get(line.variant_id) != line.quantity for _, line in priced.lines):
+    if reserved != {line.variant_id: line.quantity for line in lines}:
         # The reservation expired before the payment arrived: take the units now, if they are still there.
-        await reserve_inventory(connection, priced, minutes=1)
-    assert priced.option is not None
-    totals = priced.totals
+        await reserve_units(connection, cart, [(line.variant_id, line.quantity, item["sku"])
+                                               for line, item in zip(lines, snapshot["lines"], strict=True)], 1)
+    totals = rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"})
     order = (await connection.execute(insert(ORDER).values(
         tenant_id=cart.tenant_id, id=cart.order_id, store_id=cart.store_id, cart_id=cart.id,
-        customer_id=cart.customer_id, email=cart.email, currency_code=cart.currency_code,
+        customer_id=cart.customer_id, email=cart.email, currency_code=attempt.currency_code,
         status=rules.next_order_status("pending", "paid"), subtotal=totals.subtotal,
         discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
-        total=totals.total, payment_intent_id=intent_id, shipping_address=cart.shipping_address,
-        shipping_option_code=priced.option.code).returning(*ORDER.c))).one()
-    parts = rules.split_by_vendor([line for _, line in priced.lines], totals)
+        total=totals.total, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
+        shipping_option_code=snapshot["shipping_option"]["code"],
+        access_token_hash=cart.access_token_hash).returning(*ORDER.c))).one()
+    parts = rules.split_by_vendor(lines, totals)
     vendor_order_ids = {}
     for vendor_id, part in parts.items():
         vendor_order_ids[vendor_id] = uuid.uuid4()
@@ -68,10 +152,10 @@ async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, int
     await connection.execute(insert(ORDER_LINE), [{
         "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
         "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,
-        "product_id": row.product_id, "vendor_id": line.vendor_id, "sku": row.sku,
-        "title": f"{row.product_title} — {row.variant_title}", "quantity": line.quantity,
-        "list_unit_price": line.list_unit_price, "unit_price": line.unit_price, "subtotal": line.subtotal,
-        "discount_total": line.discount, "total": line.total} for row, line in priced.lines])
+        "product_id": uuid.UUID(item["product_id"]), "vendor_id": line.vendor_id, "sku": item["sku"],
+        "title": item["title"], "quantity": line.quantity, "list_unit_price": line.list_unit_price,
+        "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
+        "total": line.total} for line, item in zip(lines, snapshot["lines"], strict=True)])
     await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
     for vendor_id, vendor_order_id in vendor_order_ids.items():
         if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
@@ -84,7 +168,35 @@ async def complete_order(connection: AsyncConnection, *, cart_id: uuid.UUID, int
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
         status="completed", completed_at=func.now(), payment_error=None, updated_at=func.now()))
+    await connection.execute(update(ATTEMPT).where(ATTEMPT.c.id == attempt.id).values(
+        status="ordered", order_id=order.id, settled_at=func.now(), updated_at=func.now()))
     return order
+
+
+async def _refund(connection: AsyncConnection, cart: Row[Any], attempt: Row[Any], intent_id: str,
+                  reason: str) -> Settlement:
+    await connection.execute(update(ATTEMPT).where(ATTEMPT.c.id == attempt.id).values(
+        status="refund_pending", reason=reason, settled_at=func.now(), updated_at=func.now()))
+    if cart.status == "open" and cart.payment_intent_id == intent_id:
+        # The cart's own checkout could not become an order: it ends, its stock goes back, the buyer is told.
+        await return_reserved_units(connection, cart.id)
+        await connection.execute(update(CART).where(CART.c.id == cart.id).values(
+            payment_intent_id=None, updated_at=func.now(),
+            payment_error={"type": "refunded", "code": "payment_refunded", "decline_code": None,
+                           "message": f"Your payment was refunded: {reason}."}))
+    message_id = await enqueue(connection, tenant_id=cart.tenant_id, topic="stripe.refund_payment", payload={
+        "payment_intent_id": intent_id, "attempt_id": str(attempt.id), "cart_id": str(cart.id), "reason": reason})
+    return Settlement(refund_reason=reason, refund_message_id=message_id)
+
+
+async def record_refund(connection: AsyncConnection, attempt_id: uuid.UUID, refund_id: str | None) -> None:
+    await connection.execute(update(ATTEMPT).where(ATTEMPT.c.id == attempt_id).values(
+        status="refunded", refund_id=refund_id, updated_at=func.now()))
+
+
+async def record_canceled(connection: AsyncConnection, attempt_id: uuid.UUID) -> None:
+    await connection.execute(update(ATTEMPT).where(ATTEMPT.c.id == attempt_id, ATTEMPT.c.status == "superseded")
+                             .values(status="canceled", updated_at=func.now()))
 
 
 async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,11 +27,20 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
+WEBHOOK_STATUSES = ("processed", "ignored", "refused", "failed")
+
+
 class WebhookInbox(Base):
-    """Every verified webhook event, keyed by the provider's event id: a replayed event is a no-op."""
+    """Every verified webhook event, keyed by the provider's event id: a replayed event is a no-op, unless its
+    handling failed (Stripe's retry, or an admin's replay, processes it again). `tenant_id` is the tenant the
+    event turned out to concern (null while unknown); refused and failed events are listed to its admins."""
 
     __tablename__ = "webhook_inbox"
-    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        CheckConstraint("status in ({})".format(", ".join(f"'{s}'" for s in WEBHOOK_STATUSES)), name="status"),
+        Index("ix_webhook_inbox_tenant_status", "tenant_id", "status", "received_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     provider: Mapped[str] = mapped_column(String(30), nullable=False)
@@ -41,6 +50,9 @@ class WebhookInbox(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(1000))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="processed")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
 
 
 class ConnectStateUse(Base):

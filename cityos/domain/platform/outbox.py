@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, update
@@ -15,9 +16,17 @@ OUTBOX = table_of(Outbox)
 MAX_ATTEMPTS = 5
 
 
-async def enqueue(connection: AsyncConnection, *, tenant_id: uuid.UUID, topic: str, payload: dict[str, Any]) -> None:
-    await connection.execute(insert(OUTBOX).values(id=uuid.uuid4(), tenant_id=tenant_id, topic=topic,
+def backoff(attempts: int) -> timedelta:
+    """30 s × 2^(attempts − 1), capped at an hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+async def enqueue(connection: AsyncConnection, *, tenant_id: uuid.UUID, topic: str,
+                  payload: dict[str, Any]) -> uuid.UUID:
+    message_id = uuid.uuid4()
+    await connection.execute(insert(OUTBOX).values(id=message_id, tenant_id=tenant_id, topic=topic,
                                                    payload=payload))
+    return message_id
 
 
 async def retry_message(connection: AsyncConnection, message_id: uuid.UUID) -> Any:

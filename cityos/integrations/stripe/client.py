@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,16 @@ import stripe
 
 from cityos.config import Settings
 from cityos.errors import PaymentFailed, Unavailable
+
+log = logging.getLogger(__name__)
+
+# InvalidRequestError codes that say the platform's Stripe set-up is wrong (keys, account, mode, API version),
+# not that the customer's payment was refused: the operator has to act, the customer can only wait.
+MISCONFIGURATION_CODES = frozenset({
+    "api_key_expired", "secret_key_required", "platform_api_key_expired", "platform_account_required",
+    "testmode_charges_only", "livemode_mismatch", "account_invalid", "parameter_unknown", "parameter_missing",
+    "payment_method_types_no_longer_supported", "api_version_mismatch", "resource_missing",
+})
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,25 @@ def create_stripe_client(settings: Settings) -> stripe.StripeClient:
                                http_client=stripe.HTTPXClient(allow_sync_methods=True))
 
 
+def is_misconfiguration(error: stripe.StripeError) -> bool:
+    """A bad or revoked API key, a restricted key without the permission, or a request Stripe rejects because of
+    how the platform is set up (rather than because of the customer's card)."""
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return True
+    if isinstance(error, stripe.InvalidRequestError) and not isinstance(error, stripe.IdempotencyError):
+        return error.code is None or error.code in MISCONFIGURATION_CODES
+    return False
+
+
 def _translate(error: stripe.StripeError) -> Exception:
     if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
         return Unavailable("the payment provider is unavailable; try again")
+    if is_misconfiguration(error):
+        # For the operator: which error and where to look. No card data (our calls carry none) and no key.
+        log.error("Stripe refused the platform's credentials or configuration: %s (HTTP %s, code %s, request %s); "
+                  "check STRIPE_API_KEY and the Stripe account's settings", type(error).__name__,
+                  error.http_status, error.code or "-", error.request_id or "-")
+        return Unavailable("payments are unavailable at the moment; please try again later")
     return PaymentFailed(error.user_message or "the payment provider refused the request",
                          provider_code=getattr(error, "code", None) or "")
 
@@ -63,6 +90,56 @@ async def retrieve_payment_intent(client: stripe.StripeClient, intent_id: str) -
         return IntentView.of(await client.v1.payment_intents.retrieve_async(intent_id))
     except stripe.StripeError as error:
         raise _translate(error) from error
+
+
+@dataclass(frozen=True)
+class StripeCallResult:
+    """The outcome of a call made from the outbox: done (with the object's id), or an error to retry later
+    (`retryable`), or an error that will not get better by retrying."""
+
+    object_id: str | None
+    error: str | None = None
+    retryable: bool = False
+    note: str | None = None
+
+
+def _call_error(error: stripe.StripeError) -> StripeCallResult:
+    retryable = isinstance(error, stripe.APIConnectionError | stripe.APIError | stripe.RateLimitError)
+    if is_misconfiguration(error):
+        _translate(error)  # the operator log line
+        retryable = True  # it works again once the operator fixed the key or account
+    return StripeCallResult(None, f"{getattr(error, 'code', None) or type(error).__name__}: "
+                                  f"{error.user_message or error}"[:900], retryable=retryable)
+
+
+async def cancel_payment_intent(client: stripe.StripeClient, intent_id: str) -> StripeCallResult:
+    """Cancel a PaymentIntent nobody should pay any more (its cart changed). One that already succeeded (or was
+    canceled) cannot be: that is a result, not an error — a success is settled by the webhook."""
+    try:
+        intent = await client.v1.payment_intents.cancel_async(
+            intent_id, {"cancellation_reason": "abandoned"}, {"idempotency_key": f"cancel-{intent_id}"})
+    except stripe.InvalidRequestError as error:
+        if error.code == "payment_intent_unexpected_state":
+            return StripeCallResult(intent_id, note=f"not canceled: {error.user_message or error}"[:500])
+        return _call_error(error)
+    except stripe.StripeError as error:
+        return _call_error(error)
+    return StripeCallResult(str(intent["id"]), note=f"status {intent['status']}")
+
+
+async def refund_payment(client: stripe.StripeClient, *, intent_id: str, metadata: dict[str, str]) -> StripeCallResult:
+    """Refund a whole payment. The idempotency key is derived from the PaymentIntent, so however often this is
+    retried (webhook retries, replays, two dispatchers) Stripe makes one refund."""
+    try:
+        refund = await client.v1.refunds.create_async({"payment_intent": intent_id, "metadata": metadata},
+                                                      {"idempotency_key": f"refund-{intent_id}"})
+    except stripe.InvalidRequestError as error:
+        if error.code == "charge_already_refunded":
+            return StripeCallResult(None, note="already refunded")
+        return _call_error(error)
+    except stripe.StripeError as error:
+        return _call_error(error)
+    return StripeCallResult(str(refund["id"]), note=f"status {refund['status']}")
 
 
 async def create_express_account(client: stripe.StripeClient, *, email: str | None, vendor_id: str,
