@@ -95,9 +95,12 @@ def _serve(settings: Settings, notes: list[str]) -> None:
                   f"  demo key  x-publishable-api-key: {seeded.publishable_key}"]
     typer.echo("\n".join(lines) + "\n")
     sys.stdout.flush()
+    from cityos.http.protocol import with_header_timeout
+
     config = uvicorn.Config(create_app(settings), host=settings.CITYOS_HOST, port=settings.CITYOS_PORT,
                             log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
-                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
+                            http=with_header_timeout(settings.CITYOS_HEADER_TIMEOUT))
     server = uvicorn.Server(config)
     if settings.CITYOS_GC_TUNING:
         tune_garbage_collector()

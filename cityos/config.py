@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     CITYOS_PORT: int = 8000
     CITYOS_DATA_DIR: Path = Path(".cityos")
     CITYOS_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    # Seconds a client may take to send a request's headers before it is disconnected.
+    CITYOS_HEADER_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
     CITYOS_POLICY_DIR: Path = Path("policies")
     # Events a subscription may have waiting before its subscriber is cut off (close code 4413).
     CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)

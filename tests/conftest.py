@@ -68,10 +68,10 @@ def redis_url(work_dir: Path) -> Iterator[str]:
         yield url
 
 
-async def serve_asgi(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+async def serve_asgi(app: Any, **options: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                            ws="websockets-sansio")
+                            ws="websockets-sansio", **options)
     uvicorn_server = uvicorn.Server(config)
     task = asyncio.create_task(uvicorn_server.serve())
     while not uvicorn_server.started:

@@ -135,6 +135,8 @@ class GraphiQL:
         return HTMLResponse(html, headers={"cache-control": "no-store", "x-content-type-options": "nosniff"})
 
     async def asset(self, request: Request) -> Response:
+        if not request.app.state.services.settings.graphiql_enabled:
+            return PlainTextResponse("not found", status_code=404)
         try:
             assets = await self.assets()
         except MissingAssets as error:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -41,6 +41,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
+
     def __init__(self, schema: CityosSchema) -> None:
         super().__init__(
             schema,
@@ -55,7 +56,10 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         self.graphiql = GraphiQL()
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """Our own GraphiQL page and assets (cityos/http/graphiql.py) instead of Strawberry's CDN page."""
+        """Our own GraphiQL page and assets (cityos/http/graphiql.py) instead of Strawberry's CDN page; off in
+        production unless CITYOS_GRAPHIQL says otherwise."""
+        if not request.app.state.services.settings.graphiql_enabled:
+            return PlainTextResponse("GraphiQL is disabled on this server (CITYOS_GRAPHIQL)", status_code=404)
         return await self.graphiql.page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:

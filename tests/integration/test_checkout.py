@@ -110,10 +110,12 @@ async def test_forged_stale_or_malformed_webhooks_are_refused(http: httpx.AsyncC
                              headers={"stripe-signature": fake_stripe.sign(payload, secret="whsec_wrong")})
     stale = await http.post(WEBHOOK, content=payload, headers={
         "stripe-signature": fake_stripe.sign(payload, timestamp=int(time.time()) - 3600)})
+    future = await http.post(WEBHOOK, content=payload, headers={
+        "stripe-signature": fake_stripe.sign(payload, timestamp=int(time.time()) + 3600)})
     unsigned = await http.post(WEBHOOK, content=payload)
     tampered = await http.post(WEBHOOK, content=payload.replace(b"pi_forged", b"pi_other"),
                                headers={"stripe-signature": fake_stripe.sign(payload)})
-    assert [r.status_code for r in (forged, stale, unsigned, tampered)] == [400, 400, 400, 400]
+    assert [r.status_code for r in (forged, stale, future, unsigned, tampered)] == [400] * 5
     async with owner_engine.connect() as connection:
         assert (await connection.execute(text("select count(*) from webhook_inbox where payload->'data'->'object'"
                                               "->>'id' = 'pi_forged'"))).scalar_one() == 0

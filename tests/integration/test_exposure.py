@@ -97,3 +97,9 @@ async def test_security_headers(http: httpx.AsyncClient, production: httpx.Async
     assert "strict-transport-security" not in answer.headers
     live = await production.get("/health/live")
     assert live.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_production_serves_no_graphiql(production: httpx.AsyncClient, http: httpx.AsyncClient) -> None:
+    browser = {"accept": "text/html"}
+    assert (await http.get("/graphql", headers=browser)).status_code == 200
+    assert (await production.get("/graphql", headers=browser)).status_code == 404

@@ -110,3 +110,28 @@ async def test_websocket_speaks_graphql_transport_ws_only(server, tokens, world:
             await legacy.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4406  # the legacy subscriptions-transport-ws protocol is refused
+
+
+async def test_slow_headers_are_cut_off(settings) -> None:
+    """A client that trickles its headers is disconnected after the header timeout; a normal one is served."""
+    import asyncio
+
+    from cityos.app import create_app
+    from cityos.http.protocol import with_header_timeout
+    from tests.conftest import serve_asgi
+
+    server, task, port = await serve_asgi(create_app(settings), http=with_header_timeout(0.5))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed by the server
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), timeout=5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task

@@ -17,6 +17,7 @@ transfer/payout split; transfer failures show up as API errors of transfers.crea
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -199,9 +200,21 @@ async def _record_failure(services: Services, event: dict[str, Any], tenant: uui
         log.exception("stripe event %s: could not record the failure", event.get("id"))
 
 
+def _signed_in_the_future(header: str | None) -> bool:
+    """The SDK refuses signatures older than its tolerance; one dated beyond it in the future is refused too (a
+    signature made ahead of time would otherwise stay replayable for as long as its date is ahead)."""
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            return int(value) > time.time() + stripe.Webhook.DEFAULT_TOLERANCE
+    return False
+
+
 def signed_by_stripe(body: bytes, header: str | None, secrets: str) -> bool:
     """The signature checked on the raw body with the SDK. `secrets` may list several signing secrets separated by
     commas: the platform endpoint and the Connect endpoint of a live set-up have one each."""
+    if _signed_in_the_future(header):
+        return False
     for secret in (part.strip() for part in secrets.split(",")):
         if not secret:
             continue
