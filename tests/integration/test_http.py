@@ -9,6 +9,7 @@ import websockets
 
 from cityos.config import Settings
 from tests.conftest import GraphQLClient, TenantWorld
+from tests.operations import OPERATIONS_DIR
 
 
 async def test_get_serves_graphiql(http: httpx.AsyncClient) -> None:
@@ -46,11 +47,14 @@ async def test_readiness_names_what_failed(settings: Settings) -> None:
 
 async def test_metrics_count_requests_operations_and_error_codes(http: httpx.AsyncClient, gql: GraphQLClient,
                                                                  world: TenantWorld) -> None:
-    await gql("query StoreName { currentStore { name } }", key=world.key)
+    await gql((OPERATIONS_DIR / "storefront" / "CurrentStore.graphql").read_text(), key=world.key)
+    await gql("query StoreName { currentStore { name } }", key=world.key)  # not one of ours: labelled other
     await gql('query Broken { store(id: "bad") { name } }', key=world.key)
     await gql("query Keys { currentStore { publishableKeys { totalCount } } }", key=world.key)
     text = (await http.get("/metrics")).text
-    assert 'cityos_graphql_operations_total{operation_name="StoreName",operation_type="query"}' in text
+    assert 'cityos_graphql_operations_total{operation_name="CurrentStore",operation_type="query"}' in text
+    assert 'cityos_graphql_operations_total{operation_name="other",operation_type="query"}' in text
+    assert 'operation_name="StoreName"' not in text
     assert 'cityos_graphql_errors_total{code="BAD_USER_INPUT"}' in text
     assert 'cityos_http_requests_total{method="POST",route="/graphql",status="200"}' in text
     assert "cityos_http_request_duration_seconds_bucket" in text
