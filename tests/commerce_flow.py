@@ -19,6 +19,11 @@ ADDRESS = {"firstName": "Ada", "lastName": "Lovelace", "address1": "1 Market St"
            "province": "CA", "postalCode": "94105", "countryCode": "US"}
 
 
+def usd(amount: int) -> dict[str, Any]:
+    """A Money value as the API returns it."""
+    return {"amount": amount, "currencyCode": "usd"}
+
+
 @pytest.fixture
 async def shop(owner_engine) -> TenantWorld:
     world = await make_tenant(owner_engine)

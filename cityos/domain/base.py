@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import DateTime, MetaData, Table, func
+from sqlalchemy import CheckConstraint, DateTime, MetaData, Table, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,3 +46,10 @@ class TenantOwnedMixin(TimestampMixin):
 def table_of(model: Any) -> Table:
     """The Core table of a mapped class, typed as a Table (loaders and Core queries use tables)."""
     return cast(Table, model.__table__)
+
+
+def one_of(values: type[StrEnum], column: str = "status") -> CheckConstraint:
+    """`CHECK (<column> in (...))` derived from a status enum: the enum is the one list of allowed values, read by
+    the database constraint, the rules and the GraphQL schema alike. Named after the column (`ck_<table>_status`)."""
+    return CheckConstraint("{} in ({})".format(column, ", ".join(f"'{value.value}'" for value in values)),
+                           name=column)

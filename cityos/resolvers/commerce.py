@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
@@ -45,12 +44,12 @@ from cityos.schema.relay import (
     Last,
     PageRequest,
     SortKey,
-    described_value,
     from_global_id,
     page_query,
     to_global_id,
 )
 from cityos.schema.tenancy import STORE_TABLE, Info, node_by_global_id
+from cityos.schema.values import OrderStatus, OutboxStatus
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
                          "customer_id": ORDER_TABLE.c.customer_id,
@@ -77,25 +76,15 @@ class CreateCartInput:
 class AddressInput:
     first_name: str = strawberry.field(description="Recipient's first name.")
     last_name: str = strawberry.field(description="Recipient's last name.")
+    company: str | None = strawberry.field(default=None, description="Company name (optional).")
     address_1: str = strawberry.field(description="Street and number.")
     address_2: str | None = strawberry.field(default=None, description="Apartment, suite, floor (optional).")
     city: str = strawberry.field(description="City or town.")
     province: str = strawberry.field(description="State code, e.g. CA or US-CA")
-    postal_code: str = strawberry.field(description="Postal (ZIP) code.")
+    postal_code: str = strawberry.field(description="Postal code; in the US a ZIP code, 12345 or 12345-6789.")
     country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code; must be the country of the "
                                                      "cart's region.")
     phone: str | None = strawberry.field(default=None, description="Phone number for the courier (optional).")
-
-
-@strawberry.enum(description="The status to move an order to (pending → paid → fulfilled → completed; canceled, "
-                             "refunded).")
-class OrderStatusInput(Enum):
-    PAID = described_value("paid", description="Payment received (normally set by the Stripe webhook).")
-    FULFILLED = described_value("fulfilled", description="Every vendor order has been handed over for delivery.")
-    COMPLETED = described_value("completed", description="Delivered and closed.")
-    CANCELED = described_value("canceled", description="Canceled: reserved stock is returned and commissions "
-                                                       "are reversed.")
-    REFUNDED = described_value("refunded", description="The payment was refunded; commissions are reversed.")
 
 
 async def _cart_for(info: Info, cart_id: strawberry.ID, action: str = "update") -> Cart:
@@ -139,10 +128,10 @@ Address = Annotated[AddressInput, strawberry.argument(description="The shipping 
 ShippingOptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of a shipping option from "
                                                                                "the cart's availableShippingOptions.")]
 OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
-NewOrderStatus = Annotated[OrderStatusInput, strawberry.argument(description="The status to move to.")]
+NewOrderStatus = Annotated[OrderStatus, strawberry.argument(description="The status to move to (PENDING never is "
+                                                                         "one: INVALID_STATE_TRANSITION).")]
 OutboxIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the outbox message.")]
-OutboxStatus = Annotated[str | None, strawberry.argument(description="Only messages in this status (pending, sent or "
-                                                                     "dead).")]
+OutboxStatusArg = Annotated[OutboxStatus | None, strawberry.argument(description="Only messages in this status.")]
 
 
 @strawberry.type
@@ -196,7 +185,7 @@ def _webhooks_of_tenant(info: Info) -> ColumnElement[bool]:
 class OutboxQuery:
     @strawberry.field(description="The tenant's outbox (calls out to Fleetbase and others), newest first; "
                                   "filter by status, e.g. dead (tenant admins).")
-    async def outbox_messages(self, info: Info, status: OutboxStatus = None, first: First = None,
+    async def outbox_messages(self, info: Info, status: OutboxStatusArg = None, first: First = None,
                               after: After = None) -> Connection[OutboxMessage]:
         allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
         statement = select(OUTBOX_TABLE).where(allowed, *in_tenant(info.context.db, OUTBOX_TABLE))

@@ -29,6 +29,7 @@ from cityos.realtime import SubscriberTooSlow
 from cityos.schema.commerce import ORDER_TABLE, Order
 from cityos.schema.relay import from_global_id, to_global_id
 from cityos.schema.tenancy import STORE_TABLE, Info, Store
+from cityos.schema.values import OrderStatus, ShipmentStatus
 
 SHIPMENT_TABLE = table_of(Shipment)
 
@@ -46,7 +47,13 @@ async def _cut_off(info: Info) -> None:
 @strawberry.type(description="A change to an order, a vendor's part of it, or its shipment.")
 class LiveOrderEvent:
     type: str = strawberry.field(description="order.created | order.status_changed | shipment.updated")
-    status: str = strawberry.field(description="The order, vendor order or shipment status after the change.")
+    status: str = strawberry.field(description="The order, vendor order or shipment status after the change, as "
+                                               "stored (lower case); orderStatus and shipmentStatus are its typed "
+                                               "forms.")
+    order_status: OrderStatus | None = strawberry.field(description="The order's or vendor order's status after "
+                                                                    "an order event; null for shipment events.")
+    shipment_status: ShipmentStatus | None = strawberry.field(description="The shipment's status after a shipment "
+                                                                          "event; null for order events.")
     order_id: strawberry.ID = strawberry.field(description="Global id of the order.")
     vendor_order_id: strawberry.ID | None = strawberry.field(description="Global id of the vendor order, for "
                                                                          "vendor-level events.")
@@ -60,7 +67,10 @@ class LiveOrderEvent:
         def gid(type_name: str, key: str) -> strawberry.ID | None:
             return to_global_id(type_name, payload[key]) if payload.get(key) else None
 
+        shipment_event = str(payload["type"]).startswith("shipment.")
         return cls(type=payload["type"], status=payload["status"],
+                   order_status=None if shipment_event else OrderStatus(payload["status"]),
+                   shipment_status=ShipmentStatus(payload["status"]) if shipment_event else None,
                    order_id=to_global_id("Order", payload["order_id"]),
                    vendor_order_id=gid("VendorOrder", "vendor_order_id"), shipment_id=gid("Shipment", "shipment_id"),
                    tracking_number=payload.get("tracking_number"), location=payload.get("location"),

@@ -44,6 +44,7 @@ from cityos.schema.relay import (
     to_global_id,
 )
 from cityos.schema.tenancy import Info, Store, node_by_global_id
+from cityos.schema.values import VendorStatus
 
 RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
                         "vendor_id": case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)),
@@ -66,7 +67,7 @@ class CreateVendorInput:
 @strawberry.input(description="Changes to a vendor; omitted fields stay as they are.")
 class UpdateVendorInput:
     name: str | None = strawberry.field(default=None, description="New display name.")
-    status: str | None = strawberry.field(default=None, description="pending | active | suspended (admins)")
+    status: VendorStatus | None = strawberry.field(default=None, description="New standing (admins).")
     contact_email: str | None = strawberry.field(default=None, description="New contact email.")
     payout_minimum: int | None = strawberry.field(default=None, description="New smallest payout in minor units "
                                                                             "(null: the platform default).")

@@ -28,6 +28,7 @@ from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Node, described_value, to_global_id
 from cityos.schema.tenancy import Info, register_node, register_table_node
+from cityos.schema.values import Money, optional_money
 
 PRODUCT_TABLE = table_of(ProductModel)
 PRODUCT_PLAN_ATTRIBUTES = {"tenant_id": PRODUCT_TABLE.c.tenant_id, "store_id": PRODUCT_TABLE.c.store_id,
@@ -47,19 +48,13 @@ class ProductStatus(Enum):
     ARCHIVED = described_value("archived", description="No longer sold; kept for past orders.")
 
 
-@strawberry.type(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
-class Money:
-    amount: int = strawberry.field(description="Amount in minor units (cents).")
-    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-
-
 @strawberry.type(description="Volume pricing: from minQuantity units on, percentOff the list price or unitAmount.")
 class PriceTier:
     min_quantity: int = strawberry.field(description="The tier applies from this many units on.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
     percent_off: Decimal | None = strawberry.field(description="Discount off the list price, in percent (0–100), or "
                                                                "null.")
-    unit_amount: int | None = strawberry.field(description="Fixed unit price in minor units, or null.")
+    unit_amount: Money | None = strawberry.field(description="Fixed unit price, or null.")
 
 
 @strawberry.federation.type(keys=["id"], description="A node of a store's category tree.")
@@ -156,7 +151,8 @@ class Variant(Node):
     @strawberry.field(description="Volume pricing tiers in a currency (the variant's own, else the product's).")
     async def tiers(self, info: Info, currency_code: PriceCurrency) -> list[PriceTier]:
         return [PriceTier(min_quantity=row.min_quantity, currency_code=row.currency_code,
-                          percent_off=row.percent_off, unit_amount=row.unit_amount)
+                          percent_off=row.percent_off,
+                          unit_amount=optional_money(row.unit_amount, row.currency_code))
                 for row in await self._tier_rows(info, currency_code)]
 
     @strawberry.field(description="The unit price for a quantity, after volume pricing; null without a list price.")

@@ -1,4 +1,4 @@
-"""GraphQL types of carts, checkout and orders. Amounts are Int minor units of `currencyCode`."""
+"""GraphQL types of carts, checkout and orders. Amounts are `Money` (minor units and their currency)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from cityos.schema.marketplace import VENDOR_TABLE, Vendor
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import Node, to_global_id
 from cityos.schema.tenancy import Info, register_table_node
+from cityos.schema.values import Address, CartStatus, Money, OrderStatus, OutboxStatus, ShipmentStatus, money
 
 CART_TABLE = table_of(CartModel)
 ORDER_TABLE = table_of(OrderModel)
@@ -37,40 +38,49 @@ CHECKOUT_ATTEMPT_TABLE = table_of(CheckoutAttemptModel)
 WEBHOOK_TABLE = table_of(WebhookInbox)
 
 
-@strawberry.type(description="Amounts of a cart or order, in minor units; total = subtotal − discountTotal + "
+@strawberry.type(description="Amounts of a cart or order, all in its currency; total = subtotal − discountTotal + "
                              "shippingTotal + taxTotal.")
 class Totals:
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    subtotal: int = strawberry.field(description="Sum of the line totals.")
-    discount_total: int = strawberry.field(description="Discounts taken off the subtotal.")
-    shipping_total: int = strawberry.field(description="Price of the shipping option.")
-    tax_total: int = strawberry.field(description="Tax: (subtotal − discountTotal + shippingTotal) × the region's "
-                                                  "rate, rounded half up.")
-    total: int = strawberry.field(description="What the customer pays.")
+    subtotal: Money = strawberry.field(description="Sum of the line totals.")
+    discount_total: Money = strawberry.field(description="Discounts taken off the subtotal.")
+    shipping_total: Money = strawberry.field(description="Price of the shipping option.")
+    tax_total: Money = strawberry.field(description="Tax: (subtotal − discountTotal + shippingTotal) × the region's "
+                                                    "rate, rounded half up.")
+    total: Money = strawberry.field(description="What the customer pays.")
+
+    @classmethod
+    def of(cls, amounts: Any, currency_code: str) -> Totals:
+        """From anything with subtotal, discount_total, shipping_total, tax_total and total in minor units (an
+        order or vendor order row, the domain's cart Totals)."""
+        return cls(currency_code=currency_code, subtotal=money(amounts.subtotal, currency_code),
+                   discount_total=money(amounts.discount_total, currency_code),
+                   shipping_total=money(amounts.shipping_total, currency_code),
+                   tax_total=money(amounts.tax_total, currency_code), total=money(amounts.total, currency_code))
 
 
-@strawberry.type(description="A way to ship a cart (standard, express, …) with its price in minor units.")
+@strawberry.type(description="A way to ship a cart (standard, express, …) with its price.")
 class ShippingOption:
     id: strawberry.ID = strawberry.field(description="Global id of the option (for setShippingOption).")
     code: str = strawberry.field(description="Stable code (standard, express, free).")
     name: str = strawberry.field(description="Display name.")
-    amount: int = strawberry.field(description="Price in minor units of the cart's currency.")
+    amount: Money = strawberry.field(description="Price, in the cart's currency.")
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> ShippingOption:
-        return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name, amount=row.amount)
+    def from_row(cls, row: Row[Any], currency_code: str) -> ShippingOption:
+        return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name,
+                   amount=money(row.amount, currency_code))
 
 
-@strawberry.type(description="One variant in a cart, priced by the server. Amounts are minor units of the cart's "
-                             "currency.")
+@strawberry.type(description="One variant in a cart, priced by the server in the cart's currency.")
 class CartLine:
     id: strawberry.ID = strawberry.field(description="Global id of the line (for updateCartLine and removeCartLine).")
     quantity: int = strawberry.field(description="Units ordered.")
     sku: str = strawberry.field(description="The variant's SKU.")
     title: str = strawberry.field(description="Product and variant title.")
-    list_unit_price: int = strawberry.field(description="List price of one unit, minor units.")
-    unit_price: int = strawberry.field(description="After volume pricing")
-    total: int = strawberry.field(description="unitPrice × quantity, minor units.")
+    list_unit_price: Money = strawberry.field(description="List price of one unit.")
+    unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
+    total: Money = strawberry.field(description="unitPrice × quantity.")
     variant_pk: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The variant, or null if it no longer exists.")
@@ -123,9 +133,9 @@ class Cart(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     email: str | None = strawberry.field(description="The shopper's email, for the receipt.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    status: str = strawberry.field(description="open | completed (an order was made from it).")
-    shipping_address: JSON | None = strawberry.field(description="The shipping address as set by setShippingAddress "
-                                                                 "(AddressInput fields), or null.")
+    status: CartStatus = strawberry.field(description="Open, or completed (an order was made from it).")
+    shipping_address: Address | None = strawberry.field(description="The shipping address as set by "
+                                                                    "setShippingAddress, or null.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
     _priced: strawberry.Private[list[carts.PricedCart]]
@@ -133,8 +143,8 @@ class Cart(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Cart:
         return cls(id=to_global_id("Cart", row.id), email=row.email, currency_code=row.currency_code,
-                   status=row.status, shipping_address=row.shipping_address, created_at=row.created_at, row=row,
-                   _priced=[])
+                   status=CartStatus(row.status), shipping_address=Address.from_stored(row.shipping_address),
+                   created_at=row.created_at, row=row, _priced=[])
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("cart", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
@@ -148,28 +158,27 @@ class Cart(Node):
     @strawberry.field(description="The cart's lines, priced with volume pricing.")
     async def lines(self, info: Info) -> list[CartLine]:
         return [CartLine(id=to_global_id("CartLine", row.line_id), quantity=line.quantity, sku=row.sku,
-                         title=f"{row.product_title} — {row.variant_title}", list_unit_price=line.list_unit_price,
-                         unit_price=line.unit_price, total=line.total, variant_pk=row.variant_id)
+                         title=f"{row.product_title} — {row.variant_title}",
+                         list_unit_price=money(line.list_unit_price, self.currency_code),
+                         unit_price=money(line.unit_price, self.currency_code),
+                         total=money(line.total, self.currency_code), variant_pk=row.variant_id)
                 for row, line in (await self.priced(info)).lines]
 
-    @strawberry.field(description="Server-computed totals in minor units.")
+    @strawberry.field(description="Server-computed totals.")
     async def totals(self, info: Info) -> Totals:
-        totals = (await self.priced(info)).totals
-        return Totals(currency_code=self.currency_code, subtotal=totals.subtotal,
-                      discount_total=totals.discount_total, shipping_total=totals.shipping_total,
-                      tax_total=totals.tax_total, total=totals.total)
+        return Totals.of((await self.priced(info)).totals, self.currency_code)
 
     @strawberry.field(description="The chosen shipping option, or null.")
     async def shipping_option(self, info: Info) -> ShippingOption | None:
         option = (await self.priced(info)).option
-        return ShippingOption.from_row(option) if option is not None else None
+        return ShippingOption.from_row(option, self.currency_code) if option is not None else None
 
     @strawberry.field(description="The shipping options offered for this cart's region and subtotal.")
     async def available_shipping_options(self, info: Info) -> list[ShippingOption]:
         totals = (await self.priced(info)).totals
         rows = await info.context.db.run(lambda connection: carts.shipping_options_for(
             connection, self.row, totals.subtotal - totals.discount_total))
-        return [ShippingOption.from_row(row) for row in rows]
+        return [ShippingOption.from_row(row, self.currency_code) for row in rows]
 
     @strawberry.field(description="The cart's checkouts, newest first: each PaymentIntent and what became of it "
                                   "(an order, or a refund and why).")
@@ -188,34 +197,34 @@ class Cart(Node):
                             message=error.get("message"))
 
 
-@strawberry.type(description="One variant of an order as sold: prices frozen at checkout, amounts in minor units of "
-                             "the order's currency.")
+@strawberry.type(description="One variant of an order as sold: prices frozen at checkout, amounts in the order's "
+                             "currency.")
 class OrderLine:
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     sku: str = strawberry.field(description="The variant's SKU at checkout.")
     title: str = strawberry.field(description="Product and variant title at checkout.")
     quantity: int = strawberry.field(description="Units sold.")
-    list_unit_price: int = strawberry.field(description="List price of one unit.")
-    unit_price: int = strawberry.field(description="Price of one unit after volume pricing.")
-    subtotal: int = strawberry.field(description="unitPrice × quantity.")
-    discount_total: int = strawberry.field(description="Discounts on this line.")
-    total: int = strawberry.field(description="subtotal − discountTotal.")
+    list_unit_price: Money = strawberry.field(description="List price of one unit.")
+    unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
+    subtotal: Money = strawberry.field(description="listUnitPrice × quantity.")
+    discount_total: Money = strawberry.field(description="Discounts on this line.")
+    total: Money = strawberry.field(description="subtotal − discountTotal.")
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> OrderLine:
+    def from_row(cls, row: Row[Any], currency_code: str) -> OrderLine:
         return cls(id=to_global_id("OrderLine", row.id), sku=row.sku, title=row.title, quantity=row.quantity,
-                   list_unit_price=row.list_unit_price, unit_price=row.unit_price, subtotal=row.subtotal,
-                   discount_total=row.discount_total, total=row.total)
+                   list_unit_price=money(row.list_unit_price, currency_code),
+                   unit_price=money(row.unit_price, currency_code), subtotal=money(row.subtotal, currency_code),
+                   discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code))
 
 
 def _totals(row: Row[Any], currency_code: str) -> Totals:
-    return Totals(currency_code=currency_code, subtotal=row.subtotal, discount_total=row.discount_total,
-                  shipping_total=row.shipping_total, tax_total=row.tax_total, total=row.total)
+    return Totals.of(row, currency_code)
 
 
 @strawberry.type(description="One step of a shipment's delivery as reported by Fleetbase.")
 class TrackingEvent:
-    status: str = strawberry.field(description="The shipment status this event moved it to.")
+    status: ShipmentStatus = strawberry.field(description="The shipment status this event moved it to.")
     source_event: str = strawberry.field(description="The Fleetbase webhook event it came from (e.g. "
                                                      "order.dispatched).")
     occurred_at: datetime = strawberry.field(description="When it happened (ISO 8601, UTC).")
@@ -225,14 +234,15 @@ class TrackingEvent:
 @strawberry.federation.type(keys=["id"], description="The delivery of a vendor order (through Fleetbase).")
 class Shipment(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
-    status: str = strawberry.field(description="created | picked_up | in_transit | delivered | failed | canceled")
+    status: ShipmentStatus = strawberry.field(description="Where the delivery is.")
     tracking_number: str | None = strawberry.field(description="Fleetbase's tracking number, once known.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Shipment:
-        return cls(id=to_global_id("Shipment", row.id), status=row.status, tracking_number=row.tracking_number,
+        return cls(id=to_global_id("Shipment", row.id), status=ShipmentStatus(row.status),
+                   tracking_number=row.tracking_number,
                    created_at=row.created_at, row=row)
 
     def resource(self) -> ResourceRef:
@@ -242,28 +252,29 @@ class Shipment(Node):
     @strawberry.field(description="Tracking events, oldest first.")
     async def events(self, info: Info) -> list[TrackingEvent]:
         rows = await info.context.loaders.many_by_key(TRACKING_TABLE, "shipment_id").load(self.row.id)
-        return [TrackingEvent(status=row.status, source_event=row.source_event, occurred_at=row.occurred_at,
-                              location=row.location) for row in sorted(rows, key=lambda r: r.occurred_at)]
+        return [TrackingEvent(status=ShipmentStatus(row.status), source_event=row.source_event,
+                              occurred_at=row.occurred_at, location=row.location)
+                for row in sorted(rows, key=lambda r: r.occurred_at)]
 
 
 @strawberry.federation.type(keys=["id"], description="The part of an order one vendor fulfils.")
 class VendorOrder(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
-    status: str = strawberry.field(description="pending | paid | fulfilled | completed | canceled | refunded (follows "
-                                               "the order).")
+    status: OrderStatus = strawberry.field(description="Follows the order's status.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> VendorOrder:
-        return cls(id=to_global_id("VendorOrder", row.id), status=row.status, created_at=row.created_at, row=row)
+        return cls(id=to_global_id("VendorOrder", row.id), status=OrderStatus(row.status), created_at=row.created_at,
+                   row=row)
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("vendor_order", self.row.id, tenant_id=self.row.tenant_id,
                               store_id=self.row.store_id, vendor_id=self.row.vendor_id or "")
 
-    @strawberry.field(description="This vendor's share in minor units; shipping and tax allocated by largest "
-                                  "remainder, so the vendor orders sum exactly to the order.")
+    @strawberry.field(description="This vendor's share; shipping and tax allocated by largest remainder, so the "
+                                  "vendor orders sum exactly to the order.")
     async def totals(self, info: Info) -> Totals:
         order = await info.context.loaders.by_key(ORDER_TABLE).load(self.row.order_id)
         return _totals(self.row, order.currency_code if order else "")
@@ -278,7 +289,8 @@ class VendorOrder(Node):
     @strawberry.field(description="The lines this vendor fulfils.")
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "vendor_order_id").load(self.row.id)
-        return [OrderLine.from_row(row) for row in rows]
+        order = await info.context.loaders.by_key(ORDER_TABLE).load(self.row.order_id) if rows else None
+        return [OrderLine.from_row(row, order.currency_code if order else "") for row in rows]
 
     @strawberry.field(description="Its delivery, once the outbox dispatcher created it.")
     async def shipment(self, info: Info) -> Shipment | None:
@@ -289,10 +301,9 @@ class VendorOrder(Node):
 @strawberry.federation.type(keys=["id"], description="A paid cart: one order, split into vendor orders.")
 class Order(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
-    status: str = strawberry.field(description="pending | paid | fulfilled | completed | canceled | refunded.")
+    status: OrderStatus = strawberry.field(description="Where the order is in its state machine.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    shipping_address: JSON = strawberry.field(description="The shipping address the order was placed with "
-                                                          "(AddressInput fields).")
+    shipping_address: Address = strawberry.field(description="The shipping address the order was placed with.")
     shipping_option_code: str = strawberry.field(description="Code of the chosen shipping option (standard, express, "
                                                              "free).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
@@ -300,9 +311,9 @@ class Order(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Order:
-        return cls(id=to_global_id("Order", row.id), status=row.status, currency_code=row.currency_code,
-                   shipping_address=row.shipping_address, shipping_option_code=row.shipping_option_code,
-                   created_at=row.created_at, row=row)
+        return cls(id=to_global_id("Order", row.id), status=OrderStatus(row.status), currency_code=row.currency_code,
+                   shipping_address=Address.from_json(row.shipping_address),
+                   shipping_option_code=row.shipping_option_code, created_at=row.created_at, row=row)
 
     def resource(self) -> ResourceRef:
         return ResourceRef.of("order", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
@@ -313,14 +324,14 @@ class Order(Node):
     def email(self) -> str | None:
         return str(self.row.email)
 
-    @strawberry.field(description="The order's totals in minor units (the sums of its vendor orders).")
+    @strawberry.field(description="The order's totals (the sums of its vendor orders').")
     def totals(self) -> Totals:
         return _totals(self.row, self.currency_code)
 
     @strawberry.field(description="Every line of the order, all vendors.")
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.many_by_key(ORDER_LINE_TABLE, "order_id").load(self.row.id)
-        return [OrderLine.from_row(row) for row in rows]
+        return [OrderLine.from_row(row, self.currency_code) for row in rows]
 
     @strawberry.field(description="The order split by vendor.")
     async def vendor_orders(self, info: Info) -> list[VendorOrder]:
@@ -333,7 +344,7 @@ class CheckoutSession:
     payment_intent_id: str = strawberry.field(description="The Stripe PaymentIntent id (pi_…).")
     client_secret: str = strawberry.field(description="The PaymentIntent's client secret for Stripe.js "
                                                       "(confirmPayment).")
-    amount: int = strawberry.field(description="Amount to pay, minor units.")
+    amount: strawberry.Private[int]  # minor units, as Stripe has it; the GraphQL field `amount` is Money
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
     order_id: strawberry.ID = strawberry.field(description="Global id the order will have once the payment succeeds.")
     publishable_key: str = strawberry.field(description="The Stripe publishable key (pk_test_… or pk_live_…) to "
@@ -342,6 +353,10 @@ class CheckoutSession:
                                                            "completeCheckout and order(id:) to read the order the "
                                                            "cart becomes (a guest has no other way). The same for "
                                                            "every startCheckout of the cart.")
+
+    @strawberry.field(name="amount", description="Amount to pay.")
+    def amount_due(self) -> Money:
+        return money(self.amount, self.currency_code)
 
 
 register_table_node("Cart", CART_TABLE, Cart.from_row)
@@ -354,7 +369,7 @@ register_table_node("Shipment", SHIPMENT_TABLE, Shipment.from_row)
 class OutboxMessage:
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     topic: str = strawberry.field(description="What the call does, e.g. fleetbase.create_order.")
-    status: str = strawberry.field(description="pending | sent | dead (gave up after the last retry).")
+    status: OutboxStatus = strawberry.field(description="Pending, sent, or dead (gave up after the last retry).")
     attempts: int = strawberry.field(description="How many times sending was tried.")
     last_error: str | None = strawberry.field(description="The error of the last failed attempt.")
     next_attempt_at: datetime = strawberry.field(description="When the dispatcher tries next (backoff 30 s × 2ⁿ).")
@@ -364,7 +379,7 @@ class OutboxMessage:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> OutboxMessage:
-        return cls(id=to_global_id("OutboxMessage", row.id), topic=row.topic, status=row.status,
+        return cls(id=to_global_id("OutboxMessage", row.id), topic=row.topic, status=OutboxStatus(row.status),
                    attempts=row.attempts, last_error=row.last_error, next_attempt_at=row.next_attempt_at,
                    created_at=row.created_at, payload=row.payload, row=row)
 

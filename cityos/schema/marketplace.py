@@ -1,6 +1,8 @@
 """GraphQL types of the marketplace: vendors with their Stripe Connect state, users, balances, commission rules,
-the commission ledger and payouts. Money fields are minor units. A vendor's Stripe account id, balances and
-users, and commission rates, are field permissions (see policies/vendor.yaml, policies/commission_rule.yaml)."""
+the commission ledger and payouts. Amounts in a currency are `Money`; a commission rule's amounts and a vendor's
+payout minimum apply in whatever currency the sale or payout is in, so they stay Int minor units. A vendor's Stripe
+account id, balances and users, and commission rates, are field permissions (see policies/vendor.yaml,
+policies/commission_rule.yaml)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from cityos.domain.marketplace.models import VendorUser as VendorUserModel
 from cityos.schema.permissions import guarded_field
 from cityos.schema.relay import After, Before, Connection, First, Last, Node, PageRequest, to_global_id
 from cityos.schema.tenancy import Info, page_children, register_table_node
+from cityos.schema.values import Money, PayoutStatus, VendorStatus, money
 
 if TYPE_CHECKING:
     from cityos.schema.catalog import Product
@@ -42,10 +45,9 @@ VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VEN
 @strawberry.type(description="A vendor's money in one currency: pending (held), available, paid out.")
 class VendorBalance:
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    pending: int = strawberry.field(description="Sales still in their hold period (CITYOS_PAYOUT_HOLD_DAYS), minor "
-                                                "units.")
-    available: int = strawberry.field(description="Ready to be paid out, minor units.")
-    paid_out: int = strawberry.field(description="Paid out so far, minor units.")
+    pending: Money = strawberry.field(description="Sales still in their hold period (CITYOS_PAYOUT_HOLD_DAYS).")
+    available: Money = strawberry.field(description="Ready to be paid out.")
+    paid_out: Money = strawberry.field(description="Paid out so far.")
 
 
 @strawberry.type(description="A person who works for a vendor, invited by email or Keycloak subject.")
@@ -67,7 +69,7 @@ class Vendor(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     handle: str = strawberry.field(description="URL-safe name, unique within the store.")
     name: str = strawberry.field(description="Display name.")
-    status: str = strawberry.field(description="pending | active | suspended.")
+    status: VendorStatus = strawberry.field(description="The vendor's standing on the marketplace.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     charges_enabled: bool = strawberry.field(description="Whether Stripe lets the vendor's connected account take "
                                                          "charges.")
@@ -84,8 +86,8 @@ class Vendor(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Vendor:
-        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name, status=row.status,
-                   created_at=row.created_at, charges_enabled=row.charges_enabled,
+        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name,
+                   status=VendorStatus(row.status), created_at=row.created_at, charges_enabled=row.charges_enabled,
                    payouts_enabled=row.payouts_enabled, details_submitted=row.details_submitted,
                    requirements=row.requirements, payout_minimum=row.payout_minimum, pk=row.id,
                    tenant_pk=row.tenant_id, store_pk=row.store_id, row=row)
@@ -115,8 +117,9 @@ class Vendor(Node):
     @guarded_field("Vendor", "balance", "Derived from the commission ledger, per currency.")
     async def balances(self, info: Info) -> list[VendorBalance] | None:
         rows = (await info.context.db.execute(balance_statement([self.pk]))).all()
-        return [VendorBalance(currency_code=row.currency_code, pending=row.pending, available=row.available,
-                              paid_out=row.paid_out) for row in rows]
+        return [VendorBalance(currency_code=row.currency_code, pending=money(row.pending, row.currency_code),
+                              available=money(row.available, row.currency_code),
+                              paid_out=money(row.paid_out, row.currency_code)) for row in rows]
 
     @guarded_field("Vendor", "users", "The vendor's admins and users.")
     async def users(self, info: Info) -> list[VendorUser] | None:
@@ -167,9 +170,9 @@ class LedgerEntry:
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     kind: str = strawberry.field(description="sale (an order line was paid) | reversal (it was canceled or refunded).")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    line_amount: int = strawberry.field(description="The order line's total, minor units (negative for reversals).")
-    commission_amount: int = strawberry.field(description="What the platform keeps, minor units.")
-    vendor_amount: int = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
+    line_amount: Money = strawberry.field(description="The order line's total (negative for reversals).")
+    commission_amount: Money = strawberry.field(description="What the platform keeps.")
+    vendor_amount: Money = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
     available_at: datetime = strawberry.field(description="When the vendor's share can be paid out (end of the hold "
                                                           "period).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
@@ -178,17 +181,19 @@ class LedgerEntry:
     @classmethod
     def from_row(cls, row: Row[Any]) -> LedgerEntry:
         return cls(id=to_global_id("LedgerEntry", row.id), kind=row.kind, currency_code=row.currency_code,
-                   line_amount=row.line_amount, commission_amount=row.commission_amount,
-                   vendor_amount=row.vendor_amount, available_at=row.available_at, created_at=row.created_at,
+                   line_amount=money(row.line_amount, row.currency_code),
+                   commission_amount=money(row.commission_amount, row.currency_code),
+                   vendor_amount=money(row.vendor_amount, row.currency_code), available_at=row.available_at,
+                   created_at=row.created_at,
                    order_id=to_global_id("Order", row.order_id))
 
 
 @strawberry.federation.type(keys=["id"], description="Money moved to a vendor's Stripe account by one transfer.")
 class Payout(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
-    amount: int = strawberry.field(description="Amount transferred, minor units.")
+    amount: Money = strawberry.field(description="Amount transferred.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    status: str = strawberry.field(description="pending | paid | failed | reversed.")
+    status: PayoutStatus = strawberry.field(description="Where the transfer is.")
     stripe_transfer_id: str | None = strawberry.field(description="The Stripe transfer (tr_…), once made.")
     failure_reason: str | None = strawberry.field(description="Why the transfer failed or was reversed.")
     bank_payout_status: str | None = strawberry.field(description="paid | failed: the connected account's payout to "
@@ -198,8 +203,9 @@ class Payout(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Payout:
-        return cls(id=to_global_id("Payout", row.id), amount=row.amount, currency_code=row.currency_code,
-                   status=row.status, stripe_transfer_id=row.stripe_transfer_id, failure_reason=row.failure_reason,
+        return cls(id=to_global_id("Payout", row.id), amount=money(row.amount, row.currency_code),
+                   currency_code=row.currency_code, status=PayoutStatus(row.status),
+                   stripe_transfer_id=row.stripe_transfer_id, failure_reason=row.failure_reason,
                    bank_payout_status=row.bank_payout_status, created_at=row.created_at, row=row)
 
     def resource(self) -> ResourceRef:

@@ -81,13 +81,15 @@ async def test_tier_prices_and_stock_visibility(gql: GraphQLClient, shop: Tenant
         one: unitPrice(currencyCode: "usd", quantity: 1) { amount }
         ten: unitPrice(currencyCode: "usd", quantity: 10) { amount }
         fifty: unitPrice(currencyCode: "usd", quantity: 50) { amount }
-        tiers(currencyCode: "usd") { minQuantity percentOff unitAmount }
+        tiers(currencyCode: "usd") { minQuantity percentOff unitAmount { amount currencyCode } }
         inStock inventoryQuantity } } }"""
     body = await gql(query, key=shop.key)
     variant = body["data"]["product"]["variants"][0]
     assert (variant["one"], variant["ten"], variant["fifty"]) == ({"amount": 1200}, {"amount": 1092},
                                                                   {"amount": 800})
     assert variant["inStock"] is True
+    assert [(tier["minQuantity"], tier["unitAmount"]) for tier in variant["tiers"]] == [
+        (10, None), (50, {"amount": 800, "currencyCode": "usd"})]
     assert variant["inventoryQuantity"] is None
     assert error_codes(body) == ["FORBIDDEN"]
     admin = await gql(query, key=shop.key, token=tokens("tenant_admin", shop))

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from cityos.schema.relay import from_global_id, to_global_id
-from tests.commerce_flow import ADDRESS, OPS, WEBHOOK, Shopper, order_count, send_event, shop, stock
+from tests.commerce_flow import ADDRESS, OPS, WEBHOOK, Shopper, order_count, send_event, shop, stock, usd
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe
 
@@ -21,15 +21,22 @@ async def test_browse_cart_checkout_webhook_order(gql: GraphQLClient, http: http
     cart = await shopper.ready_cart({"NW-SOCK-1": 10, "LU-CANDLE": 1}, option="free")
     view = (await shopper.ok("storefront/Cart", {"id": cart}))["cart"]
     socks = next(line for line in view["lines"] if line["sku"] == "NW-SOCK-1")
-    assert (socks["listUnitPrice"], socks["unitPrice"], socks["total"]) == (1200, 1092, 10920)
+    assert (socks["listUnitPrice"], socks["unitPrice"], socks["total"]) == (usd(1200), usd(1092), usd(10920))
     # 12000 + 2400 list, 1080 tier discount, free shipping, 8.25 % tax on 13320 = 1098.9 → 1099
-    assert view["totals"] == {"currencyCode": "usd", "subtotal": 14400, "discountTotal": 1080, "shippingTotal": 0,
-                              "taxTotal": 1099, "total": 14419}
+    assert view["totals"] == {"currencyCode": "usd", "subtotal": usd(14400), "discountTotal": usd(1080),
+                              "shippingTotal": usd(0), "taxTotal": usd(1099), "total": usd(14419)}
+    assert {(o["code"], o["amount"]["amount"]) for o in view["availableShippingOptions"]} == {
+        ("standard", 500), ("express", 1500), ("free", 0)}
+    # The address reads back as an Address, in the API's names, as validated (state code, lower-case country)
+    assert view["shippingAddress"] == {"firstName": "Ada", "lastName": "Lovelace", "company": None,
+                                       "address1": "1 Market St", "address2": None, "city": "San Francisco",
+                                       "province": "US-CA", "postalCode": "94105", "countryCode": "us",
+                                       "phone": None}
     assert {o["code"] for o in view["availableShippingOptions"]} == {"standard", "express", "free"}
     before = await stock(owner_engine, "NW-SOCK-1", shop.tenant_id)
 
     session = (await shopper.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
-    assert session["amount"] == 14419
+    assert session["amount"] == usd(14419)
     assert session["clientSecret"].startswith(session["paymentIntentId"])
     intent = fake_stripe.intents[session["paymentIntentId"]]
     assert intent["transfer_group"] == str(from_global_id(session["orderId"])[1])
@@ -48,17 +55,20 @@ async def test_browse_cart_checkout_webhook_order(gql: GraphQLClient, http: http
     assert replay.json()["duplicate"] is True
     completed = (await shopper.ok("storefront/CompleteCheckout", {"cartId": cart}))["completeCheckout"]
     assert completed["id"] == session["orderId"]
-    assert completed["status"] == "paid"
+    assert completed["status"] == "PAID"
     assert await order_count(owner_engine, shop.tenant_id) == 1
     assert await stock(owner_engine, "NW-SOCK-1", shop.tenant_id) == before - 10  # sold, not double-counted
 
     order = (await gql(OPS["admin/OrderById"], {"id": session["orderId"]}, token=tokens("tenant_admin", shop)))
     order = order["data"]["order"]
-    assert order["totals"]["total"] == 14419
+    assert order["totals"]["total"] == usd(14419)
+    assert order["shippingAddress"]["postalCode"] == "94105" and order["shippingAddress"]["province"] == "US-CA"
+    assert {line["sku"]: line["unitPrice"] for line in order["lines"]}["NW-SOCK-1"] == usd(1092)
     parts = order["vendorOrders"]
     assert {part["vendor"]["handle"] for part in parts} == {"northwind-outfitters", "lumen-home"}
     for column in ("subtotal", "discountTotal", "shippingTotal", "taxTotal", "total"):
-        assert sum(part["totals"][column] for part in parts) == order["totals"][column]
+        assert sum(part["totals"][column]["amount"] for part in parts) == order["totals"][column]["amount"]
+        assert {part["totals"][column]["currencyCode"] for part in parts} == {"usd"}
     mine = (await shopper.ok("storefront/MyOrders"))["orders"]
     assert mine["totalCount"] == 1
     assert mine["nodes"][0]["email"] == "ada@example.com"
@@ -95,7 +105,7 @@ async def test_a_failed_payment_leaves_the_cart_open(gql: GraphQLClient, http: h
     response = await send_event(http, fake_stripe, "payment_intent.payment_failed", declined)
     assert response.status_code == 200
     view = (await shopper.ok("storefront/Cart", {"id": cart}))["cart"]
-    assert view["status"] == "open"
+    assert view["status"] == "OPEN"
     assert view["paymentError"] == {"code": "card_declined", "declineCode": "insufficient_funds",
                                     "message": "Your card has insufficient funds."}
     assert await order_count(owner_engine, shop.tenant_id) == 0
@@ -174,6 +184,15 @@ async def test_bad_cart_input_is_typed_and_changes_nothing(gql: GraphQLClient, s
     nowhere = {**ADDRESS, "province": "ZZ"}
     assert error_codes(await shopper("storefront/SetShippingAddress", {"cartId": cart, "address": nowhere})) == [
         "BAD_USER_INPUT"]
+    for zip_code in ("9410", "941055", "94105-12", "ABCDE", "94105 1234"):
+        refused_zip = await shopper("storefront/SetShippingAddress",
+                                    {"cartId": cart, "address": {**ADDRESS, "postalCode": zip_code}})
+        assert error_codes(refused_zip) == ["BAD_USER_INPUT"], zip_code
+        assert refused_zip["errors"][0]["extensions"]["field"] == "address.postalCode"
+    zip4 = await shopper.ok("storefront/SetShippingAddress",
+                            {"cartId": cart, "address": {**ADDRESS, "postalCode": " 94105-1234 ", "company": "AE Ltd"}})
+    assert (zip4["setShippingAddress"]["shippingAddress"]["postalCode"],
+            zip4["setShippingAddress"]["shippingAddress"]["company"]) == ("94105-1234", "AE Ltd")
     await shopper.ok("storefront/AddCartLine", {"cartId": cart, "variantId": variant, "quantity": 1})
     options = await shopper.ok("storefront/SetShippingAddress", {"cartId": cart, "address": ADDRESS})
     assert "free" not in {o["code"] for o in options["setShippingAddress"]["availableShippingOptions"]}
@@ -210,7 +229,10 @@ async def test_order_status_follows_the_state_machine(gql: GraphQLClient, http: 
     update = OPS["admin/UpdateOrderStatus"]
     for status in ("FULFILLED", "COMPLETED"):
         body = await gql(update, {"id": session["orderId"], "status": status}, token=admin)
-        assert body["data"]["updateOrderStatus"]["status"] == status.lower()
+        assert body["data"]["updateOrderStatus"]["status"] == status
+        assert {part["status"] for part in body["data"]["updateOrderStatus"]["vendorOrders"]} == {status}
+    back = await gql(update, {"id": session["orderId"], "status": "PENDING"}, token=admin)
+    assert error_codes(back) == ["INVALID_STATE_TRANSITION"]  # the one OrderStatus enum: PENDING is never a target
     illegal = await gql(update, {"id": session["orderId"], "status": "CANCELED"}, token=admin)
     assert error_codes(illegal) == ["INVALID_STATE_TRANSITION"]
     assert illegal["errors"][0]["extensions"]["from"] == "completed"

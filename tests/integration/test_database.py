@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import CheckConstraint, func, select, text
 
 from cityos import migrate
 from cityos.db import create_owner_engine
@@ -24,6 +25,29 @@ def test_migrations_upgrade_and_downgrade_cleanly_on_an_empty_database(postgres_
     migrate.downgrade(url, "base")
     migrate.upgrade(url)
     migrate.downgrade(url, "base")
+
+
+async def test_every_status_check_in_the_database_is_derived_from_its_enum(owner_engine) -> None:
+    """The migrations leave the same CHECK constraints as the models derive from the domain's status enums (a
+    status added to an enum without a migration fails here)."""
+    import cityos.domain.models  # noqa: F401  (every table)
+    from cityos.domain.base import Base
+
+    expected = {(table.name, constraint.name): str(constraint.sqltext)
+                for table in Base.metadata.tables.values() for constraint in table.constraints
+                if isinstance(constraint, CheckConstraint) and constraint.name
+                and str(constraint.name).endswith("_status")}
+    assert {name[0] for name in expected} >= {"orders", "vendor_order", "cart", "shipment", "tracking_event",
+                                              "payout", "outbox", "vendor"}
+    async with owner_engine.connect() as connection:
+        found = {(row.table, row.name): row.definition for row in (await connection.execute(text(
+            "select conrelid::regclass::text as table, conname as name, pg_get_constraintdef(oid) as definition "
+            "from pg_constraint where contype = 'c' and conname like 'ck\\_%\\_status' "
+            "and connamespace = 'public'::regnamespace"))).all()}
+    assert set(found) == set(expected)
+    for key, check in expected.items():
+        values = re.findall(r"'([^']*)'", check)
+        assert re.findall(r"'([^']*)'::", found[key]) == values, (key, found[key])
 
 
 async def test_seed_is_idempotent(database_url: str, tmp_path) -> None:

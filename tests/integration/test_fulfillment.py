@@ -84,15 +84,15 @@ async def test_failures_back_off_then_go_dead(gql: GraphQLClient, http: httpx.As
     assert REGISTRY.get_sample_value("cityos_outbox_dead_total", {"topic": "fleetbase.create_order"}) == dead_before + 1
     # the tenant's admins see it and send it again
     admin = tokens("tenant_admin", shop)
-    dead = await gql(OPS["admin/OutboxMessages"], {"status": "dead"}, token=admin)
+    dead = await gql(OPS["admin/OutboxMessages"], {"status": "DEAD"}, token=admin)
     message = dead["data"]["outboxMessages"]["nodes"][0]
-    assert (message["topic"], message["attempts"]) == ("fleetbase.create_order", 5)
+    assert (message["topic"], message["attempts"], message["status"]) == ("fleetbase.create_order", 5, "DEAD")
     assert message["lastError"].startswith("Fleetbase 503")
-    vendor = await gql(OPS["admin/OutboxMessages"], {"status": "dead"},
+    vendor = await gql(OPS["admin/OutboxMessages"], {"status": "DEAD"},
                        token=tokens("vendor_admin", shop, vendor="cedar-pantry"))
     assert vendor["data"]["outboxMessages"]["totalCount"] == 0
     retried = await gql(OPS["admin/RetryOutboxMessage"], {"id": message["id"]}, token=admin)
-    assert retried["data"]["retryOutboxMessage"]["status"] == "pending"
+    assert retried["data"]["retryOutboxMessage"]["status"] == "PENDING"
     await dispatch(app_engine, settings)
     assert await rows(owner_engine, "select status from outbox where tenant_id = :t", t=shop.tenant_id) == [("sent",)]
 

@@ -112,7 +112,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/Vendors": lambda b: {"first": 100},
     "admin/CreateVendor": lambda b: {"input": {"storeId": b.store, "handle": f"m-{uuid.uuid4().hex[:8]}",
                                                "name": "Matrix"}},
-    "admin/UpdateVendor": lambda b: {"id": b.vendor, "input": {"name": "Taken over", "status": "suspended"}},
+    "admin/UpdateVendor": lambda b: {"id": b.vendor, "input": {"name": "Taken over", "status": "SUSPENDED"}},
     "admin/CommissionRules": lambda b: {"first": 100},
     "admin/CreateCommissionRule": lambda b: {"input": {"scope": "vendor", "scopeId": b.vendor, "percentage": "0"}},
     "admin/UpdateCommissionRule": lambda b: {"id": b.rule, "input": {"scope": "tenant", "percentage": "0"}},

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from cityos.errors import BadUserInput
 from cityos.integrations.stripe.connect_state import sign_state, verify_state
 from cityos.schema.relay import to_global_id
-from tests.commerce_flow import OPS, Shopper, paid_order, send_event, shop
+from tests.commerce_flow import OPS, Shopper, paid_order, send_event, shop, usd
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe
 
@@ -43,7 +43,8 @@ async def test_account_ids_and_balances_are_for_the_vendor_admin_and_tenant_admi
         assert "errors" not in body, body
         account = body["data"]["node"]
         assert account["stripeAccountId"].startswith("acct_cedar_")
-        assert account["balances"] == [{"currencyCode": "usd", "pending": 1365, "available": 0, "paidOut": 0}]
+        assert account["balances"] == [{"currencyCode": "usd", "pending": usd(1365), "available": usd(0),
+                                        "paidOut": usd(0)}]
     for token in (tokens("vendor_user", shop, vendor="cedar-pantry"), tokens("vendor_admin", shop, vendor="lumen-home"),
                   tokens("customer", shop), tokens("store_admin", shop, stores=["store-0"])):
         body = await gql(query, {"id": cedar}, token=token, key=shop.key)
@@ -53,7 +54,7 @@ async def test_account_ids_and_balances_are_for_the_vendor_admin_and_tenant_admi
         assert "FORBIDDEN" in error_codes(body)
     ledger = await gql(OPS["vendor/LedgerEntries"], {"vendorId": cedar},
                        token=tokens("vendor_admin", shop, vendor="cedar-pantry"))
-    assert [entry["vendorAmount"] for entry in ledger["data"]["ledgerEntries"]["nodes"]] == [1365]
+    assert [entry["vendorAmount"] for entry in ledger["data"]["ledgerEntries"]["nodes"]] == [usd(1365)]
     refused = await gql(OPS["vendor/LedgerEntries"], {"vendorId": cedar},
                         token=tokens("vendor_admin", shop, vendor="lumen-home"))
     assert error_codes(refused) == ["FORBIDDEN"]
@@ -160,17 +161,17 @@ async def test_vendors_and_their_users(gql: GraphQLClient, shop: TenantWorld, to
         "storeId": to_global_id("Store", shop.store_id), "handle": "new-seller", "name": "New Seller",
         "contactEmail": "ops@new-seller.example", "payoutMinimum": 2500}}, token=admin)
     vendor = created["data"]["createVendor"]
-    assert vendor["status"] == "pending"
+    assert vendor["status"] == "PENDING"
     duplicate = await gql(OPS["admin/CreateVendor"], {"input": {
         "storeId": to_global_id("Store", shop.store_id), "handle": "new-seller", "name": "Again"}}, token=admin)
     assert error_codes(duplicate) == ["CONFLICT"]
     seller = tokens("vendor_admin", shop, vendor="new-seller")
-    self_activate = await gql(OPS["admin/UpdateVendor"], {"id": vendor["id"], "input": {"status": "active"}},
+    self_activate = await gql(OPS["admin/UpdateVendor"], {"id": vendor["id"], "input": {"status": "ACTIVE"}},
                               token=seller)
     assert error_codes(self_activate) == ["FORBIDDEN"]
-    activated = await gql(OPS["admin/UpdateVendor"], {"id": vendor["id"], "input": {"status": "active"}},
+    activated = await gql(OPS["admin/UpdateVendor"], {"id": vendor["id"], "input": {"status": "ACTIVE"}},
                           token=admin)
-    assert activated["data"]["updateVendor"]["status"] == "active"
+    assert activated["data"]["updateVendor"]["status"] == "ACTIVE"
     invited = await gql(OPS["vendor/InviteVendorUser"], {"vendorId": vendor["id"], "role": "vendor_user",
                                                          "email": "Packer@New-Seller.example"}, token=seller)
     user = invited["data"]["inviteVendorUser"]

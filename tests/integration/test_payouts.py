@@ -72,7 +72,7 @@ async def test_a_paid_order_writes_one_sale_per_vendor_line(gql: GraphQLClient, 
     ]
     admin = tokens("store_admin", shop, stores=["store-0"])
     body = await gql(OPS["admin/UpdateOrderStatus"], {"id": order, "status": "CANCELED"}, token=admin)
-    assert body["data"]["updateOrderStatus"]["status"] == "canceled"
+    assert body["data"]["updateOrderStatus"]["status"] == "CANCELED"
     entries = await ledger(owner_engine, shop.tenant_id)
     assert ("lumen-home", "reversal", -2400, -270, -2130) in entries
     assert sum(entry[4] for entry in entries) == 0

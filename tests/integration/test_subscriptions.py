@@ -13,16 +13,18 @@ import websockets
 from sqlalchemy import text
 
 from cityos.app import create_app
-from cityos.db import tenant_transaction
+from cityos.db import create_app_engine, tenant_transaction
+from cityos.jobs.outbox import dispatch_outbox
 from cityos.services import Services
 from tests.commerce_flow import OPS, Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, serve_asgi
+from tests.fakes.fleetbase import FakeFleetbase
 from tests.fakes.stripe import FakeStripe
 
 __all__ = ["shop"]
 
 VENDOR_EVENTS = "subscription { vendorOrderEvents { type status orderId vendorOrderId } }"
-STORE_EVENTS = "subscription($s: ID!) { storeOrderEvents(storeId: $s) { type status orderId } }"
+STORE_EVENTS = "subscription($s: ID!) { storeOrderEvents(storeId: $s) { type status orderStatus orderId } }"
 ORDER_TRACKING = "subscription($o: ID!) { orderTracking(orderId: $o) { type status vendorOrderId } }"
 
 
@@ -114,6 +116,7 @@ async def test_vendors_store_admins_and_customers_get_their_events(server: Serve
         store_message = await admin.receive()
         assert store_message["id"] == admin_op
         assert store_message["payload"]["data"]["storeOrderEvents"]["status"] == "paid"
+        assert store_message["payload"]["data"]["storeOrderEvents"]["orderStatus"] == "PAID"
         assert await cedar.nothing_for(1.0)  # another vendor's order
         assert cedar_op
 
@@ -140,6 +143,44 @@ async def test_vendors_store_admins_and_customers_get_their_events(server: Serve
     finally:
         for client in (lumen, cedar, admin):
             await client.close()
+
+
+SHIPMENT_TRACKING = ("subscription($s: ID!) { shipmentTracking(shipmentId: $s) "
+                     "{ type status shipmentStatus orderStatus trackingNumber shipmentId } }")
+
+
+async def test_live_shipment_events_carry_the_tracking_number(server: Server, settings, database_url: str,
+                                                              gql: GraphQLClient, http: httpx.AsyncClient,
+                                                              shop: TenantWorld, fake_stripe: FakeStripe,
+                                                              fake_fleetbase: FakeFleetbase, owner_engine,
+                                                              tokens: Tokens) -> None:
+    from cityos.schema.relay import to_global_id
+
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-THROW-OAT": 1})
+    engine = create_app_engine(database_url, pool_size=2)
+    try:
+        async with httpx.AsyncClient() as client:
+            await dispatch_outbox(engine, settings, client)  # creates the Fleetbase order and our shipment
+    finally:
+        await engine.dispose()
+    async with owner_engine.connect() as connection:
+        shipment_id, fleetbase_id, tracking = (await connection.execute(text(
+            "select id, fleetbase_order_id, tracking_number from shipment where tenant_id = :t"),
+            {"t": shop.tenant_id})).one()
+    assert tracking
+    watcher = await Client.connect(server.url, tokens("vendor_user", shop, vendor="lumen-home"))
+    try:
+        await watcher.subscribe(SHIPMENT_TRACKING, {"s": to_global_id("Shipment", shipment_id)})
+        body, signature = fake_fleetbase.webhook("order.dispatched", fleetbase_id)
+        response = await http.post("/webhooks/fleetbase", content=body,
+                                   headers={"signature": signature, "content-type": "application/json"})
+        assert response.json()["outcome"] == "shipment picked_up", response.text
+        event = (await watcher.receive())["payload"]["data"]["shipmentTracking"]
+        assert event == {"type": "shipment.updated", "status": "picked_up", "shipmentStatus": "PICKED_UP",
+                         "orderStatus": None, "trackingNumber": tracking,
+                         "shipmentId": to_global_id("Shipment", shipment_id)}
+    finally:
+        await watcher.close()
 
 
 async def test_a_webhook_on_one_instance_reaches_a_subscriber_on_another(server: Server, settings, gql: GraphQLClient,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityos.domain.base import Base, TenantOwnedMixin
+from cityos.domain.base import Base, TenantOwnedMixin, one_of
+
+
+class CartStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"  # an order was made from it
 
 
 class Currency(Base):
@@ -96,7 +102,7 @@ class Cart(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "region_id"], ["region.tenant_id", "region.id"]),
         ForeignKeyConstraint(["tenant_id", "shipping_option_id"], ["shipping_option.tenant_id", "shipping_option.id"]),
-        CheckConstraint("status in ('open', 'completed')", name="status"),
+        one_of(CartStatus),
         Index("ix_cart_payment_intent", "payment_intent_id", unique=True),
     )
 
@@ -107,7 +113,7 @@ class Cart(TenantOwnedMixin, Base):
     email: Mapped[str | None] = mapped_column(String(320))
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     shipping_option_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=CartStatus.OPEN.value)
     order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     payment_intent_id: Mapped[str | None] = mapped_column(String(100))
     payment_error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

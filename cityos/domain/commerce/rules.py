@@ -10,10 +10,28 @@ Rounding rules, written down:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+
+from cityos.domain.orders.models import OrderStatus
+from cityos.errors import BadUserInput
+
+US_ZIP_CODE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
+
+
+def validate_postal_code(country_code: str, value: str) -> str:
+    """A shipping address's postal code, trimmed. In the US it must be a ZIP code (12345) or ZIP+4 (12345-6789);
+    other countries' formats are not checked here. BAD_USER_INPUT names `address.postalCode`."""
+    code = value.strip()
+    if not code:
+        raise BadUserInput("the address needs a postal code", field="address.postalCode")
+    if country_code.lower() == "us" and not US_ZIP_CODE.fullmatch(code):
+        raise BadUserInput(f"{code!r} is not a US ZIP code: 5 digits (12345) or ZIP+4 (12345-6789)",
+                           field="address.postalCode")
+    return code
 
 
 def round_half_up(value: Decimal) -> int:
@@ -108,24 +126,24 @@ def split_by_vendor(lines: Sequence[PricedLine], totals: Totals) -> dict[uuid.UU
             for index, (vendor, group) in enumerate(vendors.items())}
 
 
-ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"paid", "canceled"}),
-    "paid": frozenset({"fulfilled", "canceled", "refunded"}),
-    "fulfilled": frozenset({"completed", "refunded"}),
-    "completed": frozenset({"refunded"}),
-    "canceled": frozenset(),
-    "refunded": frozenset(),
+ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELED}),
+    OrderStatus.PAID: frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELED, OrderStatus.REFUNDED}),
+    OrderStatus.FULFILLED: frozenset({OrderStatus.COMPLETED, OrderStatus.REFUNDED}),
+    OrderStatus.COMPLETED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.CANCELED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
 }
 
 
-def next_order_status(current: str, target: str) -> str:
+def next_order_status(current: str, target: str) -> OrderStatus:
     """The order state machine: pending → paid → fulfilled → completed; cancel before fulfilment; refund after
     payment. Anything else is an InvalidStateTransition."""
     from cityos.errors import InvalidStateTransition
 
     if target not in ORDER_TRANSITIONS:
         raise InvalidStateTransition(f"unknown order status {target!r}", **{"from": current, "to": target})
-    if target not in ORDER_TRANSITIONS.get(current, frozenset()):
+    if target not in ORDER_TRANSITIONS.get(current, frozenset()):  # type: ignore[call-overload]
         raise InvalidStateTransition(f"an order cannot go from {current} to {target}",
                                      **{"from": current, "to": target})
-    return target
+    return OrderStatus(target)

@@ -193,6 +193,7 @@ async def validate_address(connection: AsyncConnection, cart: Row[Any], address:
     cleaned["country_code"] = cleaned["country_code"].lower()
     if cleaned["country_code"] != region.country_code:
         raise BadUserInput(f"this store ships to {region.country_code.upper()} only", field="countryCode")
+    cleaned["postal_code"] = rules.validate_postal_code(cleaned["country_code"], cleaned["postal_code"])
     province = cleaned["province"].upper()
     code = province if province.startswith(f"{region.country_code.upper()}-") else \
         f"{region.country_code.upper()}-{province}"

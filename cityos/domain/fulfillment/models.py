@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityos.domain.base import Base, TenantOwnedMixin
+from cityos.domain.base import Base, TenantOwnedMixin, one_of
 
-SHIPMENT_STATUSES = ("created", "picked_up", "in_transit", "delivered", "failed", "canceled")
+
+class ShipmentStatus(StrEnum):
+    """Where a delivery is (fulfillment/rules.py maps Fleetbase events onto these, moving only forward)."""
+
+    CREATED = "created"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
 
 
 class Shipment(TenantOwnedMixin, Base):
@@ -21,8 +31,7 @@ class Shipment(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "vendor_order_id"], ["vendor_order.tenant_id", "vendor_order.id"],
                              ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "vendor_order_id"),
-        CheckConstraint("status in ({})".format(", ".join(f"'{status}'" for status in SHIPMENT_STATUSES)),
-                        name="status"),
+        one_of(ShipmentStatus),
         Index("ix_shipment_fleetbase", "fleetbase_order_id", unique=True),
         Index("ix_shipment_tenant_order", "tenant_id", "order_id"),
     )
@@ -32,7 +41,7 @@ class Shipment(TenantOwnedMixin, Base):
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     customer_id: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="created")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=ShipmentStatus.CREATED.value)
     fleetbase_order_id: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
 
@@ -41,6 +50,7 @@ class TrackingEvent(TenantOwnedMixin, Base):
     __tablename__ = "tracking_event"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "shipment_id"], ["shipment.tenant_id", "shipment.id"], ondelete="CASCADE"),
+        one_of(ShipmentStatus),
         Index("ix_tracking_event_shipment", "tenant_id", "shipment_id", "occurred_at"),
     )
 

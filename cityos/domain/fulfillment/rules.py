@@ -8,29 +8,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from cityos.domain.fulfillment.models import ShipmentStatus
+
 EVENT_STATUS = {
-    "order.created": "created",
-    "order.ready": "created",
-    "order.driver_assigned": "created",
-    "order.dispatched": "picked_up",
-    "order.completed": "delivered",
-    "order.failed": "failed",
-    "order.dispatch_failed": "failed",
-    "order.canceled": "canceled",
+    "order.created": ShipmentStatus.CREATED,
+    "order.ready": ShipmentStatus.CREATED,
+    "order.driver_assigned": ShipmentStatus.CREATED,
+    "order.dispatched": ShipmentStatus.PICKED_UP,
+    "order.completed": ShipmentStatus.DELIVERED,
+    "order.failed": ShipmentStatus.FAILED,
+    "order.dispatch_failed": ShipmentStatus.FAILED,
+    "order.canceled": ShipmentStatus.CANCELED,
 }
 # order.updated carries the Fleetbase order status in data.status
-FLEETBASE_STATUS = {"created": "created", "dispatched": "picked_up", "started": "in_transit",
-                    "enroute": "in_transit", "in_progress": "in_transit", "driver_enroute": "in_transit",
-                    "completed": "delivered", "canceled": "canceled", "failed": "failed"}
-RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "delivered": 3, "failed": 3, "canceled": 3}
-TERMINAL = frozenset({"delivered", "failed", "canceled"})
+FLEETBASE_STATUS = {"created": ShipmentStatus.CREATED, "dispatched": ShipmentStatus.PICKED_UP,
+                    "started": ShipmentStatus.IN_TRANSIT, "enroute": ShipmentStatus.IN_TRANSIT,
+                    "in_progress": ShipmentStatus.IN_TRANSIT, "driver_enroute": ShipmentStatus.IN_TRANSIT,
+                    "completed": ShipmentStatus.DELIVERED, "canceled": ShipmentStatus.CANCELED,
+                    "failed": ShipmentStatus.FAILED}
+RANK = {ShipmentStatus.CREATED: 0, ShipmentStatus.PICKED_UP: 1, ShipmentStatus.IN_TRANSIT: 2,
+        ShipmentStatus.DELIVERED: 3, ShipmentStatus.FAILED: 3, ShipmentStatus.CANCELED: 3}
+TERMINAL = frozenset({ShipmentStatus.DELIVERED, ShipmentStatus.FAILED, ShipmentStatus.CANCELED})
 
 
-def status_of(event_name: str, data: dict[str, Any]) -> str | None:
+def status_of(event_name: str, data: dict[str, Any]) -> ShipmentStatus | None:
     if event_name == "order.updated":
         return FLEETBASE_STATUS.get(str(data.get("status", "")).lower())
     return EVENT_STATUS.get(event_name)
 
 
 def moves_forward(current: str, new: str) -> bool:
-    return current not in TERMINAL and RANK[new] > RANK[current]
+    return current not in TERMINAL and RANK[ShipmentStatus(new)] > RANK[ShipmentStatus(current)]

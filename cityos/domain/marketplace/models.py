@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +23,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityos.domain.base import Base, TenantOwnedMixin
+from cityos.domain.base import Base, TenantOwnedMixin, one_of
+
+
+class VendorStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"  # only active vendors are paid out
+    SUSPENDED = "suspended"
+
+
+class PayoutStatus(StrEnum):
+    """`pending` until Stripe answers; `failed` releases the payout's ledger entries; `reversed` when Stripe
+    reverses the transfer."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    REVERSED = "reversed"
 
 
 class Vendor(TenantOwnedMixin, Base):
@@ -30,13 +47,14 @@ class Vendor(TenantOwnedMixin, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "store_id", "handle"),
+        one_of(VendorStatus),
         Index("ix_vendor_tenant_store", "tenant_id", "store_id", "created_at", "id"),
     )
 
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     handle: Mapped[str] = mapped_column(String(63), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=VendorStatus.ACTIVE.value)
     contact_email: Mapped[str | None] = mapped_column(String(320))
     # Stripe Connect
     stripe_account_id: Mapped[str | None] = mapped_column(String(100), unique=True)
@@ -129,7 +147,7 @@ class Payout(TenantOwnedMixin, Base):
     __tablename__ = "payout"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "vendor_id"], ["vendor.tenant_id", "vendor.id"]),
-        CheckConstraint("status in ('pending', 'paid', 'failed', 'reversed')", name="status"),
+        one_of(PayoutStatus),
         CheckConstraint("amount > 0", name="amount_positive"),
         Index("ix_payout_tenant_vendor", "tenant_id", "vendor_id", "created_at"),
         Index("ix_payout_transfer", "stripe_transfer_id", unique=True),
@@ -138,7 +156,7 @@ class Payout(TenantOwnedMixin, Base):
     vendor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=PayoutStatus.PENDING.value)
     destination: Mapped[str] = mapped_column(String(100), nullable=False)
     stripe_transfer_id: Mapped[str | None] = mapped_column(String(100))
     failure_reason: Mapped[str | None] = mapped_column(String(500))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.domain.base import table_of
 from cityos.domain.commerce.service import validate_email
 from cityos.domain.marketplace import rules
-from cityos.domain.marketplace.models import CommissionRule, Vendor, VendorUser
+from cityos.domain.marketplace.models import CommissionRule, Vendor, VendorStatus, VendorUser
 from cityos.domain.platform.models import ConnectStateUse
 from cityos.domain.tenancy.rules import validate_handle, validate_name
 from cityos.domain.tenancy.service import unique_or_conflict
@@ -25,7 +25,7 @@ VENDOR = table_of(Vendor)
 VENDOR_USER = table_of(VendorUser)
 RULE = table_of(CommissionRule)
 STATE_USE = table_of(ConnectStateUse)
-VENDOR_STATUSES = ("pending", "active", "suspended")
+VENDOR_STATUSES = tuple(status.value for status in VendorStatus)
 VENDOR_ROLES = ("vendor_admin", "vendor_user")
 
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityos.domain.base import Base, TenantOwnedMixin
+from cityos.domain.base import Base, TenantOwnedMixin, one_of
 
-ORDER_STATUSES = ("pending", "paid", "fulfilled", "completed", "canceled", "refunded")
-_STATUS_CHECK = "status in ({})".format(", ".join(f"'{status}'" for status in ORDER_STATUSES))
+
+class OrderStatus(StrEnum):
+    """An order's (and each of its vendor orders') place in the state machine of commerce/rules.py."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    FULFILLED = "fulfilled"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
 
 
 class Order(TenantOwnedMixin, Base):
@@ -21,7 +30,7 @@ class Order(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"]),
         UniqueConstraint("tenant_id", "cart_id"),
         UniqueConstraint("payment_intent_id"),
-        CheckConstraint(_STATUS_CHECK, name="status"),
+        one_of(OrderStatus),
         CheckConstraint("total = subtotal - discount_total + shipping_total + tax_total", name="total_adds_up"),
         Index("ix_orders_tenant_store_created", "tenant_id", "store_id", "created_at"),
         Index("ix_orders_tenant_customer", "tenant_id", "customer_id"),
@@ -32,7 +41,7 @@ class Order(TenantOwnedMixin, Base):
     customer_id: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320), nullable=False)
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=OrderStatus.PENDING.value)
     subtotal: Mapped[int] = mapped_column(Integer, nullable=False)
     discount_total: Mapped[int] = mapped_column(Integer, nullable=False)
     shipping_total: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -51,7 +60,7 @@ class VendorOrder(TenantOwnedMixin, Base):
     __tablename__ = "vendor_order"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
-        CheckConstraint(_STATUS_CHECK, name="status"),
+        one_of(OrderStatus),
         CheckConstraint("total = subtotal - discount_total + shipping_total + tax_total", name="total_adds_up"),
         Index("ix_vendor_order_tenant_vendor", "tenant_id", "vendor_id", "created_at"),
         Index("ix_vendor_order_tenant_order", "tenant_id", "order_id"),
@@ -60,7 +69,7 @@ class VendorOrder(TenantOwnedMixin, Base):
     order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=OrderStatus.PENDING.value)
     subtotal: Mapped[int] = mapped_column(Integer, nullable=False)
     discount_total: Mapped[int] = mapped_column(Integer, nullable=False)
     shipping_total: Mapped[int] = mapped_column(Integer, nullable=False)

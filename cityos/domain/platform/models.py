@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityos.domain.base import Base, new_id
+from cityos.domain.base import Base, new_id, one_of
 
 
 class AuditLog(Base):
@@ -64,12 +65,19 @@ class ConnectStateUse(Base):
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for the dispatcher (again, after a failed attempt)
+    SENT = "sent"
+    DEAD = "dead"  # gave up after the last retry
+
+
 class Outbox(Base):
     """Calls out (Fleetbase, ERPNext, Payload) written in the business transaction and sent by the dispatcher
     with bounded retries and backoff; `dead` after too many failures (visible in metrics and to admins)."""
 
     __tablename__ = "outbox"
     __table_args__ = (
+        one_of(OutboxStatus),
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_tenant", "tenant_id", "created_at"),
     )
@@ -78,7 +86,7 @@ class Outbox(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     topic: Mapped[str] = mapped_column(String(100), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                       nullable=False)

@@ -87,14 +87,15 @@ async def _apply(connection: Any, envelope: dict[str, Any], data: dict[str, Any]
     if not rules.moves_forward(shipment.status, status):
         return f"ignored: shipment already {shipment.status}"
     location = data.get("location") if isinstance(data.get("location"), dict) else None
+    tracking_number = shipment.tracking_number or data.get("tracking_number")
     await connection.execute(update(SHIPMENT).where(SHIPMENT.c.id == shipment.id).values(
-        status=status, tracking_number=shipment.tracking_number or data.get("tracking_number"),
-        updated_at=func.now()))
+        status=status, tracking_number=tracking_number, updated_at=func.now()))
     await connection.execute(insert(TRACKING).values(
         tenant_id=shipment.tenant_id, id=uuid.uuid4(), shipment_id=shipment.id, status=status,
         source_event=str(envelope["event"]), occurred_at=_occurred_at(envelope), location=location))
     events.add(event("shipment.updated", tenant_id=shipment.tenant_id, store_id=shipment.store_id,
                      order_id=shipment.order_id, vendor_id=shipment.vendor_id,
                      vendor_order_id=shipment.vendor_order_id, shipment_id=shipment.id,
-                     customer_id=shipment.customer_id, status=status, location=location))
+                     customer_id=shipment.customer_id, status=status, tracking_number=tracking_number,
+                     location=location))
     return f"shipment {status}"
