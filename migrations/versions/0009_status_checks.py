@@ -1,12 +1,9 @@
 """status CHECK constraints for the vendor, outbox and tracking_event tables, derived like the others from the
 domain's status enums (VendorStatus, OutboxStatus, ShipmentStatus); the values themselves are unchanged
 
-Revision ID: 0008_status_checks
-Revises: 0007
-Create Date: 2026-11-28
-
-(A distinct revision id so that a concurrent 0008 can be merged first: renumber this one by renaming the file and
-changing `revision` / `down_revision`; nothing else refers to it.)
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-27
 """
 
 from __future__ import annotations
