@@ -105,7 +105,7 @@ class CheckoutAttempt:
                                                "PaymentIntent is being canceled) | canceled | ordered | "
                                                "refund_pending | refunded")
     payment_intent_id: str = strawberry.field(description="The Stripe PaymentIntent of this checkout.")
-    amount: int = strawberry.field(description="What this checkout charges, in minor units of currencyCode.")
+    amount: Money = strawberry.field(description="What this checkout charges.")
     currency_code: str = strawberry.field(description="ISO 4217 code, lower case.")
     reason: str | None = strawberry.field(description="Why the checkout was superseded, or why its payment is "
                                                       "refunded instead of becoming an order.")
@@ -118,7 +118,8 @@ class CheckoutAttempt:
     @classmethod
     def from_row(cls, row: Row[Any]) -> CheckoutAttempt:
         return cls(id=to_global_id("CheckoutAttempt", row.id), status=row.status,
-                   payment_intent_id=row.payment_intent_id, amount=row.amount, currency_code=row.currency_code,
+                   payment_intent_id=row.payment_intent_id, amount=money(row.amount, row.currency_code),
+                   currency_code=row.currency_code,
                    reason=row.reason, refund_id=row.refund_id,
                    order_id=to_global_id("Order", row.order_id) if row.order_id else None,
                    created_at=row.created_at, settled_at=row.settled_at, row=row)

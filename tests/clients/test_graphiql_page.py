@@ -4,16 +4,14 @@ prefilled in development but never in production."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
 
-from cityos.app import create_app
 from cityos.config import Environment, Settings
-from cityos.services import Services
-from tests.conftest import Server, TenantWorld, serve_asgi
+from tests.conftest import Server, TenantWorld, app_client
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
@@ -88,20 +86,11 @@ async def test_api_clients_get_no_page(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400, response.text  # queries via GET are off; no page for API clients
 
 
-@pytest.fixture
-async def production_server(settings: Settings) -> AsyncIterator[str]:
-    production = settings.model_copy(update={"CITYOS_ENV": Environment.PRODUCTION, "CITYOS_DEV_TOKENS": False})
-    services = Services.start(production)
-    uvicorn_server, task, port = await serve_asgi(create_app(production, services))
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    await task
-    await services.close()
-
-
-async def test_production_never_prefills_the_demo_key(server: Server, production_server: str,
-                                                      demo_key: str) -> None:
-    async with httpx.AsyncClient(base_url=production_server) as client:
+async def test_production_never_prefills_the_demo_key(server: Server, settings: Settings, demo_key: str) -> None:
+    """Even where an operator turns GraphiQL on in production (it is off there by default)."""
+    production = settings.model_copy(update={"CITYOS_ENV": Environment.PRODUCTION, "CITYOS_DEV_TOKENS": False,
+                                             "CITYOS_GRAPHIQL": True})
+    async with app_client(production) as client:
         response = await client.get("/graphql", headers=HTML)
     assert response.status_code == 200
     assert demo_key not in response.text
