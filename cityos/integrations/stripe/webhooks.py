@@ -91,10 +91,21 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _is_event(event: Any) -> bool:
+    """A signed body is still only trusted in shape once checked: an object with a string id and type whose
+    data.object (and its metadata, when present) are objects."""
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        return False
+    data = event.get("data")
+    return (bool(event["id"]) and bool(event["type"]) and isinstance(data, dict)
+            and isinstance(data.get("object"), dict)
+            and isinstance(data["object"].get("metadata", {}), dict))
+
+
 def _tenant_of(event: dict[str, Any]) -> uuid.UUID | None:
     tenant = event.get("data", {}).get("object", {}).get("metadata", {}).get("tenant_id")
     try:
-        return uuid.UUID(tenant) if tenant else None
+        return uuid.UUID(str(tenant)) if tenant else None
     except ValueError:
         return None
 
@@ -105,12 +116,15 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     if len(body) > MAX_BODY:
         return JSONResponse({"error": "payload too large"}, status_code=413)
     try:
-        stripe.Webhook.construct_event(body, request.headers.get("stripe-signature"),
-                                       services.settings.STRIPE_WEBHOOK_SECRET)
+        stripe.WebhookSignature.verify_header(body, request.headers.get("stripe-signature"),
+                                              services.settings.STRIPE_WEBHOOK_SECRET, stripe.Webhook.DEFAULT_TOLERANCE)
     except (stripe.SignatureVerificationError, ValueError):
         return JSONResponse({"error": "invalid signature"}, status_code=400)
-    event = orjson.loads(body)
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return JSONResponse({"error": "not JSON"}, status_code=400)
+    if not _is_event(event):
         return JSONResponse({"error": "not a Stripe event"}, status_code=400)
     handler = HANDLERS.get(event["type"])
     delivery = Delivery(event, services, PendingEvents())
