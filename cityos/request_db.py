@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db import set_platform_scope, set_tenant
@@ -56,8 +56,17 @@ class RequestDatabase:
         if self._connection is None:
             try:
                 connection = await self.engine.connect()
+            except (DBAPIError, OSError, TimeoutError) as error:
+                raise Unavailable("the database is unavailable") from error
+            try:
                 await self._begin(connection)
-            except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
+            except (DBAPIError, OSError, TimeoutError) as error:
+                # A pooled connection that died while idle (the server was killed or stalled) fails on its first
+                # statement with whatever asyncpg makes of it ("connection was closed in the middle of
+                # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
+                self._transaction = None
+                await connection.invalidate()
+                await connection.close()
                 raise Unavailable("the database is unavailable") from error
             self._connection = connection
         return self._connection

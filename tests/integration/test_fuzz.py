@@ -29,8 +29,8 @@ from tests.conftest import Server, Tokens, make_tenant
 from tests.infrastructure import PROJECT_ROOT
 
 SCHEMA_FILE = PROJECT_ROOT / "graphql" / "schema.graphql"
-EXAMPLES_PER_OPERATION = 12  # × 2 roles × every operation ≈ 1,800 cases
-NEGATIVE_EXAMPLES_PER_OPERATION = 3
+EXAMPLES_PER_OPERATION = 20  # valid documents; + NEGATIVE (schema-violating) ones, × 2 roles × every operation
+NEGATIVE_EXAMPLES_PER_OPERATION = 4
 
 # Seeded tables whose rows the fuzzer aims at, by the GraphQL type of their global id.
 ID_TABLES = {"Store": "store", "Tenant": "tenant", "StoreDomain": "store_domain",
@@ -100,8 +100,6 @@ class Findings:
 
     def check(self, role: str, body: str, response: requests.Response) -> None:
         self.cases += 1
-        with open("/tmp/fuzz-dump.txt", "a") as dump:
-            dump.write(f"{role} {response.status_code} {body!r} => {response.text[:400]}\n")
         if response.status_code >= 500:
             self.failures.append(f"[{role}] HTTP {response.status_code} for {body!r}: {response.text[:300]}")
             return
@@ -177,6 +175,6 @@ async def test_fuzzing_finds_no_internal_errors(server: Server, owner_engine: As
     findings = await asyncio.to_thread(fuzz, f"{server.url}/graphql", roles, real_ids)
     elapsed = time.perf_counter() - started
     print(f"fuzzed {findings.cases} cases in {elapsed:.1f} s")
-    assert findings.cases > 1000
+    assert findings.cases > 2000
     assert not findings.failures, f"{len(findings.failures)} failures:\n" + "\n".join(findings.failures[:40])
 
