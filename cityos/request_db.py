@@ -135,6 +135,9 @@ class RequestDatabase:
     async def _recover(self, connection: AsyncConnection, error: DBAPIError) -> None:
         """Undo the failed statement's effect on the transaction, or give the connection up."""
         if error.connection_invalidated:
+            # The connection is gone with its transaction: committing it at the end would raise SQLAlchemy's
+            # PendingRollbackError (untyped, at the top of the response); it is abandoned like a timed-out one.
+            await self._abandon(connection)
             raise Unavailable("the database is unavailable") from error
         try:
             if self._written:
@@ -143,6 +146,7 @@ class RequestDatabase:
                 await self._transaction.rollback()
                 await self._begin(connection)
         except DBAPIError as lost:
+            await self._abandon(connection)
             raise Unavailable("the database is unavailable") from lost
 
     async def finish(self, *, commit: bool) -> None:

@@ -121,7 +121,7 @@ class Load:
     key: str
     phase: str = "baseline"
     outcomes: list[Outcome] = field(default_factory=list)
-    carts: list[str] = field(default_factory=list)
+    carts: list[tuple[str, str]] = field(default_factory=list)  # (phase, global id) of acknowledged carts
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def call(self, operation: str, query: str, variables: dict[str, Any] | None = None,
@@ -139,7 +139,7 @@ class Load:
             and bool(data)
         self.outcomes.append(Outcome(phase, operation, elapsed, response.status_code, codes, ok))
         if ok and operation == "createCart":
-            self.carts.append(data["createCart"]["id"])
+            self.carts.append((phase, data["createCart"]["id"]))
         return body
 
     async def loop(self) -> None:
@@ -185,7 +185,9 @@ def assert_bounded(outcomes: list[Outcome], bound: float, allowed: set[str]) -> 
 @pytest.fixture
 async def isolated(tmp_path: Path, settings: Settings) -> AsyncIterator[tuple[Any, Any, int, Settings]]:
     """Postgres, Cerbos and Redis of this test's own (the session's are never stalled)."""
-    postgres = EmbeddedPostgres(tmp_path / "postgres", fast_and_unsafe=True)
+    # Durable settings (not the session's fast_and_unsafe: synchronous_commit=off may lose the last commits of
+    # a killed server, which is what this test checks does not happen).
+    postgres = EmbeddedPostgres(tmp_path / "postgres")
     await asyncio.to_thread(postgres.start)
     (tmp_path / "redis").mkdir()
     try:
@@ -278,8 +280,9 @@ async def test_faults_are_typed_bounded_and_recovered_from(isolated: tuple[Any, 
 
     for phase in dict.fromkeys(outcome.phase for outcome in load.outcomes):
         outcomes = load.of(phase)
+        codes = sorted({str(code) for o in outcomes for code in o.codes})
         print(f"{phase}: {len(outcomes)} requests, {sum(o.ok for o in outcomes)} ok, "
-              f"max {max(o.elapsed for o in outcomes):.2f} s, codes {sorted({c for o in outcomes for c in o.codes})}")
+              f"max {max(o.elapsed for o in outcomes):.2f} s, codes {codes}")
     assert_bounded(load.of("postgres stopped"), DB_BOUND, TYPED)
     assert any(not o.ok for o in load.of("postgres stopped")), "the stall was not observed"
     assert_bounded(load.of("postgres killed"), DB_BOUND, TYPED)
@@ -288,14 +291,15 @@ async def test_faults_are_typed_bounded_and_recovered_from(isolated: tuple[Any, 
     redis_phase = load.of("redis stopped")
     assert_bounded(redis_phase, REDIS_BOUND, set())  # every request succeeds: Redis is not in the write path
     assert len([o for o in redis_phase if o.operation == "updateOrderStatus"]) == 3
-    for outcome in load.outcomes:  # whatever the phase: typed, never 5xx or internal
-        assert outcome.status < 500 and "INTERNAL_SERVER_ERROR" not in outcome.codes, outcome
+    for outcome in load.outcomes:  # whatever the phase (the others included): UNAVAILABLE at worst, never 5xx
+        assert outcome.status < 500 and set(outcome.codes) <= TYPED, outcome
 
     # No acknowledged write lost: every cart whose id came back exists.
     assert len(load.carts) > 10
-    ids = [from_global_id(cart, "Cart")[1] for cart in load.carts]
+    acknowledged = {from_global_id(cart, "Cart")[1]: phase for phase, cart in load.carts}
     async with owner.connect() as connection:
-        found = (await connection.execute(text("select count(*) from cart where id = any(:ids)"),
-                                          {"ids": ids})).scalar_one()
+        found = set((await connection.execute(text("select id from cart where id = any(:ids)"),
+                                              {"ids": list(acknowledged)})).scalars())
     await owner.dispose()
-    assert found == len(set(ids))
+    lost = {cart: phase for cart, phase in acknowledged.items() if cart not in found}
+    assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged carts lost: {lost}"
