@@ -165,7 +165,11 @@ class RequestContext:
                 # A customer token without a tenant claim shops at the store of the key.
                 found = await self.services.tenants.find(str(self.store.tenant_id))
                 tenant_id, tenant_slug = self.store.tenant_id, found[1] if found else None
-            elif tenant_id != self.store.tenant_id and "super_admin" not in identity.roles:
+            elif tenant_id is None and "super_admin" in identity.roles:
+                # A platform call (no tenant of its own) that happens to carry a key or come through a store
+                # domain: it is not a shopper of that store.
+                self.store = None
+            elif tenant_id != self.store.tenant_id:
                 raise Forbidden("the token and the publishable key belong to different tenants")
         return Principal(id=identity.subject, roles=identity.roles, tenant_id=tenant_id, tenant_slug=tenant_slug,
                          storefront_id=self.store.store_id if self.store else None,

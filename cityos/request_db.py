@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db import set_platform_scope, set_tenant
@@ -56,8 +56,17 @@ class RequestDatabase:
         if self._connection is None:
             try:
                 connection = await self.engine.connect()
+            except (DBAPIError, OSError, TimeoutError) as error:
+                raise Unavailable("the database is unavailable") from error
+            try:
                 await self._begin(connection)
-            except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
+            except (DBAPIError, OSError, TimeoutError) as error:
+                # A pooled connection that died while idle (the server was killed or stalled) fails on its first
+                # statement with whatever asyncpg makes of it ("connection was closed in the middle of
+                # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
+                self._transaction = None
+                await connection.invalidate()
+                await connection.close()
                 raise Unavailable("the database is unavailable") from error
             self._connection = connection
         return self._connection
@@ -126,6 +135,9 @@ class RequestDatabase:
     async def _recover(self, connection: AsyncConnection, error: DBAPIError) -> None:
         """Undo the failed statement's effect on the transaction, or give the connection up."""
         if error.connection_invalidated:
+            # The connection is gone with its transaction: committing it at the end would raise SQLAlchemy's
+            # PendingRollbackError (untyped, at the top of the response); it is abandoned like a timed-out one.
+            await self._abandon(connection)
             raise Unavailable("the database is unavailable") from error
         try:
             if self._written:
@@ -134,6 +146,7 @@ class RequestDatabase:
                 await self._transaction.rollback()
                 await self._begin(connection)
         except DBAPIError as lost:
+            await self._abandon(connection)
             raise Unavailable("the database is unavailable") from lost
 
     async def finish(self, *, commit: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, cast
 
@@ -22,6 +23,17 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def decimal_problem(value: Decimal, *, places: int, field: str) -> str | None:
+    """Why a Decimal argument cannot be stored in a NUMERIC column with `places` decimal places (NaN, an
+    infinity, more precision than the column keeps), or None when it can."""
+    if not value.is_finite():
+        return f"{field} must be a finite number"
+    exponent = value.normalize().as_tuple().exponent  # 5.000 → 5: trailing zeros are no precision
+    if isinstance(exponent, int) and exponent < -places:
+        return f"{field} has more than {places} decimal places"
+    return None
 
 
 def new_id() -> uuid.UUID:

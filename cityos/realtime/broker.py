@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE = 256
@@ -130,7 +132,9 @@ class RedisBroker(Broker):
         super().__init__(max_queue)
         # Bounded waits: a stalled Redis costs a request at most REDIS_TIMEOUT (the live event is then lost and
         # logged; the data it announced is already committed).
-        self.redis = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        # No retries: redis-py retries a timed-out command three times by default, which tripled that bound.
+        self.redis = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
+                                       retry=Retry(NoBackoff(), 0))
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
 

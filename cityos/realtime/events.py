@@ -50,11 +50,15 @@ class PendingEvents:
         self.events.clear()
 
     async def publish(self, broker: Broker) -> None:
-        """After commit. A broker failure loses the live notification, never the data: it is logged."""
+        """After commit. A broker failure loses the live notification, never the data: it is logged. A failed
+        publish ends the batch (the broker is down or stalled: each further attempt would cost the request another
+        timeout)."""
         events, self.events = self.events, []
-        for live_event in events:
-            for channel in live_event.channels:
-                try:
-                    await broker.publish(channel, live_event.payload)
-                except Exception:
-                    log.exception("publishing %s to %s failed", live_event.payload.get("type"), channel)
+        pending = [(live_event, channel) for live_event in events for channel in live_event.channels]
+        for index, (live_event, channel) in enumerate(pending):
+            try:
+                await broker.publish(channel, live_event.payload)
+            except Exception:
+                log.exception("publishing %s to %s failed; %d more live notifications of this operation dropped",
+                              live_event.payload.get("type"), channel, len(pending) - index - 1)
+                return

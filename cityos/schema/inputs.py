@@ -4,6 +4,11 @@ PostgreSQL text cannot hold the NUL character (U+0000). Every string in the oper
 document or passed as a variable, at any depth of an input object or list, is checked in one pass over the
 document; the first offender is BAD_USER_INPUT with `extensions.field` naming its path (`filter.search`,
 `address.city`).
+
+Sizes are bounded in the same pass, by the name of the input field or argument holding the value (see
+`SIZE_LIMITS` and README "Input limits"): names, titles, handles, SKUs, emails and address parts at most 255
+characters, descriptions and any other string at most 10,000, JSON values (`metadata`, `options`) at most 16 KB
+serialized. The first oversized value is BAD_USER_INPUT naming its path.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
+import orjson
 from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 
@@ -26,10 +32,19 @@ from graphql import (
     StringValueNode,
     ValueNode,
     VariableNode,
+    value_from_ast_untyped,
     visit,
 )
 
 FORBIDDEN_CHARACTER = "\x00"
+NAME_LENGTH = 255
+TEXT_LENGTH = 10_000
+JSON_BYTES = 16 * 1024
+SHORT_FIELDS = frozenset({
+    "title", "name", "handle", "slug", "sku", "domain", "email", "subject", "role", "scope", "code", "state",
+    "currencyCode", "countryCode", "firstName", "lastName", "company", "address1", "address2", "city", "province",
+    "postalCode", "phone"})
+JSON_FIELDS = frozenset({"metadata", "options"})
 Predicate = Callable[[Any], bool]
 
 
@@ -67,15 +82,76 @@ def _unstorable(value: Any) -> bool:
     return isinstance(value, str) and FORBIDDEN_CHARACTER in value
 
 
+def _values(node: ValueNode, path: str, variables: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every value of an argument with its path, written in the document or passed as a variable; objects and
+    lists before their items."""
+    if isinstance(node, VariableNode):
+        yield from _python_values(variables.get(node.name.value), path)
+        return
+    yield path, value_from_ast_untyped(node, variables)
+    if isinstance(node, ObjectValueNode):
+        for field in node.fields:
+            yield from _values(field.value, f"{path}.{field.name.value}", variables)
+    elif isinstance(node, ListValueNode):
+        for index, item in enumerate(node.values):
+            yield from _values(item, f"{path}.{index}", variables)
+
+
+def _python_values(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, value
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _python_values(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _python_values(item, f"{path}.{index}")
+
+
+def _field_name(path: str) -> str:
+    """The input field a path ends in (`lines.2.title` → `title`, `images.3` → `images`)."""
+    parts = [part for part in path.split(".") if not part.isdigit()]
+    return parts[-1] if parts else path
+
+
+def size_violation(path: str, value: Any) -> str | None:
+    """Why the value at `path` is too large to accept, or None."""
+    name = _field_name(path)
+    if any(part in JSON_FIELDS for part in path.split(".")[:-1]):
+        return None  # inside a JSON value: its whole serialized size is what counts
+    if name in JSON_FIELDS and not path.rsplit(".", 1)[-1].isdigit() and value is not None:
+        try:
+            size = len(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):
+            return None
+        return f"{path} is larger than {JSON_BYTES} bytes serialized" if size > JSON_BYTES else None
+    if not isinstance(value, str) or name in JSON_FIELDS:
+        return None
+    limit = NAME_LENGTH if name in SHORT_FIELDS else TEXT_LENGTH
+    return f"{path} is longer than {limit} characters" if len(value) > limit else None
+
+
+def oversized(arguments: Iterable[ArgumentNode], variables: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The path of the first argument value over its size limit, and why."""
+    values = dict(variables)
+    for argument in arguments:
+        for path, value in _values(argument.value, argument.name.value, values):
+            if (why := size_violation(path, value)) is not None:
+                return path, why
+    return None
+
+
 class _ArgumentVisitor(Visitor):
     def __init__(self, variables: Mapping[str, Any]) -> None:
         super().__init__()
         self.variables = variables
         self.bad: str | None = None
+        self.too_large: tuple[str, str] | None = None
 
     def enter_field(self, node: FieldNode, *_: Any) -> Any:
         if self.bad is None and node.arguments:
             self.bad = argument_path(node.arguments, self.variables, _unstorable)
+        if self.too_large is None and node.arguments:
+            self.too_large = oversized(node.arguments, self.variables)
 
 
 def _variables(context: Any) -> Mapping[str, Any]:
@@ -93,6 +169,9 @@ class StorableStrings(SchemaExtension):
         if visitor.bad is not None:
             raise GraphQLError(f"{visitor.bad} contains a NUL character (U+0000), which cannot be stored",
                                extensions={"code": ErrorCode.BAD_USER_INPUT.value, "field": visitor.bad})
+        if visitor.too_large is not None:
+            path, why = visitor.too_large
+            raise GraphQLError(why, extensions={"code": ErrorCode.BAD_USER_INPUT.value, "field": path})
 
 
 class ArgumentNames(SchemaExtension):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from cityos.domain.base import decimal_problem
 from cityos.errors import BadUserInput
 
 MAX_LINE_QUANTITY = 10_000
@@ -29,6 +30,9 @@ class Tier:
             raise BadUserInput("a tier's minQuantity must be at least 1", field="minQuantity")
         if (self.percent_off is None) == (self.unit_amount is None):
             raise BadUserInput("a tier has either percentOff or unitAmount", field="percentOff")
+        if self.percent_off is not None and (problem := decimal_problem(self.percent_off, places=2,
+                                                                        field="percentOff")):
+            raise BadUserInput(problem, field="percentOff")
         if self.percent_off is not None and not Decimal(0) < self.percent_off <= Decimal(100):
             raise BadUserInput("percentOff must be in (0, 100]", field="percentOff")
         if self.unit_amount is not None and self.unit_amount < 0:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from cityos.domain.base import decimal_problem
 from cityos.domain.commerce.rules import round_half_up
 from cityos.errors import BadUserInput
 
@@ -45,6 +46,9 @@ class Rule:
             raise BadUserInput("a tenant rule has no scopeId; every other scope needs one", field="scopeId")
         if self.percentage is None and self.flat_per_line is None:
             raise BadUserInput("a rule needs a percentage, a flat amount per line, or both", field="percentage")
+        if self.percentage is not None and (problem := decimal_problem(self.percentage, places=4,
+                                                                       field="percentage")):
+            raise BadUserInput(problem, field="percentage")
         if self.percentage is not None and not Decimal(0) <= self.percentage <= Decimal(100):
             raise BadUserInput("percentage must be between 0 and 100", field="percentage")
         for name in ("flat_per_line", "minimum", "maximum"):

@@ -56,7 +56,8 @@ async def fleetbase_webhook(request: Request) -> JSONResponse:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         return JSONResponse({"error": "not JSON"}, status_code=400)
-    if not isinstance(envelope, dict) or not envelope.get("id") or not envelope.get("event"):
+    if (not isinstance(envelope, dict) or not envelope.get("id") or not isinstance(envelope.get("event"), str)
+            or not envelope["event"] or not isinstance(envelope.get("data") or {}, dict)):
         return JSONResponse({"error": "not a Fleetbase event"}, status_code=400)
     data = envelope.get("data") or {}
     events = PendingEvents()
