@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from cityos import migrate
-from cityos.db import create_owner_engine
+from cityos.db import migrate
+from cityos.db.engines import create_owner_engine
 from cityos.domain.models import Base
 from cityos.domain.tenancy.rules import hash_publishable_key, redact_publishable_key
 from cityos.seed import seed_reference_data

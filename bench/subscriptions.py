@@ -131,7 +131,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def run(subscribers: int, events: int, port: int) -> str:
     from cityos.auth import dev_issuer
-    from cityos.schema.relay import to_global_id
+    from cityos.graphql.core.relay import to_global_id
 
     with tempfile.TemporaryDirectory(prefix="cityos-bench-") as scratch:
         data_dir = Path(scratch)

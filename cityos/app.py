@@ -15,13 +15,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from cityos.config import Settings
+from cityos.graphql.schema import schema
 from cityos.http import health
 from cityos.http.graphiql import ASSETS_PATH
 from cityos.http.graphql import GraphQLEndpoint
 from cityos.http.middleware import BodyLimit, RequestIdAndMetrics, SecurityHeaders
 from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
-from cityos.schema.api import schema
 from cityos.services import Services
 
 

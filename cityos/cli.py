@@ -80,8 +80,8 @@ def serve() -> None:
 def _serve(settings: Settings, notes: list[str]) -> None:
     import uvicorn
 
-    from cityos import migrate
     from cityos.app import create_app
+    from cityos.db import migrate
 
     assert settings.DATABASE_URL
     migrate.upgrade(settings.DATABASE_URL)
@@ -119,7 +119,7 @@ def tune_garbage_collector() -> None:
 
 
 async def _seed(settings: Settings):  # type: ignore[no-untyped-def]
-    from cityos.db import create_owner_engine
+    from cityos.db.engines import create_owner_engine
     from cityos.seed import seed
 
     assert settings.DATABASE_URL
@@ -136,7 +136,7 @@ def migrate_command(
     down: Annotated[bool, typer.Option("--down", help="downgrade to the revision (default: base)")] = False,
 ) -> None:
     """Apply (or revert) database migrations as the database owner."""
-    from cityos import migrate
+    from cityos.db import migrate
 
     with _services(_settings()) as started:
         assert started.settings.DATABASE_URL
@@ -150,7 +150,7 @@ def migrate_command(
 @app.command("seed")
 def seed_command() -> None:
     """Load the seed data (idempotent)."""
-    from cityos import migrate
+    from cityos.db import migrate
 
     with _services(_settings()) as started:
         assert started.settings.DATABASE_URL
@@ -214,7 +214,7 @@ def jobs_list() -> None:
 @jobs_app.command("run")
 def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `cityos jobs list`)")]) -> None:
     """Run one job now (what a Kubernetes CronJob calls)."""
-    from cityos.db import create_app_engine
+    from cityos.db.engines import create_app_engine
     from cityos.integrations.stripe.client import create_stripe_client
     from cityos.jobs.registry import JOBS, JobContext
 
@@ -247,7 +247,7 @@ def schema_export(
     path: Annotated[Path, typer.Option("--path", help="where to write the SDL")] = SCHEMA_PATH,
 ) -> None:
     """Write the GraphQL SDL (graphql/schema.graphql); a test fails when it is stale."""
-    from cityos.schema.api import schema
+    from cityos.graphql.schema import schema
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(schema.export_sdl())

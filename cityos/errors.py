@@ -54,7 +54,7 @@ class NotFound(ApiError):
 
 class BadUserInput(ApiError):
     """`value`, when given, is the offending argument value: the argument holding it is then named in
-    extensions.field (see cityos.schema.inputs.ArgumentNames)."""
+    extensions.field (see cityos.graphql.core.inputs.ArgumentNames)."""
 
     code = ErrorCode.BAD_USER_INPUT
 

@@ -1,6 +1,6 @@
 """Rate limits per publishable key, per principal and per client IP, in units of query cost.
 
-Each GraphQL operation spends its cost (see cityos.schema.limits; at least 1) from three budgets: its publishable
+Each GraphQL operation spends its cost (see cityos.graphql.core.limits; at least 1) from three budgets: its publishable
 key's, its principal's (token subject) and its IP's. Over any of them, the operation is refused before execution
 with RATE_LIMITED (HTTP 429 with Retry-After). Failed identifications (an unknown publishable key, a Host naming
 no store, a bad token) spend from a small per-IP budget of their own, so keys and host names cannot be guessed at

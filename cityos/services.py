@@ -17,7 +17,7 @@ from cityos.auth.authz import PdpCounter, SharedDecisions
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
-from cityos.db import create_app_engine
+from cityos.db.engines import create_app_engine
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.ratelimit import RateLimiter
 from cityos.realtime import Broker, create_broker

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from cityos.db import create_owner_engine
+from cityos.db.engines import create_owner_engine
 from cityos.domain.models import Base
 
 config = context.config

@@ -17,10 +17,10 @@ import uvicorn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos import migrate
 from cityos.app import create_app
 from cityos.config import Settings
-from cityos.db import create_owner_engine
+from cityos.db import migrate
+from cityos.db.engines import create_owner_engine
 from cityos.domain.tenancy import service as tenancy
 from cityos.embedded.process import free_port
 from cityos.seed import seed_reference_data

@@ -21,10 +21,10 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from cityos.context import RequestContext
 from cityos.errors import ApiError
+from cityos.graphql.core.context import RequestContext
+from cityos.graphql.schema import CityosSchema
 from cityos.http.graphiql import GraphiQL
-from cityos.schema.api import CityosSchema
 from cityos.services import Services
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
-from cityos.db import set_platform_scope, tenant_transaction
+from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.fulfillment.models import Shipment
 from cityos.domain.marketplace.models import Vendor

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos.db import set_platform_scope, tenant_transaction
+from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.marketplace.ledger import ACTIVE_PAYOUT, ENTRY, LINK, PAYOUT
 from cityos.domain.marketplace.models import Vendor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos.db import set_platform_scope, tenant_transaction
+from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.commerce.service import RESERVATION, VARIANT
 
 BATCH = 500

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cityos import rls
+from cityos.db import rls
 
 TENANT_OWNED = ("store", "store_domain", "sales_channel", "publishable_api_key", "region", "region_state")
 GLOBAL_READ_ONLY = ("currency", "payment_provider")

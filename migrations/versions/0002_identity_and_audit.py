@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from cityos import rls
+from cityos.db import rls
 
 revision: str = "0002"
 down_revision: str | None = "0001"

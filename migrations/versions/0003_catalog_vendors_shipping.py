@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from cityos import rls
+from cityos.db import rls
 
 TENANT_OWNED = ("vendor", "category", "shipping_option", "product", "product_category", "product_sales_channel",
                 "variant", "variant_price", "price_tier")

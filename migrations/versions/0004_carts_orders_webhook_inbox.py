@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from cityos import rls
+from cityos.db import rls
 
 TENANT_OWNED = ("cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line")
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from cityos import rls
+from cityos.db import rls
 
 TENANT_OWNED = ("vendor_user", "commission_rule", "commission_transaction", "payout", "payout_transaction_link")
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from cityos import rls
+from cityos.db import rls
 
 TENANT_OWNED = ("shipment", "tracking_event")
 

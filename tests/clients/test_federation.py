@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from cityos.schema.api import schema
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
+from cityos.graphql.schema import schema
 from tests.commerce_flow import Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe

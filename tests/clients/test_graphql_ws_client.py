@@ -13,7 +13,7 @@ import httpx
 import orjson
 import websockets
 
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from tests.commerce_flow import Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens
 from tests.fakes.stripe import FakeStripe

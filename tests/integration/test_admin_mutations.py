@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import text
 
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.operations import all_operations
 
@@ -18,7 +18,7 @@ def store_id(world: TenantWorld) -> str:
 
 
 async def test_every_operation_document_validates() -> None:
-    from cityos.schema.api import schema
+    from cityos.graphql.schema import schema
     from graphql import parse, validate
 
     assert len(OPS) >= 12

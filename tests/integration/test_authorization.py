@@ -8,9 +8,9 @@ import httpx
 
 from cityos.app import create_app
 from cityos.config import Settings
-from cityos.schema.api import schema
-from cityos.schema.permissions import FIELD_PERMISSIONS
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.permissions import FIELD_PERMISSIONS
+from cityos.graphql.core.relay import to_global_id
+from cityos.graphql.schema import schema
 from cityos.services import Services
 from tests import infrastructure
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes, make_tenant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog, seed_region
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes, make_tenant
 from tests.operations import all_operations

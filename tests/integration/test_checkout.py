@@ -9,7 +9,7 @@ import time
 import httpx
 from sqlalchemy import text
 
-from cityos.schema.relay import from_global_id, to_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
 from tests.commerce_flow import ADDRESS, OPS, WEBHOOK, Shopper, order_count, send_event, shop, stock, usd
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe

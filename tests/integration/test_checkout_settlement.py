@@ -12,9 +12,9 @@ import logging
 import httpx
 from sqlalchemy import text
 
+from cityos.graphql.core.relay import from_global_id
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.registry import JOBS, JobContext
-from cityos.schema.relay import from_global_id
 from tests.commerce_flow import OPS, Shopper, order_count, send_event, shop, stock
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe

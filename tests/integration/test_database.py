@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import CheckConstraint, func, select, text
 
-from cityos import migrate
-from cityos.db import create_owner_engine
+from cityos.db import migrate
+from cityos.db.engines import create_owner_engine
 from cityos.domain.commerce.models import Region, RegionState
 from cityos.domain.tenancy import service as tenancy
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant

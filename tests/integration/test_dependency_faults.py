@@ -21,13 +21,13 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
-from cityos import migrate
 from cityos.app import create_app
 from cityos.config import Settings
-from cityos.db import create_owner_engine
+from cityos.db import migrate
+from cityos.db.engines import create_owner_engine
 from cityos.embedded.postgres import EmbeddedPostgres
 from cityos.embedded.process import free_port
-from cityos.schema.relay import from_global_id, to_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
 from cityos.seed import seed_catalog, seed_reference_data, seed_region
 from cityos.services import Services
 from tests import infrastructure

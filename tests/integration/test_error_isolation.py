@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cityos.request_db import RequestDatabase
-from cityos.schema.relay import to_global_id
+from cityos.db.request import RequestDatabase
+from cityos.graphql.core.relay import to_global_id
 from graphql import OperationDefinitionNode, OperationType, parse
 from tests.conftest import GraphQLClient, Server, Tokens, make_tenant
 from tests.integration.test_isolation_matrix import B_CART_AND_ORDER, B_MARKETPLACE, VARIABLES, Target

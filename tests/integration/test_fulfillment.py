@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from cityos.db import create_app_engine
+from cityos.db.engines import create_app_engine
 from cityos.jobs.outbox import dispatch_outbox
 from tests.commerce_flow import OPS, Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes

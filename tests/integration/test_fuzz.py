@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import graphql
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog, seed_region
 from tests.conftest import Server, Tokens, make_tenant
 from tests.infrastructure import PROJECT_ROOT

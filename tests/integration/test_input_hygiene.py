@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cityos.db import create_app_engine
+from cityos.db.engines import create_app_engine
+from cityos.graphql.core.relay import to_global_id
 from cityos.observability.logs import JsonFormatter
-from cityos.schema.relay import to_global_id
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.operations import all_operations
 

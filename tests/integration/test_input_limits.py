@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos.schema.inputs import JSON_BYTES, NAME_LENGTH, TEXT_LENGTH
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.inputs import JSON_BYTES, NAME_LENGTH, TEXT_LENGTH
+from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
 from tests.conftest import FLEETBASE_SECRET, GraphQLClient, TenantWorld, Tokens, error_codes, make_tenant
 from tests.fakes.stripe import FakeStripe

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from cityos.auth.principal import ROLES
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog, seed_region
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, make_tenant
 from tests.operations import all_operations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from cityos.db import create_app_engine
+from cityos.db.engines import create_app_engine
 from cityos.jobs.registry import JOBS, JobContext
 from tests.conftest import TenantWorld
 

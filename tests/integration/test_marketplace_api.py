@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from cityos.errors import BadUserInput
+from cityos.graphql.core.relay import to_global_id
 from cityos.integrations.stripe.connect_state import sign_state, verify_state
-from cityos.schema.relay import to_global_id
 from tests.commerce_flow import OPS, Shopper, paid_order, send_event, shop, usd
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe

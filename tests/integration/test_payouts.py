@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from cityos.db import create_app_engine
+from cityos.db.engines import create_app_engine
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.jobs.payouts import process_vendor_payouts
 from tests.commerce_flow import OPS, WEBHOOK, Shopper, paid_order, send_event, shop

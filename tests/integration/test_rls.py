@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cityos.db import create_app_engine, tenant_transaction
+from cityos.db.engines import create_app_engine, tenant_transaction
 from cityos.domain.models import TENANT_OWNED_TABLES
 from tests.conftest import TenantWorld
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cityos.schema.api import schema
+from cityos.graphql.schema import schema
 from graphql import build_schema, parse, validate
 from tests.operations import all_operations
 

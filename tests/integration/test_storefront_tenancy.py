@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from cityos.schema.relay import to_global_id
+from cityos.graphql.core.relay import to_global_id
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes, make_tenant
 
 CURRENT_STORE = "{ currentStore { id name handle defaultCurrencyCode tenant { slug } } }"

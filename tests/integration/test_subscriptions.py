@@ -13,7 +13,7 @@ import websockets
 from sqlalchemy import text
 
 from cityos.app import create_app
-from cityos.db import create_app_engine, tenant_transaction
+from cityos.db.engines import create_app_engine, tenant_transaction
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.services import Services
 from tests.commerce_flow import OPS, Shopper, paid_order, shop
@@ -98,7 +98,7 @@ async def test_a_bad_or_missing_token_closes_with_4403(server: Server, keycloak)
 async def test_vendors_store_admins_and_customers_get_their_events(server: Server, gql: GraphQLClient,
                                                                    http: httpx.AsyncClient, shop: TenantWorld,
                                                                    fake_stripe: FakeStripe, tokens: Tokens) -> None:
-    from cityos.schema.relay import to_global_id
+    from cityos.graphql.core.relay import to_global_id
 
     lumen = await Client.connect(server.url, tokens("vendor_user", shop, vendor="lumen-home"))
     cedar = await Client.connect(server.url, tokens("vendor_user", shop, vendor="cedar-pantry"))
@@ -154,7 +154,7 @@ async def test_live_shipment_events_carry_the_tracking_number(server: Server, se
                                                               shop: TenantWorld, fake_stripe: FakeStripe,
                                                               fake_fleetbase: FakeFleetbase, owner_engine,
                                                               tokens: Tokens) -> None:
-    from cityos.schema.relay import to_global_id
+    from cityos.graphql.core.relay import to_global_id
 
     await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-THROW-OAT": 1})
     engine = create_app_engine(database_url, pool_size=2)

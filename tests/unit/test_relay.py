@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityos.errors import BadUserInput
-from cityos.schema.relay import PageRequest, from_global_id, page_loaded_rows, to_global_id
+from cityos.graphql.core.relay import PageRequest, from_global_id, page_loaded_rows, to_global_id
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cityos.schema.api import schema
+from cityos.graphql.schema import schema
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,

@@ -11,7 +11,7 @@ from cityos.domain.fulfillment.models import ShipmentStatus
 from cityos.domain.fulfillment.rules import RANK, moves_forward, status_of
 from cityos.domain.orders.models import OrderStatus
 from cityos.errors import BadUserInput, InvalidStateTransition
-from cityos.schema.values import described_enum
+from cityos.graphql.core.values import described_enum
 
 
 @pytest.mark.parametrize("code", ["94105", "94105-1234", " 02134 ", "00501-0001"])

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cityos.db import set_tenant, tenant_transaction
+from cityos.db.engines import set_tenant, tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.fulfillment import rules
 from cityos.domain.fulfillment.models import Shipment, TrackingEvent

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityos.db import set_tenant
+from cityos.db.engines import set_tenant
 from cityos.domain.base import table_of
 from cityos.domain.marketplace.ledger import PAYOUT
 from cityos.domain.marketplace.models import Vendor

@@ -18,7 +18,7 @@ import stripe
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos.db import tenant_transaction
+from cityos.db.engines import tenant_transaction
 from cityos.domain.orders.service import record_canceled, record_refund
 from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
 from cityos.integrations.stripe.client import StripeCallResult, cancel_payment_intent, refund_payment

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cityos.db import tenant_transaction
+from cityos.db.engines import tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.commerce.service import record_payment_failure
 from cityos.domain.marketplace.ledger import LedgerPolicy

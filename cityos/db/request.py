@@ -1,0 +1,184 @@
+"""One database transaction per GraphQL operation, scoped to the request's tenant.
+
+Resolvers of one operation run concurrently, but one asyncpg connection runs one statement at a time, so every
+use of the connection takes the request's lock. Each mutation field runs in its own savepoint (`mutate`): a
+failed mutation rolls back its own writes and nothing else; the transaction commits when the operation ends.
+
+An error affects only its own field. A failed read before any write starts the transaction afresh; after a
+mutation it rolls back to the recovery savepoint taken when that mutation succeeded. Either way the next statement
+of a sibling field runs and no write of an earlier mutation is lost, and a read-only operation pays nothing for it.
+Statements are shielded from cancellation (graphql-core cancels the siblings of a field whose error nulls their
+parent): a statement cut off half-way would leave the connection unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Result
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from cityos.db.engines import set_platform_scope, set_tenant
+from cityos.errors import Unavailable
+from cityos.realtime.events import PendingEvents
+
+T = TypeVar("T")
+RECOVERY_SAVEPOINT = "cityos_recovery"
+
+
+class RequestDatabase:
+    def __init__(self, engine: AsyncEngine, events: PendingEvents | None = None) -> None:
+        self.engine = engine
+        self.events = events or PendingEvents()
+        self.tenant_id: uuid.UUID | None = None
+        self.platform_scope = False
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+        self._lock = asyncio.Lock()
+        self._finished = False
+        self._written = False  # a mutation succeeded: recovery rolls back to its savepoint, not further
+        self._lost = False  # the transaction was abandoned after a timeout
+
+    def scope_to(self, tenant_id: uuid.UUID | None, *, platform: bool = False) -> None:
+        if self._connection is not None:
+            raise RuntimeError("the tenant of a request is fixed once its transaction has begun")
+        self.tenant_id = tenant_id
+        self.platform_scope = platform
+
+    async def _open(self) -> AsyncConnection:
+        if self._finished:
+            # A resolver still running after its operation ended (a sibling failed): it gets no connection.
+            raise Unavailable("the operation has already ended")
+        if self._connection is None:
+            try:
+                connection = await self.engine.connect()
+            except (DBAPIError, OSError, TimeoutError) as error:
+                raise Unavailable("the database is unavailable") from error
+            try:
+                await self._begin(connection)
+            except (DBAPIError, OSError, TimeoutError) as error:
+                # A pooled connection that died while idle (the server was killed or stalled) fails on its first
+                # statement with whatever asyncpg makes of it ("connection was closed in the middle of
+                # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
+                self._transaction = None
+                await connection.invalidate()
+                await connection.close()
+                raise Unavailable("the database is unavailable") from error
+            self._connection = connection
+        return self._connection
+
+    async def _begin(self, connection: AsyncConnection) -> None:
+        self._transaction = await connection.begin()
+        await set_tenant(connection, self.tenant_id)
+        if self.platform_scope:
+            await set_platform_scope(connection)
+
+    async def execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Result[Any]:
+        async def statement_of(connection: AsyncConnection) -> Result[Any]:
+            result: Result[Any] = await connection.execute(statement, parameters)
+            return result
+
+        return await self.run(statement_of)
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run reads (one statement or a service's several) with the connection to itself."""
+        return await _shielded(self._read(work))
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self._lock:
+            connection = await self._open()
+            try:
+                return await work(connection)
+            except DBAPIError as error:
+                await self._recover(connection, error)
+                raise
+            except TimeoutError as error:
+                await self._abandon(connection)
+                raise Unavailable("the database did not answer in time; nothing was returned") from error
+
+    async def mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run a mutation in a savepoint: on any error its writes, and the live events it announced, are undone;
+        the request goes on. Once it succeeded, a later failing read cannot undo it."""
+        return await _shielded(self._mutate(work))
+
+    async def _mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self._lock:
+            connection = await self._open()
+            mark = len(self.events.events)
+            try:
+                async with connection.begin_nested():
+                    result = await work(connection)
+            except TimeoutError as error:
+                del self.events.events[mark:]
+                await self._abandon(connection)
+                raise Unavailable("the database did not answer in time; nothing was changed") from error
+            except BaseException:
+                del self.events.events[mark:]
+                raise
+            # The newest savepoint of a name shadows the older: a rollback to it keeps this mutation's writes.
+            await connection.exec_driver_sql(f"SAVEPOINT {RECOVERY_SAVEPOINT}")
+            self._written = True
+            return result
+
+    async def _abandon(self, connection: AsyncConnection) -> None:
+        """A statement timed out: the connection's state is unknown, so it is thrown away (never back in the pool)
+        and the operation gets no other (its transaction, and any write in it, is gone)."""
+        self._connection = self._transaction = None
+        self._finished = True
+        self._lost = True
+        await connection.invalidate()
+
+    async def _recover(self, connection: AsyncConnection, error: DBAPIError) -> None:
+        """Undo the failed statement's effect on the transaction, or give the connection up."""
+        if error.connection_invalidated:
+            # The connection is gone with its transaction: committing it at the end would raise SQLAlchemy's
+            # PendingRollbackError (untyped, at the top of the response); it is abandoned like a timed-out one.
+            await self._abandon(connection)
+            raise Unavailable("the database is unavailable") from error
+        try:
+            if self._written:
+                await connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {RECOVERY_SAVEPOINT}")
+            elif self._transaction is not None:
+                await self._transaction.rollback()
+                await self._begin(connection)
+        except DBAPIError as lost:
+            await self._abandon(connection)
+            raise Unavailable("the database is unavailable") from lost
+
+    async def finish(self, *, commit: bool) -> None:
+        async with self._lock:
+            self._finished = True
+            if commit and self._lost and self._written:
+                raise Unavailable("the database stopped answering; nothing of this operation was saved")
+            await self._end(commit)
+
+    async def _end(self, commit: bool) -> None:
+        connection, transaction = self._connection, self._transaction
+        self._connection = self._transaction = None
+        if connection is None or transaction is None:
+            return
+        try:
+            if commit and transaction.is_active:
+                await transaction.commit()
+            elif transaction.is_active:
+                await transaction.rollback()
+        except (DBAPIError, TimeoutError) as error:
+            raise Unavailable("the database could not commit the operation") from error
+        finally:
+            await connection.close()
+
+
+async def _shielded(work: Awaitable[T]) -> T:
+    """Run `work` to its end even when the awaiting resolver is cancelled; its outcome is then dropped."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_observe)
+    return await asyncio.shield(task)
+
+
+def _observe(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so an abandoned failure is not reported as never retrieved

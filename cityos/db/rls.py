@@ -1,0 +1,71 @@
+"""The SQL of the tenant wall, shared by migrations: row-level security, the app role, cross-tenant lookups.
+
+Later migrations call `enable_tenant_rls(table)` for every tenant-owned table they add.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from cityos.db.engines import APP_ROLE
+
+__all__ = ["APP_ROLE"]
+
+CURRENT_TENANT = "cityos_current_tenant()"
+PLATFORM_SCOPE = "cityos_platform_scope()"
+
+
+def create_tenant_functions() -> None:
+    op.execute("""
+        create function cityos_current_tenant() returns uuid language sql stable as
+        $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$""")
+    op.execute("""
+        create function cityos_platform_scope() returns boolean language sql stable as
+        $$ select coalesce(current_setting('app.platform_scope', true), '') = 'on' $$""")
+
+
+def drop_tenant_functions() -> None:
+    op.execute("drop function if exists cityos_platform_scope()")
+    op.execute("drop function if exists cityos_current_tenant()")
+
+
+def create_app_role() -> None:
+    """A NOLOGIN role without BYPASSRLS that the migration owner may SET ROLE to. Roles are cluster-wide, so
+    it may already exist (another database of the same cluster)."""
+    op.execute(f"""
+        do $$ begin
+          if not exists (select 1 from pg_roles where rolname = '{APP_ROLE}') then
+            create role {APP_ROLE} nologin nobypassrls;
+          end if;
+        end $$""")
+    op.execute(f"grant {APP_ROLE} to current_user")
+    op.execute(f"grant usage on schema public to {APP_ROLE}")
+
+
+def drop_app_role() -> None:
+    op.execute(f"revoke usage on schema public from {APP_ROLE}")
+    op.execute(f"""
+        do $$ begin
+          drop role if exists {APP_ROLE};
+        exception when dependent_objects_still_exist then
+          null;  -- still used by another database of this cluster: leave it
+        end $$""")
+
+
+def grant_app(table: str, *, writable: bool = True) -> None:
+    privileges = "select, insert, update, delete" if writable else "select"
+    op.execute(f"grant {privileges} on table {table} to {APP_ROLE}")
+
+
+def enable_tenant_rls(table: str, column: str = "tenant_id") -> None:
+    """Rows are visible and writable only for the transaction's tenant, or in an explicit platform scope."""
+    grant_app(table)
+    op.execute(f"alter table {table} enable row level security")
+    condition = f"{column} = {CURRENT_TENANT} or {PLATFORM_SCOPE}"
+    op.execute(f"create policy tenant_isolation on {table} using ({condition}) with check ({condition})")
+
+
+def disable_tenant_rls(table: str) -> None:
+    op.execute(f"drop policy if exists tenant_isolation on {table}")
+    op.execute(f"alter table {table} disable row level security")
+    op.execute(f"revoke all on table {table} from {APP_ROLE}")

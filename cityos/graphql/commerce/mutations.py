@@ -1,0 +1,235 @@
+"""Storefront cart and checkout, order status changes. Thin: authorize, call the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import strawberry
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.commerce import service as carts
+from cityos.domain.marketplace.ledger import LedgerPolicy
+from cityos.domain.orders import service as orders
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, PaymentFailed, Unauthenticated
+from cityos.graphql.commerce.arguments import (
+    AccessToken,
+    Address,
+    CartIdArg,
+    CartOptions,
+    Email,
+    LineIdArg,
+    LineQuantity,
+    NewOrderStatus,
+    OrderIdArg,
+    Quantity,
+    ShippingOptionIdArg,
+    VariantIdArg,
+)
+from cityos.graphql.commerce.queries import cart_for, present_access_token
+from cityos.graphql.commerce.types import (
+    CART_TABLE,
+    CHECKOUT_ATTEMPT_TABLE,
+    Cart,
+    CheckoutSession,
+    Order,
+)
+from cityos.graphql.core.relay import (
+    from_global_id,
+    to_global_id,
+)
+from cityos.graphql.tenancy.types import STORE_TABLE, Info, node_by_global_id
+from cityos.integrations.stripe import client as stripe_api
+
+
+async def _changed_cart(info: Info, cart: Cart, change: Any) -> Cart:
+    """Run a cart change in its own savepoint, on the locked cart row; return the cart as it now is."""
+
+    async def work(connection: AsyncConnection) -> Any:
+        row = await carts.load_cart(connection, cart.row.id, lock=True)
+        await change(connection, row)
+        return await carts.load_cart(connection, cart.row.id)
+
+    return Cart.from_row(await info.context.db.mutate(work))
+
+
+
+@strawberry.type
+class CommerceMutation:
+    @strawberry.mutation(description="A new cart in the storefront's store (named by the publishable key).")
+    async def create_cart(self, info: Info, input: CartOptions = None) -> Cart:
+        store = info.context.store
+        principal = info.context.principal
+        if store is None:
+            raise Unauthenticated(NO_STORE_CONTEXT)
+        customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
+        await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
+                                                        store_id=store.store_id, customer_id=customer_id or ""),
+                                         "create")
+        row = await info.context.loaders.by_key(STORE_TABLE).load(store.store_id)
+        currency = (input.currency_code if input and input.currency_code else row.default_currency_code)
+        created = await info.context.db.mutate(lambda connection: carts.create_cart(
+            connection, tenant_id=store.tenant_id, store_id=store.store_id, currency_code=currency,
+            customer_id=customer_id, email=input.email if input else None))
+        return Cart.from_row(created)
+
+    @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "
+                                     "variant).")
+    async def add_cart_line(self, info: Info, cart_id: CartIdArg, variant_id: VariantIdArg,
+                            quantity: Quantity = 1) -> Cart:
+        cart = await cart_for(info, cart_id)
+        _, variant = from_global_id(variant_id, "Variant")
+        return await _changed_cart(info, cart, lambda connection, row: carts.set_line_quantity(
+            connection, row, variant, quantity, add=True))
+
+    @strawberry.mutation(description="Set a line's quantity (up to the stock on hand).")
+    async def update_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg,
+                               quantity: LineQuantity) -> Cart:
+        cart = await cart_for(info, cart_id)
+        _, line = from_global_id(line_id, "CartLine")
+
+        async def change(connection: AsyncConnection, row: Any) -> None:
+            variant = await carts.line_variant(connection, row, line)
+            await carts.set_line_quantity(connection, row, variant, quantity, add=False)
+
+        return await _changed_cart(info, cart, change)
+
+    @strawberry.mutation(description="Remove a line from a cart.")
+    async def remove_cart_line(self, info: Info, cart_id: CartIdArg, line_id: LineIdArg) -> Cart:
+        cart = await cart_for(info, cart_id)
+        _, line = from_global_id(line_id, "CartLine")
+        return await _changed_cart(info, cart, lambda connection, row: carts.remove_line(connection, row, line))
+
+    @strawberry.mutation(description="Set the shopper's email.")
+    async def set_cart_email(self, info: Info, cart_id: CartIdArg, email: Email) -> Cart:
+        cart = await cart_for(info, cart_id)
+        checked = carts.validate_email(email)
+        return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
+                                                                                          email=checked))
+
+    @strawberry.mutation(description="Set the shipping address (inside the region's country and states); returns the "
+                                     "cart with its available shipping options.")
+    async def set_shipping_address(self, info: Info, cart_id: CartIdArg, address: Address) -> Cart:
+        cart = await cart_for(info, cart_id)
+
+        async def change(connection: AsyncConnection, row: Any) -> None:
+            checked = await carts.validate_address(connection, row, dict(address.__dict__))
+            await carts.release_reservations(connection, row)
+            await carts.update_cart(connection, row, shipping_address=checked)
+
+        return await _changed_cart(info, cart, change)
+
+    @strawberry.mutation(description="Choose one of the cart's available shipping options.")
+    async def set_shipping_option(self, info: Info, cart_id: CartIdArg,
+                                  shipping_option_id: ShippingOptionIdArg) -> Cart:
+        cart = await cart_for(info, cart_id)
+        _, option = from_global_id(shipping_option_id, "ShippingOption")
+        return await _changed_cart(info, cart, lambda connection, row: carts.choose_shipping_option(
+            connection, row, option))
+
+    @strawberry.mutation(description="Reserve the cart's stock and create its Stripe PaymentIntent; returns the "
+                                     "client secret and publishable key for Stripe.js, and the order access "
+                                     "token. OUT_OF_STOCK when a unit is gone. Changing the cart afterwards "
+                                     "starts a new checkout (the old PaymentIntent is canceled).")
+    async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
+        cart = await cart_for(info, cart_id, "checkout")
+        settings = info.context.settings
+        if cart.row.status != "open":
+            raise BadUserInput("this cart is already checked out", field="cartId")
+        # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
+        priced = await info.context.db.run(lambda connection: carts.priced_cart(connection, cart.row))
+        problems = carts.checkout_problems(priced)
+        if problems:
+            raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
+        snapshot = carts.checkout_snapshot(priced)
+        fingerprint = carts.snapshot_fingerprint(snapshot)
+        current = await info.context.db.run(lambda connection: carts.current_attempt(connection, cart.row))
+        intent = None
+        if current is not None and current.fingerprint == fingerprint and current.status == "pending":
+            intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe,
+                                                              current.payment_intent_id)
+            if intent.status == "succeeded":
+                raise BadUserInput("this checkout is paid: call completeCheckout", field="cartId")
+            if intent.status == "canceled":
+                intent = None
+        if intent is None:
+            sequence = await info.context.db.run(lambda connection: carts.attempt_count(connection, cart.row.id))
+            order_id = carts.order_id_for(cart.row)
+            intent = await stripe_api.create_payment_intent(
+                info.context.services.stripe, amount=priced.totals.total, currency=cart.row.currency_code,
+                transfer_group=str(order_id), idempotency_key=carts.payment_idempotency_key(
+                    cart.row.id, fingerprint, sequence),
+                metadata={"tenant_id": str(cart.row.tenant_id), "store_id": str(cart.row.store_id),
+                          "cart_id": str(cart.row.id), "order_id": str(order_id)})
+        token = carts.order_access_token(settings.COOKIE_SECRET, cart.row.tenant_id, cart.row.id)
+        paid_intent = intent
+
+        # 2. Under the cart's lock: the cart must still be what the PaymentIntent charges for; reserve its stock.
+        async def work(connection: AsyncConnection) -> CheckoutSession:
+            row = await carts.load_cart(connection, cart.row.id, lock=True)
+            if row.status != "open":
+                raise BadUserInput("this cart is already checked out", field="cartId")
+            locked = await carts.priced_cart(connection, row)
+            if carts.snapshot_fingerprint(carts.checkout_snapshot(locked)) != fingerprint:
+                raise Conflict("the cart changed while its checkout started; start the checkout again")
+            order_id = str(carts.order_id_for(row))
+            if row.payment_intent_id != paid_intent.id:
+                await carts.supersede_checkout(connection, row, "a new checkout of the cart started")
+                await connection.execute(insert(CHECKOUT_ATTEMPT_TABLE).values(
+                    tenant_id=row.tenant_id, id=uuid.uuid4(), cart_id=row.id, store_id=row.store_id,
+                    customer_id=row.customer_id, payment_intent_id=paid_intent.id, fingerprint=fingerprint,
+                    amount=paid_intent.amount, currency_code=row.currency_code, snapshot=snapshot,
+                    status="pending").on_conflict_do_nothing())
+            await carts.reserve_inventory(connection, locked, settings.CITYOS_RESERVATION_MINUTES)
+            await connection.execute(update(CART_TABLE).where(CART_TABLE.c.id == row.id).values(
+                payment_intent_id=paid_intent.id, payment_error=None, order_id=uuid.UUID(order_id),
+                access_token_hash=carts.access_token_hash(token), updated_at=func.now()))
+            return CheckoutSession(payment_intent_id=paid_intent.id, client_secret=paid_intent.client_secret or "",
+                                   amount=paid_intent.amount, currency_code=row.currency_code,
+                                   order_id=to_global_id("Order", order_id),
+                                   publishable_key=settings.STRIPE_PUBLISHABLE_KEY, order_access_token=token)
+
+        session: CheckoutSession = await info.context.db.mutate(work)
+        return session
+
+    @strawberry.mutation(description="After Stripe.js confirmed the payment: settle the checkout (the webhook may "
+                                     "already have) and return its order. Idempotent: every later call returns "
+                                     "the same order. A guest sends the orderAccessToken from startCheckout. "
+                                     "PAYMENT_FAILED when the payment has not succeeded, or was refunded.")
+    async def complete_checkout(self, info: Info, cart_id: CartIdArg,
+                                access_token: AccessToken = None
+                                ) -> Order:
+        present_access_token(info, access_token)
+        cart = await cart_for(info, cart_id, "checkout")
+        if cart.row.status == "completed":
+            done: Order = await node_by_global_id(info, to_global_id("Order", cart.row.order_id), "Order")
+            return done
+        if not cart.row.payment_intent_id:
+            if cart.row.payment_error and cart.row.payment_error.get("code") == "payment_refunded":
+                raise PaymentFailed(str(cart.row.payment_error.get("message")), provider_code="payment_refunded")
+            raise BadUserInput("start the checkout first", field="cartId")
+        intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
+        if intent.status != "succeeded":
+            raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
+        settled = await info.context.db.mutate(lambda connection: orders.settle_payment(
+            connection, cart_id=cart.row.id, intent_id=intent.id, amount_received=intent.amount_received,
+            currency=intent.currency, ledger_policy=LedgerPolicy.of(info.context.settings),
+            events=info.context.events, ship=bool(info.context.settings.FLEETBASE_URL)))
+        if settled.order is None:  # recorded; the refund is sent by the outbox dispatcher after this commits
+            raise PaymentFailed(f"your payment is refunded: {settled.refund_reason}", provider_code="payment_refunded")
+        order = Order.from_row(settled.order)
+        await info.context.authz.require(order.resource(), "read")
+        return order
+
+    @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
+                                     "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
+    async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
+        order: Order = await node_by_global_id(info, id, "Order", "update")
+        row = await info.context.db.mutate(lambda connection: orders.change_order_status(
+            connection, order.row.id, status.value, info.context.events))
+        return Order.from_row(row)
+
+

@@ -1,0 +1,87 @@
+"""Marketplace queries: vendors, commission rules, the ledger and payouts (field-guarded balances)."""
+
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import Text, case, cast, select
+
+from cityos.graphql.core.loaders import in_tenant
+from cityos.graphql.core.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    SortKey,
+    from_global_id,
+    page_query,
+)
+from cityos.graphql.marketplace.arguments import ScopeStoreId, VendorIdArg
+from cityos.graphql.marketplace.types import (
+    ENTRY_TABLE,
+    PAYOUT_TABLE,
+    RULE_TABLE,
+    VENDOR_PLAN_ATTRIBUTES,
+    VENDOR_TABLE,
+    CommissionRule,
+    LedgerEntry,
+    Payout,
+    Vendor,
+)
+from cityos.graphql.tenancy.types import Info, node_by_global_id
+
+RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
+                        "vendor_id": case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)),
+                                          else_="")}
+SCOPE_TYPES = {"store": "Store", "vendor": "Vendor", "category": "Category", "product": "Product"}
+CONNECT_PATH = "/settings/integrations/stripe"
+
+
+
+async def vendor_for(info: Info, vendor_id: strawberry.ID, action: str) -> Vendor:
+    vendor: Vendor = await node_by_global_id(info, vendor_id, "Vendor", action)
+    return vendor
+
+
+
+@strawberry.type
+class MarketplaceQuery:
+    @strawberry.field(description="Vendors the caller may read (SQL-filtered by policy).")
+    async def vendors(self, info: Info, store_id: ScopeStoreId = None, first: First = None,
+                      after: After = None, last: Last = None,
+                      before: Before = None) -> Connection[Vendor]:
+        allowed = await info.context.authz.sql_filter("vendor", "read", VENDOR_TABLE, VENDOR_PLAN_ATTRIBUTES)
+        statement = select(VENDOR_TABLE).where(allowed, *in_tenant(info.context.db, VENDOR_TABLE))
+        if store_id is not None:
+            statement = statement.where(VENDOR_TABLE.c.store_id == from_global_id(store_id, "Store")[1])
+        return await page_query(info.context.db.execute, statement, PageRequest(first, after, last, before),
+                                Vendor.from_row)
+
+    @strawberry.field(description="Commission rules the caller may read: a tenant's admins all of them, a vendor's "
+                                  "admin the rules of its vendor.")
+    async def commission_rules(self, info: Info, first: First = None, after: After = None,
+                               last: Last = None, before: Before = None) -> Connection[CommissionRule]:
+        allowed = await info.context.authz.sql_filter("commission_rule", "read", RULE_TABLE, RULE_PLAN_ATTRIBUTES)
+        return await page_query(info.context.db.execute, select(RULE_TABLE).where(allowed),
+                                PageRequest(first, after, last, before), CommissionRule.from_row)
+
+    @strawberry.field(description="A vendor's commission ledger, newest first (needs read:field:balance).")
+    async def ledger_entries(self, info: Info, vendor_id: VendorIdArg, first: First = None,
+                             after: After = None) -> Connection[LedgerEntry]:
+        vendor = await vendor_for(info, vendor_id, "read:field:balance")
+        order = [SortKey(ENTRY_TABLE.c.created_at, True), SortKey(ENTRY_TABLE.c.id, True)]
+        entries = select(ENTRY_TABLE).where(ENTRY_TABLE.c.vendor_id == vendor.pk)
+        return await page_query(info.context.db.execute, entries, PageRequest(first, after), LedgerEntry.from_row,
+                                order)
+
+    @strawberry.field(description="A vendor's payouts, newest first (needs read:field:balance).")
+    async def payouts(self, info: Info, vendor_id: VendorIdArg, first: First = None,
+                      after: After = None) -> Connection[Payout]:
+        vendor = await vendor_for(info, vendor_id, "read:field:balance")
+        order = [SortKey(PAYOUT_TABLE.c.created_at, True), SortKey(PAYOUT_TABLE.c.id, True)]
+        return await page_query(info.context.db.execute, select(PAYOUT_TABLE).where(
+            PAYOUT_TABLE.c.vendor_id == vendor.pk), PageRequest(first, after), Payout.from_row, order)
+
+

@@ -1,0 +1,223 @@
+"""GraphQL types of the marketplace: vendors with their Stripe Connect state, users, balances, commission rules,
+the commission ledger and payouts. Amounts in a currency are `Money`; a commission rule's amounts and a vendor's
+payout minimum apply in whatever currency the sale or payout is in, so they stay Int minor units. A vendor's Stripe
+account id, balances and users, and commission rates, are field permissions (see policies/vendor.yaml,
+policies/commission_rule.yaml)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.scalars import JSON
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.base import table_of
+from cityos.domain.marketplace.ledger import balance_statement
+from cityos.domain.marketplace.models import CommissionRule as CommissionRuleModel
+from cityos.domain.marketplace.models import CommissionTransaction as CommissionTransactionModel
+from cityos.domain.marketplace.models import Payout as PayoutModel
+from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTransactionLinkModel
+from cityos.domain.marketplace.models import Vendor as VendorModel
+from cityos.domain.marketplace.models import VendorUser as VendorUserModel
+from cityos.graphql.core.permissions import guarded_field
+from cityos.graphql.core.relay import After, Before, Connection, First, Last, Node, PageRequest, to_global_id
+from cityos.graphql.core.values import Money, PayoutStatus, VendorStatus, money
+from cityos.graphql.tenancy.types import Info, page_children, register_table_node
+
+if TYPE_CHECKING:
+    from cityos.graphql.catalog.types import Product
+
+VENDOR_TABLE = table_of(VendorModel)
+VENDOR_USER_TABLE = table_of(VendorUserModel)
+RULE_TABLE = table_of(CommissionRuleModel)
+ENTRY_TABLE = table_of(CommissionTransactionModel)
+PAYOUT_TABLE = table_of(PayoutModel)
+LINK_TABLE = table_of(PayoutTransactionLinkModel)
+VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VENDOR_TABLE.c.store_id,
+                          "vendor_id": VENDOR_TABLE.c.id, "status": VENDOR_TABLE.c.status}
+
+
+@strawberry.type(description="A vendor's money in one currency: pending (held), available, paid out.")
+class VendorBalance:
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    pending: Money = strawberry.field(description="Sales still in their hold period (CITYOS_PAYOUT_HOLD_DAYS).")
+    available: Money = strawberry.field(description="Ready to be paid out.")
+    paid_out: Money = strawberry.field(description="Paid out so far.")
+
+
+@strawberry.type(description="A person who works for a vendor, invited by email or Keycloak subject.")
+class VendorUser:
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    email: str | None = strawberry.field(description="The invited email, if invited by email.")
+    subject: str | None = strawberry.field(description="The Keycloak subject (user id), once known.")
+    role: str = strawberry.field(description="vendor_admin | vendor_user.")
+    status: str = strawberry.field(description="invited | active.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> VendorUser:
+        return cls(id=to_global_id("VendorUser", row.id), email=row.email, subject=row.subject, role=row.role,
+                   status=row.status)
+
+
+@strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
+class Vendor(Node):
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    handle: str = strawberry.field(description="URL-safe name, unique within the store.")
+    name: str = strawberry.field(description="Display name.")
+    status: VendorStatus = strawberry.field(description="The vendor's standing on the marketplace.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    charges_enabled: bool = strawberry.field(description="Whether Stripe lets the vendor's connected account take "
+                                                         "charges.")
+    payouts_enabled: bool = strawberry.field(description="Whether Stripe lets the connected account receive payouts.")
+    details_submitted: bool = strawberry.field(description="Whether the vendor finished Stripe onboarding.")
+    requirements: JSON = strawberry.field(description="Stripe's outstanding requirements of the connected account "
+                                                      "(account.requirements).")
+    payout_minimum: int | None = strawberry.field(description="Smallest payout in minor units; null: the platform "
+                                                              "default (CITYOS_PAYOUT_MINIMUM).")
+    pk: strawberry.Private[uuid.UUID]
+    tenant_pk: strawberry.Private[uuid.UUID]
+    store_pk: strawberry.Private[uuid.UUID]
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Vendor:
+        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name,
+                   status=VendorStatus(row.status), created_at=row.created_at, charges_enabled=row.charges_enabled,
+                   payouts_enabled=row.payouts_enabled, details_submitted=row.details_submitted,
+                   requirements=row.requirements, payout_minimum=row.payout_minimum, pk=row.id,
+                   tenant_pk=row.tenant_id, store_pk=row.store_id, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("vendor", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
+                              vendor_id=self.pk, status=self.status)
+
+    @strawberry.field(description="The vendor's products the caller may see.")
+    async def products(self, info: Info, first: First = None, after: After = None,
+                       last: Last = None, before: Before = None,
+                       ) -> Connection[Annotated[Product, strawberry.lazy("cityos.graphql.catalog.types")]]:
+        from cityos.graphql.catalog.types import PRODUCT_PLAN_ATTRIBUTES, PRODUCT_TABLE, Product
+
+        return await page_children(info, PRODUCT_TABLE, "vendor_id", self.pk,
+                                    PageRequest(first, after, last, before), Product.from_row,
+                                    ("product", PRODUCT_PLAN_ATTRIBUTES))
+
+    @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
+    def contact_email(self) -> str | None:
+        return self.row.contact_email  # type: ignore[no-any-return]
+
+    @guarded_field("Vendor", "stripe_account_id", "The vendor's connected Stripe account.")
+    def stripe_account_id(self) -> str | None:
+        return self.row.stripe_account_id  # type: ignore[no-any-return]
+
+    @guarded_field("Vendor", "balance", "Derived from the commission ledger, per currency.")
+    async def balances(self, info: Info) -> list[VendorBalance] | None:
+        rows = (await info.context.db.execute(balance_statement([self.pk]))).all()
+        return [VendorBalance(currency_code=row.currency_code, pending=money(row.pending, row.currency_code),
+                              available=money(row.available, row.currency_code),
+                              paid_out=money(row.paid_out, row.currency_code)) for row in rows]
+
+    @guarded_field("Vendor", "users", "The vendor's admins and users.")
+    async def users(self, info: Info) -> list[VendorUser] | None:
+        rows = await info.context.loaders.many_by_key(VENDOR_USER_TABLE, "vendor_id").load(self.pk)
+        return [VendorUser.from_row(row) for row in rows]
+
+
+@strawberry.federation.type(keys=["id"], description="What the platform keeps of a sale, by scope.")
+class CommissionRule(Node):
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    scope: str = strawberry.field(description="tenant | store | vendor | category | product.")
+    scope_id: strawberry.ID | None = strawberry.field(description="Global id of the ruled store, vendor, category or "
+                                                                  "product; null for the tenant.")
+    effective_from: datetime | None = strawberry.field(description="First moment the rule applies (null: always did).")
+    effective_to: datetime | None = strawberry.field(description="Moment the rule stops applying (null: never).")
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CommissionRule:
+        scope_type = {"store": "Store", "vendor": "Vendor", "category": "Category", "product": "Product"}
+        return cls(id=to_global_id("CommissionRule", row.id), scope=row.scope,
+                   scope_id=to_global_id(scope_type[row.scope], row.scope_id) if row.scope_id else None,
+                   effective_from=row.effective_from, effective_to=row.effective_to, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("commission_rule", self.row.id, tenant_id=self.row.tenant_id,
+                              vendor_id=self.row.scope_id if self.row.scope == "vendor" else "")
+
+    @guarded_field("CommissionRule", "commission_rate", "Percentage of the line (0–100).")
+    def percentage(self) -> Decimal | None:
+        return self.row.percentage  # type: ignore[no-any-return]
+
+    @guarded_field("CommissionRule", "commission_rate", "Flat amount per line, minor units.")
+    def flat_per_line(self) -> int | None:
+        return self.row.flat_per_line  # type: ignore[no-any-return]
+
+    @guarded_field("CommissionRule", "commission_rate", "Smallest commission per line.")
+    def minimum(self) -> int | None:
+        return self.row.minimum  # type: ignore[no-any-return]
+
+    @guarded_field("CommissionRule", "commission_rate", "Largest commission per line.")
+    def maximum(self) -> int | None:
+        return self.row.maximum  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="One entry of the append-only commission ledger.")
+class LedgerEntry:
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    kind: str = strawberry.field(description="sale (an order line was paid) | reversal (it was canceled or refunded).")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    line_amount: Money = strawberry.field(description="The order line's total (negative for reversals).")
+    commission_amount: Money = strawberry.field(description="What the platform keeps.")
+    vendor_amount: Money = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
+    available_at: datetime = strawberry.field(description="When the vendor's share can be paid out (end of the hold "
+                                                          "period).")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    order_id: strawberry.ID = strawberry.field(description="Global id of the order the entry comes from.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> LedgerEntry:
+        return cls(id=to_global_id("LedgerEntry", row.id), kind=row.kind, currency_code=row.currency_code,
+                   line_amount=money(row.line_amount, row.currency_code),
+                   commission_amount=money(row.commission_amount, row.currency_code),
+                   vendor_amount=money(row.vendor_amount, row.currency_code), available_at=row.available_at,
+                   created_at=row.created_at,
+                   order_id=to_global_id("Order", row.order_id))
+
+
+@strawberry.federation.type(keys=["id"], description="Money moved to a vendor's Stripe account by one transfer.")
+class Payout(Node):
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    amount: Money = strawberry.field(description="Amount transferred.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    status: PayoutStatus = strawberry.field(description="Where the transfer is.")
+    stripe_transfer_id: str | None = strawberry.field(description="The Stripe transfer (tr_…), once made.")
+    failure_reason: str | None = strawberry.field(description="Why the transfer failed or was reversed.")
+    bank_payout_status: str | None = strawberry.field(description="paid | failed: the connected account's payout to "
+                                                                  "its bank, when Stripe reported it.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Payout:
+        return cls(id=to_global_id("Payout", row.id), amount=money(row.amount, row.currency_code),
+                   currency_code=row.currency_code, status=PayoutStatus(row.status),
+                   stripe_transfer_id=row.stripe_transfer_id, failure_reason=row.failure_reason,
+                   bank_payout_status=row.bank_payout_status, created_at=row.created_at, row=row)
+
+    def resource(self) -> ResourceRef:
+        return ResourceRef.of("payout", self.row.id, tenant_id=self.row.tenant_id, vendor_id=self.row.vendor_id)
+
+    @strawberry.field(description="The ledger entries this payout pays.")
+    async def entries(self, info: Info) -> list[LedgerEntry]:
+        links = await info.context.loaders.many_by_key(LINK_TABLE, "payout_id").load(self.row.id)
+        rows = await info.context.loaders.by_key(ENTRY_TABLE).load_many([link.transaction_id for link in links])
+        return [LedgerEntry.from_row(row) for row in rows if row]
+
+
+register_table_node("Vendor", VENDOR_TABLE, Vendor.from_row)
+register_table_node("CommissionRule", RULE_TABLE, CommissionRule.from_row)
+register_table_node("Payout", PAYOUT_TABLE, Payout.from_row)

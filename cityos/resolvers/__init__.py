@@ -1,1 +1,0 @@
-"""Query, mutation and subscription resolvers per context, and the request's dataloaders."""

@@ -1,1 +1,0 @@
-"""Strawberry types per context, Relay plumbing, and the assembled schema (api.py)."""
