@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import stripe
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.auth import dev_issuer
 from cityos.auth.authz import PdpCounter, SharedDecisions
+from cityos.auth.identity import TenantDirectory
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
@@ -21,8 +19,6 @@ from cityos.db.engines import create_app_engine
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.ratelimit import RateLimiter
 from cityos.realtime import Broker, create_broker
-
-TENANT_CACHE_SECONDS = 60.0
 
 
 def build_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
@@ -35,27 +31,6 @@ def build_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier
         issuers.append(TrustedIssuer(dev_issuer.DEV_ISSUER, keys, frozenset({dev_issuer.DEV_CLIENT}),
                                      settings.KEYCLOAK_CLIENT_ID))
     return TokenVerifier(issuers)
-
-
-@dataclass
-class TenantDirectory:
-    """Tenant id/slug lookups for tokens, cached briefly (they change rarely and are not secrets)."""
-
-    engine: AsyncEngine
-    _cache: dict[str, tuple[float, tuple[uuid.UUID, str] | None]] = field(default_factory=dict)
-
-    async def find(self, reference: str) -> tuple[uuid.UUID, str] | None:
-        cached = self._cache.get(reference)
-        if cached and time.monotonic() - cached[0] < TENANT_CACHE_SECONDS:
-            return cached[1]
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(text("select id, slug from cityos_tenant_by_ref(:r)"),
-                                            {"r": reference})).first()
-        found = (row.id, row.slug) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[reference] = (time.monotonic(), found)
-        return found
 
 
 @dataclass

@@ -18,10 +18,12 @@ from cityos.graphql.catalog.types import Category, Product, Variant
 from cityos.graphql.commerce.mutations import CommerceMutation
 from cityos.graphql.commerce.queries import CommerceQuery
 from cityos.graphql.commerce.types import Cart, Order, Shipment, VendorOrder
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.exposure import ExposureControls
 from cityos.graphql.core.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
 from cityos.graphql.core.inputs import ArgumentNames, StorableStrings
 from cityos.graphql.core.limits import CostLimit, OperationLimits
+from cityos.graphql.core.nodes import NODE_LOADERS, nodes_by_global_ids
 from cityos.graphql.core.persisted import PersistedQueries
 from cityos.graphql.core.relay import Node
 from cityos.graphql.marketplace.mutations import MarketplaceMutation
@@ -32,17 +34,7 @@ from cityos.graphql.platform.mutations import OutboxMutation
 from cityos.graphql.platform.queries import OutboxQuery
 from cityos.graphql.tenancy.mutations import TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
-from cityos.graphql.tenancy.types import (
-    NODE_LOADERS,
-    Info,
-    PublishableApiKey,
-    Region,
-    SalesChannel,
-    Store,
-    StoreDomain,
-    Tenant,
-    nodes_by_global_ids,
-)
+from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
 from cityos.observability.metrics import GraphQLMetrics
 from graphql import GraphQLError, GraphQLNonNull, GraphQLUnionType
 

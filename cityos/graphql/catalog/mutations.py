@@ -24,9 +24,10 @@ from cityos.graphql.catalog.types import (
     ProductStatus,
     Variant,
 )
+from cityos.graphql.core.context import Info, tenant_of
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import from_global_id, to_global_id
-from cityos.graphql.tenancy.mutations import tenant_of
-from cityos.graphql.tenancy.types import CHANNEL_TABLE, Info, Store, node_by_global_id
+from cityos.graphql.tenancy.types import CHANNEL_TABLE, Store
 
 
 @strawberry.input(description="An amount of money in minor units (cents) of an ISO 4217 currency.")

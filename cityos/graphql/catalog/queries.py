@@ -25,6 +25,7 @@ from cityos.graphql.catalog.types import (
     Product,
     ProductStatus,
 )
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     After,
@@ -38,7 +39,7 @@ from cityos.graphql.core.relay import (
     from_global_id,
     page_query,
 )
-from cityos.graphql.tenancy.types import STORE_TABLE, Info
+from cityos.graphql.tenancy.types import STORE_TABLE
 
 CHANNEL_TABLE = table_of(SalesChannel)
 PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy.engine import Row
@@ -24,20 +24,22 @@ from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.domain.catalog.service import tiers_from_rows
+from cityos.graphql.core.context import Info
+from cityos.graphql.core.nodes import Declaration, Declared, columns, declare, declared, register_node
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import Node, described_value, to_global_id
 from cityos.graphql.core.values import Money, optional_money
-from cityos.graphql.marketplace.types import VENDOR_TABLE, Vendor
-from cityos.graphql.tenancy.types import Info, register_node, register_table_node
+
+if TYPE_CHECKING:
+    from cityos.graphql.marketplace.types import Vendor
 
 PRODUCT_TABLE = table_of(ProductModel)
-PRODUCT_PLAN_ATTRIBUTES = {"tenant_id": PRODUCT_TABLE.c.tenant_id, "store_id": PRODUCT_TABLE.c.store_id,
-                           "vendor_id": PRODUCT_TABLE.c.vendor_id, "status": PRODUCT_TABLE.c.status}
 VARIANT_TABLE = table_of(VariantModel)
 PRICE_TABLE = table_of(VariantPriceModel)
 TIER_TABLE = table_of(PriceTierModel)
 CATEGORY_TABLE = table_of(CategoryModel)
 PRODUCT_CATEGORY_TABLE = table_of(ProductCategoryModel)
+CATEGORY = Declaration("Category", CATEGORY_TABLE, "category", columns(CATEGORY_TABLE, "tenant_id", "store_id"))
 
 
 @strawberry.enum(description="Where a product is in its life cycle; only published products reach storefronts.")
@@ -58,7 +60,9 @@ class PriceTier:
 
 
 @strawberry.federation.type(keys=["id"], description="A node of a store's category tree.")
-class Category(Node):
+@declare(CATEGORY)
+class Category(Node, Declared):
+    row: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     handle: str = strawberry.field(description="URL-safe name, unique within the store.")
     name: str = strawberry.field(description="Display name.")
@@ -69,14 +73,7 @@ class Category(Node):
     parent_pk: strawberry.Private[uuid.UUID | None]
     created_at: strawberry.Private[datetime]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Category:
-        return cls(id=to_global_id("Category", row.id), handle=row.handle, name=row.name, rank=row.rank,
-                   pk=row.id, tenant_pk=row.tenant_id, store_pk=row.store_id, parent_pk=row.parent_id,
-                   created_at=row.created_at)
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("category", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk)
 
     @strawberry.field(description="The parent category; null for a root.")
     async def parent(self, info: Info) -> Category | None:
@@ -168,8 +165,16 @@ class Variant(Node):
         return Money(amount=rules.unit_price(price.amount, quantity, tiers), currency_code=price.currency_code)
 
 
+PRODUCT = Declaration("Product", PRODUCT_TABLE, "product",
+                      columns(PRODUCT_TABLE, "tenant_id", "store_id", "vendor_id", "status"),
+                      fields={"status": lambda row: ProductStatus(row.status), "images": lambda row: list(row.images)})
+PRODUCT_PLAN_ATTRIBUTES = PRODUCT.plan_attributes
+
+
 @strawberry.federation.type(keys=["id"], description="A product of a store, sold by one vendor.")
-class Product(Node):
+@declare(PRODUCT)
+class Product(Node, Declared):
+    row: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     handle: str = strawberry.field(description="URL-safe name, unique within the store.")
     title: str = strawberry.field(description="Display title.")
@@ -183,27 +188,20 @@ class Product(Node):
     store_pk: strawberry.Private[uuid.UUID]
     vendor_pk: strawberry.Private[uuid.UUID | None]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Product:
-        return cls(id=to_global_id("Product", row.id), handle=row.handle, title=row.title,
-                   description=row.description, status=ProductStatus(row.status), images=list(row.images),
-                   metadata=row.metadata, created_at=row.created_at, pk=row.id, tenant_pk=row.tenant_id,
-                   store_pk=row.store_id, vendor_pk=row.vendor_id)
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("product", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
-                              vendor_id=self.vendor_pk, status=self.status.value)
 
     @strawberry.field(description="The first image, for listings.")
     def thumbnail(self) -> str | None:
         return self.images[0] if self.images else None
 
     @strawberry.field(description="The vendor selling it, or null.")
-    async def vendor(self, info: Info) -> Vendor | None:
+    async def vendor(self, info: Info) -> Annotated[Vendor, strawberry.lazy("cityos.graphql.marketplace.types")] | None:
         if self.vendor_pk is None:
             return None
-        row = await info.context.loaders.by_key(VENDOR_TABLE).load(self.vendor_pk)
-        return Vendor.from_row(row) if row else None
+        vendor = declared("Vendor")
+        row = await info.context.loaders.by_key(vendor.table).load(self.vendor_pk)
+        found: Vendor | None = vendor.to_node(row) if row else None
+        return found
 
     @strawberry.field(description="The categories it is listed in, by rank and name.")
     async def categories(self, info: Info) -> list[Category]:
@@ -225,6 +223,4 @@ async def load_variant(info: Info, local_id: uuid.UUID) -> Variant | None:
     return Variant.of(row, Product.from_row(product)) if product else None
 
 
-register_table_node("Product", PRODUCT_TABLE, Product.from_row)
-register_table_node("Category", CATEGORY_TABLE, Category.from_row)
 register_node("Variant", load_variant)

@@ -37,11 +37,13 @@ from cityos.graphql.commerce.types import (
     CheckoutSession,
     Order,
 )
+from cityos.graphql.core.context import Info
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import (
     from_global_id,
     to_global_id,
 )
-from cityos.graphql.tenancy.types import STORE_TABLE, Info, node_by_global_id
+from cityos.graphql.tenancy.types import STORE_TABLE
 from cityos.integrations.stripe import client as stripe_api
 
 

@@ -18,7 +18,9 @@ from cityos.graphql.commerce.types import (
     Order,
     VendorOrder,
 )
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import (
     After,
     Before,
@@ -28,7 +30,6 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
-from cityos.graphql.tenancy.types import Info, node_by_global_id
 
 ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
                          "customer_id": ORDER_TABLE.c.customer_id,

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from sqlalchemy import func
 from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
-from cityos.auth.authz import ResourceRef
 from cityos.domain.base import table_of
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import Cart as CartModel
@@ -20,13 +20,14 @@ from cityos.domain.fulfillment.models import TrackingEvent as TrackingEventModel
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
-from cityos.domain.platform.models import WebhookInbox
+from cityos.domain.platform.models import Outbox, WebhookInbox
 from cityos.graphql.catalog.types import Variant, load_variant
+from cityos.graphql.core.context import Info
+from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import Node, to_global_id
 from cityos.graphql.core.values import Address, CartStatus, Money, OrderStatus, OutboxStatus, ShipmentStatus, money
 from cityos.graphql.marketplace.types import VENDOR_TABLE, Vendor
-from cityos.graphql.tenancy.types import Info, register_table_node
 
 CART_TABLE = table_of(CartModel)
 ORDER_TABLE = table_of(OrderModel)
@@ -36,6 +37,37 @@ SHIPMENT_TABLE = table_of(ShipmentModel)
 TRACKING_TABLE = table_of(TrackingEventModel)
 CHECKOUT_ATTEMPT_TABLE = table_of(CheckoutAttemptModel)
 WEBHOOK_TABLE = table_of(WebhookInbox)
+OUTBOX_TABLE = table_of(Outbox)
+
+CART = Declaration("Cart", CART_TABLE, "cart", columns(CART_TABLE, "tenant_id", "store_id", "customer_id"),
+                   fields={"status": lambda row: CartStatus(row.status),
+                           "shipping_address": lambda row: Address.from_stored(row.shipping_address),
+                           "_priced": lambda row: []})
+ORDER = Declaration(
+    "Order", ORDER_TABLE, "order",
+    {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id"),
+     "access_token_hash": Attribute(func.coalesce(ORDER_TABLE.c.access_token_hash, ""),
+                                    lambda row: row.access_token_hash or "")},
+    fields={"status": lambda row: OrderStatus(row.status),
+            "shipping_address": lambda row: Address.from_json(row.shipping_address)})
+VENDOR_ORDER = Declaration("VendorOrder", VENDOR_ORDER_TABLE, "vendor_order",
+                           columns(VENDOR_ORDER_TABLE, "tenant_id", "store_id", "vendor_id"),
+                           fields={"status": lambda row: OrderStatus(row.status)})
+SHIPMENT = Declaration("Shipment", SHIPMENT_TABLE, "shipment",
+                       columns(SHIPMENT_TABLE, "tenant_id", "store_id", "vendor_id", "customer_id"),
+                       fields={"status": lambda row: ShipmentStatus(row.status)})
+CHECKOUT_ATTEMPT = Declaration(
+    "CheckoutAttempt", CHECKOUT_ATTEMPT_TABLE, "checkout_attempt",
+    {**columns(CHECKOUT_ATTEMPT_TABLE, "tenant_id", "store_id"),
+     "customer_id": Attribute(func.coalesce(CHECKOUT_ATTEMPT_TABLE.c.customer_id, ""),
+                              lambda row: row.customer_id or "")},
+    fields={"amount": lambda row: money(row.amount, row.currency_code),
+            "order_id": lambda row: to_global_id("Order", row.order_id) if row.order_id else None},
+    node=False)
+OUTBOX_MESSAGE = Declaration("OutboxMessage", OUTBOX_TABLE, "outbox_message", columns(OUTBOX_TABLE, "tenant_id"),
+                             fields={"status": lambda row: OutboxStatus(row.status)}, node=False)
+WEBHOOK_EVENT = Declaration("WebhookEvent", WEBHOOK_TABLE, "webhook_event", columns(WEBHOOK_TABLE, "tenant_id"),
+                            node=False)
 
 
 @strawberry.type(description="Amounts of a cart or order, all in its currency; total = subtotal − discountTotal + "
@@ -99,7 +131,8 @@ class PaymentError:
 @strawberry.type(description="One checkout of a cart (one Stripe PaymentIntent) and what became of it. A payment "
                              "that succeeded always ends as an order (status ordered) or an automatic refund "
                              "(refund_pending, then refunded) with the reason.")
-class CheckoutAttempt:
+@declare(CHECKOUT_ATTEMPT)
+class CheckoutAttempt(Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the checkout attempt.")
     status: str = strawberry.field(description="pending (awaiting payment) | superseded (the cart changed; its "
                                                "PaymentIntent is being canceled) | canceled | ordered | "
@@ -115,22 +148,12 @@ class CheckoutAttempt:
     settled_at: datetime | None = strawberry.field(description="When its payment was settled (order or refund).")
     row: strawberry.Private[Any]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> CheckoutAttempt:
-        return cls(id=to_global_id("CheckoutAttempt", row.id), status=row.status,
-                   payment_intent_id=row.payment_intent_id, amount=money(row.amount, row.currency_code),
-                   currency_code=row.currency_code,
-                   reason=row.reason, refund_id=row.refund_id,
-                   order_id=to_global_id("Order", row.order_id) if row.order_id else None,
-                   created_at=row.created_at, settled_at=row.settled_at, row=row)
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("checkout_attempt", self.row.id, tenant_id=self.row.tenant_id,
-                              store_id=self.row.store_id, customer_id=self.row.customer_id or "")
 
 
 @strawberry.federation.type(keys=["id"], description="A shopping cart. Totals are computed by the server.")
-class Cart(Node):
+@declare(CART)
+class Cart(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     email: str | None = strawberry.field(description="The shopper's email, for the receipt.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
@@ -141,15 +164,7 @@ class Cart(Node):
     row: strawberry.Private[Any]
     _priced: strawberry.Private[list[carts.PricedCart]]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Cart:
-        return cls(id=to_global_id("Cart", row.id), email=row.email, currency_code=row.currency_code,
-                   status=CartStatus(row.status), shipping_address=Address.from_stored(row.shipping_address),
-                   created_at=row.created_at, row=row, _priced=[])
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("cart", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
-                              customer_id=self.row.customer_id or "")
 
     async def priced(self, info: Info) -> carts.PricedCart:
         if not self._priced:
@@ -233,22 +248,13 @@ class TrackingEvent:
 
 
 @strawberry.federation.type(keys=["id"], description="The delivery of a vendor order (through Fleetbase).")
-class Shipment(Node):
+@declare(SHIPMENT)
+class Shipment(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: ShipmentStatus = strawberry.field(description="Where the delivery is.")
     tracking_number: str | None = strawberry.field(description="Fleetbase's tracking number, once known.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Shipment:
-        return cls(id=to_global_id("Shipment", row.id), status=ShipmentStatus(row.status),
-                   tracking_number=row.tracking_number,
-                   created_at=row.created_at, row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("shipment", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
-                              vendor_id=self.row.vendor_id or "", customer_id=self.row.customer_id or "")
 
     @strawberry.field(description="Tracking events, oldest first.")
     async def events(self, info: Info) -> list[TrackingEvent]:
@@ -259,20 +265,12 @@ class Shipment(Node):
 
 
 @strawberry.federation.type(keys=["id"], description="The part of an order one vendor fulfils.")
-class VendorOrder(Node):
+@declare(VENDOR_ORDER)
+class VendorOrder(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Follows the order's status.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> VendorOrder:
-        return cls(id=to_global_id("VendorOrder", row.id), status=OrderStatus(row.status), created_at=row.created_at,
-                   row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("vendor_order", self.row.id, tenant_id=self.row.tenant_id,
-                              store_id=self.row.store_id, vendor_id=self.row.vendor_id or "")
 
     @strawberry.field(description="This vendor's share; shipping and tax allocated by largest remainder, so the "
                                   "vendor orders sum exactly to the order.")
@@ -300,7 +298,8 @@ class VendorOrder(Node):
 
 
 @strawberry.federation.type(keys=["id"], description="A paid cart: one order, split into vendor orders.")
-class Order(Node):
+@declare(ORDER)
+class Order(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Where the order is in its state machine.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
@@ -309,17 +308,6 @@ class Order(Node):
                                                              "free).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Order:
-        return cls(id=to_global_id("Order", row.id), status=OrderStatus(row.status), currency_code=row.currency_code,
-                   shipping_address=Address.from_json(row.shipping_address),
-                   shipping_option_code=row.shipping_option_code, created_at=row.created_at, row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("order", self.row.id, tenant_id=self.row.tenant_id, store_id=self.row.store_id,
-                              customer_id=self.row.customer_id or "",
-                              access_token_hash=self.row.access_token_hash or "")
 
     @guarded_field("Order", "email", "The customer's email (customer contact data).")
     def email(self) -> str | None:
@@ -360,14 +348,11 @@ class CheckoutSession:
         return money(self.amount, self.currency_code)
 
 
-register_table_node("Cart", CART_TABLE, Cart.from_row)
-register_table_node("Order", ORDER_TABLE, Order.from_row)
-register_table_node("VendorOrder", VENDOR_ORDER_TABLE, VendorOrder.from_row)
-register_table_node("Shipment", SHIPMENT_TABLE, Shipment.from_row)
 
 
 @strawberry.type(description="A call out waiting in the outbox, sent, or given up on (dead).")
-class OutboxMessage:
+@declare(OUTBOX_MESSAGE)
+class OutboxMessage(Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     topic: str = strawberry.field(description="What the call does, e.g. fleetbase.create_order.")
     status: OutboxStatus = strawberry.field(description="Pending, sent, or dead (gave up after the last retry).")
@@ -378,18 +363,12 @@ class OutboxMessage:
     payload: JSON = strawberry.field(description="The call's arguments as JSON.")
     row: strawberry.Private[Any]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> OutboxMessage:
-        return cls(id=to_global_id("OutboxMessage", row.id), topic=row.topic, status=OutboxStatus(row.status),
-                   attempts=row.attempts, last_error=row.last_error, next_attempt_at=row.next_attempt_at,
-                   created_at=row.created_at, payload=row.payload, row=row)
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("outbox_message", self.row.id, tenant_id=self.row.tenant_id)
 
 
 @strawberry.type(description="A webhook event the platform received (Stripe), and how its handling ended.")
-class WebhookEvent:
+@declare(WEBHOOK_EVENT)
+class WebhookEvent(Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the webhook event.")
     provider: str = strawberry.field(description="Who sent it, e.g. stripe.")
     event_id: str = strawberry.field(description="The provider's event id (evt_…).")
@@ -403,11 +382,4 @@ class WebhookEvent:
     payload: JSON = strawberry.field(description="The event as Stripe sent it.")
     row: strawberry.Private[Any]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> WebhookEvent:
-        return cls(id=to_global_id("WebhookEvent", row.id), provider=row.provider, event_id=row.event_id,
-                   event_type=row.event_type, status=row.status, error=row.error, attempts=row.attempts,
-                   received_at=row.received_at, processed_at=row.processed_at, payload=row.payload, row=row)
 
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("webhook_event", self.row.id, tenant_id=self.row.tenant_id or "")

@@ -7,18 +7,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, cast, or_, select
+import strawberry
 from sqlalchemy.exc import DBAPIError
 
 from cityos.auth.authz import Authorizer
+from cityos.auth.identity import claimed_references, store_of_request
 from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
 from cityos.db.request import RequestDatabase
-from cityos.domain.base import table_of
-from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
-from cityos.domain.tenancy.models import Store
-from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
+from cityos.domain.tenancy.service import StoreRef
 from cityos.errors import Forbidden, Unauthenticated, Unavailable
 from cityos.graphql.core.loaders import Loaders
 from cityos.observability.logs import tenant_id_var
@@ -29,8 +27,6 @@ if TYPE_CHECKING:
     from cityos.services import Services
 
 PUBLISHABLE_KEY_HEADER = "x-publishable-api-key"
-STORE = table_of(Store)
-VENDOR = table_of(Vendor)
 
 
 @dataclass
@@ -140,17 +136,8 @@ class RequestContext:
             self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     async def _find_store(self) -> None:
-        key = self.headers.get(PUBLISHABLE_KEY_HEADER)
-        host = rules.host_of(self.headers.get("host", ""))
-        if not key and host is None:
-            return
-        async with self.services.app_engine.connect() as connection:
-            if key:
-                self.store = await store_by_publishable_key(connection, key.strip())
-                if self.store is None:
-                    raise Unauthenticated("unknown or revoked publishable API key")
-            elif host is not None:
-                self.store = await store_by_domain(connection, host)
+        self.store = await store_of_request(self.services.app_engine, self.headers.get(PUBLISHABLE_KEY_HEADER),
+                                            self.headers.get("host", ""))
 
     async def _principal_of(self, identity: TokenIdentity) -> Principal:
         tenant_id: uuid.UUID | None = None
@@ -177,16 +164,18 @@ class RequestContext:
                          expires_at=identity.expires_at, authenticated=True)
 
     async def _with_references(self, identity: TokenIdentity) -> Principal:
-        """Store and vendor claims may name their objects by id or handle; keep those of the principal's tenant
-        (RLS). An unknown vendor handle leaves the vendor claim as it was (it then matches nothing)."""
-        store_ids: tuple[uuid.UUID, ...] = ()
-        if identity.stores:
-            statement = select(STORE.c.id).where(or_(cast(STORE.c.id, Text).in_(identity.stores),
-                                                     STORE.c.handle.in_(identity.stores)))
-            store_ids = tuple((await self.db.execute(statement)).scalars())
-        vendor_id = identity.vendor_id
-        if vendor_id:
-            found = (await self.db.execute(select(VENDOR.c.id).where(or_(
-                cast(VENDOR.c.id, Text) == vendor_id, VENDOR.c.handle == vendor_id)).limit(1))).scalar()
-            vendor_id = str(found) if found else vendor_id
+        store_ids, vendor_id = await claimed_references(self.db, identity.stores, identity.vendor_id)
         return dataclasses.replace(self.principal, store_ids=store_ids, vendor_id=vendor_id, _cerbos=[])
+
+
+Info = strawberry.Info[RequestContext, None]
+
+
+def tenant_of(info: Info) -> uuid.UUID:
+    """The tenant an admin mutation acts in: the authenticated principal's (never an argument)."""
+    principal = info.context.principal
+    if not principal.authenticated:
+        raise Unauthenticated("sign in to change the store")
+    if principal.tenant_id is None:
+        raise Forbidden("the token names no tenant")
+    return principal.tenant_id

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.auth.authz import ResourceRef
 from cityos.domain.marketplace import service
 from cityos.errors import BadUserInput
+from cityos.graphql.core.context import Info, tenant_of
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import (
     from_global_id,
     to_global_id,
@@ -37,8 +39,7 @@ from cityos.graphql.marketplace.types import (
     Vendor,
     VendorUser,
 )
-from cityos.graphql.tenancy.mutations import tenant_of
-from cityos.graphql.tenancy.types import Info, Store, node_by_global_id
+from cityos.graphql.tenancy.types import Store
 from cityos.integrations.stripe import client as stripe_api
 from cityos.integrations.stripe.connect_state import sign_state, verify_state
 

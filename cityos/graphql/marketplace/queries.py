@@ -6,7 +6,9 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import Text, case, cast, select
 
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import (
     After,
     Before,
@@ -30,7 +32,6 @@ from cityos.graphql.marketplace.types import (
     Payout,
     Vendor,
 )
-from cityos.graphql.tenancy.types import Info, node_by_global_id
 
 RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
                         "vendor_id": case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)),

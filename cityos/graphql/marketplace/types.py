@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import Text, case, cast
 from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
-from cityos.auth.authz import ResourceRef
 from cityos.domain.base import table_of
 from cityos.domain.marketplace.ledger import balance_statement
 from cityos.domain.marketplace.models import CommissionRule as CommissionRuleModel
@@ -24,10 +24,11 @@ from cityos.domain.marketplace.models import Payout as PayoutModel
 from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTransactionLinkModel
 from cityos.domain.marketplace.models import Vendor as VendorModel
 from cityos.domain.marketplace.models import VendorUser as VendorUserModel
+from cityos.graphql.core.context import Info
+from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare, declared, page_children
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import After, Before, Connection, First, Last, Node, PageRequest, to_global_id
 from cityos.graphql.core.values import Money, PayoutStatus, VendorStatus, money
-from cityos.graphql.tenancy.types import Info, page_children, register_table_node
 
 if TYPE_CHECKING:
     from cityos.graphql.catalog.types import Product
@@ -38,8 +39,20 @@ RULE_TABLE = table_of(CommissionRuleModel)
 ENTRY_TABLE = table_of(CommissionTransactionModel)
 PAYOUT_TABLE = table_of(PayoutModel)
 LINK_TABLE = table_of(PayoutTransactionLinkModel)
-VENDOR_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_TABLE.c.tenant_id, "store_id": VENDOR_TABLE.c.store_id,
-                          "vendor_id": VENDOR_TABLE.c.id, "status": VENDOR_TABLE.c.status}
+VENDOR = Declaration("Vendor", VENDOR_TABLE, "vendor",
+                     columns(VENDOR_TABLE, "tenant_id", "store_id", "status", vendor_id="id"),
+                     fields={"status": lambda row: VendorStatus(row.status)})
+VENDOR_PLAN_ATTRIBUTES = VENDOR.plan_attributes
+SCOPE_TYPES = {"store": "Store", "vendor": "Vendor", "category": "Category", "product": "Product"}
+COMMISSION_RULE = Declaration(
+    "CommissionRule", RULE_TABLE, "commission_rule",
+    {**columns(RULE_TABLE, "tenant_id"),
+     "vendor_id": Attribute(case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)), else_=""),
+                            lambda row: row.scope_id if row.scope == "vendor" else "")},
+    fields={"scope_id": lambda row: to_global_id(SCOPE_TYPES[row.scope], row.scope_id) if row.scope_id else None})
+PAYOUT = Declaration("Payout", PAYOUT_TABLE, "payout", columns(PAYOUT_TABLE, "tenant_id", "vendor_id"),
+                     fields={"amount": lambda row: money(row.amount, row.currency_code),
+                             "status": lambda row: PayoutStatus(row.status)})
 
 
 @strawberry.type(description="A vendor's money in one currency: pending (held), available, paid out.")
@@ -65,7 +78,8 @@ class VendorUser:
 
 
 @strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
-class Vendor(Node):
+@declare(VENDOR)
+class Vendor(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     handle: str = strawberry.field(description="URL-safe name, unique within the store.")
     name: str = strawberry.field(description="Display name.")
@@ -84,27 +98,12 @@ class Vendor(Node):
     store_pk: strawberry.Private[uuid.UUID]
     row: strawberry.Private[Any]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Vendor:
-        return cls(id=to_global_id("Vendor", row.id), handle=row.handle, name=row.name,
-                   status=VendorStatus(row.status), created_at=row.created_at, charges_enabled=row.charges_enabled,
-                   payouts_enabled=row.payouts_enabled, details_submitted=row.details_submitted,
-                   requirements=row.requirements, payout_minimum=row.payout_minimum, pk=row.id,
-                   tenant_pk=row.tenant_id, store_pk=row.store_id, row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("vendor", self.pk, tenant_id=self.tenant_pk, store_id=self.store_pk,
-                              vendor_id=self.pk, status=self.status)
-
     @strawberry.field(description="The vendor's products the caller may see.")
     async def products(self, info: Info, first: First = None, after: After = None,
                        last: Last = None, before: Before = None,
                        ) -> Connection[Annotated[Product, strawberry.lazy("cityos.graphql.catalog.types")]]:
-        from cityos.graphql.catalog.types import PRODUCT_PLAN_ATTRIBUTES, PRODUCT_TABLE, Product
-
-        return await page_children(info, PRODUCT_TABLE, "vendor_id", self.pk,
-                                    PageRequest(first, after, last, before), Product.from_row,
-                                    ("product", PRODUCT_PLAN_ATTRIBUTES))
+        return await page_children(info, declared("Product"), "vendor_id", self.pk,
+                                    PageRequest(first, after, last, before), planned=True)
 
     @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
     def contact_email(self) -> str | None:
@@ -128,7 +127,8 @@ class Vendor(Node):
 
 
 @strawberry.federation.type(keys=["id"], description="What the platform keeps of a sale, by scope.")
-class CommissionRule(Node):
+@declare(COMMISSION_RULE)
+class CommissionRule(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     scope: str = strawberry.field(description="tenant | store | vendor | category | product.")
     scope_id: strawberry.ID | None = strawberry.field(description="Global id of the ruled store, vendor, category or "
@@ -136,17 +136,6 @@ class CommissionRule(Node):
     effective_from: datetime | None = strawberry.field(description="First moment the rule applies (null: always did).")
     effective_to: datetime | None = strawberry.field(description="Moment the rule stops applying (null: never).")
     row: strawberry.Private[Any]
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> CommissionRule:
-        scope_type = {"store": "Store", "vendor": "Vendor", "category": "Category", "product": "Product"}
-        return cls(id=to_global_id("CommissionRule", row.id), scope=row.scope,
-                   scope_id=to_global_id(scope_type[row.scope], row.scope_id) if row.scope_id else None,
-                   effective_from=row.effective_from, effective_to=row.effective_to, row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("commission_rule", self.row.id, tenant_id=self.row.tenant_id,
-                              vendor_id=self.row.scope_id if self.row.scope == "vendor" else "")
 
     @guarded_field("CommissionRule", "commission_rate", "Percentage of the line (0–100).")
     def percentage(self) -> Decimal | None:
@@ -189,7 +178,8 @@ class LedgerEntry:
 
 
 @strawberry.federation.type(keys=["id"], description="Money moved to a vendor's Stripe account by one transfer.")
-class Payout(Node):
+@declare(PAYOUT)
+class Payout(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     amount: Money = strawberry.field(description="Amount transferred.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
@@ -201,16 +191,6 @@ class Payout(Node):
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Payout:
-        return cls(id=to_global_id("Payout", row.id), amount=money(row.amount, row.currency_code),
-                   currency_code=row.currency_code, status=PayoutStatus(row.status),
-                   stripe_transfer_id=row.stripe_transfer_id, failure_reason=row.failure_reason,
-                   bank_payout_status=row.bank_payout_status, created_at=row.created_at, row=row)
-
-    def resource(self) -> ResourceRef:
-        return ResourceRef.of("payout", self.row.id, tenant_id=self.row.tenant_id, vendor_id=self.row.vendor_id)
-
     @strawberry.field(description="The ledger entries this payout pays.")
     async def entries(self, info: Info) -> list[LedgerEntry]:
         links = await info.context.loaders.many_by_key(LINK_TABLE, "payout_id").load(self.row.id)
@@ -218,6 +198,4 @@ class Payout(Node):
         return [LedgerEntry.from_row(row) for row in rows if row]
 
 
-register_table_node("Vendor", VENDOR_TABLE, Vendor.from_row)
-register_table_node("CommissionRule", RULE_TABLE, CommissionRule.from_row)
-register_table_node("Payout", PAYOUT_TABLE, Payout.from_row)
+

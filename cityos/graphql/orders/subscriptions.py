@@ -26,9 +26,10 @@ from cityos.domain.base import table_of
 from cityos.domain.fulfillment.models import Shipment
 from cityos.errors import Forbidden, NotFound, Unauthenticated
 from cityos.graphql.commerce.types import ORDER_TABLE, Order
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.relay import from_global_id, to_global_id
 from cityos.graphql.core.values import OrderStatus, ShipmentStatus
-from cityos.graphql.tenancy.types import STORE_TABLE, Info, Store
+from cityos.graphql.tenancy.types import STORE_TABLE, Store
 from cityos.realtime import SubscriberTooSlow
 
 SHIPMENT_TABLE = table_of(Shipment)

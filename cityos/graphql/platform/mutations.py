@@ -13,12 +13,12 @@ from cityos.graphql.commerce.types import (
     OutboxMessage,
     WebhookEvent,
 )
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     from_global_id,
 )
 from cityos.graphql.platform.queries import OUTBOX_TABLE, webhooks_of_tenant
-from cityos.graphql.tenancy.types import Info
 from cityos.integrations.stripe.webhooks import process_event
 
 

@@ -15,6 +15,7 @@ from cityos.graphql.commerce.types import (
     OutboxMessage,
     WebhookEvent,
 )
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     After,
@@ -24,7 +25,6 @@ from cityos.graphql.core.relay import (
     SortKey,
     page_query,
 )
-from cityos.graphql.tenancy.types import Info
 
 OUTBOX_TABLE = table_of(Outbox)
 OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}

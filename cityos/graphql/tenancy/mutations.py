@@ -3,7 +3,6 @@ its own savepoint, return the changed object. Bad input is BAD_USER_INPUT, dupli
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import strawberry
@@ -13,8 +12,10 @@ from cityos.auth.authz import ResourceRef
 from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.platform.service import audit
 from cityos.domain.tenancy import service
-from cityos.errors import Forbidden, Unauthenticated
-from cityos.graphql.tenancy.types import Info, PublishableApiKey, Store, StoreDomain, Tenant, node_by_global_id
+from cityos.errors import Unauthenticated
+from cityos.graphql.core.context import Info, tenant_of
+from cityos.graphql.core.nodes import node_by_global_id
+from cityos.graphql.tenancy.types import PublishableApiKey, Store, StoreDomain, Tenant
 
 
 @strawberry.input(description="A new tenant of the platform.")
@@ -44,16 +45,6 @@ class CreatedPublishableKey:
     key: str = strawberry.field(description="The full key, for the x-publishable-api-key header. Store it now: only "
                                             "its hash is kept.")
     publishable_key: PublishableApiKey = strawberry.field(description="The key's record (redacted).")
-
-
-def tenant_of(info: Info) -> uuid.UUID:
-    """The tenant an admin mutation acts in: the authenticated principal's (never an argument)."""
-    principal = info.context.principal
-    if not principal.authenticated:
-        raise Unauthenticated("sign in to change the store")
-    if principal.tenant_id is None:
-        raise Forbidden("the token names no tenant")
-    return principal.tenant_id
 
 
 async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str, target: Any) -> None:

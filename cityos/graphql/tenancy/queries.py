@@ -9,7 +9,9 @@ import strawberry
 from sqlalchemy import select
 
 from cityos.errors import BadUserInput, NotFound
+from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
+from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.permissions import readable
 from cityos.graphql.core.relay import (
     MAX_PAGE_SIZE,
@@ -22,7 +24,7 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
-from cityos.graphql.tenancy.types import STORE_TABLE, Info, Store, Tenant, node_by_global_id
+from cityos.graphql.tenancy.types import STORE_TABLE, Store, Tenant
 
 STORE_PLAN_ATTRIBUTES = {"tenant_id": STORE_TABLE.c.tenant_id, "store_id": STORE_TABLE.c.id}
 
