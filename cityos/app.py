@@ -48,6 +48,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.start(settings)
+        await app.state.services.warm_up()
         try:
             yield
         finally:

@@ -66,9 +66,6 @@ def serve() -> None:
     settings = _settings()
     configure_logging(settings.LOG_LEVEL)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # until uvicorn takes over: stop children in order
-    # The supervisor forks (restarts, readiness checks) while gRPC threads run; the children exec at once, so
-    # gRPC's fork handlers are not needed (and would log "skipping fork() handlers" on each fork).
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         with _services(settings, cerbos=True, serve=True) as started:
             _serve(started.settings, started.notes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +69,11 @@ class Services:
             stripe=create_stripe_client(settings),
             rate_limiter=RateLimiter(settings),
         )
+
+    async def warm_up(self) -> None:
+        """Connect to the policy decision point before the first request needs it (best effort, bounded)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pdp.server_info(), timeout=5)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -8,13 +8,15 @@ execution tick goes to the PDP as one CheckResources request. Lists are filtered
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import grpc
 from aiodataloader import DataLoader
 from cerbos.engine.v1 import engine_pb2
 from cerbos.request.v1 import request_pb2
@@ -72,10 +74,17 @@ class PdpCounter:
         self.plan_calls = 0
 
 
-async def _call_pdp(name: str, call: Any) -> Any:
+async def _call_pdp(name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """One PDP call, read-only: tried again once when the channel was not connected (gRPC UNAVAILABLE, e.g. the
+    first call after a PDP restart); a timeout is not retried. Any failure fails closed."""
     started = time.perf_counter()
     try:
-        return await call
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                raise
+            return await call()
     except Exception as error:  # gRPC errors, timeouts, a closed channel: fail closed
         status = getattr(error, "code", None)
         log.warning("policy decision point call %s failed: %s %s", name, type(error).__name__,
@@ -104,7 +113,8 @@ class _DecisionLoader(DataLoader[tuple[ResourceRef, str], bool]):
                   for start in range(0, len(entries), MAX_RESOURCES_PER_REQUEST)]
         self.authorizer.counter.check_calls += len(chunks)
         responses: list[response_pb2.CheckResourcesResponse] = await asyncio.gather(*(
-            _call_pdp("check_resources", self.authorizer.pdp.check_resources(principal, chunk)) for chunk in chunks))
+            _call_pdp("check_resources", functools.partial(self.authorizer.pdp.check_resources, principal, chunk))
+            for chunk in chunks))
         effects: dict[tuple[str, str], bool] = {}
         for response in responses:
             for result in response.results:
@@ -160,8 +170,8 @@ class Authorizer:
                     attributes: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
         self.counter.plan_calls += 1
         resource = engine_pb2.PlanResourcesInput.Resource(kind=kind, scope=self.principal.tenant_slug or "")
-        plan = await _call_pdp("plan_resources",
-                               self.pdp.plan_resources(action, self.principal.to_cerbos(), resource))
+        plan = await _call_pdp("plan_resources", functools.partial(
+            self.pdp.plan_resources, action, self.principal.to_cerbos(), resource))
         if plan.filter.kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
             return true()
         if plan.filter.kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
