@@ -113,7 +113,7 @@ async def receive(engine: AsyncEngine, event: IncomingEvent, handle: Handler | N
                     if on_refusal is not None:
                         on_refusal()
                     outcome = f"refused: {error.extensions.get('code')}: {error.message}"
-                    log.warning("%s event %s refused: %s", event.provider, event.event_id, outcome)
+                    log.warning("%s event %s: %s", event.provider, event.event_id, outcome)
             status = status_of(outcome)
             attributed = (await connection.execute(update(INBOX).where(INBOX.c.id == inbox_id).values(
                 processed_at=func.now(), status=status, error=outcome[:REASON_LENGTH] if status == "refused" else None,
