@@ -142,3 +142,44 @@ async def test_canceling_the_order_cancels_the_fleetbase_order(gql: GraphQLClien
     assert error_codes(body) == []
     await dispatch(app_engine, settings)
     assert fleetbase_id in fake_fleetbase.canceled
+
+
+async def test_a_refused_fleetbase_event_is_kept_for_the_tenants_admins(gql: GraphQLClient, http: httpx.AsyncClient,
+                                                                       shop: TenantWorld, fake_stripe: FakeStripe,
+                                                                       fake_fleetbase: FakeFleetbase, owner_engine,
+                                                                       app_engine, settings, tokens: Tokens) -> None:
+    """The same inbox as Stripe's: an event the domain refuses is acknowledged (Fleetbase does not retry it), kept
+    with its reason under the shipment's tenant, listed to that tenant's admins only, and replayable."""
+    _, fleetbase_id = await shipped(gql, http, shop, fake_stripe, app_engine, settings, owner_engine)
+    async with owner_engine.begin() as connection:  # Fleetbase gave no tracking number when the order was made
+        await connection.execute(text("update shipment set tracking_number = null where tenant_id = :t"),
+                                 {"t": shop.tenant_id})
+    body, signature = fake_fleetbase.webhook("order.dispatched", fleetbase_id, event_id="event_bad_tracking",
+                                             tracking_number="T" * 101)
+    response = await post(http, body, signature)
+    assert response.status_code == 200
+    assert response.json()["outcome"].startswith("refused: BAD_USER_INPUT: the tracking number")
+    assert (await post(http, body, signature)).json()["duplicate"] is True
+    assert await rows(owner_engine, "select status, tracking_number from shipment where tenant_id = :t",
+                      t=shop.tenant_id) == [("created", None)]
+    assert await rows(owner_engine, "select id from tracking_event where tenant_id = :t", t=shop.tenant_id) == []
+
+    admin = tokens("tenant_admin", shop)
+    listed = (await gql(OPS["admin/WebhookEvents"], {"status": "refused", "first": 10}, token=admin))["data"]
+    event = next(e for e in listed["webhookEvents"]["nodes"] if e["eventId"] == "event_bad_tracking")
+    assert (event["provider"], event["eventType"], event["status"], event["attempts"]) == (
+        "fleetbase", "order.dispatched", "refused", 1)
+    assert "the tracking number is not a text of at most 100 characters" in event["error"]
+    store_admin = await gql(OPS["admin/WebhookEvents"], {"status": "refused", "first": 10},
+                            token=tokens("store_admin", shop, stores=["store-0"]))
+    assert store_admin["data"]["webhookEvents"]["totalCount"] == 0
+
+    replayed = (await gql(OPS["admin/ReplayWebhookEvent"], {"id": event["id"]}, token=admin))["data"]
+    assert (replayed["replayWebhookEvent"]["status"], replayed["replayWebhookEvent"]["attempts"]) == ("refused", 2)
+
+    fixed, signature2 = fake_fleetbase.webhook("order.dispatched", fleetbase_id, tracking_number="TRK-1")
+    assert (await post(http, fixed, signature2)).json()["outcome"] == "shipment picked_up"
+    assert await rows(owner_engine, "select status, tracking_number from shipment where tenant_id = :t",
+                      t=shop.tenant_id) == [("picked_up", "TRK-1")]
+    processed = (await gql(OPS["admin/WebhookEvents"], {"status": "processed", "first": 10}, token=admin))["data"]
+    assert {e["provider"] for e in processed["webhookEvents"]["nodes"]} == {"stripe", "fleetbase"}

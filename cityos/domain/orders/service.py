@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cityos.config import Settings
 from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import CheckoutAttempt, InventoryReservation
@@ -24,7 +25,6 @@ from cityos.domain.commerce.service import (
     snapshot_fingerprint,
     snapshot_lines,
 )
-from cityos.domain.fulfillment.models import Shipment
 from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals, record_sales
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.platform.outbox import OUTBOX, enqueue
@@ -35,7 +35,6 @@ ORDER = table_of(Order)
 VENDOR_ORDER = table_of(VendorOrder)
 ORDER_LINE = table_of(OrderLine)
 RESERVATION = table_of(InventoryReservation)
-SHIPMENT = table_of(Shipment)
 ATTEMPT = table_of(CheckoutAttempt)
 
 
@@ -92,6 +91,17 @@ async def settle_payment(connection: AsyncConnection, *, cart_id: uuid.UUID, int
         except OutOfStock:
             reason = SOLD_OUT
     return await _refund(connection, cart, attempt, intent_id, reason)
+
+
+async def complete_paid_order(connection: AsyncConnection, settings: Settings, *, cart_id: uuid.UUID, intent_id: str,
+                              amount_received: int, currency: str,
+                              events: PendingEvents | None = None) -> Settlement:
+    """The one use case that completes a paid checkout, whoever learns of the payment first (the Stripe webhook or
+    completeCheckout): settle_payment with the platform's ledger policy (commission and payout hold), and a
+    shipment requested for every vendor order when delivery (Fleetbase) is configured."""
+    return await settle_payment(connection, cart_id=cart_id, intent_id=intent_id, amount_received=amount_received,
+                                currency=currency, ledger_policy=LedgerPolicy.of(settings), events=events,
+                                ship=bool(settings.FLEETBASE_URL))
 
 
 def _refusal(cart: Row[Any], attempt: Row[Any], intent_id: str, amount_received: int, currency: str) -> str | None:
@@ -201,6 +211,8 @@ async def record_canceled(connection: AsyncConnection, attempt_id: uuid.UUID) ->
 
 async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str,
                               events: PendingEvents | None = None) -> Row[Any]:
+    """The order's status (and its vendor orders'), with the ledger reversed and the stock returned as the new
+    status requires. Its shipments are fulfillment's: fulfillment.service.update_order_status stops them."""
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == order_id).with_for_update())).first()
     if order is None:
         raise NotFound("no order with that id")
@@ -215,11 +227,6 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
                                       .values(status=status, updated_at=func.now())
                                       .returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()
-    if status == "canceled":  # stop the couriers too
-        for shipment in (await connection.execute(select(SHIPMENT.c.fleetbase_order_id).where(
-                SHIPMENT.c.order_id == order_id, SHIPMENT.c.fleetbase_order_id.is_not(None)))).all():
-            await enqueue(connection, tenant_id=order.tenant_id, topic="fleetbase.cancel_order",
-                          payload={"fleetbase_order_id": shipment.fleetbase_order_id})
     if events is not None:
         for part in parts:
             events.add(event("order.status_changed", tenant_id=order.tenant_id, store_id=order.store_id,

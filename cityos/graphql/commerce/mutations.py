@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
 from cityos.domain.commerce import service as carts
-from cityos.domain.marketplace.ledger import LedgerPolicy
+from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.orders import service as orders
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, PaymentFailed, Unauthenticated
 from cityos.graphql.commerce.arguments import (
@@ -216,10 +216,9 @@ class CommerceMutation:
         intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
         if intent.status != "succeeded":
             raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
-        settled = await info.context.db.mutate(lambda connection: orders.settle_payment(
-            connection, cart_id=cart.row.id, intent_id=intent.id, amount_received=intent.amount_received,
-            currency=intent.currency, ledger_policy=LedgerPolicy.of(info.context.settings),
-            events=info.context.events, ship=bool(info.context.settings.FLEETBASE_URL)))
+        settled = await info.context.db.mutate(lambda connection: orders.complete_paid_order(
+            connection, info.context.settings, cart_id=cart.row.id, intent_id=intent.id,
+            amount_received=intent.amount_received, currency=intent.currency, events=info.context.events))
         if settled.order is None:  # recorded; the refund is sent by the outbox dispatcher after this commits
             raise PaymentFailed(f"your payment is refunded: {settled.refund_reason}", provider_code="payment_refunded")
         order = Order.from_row(settled.order)
@@ -230,7 +229,7 @@ class CommerceMutation:
                                      "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
     async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
         order: Order = await node_by_global_id(info, id, "Order", "update")
-        row = await info.context.db.mutate(lambda connection: orders.change_order_status(
+        row = await info.context.db.mutate(lambda connection: fulfillment.update_order_status(
             connection, order.row.id, status.value, info.context.events))
         return Order.from_row(row)
 

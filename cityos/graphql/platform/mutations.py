@@ -19,7 +19,7 @@ from cityos.graphql.core.relay import (
     from_global_id,
 )
 from cityos.graphql.platform.queries import OUTBOX_TABLE, webhooks_of_tenant
-from cityos.integrations.stripe.webhooks import process_event
+from cityos.integrations.replay import replay_event
 
 
 @strawberry.type
@@ -51,7 +51,7 @@ class OutboxMutation:
             raise BadUserInput(f"this event was {row.status}; only refused or failed events are replayed",
                                field="id")
         # Its own transactions, like a delivery (the refund it may send is made with no lock held).
-        await process_event(info.context.services, row.payload, replay=True, tenant_id=row.tenant_id)
+        await replay_event(info.context.services, row.provider, row.payload, row.tenant_id)
         return WebhookEvent.from_row((await info.context.db.execute(statement)).one())
 
 

@@ -1,6 +1,8 @@
 """POST /webhooks/fleetbase: `Signature: hex(HMAC-SHA256(raw body, secret))` verified on the raw body (PHP
-escapes `/`, so re-serialising would not match); the event is stored in the inbox by its id (a replay is a
-no-op); a mapped event moves the shipment forward, appends a tracking event, and is published after commit."""
+escapes `/`, so re-serialising would not match); the event goes through the webhook inbox (domain/platform/inbox.py,
+as Stripe's: a replay is a no-op, refusals and failures are kept with their reason and listed to the tenant's
+admins, the tenant is the shipment's); a mapped event moves the shipment forward and appends a tracking event
+(domain/fulfillment/service.py), published after commit."""
 
 from __future__ import annotations
 
@@ -11,22 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cityos.db.engines import set_tenant, tenant_transaction
-from cityos.domain.base import table_of
 from cityos.domain.fulfillment import rules
-from cityos.domain.fulfillment.models import Shipment, TrackingEvent
-from cityos.domain.platform.models import WebhookInbox
-from cityos.realtime.events import PendingEvents, event
+from cityos.domain.fulfillment import service as fulfillment
+from cityos.domain.platform import inbox
+from cityos.domain.platform.inbox import IncomingEvent, Received
+from cityos.realtime.events import PendingEvents
 from cityos.services import Services
 
-SHIPMENT = table_of(Shipment)
-TRACKING = table_of(TrackingEvent)
-INBOX = table_of(WebhookInbox)
 MAX_BODY = 256 * 1024
 
 
@@ -44,6 +41,37 @@ def _occurred_at(envelope: dict[str, Any]) -> datetime:
         return datetime.now(UTC)
 
 
+def _is_event(envelope: Any) -> bool:
+    return (isinstance(envelope, dict) and bool(envelope.get("id")) and isinstance(envelope.get("event"), str)
+            and bool(envelope["event"]) and isinstance(envelope.get("data") or {}, dict))
+
+
+async def process_event(services: Services, envelope: dict[str, Any], *, replay: bool = False,
+                        tenant_id: uuid.UUID | None = None) -> Received:
+    """Record the event in the inbox and handle it in one transaction; publish its live events after commit.
+    `tenant_id`: the tenant the inbox already attributed the event to (a replay)."""
+    data = envelope.get("data") or {}
+    fleetbase_order_id = str(data.get("id", ""))
+    events = PendingEvents()
+
+    async def resolve_tenant(connection: AsyncConnection) -> uuid.UUID | None:
+        return await fulfillment.tenant_of_fleetbase_order(connection, fleetbase_order_id)
+
+    async def handle(connection: AsyncConnection) -> str:
+        location = data.get("location") if isinstance(data.get("location"), dict) else None
+        return await fulfillment.track_shipment(
+            connection, fleetbase_order_id=fleetbase_order_id, status=rules.status_of(str(envelope["event"]), data),
+            source_event=str(envelope["event"]), occurred_at=_occurred_at(envelope), location=location,
+            tracking_number=data.get("tracking_number"), events=events)
+
+    received = await inbox.receive(
+        services.app_engine, IncomingEvent("fleetbase", str(envelope["id"]), str(envelope["event"]), envelope),
+        handle, tenant_id=tenant_id, resolve_tenant=resolve_tenant, replay=replay, on_refusal=events.discard)
+    if not received.failed and not received.duplicate:
+        await events.publish(services.broker)
+    return received
+
+
 async def fleetbase_webhook(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     secret = services.settings.CITYOS_FLEETBASE_WEBHOOK_SECRET
@@ -56,47 +84,7 @@ async def fleetbase_webhook(request: Request) -> JSONResponse:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         return JSONResponse({"error": "not JSON"}, status_code=400)
-    if (not isinstance(envelope, dict) or not envelope.get("id") or not isinstance(envelope.get("event"), str)
-            or not envelope["event"] or not isinstance(envelope.get("data") or {}, dict)):
+    if not _is_event(envelope):
         return JSONResponse({"error": "not a Fleetbase event"}, status_code=400)
-    data = envelope.get("data") or {}
-    events = PendingEvents()
-    async with tenant_transaction(services.app_engine, None) as connection:
-        recorded = (await connection.execute(pg_insert(INBOX).values(
-            id=uuid.uuid4(), provider="fleetbase", event_id=str(envelope["id"]), event_type=str(envelope["event"]),
-            payload=envelope).on_conflict_do_nothing(index_elements=["provider", "event_id"])
-            .returning(INBOX.c.id))).first()
-        if recorded is None:
-            return JSONResponse({"received": True, "duplicate": True})
-        outcome = await _apply(connection, envelope, data, events)
-        await connection.execute(update(INBOX).where(INBOX.c.id == recorded.id).values(processed_at=func.now()))
-    await events.publish(services.broker)
-    return JSONResponse({"received": True, "outcome": outcome})
-
-
-async def _apply(connection: Any, envelope: dict[str, Any], data: dict[str, Any], events: PendingEvents) -> str:
-    status = rules.status_of(str(envelope["event"]), data)
-    if status is None:
-        return "ignored: not a shipment status"
-    found = (await connection.execute(text("select tenant_id, shipment_id from cityos_shipment_by_fleetbase_order(:o)"),
-                                      {"o": str(data.get("id", ""))})).first()
-    if found is None:
-        return "ignored: unknown Fleetbase order"
-    await set_tenant(connection, found.tenant_id)
-    shipment = (await connection.execute(select(SHIPMENT).where(SHIPMENT.c.id == found.shipment_id)
-                                         .with_for_update())).one()
-    if not rules.moves_forward(shipment.status, status):
-        return f"ignored: shipment already {shipment.status}"
-    location = data.get("location") if isinstance(data.get("location"), dict) else None
-    tracking_number = shipment.tracking_number or data.get("tracking_number")
-    await connection.execute(update(SHIPMENT).where(SHIPMENT.c.id == shipment.id).values(
-        status=status, tracking_number=tracking_number, updated_at=func.now()))
-    await connection.execute(insert(TRACKING).values(
-        tenant_id=shipment.tenant_id, id=uuid.uuid4(), shipment_id=shipment.id, status=status,
-        source_event=str(envelope["event"]), occurred_at=_occurred_at(envelope), location=location))
-    events.add(event("shipment.updated", tenant_id=shipment.tenant_id, store_id=shipment.store_id,
-                     order_id=shipment.order_id, vendor_id=shipment.vendor_id,
-                     vendor_order_id=shipment.vendor_order_id, shipment_id=shipment.id,
-                     customer_id=shipment.customer_id, status=status, tracking_number=tracking_number,
-                     location=location))
-    return f"shipment {status}"
+    received = await process_event(services, envelope)
+    return JSONResponse(received.answer(), status_code=500 if received.failed else 200)

@@ -9,6 +9,7 @@ from typing import Any
 import stripe
 
 from cityos.config import Settings
+from cityos.domain.marketplace.payouts import TransferResult
 from cityos.errors import PaymentFailed, Unavailable
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,6 @@ async def exchange_oauth_code(client: stripe.StripeClient, code: str) -> str:
     return str(token["stripe_user_id"])
 
 
-@dataclass(frozen=True)
-class TransferResult:
-    transfer_id: str | None
-    error: str | None
-    retryable: bool = False
-
-
 async def create_transfer(client: stripe.StripeClient, *, amount: int, currency: str, destination: str,
                           transfer_group: str, metadata: dict[str, str], idempotency_key: str) -> TransferResult:
     """A transfer to a connected account. A refusal (e.g. balance_insufficient) is a result, not an exception:
@@ -205,3 +199,16 @@ async def create_transfer(client: stripe.StripeClient, *, amount: int, currency:
         return TransferResult(None, f"{getattr(error, 'code', None) or type(error).__name__}: "
                                     f"{error.user_message or error}")
     return TransferResult(str(transfer["id"]), None)
+
+
+class StripeTransfers:
+    """The domain's `Transfers` port (domain/marketplace/payouts.py) on a Stripe client."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    async def create_transfer(self, *, amount: int, currency: str, destination: str, transfer_group: str,
+                              metadata: dict[str, str], idempotency_key: str) -> TransferResult:
+        return await create_transfer(self.client, amount=amount, currency=currency, destination=destination,
+                                     transfer_group=transfer_group, metadata=metadata,
+                                     idempotency_key=idempotency_key)

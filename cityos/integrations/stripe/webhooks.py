@@ -25,27 +25,22 @@ from typing import Any
 
 import orjson
 import stripe
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cityos.db.engines import tenant_transaction
-from cityos.domain.base import table_of
 from cityos.domain.commerce.service import record_payment_failure
-from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.service import settle_payment
-from cityos.domain.platform.models import WebhookInbox
+from cityos.domain.orders.service import complete_paid_order
+from cityos.domain.platform import inbox
+from cityos.domain.platform.inbox import IncomingEvent, Received
 from cityos.domain.platform.outbox import OUTBOX
-from cityos.errors import ApiError
 from cityos.integrations.stripe import connect_events
 from cityos.integrations.stripe.payments import send_stripe_message
 from cityos.realtime.events import PendingEvents
 from cityos.services import Services
 
 log = logging.getLogger(__name__)
-INBOX = table_of(WebhookInbox)
 MAX_BODY = 512 * 1024
 
 @dataclass
@@ -58,6 +53,11 @@ class Delivery:
     events: PendingEvents
     refunds: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
 
+    def discard(self) -> None:
+        """The event was refused: nothing it gathered is published or sent."""
+        self.events.discard()
+        self.refunds.clear()
+
 
 Handler = Callable[[AsyncConnection, dict[str, Any], Delivery], Awaitable[str]]
 
@@ -68,10 +68,9 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
         return "ignored: not a checkout payment"
     if intent.get("status") != "succeeded":
         return f"ignored: the payment is {intent.get('status')}"
-    settled = await settle_payment(connection, cart_id=uuid.UUID(cart_id), intent_id=intent["id"],
-                                   amount_received=int(intent["amount_received"]), currency=intent["currency"],
-                                   ledger_policy=LedgerPolicy.of(delivery.services.settings), events=delivery.events,
-                                   ship=bool(delivery.services.settings.FLEETBASE_URL))
+    settled = await complete_paid_order(connection, delivery.services.settings, cart_id=uuid.UUID(cart_id),
+                                        intent_id=intent["id"], amount_received=int(intent["amount_received"]),
+                                        currency=intent["currency"], events=delivery.events)
     if settled.refund_message_id is not None:
         tenant = (await connection.execute(select(OUTBOX.c.tenant_id).where(
             OUTBOX.c.id == settled.refund_message_id))).scalar_one()
@@ -124,91 +123,38 @@ def _tenant_of(event: dict[str, Any]) -> uuid.UUID | None:
         return None
 
 
-@dataclass(frozen=True)
-class Processed:
-    """How an event ended: processed / ignored / refused / failed (Stripe retries a failed one), or a duplicate of
-    one already handled."""
+def _bound(handler: Handler, data: dict[str, Any], delivery: Delivery) -> inbox.Handler:
+    async def handle(connection: AsyncConnection) -> str:
+        return await handler(connection, data, delivery)
 
-    status: str
-    outcome: str
-    duplicate: bool = False
-
-
-def _status_of(outcome: str) -> str:
-    return "refused" if outcome.startswith("refused") else "ignored" if outcome.startswith("ignored") else "processed"
+    return handle
 
 
 async def process_event(services: Services, event: dict[str, Any], *, replay: bool = False,
-                        tenant_id: uuid.UUID | None = None) -> Processed:
-    """Record the event in the inbox and handle it, in one transaction; then make the refunds it decided on.
+                        tenant_id: uuid.UUID | None = None) -> Received:
+    """Record the event in the inbox and handle it, in one transaction (domain/platform/inbox.py: duplicates,
+    refusals, failures, attempts); then make the refunds it decided on.
 
-    A repeated event id is a duplicate, unless its handling failed before (Stripe's retry processes it again) or
-    an admin replays it (`replay`). A business refusal is kept with its reason (status refused, HTTP 200); an
-    unexpected error rolls the handling back and records the event as failed (HTTP 500, Stripe retries); a refund
-    that Stripe did not take yet also leaves the event failed, and its outbox message is retried. `tenant_id`:
+    A refund that Stripe did not take yet leaves the event failed, and its outbox message is retried. `tenant_id`:
     the tenant the inbox already attributed the event to (a replay), when its payload does not name it."""
     delivery = Delivery(event, services, PendingEvents())
     handler = HANDLERS.get(event["type"])
     tenant = _tenant_of(event) or tenant_id
-    try:
-        async with tenant_transaction(services.app_engine, tenant) as connection:
-            recorded = (await connection.execute(insert(INBOX).values(
-                id=uuid.uuid4(), provider="stripe", event_id=event["id"], event_type=event["type"], payload=event,
-                tenant_id=tenant, status="processed",
-            ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(INBOX.c.id))).first()
-            if recorded is None:
-                existing = (await connection.execute(select(INBOX).where(
-                    INBOX.c.provider == "stripe", INBOX.c.event_id == event["id"]).with_for_update())).one()
-                if existing.status != "failed" and not replay:
-                    return Processed(existing.status, existing.error or "already processed", duplicate=True)
-                await connection.execute(update(INBOX).where(INBOX.c.id == existing.id).values(
-                    attempts=INBOX.c.attempts + 1))
-                inbox_id = existing.id
-            else:
-                inbox_id = recorded.id
-            outcome = "ignored: unhandled type"
-            if handler is not None:
-                try:
-                    async with connection.begin_nested():
-                        outcome = await handler(connection, event["data"]["object"], delivery)
-                except ApiError as error:  # a business refusal: keep the event and the reason, do not retry
-                    delivery.events.discard()
-                    delivery.refunds.clear()
-                    outcome = f"refused: {error.extensions.get('code')}: {error.message}"
-                    log.warning("stripe event %s refused: %s", event["id"], outcome)
-            status = _status_of(outcome)
-            await connection.execute(update(INBOX).where(INBOX.c.id == inbox_id).values(
-                processed_at=func.now(), status=status, error=outcome[:1000] if status == "refused" else None,
-                tenant_id=func.coalesce(INBOX.c.tenant_id, func.cityos_current_tenant())))
-    except Exception as error:
-        log.exception("stripe event %s failed; Stripe will retry", event.get("id"))
-        await _record_failure(services, event, tenant, f"failed: {type(error).__name__}", rolled_back=True)
-        return Processed("failed", "processing failed")
+    incoming = IncomingEvent("stripe", event["id"], event["type"], event)
+    handle = None if handler is None else _bound(handler, event["data"]["object"], delivery)
+    received = await inbox.receive(services.app_engine, incoming, handle, tenant_id=tenant, replay=replay,
+                                   on_refusal=delivery.discard)
+    if received.failed or received.duplicate:
+        return received
     await delivery.events.publish(services.broker)
     for tenant_id, message_id in delivery.refunds:
         sent = await send_stripe_message(services.app_engine, services.stripe, tenant_id, message_id, now=True)
         if sent not in ("sent", "skipped"):
-            await _record_failure(services, event, tenant, f"failed: {outcome}; the refund is not made yet (Stripe "
-                                                           f"did not take it: {sent}); it is retried")
-            return Processed("failed", "refund not made yet")
-    return Processed(status, outcome)
-
-
-async def _record_failure(services: Services, event: dict[str, Any], tenant: uuid.UUID | None, reason: str, *,
-                          rolled_back: bool = False) -> None:
-    """Keep a failed event visible (to the tenant's admins, with a replay) even though its handling rolled back
-    (`rolled_back`: the attempt was not counted yet)."""
-    try:
-        async with tenant_transaction(services.app_engine, tenant) as connection:
-            statement = insert(INBOX).values(
-                id=uuid.uuid4(), provider="stripe", event_id=event["id"], event_type=event["type"], payload=event,
-                tenant_id=tenant, status="failed", error=reason[:1000])
-            await connection.execute(statement.on_conflict_do_update(
-                index_elements=["provider", "event_id"],
-                set_={"status": "failed", "error": reason[:1000], "processed_at": None,
-                      "attempts": INBOX.c.attempts + (1 if rolled_back else 0)}))
-    except Exception:
-        log.exception("stripe event %s: could not record the failure", event.get("id"))
+            await inbox.record_failure(services.app_engine, incoming, tenant,
+                                       f"failed: {received.outcome}; the refund is not made yet (Stripe did not "
+                                       f"take it: {sent}); it is retried")
+            return Received("failed", "refund not made yet", tenant_id=received.tenant_id)
+    return received
 
 
 def _signed_in_the_future(header: str | None) -> bool:
@@ -251,9 +197,5 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": "not JSON"}, status_code=400)
     if not _is_event(event):
         return JSONResponse({"error": "not a Stripe event"}, status_code=400)
-    processed = await process_event(services, event)
-    if processed.status == "failed":
-        return JSONResponse({"error": processed.outcome}, status_code=500)
-    if processed.duplicate:
-        return JSONResponse({"received": True, "duplicate": True, "outcome": processed.outcome})
-    return JSONResponse({"received": True, "outcome": processed.outcome})
+    received = await process_event(services, event)
+    return JSONResponse(received.answer(), status_code=500 if received.failed else 200)
