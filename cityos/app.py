@@ -21,6 +21,7 @@ from cityos.http.graphiql import ASSETS_PATH
 from cityos.http.graphql import GraphQLEndpoint
 from cityos.http.middleware import BodyLimit, RequestIdAndMetrics, SecurityHeaders
 from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
+from cityos.integrations.payload.webhooks import payload_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
 from cityos.services import Services
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/metrics", metrics),
             Route("/api/admin/integrations/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/webhooks/fleetbase", fleetbase_webhook, methods=["POST"]),
+            Route("/webhooks/payload", payload_webhook, methods=["POST"]),
         ],
         middleware=[
             Middleware(RequestIdAndMetrics),

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     PAYLOAD_URL: str | None = None
     PAYLOAD_API_KEY: str | None = None
     PAYLOAD_SECRET: str = DEV_PAYLOAD_SECRET
+    # The slug of Payload's auth collection the API key belongs to (`Authorization: <slug> API-Key <key>`).
+    PAYLOAD_AUTH_COLLECTION: str = Field(default="users", pattern=r"^[a-z0-9][a-z0-9-]*$")
 
     # Keycloak
     KEYCLOAK_URL: str | None = None

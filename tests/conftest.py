@@ -28,6 +28,7 @@ from cityos.services import Services
 from tests import infrastructure
 from tests.fakes.fleetbase import FakeFleetbase
 from tests.fakes.keycloak import FakeKeycloak
+from tests.fakes.payload import FakePayload
 from tests.fakes.stripe import FakeStripe
 
 
@@ -119,9 +120,19 @@ async def fake_fleetbase() -> AsyncIterator[FakeFleetbase]:
         yield fake
 
 
+PAYLOAD_KEY = "payload-api-key-" + "p" * 24
+PAYLOAD_SECRET = "payload-webhook-secret-" + "q" * 16
+
+
+@pytest.fixture(scope="session")
+async def fake_payload() -> AsyncIterator[FakePayload]:
+    async with served(FakePayload(PAYLOAD_KEY, PAYLOAD_SECRET)) as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, keycloak: FakeKeycloak,
-             fake_stripe: FakeStripe, fake_fleetbase: FakeFleetbase) -> Settings:
+             fake_stripe: FakeStripe, fake_fleetbase: FakeFleetbase, fake_payload: FakePayload) -> Settings:
     return Settings(DATABASE_URL=database_url, CERBOS_URL=cerbos.url, REDIS_URL=redis_url,
                     CITYOS_DATA_DIR=work_dir / "data", CITYOS_MAX_BODY_BYTES=64 * 1024,
                     KEYCLOAK_URL=keycloak.base_url, KEYCLOAK_CLIENT_SECRET="x" * 32,
@@ -129,6 +140,7 @@ def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, key
                     CITYOS_STRIPE_API_BASE=fake_stripe.base_url, STRIPE_CONNECT_CLIENT_ID="ca_cityos_test",
                     FLEETBASE_URL=fake_fleetbase.base_url, FLEETBASE_API_KEY=FLEETBASE_KEY,
                     CITYOS_FLEETBASE_WEBHOOK_SECRET=FLEETBASE_SECRET,
+                    PAYLOAD_URL=fake_payload.base_url, PAYLOAD_API_KEY=PAYLOAD_KEY, PAYLOAD_SECRET=PAYLOAD_SECRET,
                     CITYOS_RATE_LIMITS=False)  # tests/integration/test_rate_limits.py turns them on
 
 

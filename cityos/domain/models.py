@@ -21,6 +21,7 @@ from cityos.domain.commerce.models import (
     RegionState,
     ShippingOption,
 )
+from cityos.domain.content.models import Content
 from cityos.domain.fulfillment.models import Shipment, TrackingEvent
 from cityos.domain.marketplace.models import (
     CommissionRule,
@@ -32,6 +33,7 @@ from cityos.domain.marketplace.models import (
 )
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
+from cityos.domain.platform.sync import SyncCursor
 from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
@@ -52,6 +54,7 @@ __all__ = [
     "CommissionRule",
     "CommissionTransaction",
     "ConnectStateUse",
+    "Content",
     "Currency",
     "InventoryReservation",
     "Order",
@@ -72,6 +75,7 @@ __all__ = [
     "ShippingOption",
     "Store",
     "StoreDomain",
+    "SyncCursor",
     "Tenant",
     "TrackingEvent",
     "Variant",

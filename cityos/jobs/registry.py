@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
 from cityos.jobs.outbox import dispatch_outbox
+from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
 from cityos.jobs.reservations import release_expired_reservations
 
@@ -43,4 +44,9 @@ JOBS = {job.name: job for job in (
     Job("process-vendor-payouts", "0 2 * * *",
         lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
         "Transfer every vendor's available balance to its Stripe account, exactly once."),
+    Job("sync-to-payload", "*/30 * * * *", lambda c: sync_to_payload(c.engine, c.settings, c.http),
+        "Upsert changed products, categories, vendors and stores into Payload CMS, tenant by tenant from its "
+        "cursor (we own commerce; Payload owns content)."),
+    Job("sync-from-payload", "0 * * * *", lambda c: sync_from_payload(c.engine, c.settings, c.http),
+        "Pull content changed in Payload CMS since each tenant's cursor (descriptions, images, SEO, brand)."),
 )}

@@ -24,6 +24,8 @@ from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.domain.catalog.service import tiers_from_rows
+from cityos.domain.content.models import ContentKind
+from cityos.graphql.content.types import Content, load_content
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Declaration, Declared, columns, declare, declared, register_node
 from cityos.graphql.core.permissions import guarded_field
@@ -86,6 +88,11 @@ class Category(Node, Declared):
     async def children(self, info: Info) -> list[Category]:
         rows = await info.context.loaders.many_by_key(CATEGORY_TABLE, "parent_id").load(self.pk)
         return sorted((Category.from_row(row) for row in rows), key=lambda c: (c.rank, c.name))
+
+    @strawberry.field(description="Its content from Payload CMS (description, images, SEO); null until edited "
+                                  "there.")
+    async def content(self, info: Info) -> Content | None:
+        return await load_content(info, ContentKind.CATEGORY, self.pk)
 
 
 PriceCurrency = Annotated[str, strawberry.argument(description="ISO 4217 currency code of the price.")]
@@ -189,6 +196,12 @@ class Product(Node, Declared):
     vendor_pk: strawberry.Private[uuid.UUID | None]
 
 
+
+    @strawberry.field(description="Its content from Payload CMS (rich description, images, SEO); null until edited "
+                                  "there. Payload owns content; the product's own fields (title, prices, stock, "
+                                  "status) are ours.")
+    async def content(self, info: Info) -> Content | None:
+        return await load_content(info, ContentKind.PRODUCT, self.pk)
 
     @strawberry.field(description="The first image, for listings.")
     def thumbnail(self) -> str | None:

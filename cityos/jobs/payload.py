@@ -1,0 +1,56 @@
+"""sync-to-payload (*/30 * * * *) and sync-from-payload (0 * * * *): tenant by tenant, each from its cursor; one
+tenant's failure is recorded on its cursor and does not stop the others (integrations/payload/sync.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cityos.config import Settings
+from cityos.db.engines import set_platform_scope, tenant_transaction
+from cityos.domain.content import service as content
+from cityos.integrations.payload.client import PayloadClient
+from cityos.integrations.payload.sync import PAGE, RunCounts, pull_tenant, push_tenant
+
+
+def payload_client(settings: Settings, http: Any) -> PayloadClient | None:
+    if not (settings.PAYLOAD_URL and settings.PAYLOAD_API_KEY):
+        return None
+    return PayloadClient(http, settings.PAYLOAD_URL, settings.PAYLOAD_API_KEY, settings.PAYLOAD_AUTH_COLLECTION)
+
+
+async def _tenants(engine: AsyncEngine, only: Sequence[uuid.UUID] | None) -> list[uuid.UUID]:
+    if only is not None:
+        return list(only)
+    async with tenant_transaction(engine, None) as connection:
+        await set_platform_scope(connection)
+        return await content.active_tenants(connection)
+
+
+async def sync_to_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
+                          tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
+    client = payload_client(settings, http)
+    if client is None:
+        return "Payload is not configured; nothing sent"
+    counts = RunCounts()
+    for tenant_id in await _tenants(engine, tenant_ids):
+        await push_tenant(engine, client, tenant_id, counts, page=page)
+    if counts.failed:
+        raise RuntimeError(f"sync-to-payload: {counts.summary()}")
+    return counts.summary()
+
+
+async def sync_from_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
+                          tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
+    client = payload_client(settings, http)
+    if client is None:
+        return "Payload is not configured; nothing received"
+    counts = RunCounts()
+    for tenant_id in await _tenants(engine, tenant_ids):
+        await pull_tenant(engine, client, tenant_id, counts, page=page)
+    if counts.failed:
+        raise RuntimeError(f"sync-from-payload: {counts.summary()}")
+    return counts.summary()
