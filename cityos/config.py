@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     ERPNEXT_URL: str | None = None
     ERPNEXT_API_KEY: str | None = None
     ERPNEXT_API_SECRET: str | None = None
+    # The ERPNext names our documents use (see deploy/erpnext/README.md).
+    ERPNEXT_CUSTOMER_GROUP: str = "Individual"
+    ERPNEXT_TERRITORY: str = "All Territories"
+    ERPNEXT_TAX_ACCOUNT: str = "Sales Tax - CO"
+    ERPNEXT_SHIPPING_ACCOUNT: str = "Freight and Forwarding Charges - CO"
+    ERPNEXT_PAYMENT_ACCOUNT: str = "Stripe Clearing - CO"
+    ERPNEXT_MODE_OF_PAYMENT: str = "Credit Card"
 
     # Observability
     LOG_LEVEL: str = "info"

@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
 from cityos.db.engines import set_platform_scope, tenant_transaction
+from cityos.domain.accounting.service import TOPICS as ERPNEXT_TOPICS
 from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
+from cityos.integrations.erpnext.sync import accounts_of, erpnext_client, send_erpnext_message
 from cityos.integrations.fleetbase.client import FleetbaseClient, FleetbaseError
 from cityos.integrations.stripe.payments import STRIPE_TOPICS, send_stripe_message
 from cityos.realtime.events import PendingEvents
@@ -42,11 +44,16 @@ SENDERS = {fulfillment.CREATE_TOPIC: _create_shipment, fulfillment.CANCEL_TOPIC:
 
 
 async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, broker: Any = None,
-                          stripe: Any = None) -> str:
+                          stripe: Any = None, *, only: tuple[str, ...] | None = None) -> str:
     """Send what is due: Fleetbase calls when Fleetbase is configured, Stripe calls (checkout cancellations and
-    refunds) when a Stripe client is given."""
+    refunds) when a Stripe client is given, ERPNext calls (orders to account) when ERPNext is configured.
+    `only`: these topics alone."""
     fleetbase = settings.FLEETBASE_URL and settings.FLEETBASE_API_KEY
-    topics = [*(SENDERS if fleetbase else ()), *(STRIPE_TOPICS if stripe is not None else ())]
+    erpnext = erpnext_client(settings, http)
+    topics = [*(SENDERS if fleetbase else ()), *(STRIPE_TOPICS if stripe is not None else ()),
+              *(ERPNEXT_TOPICS if erpnext is not None else ())]
+    if only is not None:
+        topics = [topic for topic in topics if topic in only]
     if not topics:
         return "Fleetbase is not configured; nothing sent"
     client = FleetbaseClient(http, settings.FLEETBASE_URL or "", settings.FLEETBASE_API_KEY or "")
@@ -65,6 +72,11 @@ async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, br
             seen.add(row.id)
             if row.topic in STRIPE_TOPICS:
                 outcome = await send_stripe_message(engine, stripe, row.tenant_id, row.id)
+                if outcome == "skipped":
+                    continue
+                {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()
+            elif row.topic in ERPNEXT_TOPICS and erpnext is not None:
+                outcome = await send_erpnext_message(engine, erpnext, accounts_of(settings), row.tenant_id, row.id)
                 if outcome == "skipped":
                     continue
                 {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()

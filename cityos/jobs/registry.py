@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
+from cityos.jobs.erpnext import sync_to_erpnext
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
@@ -49,4 +50,7 @@ JOBS = {job.name: job for job in (
         "cursor (we own commerce; Payload owns content)."),
     Job("sync-from-payload", "0 * * * *", lambda c: sync_from_payload(c.engine, c.settings, c.http),
         "Pull content changed in Payload CMS since each tenant's cursor (descriptions, images, SEO, brand)."),
+    Job("sync-to-erpnext", "0 3 * * *", lambda c: sync_to_erpnext(c.engine, c.settings, c.http),
+        "Catch up accounting: every order paid or refunded since each tenant's cursor goes to ERPNext (customer, "
+        "submitted Sales Invoice, Payment Entry, credit note) through the outbox."),
 )}

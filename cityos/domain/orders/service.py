@@ -31,6 +31,7 @@ from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.errors import BadUserInput, NotFound, OutOfStock
 from cityos.realtime.events import PendingEvents, event
 
+ACCOUNTING_TOPIC = "erpnext.sync_order"  # an order (paid, refunded) to mirror in ERPNext (domain/accounting)
 ORDER = table_of(Order)
 VENDOR_ORDER = table_of(VendorOrder)
 ORDER_LINE = table_of(OrderLine)
@@ -62,7 +63,7 @@ class Settlement:
 
 async def settle_payment(connection: AsyncConnection, *, cart_id: uuid.UUID, intent_id: str, amount_received: int,
                          currency: str, ledger_policy: LedgerPolicy, events: PendingEvents | None = None,
-                         ship: bool = False) -> Settlement:
+                         ship: bool = False, account: bool = False) -> Settlement:
     """Settle a succeeded PaymentIntent of a checkout, exactly once, into one of two recorded outcomes: the order
     built from the snapshot the customer paid for (amount checked against it), or a refund with its reason
     (the PaymentIntent belongs to a superseded checkout, the amount differs, or the stock sold out after the
@@ -86,7 +87,8 @@ async def settle_payment(connection: AsyncConnection, *, cart_id: uuid.UUID, int
     if reason is None:
         try:
             async with connection.begin_nested():
-                order = await _order_from_snapshot(connection, cart, attempt, intent_id, ledger_policy, events, ship)
+                order = await _order_from_snapshot(connection, cart, attempt, intent_id, ledger_policy, events, ship,
+                                                   account)
             return Settlement(order=order)
         except OutOfStock:
             reason = SOLD_OUT
@@ -101,7 +103,7 @@ async def complete_paid_order(connection: AsyncConnection, settings: Settings, *
     shipment requested for every vendor order when delivery (Fleetbase) is configured."""
     return await settle_payment(connection, cart_id=cart_id, intent_id=intent_id, amount_received=amount_received,
                                 currency=currency, ledger_policy=LedgerPolicy.of(settings), events=events,
-                                ship=bool(settings.FLEETBASE_URL))
+                                ship=bool(settings.FLEETBASE_URL), account=bool(settings.ERPNEXT_URL))
 
 
 def _refusal(cart: Row[Any], attempt: Row[Any], intent_id: str, amount_received: int, currency: str) -> str | None:
@@ -133,7 +135,8 @@ async def _untracked_attempt(connection: AsyncConnection, cart: Row[Any], intent
 
 
 async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], attempt: Row[Any], intent_id: str,
-                               ledger_policy: LedgerPolicy, events: PendingEvents | None, ship: bool) -> Row[Any]:
+                               ledger_policy: LedgerPolicy, events: PendingEvents | None, ship: bool,
+                               account: bool = False) -> Row[Any]:
     snapshot = attempt.snapshot
     lines = snapshot_lines(snapshot)
     reserved = {row.variant_id: row.quantity for row in (await connection.execute(
@@ -167,6 +170,8 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
         "total": line.total} for line, item in zip(lines, snapshot["lines"], strict=True)])
     await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
+    if account:  # the invoice and payment in ERPNext, sent by the outbox dispatcher once this commits
+        await enqueue(connection, tenant_id=cart.tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order.id)})
     for vendor_id, vendor_order_id in vendor_order_ids.items():
         if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
             await enqueue(connection, tenant_id=cart.tenant_id, topic="fleetbase.create_order",
@@ -219,6 +224,11 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     status = rules.next_order_status(order.status, target)
     if status in ("canceled", "refunded"):
         await record_reversals(connection, order_id)
+    if status == "refunded" and (await connection.execute(select(OUTBOX.c.id).where(
+            OUTBOX.c.topic == ACCOUNTING_TOPIC, OUTBOX.c.payload["order_id"].astext == str(order_id)).limit(1))
+            ).first():  # the order went to ERPNext: its credit note goes the same way
+        await enqueue(connection, tenant_id=order.tenant_id, topic=ACCOUNTING_TOPIC,
+                      payload={"order_id": str(order_id)})
     if status == "canceled":  # nothing was shipped: the units go back to stock
         for variant_id, quantity in (await connection.execute(select(ORDER_LINE.c.variant_id, ORDER_LINE.c.quantity)
                                                               .where(ORDER_LINE.c.order_id == order_id))).all():

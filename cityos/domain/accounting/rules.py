@@ -1,0 +1,96 @@
+"""Our orders as ERPNext documents (external-apis.md §4), pure functions.
+
+- Customer (`cityos_id` = `customer:<tenant>:<customer id or guest e-mail>`): customer_name, customer_type
+  Individual, customer_group, territory.
+- Sales Invoice (`cityos_id` = `order:<order id>`): submitted (`docstatus` 1), one item row per order line
+  (`item_code` = SKU, `qty`, `rate` = the unit price paid, after volume pricing), tax rows `charge_type` Actual
+  with `account_head` and `description` for the order's tax and shipping. Its grand total is the order's total.
+- Payment Entry (`cityos_id` = `payment:<order id>`): Receive from the customer, paid to the payments account,
+  `reference_no` the PaymentIntent and `reference_date` the order's date (required for a Bank account),
+  allocated in full to the invoice.
+- Credit note for a refunded order (`cityos_id` = `refund:<order id>`): a Sales Invoice with `is_return` 1 and
+  `return_against` the invoice, quantities and taxes negated (ERPNext's sales_invoice.json fields).
+
+`cityos_id` is a Custom Field (deploy/erpnext/) on the three doctypes: every document is looked up by it before
+it is created, so a retried or repeated push never makes a second one. Amounts leave minor units here only:
+`major` divides by the currency's decimal digits exactly (Decimal).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The ERPNext names a tenant's documents use (settings ERPNEXT_*)."""
+
+    customer_group: str
+    territory: str
+    tax_account: str
+    shipping_account: str
+    payment_account: str
+    mode_of_payment: str
+
+
+def major(amount: int, decimals: int) -> Decimal:
+    return Decimal(amount).scaleb(-decimals)
+
+
+def customer_key(tenant_id: uuid.UUID, customer_id: str | None, email: str) -> str:
+    return f"customer:{tenant_id}:{customer_id or 'guest:' + email.strip().lower()}"
+
+
+def customer_document(key: str, email: str, accounts: Accounts) -> dict[str, Any]:
+    return {"customer_name": email.strip().lower(), "customer_type": "Individual",
+            "customer_group": accounts.customer_group, "territory": accounts.territory, "cityos_id": key}
+
+
+def _number(value: Decimal) -> float | int:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
+                     accounts: Accounts) -> dict[str, Any]:
+    posted = order.created_at.date().isoformat()
+    taxes = []
+    if order.tax_total:
+        taxes.append({"charge_type": "Actual", "account_head": accounts.tax_account, "description": "Sales tax",
+                      "tax_amount": _number(major(order.tax_total, decimals))})
+    if order.shipping_total:
+        taxes.append({"charge_type": "Actual", "account_head": accounts.shipping_account, "description": "Shipping",
+                      "tax_amount": _number(major(order.shipping_total, decimals))})
+    return {"customer": customer, "posting_date": posted, "due_date": posted, "currency": order.currency_code.upper(),
+            "items": [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
+                       "rate": _number(major(line.unit_price, decimals))} for line in lines],
+            "taxes": taxes, "docstatus": 1, "po_no": str(order.id), "cityos_id": f"order:{order.id}"}
+
+
+def payment_document(order: Any, decimals: int, customer: str, invoice: str, accounts: Accounts) -> dict[str, Any]:
+    amount = _number(major(order.total, decimals))
+    return {"payment_type": "Receive", "party_type": "Customer", "party": customer, "paid_amount": amount,
+            "received_amount": amount, "paid_to": accounts.payment_account, "mode_of_payment": accounts.mode_of_payment,
+            "reference_no": order.payment_intent_id, "reference_date": order.created_at.date().isoformat(),
+            "references": [{"reference_doctype": "Sales Invoice", "reference_name": invoice,
+                            "allocated_amount": amount}],
+            "docstatus": 1, "cityos_id": f"payment:{order.id}"}
+
+
+def credit_note_document(invoice_document_: dict[str, Any], invoice: str, order_id: uuid.UUID,
+                         today: date) -> dict[str, Any]:
+    """The refund of a whole order: the invoice's rows negated, against the invoice."""
+    return {**invoice_document_, "posting_date": today.isoformat(), "due_date": today.isoformat(),
+            "is_return": 1, "return_against": invoice,
+            "items": [{**item, "qty": -item["qty"]} for item in invoice_document_["items"]],
+            "taxes": [{**tax, "tax_amount": -tax["tax_amount"]} for tax in invoice_document_["taxes"]],
+            "cityos_id": f"refund:{order_id}"}
+
+
+def grand_total(document: dict[str, Any]) -> Decimal:
+    """What ERPNext computes for a Sales Invoice with Actual tax rows (tests check it equals the order's total)."""
+    items = sum((Decimal(str(item["qty"])) * Decimal(str(item["rate"])) for item in document["items"]), Decimal(0))
+    return items + sum((Decimal(str(tax["tax_amount"])) for tax in document["taxes"]), Decimal(0))

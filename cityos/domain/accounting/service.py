@@ -1,0 +1,62 @@
+"""The orders ERPNext mirrors: an order's documents' inputs, and the orders changed since a sync's cursor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.domain.base import table_of
+from cityos.domain.commerce.models import Currency
+from cityos.domain.orders.models import Order, OrderLine
+from cityos.domain.orders.service import ACCOUNTING_TOPIC
+from cityos.domain.platform.outbox import OUTBOX, enqueue
+from cityos.domain.platform.sync import Position
+
+ORDER = table_of(Order)
+LINE = table_of(OrderLine)
+CURRENCY = table_of(Currency)
+TOPICS = (ACCOUNTING_TOPIC,)
+STREAM = "erpnext.orders"
+# Orders that were paid: an invoice (and payment); refunded ones also get a credit note.
+ACCOUNTED = ("paid", "fulfilled", "completed", "refunded")
+
+
+@dataclass(frozen=True)
+class OrderForAccounting:
+    order: Any
+    lines: list[Any]
+    decimals: int
+
+
+async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID) -> OrderForAccounting | None:
+    order = (await connection.execute(select(ORDER).where(ORDER.c.id == order_id))).first()
+    if order is None or order.status not in ACCOUNTED:
+        return None
+    lines = list((await connection.execute(select(LINE).where(LINE.c.order_id == order_id)
+                                           .order_by(LINE.c.created_at, LINE.c.sku))).all())
+    decimals = (await connection.execute(select(CURRENCY.c.decimal_digits).where(
+        CURRENCY.c.code == order.currency_code))).scalar()
+    return OrderForAccounting(order, lines, 2 if decimals is None else decimals)
+
+
+async def changed_orders(connection: AsyncConnection, after: Position, limit: int) -> Sequence[Any]:
+    statement = select(ORDER.c.id, ORDER.c.tenant_id, ORDER.c.updated_at).where(ORDER.c.status.in_(ACCOUNTED))
+    if after.at is not None and after.id is not None:
+        statement = statement.where(tuple_(ORDER.c.updated_at, ORDER.c.id) > tuple_(after.at, uuid.UUID(after.id)))
+    return (await connection.execute(statement.order_by(ORDER.c.updated_at, ORDER.c.id).limit(limit))).all()
+
+
+async def request_sync(connection: AsyncConnection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> bool:
+    """Write the order's sync to the outbox unless one is already waiting (False then)."""
+    waiting = (await connection.execute(select(func.count()).select_from(OUTBOX).where(
+        OUTBOX.c.topic == ACCOUNTING_TOPIC, OUTBOX.c.status == "pending",
+        OUTBOX.c.payload["order_id"].astext == str(order_id)))).scalar()
+    if waiting:
+        return False
+    await enqueue(connection, tenant_id=tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order_id)})
+    return True

@@ -1,0 +1,92 @@
+"""Sending an order to ERPNext from the outbox (topic `erpnext.sync_order`): its customer, its submitted Sales
+Invoice and Payment Entry, and a credit note once it is refunded (domain/accounting/rules.py).
+
+Each document is looked up by our id (`cityos_id`) before it is created, so a message sent twice (a retry after a
+timeout, the catch-up job, a refund after the payment) makes each document once. As with Stripe's messages
+(integrations/stripe/payments.py), the message is leased (committed) before the calls and no lock is held during
+them; a failure retries with backoff, a permanent one (validation, credentials) or the last attempt is `dead`,
+listed by `outboxMessages(status: DEAD)` and retried by `retryOutboxMessage`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cityos.config import Settings
+from cityos.db.engines import tenant_transaction
+from cityos.domain.accounting import rules
+from cityos.domain.accounting.service import TOPICS, OrderForAccounting, order_for_accounting
+from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
+from cityos.integrations.erpnext.client import ERPNextClient, ERPNextError
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=5)
+
+
+def accounts_of(settings: Settings) -> rules.Accounts:
+    return rules.Accounts(customer_group=settings.ERPNEXT_CUSTOMER_GROUP, territory=settings.ERPNEXT_TERRITORY,
+                          tax_account=settings.ERPNEXT_TAX_ACCOUNT, shipping_account=settings.ERPNEXT_SHIPPING_ACCOUNT,
+                          payment_account=settings.ERPNEXT_PAYMENT_ACCOUNT,
+                          mode_of_payment=settings.ERPNEXT_MODE_OF_PAYMENT)
+
+
+def erpnext_client(settings: Settings, http: object) -> ERPNextClient | None:
+    if not (settings.ERPNEXT_URL and settings.ERPNEXT_API_KEY and settings.ERPNEXT_API_SECRET):
+        return None
+    return ERPNextClient(http, settings.ERPNEXT_URL, settings.ERPNEXT_API_KEY,  # type: ignore[arg-type]
+                         settings.ERPNEXT_API_SECRET)
+
+
+async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: rules.Accounts) -> str:
+    order = data.order
+    key = rules.customer_key(order.tenant_id, order.customer_id, order.email)
+    customer = await client.ensure("Customer", rules.customer_document(key, order.email, accounts))
+    invoice_document = rules.invoice_document(order, data.lines, data.decimals, customer, accounts)
+    invoice = await client.ensure("Sales Invoice", invoice_document)
+    payment = await client.ensure("Payment Entry", rules.payment_document(order, data.decimals, customer, invoice,
+                                                                          accounts))
+    sent = f"customer {customer}, invoice {invoice}, payment {payment}"
+    if order.status == "refunded":
+        credit = await client.ensure("Sales Invoice", rules.credit_note_document(
+            invoice_document, invoice, order.id, datetime.now(UTC).date()))
+        sent += f", credit note {credit}"
+    return sent
+
+
+async def send_erpnext_message(engine: AsyncEngine, client: ERPNextClient, accounts: rules.Accounts,
+                               tenant_id: uuid.UUID, message_id: uuid.UUID) -> str:
+    """Send one due message: 'sent', 'retry', 'dead', or 'skipped' (not pending, not due, or leased)."""
+    async with tenant_transaction(engine, tenant_id) as connection:
+        message = (await connection.execute(select(OUTBOX).where(
+            OUTBOX.c.id == message_id, OUTBOX.c.status == "pending", OUTBOX.c.topic.in_(TOPICS),
+            OUTBOX.c.next_attempt_at <= func.now()).with_for_update(skip_locked=True))).first()
+        if message is None:
+            return "skipped"
+        await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id)
+                                 .values(next_attempt_at=func.now() + LEASE))
+        data = await order_for_accounting(connection, uuid.UUID(message.payload["order_id"]))
+    error: ERPNextError | None = None
+    note = "nothing to account: the order was never paid"
+    if data is not None:
+        try:
+            note = await push_order(client, data, accounts)
+        except ERPNextError as failed:
+            error = failed
+    async with tenant_transaction(engine, tenant_id) as connection:
+        attempts = message.attempts + 1
+        if error is None:
+            await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id).values(
+                status="sent", attempts=attempts, sent_at=func.now(), last_error=note[:1000]))
+            return "sent"
+        dead = attempts >= MAX_ATTEMPTS or not error.retryable
+        log.warning("outbox %s %s failed (attempt %s%s): %s", message.topic, message.id, attempts,
+                    ", dead" if dead else "", error)
+        await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id).values(
+            attempts=attempts, last_error=str(error)[:1000], status="dead" if dead else "pending",
+            next_attempt_at=datetime.now(UTC) + backoff(attempts)))
+        return "dead" if dead else "retry"
