@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
 from cityos.domain.commerce import service as carts
+from cityos.domain.kernel import validate_email
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders import service as orders
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, PaymentFailed, Unauthenticated
@@ -106,7 +107,7 @@ class CommerceMutation:
     @strawberry.mutation(description="Set the shopper's email.")
     async def set_cart_email(self, info: Info, cart_id: CartIdArg, email: Email) -> Cart:
         cart = await cart_for(info, cart_id)
-        checked = carts.validate_email(email)
+        checked = validate_email(email)
         return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
                                                                                           email=checked))
 
