@@ -6,8 +6,8 @@ import asyncio
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import select
 
+from cityos.domain.tenancy import queries as tenancy
 from cityos.errors import BadUserInput, NotFound
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.permissions import readable
@@ -59,8 +59,8 @@ class TenancyQuery:
                      last: Last = None, before: Before = None) -> Connection[Store]:
         page = PageRequest(first, after, last, before)
         allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
-        statement = select(STORE_TABLE).where(allowed, *in_tenant(info.context.db, STORE_TABLE))
-        return await page_query(info.context.db.execute, statement, page, Store.from_row)
+        listing = tenancy.stores(allowed, *in_tenant(info.context.db, STORE_TABLE))
+        return await page_query(info.context.db.execute, listing.statement, page, Store.from_row, listing.order)
 
     @strawberry.field(description="A tenant by global id.")
     async def tenant(self, info: Info, id: TenantIdArg) -> Tenant:
