@@ -110,7 +110,7 @@ async def _replace_links(connection: AsyncConnection, model: Any, column: str, t
 
 async def create_product(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID,
                          vendor_id: uuid.UUID | None, title: str, handle: str, changes: ProductChanges,
-                         vendor_store_id: uuid.UUID | None = None) -> Row[Any]:
+                         vendor_store_id: uuid.UUID | None) -> Row[Any]:
     """`vendor_store_id`: the store of the vendor `vendor_id` (None when there is no such vendor), which the
     caller looks up in the marketplace; the product's vendor must sell in the product's store."""
     values = {"tenant_id": tenant_id, "id": uuid.uuid4(), "store_id": store_id, "vendor_id": vendor_id,
