@@ -11,11 +11,11 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
-from cityos.domain.commerce.models import Currency
 from cityos.domain.orders.models import Order, OrderLine
 from cityos.domain.orders.service import ACCOUNTING_TOPIC
 from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.domain.platform.sync import Position
+from cityos.domain.tenancy.models import Currency
 
 ORDER = table_of(Order)
 LINE = table_of(OrderLine)
