@@ -1,0 +1,173 @@
+"""ERPNext against the fake (tests/fakes/erpnext.py) through our real client: a paid order becomes a Customer, a
+submitted Sales Invoice (item and tax rows) and a Payment Entry through the outbox; a refund a credit note; every
+document once whatever is retried or caught up; ERPNext down → retries, then a dead letter the admin sees."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from cityos.config import Settings
+from cityos.db.engines import create_app_engine
+from cityos.domain.accounting.service import TOPICS
+from cityos.jobs.erpnext import sync_to_erpnext
+from cityos.jobs.outbox import dispatch_outbox
+from cityos.jobs.registry import JOBS, JobContext
+from tests.commerce_flow import OPS, Shopper, paid_order, shop
+from tests.conftest import GraphQLClient, TenantWorld, Tokens, app_client, served
+from tests.fakes.erpnext import FakeERPNext
+from tests.fakes.stripe import FakeStripe
+
+__all__ = ["shop"]
+KEY, SECRET = "erpkey1234567890", "erpsecret123456"  # ERPNext issues 15-character secrets
+BANK = "Stripe Clearing - CO"
+
+
+@pytest.fixture(scope="session")
+async def fake_erpnext() -> AsyncIterator[FakeERPNext]:
+    async with served(FakeERPNext(KEY, SECRET, bank_accounts=(BANK,))) as fake:
+        yield fake
+
+
+@pytest.fixture
+def erp_settings(settings: Settings, fake_erpnext: FakeERPNext) -> Settings:
+    return settings.model_copy(update={"ERPNEXT_URL": fake_erpnext.base_url, "ERPNEXT_API_KEY": KEY,
+                                       "ERPNEXT_API_SECRET": SECRET, "ERPNEXT_PAYMENT_ACCOUNT": BANK,
+                                       "ERPNEXT_TAX_ACCOUNT": "VAT - CO"})
+
+
+@pytest.fixture
+async def erp_api(erp_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with ERPNext configured (the session's has none): paid orders write their accounting."""
+    async with app_client(erp_settings) as client:
+        yield client
+
+
+@pytest.fixture
+async def app_engine(database_url: str):
+    engine = create_app_engine(database_url, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+async def rows(owner_engine, sql: str, **params) -> list:
+    async with owner_engine.connect() as connection:
+        return list((await connection.execute(text(sql), params)).all())
+
+
+async def dispatch(app_engine, settings) -> str:
+    async with httpx.AsyncClient() as client:
+        return await dispatch_outbox(app_engine, settings, client, only=TOPICS)
+
+
+async def order_of(owner_engine, world: TenantWorld):
+    return (await rows(owner_engine, "select * from orders where tenant_id = :t", t=world.tenant_id))[-1]
+
+
+def mine(fake: FakeERPNext, doctype: str, order_id: uuid.UUID, prefix: str) -> list[dict]:
+    return fake.documents(doctype, cityos_id=f"{prefix}:{order_id}")
+
+
+async def test_a_paid_order_is_invoiced_paid_and_credited_once(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, tokens: Tokens) -> None:
+    await paid_order(Shopper(GraphQLClient(erp_api), shop), erp_api, fake_stripe, {"LU-CANDLE": 2, "CP-HONEY-12": 1})
+    order = await order_of(owner_engine, shop)
+    assert await rows(owner_engine, "select topic, status from outbox where tenant_id = :t and topic like 'erpnext%'",
+                      t=shop.tenant_id) == [("erpnext.sync_order", "pending")]
+    inserts = len(fake_erpnext.inserts)
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+
+    customers = fake_erpnext.documents("Customer", cityos_id=f"customer:{shop.tenant_id}:guest:{order.email}")
+    assert len(customers) == 1 and customers[0]["customer_type"] == "Individual"
+    [invoice] = mine(fake_erpnext, "Sales Invoice", order.id, "order")
+    lines = await rows(owner_engine, "select sku, quantity, unit_price from order_line where order_id = :o",
+                       o=order.id)
+    assert invoice["docstatus"] == 1 and invoice["customer"] == customers[0]["name"]
+    assert invoice["currency"] == "USD" and invoice["po_no"] == str(order.id)
+    assert sorted((item["item_code"], item["qty"], Decimal(str(item["rate"]))) for item in invoice["items"]) == sorted(
+        (sku, quantity, Decimal(price) / 100) for sku, quantity, price in lines)
+    assert order.tax_total > 0 and order.shipping_total > 0
+    assert [(tax["charge_type"], tax["account_head"], Decimal(str(tax["tax_amount"]))) for tax in invoice["taxes"]] == [
+        ("Actual", "VAT - CO", Decimal(order.tax_total) / 100),
+        ("Actual", erp_settings.ERPNEXT_SHIPPING_ACCOUNT, Decimal(order.shipping_total) / 100)]
+    assert Decimal(str(invoice["grand_total"])) == Decimal(order.total) / 100
+    [payment] = mine(fake_erpnext, "Payment Entry", order.id, "payment")
+    assert payment["docstatus"] == 1 and payment["payment_type"] == "Receive"
+    assert payment["reference_no"] == order.payment_intent_id and payment["paid_to"] == BANK
+    assert payment["references"] == [{"reference_doctype": "Sales Invoice", "reference_name": invoice["name"],
+                                      "allocated_amount": float(Decimal(order.total) / 100)}]
+    assert fake_erpnext.documents("Sales Invoice", name=invoice["name"])[0]["status"] == "Paid"
+    assert len(fake_erpnext.inserts) - inserts == 3
+
+    # The catch-up job sees the same order: looked up by our ids, nothing is created again.
+    async with httpx.AsyncClient() as client:
+        caught_up = await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
+    assert caught_up.startswith("1 order(s) requested; 1 sent")
+    assert len(fake_erpnext.inserts) - inserts == 3
+
+    # A refund: a credit note against the invoice, once.
+    admin = tokens("tenant_admin", shop)
+    global_id = (await GraphQLClient(erp_api)("{ orders(first: 1) { nodes { id } } }", token=admin))
+    refunded = await GraphQLClient(erp_api)(OPS["admin/UpdateOrderStatus"], {
+        "id": global_id["data"]["orders"]["nodes"][0]["id"], "status": "REFUNDED"}, token=admin)
+    assert refunded["data"]["updateOrderStatus"]["status"] == "REFUNDED", refunded
+    await dispatch(app_engine, erp_settings)
+    [credit] = mine(fake_erpnext, "Sales Invoice", order.id, "refund")
+    assert credit["is_return"] == 1 and credit["return_against"] == invoice["name"] and credit["docstatus"] == 1
+    assert Decimal(str(credit["grand_total"])) == -Decimal(order.total) / 100
+    assert fake_erpnext.documents("Sales Invoice", name=invoice["name"])[0]["status"] == "Credit Note Issued"
+    async with httpx.AsyncClient() as client:
+        await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
+    assert len(mine(fake_erpnext, "Sales Invoice", order.id, "refund")) == 1
+    assert len(fake_erpnext.inserts) - inserts == 4
+
+
+async def test_erpnext_down_in_the_middle_then_resumed_then_dead_letters(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, gql: GraphQLClient, tokens: Tokens) -> None:
+    await paid_order(Shopper(GraphQLClient(erp_api), shop), erp_api, fake_stripe, {"CP-HONEY-12": 1})
+    order = await order_of(owner_engine, shop)
+    fake_erpnext.calls_until_down = 4  # the customer and the invoice go through, the payment meets a 502
+    try:
+        assert (await dispatch(app_engine, erp_settings)).startswith("0 sent, 1 retry")
+    finally:
+        fake_erpnext.calls_until_down, fake_erpnext.down = None, False
+    status, attempts, error = (await rows(owner_engine, "select status, attempts, last_error from outbox where "
+                                                        "tenant_id = :t and topic = 'erpnext.sync_order'",
+                                          t=shop.tenant_id))[0]
+    assert (status, attempts) == ("pending", 1) and error.startswith("ERPNext 502")
+    assert len(mine(fake_erpnext, "Sales Invoice", order.id, "order")) == 1
+    assert mine(fake_erpnext, "Payment Entry", order.id, "payment") == []
+    async with owner_engine.begin() as connection:  # the backoff has passed
+        await connection.execute(text("update outbox set next_attempt_at = now() where tenant_id = :t"),
+                                 {"t": shop.tenant_id})
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    assert len(mine(fake_erpnext, "Sales Invoice", order.id, "order")) == 1  # not created twice
+    assert len(mine(fake_erpnext, "Payment Entry", order.id, "payment")) == 1
+    assert len(fake_erpnext.documents("Customer", cityos_id=f"customer:{shop.tenant_id}:guest:{order.email}")) == 1
+
+    # ERPNext refuses the documents (a mandatory field missing in our settings): no retry, a dead letter.
+    broken = erp_settings.model_copy(update={"ERPNEXT_TAX_ACCOUNT": ""})
+    await paid_order(Shopper(GraphQLClient(erp_api), shop), erp_api, fake_stripe, {"LU-CANDLE": 1})
+    assert (await dispatch(app_engine, broken)).startswith("0 sent, 0 retry, 1 dead")
+    dead = await gql(OPS["admin/OutboxMessages"], {"status": "DEAD"}, token=tokens("tenant_admin", shop))
+    [message] = dead["data"]["outboxMessages"]["nodes"]
+    assert message["topic"] == "erpnext.sync_order" and "MandatoryError" in message["lastError"]
+    assert message["lastError"].startswith("ERPNext 417")
+
+
+async def test_the_registry_runs_sync_to_erpnext(erp_settings: Settings, app_engine) -> None:
+    assert JOBS["sync-to-erpnext"].schedule == "0 3 * * *"
+    async with httpx.AsyncClient() as client:
+        outcome = await JOBS["sync-to-erpnext"].run(JobContext(app_engine, erp_settings, None, http=client))
+    assert "order(s) requested" in outcome
+    async with httpx.AsyncClient() as client:
+        unconfigured = await JOBS["sync-to-erpnext"].run(JobContext(app_engine, erp_settings.model_copy(
+            update={"ERPNEXT_URL": None}), None, http=client))
+    assert unconfigured == "ERPNext is not configured; nothing sent"
