@@ -1,0 +1,1 @@
+"""Keycloak as the platform's identity provider for calls out: our service account's access tokens."""
