@@ -1,0 +1,78 @@
+"""The ownership rule (domain/content/rules.py) and the ERPNext documents of an order (domain/accounting/rules.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+from cityos.domain.accounting import rules as accounting
+from cityos.domain.content import rules as content
+from cityos.domain.content.models import ContentKind
+from cityos.integrations.payload.client import query_params
+
+ACCOUNTS = accounting.Accounts("Individual", "All Territories", "VAT", "Freight", "Bank", "Card")
+
+
+def test_only_content_fields_are_read_from_payload() -> None:
+    document = {"id": 7, "cityosId": str(uuid.uuid4()), "title": "Theirs", "status": "archived", "price": 1,
+                "richDescription": {"root": {}}, "descriptionHtml": "<p>x</p>",
+                "images": [{"image": {"url": "https://cdn/x.jpg", "alt": "X"}}, {"url": "javascript:alert(1)"},
+                           {"url": "/local.png", "alt": "L"}],
+                "seo": {"title": "T", "description": "D", "imageUrl": "ftp://no"}, "brand": "not an object"}
+    assert content.content_of(document) == {
+        "richDescription": {"root": {}}, "descriptionHtml": "<p>x</p>",
+        "images": [{"url": "https://cdn/x.jpg", "alt": "X"}, {"url": "/local.png", "alt": "L"}],
+        "seo": {"title": "T", "description": "D", "imageUrl": None}}
+
+
+def test_commerce_drift_names_the_commerce_fields_payload_changed() -> None:
+    row = SimpleNamespace(id=uuid.uuid4(), tenant_id=uuid.uuid4(), title="Ours", handle="h", status="published",
+                          store_id=uuid.uuid4(), vendor_id=None)
+    ours = content.commerce_document(ContentKind.PRODUCT, row)
+    assert ours["vendor"] is None and ours["cityosId"] == str(row.id)
+    assert content.commerce_drift(ContentKind.PRODUCT, {**ours, "title": "Theirs", "seo": {}}, ours) == ["title"]
+    assert content.commerce_drift(ContentKind.PRODUCT, {"cityosId": ours["cityosId"]}, ours) == []
+
+
+def test_versions_and_timestamps() -> None:
+    moment = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
+    assert content.payload_timestamp(moment) == "2026-11-27T08:00:00.123Z"
+    assert content.parse_timestamp("2026-11-27T08:00:00.123Z") == moment.replace(microsecond=123000)
+    assert content.is_newer(moment, None) and not content.is_newer(moment, moment)
+    assert not content.is_newer(None, moment)
+
+
+def test_payload_where_syntax() -> None:
+    assert query_params({"cityosId": {"equals": "a"}, "or": [{"x": {"in": ["1", "2"]}}], "y": {"exists": True}}) == [
+        ("where[cityosId][equals]", "a"), ("where[or][0][x][in][0]", "1"), ("where[or][0][x][in][1]", "2"),
+        ("where[y][exists]", "true")]
+
+
+def order() -> SimpleNamespace:
+    return SimpleNamespace(id=uuid.uuid4(), currency_code="usd", created_at=datetime(2026, 11, 27, tzinfo=UTC),
+                           tax_total=83, shipping_total=500, total=1583 + 1005, payment_intent_id="pi_1")
+
+
+def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> None:
+    paid = order()
+    lines = [SimpleNamespace(sku="A", title="A", quantity=2, unit_price=500),
+             SimpleNamespace(sku="B", title="B", quantity=1, unit_price=1005)]
+    invoice = accounting.invoice_document(paid, lines, 2, "alice", ACCOUNTS)
+    assert invoice["docstatus"] == 1 and invoice["currency"] == "USD"
+    assert [tax["charge_type"] for tax in invoice["taxes"]] == ["Actual", "Actual"]
+    assert accounting.grand_total(invoice) == Decimal("25.88") == Decimal(paid.total) / 100
+    credit = accounting.credit_note_document(invoice, "ACC-SINV-1", paid.id, date(2026, 12, 1))
+    assert credit["is_return"] == 1 and credit["return_against"] == "ACC-SINV-1"
+    assert accounting.grand_total(credit) == -accounting.grand_total(invoice)
+    assert credit["cityos_id"] == f"refund:{paid.id}" and invoice["cityos_id"] == f"order:{paid.id}"
+    payment = accounting.payment_document(paid, 2, "alice", "ACC-SINV-1", ACCOUNTS)
+    assert payment["paid_amount"] == 25.88 and payment["references"][0]["allocated_amount"] == 25.88
+    assert accounting.major(1234, 0) == Decimal(1234) and accounting.major(5, 3) == Decimal("0.005")
+
+
+def test_guests_and_customers_have_distinct_keys() -> None:
+    tenant = uuid.uuid4()
+    assert accounting.customer_key(tenant, None, " Bob@Example.com ") == f"customer:{tenant}:guest:bob@example.com"
+    assert accounting.customer_key(tenant, "sub-1", "bob@example.com") == f"customer:{tenant}:sub-1"
