@@ -209,7 +209,11 @@ def test_every_operation_is_in_the_matrix() -> None:
 
 @pytest.fixture(scope="module")
 async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
-    a = await make_tenant(owner_engine)
+    return await make_tenant(owner_engine), await full_tenant(owner_engine)
+
+
+async def full_tenant(owner_engine) -> Target:
+    """A tenant with one object of every kind the operations reach (tenant B of the matrix)."""
     b = await make_tenant(owner_engine)
     async with owner_engine.begin() as connection:
         await seed_region(connection, b.tenant_id)
@@ -239,7 +243,7 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
                              ("checkout_attempt", ""), ("webhook_inbox", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
-    return a, Target(b, ids)
+    return Target(b, ids)
 
 
 async def snapshot(owner_engine, tenant_id: uuid.UUID) -> tuple[Any, ...]:
