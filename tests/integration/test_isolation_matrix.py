@@ -223,10 +223,10 @@ async def full_tenant(owner_engine) -> Target:
             "t": b.tenant_id, "s": b.store_id, "token_hash": hashlib.sha256(B_ORDER_TOKEN.encode()).hexdigest()})
         await connection.execute(text(
             "insert into webhook_inbox (id, provider, event_id, event_type, payload, tenant_id, status, error) "
-            "values (gen_random_uuid(), 'stripe', 'evt_tenant_b_failed', 'payment_intent.succeeded', "
+            "values (gen_random_uuid(), 'stripe', :event_id, 'payment_intent.succeeded', "
             "cast(:payload as jsonb), :t, 'failed', 'failed: b-customer@example.com')"),
-            {"t": b.tenant_id, "payload": orjson.dumps({
-                "id": "evt_tenant_b_failed", "type": "payment_intent.succeeded", "data": {"object": {
+            {"t": b.tenant_id, "event_id": f"evt_tenant_b_failed_{b.tenant_id}", "payload": orjson.dumps({
+                "id": f"evt_tenant_b_failed_{b.tenant_id}", "type": "payment_intent.succeeded", "data": {"object": {
                     "id": "pi_tenant_b_attempt", "object": "payment_intent", "status": "succeeded",
                     "amount_received": 5000, "currency": "usd",
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
