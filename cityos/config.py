@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
+    CITYOS_COMPILED_READS: bool = True  # query operations the compiler covers run as one SQL statement per root field
 
     # Database
     DATABASE_URL: str | None = None

@@ -18,6 +18,7 @@ from cityos.graphql.catalog.types import Category, Product, Variant
 from cityos.graphql.commerce.mutations import CommerceMutation
 from cityos.graphql.commerce.queries import CommerceQuery
 from cityos.graphql.commerce.types import Cart, Order, Shipment, VendorOrder
+from cityos.graphql.core.compiler.route import CompiledReads
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.exposure import ExposureControls
 from cityos.graphql.core.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
@@ -170,6 +171,7 @@ def build_schema() -> CityosSchema:
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at
             RequestScope,
+            CompiledReads,  # after RequestScope: needs the identified caller
             GraphQLMetrics,
             MaskInternalErrors,
             lambda: ParserCache(maxsize=1024),
