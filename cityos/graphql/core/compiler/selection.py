@@ -158,15 +158,15 @@ class Walker:
         field_type = get_named_type(query_type.fields[name].type)
         if name in ROOT_CONNECTIONS:
             shape = self._shape(ROOT_CONNECTIONS[name])
-            if set(arguments) - CONNECTION_ARGUMENTS - ({"store_id"} if name == "vendors" else set()):
+            if set(arguments) - CONNECTION_ARGUMENTS - ({"storeId"} if name == "vendors" else set()):
                 raise NotCovered("arguments")
             if arguments.get("last") is not None or arguments.get("before") is not None:
                 raise NotCovered("backwards")
             try:
                 request = PageRequest(arguments.get("first"), arguments.get("after"))
                 after = decode_keys(request.after, "after", DEFAULT_KEY_TYPES) if request.after else None
-                store_id = from_global_id(arguments["store_id"], "Store")[1] \
-                    if arguments.get("store_id") is not None else None
+                store_id = from_global_id(arguments["storeId"], "Store")[1] \
+                    if arguments.get("storeId") is not None else None
             except ApiError as error:
                 raise NotCovered("bad arguments: the resolver reports them") from error
             assert isinstance(field_type, GraphQLObjectType)

@@ -78,7 +78,7 @@ class Relation:
     parent_column: str = "id"
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: one per type and schema
 class Shape:
     type_name: str
     table: Table
