@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,7 +42,8 @@ update vendor set created_at = date_trunc('second', created_at) where tenant_id 
 
 NESTED = """query Nested($n: Int) { stores(first: $n) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor
   endCursor } edges { cursor node { id name createdAt vendors(first: 3) { totalCount
-  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt products(first: 2)
+  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt
+  products(first: 2)
   { totalCount nodes { id title handle description createdAt vendor { id name } variants { id sku title inStock
   weightGrams prices { amount currencyCode } } } } } } } } } } }"""
 DOCUMENTS = {

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from graphql.utilities import get_operation_ast
 from prometheus_client import Counter
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -18,7 +19,14 @@ from cityos.graphql.core.compiler.selection import NotCovered, OperationPlan, Ro
 from cityos.graphql.core.compiler.shapes import shapes_of
 from cityos.graphql.core.compiler.sql import Builder, planned_kinds
 from cityos.graphql.core.context import RequestContext
-from graphql import ExecutionResult, GraphQLSchema
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLSchema,
+    InlineFragmentNode,
+)
 
 log = logging.getLogger("cityos.graphql.compiler")
 ROOT_FIELDS = Counter("cityos_graphql_root_fields_total", "Root fields of query operations by execution path",
@@ -57,6 +65,31 @@ async def run_compiled(context: RequestContext, plan: OperationPlan) -> dict[str
     return data
 
 
+def root_fields(document: Any, operation_name: str | None) -> int:
+    """How many root fields an operation selects (top-level fields and those of top-level fragments, __typename
+    aside): what the fallback counter counts for an operation the walker did not plan."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return 0
+    fragments = {definition.name.value: definition for definition in document.definitions
+                 if isinstance(definition, FragmentDefinitionNode)}
+
+    def count(selections: Any, seen: frozenset[str]) -> int:
+        total = 0
+        for selection in selections:
+            if isinstance(selection, FieldNode):
+                total += selection.name.value != "__typename"
+            elif isinstance(selection, InlineFragmentNode):
+                total += count(selection.selection_set.selections, seen)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments \
+                    and selection.name.value not in seen:
+                total += count(fragments[selection.name.value].selection_set.selections,
+                               seen | {selection.name.value})
+        return total
+
+    return count(operation.selection_set.selections, frozenset())
+
+
 class CompiledReads(SchemaExtension):
     """After RequestScope identified the caller: answer covered query operations from compiled SQL."""
 
@@ -67,7 +100,7 @@ class CompiledReads(SchemaExtension):
                 and not context.is_websocket and execution.result is None
                 and execution.graphql_document is not None
                 and execution.operation_type is OperationType.QUERY):
-            roots = len(execution.graphql_document.definitions)
+            roots = root_fields(execution.graphql_document, execution.operation_name)
             try:
                 plan = plan_operation(execution.schema._schema, context, execution.graphql_document,
                                       execution.operation_name, execution.variables)

@@ -129,7 +129,7 @@ def derived_scalars(graphql_type: GraphQLObjectType, declaration: Declaration) -
             else graphql_field.type
         if isinstance(field_type, GraphQLList):
             continue
-        named = get_named_type(field_type).name
+        named = get_named_type(field_type).name  # type: ignore[attr-defined]  # never None for a field
         if python_name == "id" and named == "ID":
             scalars[name] = _id(declaration.type_name)
         elif python_name in table.c and named in SIMPLE_SCALARS:

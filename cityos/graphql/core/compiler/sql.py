@@ -41,7 +41,7 @@ from cityos.graphql.core.compiler.selection import (
 from cityos.graphql.core.compiler.shapes import Scalar, Shape, cursor
 from cityos.graphql.core.relay import SortKey, _after
 
-EMPTY_LIST = literal_column("'[]'::json")
+EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
 Filters = Mapping[str, ColumnElement[bool]]  # Cerbos kind → the `read` clause on the kind's table
 
 
