@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy import ColumnElement, false, func, select
 
-from cityos.domain.base import table_of
-from cityos.domain.platform.models import Outbox
+from cityos.domain.commerce import queries as commerce
+from cityos.domain.platform import queries as platform
 from cityos.graphql.commerce.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.commerce.types import (
+    CHECKOUT_ATTEMPT,
     CHECKOUT_ATTEMPT_TABLE,
+    OUTBOX_MESSAGE,
+    OUTBOX_TABLE,
+    WEBHOOK_EVENT,
     WEBHOOK_TABLE,
     CheckoutAttempt,
     OutboxMessage,
@@ -22,24 +25,12 @@ from cityos.graphql.core.relay import (
     Connection,
     First,
     PageRequest,
-    SortKey,
     page_query,
 )
 
-OUTBOX_TABLE = table_of(Outbox)
-OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}
-WEBHOOK_PLAN_ATTRIBUTES = {"tenant_id": WEBHOOK_TABLE.c.tenant_id}
-ATTEMPT_PLAN_ATTRIBUTES = {"tenant_id": CHECKOUT_ATTEMPT_TABLE.c.tenant_id,
-                           "store_id": CHECKOUT_ATTEMPT_TABLE.c.store_id,
-                           "customer_id": func.coalesce(CHECKOUT_ATTEMPT_TABLE.c.customer_id, "")}
-
-
-def webhooks_of_tenant(info: Info) -> ColumnElement[bool]:
-    """Always explicit: the inbox also holds events whose tenant is unknown (tenant_id null), which RLS lets
-    every transaction see; they belong to no tenant's admins."""
-    tenant_id = info.context.db.tenant_id
-    return WEBHOOK_TABLE.c.tenant_id == tenant_id if tenant_id is not None else false()
-
+OUTBOX_PLAN_ATTRIBUTES = OUTBOX_MESSAGE.plan_attributes
+WEBHOOK_PLAN_ATTRIBUTES = WEBHOOK_EVENT.plan_attributes
+ATTEMPT_PLAN_ATTRIBUTES = CHECKOUT_ATTEMPT.plan_attributes
 
 
 @strawberry.type
@@ -49,12 +40,9 @@ class OutboxQuery:
     async def outbox_messages(self, info: Info, status: OutboxStatusArg = None, first: First = None,
                               after: After = None) -> Connection[OutboxMessage]:
         allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
-        statement = select(OUTBOX_TABLE).where(allowed, *in_tenant(info.context.db, OUTBOX_TABLE))
-        if status is not None:
-            statement = statement.where(OUTBOX_TABLE.c.status == status)
-        order = [SortKey(OUTBOX_TABLE.c.created_at, True), SortKey(OUTBOX_TABLE.c.id, True)]
-        return await page_query(info.context.db.execute, statement, PageRequest(first, after), OutboxMessage.from_row,
-                                order)
+        listing = platform.outbox_messages(allowed, *in_tenant(info.context.db, OUTBOX_TABLE), status=status)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                OutboxMessage.from_row, listing.order)
 
     @strawberry.field(description="Webhook events the tenant received, newest first; filter by status: refused "
                                   "(kept with the reason) or failed (replay them with replayWebhookEvent). Tenant "
@@ -64,12 +52,9 @@ class OutboxQuery:
                              first: First = None, after: After = None) -> Connection[WebhookEvent]:
         allowed = await info.context.authz.sql_filter("webhook_event", "read", WEBHOOK_TABLE,
                                                       WEBHOOK_PLAN_ATTRIBUTES)
-        statement = select(WEBHOOK_TABLE).where(allowed, webhooks_of_tenant(info))
-        if status is not None:
-            statement = statement.where(WEBHOOK_TABLE.c.status == status)
-        order = [SortKey(WEBHOOK_TABLE.c.received_at, True), SortKey(WEBHOOK_TABLE.c.id, True)]
-        return await page_query(info.context.db.execute, statement, PageRequest(first, after), WebhookEvent.from_row,
-                                order)
+        listing = platform.webhook_events(allowed, tenant_id=info.context.db.tenant_id, status=status)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                WebhookEvent.from_row, listing.order)
 
     @strawberry.field(description="Checkouts of the stores the caller administers, newest first; filter by status, "
                                   "e.g. refund_pending or refunded (payments that could not become orders, and "
@@ -79,11 +64,7 @@ class OutboxQuery:
                                 first: First = None, after: After = None) -> Connection[CheckoutAttempt]:
         allowed = await info.context.authz.sql_filter("checkout_attempt", "read", CHECKOUT_ATTEMPT_TABLE,
                                                       ATTEMPT_PLAN_ATTRIBUTES)
-        statement = select(CHECKOUT_ATTEMPT_TABLE).where(allowed, *in_tenant(info.context.db, CHECKOUT_ATTEMPT_TABLE))
-        if status is not None:
-            statement = statement.where(CHECKOUT_ATTEMPT_TABLE.c.status == status)
-        order = [SortKey(CHECKOUT_ATTEMPT_TABLE.c.created_at, True), SortKey(CHECKOUT_ATTEMPT_TABLE.c.id, True)]
-        return await page_query(info.context.db.execute, statement, PageRequest(first, after),
-                                CheckoutAttempt.from_row, order)
-
-
+        listing = commerce.checkout_attempts(allowed, *in_tenant(info.context.db, CHECKOUT_ATTEMPT_TABLE),
+                                             status=status)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                CheckoutAttempt.from_row, listing.order)
