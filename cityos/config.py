@@ -185,9 +185,11 @@ class Settings(BaseSettings):
     CITYOS_ROUTER_SECRET: str | None = None
     # Rate limits in units of query cost (limits library notation: "<amount>/<second|minute|hour|day>").
     CITYOS_RATE_LIMITS: bool = True
-    CITYOS_RATE_LIMIT_KEY: str = "20000/minute"
-    CITYOS_RATE_LIMIT_PRINCIPAL: str = "20000/minute"
-    CITYOS_RATE_LIMIT_IP: str = "40000/minute"
+    # A key is shared by all of a store's shoppers; a storefront listing costs about 40, a nested admin read
+    # hundreds to thousands.
+    CITYOS_RATE_LIMIT_KEY: str = "2000000/minute"
+    CITYOS_RATE_LIMIT_PRINCIPAL: str = "200000/minute"
+    CITYOS_RATE_LIMIT_IP: str = "200000/minute"
     CITYOS_RATE_LIMIT_FAILURES: str = "60/minute"
     # Per-tenant budget for keys and principals: "acme=100000/minute,demo=5000/minute".
     CITYOS_TENANT_RATE_LIMITS: str | None = None
