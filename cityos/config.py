@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
+    # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
+    # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
+    CITYOS_SCHEDULER: bool = True
 
     # Database
     DATABASE_URL: str | None = None

@@ -1,11 +1,15 @@
-"""Platform queries: the outbox, the webhook inbox, checkout attempts (tenant and store admins)."""
+"""Platform queries: the outbox, the webhook inbox, checkout attempts (tenant and store admins); job runs."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import strawberry
 from sqlalchemy import ColumnElement, false, func, select
 
+from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.base import table_of
+from cityos.domain.platform.job_runs import JOB_RUN
 from cityos.domain.platform.models import Outbox
 from cityos.graphql.commerce.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.commerce.types import (
@@ -25,6 +29,7 @@ from cityos.graphql.core.relay import (
     SortKey,
     page_query,
 )
+from cityos.graphql.platform.types import JOB_RUN_DECLARATION, JobRun
 
 OUTBOX_TABLE = table_of(Outbox)
 OUTBOX_PLAN_ATTRIBUTES = {"tenant_id": OUTBOX_TABLE.c.tenant_id}
@@ -87,3 +92,29 @@ class OutboxQuery:
                                 CheckoutAttempt.from_row, order)
 
 
+
+
+@strawberry.type
+class JobRunQuery:
+    @strawberry.field(description="Runs of the scheduled jobs, newest first; filter by job name. Platform admins "
+                                  "see every run; a tenant's admins see their tenant's part of per-tenant jobs.")
+    async def job_runs(self, info: Info,
+                       job: Annotated[str | None, strawberry.argument(
+                           description="Only runs of this job (see `cityos jobs list`).")] = None,
+                       first: First = None, after: After = None) -> Connection[JobRun]:
+        allowed = await info.context.authz.sql_filter("job_run", "read", JOB_RUN,
+                                                      JOB_RUN_DECLARATION.plan_attributes)
+        statement = select(JOB_RUN).where(allowed)
+        if job is not None:
+            statement = statement.where(JOB_RUN.c.job == job)
+        order = [SortKey(JOB_RUN.c.started_at, True), SortKey(JOB_RUN.c.id, True)]
+        page = PageRequest(first, after)
+        tenant_id = info.context.db.tenant_id
+        if "super_admin" in info.context.principal.roles and tenant_id is None:
+            # A platform call (a token naming no tenant) reads in explicit platform scope: the whole runs
+            # (tenant_id null) and every tenant's parts.
+            async with tenant_transaction(info.context.services.app_engine, None) as connection:
+                await set_platform_scope(connection)
+                return await page_query(connection.execute, statement, page, JobRun.from_row, order)
+        statement = statement.where(JOB_RUN.c.tenant_id == tenant_id if tenant_id is not None else false())
+        return await page_query(info.context.db.execute, statement, page, JobRun.from_row, order)
