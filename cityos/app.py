@@ -60,6 +60,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         app.state.services = services or Services.start(settings)
         await app.state.services.warm_up()
         scheduler = start_scheduler(app.state.services) if settings.CITYOS_SCHEDULER else None
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
