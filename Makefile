@@ -51,6 +51,7 @@ test-clients: $(TEST_CLIENTS:%=tests/clients/%/node_modules/.installed) chromium
 lint: setup
 	$(BIN)/ruff check cityos tests migrations bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 policy-test: setup
 	$(CERBOS) compile policies/

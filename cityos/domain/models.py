@@ -14,7 +14,6 @@ from cityos.domain.commerce.models import (
     Cart,
     CartLine,
     CheckoutAttempt,
-    Currency,
     InventoryReservation,
     PaymentProvider,
     Region,
@@ -32,7 +31,7 @@ from cityos.domain.marketplace.models import (
 )
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
-from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
+from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
 # platform-wide rows (tenant_id null) and has its own policy.

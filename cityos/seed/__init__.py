@@ -25,10 +25,10 @@ from cityos.domain.catalog.models import (
     Variant,
     VariantPrice,
 )
-from cityos.domain.commerce.models import Currency, PaymentProvider, Region, RegionState, ShippingOption
+from cityos.domain.commerce.models import PaymentProvider, Region, RegionState, ShippingOption
 from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
-from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
+from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 from cityos.domain.tenancy.service import create_publishable_key
 from cityos.seed import data as seed_data
 

@@ -24,11 +24,9 @@ from cityos.domain.catalog.models import (
     Variant,
     VariantPrice,
 )
-from cityos.domain.commerce.models import Currency
-from cityos.domain.marketplace.models import Vendor
-from cityos.domain.tenancy.models import SalesChannel
+from cityos.domain.kernel import unique_or_conflict
+from cityos.domain.tenancy.models import Currency, SalesChannel
 from cityos.domain.tenancy.rules import validate_handle, validate_name
-from cityos.domain.tenancy.service import unique_or_conflict
 from cityos.errors import BadUserInput, NotFound
 
 PRODUCT = table_of(Product)
@@ -112,15 +110,15 @@ async def _replace_links(connection: AsyncConnection, model: Any, column: str, t
 
 async def create_product(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID,
                          vendor_id: uuid.UUID | None, title: str, handle: str, changes: ProductChanges,
-                         ) -> Row[Any]:
+                         vendor_store_id: uuid.UUID | None) -> Row[Any]:
+    """`vendor_store_id`: the store of the vendor `vendor_id` (None when there is no such vendor), which the
+    caller looks up in the marketplace; the product's vendor must sell in the product's store."""
     values = {"tenant_id": tenant_id, "id": uuid.uuid4(), "store_id": store_id, "vendor_id": vendor_id,
               "title": validate_name(title, "title", 300), "handle": validate_handle(handle),
               "description": changes.description, "status": validate_status(changes.status or "draft"),
               "images": validate_images(changes.images or []), "metadata": changes.metadata or {}}
-    if vendor_id is not None:
-        vendor = (await connection.execute(select(Vendor.store_id).where(Vendor.id == vendor_id))).first()
-        if vendor is None or vendor.store_id != store_id:
-            raise BadUserInput("unknown vendor for this store", field="vendorId")
+    if vendor_id is not None and vendor_store_id != store_id:
+        raise BadUserInput("unknown vendor for this store", field="vendorId")
     await _ids_exist(connection, Category, changes.category_ids or [], store_id, "categoryIds")
     await _ids_exist(connection, SalesChannel, changes.sales_channel_ids or [], store_id, "salesChannelIds")
 

@@ -1,4 +1,5 @@
-"""Commerce reference tables. Currency and payment provider are platform-wide; regions belong to a tenant."""
+"""Commerce reference tables. The payment provider is platform-wide (the currency table is in tenancy); regions
+belong to a tenant."""
 
 from __future__ import annotations
 
@@ -29,15 +30,6 @@ from cityos.domain.base import Base, TenantOwnedMixin, one_of
 class CartStatus(StrEnum):
     OPEN = "open"
     COMPLETED = "completed"  # an order was made from it
-
-
-class Currency(Base):
-    __tablename__ = "currency"
-
-    code: Mapped[str] = mapped_column(String(3), primary_key=True)  # ISO 4217, lower case
-    name: Mapped[str] = mapped_column(String(100), nullable=False)
-    symbol: Mapped[str] = mapped_column(String(8), nullable=False)
-    decimal_digits: Mapped[int] = mapped_column(Integer, nullable=False, server_default="2")
 
 
 class PaymentProvider(Base):

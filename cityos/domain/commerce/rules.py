@@ -14,9 +14,9 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from cityos.domain.orders.models import OrderStatus
+from cityos.domain.kernel import OrderStatus, round_half_up
 from cityos.errors import BadUserInput
 
 US_ZIP_CODE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
@@ -32,10 +32,6 @@ def validate_postal_code(country_code: str, value: str) -> str:
         raise BadUserInput(f"{code!r} is not a US ZIP code: 5 digits (12345) or ZIP+4 (12345-6789)",
                            field="address.postalCode")
     return code
-
-
-def round_half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def shipping_offered(min_subtotal: int | None, subtotal: int) -> bool:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from cityos.domain.commerce.models import (
     RegionState,
     ShippingOption,
 )
+from cityos.domain.kernel import validate_email
 from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, NotFound, OutOfStock
 
@@ -46,7 +46,6 @@ TIER = table_of(PriceTier)
 OPTION = table_of(ShippingOption)
 REGION = table_of(Region)
 STATE = table_of(RegionState)
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MAX_LINES = 100
 ADDRESS_FIELDS = ("first_name", "last_name", "address_1", "city", "province", "postal_code", "country_code")
 
@@ -82,13 +81,6 @@ async def create_cart(connection: AsyncConnection, *, tenant_id: uuid.UUID, stor
         tenant_id=tenant_id, id=uuid.uuid4(), store_id=store_id, region_id=region.id,
         currency_code=region.currency_code, customer_id=customer_id,
         email=validate_email(email) if email else None).returning(*CART.c))).one()
-
-
-def validate_email(email: str) -> str:
-    email = email.strip().lower()
-    if not EMAIL.match(email) or len(email) > 320:
-        raise BadUserInput("not an email address", field="email")
-    return email
 
 
 async def return_reserved_units(connection: AsyncConnection, cart_id: uuid.UUID) -> None:

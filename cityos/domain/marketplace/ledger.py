@@ -4,6 +4,7 @@ balances derived from it. Entries are only ever added."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,14 +19,11 @@ from cityos.domain.base import table_of
 from cityos.domain.catalog.models import ProductCategory
 from cityos.domain.marketplace import rules
 from cityos.domain.marketplace.models import CommissionRule, CommissionTransaction, Payout, PayoutTransactionLink
-from cityos.domain.orders.models import Order, OrderLine
 
 RULE = table_of(CommissionRule)
 ENTRY = table_of(CommissionTransaction)
 PAYOUT = table_of(Payout)
 LINK = table_of(PayoutTransactionLink)
-ORDER = table_of(Order)
-ORDER_LINE = table_of(OrderLine)
 PRODUCT_CATEGORY = table_of(ProductCategory)
 ACTIVE_PAYOUT = ("pending", "paid")
 
@@ -45,11 +43,10 @@ def rule_of(row: Any) -> rules.Rule:
                       row.effective_from, row.effective_to)
 
 
-async def record_sales(connection: AsyncConnection, order_id: uuid.UUID, policy: LedgerPolicy) -> int:
-    """One `sale` entry per vendor order line of a paid order (idempotent: one per line and kind)."""
-    order = (await connection.execute(select(ORDER).where(ORDER.c.id == order_id))).one()
-    lines = (await connection.execute(select(ORDER_LINE).where(ORDER_LINE.c.order_id == order_id,
-                                                               ORDER_LINE.c.vendor_id.is_not(None)))).all()
+async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Sequence[Any],
+                             policy: LedgerPolicy) -> int:
+    """One `sale` entry per vendor order line of a paid order (idempotent: one per line and kind). `order` and
+    `lines` are the order's row and its lines that have a vendor (read by the orders context)."""
     if not lines:
         return 0
     all_rules = [rule_of(row) for row in (await connection.execute(select(RULE))).all()]

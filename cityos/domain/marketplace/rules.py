@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from cityos.domain.base import decimal_problem
-from cityos.domain.commerce.rules import round_half_up
+from cityos.domain.kernel import round_half_up
 from cityos.errors import BadUserInput
 
 SCOPE_SPECIFICITY = {"tenant": 0, "store": 1, "vendor": 2, "category": 3, "product": 4}

@@ -13,12 +13,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
-from cityos.domain.commerce.service import validate_email
+from cityos.domain.kernel import unique_or_conflict, validate_email
 from cityos.domain.marketplace import rules
 from cityos.domain.marketplace.models import CommissionRule, Vendor, VendorStatus, VendorUser
 from cityos.domain.platform.models import ConnectStateUse
 from cityos.domain.tenancy.rules import validate_handle, validate_name
-from cityos.domain.tenancy.service import unique_or_conflict
 from cityos.errors import BadUserInput, NotFound
 
 VENDOR = table_of(Vendor)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
@@ -11,17 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityos.domain.base import Base, TenantOwnedMixin, one_of
-
-
-class OrderStatus(StrEnum):
-    """An order's (and each of its vendor orders') place in the state machine of commerce/rules.py."""
-
-    PENDING = "pending"
-    PAID = "paid"
-    FULFILLED = "fulfilled"
-    COMPLETED = "completed"
-    CANCELED = "canceled"
-    REFUNDED = "refunded"
+from cityos.domain.kernel import OrderStatus as OrderStatus  # the enum several contexts share
 
 
 class Order(TenantOwnedMixin, Base):

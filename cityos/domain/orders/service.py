@@ -25,8 +25,9 @@ from cityos.domain.commerce.service import (
     snapshot_fingerprint,
     snapshot_lines,
 )
-from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals, record_sales
+from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.orders.sales import record_sales
 from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.errors import BadUserInput, NotFound, OutOfStock
 from cityos.realtime.events import PendingEvents, event

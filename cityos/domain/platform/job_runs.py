@@ -13,12 +13,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.base import table_of
+from cityos.domain.kernel import Listing, SortKey
 from cityos.domain.platform.models import JobOutcome, JobRun
 
 JOB_RUN = table_of(JobRun)
@@ -70,3 +71,15 @@ async def finish_run(engine: AsyncEngine, run_id: uuid.UUID, outcome: JobOutcome
         return (await connection.execute(update(JOB_RUN).where(JOB_RUN.c.id == run_id).values(
             finished_at=func.clock_timestamp(), outcome=outcome.value, counts=counts,
             error=error[:ERROR_LENGTH] if error else None).returning(*JOB_RUN.c))).one()
+
+
+def job_runs(*scope: ColumnElement[bool], job: str | None, tenant_id: uuid.UUID | None,
+             platform: bool = False) -> Listing:
+    """Runs newest first. In platform scope every row; otherwise the tenant's parts only (explicit, so that the
+    tenant-leading index drives it; a caller of no tenant sees nothing)."""
+    statement = select(JOB_RUN).where(*scope)
+    if not platform:
+        statement = statement.where(JOB_RUN.c.tenant_id == tenant_id if tenant_id is not None else false())
+    if job is not None:
+        statement = statement.where(JOB_RUN.c.job == job)
+    return Listing(statement, [SortKey(JOB_RUN.c.started_at, True), SortKey(JOB_RUN.c.id, True)])

@@ -1,4 +1,4 @@
-"""Tenancy tables."""
+"""Tenancy tables, and the platform-wide currency table every context refers to."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -19,6 +20,15 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityos.domain.base import Base, TenantOwnedMixin, TimestampMixin, new_id
+
+
+class Currency(Base):
+    __tablename__ = "currency"
+
+    code: Mapped[str] = mapped_column(String(3), primary_key=True)  # ISO 4217, lower case
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    symbol: Mapped[str] = mapped_column(String(8), nullable=False)
+    decimal_digits: Mapped[int] = mapped_column(Integer, nullable=False, server_default="2")
 
 
 class Tenant(TimestampMixin, Base):

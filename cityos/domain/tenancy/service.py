@@ -3,45 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityos.domain.commerce.models import Currency
+from cityos.domain.kernel import unique_or_conflict
 from cityos.domain.tenancy import rules
-from cityos.domain.tenancy.models import PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
-from cityos.errors import BadUserInput, Conflict, NotFound
-
-T = TypeVar("T")
-UNIQUE_VIOLATION = "23505"
+from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
+from cityos.errors import BadUserInput, NotFound
 
 
 @dataclass(frozen=True)
 class StoreRef:
     tenant_id: uuid.UUID
     store_id: uuid.UUID
-
-
-def _is_unique_violation(error: IntegrityError) -> bool:
-    original = error.orig
-    return UNIQUE_VIOLATION in {getattr(original, "pgcode", None), getattr(original, "sqlstate", None)}
-
-
-async def unique_or_conflict(connection: AsyncConnection, work: Callable[[], Awaitable[T]], message: str,
-                             field: str) -> T:
-    """Run `work` in a savepoint; a unique violation becomes CONFLICT and leaves the transaction usable."""
-    try:
-        async with connection.begin_nested():
-            return await work()
-    except IntegrityError as error:
-        if _is_unique_violation(error):
-            raise Conflict(message, field=field) from None
-        raise
 
 
 async def store_by_publishable_key(connection: AsyncConnection, key: str) -> StoreRef | None:

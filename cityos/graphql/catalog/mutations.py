@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 
 from cityos.auth.authz import ResourceRef
 from cityos.domain.catalog import rules, service
+from cityos.domain.marketplace import queries as vendors
 from cityos.errors import BadUserInput
 from cityos.graphql.catalog.types import (
     CATEGORY_TABLE,
@@ -182,9 +183,10 @@ class CatalogMutation:
             changes.sales_channel_ids = [row.id for row in channels if row.is_default]
 
         async def work(connection: AsyncConnection) -> Any:
+            vendor_store = await vendors.vendor_store_id(connection, vendor_id) if vendor_id is not None else None
             return await service.create_product(connection, tenant_id=tenant_id, store_id=store.pk,
                                                 vendor_id=vendor_id, title=input.title, handle=input.handle,
-                                                changes=changes)
+                                                changes=changes, vendor_store_id=vendor_store)
 
         return Product.from_row(await info.context.db.mutate(work))
 

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
-from sqlalchemy import Select, and_, exists, func, literal, select
 
 from cityos.auth.principal import STAFF_ROLES
-from cityos.domain.base import table_of
-from cityos.domain.catalog.models import ProductSalesChannel
-from cityos.domain.tenancy.models import SalesChannel
+from cityos.domain.catalog import queries as catalog
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, NotFound, Unauthenticated
 from cityos.graphql.catalog.types import (
+    CATEGORY,
     CATEGORY_TABLE,
-    PRICE_TABLE,
-    PRODUCT_CATEGORY_TABLE,
     PRODUCT_PLAN_ATTRIBUTES,
     PRODUCT_TABLE,
-    VARIANT_TABLE,
     Category,
     Product,
     ProductStatus,
@@ -34,17 +29,13 @@ from cityos.graphql.core.relay import (
     First,
     Last,
     PageRequest,
-    SortKey,
     described_value,
     from_global_id,
     page_query,
 )
 from cityos.graphql.tenancy.types import STORE_TABLE
 
-CHANNEL_TABLE = table_of(SalesChannel)
-PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)
-CATEGORY_PLAN_ATTRIBUTES = {"tenant_id": CATEGORY_TABLE.c.tenant_id, "store_id": CATEGORY_TABLE.c.store_id}
-NO_PRICE = 2**31 - 1
+CATEGORY_PLAN_ATTRIBUTES = CATEGORY.plan_attributes
 
 
 @strawberry.enum(description="The order of a product listing.")
@@ -74,68 +65,14 @@ class ProductFilter:
         default=None, description="Only products in this status; storefront callers see published products only.")
 
 
-def min_price(currency_code: str) -> Any:
-    """The lowest list price of the product's variants in a currency (a correlated subquery)."""
-    return (select(func.min(PRICE_TABLE.c.amount))
-            .select_from(VARIANT_TABLE.join(PRICE_TABLE, and_(PRICE_TABLE.c.tenant_id == VARIANT_TABLE.c.tenant_id,
-                                                               PRICE_TABLE.c.variant_id == VARIANT_TABLE.c.id)))
-            .where(VARIANT_TABLE.c.product_id == PRODUCT_TABLE.c.id, PRICE_TABLE.c.currency_code == currency_code)
-            .scalar_subquery())
-
-
-def category_and_descendants(category_id: uuid.UUID) -> Any:
-    tree = select(CATEGORY_TABLE.c.id).where(CATEGORY_TABLE.c.id == category_id).cte("tree", recursive=True)
-    tree = tree.union_all(select(CATEGORY_TABLE.c.id).where(CATEGORY_TABLE.c.parent_id == tree.c.id))
-    return select(tree.c.id)
-
-
-def available_in_default_channel() -> Any:
-    return exists().where(
-        PRODUCT_SALES_CHANNEL.c.product_id == PRODUCT_TABLE.c.id,
-        PRODUCT_SALES_CHANNEL.c.tenant_id == PRODUCT_TABLE.c.tenant_id,
-        CHANNEL_TABLE.c.id == PRODUCT_SALES_CHANNEL.c.sales_channel_id,
-        CHANNEL_TABLE.c.tenant_id == PRODUCT_SALES_CHANNEL.c.tenant_id,
-        CHANNEL_TABLE.c.is_default, ~CHANNEL_TABLE.c.is_disabled)
-
-
-def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: str) -> Select[Any]:
-    if product_filter.category_id:
-        _, category = from_global_id(product_filter.category_id, "Category")
-        statement = statement.where(exists().where(
-            PRODUCT_CATEGORY_TABLE.c.product_id == PRODUCT_TABLE.c.id,
-            PRODUCT_CATEGORY_TABLE.c.category_id.in_(category_and_descendants(category))))
-    if product_filter.vendor_id:
-        _, vendor = from_global_id(product_filter.vendor_id, "Vendor")
-        statement = statement.where(PRODUCT_TABLE.c.vendor_id == vendor)
-    if product_filter.price_min is not None or product_filter.price_max is not None:
-        if (product_filter.price_min or 0) < 0 or (product_filter.price_max or 0) < 0:
-            raise BadUserInput("price bounds must not be negative", field="priceMin")
-        price = min_price(currency_code)
-        if product_filter.price_min is not None:
-            statement = statement.where(price >= product_filter.price_min)
-        if product_filter.price_max is not None:
-            statement = statement.where(price <= product_filter.price_max)
-    if product_filter.search:
-        text = product_filter.search.strip()[:200]
-        if text:
-            statement = statement.where(PRODUCT_TABLE.c.search.op("@@")(func.websearch_to_tsquery("simple", text)))
-    if product_filter.in_stock is not None:
-        stocked = exists().where(VARIANT_TABLE.c.product_id == PRODUCT_TABLE.c.id,
-                                 VARIANT_TABLE.c.inventory_quantity > 0)
-        statement = statement.where(stocked if product_filter.in_stock else ~stocked)
-    if product_filter.status is not None:
-        statement = statement.where(PRODUCT_TABLE.c.status == product_filter.status.value)
-    return statement
-
-
-def sort_keys(sort: ProductSort, currency_code: str) -> list[SortKey]:
-    if sort is ProductSort.TITLE:
-        return [SortKey(PRODUCT_TABLE.c.title), SortKey(PRODUCT_TABLE.c.id)]
-    if sort in (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC):
-        descending = sort is ProductSort.PRICE_DESC
-        return [SortKey(func.coalesce(min_price(currency_code), literal(NO_PRICE)), descending),
-                SortKey(PRODUCT_TABLE.c.id, descending)]
-    return [SortKey(PRODUCT_TABLE.c.created_at, True), SortKey(PRODUCT_TABLE.c.id, True)]
+def listing_filter(product_filter: ProductFilter) -> catalog.ProductFilter:
+    """The domain's filter of a listing: global ids become the ids they name."""
+    return catalog.ProductFilter(
+        category_id=from_global_id(product_filter.category_id, "Category")[1] if product_filter.category_id else None,
+        vendor_id=from_global_id(product_filter.vendor_id, "Vendor")[1] if product_filter.vendor_id else None,
+        price_min=product_filter.price_min, price_max=product_filter.price_max, search=product_filter.search,
+        in_stock=product_filter.in_stock,
+        status=product_filter.status.value if product_filter.status is not None else None)
 
 
 async def _store_scope(info: Info, store_id: strawberry.ID | None) -> tuple[uuid.UUID | None, str]:
@@ -177,23 +114,20 @@ class CatalogQuery:
         scope, store_currency = await _store_scope(info, store_id)
         currency = (currency_code or store_currency).lower()
         allowed = await info.context.authz.sql_filter("product", "read", PRODUCT_TABLE, PRODUCT_PLAN_ATTRIBUTES)
-        statement = select(PRODUCT_TABLE).where(allowed, *in_tenant(info.context.db, PRODUCT_TABLE))
-        if scope is not None:
-            statement = statement.where(PRODUCT_TABLE.c.store_id == scope)
-        if store_id is None and info.context.store is not None and not info.context.principal.roles & STAFF_ROLES:
-            statement = statement.where(available_in_default_channel())  # what the storefront sells
-        statement = apply_filter(statement, filter or ProductFilter(), currency)
-        return await page_query(info.context.db.execute, statement, page, Product.from_row,
-                                sort_keys(sort, currency))
+        storefront = store_id is None and info.context.store is not None and \
+            not info.context.principal.roles & STAFF_ROLES
+        listing = catalog.products(allowed, *in_tenant(info.context.db, PRODUCT_TABLE), store_id=scope,
+                                   storefront=storefront, product_filter=listing_filter(filter or ProductFilter()),
+                                   sort=sort.value, currency_code=currency)
+        return await page_query(info.context.db.execute, listing.statement, page, Product.from_row, listing.order)
 
     @strawberry.field(description="A product of the storefront's store (or of `storeId`) by handle.")
     async def product(self, info: Info, handle: Handle, store_id: ScopeStoreId = None) -> Product:
         scope, _ = await _store_scope(info, store_id)
         if scope is None:
             raise BadUserInput("name the store: a publishable key, a store domain or storeId", field="storeId")
-        row = (await info.context.db.execute(select(PRODUCT_TABLE).where(
-            PRODUCT_TABLE.c.store_id == scope, PRODUCT_TABLE.c.handle == handle,
-            *in_tenant(info.context.db, PRODUCT_TABLE)))).first()
+        row = (await info.context.db.execute(catalog.product_by_handle(
+            *in_tenant(info.context.db, PRODUCT_TABLE), store_id=scope, handle=handle))).first()
         if row is None:
             raise NotFound("no product with that handle")
         product = Product.from_row(row)
@@ -207,10 +141,6 @@ class CatalogQuery:
         page = PageRequest(first, after, last, before)
         scope, _ = await _store_scope(info, store_id)
         allowed = await info.context.authz.sql_filter("category", "read", CATEGORY_TABLE, CATEGORY_PLAN_ATTRIBUTES)
-        statement = select(CATEGORY_TABLE).where(allowed, *in_tenant(info.context.db, CATEGORY_TABLE))
-        if scope is not None:
-            statement = statement.where(CATEGORY_TABLE.c.store_id == scope)
-        if roots_only:
-            statement = statement.where(CATEGORY_TABLE.c.parent_id.is_(None))
-        order = [SortKey(CATEGORY_TABLE.c.rank), SortKey(CATEGORY_TABLE.c.name), SortKey(CATEGORY_TABLE.c.id)]
-        return await page_query(info.context.db.execute, statement, page, Category.from_row, order)
+        listing = catalog.categories(allowed, *in_tenant(info.context.db, CATEGORY_TABLE), store_id=scope,
+                                     roots_only=roots_only)
+        return await page_query(info.context.db.execute, listing.statement, page, Category.from_row, listing.order)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import strawberry
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
 from cityos.domain.fulfillment import service as fulfillment
+from cityos.domain.kernel import validate_email
 from cityos.domain.orders import service as orders
-from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Conflict, PaymentFailed, Unauthenticated
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, PaymentFailed, Unauthenticated
 from cityos.graphql.commerce.arguments import (
     AccessToken,
     Address,
@@ -31,8 +30,6 @@ from cityos.graphql.commerce.arguments import (
 )
 from cityos.graphql.commerce.queries import cart_for, present_access_token
 from cityos.graphql.commerce.types import (
-    CART_TABLE,
-    CHECKOUT_ATTEMPT_TABLE,
     Cart,
     CheckoutSession,
     Order,
@@ -45,6 +42,7 @@ from cityos.graphql.core.relay import (
 )
 from cityos.graphql.tenancy.types import STORE_TABLE
 from cityos.integrations.stripe import client as stripe_api
+from cityos.integrations.stripe.checkout import StripePayments
 
 
 async def _changed_cart(info: Info, cart: Cart, change: Any) -> Cart:
@@ -108,7 +106,7 @@ class CommerceMutation:
     @strawberry.mutation(description="Set the shopper's email.")
     async def set_cart_email(self, info: Info, cart_id: CartIdArg, email: Email) -> Cart:
         cart = await cart_for(info, cart_id)
-        checked = carts.validate_email(email)
+        checked = validate_email(email)
         return await _changed_cart(info, cart, lambda connection, row: carts.update_cart(connection, row,
                                                                                           email=checked))
 
@@ -139,63 +137,14 @@ class CommerceMutation:
     async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
         cart = await cart_for(info, cart_id, "checkout")
         settings = info.context.settings
-        if cart.row.status != "open":
-            raise BadUserInput("this cart is already checked out", field="cartId")
-        # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
-        priced = await info.context.db.run(lambda connection: carts.priced_cart(connection, cart.row))
-        problems = carts.checkout_problems(priced)
-        if problems:
-            raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
-        snapshot = carts.checkout_snapshot(priced)
-        fingerprint = carts.snapshot_fingerprint(snapshot)
-        current = await info.context.db.run(lambda connection: carts.current_attempt(connection, cart.row))
-        intent = None
-        if current is not None and current.fingerprint == fingerprint and current.status == "pending":
-            intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe,
-                                                              current.payment_intent_id)
-            if intent.status == "succeeded":
-                raise BadUserInput("this checkout is paid: call completeCheckout", field="cartId")
-            if intent.status == "canceled":
-                intent = None
-        if intent is None:
-            sequence = await info.context.db.run(lambda connection: carts.attempt_count(connection, cart.row.id))
-            order_id = carts.order_id_for(cart.row)
-            intent = await stripe_api.create_payment_intent(
-                info.context.services.stripe, amount=priced.totals.total, currency=cart.row.currency_code,
-                transfer_group=str(order_id), idempotency_key=carts.payment_idempotency_key(
-                    cart.row.id, fingerprint, sequence),
-                metadata={"tenant_id": str(cart.row.tenant_id), "store_id": str(cart.row.store_id),
-                          "cart_id": str(cart.row.id), "order_id": str(order_id)})
-        token = carts.order_access_token(settings.COOKIE_SECRET, cart.row.tenant_id, cart.row.id)
-        paid_intent = intent
-
-        # 2. Under the cart's lock: the cart must still be what the PaymentIntent charges for; reserve its stock.
-        async def work(connection: AsyncConnection) -> CheckoutSession:
-            row = await carts.load_cart(connection, cart.row.id, lock=True)
-            if row.status != "open":
-                raise BadUserInput("this cart is already checked out", field="cartId")
-            locked = await carts.priced_cart(connection, row)
-            if carts.snapshot_fingerprint(carts.checkout_snapshot(locked)) != fingerprint:
-                raise Conflict("the cart changed while its checkout started; start the checkout again")
-            order_id = str(carts.order_id_for(row))
-            if row.payment_intent_id != paid_intent.id:
-                await carts.supersede_checkout(connection, row, "a new checkout of the cart started")
-                await connection.execute(insert(CHECKOUT_ATTEMPT_TABLE).values(
-                    tenant_id=row.tenant_id, id=uuid.uuid4(), cart_id=row.id, store_id=row.store_id,
-                    customer_id=row.customer_id, payment_intent_id=paid_intent.id, fingerprint=fingerprint,
-                    amount=paid_intent.amount, currency_code=row.currency_code, snapshot=snapshot,
-                    status="pending").on_conflict_do_nothing())
-            await carts.reserve_inventory(connection, locked, settings.CITYOS_RESERVATION_MINUTES)
-            await connection.execute(update(CART_TABLE).where(CART_TABLE.c.id == row.id).values(
-                payment_intent_id=paid_intent.id, payment_error=None, order_id=uuid.UUID(order_id),
-                access_token_hash=carts.access_token_hash(token), updated_at=func.now()))
-            return CheckoutSession(payment_intent_id=paid_intent.id, client_secret=paid_intent.client_secret or "",
-                                   amount=paid_intent.amount, currency_code=row.currency_code,
-                                   order_id=to_global_id("Order", order_id),
-                                   publishable_key=settings.STRIPE_PUBLISHABLE_KEY, order_access_token=token)
-
-        session: CheckoutSession = await info.context.db.mutate(work)
-        return session
+        started = await checkout.start_checkout(info.context.db, cart.row, StripePayments(info.context.services.stripe),
+                                                cookie_secret=settings.COOKIE_SECRET,
+                                                reservation_minutes=settings.CITYOS_RESERVATION_MINUTES)
+        return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
+                               amount=started.amount, currency_code=started.currency_code,
+                               order_id=to_global_id("Order", started.order_id),
+                               publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+                               order_access_token=started.order_access_token)
 
     @strawberry.mutation(description="After Stripe.js confirmed the payment: settle the checkout (the webhook may "
                                      "already have) and return its order. Idempotent: every later call returns "

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 import strawberry
-from sqlalchemy import func, select
 
 from cityos.auth.authz import Authorizer
 from cityos.domain.commerce import service as carts
+from cityos.domain.orders import queries as order_queries
 from cityos.errors import BadUserInput
 from cityos.graphql.commerce.arguments import AccessToken, CartIdArg, OrderIdArg
 from cityos.graphql.commerce.types import (
+    ORDER,
     ORDER_TABLE,
+    VENDOR_ORDER,
     VENDOR_ORDER_TABLE,
     Cart,
     Order,
@@ -31,12 +33,9 @@ from cityos.graphql.core.relay import (
     page_query,
 )
 
-ORDER_PLAN_ATTRIBUTES = {"tenant_id": ORDER_TABLE.c.tenant_id, "store_id": ORDER_TABLE.c.store_id,
-                         "customer_id": ORDER_TABLE.c.customer_id,
-                         "access_token_hash": func.coalesce(ORDER_TABLE.c.access_token_hash, "")}
-VENDOR_ORDER_PLAN_ATTRIBUTES = {"tenant_id": VENDOR_ORDER_TABLE.c.tenant_id,
-                                "store_id": VENDOR_ORDER_TABLE.c.store_id,
-                                "vendor_id": VENDOR_ORDER_TABLE.c.vendor_id}
+ORDER_PLAN_ATTRIBUTES = ORDER.plan_attributes
+VENDOR_ORDER_PLAN_ATTRIBUTES = VENDOR_ORDER.plan_attributes
+
 
 async def cart_for(info: Info, cart_id: strawberry.ID, action: str = "update") -> Cart:
     cart: Cart = await node_by_global_id(info, cart_id, "Cart", action)
@@ -76,17 +75,17 @@ class CommerceQuery:
     async def orders(self, info: Info, first: First = None, after: After = None, last: Last = None,
                      before: Before = None) -> Connection[Order]:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute,
-                                select(ORDER_TABLE).where(allowed, *in_tenant(info.context.db, ORDER_TABLE)),
-                                PageRequest(first, after, last, before), Order.from_row)
+        listing = order_queries.orders(allowed, *in_tenant(info.context.db, ORDER_TABLE))
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
+                                Order.from_row, listing.order)
 
     @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
     async def vendor_orders(self, info: Info, first: First = None, after: After = None,
                             last: Last = None, before: Before = None) -> Connection[VendorOrder]:
         allowed = await info.context.authz.sql_filter("vendor_order", "read", VENDOR_ORDER_TABLE,
                                                       VENDOR_ORDER_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute, select(VENDOR_ORDER_TABLE).where(
-                                    allowed, *in_tenant(info.context.db, VENDOR_ORDER_TABLE)),
-                                PageRequest(first, after, last, before), VendorOrder.from_row)
+        listing = order_queries.vendor_orders(allowed, *in_tenant(info.context.db, VENDOR_ORDER_TABLE))
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
+                                VendorOrder.from_row, listing.order)
 
 

@@ -7,20 +7,22 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from sqlalchemy import func
 from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
 from cityos.domain.base import table_of
+from cityos.domain.commerce import queries as commerce_queries
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import Cart as CartModel
 from cityos.domain.commerce.models import CheckoutAttempt as CheckoutAttemptModel
 from cityos.domain.fulfillment.models import Shipment as ShipmentModel
 from cityos.domain.fulfillment.models import TrackingEvent as TrackingEventModel
+from cityos.domain.orders import queries as order_queries
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
-from cityos.domain.platform.models import Outbox, WebhookInbox
+from cityos.domain.platform import queries as platform_queries
+from cityos.domain.platform.models import WebhookInbox
 from cityos.graphql.catalog.types import Variant, load_variant
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
@@ -37,7 +39,7 @@ SHIPMENT_TABLE = table_of(ShipmentModel)
 TRACKING_TABLE = table_of(TrackingEventModel)
 CHECKOUT_ATTEMPT_TABLE = table_of(CheckoutAttemptModel)
 WEBHOOK_TABLE = table_of(WebhookInbox)
-OUTBOX_TABLE = table_of(Outbox)
+OUTBOX_TABLE = platform_queries.OUTBOX
 
 CART = Declaration("Cart", CART_TABLE, "cart", columns(CART_TABLE, "tenant_id", "store_id", "customer_id"),
                    fields={"status": lambda row: CartStatus(row.status),
@@ -46,8 +48,7 @@ CART = Declaration("Cart", CART_TABLE, "cart", columns(CART_TABLE, "tenant_id", 
 ORDER = Declaration(
     "Order", ORDER_TABLE, "order",
     {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id"),
-     "access_token_hash": Attribute(func.coalesce(ORDER_TABLE.c.access_token_hash, ""),
-                                    lambda row: row.access_token_hash or "")},
+     "access_token_hash": Attribute(order_queries.ORDER_ACCESS_TOKEN_HASH, lambda row: row.access_token_hash or "")},
     fields={"status": lambda row: OrderStatus(row.status),
             "shipping_address": lambda row: Address.from_json(row.shipping_address)})
 VENDOR_ORDER = Declaration("VendorOrder", VENDOR_ORDER_TABLE, "vendor_order",
@@ -59,8 +60,7 @@ SHIPMENT = Declaration("Shipment", SHIPMENT_TABLE, "shipment",
 CHECKOUT_ATTEMPT = Declaration(
     "CheckoutAttempt", CHECKOUT_ATTEMPT_TABLE, "checkout_attempt",
     {**columns(CHECKOUT_ATTEMPT_TABLE, "tenant_id", "store_id"),
-     "customer_id": Attribute(func.coalesce(CHECKOUT_ATTEMPT_TABLE.c.customer_id, ""),
-                              lambda row: row.customer_id or "")},
+     "customer_id": Attribute(commerce_queries.ATTEMPT_CUSTOMER_ID, lambda row: row.customer_id or "")},
     fields={"amount": lambda row: money(row.amount, row.currency_code),
             "order_id": lambda row: to_global_id("Order", row.order_id) if row.order_id else None},
     node=False)

@@ -20,6 +20,7 @@ import strawberry
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Row
 
+from cityos.domain.kernel import SortKey as SortKey  # the domain defines the orders it lists in
 from cityos.errors import BadUserInput
 
 NodeType = TypeVar("NodeType")
@@ -167,14 +168,6 @@ def page_loaded_rows(rows: Sequence[Any], page: PageRequest, to_node: Callable[[
         window = selected[:size]
         has_more = len(selected) > size
     return _build(window, page, has_more, len(rows), to_node, page.before is not None, page.after is not None)
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One column of a list's order; the last key of every order must be unique (the id)."""
-
-    column: Any
-    descending: bool = False
 
 
 DEFAULT_ORDER = ("created_at", "id")

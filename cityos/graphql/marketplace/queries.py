@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy import Text, case, cast, select
 
+from cityos.domain.marketplace import queries as marketplace
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.nodes import node_by_global_id
@@ -16,14 +16,12 @@ from cityos.graphql.core.relay import (
     First,
     Last,
     PageRequest,
-    SortKey,
     from_global_id,
     page_query,
 )
 from cityos.graphql.marketplace.arguments import ScopeStoreId, VendorIdArg
 from cityos.graphql.marketplace.types import (
-    ENTRY_TABLE,
-    PAYOUT_TABLE,
+    COMMISSION_RULE,
     RULE_TABLE,
     VENDOR_PLAN_ATTRIBUTES,
     VENDOR_TABLE,
@@ -33,9 +31,7 @@ from cityos.graphql.marketplace.types import (
     Vendor,
 )
 
-RULE_PLAN_ATTRIBUTES = {"tenant_id": RULE_TABLE.c.tenant_id,
-                        "vendor_id": case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)),
-                                          else_="")}
+RULE_PLAN_ATTRIBUTES = COMMISSION_RULE.plan_attributes
 SCOPE_TYPES = {"store": "Store", "vendor": "Vendor", "category": "Category", "product": "Product"}
 CONNECT_PATH = "/settings/integrations/stripe"
 
@@ -54,35 +50,34 @@ class MarketplaceQuery:
                       after: After = None, last: Last = None,
                       before: Before = None) -> Connection[Vendor]:
         allowed = await info.context.authz.sql_filter("vendor", "read", VENDOR_TABLE, VENDOR_PLAN_ATTRIBUTES)
-        statement = select(VENDOR_TABLE).where(allowed, *in_tenant(info.context.db, VENDOR_TABLE))
-        if store_id is not None:
-            statement = statement.where(VENDOR_TABLE.c.store_id == from_global_id(store_id, "Store")[1])
-        return await page_query(info.context.db.execute, statement, PageRequest(first, after, last, before),
-                                Vendor.from_row)
+        store = from_global_id(store_id, "Store")[1] if store_id is not None else None
+        listing = marketplace.vendors(allowed, *in_tenant(info.context.db, VENDOR_TABLE), store_id=store)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
+                                Vendor.from_row, listing.order)
 
     @strawberry.field(description="Commission rules the caller may read: a tenant's admins all of them, a vendor's "
                                   "admin the rules of its vendor.")
     async def commission_rules(self, info: Info, first: First = None, after: After = None,
                                last: Last = None, before: Before = None) -> Connection[CommissionRule]:
         allowed = await info.context.authz.sql_filter("commission_rule", "read", RULE_TABLE, RULE_PLAN_ATTRIBUTES)
-        return await page_query(info.context.db.execute, select(RULE_TABLE).where(allowed),
-                                PageRequest(first, after, last, before), CommissionRule.from_row)
+        listing = marketplace.commission_rules(allowed)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
+                                CommissionRule.from_row, listing.order)
 
     @strawberry.field(description="A vendor's commission ledger, newest first (needs read:field:balance).")
     async def ledger_entries(self, info: Info, vendor_id: VendorIdArg, first: First = None,
                              after: After = None) -> Connection[LedgerEntry]:
         vendor = await vendor_for(info, vendor_id, "read:field:balance")
-        order = [SortKey(ENTRY_TABLE.c.created_at, True), SortKey(ENTRY_TABLE.c.id, True)]
-        entries = select(ENTRY_TABLE).where(ENTRY_TABLE.c.vendor_id == vendor.pk)
-        return await page_query(info.context.db.execute, entries, PageRequest(first, after), LedgerEntry.from_row,
-                                order)
+        listing = marketplace.ledger_entries(vendor.pk)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                LedgerEntry.from_row, listing.order)
 
     @strawberry.field(description="A vendor's payouts, newest first (needs read:field:balance).")
     async def payouts(self, info: Info, vendor_id: VendorIdArg, first: First = None,
                       after: After = None) -> Connection[Payout]:
         vendor = await vendor_for(info, vendor_id, "read:field:balance")
-        order = [SortKey(PAYOUT_TABLE.c.created_at, True), SortKey(PAYOUT_TABLE.c.id, True)]
-        return await page_query(info.context.db.execute, select(PAYOUT_TABLE).where(
-            PAYOUT_TABLE.c.vendor_id == vendor.pk), PageRequest(first, after), Payout.from_row, order)
+        listing = marketplace.payouts(vendor.pk)
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                Payout.from_row, listing.order)
 
 

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy import Text, case, cast
 from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
 from cityos.domain.base import table_of
+from cityos.domain.marketplace import queries as marketplace_queries
 from cityos.domain.marketplace.ledger import balance_statement
 from cityos.domain.marketplace.models import CommissionRule as CommissionRuleModel
 from cityos.domain.marketplace.models import CommissionTransaction as CommissionTransactionModel
@@ -47,7 +47,7 @@ SCOPE_TYPES = {"store": "Store", "vendor": "Vendor", "category": "Category", "pr
 COMMISSION_RULE = Declaration(
     "CommissionRule", RULE_TABLE, "commission_rule",
     {**columns(RULE_TABLE, "tenant_id"),
-     "vendor_id": Attribute(case((RULE_TABLE.c.scope == "vendor", cast(RULE_TABLE.c.scope_id, Text)), else_=""),
+     "vendor_id": Attribute(marketplace_queries.RULE_VENDOR_ID,
                             lambda row: row.scope_id if row.scope == "vendor" else "")},
     fields={"scope_id": lambda row: to_global_id(SCOPE_TYPES[row.scope], row.scope_id) if row.scope_id else None})
 PAYOUT = Declaration("Payout", PAYOUT_TABLE, "payout", columns(PAYOUT_TABLE, "tenant_id", "vendor_id"),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy import select
 
+from cityos.domain.platform import queries as platform
 from cityos.domain.platform.outbox import retry_message
 from cityos.errors import BadUserInput, NotFound
 from cityos.graphql.commerce.arguments import OutboxIdArg, WebhookEventId
 from cityos.graphql.commerce.types import (
-    WEBHOOK_TABLE,
+    OUTBOX_TABLE,
     OutboxMessage,
     WebhookEvent,
 )
@@ -18,7 +18,6 @@ from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     from_global_id,
 )
-from cityos.graphql.platform.queries import OUTBOX_TABLE, webhooks_of_tenant
 from cityos.integrations.replay import replay_event
 
 
@@ -27,8 +26,8 @@ class OutboxMutation:
     @strawberry.mutation(description="Send a dead (or pending) outbox message again on the next dispatcher run.")
     async def retry_outbox_message(self, info: Info, id: OutboxIdArg) -> OutboxMessage:
         _, local_id = from_global_id(id, "OutboxMessage")
-        row = (await info.context.db.execute(select(OUTBOX_TABLE).where(
-            OUTBOX_TABLE.c.id == local_id, *in_tenant(info.context.db, OUTBOX_TABLE)))).first()
+        row = (await info.context.db.execute(platform.outbox_message(
+            *in_tenant(info.context.db, OUTBOX_TABLE), message_id=local_id))).first()
         if row is None:
             raise NotFound("no outbox message with that id")
         await info.context.authz.require(OutboxMessage.from_row(row).resource(), "retry")
@@ -42,7 +41,7 @@ class OutboxMutation:
                                      "idempotent (a settled payment is never settled twice).")
     async def replay_webhook_event(self, info: Info, id: WebhookEventId) -> WebhookEvent:
         _, local_id = from_global_id(id, "WebhookEvent")
-        statement = select(WEBHOOK_TABLE).where(WEBHOOK_TABLE.c.id == local_id, webhooks_of_tenant(info))
+        statement = platform.webhook_event(local_id, info.context.db.tenant_id)
         row = (await info.context.db.execute(statement)).first()
         if row is None:
             raise NotFound("no webhook event with that id")

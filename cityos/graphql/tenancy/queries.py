@@ -6,8 +6,8 @@ import asyncio
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import select
 
+from cityos.domain.tenancy import queries as tenancy
 from cityos.errors import BadUserInput, NotFound
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
@@ -24,9 +24,9 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
-from cityos.graphql.tenancy.types import STORE_TABLE, Store, Tenant
+from cityos.graphql.tenancy.types import STORE, STORE_TABLE, Store, Tenant
 
-STORE_PLAN_ATTRIBUTES = {"tenant_id": STORE_TABLE.c.tenant_id, "store_id": STORE_TABLE.c.id}
+STORE_PLAN_ATTRIBUTES = STORE.plan_attributes
 
 
 async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
@@ -61,8 +61,8 @@ class TenancyQuery:
                      last: Last = None, before: Before = None) -> Connection[Store]:
         page = PageRequest(first, after, last, before)
         allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
-        statement = select(STORE_TABLE).where(allowed, *in_tenant(info.context.db, STORE_TABLE))
-        return await page_query(info.context.db.execute, statement, page, Store.from_row)
+        listing = tenancy.stores(allowed, *in_tenant(info.context.db, STORE_TABLE))
+        return await page_query(info.context.db.execute, listing.statement, page, Store.from_row, listing.order)
 
     @strawberry.field(description="A tenant by global id.")
     async def tenant(self, info: Info, id: TenantIdArg) -> Tenant:

@@ -1,0 +1,144 @@
+"""Catalog reads: the product listing (filters, the storefront's visibility rule, price and category-tree
+subqueries, sort keys), the product lookup by handle and the category listing. Each function returns the
+statement (and keyset order) of a read; the caller adds the authorization clause and pages it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, select
+
+from cityos.domain.base import table_of
+from cityos.domain.catalog.models import (
+    Category,
+    Product,
+    ProductCategory,
+    ProductSalesChannel,
+    Variant,
+    VariantPrice,
+)
+from cityos.domain.kernel import Listing, SortKey
+from cityos.domain.tenancy.models import SalesChannel
+from cityos.errors import BadUserInput
+
+PRODUCT = table_of(Product)
+VARIANT = table_of(Variant)
+PRICE = table_of(VariantPrice)
+CATEGORY = table_of(Category)
+PRODUCT_CATEGORY = table_of(ProductCategory)
+PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)
+CHANNEL = table_of(SalesChannel)
+NO_PRICE = 2**31 - 1
+
+
+class ProductSort(StrEnum):
+    NEWEST = "newest"
+    TITLE = "title"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    """Filters of a product listing; all given filters must hold. Prices in minor units of the listing's
+    currency; `category_id` includes the category's sub-categories."""
+
+    category_id: uuid.UUID | None = None
+    vendor_id: uuid.UUID | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    search: str | None = None
+    in_stock: bool | None = None
+    status: str | None = None
+
+
+def min_price(currency_code: str) -> Any:
+    """The lowest list price of the product's variants in a currency (a correlated subquery)."""
+    return (select(func.min(PRICE.c.amount))
+            .select_from(VARIANT.join(PRICE, and_(PRICE.c.tenant_id == VARIANT.c.tenant_id,
+                                                  PRICE.c.variant_id == VARIANT.c.id)))
+            .where(VARIANT.c.product_id == PRODUCT.c.id, PRICE.c.currency_code == currency_code)
+            .scalar_subquery())
+
+
+def category_and_descendants(category_id: uuid.UUID) -> Any:
+    tree = select(CATEGORY.c.id).where(CATEGORY.c.id == category_id).cte("tree", recursive=True)
+    tree = tree.union_all(select(CATEGORY.c.id).where(CATEGORY.c.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+def available_in_default_channel() -> Any:
+    """What a storefront sells: products in the store's default sales channel, while it is enabled."""
+    return exists().where(
+        PRODUCT_SALES_CHANNEL.c.product_id == PRODUCT.c.id,
+        PRODUCT_SALES_CHANNEL.c.tenant_id == PRODUCT.c.tenant_id,
+        CHANNEL.c.id == PRODUCT_SALES_CHANNEL.c.sales_channel_id,
+        CHANNEL.c.tenant_id == PRODUCT_SALES_CHANNEL.c.tenant_id,
+        CHANNEL.c.is_default, ~CHANNEL.c.is_disabled)
+
+
+def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: str) -> Select[Any]:
+    if product_filter.category_id is not None:
+        statement = statement.where(exists().where(
+            PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id,
+            PRODUCT_CATEGORY.c.category_id.in_(category_and_descendants(product_filter.category_id))))
+    if product_filter.vendor_id is not None:
+        statement = statement.where(PRODUCT.c.vendor_id == product_filter.vendor_id)
+    if product_filter.price_min is not None or product_filter.price_max is not None:
+        if (product_filter.price_min or 0) < 0 or (product_filter.price_max or 0) < 0:
+            raise BadUserInput("price bounds must not be negative", field="priceMin")
+        price = min_price(currency_code)
+        if product_filter.price_min is not None:
+            statement = statement.where(price >= product_filter.price_min)
+        if product_filter.price_max is not None:
+            statement = statement.where(price <= product_filter.price_max)
+    if product_filter.search:
+        text = product_filter.search.strip()[:200]
+        if text:
+            statement = statement.where(PRODUCT.c.search.op("@@")(func.websearch_to_tsquery("simple", text)))
+    if product_filter.in_stock is not None:
+        stocked = exists().where(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.inventory_quantity > 0)
+        statement = statement.where(stocked if product_filter.in_stock else ~stocked)
+    if product_filter.status is not None:
+        statement = statement.where(PRODUCT.c.status == product_filter.status)
+    return statement
+
+
+def sort_keys(sort: str, currency_code: str) -> list[SortKey]:
+    if sort == ProductSort.TITLE:
+        return [SortKey(PRODUCT.c.title), SortKey(PRODUCT.c.id)]
+    if sort in (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC):
+        descending = sort == ProductSort.PRICE_DESC
+        return [SortKey(func.coalesce(min_price(currency_code), literal(NO_PRICE)), descending),
+                SortKey(PRODUCT.c.id, descending)]
+    return [SortKey(PRODUCT.c.created_at, True), SortKey(PRODUCT.c.id, True)]
+
+
+def products(*scope: ColumnElement[bool], store_id: uuid.UUID | None, storefront: bool,
+             product_filter: ProductFilter, sort: str, currency_code: str) -> Listing:
+    """A product listing: the rows `scope` allows (authorization, tenant), of one store when given; a
+    storefront sees only what the store's default sales channel sells."""
+    statement = select(PRODUCT).where(*scope)
+    if store_id is not None:
+        statement = statement.where(PRODUCT.c.store_id == store_id)
+    if storefront:
+        statement = statement.where(available_in_default_channel())
+    statement = apply_filter(statement, product_filter, currency_code)
+    return Listing(statement, sort_keys(sort, currency_code))
+
+
+def product_by_handle(*scope: ColumnElement[bool], store_id: uuid.UUID, handle: str) -> Select[Any]:
+    return select(PRODUCT).where(PRODUCT.c.store_id == store_id, PRODUCT.c.handle == handle, *scope)
+
+
+def categories(*scope: ColumnElement[bool], store_id: uuid.UUID | None, roots_only: bool) -> Listing:
+    """Categories by rank and name."""
+    statement = select(CATEGORY).where(*scope)
+    if store_id is not None:
+        statement = statement.where(CATEGORY.c.store_id == store_id)
+    if roots_only:
+        statement = statement.where(CATEGORY.c.parent_id.is_(None))
+    return Listing(statement, [SortKey(CATEGORY.c.rank), SortKey(CATEGORY.c.name), SortKey(CATEGORY.c.id)])

@@ -1,0 +1,78 @@
+"""The few helpers several domain contexts share, so that no context imports another one for them: uniqueness
+conflicts, email validation, money rounding, the order status enum and the shape of a listing (a statement and
+its keyset order). Contexts import this module; it imports no context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.errors import BadUserInput, Conflict
+
+T = TypeVar("T")
+UNIQUE_VIOLATION = "23505"
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+class OrderStatus(StrEnum):
+    """An order's (and each of its vendor orders') place in the state machine of commerce/rules.py."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    FULFILLED = "fulfilled"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    original = error.orig
+    return UNIQUE_VIOLATION in {getattr(original, "pgcode", None), getattr(original, "sqlstate", None)}
+
+
+async def unique_or_conflict(connection: AsyncConnection, work: Callable[[], Awaitable[T]], message: str,
+                             field: str) -> T:
+    """Run `work` in a savepoint; a unique violation becomes CONFLICT and leaves the transaction usable."""
+    try:
+        async with connection.begin_nested():
+            return await work()
+    except IntegrityError as error:
+        if _is_unique_violation(error):
+            raise Conflict(message, field=field) from None
+        raise
+
+
+def validate_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.match(email) or len(email) > 320:
+        raise BadUserInput("not an email address", field="email")
+    return email
+
+
+def round_half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One column of a list's order; the last key of every order must be unique (the id)."""
+
+    column: Any
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list as the domain defines it: the statement selecting its rows (filters, visibility) and the keyset
+    order it is paged in (None: created_at, id of the selected table)."""
+
+    statement: Select[Any]
+    order: Sequence[SortKey] | None = None
