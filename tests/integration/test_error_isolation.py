@@ -13,7 +13,7 @@ from cityos.db.request import RequestDatabase
 from cityos.graphql.core.relay import to_global_id
 from graphql import OperationDefinitionNode, OperationType, parse
 from tests.conftest import GraphQLClient, Server, Tokens, make_tenant
-from tests.integration.test_isolation_matrix import B_CART_AND_ORDER, B_MARKETPLACE, VARIABLES, Target
+from tests.integration.test_isolation_matrix import VARIABLES, Target, full_tenant
 from tests.operations import all_operations
 
 MISSING_STORE = to_global_id("Store", uuid.UUID(int=7))
@@ -36,26 +36,7 @@ def with_field(document: str, field: str) -> str:
 
 @pytest.fixture(scope="module")
 async def shop(owner_engine: Any) -> Target:
-    from cityos.seed import seed_catalog, seed_region
-
-    world = await make_tenant(owner_engine)
-    async with owner_engine.begin() as connection:
-        await seed_region(connection, world.tenant_id)
-        await seed_catalog(connection, world.tenant_id, world.store_id)
-        await connection.execute(text(B_CART_AND_ORDER), {"t": world.tenant_id, "s": world.store_id})
-        await connection.execute(text(B_MARKETPLACE), {"t": world.tenant_id})
-        await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
-                                      "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
-                                 {"t": world.tenant_id})
-        ids = {}
-        for table, where in (("store_domain", ""), ("publishable_api_key", ""),
-                             ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
-                             ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
-                             ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
-                             ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", "")):
-            ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
-                                                   {"t": world.tenant_id})).scalar_one()
-    return Target(world, ids)
+    return await full_tenant(owner_engine)
 
 
 def test_every_query_operation_is_covered() -> None:

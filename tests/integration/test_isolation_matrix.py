@@ -212,7 +212,11 @@ def test_every_operation_is_in_the_matrix() -> None:
 
 @pytest.fixture(scope="module")
 async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
-    a = await make_tenant(owner_engine)
+    return await make_tenant(owner_engine), await full_tenant(owner_engine)
+
+
+async def full_tenant(owner_engine) -> Target:
+    """A tenant with one object of every kind the operations reach (tenant B of the matrix)."""
     b = await make_tenant(owner_engine)
     async with owner_engine.begin() as connection:
         await seed_region(connection, b.tenant_id)
@@ -222,10 +226,10 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
             "t": b.tenant_id, "s": b.store_id, "token_hash": hashlib.sha256(B_ORDER_TOKEN.encode()).hexdigest()})
         await connection.execute(text(
             "insert into webhook_inbox (id, provider, event_id, event_type, payload, tenant_id, status, error) "
-            "values (gen_random_uuid(), 'stripe', 'evt_tenant_b_failed', 'payment_intent.succeeded', "
+            "values (gen_random_uuid(), 'stripe', :event_id, 'payment_intent.succeeded', "
             "cast(:payload as jsonb), :t, 'failed', 'failed: b-customer@example.com')"),
-            {"t": b.tenant_id, "payload": orjson.dumps({
-                "id": "evt_tenant_b_failed", "type": "payment_intent.succeeded", "data": {"object": {
+            {"t": b.tenant_id, "event_id": f"evt_tenant_b_failed_{b.tenant_id}", "payload": orjson.dumps({
+                "id": f"evt_tenant_b_failed_{b.tenant_id}", "type": "payment_intent.succeeded", "data": {"object": {
                     "id": "pi_tenant_b_attempt", "object": "payment_intent", "status": "succeeded",
                     "amount_received": 5000, "currency": "usd",
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
@@ -247,7 +251,7 @@ async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
                              ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
-    return a, Target(b, ids)
+    return Target(b, ids)
 
 
 async def snapshot(owner_engine, tenant_id: uuid.UUID) -> tuple[Any, ...]:
