@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
     CITYOS_COMPILED_READS: bool = True  # query operations the compiler covers run as one SQL statement per root field
+    # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
+    # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
+    CITYOS_SCHEDULER: bool = True
 
     # Database
     DATABASE_URL: str | None = None

@@ -129,7 +129,8 @@ def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, key
                     CITYOS_STRIPE_API_BASE=fake_stripe.base_url, STRIPE_CONNECT_CLIENT_ID="ca_cityos_test",
                     FLEETBASE_URL=fake_fleetbase.base_url, FLEETBASE_API_KEY=FLEETBASE_KEY,
                     CITYOS_FLEETBASE_WEBHOOK_SECRET=FLEETBASE_SECRET,
-                    CITYOS_RATE_LIMITS=False)  # tests/integration/test_rate_limits.py turns them on
+                    CITYOS_RATE_LIMITS=False,  # tests/integration/test_rate_limits.py turns them on
+                    CITYOS_SCHEDULER=False)  # tests/integration/test_scheduler.py drives its own schedulers
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
 from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.platform.mutations import OutboxMutation
-from cityos.graphql.platform.queries import OutboxQuery
+from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
 from cityos.graphql.tenancy.mutations import TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -73,7 +73,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery):
     pass
 
 

@@ -1,11 +1,20 @@
-"""The jobs of the platform, by name, with their deployed schedules (cron syntax)."""
+"""The jobs of the platform: the one registry that drives the in-process scheduler (`cityos serve`), the
+`cityos jobs run NAME` command and the generated Kubernetes CronJobs (`cityos jobs manifests`).
+
+Each job has a name, a cron schedule (5 fields, UTC, read by croniter), a timeout, a description and a scope:
+global (one run across all tenants, in an explicit platform scope) or per tenant (the runner calls it once per
+active tenant with `JobContext.tenant_id` set, each in that tenant's scope, so one tenant's failure does not stop
+the others). Only jobs that exist are registered; later features add theirs here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from croniter import croniter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
@@ -21,26 +30,54 @@ class JobContext:
     stripe: Any
     http: Any = None  # httpx.AsyncClient for the HTTP integrations
     broker: Any = None  # live events of the job are published here after commit
+    tenant_id: uuid.UUID | None = None  # set for each tenant's call of a per-tenant job
+
+    @property
+    def tenant(self) -> uuid.UUID:
+        """The tenant of a per-tenant job's call."""
+        if self.tenant_id is None:
+            raise RuntimeError("a per-tenant job was called without a tenant")
+        return self.tenant_id
 
 
-JobFunction = Callable[[JobContext], Awaitable[str]]
+# A job returns a one-line summary, or counts (JSON-serializable) that the run records.
+JobResult = str | Mapping[str, Any]
+JobFunction = Callable[[JobContext], Awaitable[JobResult]]
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
-    schedule: str
+    schedule: str  # cron, 5 fields, UTC
     run: JobFunction
     description: str
+    timeout: float = 300.0  # seconds a run may take before it is cancelled and recorded as a timeout
+    per_tenant: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.schedule.split()) != 5 or not croniter.is_valid(self.schedule):
+            raise ValueError(f"job {self.name}: {self.schedule!r} is not a 5-field cron expression")
+        if self.timeout <= 0:
+            raise ValueError(f"job {self.name}: the timeout must be positive")
 
 
-JOBS = {job.name: job for job in (
+def registry(*jobs: Job) -> dict[str, Job]:
+    names = [job.name for job in jobs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"jobs registered twice: {', '.join(duplicates)}")
+    return {job.name: job for job in jobs}
+
+
+JOBS = registry(
     Job("release-expired-reservations", "*/5 * * * *", lambda c: release_expired_reservations(c.engine),
-        "Give stock reserved by abandoned checkouts back to their variants."),
+        "Give stock reserved by abandoned checkouts back to their variants.", timeout=120),
     Job("dispatch-outbox", "* * * * *", lambda c: dispatch_outbox(c.engine, c.settings, c.http, c.broker, c.stripe),
         "Send the calls written to the outbox (Fleetbase orders and cancellations; Stripe cancellations of "
-        "superseded checkouts and refunds of payments that could not become orders) with retries and backoff."),
+        "superseded checkouts and refunds of payments that could not become orders) with retries and backoff.",
+        timeout=300),
     Job("process-vendor-payouts", "0 2 * * *",
-        lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
-        "Transfer every vendor's available balance to its Stripe account, exactly once."),
-)}
+        lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM, [c.tenant]),
+        "Transfer every vendor's available balance to its Stripe account, exactly once (tenant by tenant).",
+        timeout=1800, per_tenant=True),
+)
