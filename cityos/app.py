@@ -23,6 +23,8 @@ from cityos.http.middleware import BodyLimit, RequestIdAndMetrics, SecurityHeade
 from cityos.integrations.fleetbase.webhooks import fleetbase_webhook
 from cityos.integrations.payload.webhooks import payload_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
+from cityos.jobs.registry import JOBS, JobContext
+from cityos.jobs.scheduler import Scheduler
 from cityos.services import Services
 
 
@@ -38,6 +40,14 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def start_scheduler(services: Services) -> Scheduler:
+    """The registry's jobs on their schedules, in this process, with the app's engine and clients."""
+    scheduler = Scheduler(JOBS, JobContext(services.app_engine, services.settings, services.stripe, services.http,
+                                           services.broker))
+    scheduler.start()
+    return scheduler
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it."""
     if settings.SENTRY_DSN:
@@ -50,9 +60,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         owned = services is None
         app.state.services = services or Services.start(settings)
         await app.state.services.warm_up()
+        scheduler = start_scheduler(app.state.services) if settings.CITYOS_SCHEDULER else None
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             if owned:
                 await app.state.services.close()
 

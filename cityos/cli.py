@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -201,26 +201,33 @@ def token_command(
 
 @jobs_app.command("list")
 def jobs_list() -> None:
-    """Name every job and its deployed schedule."""
+    """Name every job with its schedule (cron, UTC), timeout, scope and description."""
     from cityos.jobs.registry import JOBS
 
     for job in JOBS.values():
-        typer.echo(f"{job.name:32} {job.schedule:14} {job.description}")
+        scope = "per-tenant" if job.per_tenant else "global"
+        typer.echo(f"{job.name:32} {job.schedule:14} {job.timeout:>6g}s {scope:10} {job.description}")
 
 
 @jobs_app.command("run")
-def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `cityos jobs list`)")]) -> None:
-    """Run one job now (what a Kubernetes CronJob calls)."""
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="the job's name (see `cityos jobs list`)")],
+    on_schedule: Annotated[bool, typer.Option(
+        "--on-schedule", help="run the job's latest due tick, unless a scheduler or another runner has (what a "
+                              "Kubernetes CronJob calls); without it, a run by hand, now")] = False,
+) -> None:
+    """Run one job now; the run is recorded (jobRuns). Exit code 1 when it fails or times out."""
     from cityos.db.engines import create_app_engine
     from cityos.integrations.stripe.client import create_stripe_client
     from cityos.jobs.registry import JOBS, JobContext
+    from cityos.jobs.scheduler import run_now, summary_of
 
     job = JOBS.get(name)
     if job is None:
         typer.echo(f"unknown job {name!r}; known: {', '.join(JOBS)}", err=True)
         raise typer.Exit(2)
 
-    async def run(settings: Settings) -> str:
+    async def run(settings: Settings) -> Any:
         import httpx
 
         from cityos.realtime import create_broker
@@ -230,13 +237,36 @@ def jobs_run(name: Annotated[str, typer.Argument(help="the job's name (see `city
         broker = create_broker(settings.REDIS_URL)
         try:
             async with httpx.AsyncClient() as http:
-                return await job.run(JobContext(engine, settings, create_stripe_client(settings), http, broker))
+                context = JobContext(engine, settings, create_stripe_client(settings), http, broker)
+                return await run_now(job, context, on_schedule=on_schedule)
         finally:
             await broker.close()
             await engine.dispose()
 
     with _services(_settings()) as started:
-        typer.echo(f"{name}: {asyncio.run(run(started.settings))}")
+        row = asyncio.run(run(started.settings))
+    if row is None:
+        typer.echo(f"{name}: the tick was run already")
+        return
+    typer.echo(f"{name}: {summary_of(row.counts)}")
+    if row.outcome != "ok":
+        typer.echo(f"{name}: {row.outcome}: {row.error}", err=True)
+        raise typer.Exit(1)
+
+
+@jobs_app.command("manifests")
+def jobs_manifests(
+    path: Annotated[Path | None, typer.Option("--path", help="where to write them (default "
+                                                             "deploy/k8s/cronjobs.yaml)")] = None,
+) -> None:
+    """Write the Kubernetes CronJobs of every job (a test fails when they are stale)."""
+    from cityos.jobs.manifests import MANIFESTS_PATH, render
+    from cityos.jobs.registry import JOBS
+
+    target = path or MANIFESTS_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(JOBS))
+    typer.echo(f"wrote {target}")
 
 
 @schema_app.command("export")

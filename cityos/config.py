@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
+    CITYOS_COMPILED_READS: bool = True  # query operations the compiler covers run as one SQL statement per root field
+    # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
+    # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
+    CITYOS_SCHEDULER: bool = True
 
     # Database
     DATABASE_URL: str | None = None
@@ -193,9 +197,11 @@ class Settings(BaseSettings):
     CITYOS_ROUTER_SECRET: str | None = None
     # Rate limits in units of query cost (limits library notation: "<amount>/<second|minute|hour|day>").
     CITYOS_RATE_LIMITS: bool = True
-    CITYOS_RATE_LIMIT_KEY: str = "20000/minute"
-    CITYOS_RATE_LIMIT_PRINCIPAL: str = "20000/minute"
-    CITYOS_RATE_LIMIT_IP: str = "40000/minute"
+    # A key is shared by all of a store's shoppers; a storefront listing costs about 40, a nested admin read
+    # hundreds to thousands.
+    CITYOS_RATE_LIMIT_KEY: str = "2000000/minute"
+    CITYOS_RATE_LIMIT_PRINCIPAL: str = "200000/minute"
+    CITYOS_RATE_LIMIT_IP: str = "200000/minute"
     CITYOS_RATE_LIMIT_FAILURES: str = "60/minute"
     # Per-tenant budget for keys and principals: "acme=100000/minute,demo=5000/minute".
     CITYOS_TENANT_RATE_LIMITS: str | None = None

@@ -47,6 +47,15 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
                                  pool_pre_ping=True, hide_parameters=True, **kwargs)
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _unusable_is_a_disconnect(context: Any) -> None:
+        # A connection whose statement was cut off (a client-side timeout while the server stalled) still has that
+        # operation in progress: asyncpg refuses every later one. Treat it as a disconnect, so the pool discards
+        # it (on pre-ping too) instead of lending it out again.
+        original = context.original_exception
+        if "another operation is in progress" in str(original) or type(original).__name__ == "InternalClientError":
+            context.is_disconnect = True
+
     @event.listens_for(engine.sync_engine, "connect")
     def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
         # On the raw asyncpg connection, outside any transaction: a session setting that no rollback undoes.

@@ -116,6 +116,12 @@ class RequestDatabase:
                 del self.events.events[mark:]
                 await self._abandon(connection)
                 raise Unavailable("the database did not answer in time; nothing was changed") from error
+            except DBAPIError as error:
+                del self.events.events[mark:]
+                if error.connection_invalidated:
+                    await self._abandon(connection)
+                    raise Unavailable("the database is unavailable; nothing was changed") from error
+                raise
             except BaseException:
                 del self.events.events[mark:]
                 raise

@@ -18,6 +18,7 @@ from cityos.graphql.catalog.types import Category, Product, Variant
 from cityos.graphql.commerce.mutations import CommerceMutation
 from cityos.graphql.commerce.queries import CommerceQuery
 from cityos.graphql.commerce.types import Cart, Order, Shipment, VendorOrder
+from cityos.graphql.core.compiler.route import CompiledReads
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.exposure import ExposureControls
 from cityos.graphql.core.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
@@ -31,7 +32,7 @@ from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
 from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.platform.mutations import OutboxMutation
-from cityos.graphql.platform.queries import OutboxQuery
+from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
 from cityos.graphql.tenancy.mutations import TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -72,7 +73,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery):
     pass
 
 
@@ -170,6 +171,7 @@ def build_schema() -> CityosSchema:
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at
             RequestScope,
+            CompiledReads,  # after RequestScope: needs the identified caller
             GraphQLMetrics,
             MaskInternalErrors,
             lambda: ParserCache(maxsize=1024),

@@ -1,11 +1,20 @@
-"""The jobs of the platform, by name, with their deployed schedules (cron syntax)."""
+"""The jobs of the platform: the one registry that drives the in-process scheduler (`cityos serve`), the
+`cityos jobs run NAME` command and the generated Kubernetes CronJobs (`cityos jobs manifests`).
+
+Each job has a name, a cron schedule (5 fields, UTC, read by croniter), a timeout, a description and a scope:
+global (one run across all tenants, in an explicit platform scope) or per tenant (the runner calls it once per
+active tenant with `JobContext.tenant_id` set, each in that tenant's scope, so one tenant's failure does not stop
+the others). Only jobs that exist are registered; later features add theirs here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from croniter import croniter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
@@ -23,34 +32,65 @@ class JobContext:
     stripe: Any
     http: Any = None  # httpx.AsyncClient for the HTTP integrations
     broker: Any = None  # live events of the job are published here after commit
+    tenant_id: uuid.UUID | None = None  # set for each tenant's call of a per-tenant job
+
+    @property
+    def tenant(self) -> uuid.UUID:
+        """The tenant of a per-tenant job's call."""
+        if self.tenant_id is None:
+            raise RuntimeError("a per-tenant job was called without a tenant")
+        return self.tenant_id
 
 
-JobFunction = Callable[[JobContext], Awaitable[str]]
+# A job returns a one-line summary, or counts (JSON-serializable) that the run records.
+JobResult = str | Mapping[str, Any]
+JobFunction = Callable[[JobContext], Awaitable[JobResult]]
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
-    schedule: str
+    schedule: str  # cron, 5 fields, UTC
     run: JobFunction
     description: str
+    timeout: float = 300.0  # seconds a run may take before it is cancelled and recorded as a timeout
+    per_tenant: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.schedule.split()) != 5 or not croniter.is_valid(self.schedule):
+            raise ValueError(f"job {self.name}: {self.schedule!r} is not a 5-field cron expression")
+        if self.timeout <= 0:
+            raise ValueError(f"job {self.name}: the timeout must be positive")
 
 
-JOBS = {job.name: job for job in (
+def registry(*jobs: Job) -> dict[str, Job]:
+    names = [job.name for job in jobs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"jobs registered twice: {', '.join(duplicates)}")
+    return {job.name: job for job in jobs}
+
+
+JOBS = registry(
     Job("release-expired-reservations", "*/5 * * * *", lambda c: release_expired_reservations(c.engine),
-        "Give stock reserved by abandoned checkouts back to their variants."),
+        "Give stock reserved by abandoned checkouts back to their variants.", timeout=120),
     Job("dispatch-outbox", "* * * * *", lambda c: dispatch_outbox(c.engine, c.settings, c.http, c.broker, c.stripe),
         "Send the calls written to the outbox (Fleetbase orders and cancellations; Stripe cancellations of "
-        "superseded checkouts and refunds of payments that could not become orders) with retries and backoff."),
+        "superseded checkouts and refunds of payments that could not become orders) with retries and backoff.",
+        timeout=300),
     Job("process-vendor-payouts", "0 2 * * *",
-        lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM),
-        "Transfer every vendor's available balance to its Stripe account, exactly once."),
-    Job("sync-to-payload", "*/30 * * * *", lambda c: sync_to_payload(c.engine, c.settings, c.http),
-        "Upsert changed products, categories, vendors and stores into Payload CMS, tenant by tenant from its "
-        "cursor (we own commerce; Payload owns content)."),
-    Job("sync-from-payload", "0 * * * *", lambda c: sync_from_payload(c.engine, c.settings, c.http),
-        "Pull content changed in Payload CMS since each tenant's cursor (descriptions, images, SEO, brand)."),
+        lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM, [c.tenant]),
+        "Transfer every vendor's available balance to its Stripe account, exactly once (tenant by tenant).",
+        timeout=1800, per_tenant=True),
+    Job("sync-to-payload", "*/30 * * * *",
+        lambda c: sync_to_payload(c.engine, c.settings, c.http, tenant_ids=[c.tenant]),
+        "Upsert the tenant's changed products, categories, vendors and stores into Payload CMS from its cursor "
+        "(we own commerce; Payload owns content).", timeout=1200, per_tenant=True),
+    Job("sync-from-payload", "0 * * * *",
+        lambda c: sync_from_payload(c.engine, c.settings, c.http, tenant_ids=[c.tenant]),
+        "Pull the tenant's content changed in Payload CMS since its cursor (descriptions, images, SEO, brand).",
+        timeout=1200, per_tenant=True),
     Job("sync-to-erpnext", "0 3 * * *", lambda c: sync_to_erpnext(c.engine, c.settings, c.http),
         "Catch up accounting: every order paid or refunded since each tenant's cursor goes to ERPNext (customer, "
-        "submitted Sales Invoice, Payment Entry, credit note) through the outbox."),
-)}
+        "submitted Sales Invoice, Payment Entry, credit note) through the outbox.", timeout=3600),
+)

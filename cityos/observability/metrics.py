@@ -1,5 +1,5 @@
 """Prometheus metrics: HTTP requests and latency by route, GraphQL operations, errors by code, embedded
-children's restarts."""
+children's restarts, scheduled job runs (duration, outcome, lag)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,19 @@ EMBEDDED_RESTARTS = Counter("cityos_embedded_restarts_total",
                             ["service"])
 EMBEDDED_UP = Gauge("cityos_embedded_up", "1 while the embedded child process runs, 0 while it is down or given up",
                     ["service"])
+# Scheduled jobs (cityos/jobs/scheduler.py). Alert on cityos_job_runs_total{outcome!="ok"} increasing, or on
+# time() - cityos_job_last_success_timestamp_seconds exceeding a job's period.
+JOB_BUCKETS = (0.05, 0.25, 1, 5, 15, 60, 300, 900, 1800, 3600)
+JOB_RUNS = Counter("cityos_job_runs_total", "Finished scheduled job runs by outcome (ok, failed, timeout)",
+                   ["job", "outcome"])
+JOB_DURATION = Histogram("cityos_job_run_duration_seconds", "Duration of scheduled job runs", ["job"],
+                         buckets=JOB_BUCKETS)
+JOB_LAG = Histogram("cityos_job_run_lag_seconds", "Seconds from a run's scheduled tick to its start", ["job"],
+                    buckets=JOB_BUCKETS)
+JOB_TENANT_FAILURES = Counter("cityos_job_tenant_failures_total",
+                              "Tenants whose part of a per-tenant job run failed", ["job"])
+JOB_LAST_SUCCESS = Gauge("cityos_job_last_success_timestamp_seconds",
+                         "Unix time when the job last finished ok", ["job"])
 
 
 def error_code(error: GraphQLError) -> str:

@@ -45,6 +45,7 @@ class Target:
         # Checkout attempts and webhook events exist in the matrix's B (other users of Target may omit them).
         self.attempt = to_global_id("CheckoutAttempt", ids["checkout_attempt"]) if "checkout_attempt" in ids else ""
         self.webhook = to_global_id("WebhookEvent", ids["webhook_inbox"]) if "webhook_inbox" in ids else ""
+        self.job_run = to_global_id("JobRun", ids["job_run"]) if "job_run" in ids else ""
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -52,7 +53,8 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, "pi_tenant_b_attempt", "evt_tenant_b_failed",
+                 self.attempt, self.webhook, self.job_run, "pi_tenant_b_attempt", "evt_tenant_b_failed",
+                 "jobrun_tenant_b",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
                  *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                  w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
@@ -131,13 +133,14 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/WebhookEvents": lambda b: {"first": 100},
     "admin/ReplayWebhookEvent": lambda b: {"id": b.webhook},
     "admin/CheckoutAttempts": lambda b: {"first": 100},
+    "admin/JobRuns": lambda b: {"first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
-                   "checkout_attempt", "webhook_inbox")
+                   "checkout_attempt", "webhook_inbox", "job_run")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -234,13 +237,18 @@ async def full_tenant(owner_engine) -> Target:
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
+        # B's part of a per-tenant job's run (a failed one, with its error).
+        await connection.execute(text(
+            "insert into job_run (id, job, scheduled_for, tenant_id, outcome, counts, error, finished_at) values "
+            "(gen_random_uuid(), 'process-vendor-payouts', now(), :t, 'failed', "
+            "'{\"summary\": \"jobrun_tenant_b counts\"}', 'jobrun_tenant_b error', now())"), {"t": b.tenant_id})
         ids = {}
         for table, where in (("store_domain", ""), ("publishable_api_key", ""),
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
                              ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
-                             ("checkout_attempt", ""), ("webhook_inbox", "")):
+                             ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return Target(b, ids)

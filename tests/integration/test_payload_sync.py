@@ -262,8 +262,9 @@ async def test_webhook_applies_signed_changes_once_and_refuses_the_rest(
 async def test_the_registry_runs_both_payload_jobs(catalog: TenantWorld, fake_payload: FakePayload, owner_engine,
                                                    app_engine, settings) -> None:
     assert (JOBS["sync-to-payload"].schedule, JOBS["sync-from-payload"].schedule) == ("*/30 * * * *", "0 * * * *")
+    assert JOBS["sync-to-payload"].per_tenant and JOBS["sync-from-payload"].per_tenant
     async with httpx.AsyncClient() as client:
-        context = JobContext(app_engine, settings, None, http=client)
+        context = JobContext(app_engine, settings, None, http=client, tenant_id=catalog.tenant_id)  # per tenant
         await JOBS["sync-to-payload"].run(context)
         await JOBS["sync-from-payload"].run(context)
     pushed = theirs(fake_payload, catalog)

@@ -19,7 +19,8 @@ paid again), and replays are stopped by the webhook inbox before they get here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,12 +55,24 @@ class Transfers(Protocol):
 AfterTransfer = Callable[[uuid.UUID, TransferResult], Awaitable[None]]
 
 
+@asynccontextmanager
+async def _scoped(engine: AsyncEngine, tenant_ids: Sequence[uuid.UUID] | None) -> AsyncIterator[AsyncConnection]:
+    """One tenant's work runs in that tenant's scope (row-level security keeps it to the tenant, as the
+    per-tenant scheduler runs it); several or all tenants' work is an explicit platform operation."""
+    if tenant_ids is not None and len(tenant_ids) == 1:
+        async with tenant_transaction(engine, tenant_ids[0]) as connection:
+            yield connection
+        return
+    async with tenant_transaction(engine, None) as connection:
+        await set_platform_scope(connection)
+        yield connection
+
+
 async def claim_payouts(engine: AsyncEngine, minimum: int,
                         tenant_ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
     """Step 1 for every payable vendor (of the given tenants, default all); returns the new payouts' ids."""
     created: list[uuid.UUID] = []
-    async with tenant_transaction(engine, None) as connection:
-        await set_platform_scope(connection)
+    async with _scoped(engine, tenant_ids) as connection:
         payable = select(VENDOR).where(VENDOR.c.status == "active", VENDOR.c.payouts_enabled,
                                        VENDOR.c.stripe_account_id.is_not(None))
         if tenant_ids is not None:
@@ -90,10 +103,10 @@ async def claim_payouts(engine: AsyncEngine, minimum: int,
 
 
 async def transfer_payout(engine: AsyncEngine, transfers: Transfers, payout_id: uuid.UUID,
-                          after_transfer: AfterTransfer | None = None) -> str:
-    """Steps 2 and 3 for one pending payout; safe to repeat (same idempotency key)."""
-    async with tenant_transaction(engine, None) as connection:
-        await set_platform_scope(connection)
+                          after_transfer: AfterTransfer | None = None, tenant_id: uuid.UUID | None = None) -> str:
+    """Steps 2 and 3 for one pending payout; safe to repeat (same idempotency key). With `tenant_id`, in that
+    tenant's scope (otherwise a platform operation)."""
+    async with _scoped(engine, None if tenant_id is None else [tenant_id]) as connection:
         payout = (await connection.execute(select(PAYOUT).where(
             PAYOUT.c.id == payout_id, PAYOUT.c.status == "pending", PAYOUT.c.stripe_transfer_id.is_(None))
             .with_for_update(skip_locked=True))).first()
@@ -125,8 +138,7 @@ async def fail_payout(connection: AsyncConnection, payout_id: uuid.UUID, reason:
 
 
 async def unfinished_payouts(engine: AsyncEngine, tenant_ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
-    async with tenant_transaction(engine, None) as connection:
-        await set_platform_scope(connection)
+    async with _scoped(engine, tenant_ids) as connection:
         unfinished = select(PAYOUT.c.id).where(PAYOUT.c.status == "pending", PAYOUT.c.stripe_transfer_id.is_(None))
         if tenant_ids is not None:
             unfinished = unfinished.where(PAYOUT.c.tenant_id.in_(list(tenant_ids)))

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -93,3 +93,39 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobOutcome(StrEnum):
+    RUNNING = "running"  # claimed and started; not finished (yet, or its runner died)
+    OK = "ok"
+    FAILED = "failed"  # raised, or (per-tenant jobs) failed for at least one tenant
+    TIMEOUT = "timeout"  # did not finish within the job's timeout
+
+
+class JobRun(Base):
+    """One run of a scheduled job. The run of a due tick is claimed by inserting its row (job, scheduled_for,
+    tenant_id null): the partial unique index lets one scheduler replica win, so each tick runs once. A per-tenant
+    job also records one row per tenant (tenant_id set), which the tenant's admins see (row-level security); the
+    run row itself (tenant_id null) is visible in platform scope only."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (
+        one_of(JobOutcome, "outcome"),
+        Index("uq_job_run_job_scheduled_for", "job", "scheduled_for", unique=True,
+              postgresql_where=text("tenant_id is null")),
+        Index("uq_job_run_job_scheduled_for_tenant", "job", "scheduled_for", "tenant_id", unique=True,
+              postgresql_where=text("tenant_id is not null")),
+        Index("ix_job_run_tenant_started", "tenant_id", "started_at"),
+        Index("ix_job_run_job_started", "job", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    job: Mapped[str] = mapped_column(String(100), nullable=False)
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # null: the run as a whole
+    trigger: Mapped[str] = mapped_column(String(20), nullable=False, server_default="schedule")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False, server_default=JobOutcome.RUNNING.value)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    error: Mapped[str | None] = mapped_column(String(4000))

@@ -1,10 +1,14 @@
-"""Platform queries: the outbox, the webhook inbox, checkout attempts (tenant and store admins)."""
+"""Platform queries: the outbox, the webhook inbox, checkout attempts (tenant and store admins); job runs."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
+from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.commerce import queries as commerce
+from cityos.domain.platform import job_runs
 from cityos.domain.platform import queries as platform
 from cityos.graphql.commerce.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.commerce.types import (
@@ -27,6 +31,7 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
+from cityos.graphql.platform.types import JOB_RUN_DECLARATION, JobRun
 
 OUTBOX_PLAN_ATTRIBUTES = OUTBOX_MESSAGE.plan_attributes
 WEBHOOK_PLAN_ATTRIBUTES = WEBHOOK_EVENT.plan_attributes
@@ -68,3 +73,26 @@ class OutboxQuery:
                                              status=status)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
                                 CheckoutAttempt.from_row, listing.order)
+
+
+@strawberry.type
+class JobRunQuery:
+    @strawberry.field(description="Runs of the scheduled jobs, newest first; filter by job name. Platform admins "
+                                  "see every run; a tenant's admins see their tenant's part of per-tenant jobs.")
+    async def job_runs(self, info: Info,
+                       job: Annotated[str | None, strawberry.argument(
+                           description="Only runs of this job (see `cityos jobs list`).")] = None,
+                       first: First = None, after: After = None) -> Connection[JobRun]:
+        allowed = await info.context.authz.sql_filter("job_run", "read", job_runs.JOB_RUN,
+                                                      JOB_RUN_DECLARATION.plan_attributes)
+        page = PageRequest(first, after)
+        tenant_id = info.context.db.tenant_id
+        if "super_admin" in info.context.principal.roles and tenant_id is None:
+            # A platform call (a token naming no tenant) reads in explicit platform scope: the whole runs
+            # (tenant_id null) and every tenant's parts.
+            listing = job_runs.job_runs(allowed, job=job, tenant_id=None, platform=True)
+            async with tenant_transaction(info.context.services.app_engine, None) as connection:
+                await set_platform_scope(connection)
+                return await page_query(connection.execute, listing.statement, page, JobRun.from_row, listing.order)
+        listing = job_runs.job_runs(allowed, job=job, tenant_id=tenant_id)
+        return await page_query(info.context.db.execute, listing.statement, page, JobRun.from_row, listing.order)

@@ -1,0 +1,265 @@
+"""From a validated query operation to a plan: per root field, what to read, with every fragment, alias,
+variable and @include/@skip resolved. A plan depends on the document, the operation and the variables, never on
+the principal (row visibility is added when the SQL is built). Anything not covered raises `NotCovered`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.utilities import get_operation_ast
+
+from cityos.errors import ApiError
+from cityos.graphql.core.compiler.shapes import Relation, Scalar, Shape, Shapes
+from cityos.graphql.core.relay import DEFAULT_KEY_TYPES, PageRequest, decode_keys, from_global_id
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationType,
+    get_named_type,
+)
+
+
+class NotCovered(Exception):
+    """The compiler does not cover this operation; the resolvers answer it."""
+
+
+@dataclass
+class Typename:
+    name: str
+
+
+@dataclass
+class Obj:
+    """A JSON object of one row of `shape`: (response key, what) in response order."""
+
+    shape: Shape
+    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child
+
+    def columns(self) -> set[str]:
+        needed = {"id", "tenant_id"}
+        for _, entry in self.entries:
+            if isinstance(entry, Scalar):
+                needed.update(entry.columns)
+            elif isinstance(entry, Child):
+                needed.add(entry.relation.parent_column)
+        return needed
+
+
+@dataclass
+class Page:
+    """A connection's selection: entries are (key, kind, payload) with kind typename | totalCount | pageInfo |
+    edges | nodes; pageInfo's payload a list of (key, kind, name), edges' a list of (key, kind, Obj | name)."""
+
+    child: Shape
+    size: int
+    entries: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Child:
+    """A relation of an object: a connection (Page), a list or a to-one (Obj)."""
+
+    relation: Relation
+    selection: Page | Obj
+
+
+@dataclass
+class RootConnection:
+    """`stores`, `vendors`: a keyset page of the declared type's readable rows; `after` decoded."""
+
+    field_name: str
+    page: Page
+    after: list[Any] | None = None
+    store_id: uuid.UUID | None = None
+
+
+@dataclass
+class RootSingle:
+    """`store(id)`, `node(id)`, `currentStore`: one readable row by key; null means fall back (its error)."""
+
+    obj: Obj
+    key: uuid.UUID
+
+
+@dataclass
+class OperationPlan:
+    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle)
+
+
+ROOT_CONNECTIONS = {"stores": "Store", "vendors": "Vendor"}
+# Types `node(id)` compiles: loaded by the declaration's default loader (by key, RLS + tenant) and checked for
+# `read`; no Cerbos scope of their own. Others (carts, orders, … with loaders or checks of their own) fall back.
+NODE_TYPES = frozenset({"Store", "StoreDomain", "SalesChannel", "PublishableApiKey", "Vendor", "Product",
+                        "Category"})
+CONNECTION_ARGUMENTS = frozenset({"first", "after", "last", "before"})
+
+
+class Walker:
+    def __init__(self, schema: GraphQLSchema, shapes: Shapes, document: DocumentNode, operation_name: str | None,
+                 raw_variables: dict[str, Any] | None, current_store: uuid.UUID | None) -> None:
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            raise NotCovered("not a query")
+        variables = get_variable_values(schema, operation.variable_definitions or (), raw_variables or {})
+        if isinstance(variables, list):
+            raise NotCovered("variables do not coerce")
+        self.schema, self.shapes, self.operation = schema, shapes, operation
+        self.variables: VariableValues = variables
+        self.current_store = current_store
+        self.fragments = {definition.name.value: FragmentDetails(definition) for definition in document.definitions
+                          if isinstance(definition, FragmentDefinitionNode)}
+
+    def _group(self, collected: Any) -> dict[str, list[FieldDetails]]:
+        if collected.new_defer_usages:
+            raise NotCovered("@defer")
+        grouped: dict[str, list[FieldDetails]] = collected.grouped_field_set
+        return grouped
+
+    def _arguments(self, parent: GraphQLObjectType, details: list[FieldDetails]) -> dict[str, Any]:
+        node = details[0].node
+        try:
+            return get_argument_values(parent.fields[node.name.value], node, self.variables,
+                                       details[0].fragment_variable_values)
+        except GraphQLError as error:
+            raise NotCovered("arguments") from error
+
+    def _subfields(self, graphql_type: GraphQLObjectType, details: list[FieldDetails]) -> dict[str, Any]:
+        return self._group(collect_subfields(self.schema, self.fragments, self.variables, self.operation,
+                                             graphql_type, details))
+
+    def plan(self) -> OperationPlan:
+        query_type = self.schema.query_type
+        assert query_type is not None
+        grouped = self._group(collect_fields(self.schema, self.fragments, self.variables, query_type,
+                                             self.operation))
+        roots: list[tuple[str, Any]] = []
+        for key, details in grouped.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                roots.append((key, Typename(query_type.name)))
+                continue
+            roots.append((key, self._root(query_type, name, details)))
+        return OperationPlan(roots)
+
+    def _root(self, query_type: GraphQLObjectType, name: str, details: list[FieldDetails]) -> Any:
+        arguments = self._arguments(query_type, details)
+        field_type = get_named_type(query_type.fields[name].type)
+        if name in ROOT_CONNECTIONS:
+            shape = self._shape(ROOT_CONNECTIONS[name])
+            if set(arguments) - CONNECTION_ARGUMENTS - ({"storeId"} if name == "vendors" else set()):
+                raise NotCovered("arguments")
+            if arguments.get("last") is not None or arguments.get("before") is not None:
+                raise NotCovered("backwards")
+            try:
+                request = PageRequest(arguments.get("first"), arguments.get("after"))
+                after = decode_keys(request.after, "after", DEFAULT_KEY_TYPES) if request.after else None
+                store_id = from_global_id(arguments["storeId"], "Store")[1] \
+                    if arguments.get("storeId") is not None else None
+            except ApiError as error:
+                raise NotCovered("bad arguments: the resolver reports them") from error
+            assert isinstance(field_type, GraphQLObjectType)
+            return RootConnection(name, self._page(shape, field_type, details, request.size), after, store_id)
+        if name == "currentStore":
+            if self.current_store is None:
+                raise NotCovered("no current store: the resolver answers null")
+            return self._single("Store", self.current_store, details)
+        if name in ("store", "node"):
+            try:
+                type_name, key = from_global_id(arguments["id"], "Store" if name == "store" else None)
+            except ApiError as error:
+                raise NotCovered("bad id: the resolver reports it") from error
+            return self._single(type_name, key, details)
+        raise NotCovered(f"root field {name}")
+
+    def _single(self, type_name: str, key: uuid.UUID, details: list[FieldDetails]) -> RootSingle:
+        shape = self._shape(type_name)
+        if type_name not in NODE_TYPES or shape.declaration is None or shape.declaration.scope is not None:
+            raise NotCovered(f"{type_name} by id")
+        graphql_type = self.schema.get_type(type_name)
+        assert isinstance(graphql_type, GraphQLObjectType)
+        return RootSingle(self._object(shape, graphql_type, details), key)
+
+    def _shape(self, type_name: str) -> Shape:
+        shape = self.shapes.get(type_name)
+        if shape is None:
+            raise NotCovered(f"type {type_name}")
+        return shape
+
+    def _object(self, shape: Shape, graphql_type: GraphQLObjectType, details: list[FieldDetails]) -> Obj:
+        obj = Obj(shape)
+        for key, sub in self._subfields(graphql_type, details).items():
+            name = sub[0].node.name.value
+            if name == "__typename":
+                obj.entries.append((key, Typename(graphql_type.name)))
+            elif name in shape.scalars:
+                obj.entries.append((key, shape.scalars[name]))
+            elif name in shape.relations:
+                obj.entries.append((key, self._relation(shape.relations[name], graphql_type, sub)))
+            else:
+                raise NotCovered(f"{graphql_type.name}.{name}")
+        return obj
+
+    def _relation(self, relation: Relation, parent: GraphQLObjectType, details: list[FieldDetails]) -> Child:
+        arguments = self._arguments(parent, details)
+        child = self._shape(relation.child)
+        field_type = get_named_type(parent.fields[details[0].node.name.value].type)
+        assert isinstance(field_type, GraphQLObjectType)
+        if relation.kind != "connection":
+            if arguments:
+                raise NotCovered("arguments")
+            return Child(relation, self._object(child, field_type, details))
+        if any(arguments.get(name) is not None for name in ("after", "last", "before")):
+            raise NotCovered("nested pages other than the first")
+        try:
+            size = PageRequest(arguments.get("first")).size
+        except ApiError as error:
+            raise NotCovered("bad first: the resolver reports it") from error
+        return Child(relation, self._page(child, field_type, details, size))
+
+    def _page(self, child: Shape, connection: GraphQLObjectType, details: list[FieldDetails], size: int) -> Page:
+        page = Page(child, size)
+        child_type = self.schema.get_type(child.type_name)
+        assert isinstance(child_type, GraphQLObjectType)
+        for key, sub in self._subfields(connection, details).items():
+            name = sub[0].node.name.value
+            if name == "__typename":
+                page.entries.append((key, "typename", connection.name))
+            elif name == "totalCount":
+                page.entries.append((key, "totalCount", None))
+            elif name == "nodes":
+                page.entries.append((key, "nodes", self._object(child, child_type, sub)))
+            elif name == "pageInfo":
+                info_type = get_named_type(connection.fields[name].type)
+                assert isinstance(info_type, GraphQLObjectType)
+                page.entries.append((key, "pageInfo", [
+                    (info_key, "typename", info_type.name) if info[0].node.name.value == "__typename"
+                    else (info_key, info[0].node.name.value, None)
+                    for info_key, info in self._subfields(info_type, sub).items()]))
+            elif name == "edges":
+                edge_type = get_named_type(connection.fields[name].type)
+                assert isinstance(edge_type, GraphQLObjectType)
+                edges: list[tuple[str, str, Any]] = []
+                for edge_key, edge in self._subfields(edge_type, sub).items():
+                    edge_name = edge[0].node.name.value
+                    if edge_name == "__typename":
+                        edges.append((edge_key, "typename", edge_type.name))
+                    elif edge_name == "cursor":
+                        edges.append((edge_key, "cursor", None))
+                    else:
+                        edges.append((edge_key, "node", self._object(child, child_type, edge)))
+                page.entries.append((key, "edges", edges))
+            else:
+                raise NotCovered(f"{connection.name}.{name}")
+        return page

@@ -1,0 +1,185 @@
+"""What the compiler knows of each GraphQL object type: its table, its scalar fields as SQL expressions, its
+relations. Declared types (`cityos.graphql.core.nodes.Declaration`) derive their scalars from the declaration and
+the strawberry definition exactly as `Declared.from_row` reads them: a field without a resolver, guard or converter
+(`Declaration.fields`) is the column of the same name, `id` the global id. Anything else is not covered, and an
+operation that selects it falls back to the resolvers.
+
+Relations are listed here by (type, field) and must say what the resolver does (tests/graphql/test_compiler_shapes
+checks each against its resolver's source)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Boolean, ColumnElement, DateTime, Table, Text, case, cast, func, literal
+
+from cityos.domain.base import table_of
+from cityos.domain.catalog.models import Variant as VariantModel
+from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
+from cityos.graphql.core.nodes import DECLARATIONS, Declaration
+from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, get_named_type
+
+Source = Any  # a FROM item with `.c` (a table alias or a derived table)
+Build = Callable[[Source], ColumnElement[Any]]
+DEFINITION_BACKREF = "strawberry-definition"
+SIMPLE_SCALARS = frozenset({"String", "Int", "Boolean"})
+
+
+def concat(*parts: Any) -> ColumnElement[Any]:
+    """`a || b || …` in SQL: NULL if any part is NULL (unlike concat())."""
+    result: Any = parts[0] if isinstance(parts[0], ColumnElement) else literal(parts[0], Text)
+    for part in parts[1:]:
+        result = result.op("||")(part if isinstance(part, ColumnElement) else literal(part, Text))
+    return cast(result, Text)
+
+
+def base64url(text: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Python's `base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")` in SQL."""
+    encoded = func.encode(func.convert_to(text, literal("UTF8")), literal("base64"))
+    return func.rtrim(func.translate(encoded, literal("+/\n"), literal("-_")), literal("="))
+
+
+def isoformat(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`datetime.isoformat()` of a timestamptz as asyncpg returns it (UTC): microseconds only when not zero."""
+    utc = func.timezone(literal("UTC"), column)
+    micros = func.to_char(utc, literal("US"))
+    fraction = case((micros == "000000", literal("", Text)), else_=concat(".", micros))
+    return concat(func.to_char(utc, literal('YYYY-MM-DD"T"HH24:MI:SS')), fraction, "+00:00")
+
+
+def global_id(type_name: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`to_global_id(type_name, id)` in SQL."""
+    return base64url(concat(f"{type_name}:", cast(column, Text)))
+
+
+def cursor(created_at: ColumnElement[Any], key: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`encode_keys((created_at, id))` in SQL: base64url of `[{"t":"<iso>"},{"u":"<uuid>"}]` (orjson's bytes)."""
+    return base64url(concat('[{"t":"', isoformat(created_at), '"},{"u":"', cast(key, Text), '"}]'))
+
+
+@dataclass(frozen=True)
+class Scalar:
+    columns: tuple[str, ...]
+    build: Build
+
+
+@dataclass(frozen=True)
+class Relation:
+    """connection: a Relay connection of declared children filtered by the child's `read` plan (page_children
+    with planned=True); list: every child row, ordered by (created_at, id), not authorized apart from RLS (a part
+    of its parent); one: the row whose `child_column` equals the parent's `parent_column` (a by-key load)."""
+
+    kind: Literal["connection", "list", "one"]
+    child: str
+    child_column: str
+    parent_column: str = "id"
+
+
+@dataclass(eq=False)  # hashed by identity: one per type and schema
+class Shape:
+    type_name: str
+    table: Table
+    declaration: Declaration | None
+    scalars: dict[str, Scalar] = field(default_factory=dict)
+    relations: dict[str, Relation] = field(default_factory=dict)
+
+
+RELATIONS: dict[tuple[str, str], Relation] = {
+    ("Store", "vendors"): Relation("connection", "Vendor", "store_id"),
+    # page_children without `planned` keeps the children CheckResources allows; the query plan for `read` on the
+    # same attributes selects the same rows (the differential tests hold both paths to it).
+    ("Store", "domains"): Relation("connection", "StoreDomain", "store_id"),
+    ("Store", "salesChannels"): Relation("connection", "SalesChannel", "store_id"),
+    ("Vendor", "products"): Relation("connection", "Product", "vendor_id"),
+    ("Product", "variants"): Relation("list", "Variant", "product_id"),
+    ("Product", "vendor"): Relation("one", "Vendor", "id", "vendor_id"),
+    ("Variant", "prices"): Relation("list", "Money", "variant_id"),
+}
+VARIANT_TABLE = table_of(VariantModel)
+PRICE_TABLE = table_of(VariantPriceModel)
+
+
+def _column(name: str) -> Scalar:
+    return Scalar((name,), lambda source: source.c[name])
+
+
+def _timestamp(name: str) -> Scalar:
+    return Scalar((name,), lambda source: isoformat(source.c[name]))
+
+
+def _id(type_name: str) -> Scalar:
+    return Scalar(("id",), lambda source: global_id(type_name, source.c.id))
+
+
+def derived_scalars(graphql_type: GraphQLObjectType, declaration: Declaration) -> dict[str, Scalar]:
+    """The fields of a declared type that are plainly columns, as `_readers_of` reads them."""
+    scalars: dict[str, Scalar] = {}
+    table = declaration.table
+    for name, graphql_field in graphql_type.fields.items():
+        definition = graphql_field.extensions.get(DEFINITION_BACKREF)
+        if definition is None or definition.base_resolver is not None or definition.extensions:
+            continue
+        python_name = definition.python_name
+        if python_name in declaration.fields:
+            continue
+        field_type = graphql_field.type.of_type if isinstance(graphql_field.type, GraphQLNonNull) \
+            else graphql_field.type
+        if isinstance(field_type, GraphQLList):
+            continue
+        named = get_named_type(field_type).name  # type: ignore[attr-defined]  # never None for a field
+        if python_name == "id" and named == "ID":
+            scalars[name] = _id(declaration.type_name)
+        elif python_name in table.c and named in SIMPLE_SCALARS:
+            scalars[name] = _column(python_name)
+        elif python_name in table.c and named == "DateTime" and isinstance(table.c[python_name].type, DateTime) \
+                and table.c[python_name].type.timezone:
+            scalars[name] = _timestamp(python_name)
+    return scalars
+
+
+def _manual_shapes() -> dict[str, Shape]:
+    """Types without a declaration of their own, read as parts of a declared parent."""
+    variant = Shape("Variant", VARIANT_TABLE, None, {
+        "id": _id("Variant"), "sku": _column("sku"), "title": _column("title"),
+        "weightGrams": _column("weight_grams"),
+        "inStock": Scalar(("inventory_quantity",),
+                          lambda source: cast(source.c.inventory_quantity > 0, Boolean)),
+    })
+    money = Shape("Money", PRICE_TABLE, None, {"amount": _column("amount"), "currencyCode": _column("currency_code")})
+    return {"Variant": variant, "Money": money}
+
+
+class Shapes:
+    """Every shape of one GraphQL schema, built on first use."""
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self.by_name: dict[str, Shape] = {}
+        for type_name, declaration in DECLARATIONS.items():
+            graphql_type = schema.get_type(type_name)
+            if isinstance(graphql_type, GraphQLObjectType):
+                self.by_name[type_name] = Shape(type_name, declaration.table, declaration,
+                                                derived_scalars(graphql_type, declaration))
+        self.by_name.update(_manual_shapes())
+        for (type_name, field_name), relation in RELATIONS.items():
+            if type_name in self.by_name and relation.child in self.by_name:
+                self.by_name[type_name].relations[field_name] = relation
+
+    def get(self, type_name: str) -> Shape | None:
+        return self.by_name.get(type_name)
+
+
+_SHAPES: dict[int, Shapes] = {}
+_LOCK = threading.Lock()
+
+
+def shapes_of(schema: GraphQLSchema) -> Shapes:
+    with _LOCK:
+        found = _SHAPES.get(id(schema))
+        if found is None:
+            found = _SHAPES[id(schema)] = Shapes(schema)
+        return found
+
+

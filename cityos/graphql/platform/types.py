@@ -1,0 +1,56 @@
+"""Platform types declared here: job runs (the record of the scheduled jobs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from cityos.domain.platform.job_runs import JOB_RUN
+from cityos.domain.platform.models import JobOutcome
+from cityos.graphql.core.nodes import Declaration, Declared, columns, declare
+from cityos.graphql.core.relay import to_global_id
+from cityos.graphql.core.values import described_enum
+
+described_enum(JobOutcome, "How a run of a scheduled job ended.", {
+    JobOutcome.RUNNING: "Started and not finished (still running, or its runner stopped before recording the end).",
+    JobOutcome.OK: "Finished without error.",
+    JobOutcome.FAILED: "Raised an error (see error); for a per-tenant job, failed for at least one tenant.",
+    JobOutcome.TIMEOUT: "Cancelled after the job's timeout.",
+})
+
+JOB_RUN_DECLARATION = Declaration(
+    "JobRun", JOB_RUN, "job_run", columns(JOB_RUN, "tenant_id"),
+    fields={"outcome": lambda row: JobOutcome(row.outcome),
+            "tenant": lambda row: to_global_id("Tenant", row.tenant_id) if row.tenant_id else None},
+    node=False)
+
+
+@strawberry.type(description="One run of a scheduled job (see `cityos jobs list`): the whole run across tenants "
+                             "(platform admins), or one tenant's part of a per-tenant job (that tenant's admins).")
+@declare(JOB_RUN_DECLARATION)
+class JobRun(Declared):
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the run.")
+    job: str = strawberry.field(description="The job's name, e.g. process-vendor-payouts.")
+    tenant: strawberry.ID | None = strawberry.field(
+        description="Global id of the tenant this row is the part of (per-tenant jobs); null for the whole run.")
+    trigger: str = strawberry.field(description="schedule (the scheduler or a CronJob ran a due tick) or manual "
+                                                "(`cityos jobs run` by hand).")
+    scheduled_for: datetime = strawberry.field(description="The cron tick the run is for (a manual run: when it "
+                                                           "was asked for), UTC.")
+    started_at: datetime = strawberry.field(description="When the run started (ISO 8601, UTC).")
+    finished_at: datetime | None = strawberry.field(description="When the run ended; null while running.")
+    outcome: JobOutcome = strawberry.field(description="running, ok, failed or timeout.")
+    counts: JSON = strawberry.field(description="What the run did, as JSON: the job's counts or summary; for a "
+                                                "per-tenant run, tenants, ok, failed and each tenant's result.")
+    error: str | None = strawberry.field(description="Why the run failed or timed out (per-tenant runs: each "
+                                                     "failed tenant's error).")
+    row: strawberry.Private[Any]
+
+    @strawberry.field(description="Seconds from start to finish; null while running.")
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
