@@ -105,6 +105,10 @@ class Caches:
 _CACHES: weakref.WeakKeyDictionary[Any, Caches] = weakref.WeakKeyDictionary()
 
 
+def caches_for(engine: Any) -> Caches | None:
+    return _CACHES.get(engine)
+
+
 def caches_of(context: RequestContext) -> Caches:
     found = _CACHES.get(context.services.app_engine)
     if found is None:
