@@ -43,9 +43,9 @@ update vendor set created_at = date_trunc('second', created_at) where tenant_id 
 
 NESTED = """query Nested($n: Int) { stores(first: $n) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor
   endCursor } edges { cursor node { id name createdAt vendors(first: 3) { totalCount
-  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt
+  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt status
   products(first: 2)
-  { totalCount nodes { id title handle description createdAt vendor { id name } variants { id sku title inStock
+  { totalCount nodes { id title handle description createdAt status images vendor { id name status } variants { id sku title inStock
   weightGrams prices { amount currencyCode } } } } } } } } } } }"""
 DOCUMENTS = {
     "nested": (NESTED, {"n": 10}),
@@ -239,8 +239,8 @@ async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens:
 FIELDS = {
     "Store": ["id", "name", "handle", "defaultCurrencyCode", "createdAt", "__typename"],
     "Vendor": ["id", "name", "handle", "chargesEnabled", "payoutsEnabled", "detailsSubmitted", "payoutMinimum",
-               "createdAt", "__typename"],
-    "Product": ["id", "title", "handle", "description", "createdAt", "__typename"],
+               "createdAt", "status", "__typename"],
+    "Product": ["id", "title", "handle", "description", "createdAt", "status", "images", "__typename"],
     "Variant": ["id", "sku", "title", "inStock", "weightGrams", "__typename"],
     "Money": ["amount", "currencyCode", "__typename"],
 }
