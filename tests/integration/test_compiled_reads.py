@@ -45,8 +45,8 @@ NESTED = """query Nested($n: Int) { stores(first: $n) { totalCount pageInfo { ha
   endCursor } edges { cursor node { id name createdAt vendors(first: 3) { totalCount
   pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt status
   products(first: 2)
-  { totalCount nodes { id title handle description createdAt status images vendor { id name status } variants { id sku title inStock
-  weightGrams prices { amount currencyCode } } } } } } } } } } }"""
+  { totalCount nodes { id title handle description createdAt status images vendor { id name status }
+  variants { id sku title inStock weightGrams prices { amount currencyCode } } } } } } } } } } }"""
 DOCUMENTS = {
     "nested": (NESTED, {"n": 10}),
     "nested-small-page": (NESTED, {"n": 1}),
