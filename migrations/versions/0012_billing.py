@@ -39,7 +39,7 @@ def _owned() -> list[sa.Column[object]]:
 
 
 def _fk(table: str, columns: list[str], target: str, target_columns: list[str], **kw: str) -> sa.ForeignKeyConstraint:
-    name = f"fk_{table}_{'_'.join(columns)}_{target}"
+    name = op.f(f"fk_{table}_{'_'.join(columns)}_{target}")
     return sa.ForeignKeyConstraint(columns, [f"{target}.{c}" for c in target_columns], name=name, **kw)
 
 
@@ -56,15 +56,15 @@ def upgrade() -> None:
         sa.Column("interval_count", sa.Integer(), server_default="1", nullable=False),
         sa.Column("trial_days", sa.Integer(), server_default="0", nullable=False),
         sa.Column("status", sa.String(20), server_default="active", nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_subscription_plan"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_subscription_plan")),
         _fk("subscription_plan", ["tenant_id", "store_id"], "store", ["tenant_id", "id"], ondelete="CASCADE"),
         _fk("subscription_plan", ["tenant_id", "product_id"], "product", ["tenant_id", "id"], ondelete="CASCADE"),
         _fk("subscription_plan", ["tenant_id", "variant_id"], "variant", ["tenant_id", "id"], ondelete="CASCADE"),
         _fk("subscription_plan", ["tenant_id", "vendor_id"], "vendor", ["tenant_id", "id"]),
-        sa.CheckConstraint(_in("interval", INTERVALS), name="ck_subscription_plan_interval"),
-        sa.CheckConstraint(_in("status", PLAN_STATUSES), name="ck_subscription_plan_status"),
-        sa.CheckConstraint("interval_count between 1 and 366", name="ck_subscription_plan_interval_count_range"),
-        sa.CheckConstraint("trial_days between 0 and 730", name="ck_subscription_plan_trial_days_range"),
+        sa.CheckConstraint(_in("interval", INTERVALS), name=op.f("ck_subscription_plan_interval")),
+        sa.CheckConstraint(_in("status", PLAN_STATUSES), name=op.f("ck_subscription_plan_status")),
+        sa.CheckConstraint("interval_count between 1 and 366", name=op.f("ck_subscription_plan_interval_count_range")),
+        sa.CheckConstraint("trial_days between 0 and 730", name=op.f("ck_subscription_plan_trial_days_range")),
     )
     op.create_index("ix_subscription_plan_tenant_store", "subscription_plan",
                     ["tenant_id", "store_id", "created_at", "id"])
@@ -76,15 +76,15 @@ def upgrade() -> None:
         sa.Column("currency_code", sa.String(3), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
         sa.Column("setup_fee", sa.Integer(), server_default="0", nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_subscription_plan_price"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_subscription_plan_price")),
         _fk("subscription_plan_price", ["tenant_id", "plan_id"], "subscription_plan", ["tenant_id", "id"],
             ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["currency_code"], ["currency.code"],
-                                name="fk_subscription_plan_price_currency_code_currency"),
+                                name=op.f("fk_subscription_plan_price_currency_code_currency")),
         sa.UniqueConstraint("tenant_id", "plan_id", "currency_code",
-                            name="uq_subscription_plan_price_tenant_id_plan_id_currency_code"),
-        sa.CheckConstraint("amount > 0", name="ck_subscription_plan_price_amount_positive"),
-        sa.CheckConstraint("setup_fee >= 0", name="ck_subscription_plan_price_setup_fee_not_negative"),
+                            name=op.f("uq_subscription_plan_price_tenant_id_plan_id_currency_code")),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_subscription_plan_price_amount_positive")),
+        sa.CheckConstraint("setup_fee >= 0", name=op.f("ck_subscription_plan_price_setup_fee_not_negative")),
     )
     op.create_table(
         "customer_subscription", *_owned(),
@@ -109,14 +109,14 @@ def upgrade() -> None:
         sa.Column("last_decline_code", sa.String(100), nullable=True),
         sa.Column("last_payment_error", sa.String(1000), nullable=True),
         sa.Column("canceled_at", ts, nullable=True),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_customer_subscription"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_customer_subscription")),
         _fk("customer_subscription", ["tenant_id", "plan_id"], "subscription_plan", ["tenant_id", "id"]),
         _fk("customer_subscription", ["tenant_id", "store_id"], "store", ["tenant_id", "id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["currency_code"], ["currency.code"],
-                                name="fk_customer_subscription_currency_code_currency"),
-        sa.CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="ck_customer_subscription_status"),
-        sa.CheckConstraint("quantity >= 1", name="ck_customer_subscription_quantity_positive"),
-        sa.CheckConstraint("current_period_end > current_period_start", name="ck_customer_subscription_period_order"),
+                                name=op.f("fk_customer_subscription_currency_code_currency")),
+        sa.CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name=op.f("ck_customer_subscription_status")),
+        sa.CheckConstraint("quantity >= 1", name=op.f("ck_customer_subscription_quantity_positive")),
+        sa.CheckConstraint("current_period_end > current_period_start", name=op.f("ck_customer_subscription_period_order")),
     )
     op.create_index("ix_customer_subscription_tenant_customer", "customer_subscription",
                     ["tenant_id", "customer_id", "created_at", "id"])
@@ -139,13 +139,14 @@ def upgrade() -> None:
         sa.Column("decline_code", sa.String(100), nullable=True),
         sa.Column("failure_message", sa.String(1000), nullable=True),
         sa.Column("charged_at", ts, nullable=True),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_billing_cycle"),
-        _fk("billing_cycle", ["tenant_id", "subscription_id"], "customer_subscription", ["tenant_id", "id"],
-            ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_billing_cycle")),
+        sa.ForeignKeyConstraint(["tenant_id", "subscription_id"], ["customer_subscription.tenant_id",
+                                                                   "customer_subscription.id"],
+                                name=op.f("fk_billing_cycle_subscription"), ondelete="CASCADE"),
         sa.UniqueConstraint("tenant_id", "subscription_id", "period_start",
-                            name="uq_billing_cycle_tenant_id_subscription_id_period_start"),
-        sa.CheckConstraint(_in("status", CYCLE_STATUSES), name="ck_billing_cycle_status"),
-        sa.CheckConstraint("period_end > period_start", name="ck_billing_cycle_period_order"),
+                            name=op.f("uq_billing_cycle_tenant_id_subscription_id_period_start")),
+        sa.CheckConstraint(_in("status", CYCLE_STATUSES), name=op.f("ck_billing_cycle_status")),
+        sa.CheckConstraint("period_end > period_start", name=op.f("ck_billing_cycle_period_order")),
     )
     op.create_index("ix_billing_cycle_tenant_status", "billing_cycle", ["tenant_id", "status", "lease_until"])
     for table in TABLES:

@@ -152,7 +152,8 @@ class BillingCycle(TenantOwnedMixin, Base):
     __tablename__ = "billing_cycle"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "subscription_id"],
-                             ["customer_subscription.tenant_id", "customer_subscription.id"], ondelete="CASCADE"),
+                             ["customer_subscription.tenant_id", "customer_subscription.id"], ondelete="CASCADE",
+                             name="fk_billing_cycle_subscription"),
         UniqueConstraint("tenant_id", "subscription_id", "period_start"),
         one_of(BillingCycleStatus),
         CheckConstraint("period_end > period_start", name="period_order"),
