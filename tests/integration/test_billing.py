@@ -41,8 +41,9 @@ async def app_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def variant_and_vendor(owner_engine: AsyncEngine, world: TenantWorld, sku: str = "NW-TEE-S") -> tuple[str, str]:
     async with owner_engine.connect() as connection:
         row = (await connection.execute(text(
-            "select v.id, p.vendor_id from variant v join product p on p.id = v.product_id and p.tenant_id = v.tenant_id"
-            " where v.tenant_id = :t and v.sku = :sku"), {"t": world.tenant_id, "sku": sku})).one()
+            "select v.id, p.vendor_id from variant v join product p on p.id = v.product_id "
+            "and p.tenant_id = v.tenant_id where v.tenant_id = :t and v.sku = :sku"),
+            {"t": world.tenant_id, "sku": sku})).one()
     return to_global_id("Variant", row.id), str(row.vendor_id)
 
 
@@ -247,7 +248,8 @@ async def test_subscribing_without_a_trial_charges_at_once_and_refuses_bad_input
     assert first["status"] == "succeeded" and first["setup_future_usage"] == "off_session"
     assert fake_stripe.payment_methods[first["payment_method"]]["customer"] == first["customer"]
 
-    declined = await subscribe(gql, shop, customer, plan["id"], payment_method="pm_card_chargeDeclinedInsufficientFunds")
+    declined = await subscribe(gql, shop, customer, plan["id"],
+                               payment_method="pm_card_chargeDeclinedInsufficientFunds")
     assert error_codes(declined) == ["PAYMENT_FAILED"], declined
     assert declined["errors"][0]["extensions"]["decline_code"] == "insufficient_funds"
     assert declined["errors"][0]["extensions"]["provider_code"] == "card_declined"
