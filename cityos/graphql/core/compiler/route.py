@@ -221,28 +221,33 @@ def reduced(document: DocumentNode, operation: OperationDefinitionNode, nodes: l
 
 
 def root_fields(document: Any, operation_name: str | None) -> int:
-    """How many root fields an operation selects (top-level fields and those of top-level fragments, __typename
-    aside): what the fallback counter counts for an operation the walker did not plan."""
+    """How many root fields an operation executes (distinct response keys at the top, through fragments,
+    __typename aside): what the fallback counter counts for an operation the walker did not plan."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return 0
     fragments = {definition.name.value: definition for definition in document.definitions
                  if isinstance(definition, FragmentDefinitionNode)}
 
-    def count(selections: Any, seen: frozenset[str]) -> int:
-        total = 0
+    names: set[str] = set()
+    visited: set[str] = set()
+
+    def collect(selections: Any) -> None:
+        """Each fragment once, as execution merges fields: linear in the document (a document of fragments that
+        spread each other twice per level stays cheap)."""
         for selection in selections:
             if isinstance(selection, FieldNode):
-                total += selection.name.value != "__typename"
+                if selection.name.value != "__typename":
+                    names.add((selection.alias or selection.name).value)
             elif isinstance(selection, InlineFragmentNode):
-                total += count(selection.selection_set.selections, seen)
+                collect(selection.selection_set.selections)
             elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments \
-                    and selection.name.value not in seen:
-                total += count(fragments[selection.name.value].selection_set.selections,
-                               seen | {selection.name.value})
-        return total
+                    and selection.name.value not in visited:
+                visited.add(selection.name.value)
+                collect(fragments[selection.name.value].selection_set.selections)
 
-    return count(operation.selection_set.selections, frozenset())
+    collect(operation.selection_set.selections)
+    return len(names)
 
 
 class CompiledReads(SchemaExtension):

@@ -160,6 +160,9 @@ class Walker:
             if name == "__typename":
                 roots.append((key, Typename(query_type.name)))
                 continue
+            if name.startswith("__"):  # introspection (__schema, __type) is the resolvers' work
+                roots.append((key, Uncovered("introspection", nodes[key])))
+                continue
             try:
                 roots.append((key, self._root(query_type, name, details)))
             except NotCovered as reason:
