@@ -1,6 +1,7 @@
 """Every table, imported once so that Base.metadata is complete (Alembic and tests read it)."""
 
 from cityos.domain.base import Base
+from cityos.domain.billing.models import BillingCycle, CustomerSubscription, SubscriptionPlan, SubscriptionPlanPrice
 from cityos.domain.catalog.models import (
     Category,
     PriceTier,
@@ -44,6 +45,7 @@ __all__ = [
     "TENANT_OWNED_TABLES",
     "AuditLog",
     "Base",
+    "BillingCycle",
     "Cart",
     "CartLine",
     "Category",
@@ -52,6 +54,7 @@ __all__ = [
     "CommissionTransaction",
     "ConnectStateUse",
     "Currency",
+    "CustomerSubscription",
     "InventoryReservation",
     "Order",
     "OrderLine",
@@ -71,6 +74,8 @@ __all__ = [
     "ShippingOption",
     "Store",
     "StoreDomain",
+    "SubscriptionPlan",
+    "SubscriptionPlanPrice",
     "Tenant",
     "TrackingEvent",
     "Variant",

@@ -18,6 +18,7 @@ from croniter import croniter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
+from cityos.jobs.billing import process_billing_cycles
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payouts import process_vendor_payouts
 from cityos.jobs.reservations import release_expired_reservations
@@ -80,4 +81,7 @@ JOBS = registry(
         lambda c: process_vendor_payouts(c.engine, c.stripe, c.settings.CITYOS_PAYOUT_MINIMUM, [c.tenant]),
         "Transfer every vendor's available balance to its Stripe account, exactly once (tenant by tenant).",
         timeout=1800, per_tenant=True),
+    Job("process-billing-cycles", "5 * * * *", lambda c: process_billing_cycles(c.engine, c.stripe, c.tenant),
+        "Charge every subscription whose billing period ended, off-session and exactly once per cycle, and advance "
+        "its period; a declined renewal makes it past due (tenant by tenant).", timeout=1800, per_tenant=True),
 )

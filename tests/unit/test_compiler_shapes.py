@@ -14,7 +14,8 @@ from graphql import GraphQLEnumType, GraphQLObjectType
 CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"), ("Tenant", "status"),
              ("Payout", "status"), ("CheckoutAttempt", "status"), ("WebhookEvent", "status"), ("Cart", "status"),
              ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
-             ("JobRun", "outcome")}
+             ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
+             ("CustomerSubscription", "status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
