@@ -1,6 +1,7 @@
 """Every table, imported once so that Base.metadata is complete (Alembic and tests read it)."""
 
 from cityos.domain.base import Base
+from cityos.domain.billing.models import BillingCycle, CustomerSubscription, SubscriptionPlan, SubscriptionPlanPrice
 from cityos.domain.catalog.models import (
     Category,
     PriceTier,
@@ -46,6 +47,7 @@ __all__ = [
     "TENANT_OWNED_TABLES",
     "AuditLog",
     "Base",
+    "BillingCycle",
     "Cart",
     "CartLine",
     "Category",
@@ -55,6 +57,7 @@ __all__ = [
     "ConnectStateUse",
     "Content",
     "Currency",
+    "CustomerSubscription",
     "InventoryReservation",
     "Order",
     "OrderLine",
@@ -74,6 +77,8 @@ __all__ = [
     "ShippingOption",
     "Store",
     "StoreDomain",
+    "SubscriptionPlan",
+    "SubscriptionPlanPrice",
     "SyncCursor",
     "Tenant",
     "TrackingEvent",

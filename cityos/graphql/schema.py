@@ -12,6 +12,9 @@ from strawberry.federation.schema_directives import Link
 from strawberry.types import ExecutionContext
 
 from cityos.errors import BadUserInput
+from cityos.graphql.billing.mutations import BillingMutation
+from cityos.graphql.billing.queries import BillingQuery
+from cityos.graphql.billing.types import CustomerSubscription, SubscriptionPlan
 from cityos.graphql.catalog.mutations import CatalogMutation
 from cityos.graphql.catalog.queries import CatalogQuery
 from cityos.graphql.catalog.types import Category, Product, Variant
@@ -73,7 +76,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery):
     pass
 
 
@@ -85,7 +88,8 @@ class Subscription(LiveSubscription):
 
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
-class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation):
+class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation,
+               BillingMutation):
     pass
 
 
@@ -166,7 +170,8 @@ def build_schema() -> CityosSchema:
         mutation=Mutation,
         subscription=Subscription,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
-               Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout],
+               Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout, SubscriptionPlan,
+               CustomerSubscription],
         federation_version="2.7",
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at

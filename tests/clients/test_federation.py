@@ -36,6 +36,7 @@ ENTITY_TABLES = {
     "PublishableApiKey": "publishable_api_key", "Region": "region", "Product": "product", "Variant": "variant",
     "Category": "category", "Vendor": "vendor", "Cart": "cart", "Order": "orders", "VendorOrder": "vendor_order",
     "Shipment": "shipment", "CommissionRule": "commission_rule", "Payout": "payout",
+    "SubscriptionPlan": "subscription_plan", "CustomerSubscription": "customer_subscription",
 }
 
 
@@ -83,6 +84,15 @@ async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
         await connection.execute(text(
             "insert into commission_rule (tenant_id, id, scope, percentage) "
             "values (:t, gen_random_uuid(), 'tenant', 5)"), {"t": tenant})
+        await connection.execute(text(
+            "with plan as (insert into subscription_plan (tenant_id, id, store_id, product_id, variant_id, vendor_id, "
+            "name, interval) select :t, gen_random_uuid(), p.store_id, p.id, v.id, p.vendor_id, 'Monthly', 'month' "
+            "from variant v join product p on p.id = v.product_id and p.tenant_id = v.tenant_id where v.tenant_id = :t "
+            "limit 1 returning id, store_id, vendor_id) "
+            "insert into customer_subscription (tenant_id, id, store_id, plan_id, vendor_id, customer_id, "
+            "currency_code, amount, status, anchor, current_period_start, current_period_end) "
+            "select :t, gen_random_uuid(), store_id, id, vendor_id, 'c1', 'usd', 100, 'active', now(), now(), "
+            "now() + interval '1 month' from plan"), {"t": tenant})
         ids = {}
         for type_name, table in ENTITY_TABLES.items():
             column = "id" if table == "tenant" else "tenant_id"

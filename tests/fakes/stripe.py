@@ -37,6 +37,30 @@ def error(status: int, kind: str, message: str, code: str | None = None, param: 
                         status_code=status)
 
 
+# Test-mode payment methods (external-apis.md §1 "Test mode"): how each behaves as (kind, code, decline_code, last4).
+# decline: refused at once and cannot be attached; decline_charges: attaches, every charge is declined;
+# authenticate: every payment needs 3DS (off-session → 402 authentication_required); authenticate_on_setup: 3DS
+# when set up, then off-session charges succeed.
+TEST_CARDS: dict[str, tuple[str, str, str, str]] = {
+    "pm_card_visa": ("succeed", "", "", "4242"),
+    "pm_card_bypassPending": ("succeed", "", "", "0077"),
+    "pm_card_authenticationRequiredSetupForOffSession": ("succeed", "", "", "0446"),
+    "pm_card_chargeDeclined": ("decline", "card_declined", "generic_decline", "0002"),
+    "pm_card_visa_chargeDeclined": ("decline", "card_declined", "generic_decline", "0002"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("decline", "card_declined", "insufficient_funds", "9995"),
+    "pm_card_chargeDeclinedExpiredCard": ("decline", "expired_card", "expired_card", "0069"),
+    "pm_card_chargeCustomerFail": ("decline_charges", "card_declined", "generic_decline", "0341"),
+    "pm_card_authenticationRequired": ("authenticate", "authentication_required", "authentication_required", "3184"),
+    "pm_card_authenticationRequiredOnSetup": ("authenticate_on_setup", "", "", "3155"),
+}
+
+
+def card_error(code: str, decline_code: str, message: str, **objects: Any) -> JSONResponse:
+    """A 402 card_error (the SDK raises CardError), with the intent it left behind."""
+    return JSONResponse({"error": {"type": "card_error", "code": code, "decline_code": decline_code,
+                                   "message": message, "param": None, **objects}}, status_code=402)
+
+
 class FakeStripe:
     def __init__(self, api_key: str, webhook_secret: str) -> None:
         self.api_key = api_key
@@ -44,6 +68,7 @@ class FakeStripe:
         self.base_url = ""
         self.intents: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.declined: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # 402 answers, replayed per key
         self.requests: list[dict[str, Any]] = []
         # How to answer the next API calls: a status (an api_error; the SDK retries ≥ 500), or a whole Stripe error
         # as (status, type, code, message), e.g. (402, "card_error", "card_declined", "Your card was declined.").
@@ -53,6 +78,9 @@ class FakeStripe:
         self.oauth_codes: dict[str, str] = {}  # code → account id, each usable once
         self.platform_balance = 10**9  # a transfer above it fails with balance_insufficient
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.payment_methods: dict[str, dict[str, Any]] = {}  # attached cards: pm_… → object (+ "_behaviour")
+        self.setup_intents: dict[str, dict[str, Any]] = {}
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -60,6 +88,9 @@ class FakeStripe:
             Route("/v1/payment_intents/{intent_id}", self._get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{intent_id}/cancel", self._cancel_intent, methods=["POST"]),
             Route("/v1/refunds", self._create_refund, methods=["POST"]),
+            Route("/v1/customers", self._create_customer, methods=["POST"]),
+            Route("/v1/customers/{customer_id}", self._get_customer, methods=["GET"]),
+            Route("/v1/setup_intents", self._create_setup_intent, methods=["POST"]),
             Route("/v1/accounts", self._create_account, methods=["POST"]),
             Route("/v1/account_links", self._create_account_link, methods=["POST"]),
             Route("/v1/transfers", self._create_transfer, methods=["POST"]),
@@ -78,8 +109,16 @@ class FakeStripe:
                 return error(400, "idempotency_error",
                              "Keys for idempotent requests can only be used with the same parameters")
             return JSONResponse(previous)
+        if key in self.declined:
+            previous_params, previous = self.declined[key]
+            if previous_params != params:
+                return error(400, "idempotency_error",
+                             "Keys for idempotent requests can only be used with the same parameters")
+            return JSONResponse(previous, status_code=402)  # Stripe replays a decline for its key, too
         outcome = create(params)
         if isinstance(outcome, JSONResponse):
+            if outcome.status_code == 402:
+                self.declined[key] = (params, json.loads(bytes(outcome.body)))
             return outcome
         self.idempotency[key] = (params, outcome)
         return JSONResponse(outcome)
@@ -171,6 +210,9 @@ class FakeStripe:
             if "amount" not in params or "currency" not in params:
                 return error(400, "invalid_request_error", "Missing required param: amount.", "parameter_missing",
                              "amount")
+            if "payment_method_types" in params:
+                return error(400, "invalid_request_error", "payment_method_types is no longer supported",
+                             "payment_method_types_no_longer_supported", "payment_method_types")
             intent_id = f"pi_{secrets.token_hex(12)}"
             self.intents[intent_id] = {
                 "id": intent_id, "object": "payment_intent", "amount": int(params["amount"]), "amount_received": 0,
@@ -179,7 +221,11 @@ class FakeStripe:
                 "livemode": False, "metadata": params.get("metadata", {}),
                 "transfer_group": params.get("transfer_group"), "latest_charge": None,
                 "application_fee_amount": None, "transfer_data": None, "last_payment_error": None,
+                "customer": params.get("customer"), "payment_method": None, "next_action": None,
+                "setup_future_usage": params.get("setup_future_usage"),
             }
+            if params.get("confirm") == "true":
+                return self._confirm_intent(self.intents[intent_id], params)
             return self.intents[intent_id]
         return await self._idempotent(request, create)
 
@@ -237,6 +283,143 @@ class FakeStripe:
                 "reason": params.get("reason"), "metadata": params.get("metadata", {}), "failure_reason": None,
                 "created": int(time.time())}
             return self.refunds[refund_id]
+        return await self._idempotent(request, create)
+
+    # Customers, saved cards and SetupIntents (external-apis.md §1, "Customers and saved cards", "Saving a card
+    # with a SetupIntent", "Off-session renewal", "Test mode").
+
+    async def _create_customer(self, request: Request) -> JSONResponse:
+        def create(params: dict[str, Any]) -> Any:
+            customer_id = f"cus_{secrets.token_hex(7)}"
+            self.customers[customer_id] = {
+                "id": customer_id, "object": "customer", "email": params.get("email"), "name": params.get("name"),
+                "metadata": params.get("metadata", {}), "invoice_settings": {"default_payment_method": None},
+                "created": int(time.time()), "livemode": False}
+            if params.get("payment_method"):
+                attached = self._attach(params["payment_method"], customer_id)
+                if isinstance(attached, JSONResponse):
+                    del self.customers[customer_id]
+                    return attached
+            return self.customers[customer_id]
+        return await self._idempotent(request, create)
+
+    async def _get_customer(self, request: Request) -> JSONResponse:
+        if (refused := self._check(request)) is not None:
+            return refused
+        customer = self.customers.get(request.path_params["customer_id"])
+        if customer is None:
+            return error(404, "invalid_request_error", "No such customer", "resource_missing", "id")
+        return JSONResponse(customer)
+
+    def _attach(self, payment_method: str, customer_id: str) -> dict[str, Any] | JSONResponse:
+        """Attach a card to a customer: a pm_card_… alias becomes a new pm_…; the cards that are declined outright
+        cannot be attached (402)."""
+        if payment_method in self.payment_methods:
+            card = self.payment_methods[payment_method]
+            if card["customer"] not in (None, customer_id):
+                return error(400, "invalid_request_error", "The payment method belongs to another customer",
+                             "payment_method_unexpected_state", "payment_method")
+            card["customer"] = customer_id
+            return card
+        behaviour = TEST_CARDS.get(payment_method)
+        if behaviour is None:
+            return error(400, "invalid_request_error", f"No such PaymentMethod: '{payment_method}'",
+                         "resource_missing", "payment_method")
+        if behaviour[0] == "decline":
+            return card_error(behaviour[1], behaviour[2], "Your card was declined.")
+        card_id = f"pm_{secrets.token_hex(12)}"
+        self.payment_methods[card_id] = {
+            "id": card_id, "object": "payment_method", "type": "card", "customer": customer_id,
+            "card": {"brand": "visa", "last4": behaviour[3], "exp_month": 12, "exp_year": 2034},
+            "_alias": payment_method}
+        return self.payment_methods[card_id]
+
+    def _behaviour(self, payment_method: str) -> tuple[str, str, str, str]:
+        card = self.payment_methods.get(payment_method)
+        return TEST_CARDS[card["_alias"] if card else payment_method]
+
+    def _confirm_intent(self, intent: dict[str, Any], params: dict[str, Any]) -> Any:
+        """Confirm on creation: charge the card as the test cards behave, on or off session."""
+        payment_method = params.get("payment_method")
+        if not payment_method or (payment_method not in self.payment_methods and payment_method not in TEST_CARDS):
+            return error(400, "invalid_request_error", "No such PaymentMethod", "resource_missing", "payment_method")
+        off_session = params.get("off_session") in ("true", "one_off", "recurring")
+        if params.get("off_session") and params.get("confirm") != "true":
+            return error(400, "invalid_request_error", "off_session can only be used with confirm=true",
+                         "parameter_invalid_empty", "off_session")
+        if not off_session and params.get("automatic_payment_methods", {}).get("allow_redirects") != "never" \
+                and not params.get("return_url"):
+            return error(400, "invalid_request_error", "A return_url is required to confirm this PaymentIntent",
+                         "parameter_missing", "return_url")
+        kind, code, decline_code, _ = self._behaviour(payment_method)
+        if kind == "authenticate" and not off_session:
+            intent.update(status="requires_action", next_action={"type": "use_stripe_sdk"},
+                          payment_method=payment_method)
+            return intent
+        if kind in ("decline", "decline_charges") or (kind == "authenticate" and off_session):
+            charge = f"ch_{secrets.token_hex(8)}"
+            last_error = {"type": "card_error", "code": code, "decline_code": decline_code,
+                          "message": "Your card was declined." if code != "authentication_required" else
+                          "This payment requires authentication.", "payment_method": {"id": payment_method},
+                          "charge": charge}
+            intent.update(status="requires_payment_method", last_payment_error=last_error,
+                          payment_method=None)
+            return card_error(code, decline_code, last_error["message"], payment_intent=intent, charge=charge,
+                              payment_method={"id": payment_method, "object": "payment_method"})
+        saved = payment_method
+        if params.get("customer") and (params.get("setup_future_usage") or payment_method in self.payment_methods):
+            attached = self._attach(payment_method, params["customer"])
+            if isinstance(attached, JSONResponse):
+                return attached
+            saved = attached["id"]
+        intent.update(status="succeeded", amount_received=intent["amount"], payment_method=saved,
+                      latest_charge=f"ch_{secrets.token_hex(8)}")
+        return intent
+
+    async def _create_setup_intent(self, request: Request) -> JSONResponse:
+        def create(params: dict[str, Any]) -> Any:
+            if "payment_method_types" in params:
+                return error(400, "invalid_request_error", "payment_method_types is no longer supported",
+                             "payment_method_types_no_longer_supported", "payment_method_types")
+            customer = params.get("customer")
+            if customer and customer not in self.customers:
+                return error(400, "invalid_request_error", f"No such customer: '{customer}'", "resource_missing",
+                             "customer")
+            setup_id = f"seti_{secrets.token_hex(12)}"
+            setup: dict[str, Any] = {
+                "id": setup_id, "object": "setup_intent", "customer": customer,
+                "usage": params.get("usage", "off_session"), "status": "requires_payment_method",
+                "client_secret": f"{setup_id}_secret_{secrets.token_hex(8)}", "payment_method": None,
+                "metadata": params.get("metadata", {}), "last_setup_error": None, "next_action": None,
+                "created": int(time.time()), "livemode": False}
+            if params.get("confirm") == "true":
+                payment_method = params.get("payment_method")
+                if not payment_method:
+                    return error(400, "invalid_request_error", "A payment_method is required to confirm",
+                                 "parameter_missing", "payment_method")
+                if params.get("automatic_payment_methods", {}).get("allow_redirects") != "never" \
+                        and not params.get("return_url"):
+                    return error(400, "invalid_request_error", "A return_url is required to confirm this "
+                                 "SetupIntent", "parameter_missing", "return_url")
+                if payment_method not in self.payment_methods and payment_method not in TEST_CARDS:
+                    return error(400, "invalid_request_error", "No such PaymentMethod", "resource_missing",
+                                 "payment_method")
+                kind, code, decline_code, _ = self._behaviour(payment_method)
+                if kind == "decline":
+                    setup["last_setup_error"] = {"code": code, "decline_code": decline_code,
+                                                 "message": "Your card was declined."}
+                    self.setup_intents[setup_id] = setup
+                    return card_error(code, decline_code, "Your card was declined.", setup_intent=setup)
+                if kind in ("authenticate", "authenticate_on_setup"):
+                    setup.update(status="requires_action", next_action={"type": "use_stripe_sdk"},
+                                 payment_method=payment_method)
+                else:
+                    attached = self._attach(payment_method, customer) if customer else {"id": payment_method}
+                    if isinstance(attached, JSONResponse):
+                        return attached
+                    setup.update(status="succeeded", payment_method=attached["id"])
+            self.setup_intents[setup_id] = setup
+            return setup
         return await self._idempotent(request, create)
 
     # What the customer's browser and Stripe do, for tests.

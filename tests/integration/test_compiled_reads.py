@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cityos.auth.authz import PDP_LATENCY
 from cityos.config import Settings
-from cityos.graphql.core.compiler.route import ROOT_FIELDS
+from cityos.graphql.core.compiler.route import ROOT_FIELDS, caches_for
 from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
 from tests.conftest import Server, TenantWorld, Tokens, app_client, make_tenant
@@ -42,10 +43,10 @@ update vendor set created_at = date_trunc('second', created_at) where tenant_id 
 
 NESTED = """query Nested($n: Int) { stores(first: $n) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor
   endCursor } edges { cursor node { id name createdAt vendors(first: 3) { totalCount
-  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt
+  pageInfo { hasNextPage endCursor startCursor __typename } edges { cursor node { id name handle createdAt status
   products(first: 2)
-  { totalCount nodes { id title handle description createdAt vendor { id name } variants { id sku title inStock
-  weightGrams prices { amount currencyCode } } } } } } } } } } }"""
+  { totalCount nodes { id title handle description createdAt status images vendor { id name status }
+  variants { id sku title inStock weightGrams prices { amount currencyCode } } } } } } } } } } }"""
 DOCUMENTS = {
     "nested": (NESTED, {"n": 10}),
     "nested-small-page": (NESTED, {"n": 1}),
@@ -99,6 +100,19 @@ def compiled_count() -> float:
     return ROOT_FIELDS.labels("compiled")._value.get()  # type: ignore[no-any-return]
 
 
+def fallback_count() -> float:
+    return ROOT_FIELDS.labels("fallback")._value.get()  # type: ignore[no-any-return]
+
+
+def plan_calls() -> float:
+    """PlanResources calls made so far (the histogram's sample count)."""
+    for metric in PDP_LATENCY.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels.get("call") == "plan_resources":
+                return sample.value
+    return 0.0
+
+
 async def both(compiled: httpx.AsyncClient, resolvers: httpx.AsyncClient, document: str,
                variables: dict[str, Any], headers: dict[str, str]) -> tuple[bool, dict[str, Any]]:
     """Post to both apps; assert identical bytes; return whether the compiled app compiled it, and the body."""
@@ -117,7 +131,9 @@ def operation_variables(world: TenantWorld) -> dict[str, dict[str, Any]]:
     store = to_global_id("Store", world.store_id)
     return {"storefront/StoreById": {"id": store}, "storefront/NodeById": {"id": store},
             "admin/Stores": {"first": 10}, "admin/Vendors": {"first": 10}, "vendor/VendorStores": {},
-            "storefront/CurrentStore": {}}
+            "storefront/CurrentStore": {}, "storefront/Products": {"first": 5}, "storefront/Categories": {},
+            "admin/Nodes": {"ids": [store, to_global_id("Vendor", uuid.uuid4())]},
+            "vendor/VendorProducts": {"storeId": store}}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -136,6 +152,9 @@ async def test_operation_documents_are_identical_on_both_paths(role: str, data: 
     # The documents the slice covers do compile (for every role that may read them: else they fall back).
     assert {"vendor/VendorStores"} <= covered or role == "guest", covered
     assert {"storefront/StoreById", "storefront/NodeById"} <= covered, (role, covered)
+    # Not yet covered (root products/categories/nodes, Store.tenant, publishableKeys): resolvers, same bytes.
+    assert not covered & {"storefront/Products", "storefront/Categories", "admin/Nodes", "storefront/CurrentStore",
+                          "admin/Stores", "admin/Vendors", "vendor/VendorProducts"}, covered
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -147,6 +166,58 @@ async def test_nested_reads_are_identical_on_both_paths(role: str, name: str, da
     was_compiled, body = await both(compiled, resolvers, document, variables, credentials(role, data, tokens))
     assert was_compiled, (name, body)
     assert body.get("data"), body
+
+
+MIXED = """query Mixed($missing: ID!, $store: ID!, $tenant: ID!) {
+  first: stores(first: 2) { totalCount nodes { id name } }
+  regions: tenant(id: $tenant) { id slug }
+  ...Roots
+  gone: node(id: $missing) { id }
+  bad: store(id: "not-an-id") { id }
+  t: __typename
+  last: vendors(first: 2) { nodes { id handle } }
+}
+fragment Roots on Query { here: store(id: $store) { id handle } again: currentStore { name } }"""
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_root_fields_fall_back_one_by_one(role: str, data: TenantWorld, tokens: Tokens,
+                                                compiled: httpx.AsyncClient, resolvers: httpx.AsyncClient) -> None:
+    """Covered and uncovered root fields in one operation: the covered ones compile, the others (an uncovered
+    field, a missing object, a malformed id) go through the resolvers; data, key order, errors and their paths
+    are the resolvers' byte for byte, and the counter counts each root field once by its path."""
+    variables = {"missing": to_global_id("Product", uuid.uuid4()), "store": to_global_id("Store", data.store_id),
+                 "tenant": to_global_id("Tenant", data.tenant_id)}
+    before = compiled_count(), fallback_count()
+    _, body = await both(compiled, resolvers, MIXED, variables, credentials(role, data, tokens))
+    counted = compiled_count() - before[0], fallback_count() - before[1]
+    assert body.get("data") is not None, body
+    assert list(body["data"]) == ["first", "regions", "here", "again", "gone", "bad", "t", "last"], body
+    assert {error["path"][0] for error in body["errors"]} >= {"gone", "bad"}, body
+    # stores, store(id), currentStore, vendors compile for the staff roles; tenant, the missing node and the
+    # malformed id fall back; the guest's `stores`/`vendors` are empty lists, still compiled.
+    assert counted == (4, 3), (counted, body)
+
+
+async def test_warm_reads_ask_the_pdp_nothing_and_build_nothing(data: TenantWorld, tokens: Tokens,
+                                                                server: Server, compiled: httpx.AsyncClient,
+                                                                resolvers: httpx.AsyncClient) -> None:
+    """The second identical read: no PlanResources call, the statements come from the cache, same bytes."""
+    headers = credentials("store_admin", data, tokens)
+    document = DOCUMENTS["bench-nested"][0] + " "  # a text of its own: cold the first time
+    caches = caches_for(server.services.app_engine)
+    assert caches is not None
+    first = await compiled.post("/graphql", json={"query": document}, headers=headers)
+    entries = dict(caches.statements.entries)
+    calls = plan_calls()
+    assert calls > 0
+    second = await compiled.post("/graphql", json={"query": document}, headers=headers)
+    assert plan_calls() == calls
+    assert first.content == second.content and "errors" not in second.json()
+    assert caches.statements.entries.keys() == entries.keys()
+    assert all(caches.statements.entries[key] is entries[key] for key in entries)
+    was_compiled, _ = await both(compiled, resolvers, document, {}, headers)
+    assert was_compiled
 
 
 async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens: Tokens,
@@ -173,8 +244,8 @@ async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens:
 FIELDS = {
     "Store": ["id", "name", "handle", "defaultCurrencyCode", "createdAt", "__typename"],
     "Vendor": ["id", "name", "handle", "chargesEnabled", "payoutsEnabled", "detailsSubmitted", "payoutMinimum",
-               "createdAt", "__typename"],
-    "Product": ["id", "title", "handle", "description", "createdAt", "__typename"],
+               "createdAt", "status", "__typename"],
+    "Product": ["id", "title", "handle", "description", "createdAt", "status", "images", "__typename"],
     "Variant": ["id", "sku", "title", "inStock", "weightGrams", "__typename"],
     "Money": ["amount", "currencyCode", "__typename"],
 }

@@ -46,6 +46,9 @@ class Target:
         self.attempt = to_global_id("CheckoutAttempt", ids["checkout_attempt"]) if "checkout_attempt" in ids else ""
         self.webhook = to_global_id("WebhookEvent", ids["webhook_inbox"]) if "webhook_inbox" in ids else ""
         self.job_run = to_global_id("JobRun", ids["job_run"]) if "job_run" in ids else ""
+        self.plan = to_global_id("SubscriptionPlan", ids["subscription_plan"]) if "subscription_plan" in ids else ""
+        self.subscription = (to_global_id("CustomerSubscription", ids["customer_subscription"])
+                             if "customer_subscription" in ids else "")
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -53,8 +56,9 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, self.job_run, "pi_tenant_b_attempt", "evt_tenant_b_failed",
-                 "jobrun_tenant_b",
+                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, "pi_tenant_b_attempt",
+                 "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
+                 "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
                  *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                  w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
@@ -134,13 +138,24 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/ReplayWebhookEvent": lambda b: {"id": b.webhook},
     "admin/CheckoutAttempts": lambda b: {"first": 100},
     "admin/JobRuns": lambda b: {"first": 100},
+    "admin/SubscriptionPlans": lambda b: {"storeId": b.store, "first": 100},
+    "admin/CreateSubscriptionPlan": lambda b: {"input": {"variantId": b.variant, "name": "Matrix", "interval": "DAY",
+                                                         "prices": [{"currencyCode": "usd", "amount": 1}]}},
+    "admin/UpdateSubscriptionPlan": lambda b: {"id": b.plan, "input": {"name": "Taken over", "trialDays": 0,
+                                                                       "prices": [{"currencyCode": "usd",
+                                                                                   "amount": 1}]}},
+    "admin/ArchiveSubscriptionPlan": lambda b: {"id": b.plan},
+    "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
+                                                 "paymentMethodId": "pm_card_visa"}},
+    "storefront/CustomerSubscriptions": lambda b: {"first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
-                   "checkout_attempt", "webhook_inbox", "job_run")
+                   "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
+                   "customer_subscription", "billing_cycle")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -206,6 +221,31 @@ from entry
 """
 
 
+# B's vendor sells a plan for its tee; B's customer subscribes to it and has a paid renewal.
+B_BILLING = """
+with plan as (
+  insert into subscription_plan (tenant_id, id, store_id, product_id, variant_id, vendor_id, name, interval,
+                                 interval_count, trial_days, status)
+  select :t, gen_random_uuid(), :s, p.id, v.id, p.vendor_id, 'Tenant B tee club', 'month', 1, 0, 'active'
+  from variant v join product p on p.id = v.product_id and p.tenant_id = v.tenant_id
+  where v.tenant_id = :t and v.sku = 'NW-TEE-S' returning id, vendor_id),
+price as (
+  insert into subscription_plan_price (tenant_id, id, plan_id, currency_code, amount, setup_fee)
+  select :t, gen_random_uuid(), plan.id, 'usd', 2500, 0 from plan returning id),
+sub as (
+  insert into customer_subscription (tenant_id, id, store_id, plan_id, vendor_id, customer_id, email, currency_code,
+                                     amount, status, anchor, periods_billed, current_period_start, current_period_end,
+                                     stripe_customer_id, stripe_payment_method_id)
+  select :t, gen_random_uuid(), :s, plan.id, plan.vendor_id, 'b-customer', 'b-subscriber@example.com', 'usd', 2500,
+         'active', now() - interval '1 month', 1, now(), now() + interval '1 month', 'cus_tenant_b', 'pm_tenant_b'
+  from plan returning id)
+insert into billing_cycle (tenant_id, id, subscription_id, period_index, period_start, period_end, amount,
+                           currency_code, status, attempts, payment_intent_id)
+select :t, gen_random_uuid(), sub.id, 0, now(), now() + interval '1 month', 2500, 'usd', 'paid', 1,
+       'pi_tenant_b_renewal' from sub
+"""
+
+
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
 
@@ -234,6 +274,7 @@ async def full_tenant(owner_engine) -> Target:
                     "amount_received": 5000, "currency": "usd",
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
+        await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -248,7 +289,8 @@ async def full_tenant(owner_engine) -> Target:
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
                              ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
-                             ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", "")):
+                             ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", ""),
+                             ("subscription_plan", ""), ("customer_subscription", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return Target(b, ids)

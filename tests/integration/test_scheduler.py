@@ -71,7 +71,8 @@ async def test_two_schedulers_run_each_job_once(server: Server, owner_engine, wo
     expected = {"dispatch-outbox": minutes,
                 "release-expired-reservations": [t for t in minutes if t.minute % 5 == 0],
                 "process-vendor-payouts": [start + timedelta(minutes=2)],
-                "sync-to-payload": [start + timedelta(minutes=2)], "sync-from-payload": [start + timedelta(minutes=2)]}
+                "sync-to-payload": [start + timedelta(minutes=2)], "sync-from-payload": [start + timedelta(minutes=2)],
+                "process-billing-cycles": [start + timedelta(minutes=7)]}
     for job, ticks in expected.items():
         runs = [run for run in await runs_of(owner_engine, job) if start <= run.scheduled_for <= now]
         assert [run.scheduled_for for run in runs] == ticks, job

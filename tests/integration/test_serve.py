@@ -114,26 +114,31 @@ def stop(process: subprocess.Popen[str]) -> str:
 def test_serve_runs_the_product_and_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
     port = free_port()
     process = start(tmp_path, port)
-    output = wait_ready(process, port)
-    pids = child_pids(output)
-    key = re.search(r"x-publishable-api-key: (pk_\S+)", output)
-    assert key and len(pids) == 2, output
-    response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ currentStore { name } }"},
-                          headers={"x-publishable-api-key": key.group(1)})
-    assert response.json() == {"data": {"currentStore": {"name": "Demo Store"}}}
-    remaining = stop(process)
-    assert process.returncode == 0, remaining
-    deadline = time.monotonic() + 10
-    while (running := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running, (running, output, remaining)
-    assert runtime.read(tmp_path) is None, "the runtime file is removed when the server stops"
+    try:
+        output = wait_ready(process, port)
+        pids = child_pids(output)
+        key = re.search(r"x-publishable-api-key: (pk_\S+)", output)
+        assert key and len(pids) == 2, output
+        response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ currentStore { name } }"},
+                              headers={"x-publishable-api-key": key.group(1)})
+        assert response.json() == {"data": {"currentStore": {"name": "Demo Store"}}}
+        remaining = stop(process)
+        assert process.returncode == 0, remaining
+        deadline = time.monotonic() + 10
+        while (running := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running, (running, output, remaining)
+        assert runtime.read(tmp_path) is None, "the runtime file is removed when the server stops"
 
-    # A second start reuses the data: the same demo key, and seeding adds nothing.
-    process = start(tmp_path, port)
-    second = wait_ready(process, port)
-    assert key.group(1) in second
-    stop(process)
+        # A second start reuses the data: the same demo key, and seeding adds nothing.
+        process = start(tmp_path, port)
+        second = wait_ready(process, port)
+        assert key.group(1) in second
+        stop(process)
+    finally:
+        if process.poll() is None:  # a failed assertion never leaves a server (and its children) behind
+            process.kill()
+            process.communicate()
 
 
 STORES = "{ stores { totalCount } }"

@@ -4,11 +4,18 @@ the fields `Declared.from_row` reads from a column of the same name."""
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 
 from cityos.graphql.core.compiler.shapes import RELATIONS, shapes_of
 from cityos.graphql.core.nodes import DECLARATIONS
 from cityos.graphql.schema import schema
-from graphql import GraphQLObjectType
+from graphql import GraphQLEnumType, GraphQLObjectType
+
+CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"), ("Tenant", "status"),
+             ("Payout", "status"), ("CheckoutAttempt", "status"), ("WebhookEvent", "status"), ("Cart", "status"),
+             ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
+             ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
+             ("CustomerSubscription", "status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
@@ -54,9 +61,30 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
             assert isinstance(graphql_type, GraphQLObjectType)
             definition = graphql_type.fields[field_name].extensions["strawberry-definition"]
             assert definition.base_resolver is None and not definition.extensions
-            assert definition.python_name not in declaration.fields
             assert definition.python_name == "id" or definition.python_name in declaration.table.c
-    # Guarded, converted and resolved fields stay out: they fall back.
+            if definition.python_name in declaration.fields:  # a converter with an exact SQL equivalent
+                assert (type_name, definition.python_name) in CONVERTED, (type_name, field_name)
+    # Guarded and resolved fields stay out, as do converters without an SQL equivalent: they fall back.
     vendor = shapes.by_name["Vendor"].scalars
-    assert "contactEmail" not in vendor and "status" not in vendor and "requirements" not in vendor
+    assert "contactEmail" not in vendor and "requirements" not in vendor
     assert "thumbnail" not in shapes.by_name["Product"].scalars
+    assert "amount" not in shapes.by_name["Payout"].scalars and "shippingAddress" not in shapes.by_name["Order"].scalars
+    assert "scopeId" not in shapes.by_name["CommissionRule"].scalars
+
+
+def test_converters_match_their_sql() -> None:
+    """An enum's SQL maps each stored value to the name strawberry serializes the converted member as; images
+    are the array as a JSON list."""
+    shapes = shapes_of(schema._schema)
+    vendor_status = schema._schema.get_type("VendorStatus")
+    assert isinstance(vendor_status, GraphQLEnumType)
+    assert {name: value.value for name, value in vendor_status.values.items()} == {
+        "PENDING": "pending", "ACTIVE": "active", "SUSPENDED": "suspended"}
+    for name, value in vendor_status.values.items():
+        member = DECLARATIONS["Vendor"].fields["status"](SimpleNamespace(status=value.value))
+        assert vendor_status.serialize(member) == name
+    sql = str(shapes.by_name["Vendor"].scalars["status"].build(DECLARATIONS["Vendor"].table).compile(
+        compile_kwargs={"literal_binds": True}))
+    assert "WHEN (vendor.status = 'active') THEN 'ACTIVE'" in sql, sql
+    assert "array_to_json(product.images)" in str(shapes.by_name["Product"].scalars["images"].build(
+        DECLARATIONS["Product"].table))

@@ -1,12 +1,22 @@
-"""Routing: a query operation whose root fields the compiler all covers runs as one SQL statement per root field;
-any other operation (or one whose compiled answer would be an error: a missing or unreadable object) runs through
-the resolvers. All or nothing per operation, for now. `cityos_graphql_root_fields_total{path}` counts both."""
+"""Routing, per root field: the root fields of a query operation the compiler covers run as one SQL statement each;
+the others (and a compiled one whose answer would be an error: a missing or unreadable object) run through the
+resolvers, as the same operation reduced to those root fields, and the two are merged in the operation's response
+order. `cityos_graphql_root_fields_total{path}` counts root fields by path.
+
+Warm reads do no planning: the plan is cached per (document, operation, variables, current store), the Cerbos
+query plans per (principal, kind) for `PLAN_TTL` seconds (the PDP gives no policy version to watch), and each root
+field's SQL text and parameters per (plan, principal, tenant) while the query plans it was built from stay cached.
+The SQL text goes to asyncpg as is, which prepares it once per connection (its statement cache)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
 from graphql.utilities import get_operation_ast
@@ -15,17 +25,27 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from cityos.errors import ApiError
-from cityos.graphql.core.compiler.selection import NotCovered, OperationPlan, RootConnection, Typename, Walker
-from cityos.graphql.core.compiler.shapes import shapes_of
+from cityos.graphql.core.compiler.selection import (
+    NotCovered,
+    OperationPlan,
+    RootConnection,
+    RootSingle,
+    Typename,
+    Walker,
+)
+from cityos.graphql.core.compiler.shapes import Shape, shapes_of
 from cityos.graphql.core.compiler.sql import Builder, planned_kinds
 from cityos.graphql.core.context import RequestContext
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
 )
 
 log = logging.getLogger("cityos.graphql.compiler")
@@ -33,83 +53,251 @@ ROOT_FIELDS = Counter("cityos_graphql_root_fields_total", "Root fields of query 
                       ["path"])
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+PLAN_TTL = 10.0  # seconds a Cerbos query plan (and the SQL built on it) is reused: how late a policy change shows
+
+
+class Lru(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+@dataclass(frozen=True)
+class CompiledRoot:
+    sql: str
+    parameters: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Statements:
+    filters: tuple[Any, ...]  # the query plans (cached objects) they were built from: valid while those are
+    roots: dict[str, CompiledRoot]
+
+
+class Caches:
+    """One app's caches (by its engine: one per app, like its PDP client): plans, query plans, statements."""
+
+    def __init__(self) -> None:
+        self.plans: Lru[tuple[Any, ...], OperationPlan] = Lru(2048)
+        self.filters: Lru[tuple[Any, ...], tuple[float, Any]] = Lru(4096)
+        self.statements: Lru[tuple[Any, ...], Statements] = Lru(4096)
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, Caches] = weakref.WeakKeyDictionary()
+
+
+def caches_for(engine: Any) -> Caches | None:
+    return _CACHES.get(engine)
+
+
+def caches_of(context: RequestContext) -> Caches:
+    found = _CACHES.get(context.services.app_engine)
+    if found is None:
+        found = _CACHES[context.services.app_engine] = Caches()
+    return found
+
+
 class Fallback(Exception):
     """The compiled answer would differ from the resolvers' (an error to report): let them answer."""
 
 
 def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any, operation_name: str | None,
-                   variables: dict[str, Any] | None) -> OperationPlan:
+                   variables: dict[str, Any] | None, query: str | None = None
+                   ) -> tuple[OperationPlan, tuple[Any, ...] | None]:
+    """The operation's plan, cached by its text when it has one (a plan depends on the document, the operation,
+    the variables and the current store, never on the principal), with its cache key (None: not cached)."""
     current = context.store.store_id if context.store is not None else None
-    return Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan()
+    key: tuple[Any, ...] | None = None
+    if query is not None:
+        try:
+            key = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS), current)
+        except TypeError:
+            key = None
+    if key is not None:
+        found = caches_of(context).plans.get(key)
+        if found is not None:
+            return found, key
+    plan = Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan()
+    if key is not None:
+        caches_of(context).plans.put(key, plan)
+    return plan, key
 
 
-async def run_compiled(context: RequestContext, plan: OperationPlan) -> dict[str, Any]:
-    """The operation's `data`, each root field by one statement. Raises Fallback when a root would be an error."""
+def principal_key(context: RequestContext) -> bytes:
+    """Everything of the principal a policy can read (id, roles, attributes, scope)."""
+    return context.principal.to_cerbos().SerializeToString(deterministic=True)
+
+
+async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[str, Any]:
+    """The `read` clause of every kind the plan reads, from the cache while fresh, else from the PDP."""
+    who = principal_key(context)
+    now = time.monotonic()
     filters = {}
-    for shape in sorted(planned_kinds(plan), key=lambda shape: shape.type_name):
+    shapes: list[Shape] = sorted(planned_kinds(plan), key=lambda shape: shape.type_name)
+    for shape in shapes:
         declaration = shape.declaration
         assert declaration is not None
-        filters[declaration.kind] = await context.authz.sql_filter(declaration.kind, "read", declaration.table,
-                                                                   declaration.plan_attributes)
-    builder = Builder(filters, context.db.tenant_id)
+        key = (who, context.principal.tenant_id, declaration.kind, declaration.table.name)
+        cached = caches_of(context).filters.get(key)
+        if cached is None or now - cached[0] >= PLAN_TTL:
+            clause = await context.authz.sql_filter(declaration.kind, "read", declaration.table,
+                                                    declaration.plan_attributes)
+            cached = (now, clause)
+            caches_of(context).filters.put(key, cached)
+        filters[declaration.kind] = cached[1]
+    return filters
+
+
+def compile_root(context: RequestContext, builder: Builder, root: RootConnection | RootSingle) -> CompiledRoot:
+    statement = builder.root_connection(root) if isinstance(root, RootConnection) else builder.root_single(root)
+    compiled = statement.compile(dialect=context.services.app_engine.dialect,
+                                 compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    return CompiledRoot(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
+
+
+async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: tuple[Any, ...] | None = None
+                       ) -> dict[str, Any]:
+    """The compiled root fields' values by response key (and `__typename`s); a root whose answer would be an
+    error (null: missing or unreadable) is left out, for the resolvers. Raises ApiError (the PDP) for them all."""
+    filters = await query_plans(context, plan)
+    tenant_id = context.db.tenant_id
+    key = (plan_key, principal_key(context), tenant_id) if plan_key is not None else None
+    statements = caches_of(context).statements.get(key) if key is not None else None
+    used = tuple(filters[kind] for kind in sorted(filters))
+    if statements is None or len(statements.filters) != len(used) or any(
+            a is not b for a, b in zip(statements.filters, used, strict=True)):
+        builder = Builder(filters, tenant_id)
+        statements = Statements(used, {root_key: compile_root(context, builder, root)
+                                       for root_key, root in plan.roots
+                                       if isinstance(root, RootConnection | RootSingle)})
+        if key is not None:
+            caches_of(context).statements.put(key, statements)
     data: dict[str, Any] = {}
-    for key, root in plan.roots:
+    for root_key, root in plan.roots:
         if isinstance(root, Typename):
-            data[key] = root.name
+            data[root_key] = root.name
             continue
-        statement = builder.root_connection(root) if isinstance(root, RootConnection) else builder.root_single(root)
-        text = (await context.db.execute(statement)).scalar_one()
-        if text is None:
-            raise Fallback(key)
-        data[key] = orjson.loads(text)
+        compiled = statements.roots.get(root_key)
+        if compiled is None:
+            continue
+
+        async def fetch(connection: Any, compiled: CompiledRoot = compiled) -> Any:
+            return (await connection.exec_driver_sql(compiled.sql, compiled.parameters)).scalar_one()
+
+        text = await context.db.run(fetch)
+        if text is not None:
+            data[root_key] = orjson.loads(text)
     return data
 
 
+def reduced(document: DocumentNode, operation: OperationDefinitionNode, nodes: list[Any]) -> DocumentNode:
+    """The document with its operation reduced to these root field nodes (fragments as they are)."""
+    selection_set = SelectionSetNode(selections=tuple(nodes))
+    narrowed = OperationDefinitionNode(operation=operation.operation, name=operation.name,
+                                       variable_definitions=operation.variable_definitions,
+                                       directives=operation.directives, selection_set=selection_set)
+    return DocumentNode(definitions=tuple(narrowed if definition is operation else definition
+                                          for definition in document.definitions))
+
+
 def root_fields(document: Any, operation_name: str | None) -> int:
-    """How many root fields an operation selects (top-level fields and those of top-level fragments, __typename
-    aside): what the fallback counter counts for an operation the walker did not plan."""
+    """How many root fields an operation executes (distinct response keys at the top, through fragments,
+    __typename aside): what the fallback counter counts for an operation the walker did not plan."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return 0
     fragments = {definition.name.value: definition for definition in document.definitions
                  if isinstance(definition, FragmentDefinitionNode)}
 
-    def count(selections: Any, seen: frozenset[str]) -> int:
-        total = 0
+    names: set[str] = set()
+    visited: set[str] = set()
+
+    def collect(selections: Any) -> None:
+        """Each fragment once, as execution merges fields: linear in the document (a document of fragments that
+        spread each other twice per level stays cheap)."""
         for selection in selections:
             if isinstance(selection, FieldNode):
-                total += selection.name.value != "__typename"
+                if selection.name.value != "__typename":
+                    names.add((selection.alias or selection.name).value)
             elif isinstance(selection, InlineFragmentNode):
-                total += count(selection.selection_set.selections, seen)
+                collect(selection.selection_set.selections)
             elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments \
-                    and selection.name.value not in seen:
-                total += count(fragments[selection.name.value].selection_set.selections,
-                               seen | {selection.name.value})
-        return total
+                    and selection.name.value not in visited:
+                visited.add(selection.name.value)
+                collect(fragments[selection.name.value].selection_set.selections)
 
-    return count(operation.selection_set.selections, frozenset())
+    collect(operation.selection_set.selections)
+    return len(names)
 
 
 class CompiledReads(SchemaExtension):
-    """After RequestScope identified the caller: answer covered query operations from compiled SQL."""
+    """After RequestScope identified the caller: answer covered root fields of query operations from compiled SQL,
+    the others through the resolvers, merged in response order."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
-        if (isinstance(context, RequestContext) and context.settings.CITYOS_COMPILED_READS
-                and not context.is_websocket and execution.result is None
-                and execution.graphql_document is not None
+        document = execution.graphql_document
+        if not (isinstance(context, RequestContext) and context.settings.CITYOS_COMPILED_READS
+                and not context.is_websocket and execution.result is None and document is not None
                 and execution.operation_type is OperationType.QUERY):
-            roots = root_fields(execution.graphql_document, execution.operation_name)
-            try:
-                plan = plan_operation(execution.schema._schema, context, execution.graphql_document,
-                                      execution.operation_name, execution.variables)
-                roots = sum(1 for _, root in plan.roots if not isinstance(root, Typename))
-                data = await run_compiled(context, plan)
-            except (NotCovered, Fallback, ApiError) as reason:
-                log.debug("fallback: %r", reason)
-                ROOT_FIELDS.labels("fallback").inc(roots)
-            else:
-                ROOT_FIELDS.labels("compiled").inc(roots)
-                execution.result = ExecutionResult(data=data, errors=None)
-        yield
+            yield
+            return
+        roots = root_fields(document, execution.operation_name)
+        try:
+            plan, plan_key = plan_operation(execution.schema._schema, context, document, execution.operation_name,
+                                  execution.variables, execution.query)
+        except NotCovered as reason:
+            log.debug("fallback: %r", reason)
+            ROOT_FIELDS.labels("fallback").inc(roots)
+            yield
+            return
+        try:
+            data = await run_compiled(context, plan, plan_key)
+        except ApiError as reason:  # the PDP: the resolvers fail closed the same way, at each field's path
+            log.debug("fallback: %r", reason)
+            data = {}
+        fields = [key for key, root in plan.roots if not isinstance(root, Typename)]
+        compiled = sum(1 for key in fields if key in data)
+        ROOT_FIELDS.labels("compiled").inc(compiled)
+        ROOT_FIELDS.labels("fallback").inc(len(fields) - compiled)
+        rest = [node for key, _ in plan.roots if key not in data for node in plan.nodes[key]]
+        if not rest:
+            execution.result = ExecutionResult(data=data, errors=None)
+            yield
+            return
+        if not data:
+            yield
+            return
+        operation = get_operation_ast(document, execution.operation_name)
+        assert operation is not None
+        execution.graphql_document = reduced(document, operation, rest)
+        try:
+            yield
+        finally:
+            execution.graphql_document = document
+        result = execution.result
+        if isinstance(result, ExecutionResult) and result.data is not None:
+            executed = result.data
+            result.data = {key: data[key] if key in data else executed[key] for key, _ in plan.roots
+                           if key in data or key in executed}

@@ -94,8 +94,17 @@ class RootSingle:
 
 
 @dataclass
+class Uncovered:
+    """A root field the compiler does not cover: the resolvers answer it. `nodes` are its field nodes."""
+
+    reason: str
+    nodes: list[Any]
+
+
+@dataclass
 class OperationPlan:
-    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle)
+    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | Uncovered)
+    nodes: dict[str, list[Any]] = field(default_factory=dict)  # response key → its field nodes
 
 
 ROOT_CONNECTIONS = {"stores": "Store", "vendors": "Vendor"}
@@ -145,13 +154,20 @@ class Walker:
         grouped = self._group(collect_fields(self.schema, self.fragments, self.variables, query_type,
                                              self.operation))
         roots: list[tuple[str, Any]] = []
+        nodes = {key: [detail.node for detail in details] for key, details in grouped.items()}
         for key, details in grouped.items():
             name = details[0].node.name.value
             if name == "__typename":
                 roots.append((key, Typename(query_type.name)))
                 continue
-            roots.append((key, self._root(query_type, name, details)))
-        return OperationPlan(roots)
+            if name.startswith("__"):  # introspection (__schema, __type) is the resolvers' work
+                roots.append((key, Uncovered("introspection", nodes[key])))
+                continue
+            try:
+                roots.append((key, self._root(query_type, name, details)))
+            except NotCovered as reason:
+                roots.append((key, Uncovered(str(reason), nodes[key])))
+        return OperationPlan(roots, nodes)
 
     def _root(self, query_type: GraphQLObjectType, name: str, details: list[FieldDetails]) -> Any:
         arguments = self._arguments(query_type, details)

@@ -9,18 +9,28 @@ checks each against its resolver's source)."""
 
 from __future__ import annotations
 
+import enum
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, ColumnElement, DateTime, Table, Text, case, cast, func, literal
+from sqlalchemy import ARRAY, Boolean, CheckConstraint, ColumnElement, DateTime, Table, Text, case, cast, func, literal
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.graphql.core.nodes import DECLARATIONS, Declaration
-from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, get_named_type
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+)
 
 Source = Any  # a FROM item with `.c` (a table alias or a derived table)
 Build = Callable[[Source], ColumnElement[Any]]
@@ -114,6 +124,67 @@ def _id(type_name: str) -> Scalar:
     return Scalar(("id",), lambda source: global_id(type_name, source.c.id))
 
 
+def _probe(convert: Callable[[Any], Any], name: str, value: Any) -> Any:
+    """What a `Declaration.fields` converter makes of a row whose only attribute is `name`; an exception means it
+    reads something else (then the field is not covered)."""
+    try:
+        return convert(SimpleNamespace(**{name: value}))
+    except Exception:  # any failure: not a converter of that one column
+        return _FAILED
+
+
+_FAILED = object()
+
+
+def checked_values(table: Table, name: str) -> set[str] | None:
+    """The values a CHECK constraint `<name> in ('a', 'b', …)` of the table allows the column, if it has one."""
+    for constraint in table.constraints:
+        if isinstance(constraint, CheckConstraint):
+            match = re.fullmatch(rf"\s*{re.escape(name)}\s+in\s*\(((?:\s*'[^']*'\s*,?)+)\)\s*",
+                                 str(constraint.sqltext))
+            if match:
+                return set(re.findall(r"'([^']*)'", match.group(1)))
+    return None
+
+
+def converted_scalar(name: str, graphql_field: Any, convert: Callable[[Any], Any], table: Table) -> Scalar | None:
+    """A field computed by a converter with an exact SQL equivalent, checked by running the converter on every
+    value the SQL covers: an enum of a not-null column whose CHECK constraint allows only the enum's values
+    (`Status(row.status)`, serialized as the GraphQL enum value's name) and a not-null text array read as a
+    list (`list(row.images)`)."""
+    if name not in table.c or table.c[name].nullable:
+        return None
+    field_type = graphql_field.type
+    if not isinstance(field_type, GraphQLNonNull):
+        return None
+    inner = field_type.of_type
+    if isinstance(inner, GraphQLEnumType):
+        wrapped = getattr(inner, "wrapped_cls", None)  # strawberry's: serialized by the member's value
+        if wrapped is None:
+            return None
+        allowed = checked_values(table, name)
+        if allowed is None or not allowed <= {value.value for value in inner.values.values()}:
+            return None  # the column may hold a value the converter rejects: the resolvers report that
+        whens = []
+        for value_name, value in inner.values.items():
+            member = _probe(convert, name, value.value)
+            if not isinstance(member, wrapped) or not isinstance(member, enum.Enum) or member.value != value.value:
+                return None
+            whens.append((value.value, value_name))
+        if not whens:
+            return None
+        return Scalar((name,), lambda source: case(
+            *((source.c[name] == stored, literal(value_name, Text)) for stored, value_name in whens)))
+    if isinstance(inner, GraphQLList) and isinstance(table.c[name].type, ARRAY) \
+            and isinstance(inner.of_type, GraphQLNonNull) and get_named_type(inner).name == "String":
+        sample = ("a", "b")
+        converted = _probe(convert, name, sample)
+        if type(converted) is not list or converted != list(sample) or _probe(convert, name, ()) != []:
+            return None
+        return Scalar((name,), lambda source: func.array_to_json(source.c[name]))
+    return None
+
+
 def derived_scalars(graphql_type: GraphQLObjectType, declaration: Declaration) -> dict[str, Scalar]:
     """The fields of a declared type that are plainly columns, as `_readers_of` reads them."""
     scalars: dict[str, Scalar] = {}
@@ -124,6 +195,9 @@ def derived_scalars(graphql_type: GraphQLObjectType, declaration: Declaration) -
             continue
         python_name = definition.python_name
         if python_name in declaration.fields:
+            converted = converted_scalar(python_name, graphql_field, declaration.fields[python_name], table)
+            if converted is not None:
+                scalars[name] = converted
             continue
         field_type = graphql_field.type.of_type if isinstance(graphql_field.type, GraphQLNonNull) \
             else graphql_field.type

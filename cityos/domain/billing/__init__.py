@@ -1,0 +1,1 @@
+"""Recurring billing: subscription plans, customer subscriptions and their billing cycles."""

@@ -1,0 +1,1 @@
+"""GraphQL of recurring billing: subscription plans, customer subscriptions and their billing cycles."""
