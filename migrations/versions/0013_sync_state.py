@@ -1,7 +1,7 @@
 """sync state: Payload content beside our objects, per-tenant sync cursors (Payload, ERPNext)
 
-Revision ID: 0011
-Revises: 0012 (after billing: a database already at 0012 upgrades to this one)
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-27
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from cityos.db import rls
 
-revision: str = "0011"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
