@@ -21,15 +21,15 @@ import httpx
 
 from bench import dataset
 from bench.run import (
-    INFRA_CORE,
     OURS,
     OURS_PORT,
     ROOT,
     SERVER_CORE,
+    add_dataset_arguments,
     global_id,
     pick_ids,
-    pin,
     start,
+    start_infrastructure,
     stop,
     wait_http,
     wrk,
@@ -49,24 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench-compiled")
-    for name, default in (("tenants", 5), ("stores", 20), ("vendors", 200), ("products", 20_000),
-                          ("variants", 60_000)):
-        parser.add_argument(f"--{name}", type=int, default=default)
+    add_dataset_arguments(parser)
     args = parser.parse_args()
 
     from cityos.auth import dev_issuer
-    from cityos.embedded.cerbos import EmbeddedCerbos
-    from cityos.embedded.postgres import EmbeddedPostgres
 
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    postgres = EmbeddedPostgres(args.work_dir / "postgres")
-    postgres.start()
-    assert postgres.child and postgres.child.pid
-    pin(postgres.child.pid, INFRA_CORE)
-    pdp = EmbeddedCerbos(ROOT / "policies", args.work_dir / "cerbos")
-    pdp.start()
-    assert pdp.child and pdp.child.pid
-    pin(pdp.child.pid, INFRA_CORE)
+    postgres, pdp = start_infrastructure(args.work_dir)
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     bodies: dict[tuple[str, str], dict[str, bytes]] = {}
     counters: dict[str, dict[str, float]] = {}

@@ -207,30 +207,41 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, default in (("tenants", 5), ("stores", 20), ("vendors", 200), ("products", 20_000),
+                          ("variants", 60_000)):
+        parser.add_argument(f"--{name}", type=int, default=default)
+
+
+def start_infrastructure(work_dir: Path) -> tuple[Any, Any]:
+    """Embedded Postgres and the Cerbos PDP on the infrastructure core; the caller stops them."""
+    from cityos.embedded.cerbos import EmbeddedCerbos
+    from cityos.embedded.postgres import EmbeddedPostgres
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    postgres = EmbeddedPostgres(work_dir / "postgres")
+    postgres.start()
+    assert postgres.child and postgres.child.pid
+    pin(postgres.child.pid, INFRA_CORE)
+    pdp = EmbeddedCerbos(ROOT / "policies", work_dir / "cerbos")
+    pdp.start()
+    assert pdp.child and pdp.child.pid
+    pin(pdp.child.pid, INFRA_CORE)
+    return postgres, pdp
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench")
     parser.add_argument("--profile", action="store_true", help="py-spy the nested admin run; add where time goes")
-    for name, default in (("tenants", 5), ("stores", 20), ("vendors", 200), ("products", 20_000),
-                          ("variants", 60_000)):
-        parser.add_argument(f"--{name}", type=int, default=default)
+    add_dataset_arguments(parser)
     args = parser.parse_args()
 
     from cityos.auth import dev_issuer
-    from cityos.embedded.cerbos import EmbeddedCerbos
-    from cityos.embedded.postgres import EmbeddedPostgres
 
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    postgres = EmbeddedPostgres(args.work_dir / "postgres")
-    postgres.start()
-    assert postgres.child and postgres.child.pid
-    pin(postgres.child.pid, INFRA_CORE)
-    pdp = EmbeddedCerbos(ROOT / "policies", args.work_dir / "cerbos")
-    pdp.start()
-    assert pdp.child and pdp.child.pid
-    pin(pdp.child.pid, INFRA_CORE)
+    postgres, pdp = start_infrastructure(args.work_dir)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         url = postgres.url()
