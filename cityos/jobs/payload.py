@@ -30,27 +30,25 @@ async def _tenants(engine: AsyncEngine, only: Sequence[uuid.UUID] | None) -> lis
         return await content.active_tenants(connection)
 
 
-async def sync_to_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
-                          tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
+async def _sync(name: str, direction: Any, engine: AsyncEngine, settings: Settings, http: Any, page: int,
+                tenant_ids: Sequence[uuid.UUID] | None, idle: str) -> str:
+    """Run one direction of the sync for each tenant; a tenant's failure is counted and the others go on."""
     client = payload_client(settings, http)
     if client is None:
-        return "Payload is not configured; nothing sent"
+        return f"Payload is not configured; nothing {idle}"
     counts = RunCounts()
     for tenant_id in await _tenants(engine, tenant_ids):
-        await push_tenant(engine, client, tenant_id, counts, page=page)
+        await direction(engine, client, tenant_id, counts, page=page)
     if counts.failed:
-        raise RuntimeError(f"sync-to-payload: {counts.summary()}")
+        raise RuntimeError(f"{name}: {counts.summary()}")
     return counts.summary()
+
+
+async def sync_to_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
+                          tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
+    return await _sync("sync-to-payload", push_tenant, engine, settings, http, page, tenant_ids, "sent")
 
 
 async def sync_from_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
-                          tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
-    client = payload_client(settings, http)
-    if client is None:
-        return "Payload is not configured; nothing received"
-    counts = RunCounts()
-    for tenant_id in await _tenants(engine, tenant_ids):
-        await pull_tenant(engine, client, tenant_id, counts, page=page)
-    if counts.failed:
-        raise RuntimeError(f"sync-from-payload: {counts.summary()}")
-    return counts.summary()
+                            tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
+    return await _sync("sync-from-payload", pull_tenant, engine, settings, http, page, tenant_ids, "received")
