@@ -86,8 +86,13 @@ async def test_payouts_transfer_once_and_survive_a_crash(gql: GraphQLClient, htt
     account = await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "cedar-pantry")
     transfers_before = set(fake_stripe.transfers)
 
-    async def crash(_payout_id: uuid.UUID, result) -> None:
+    async def crash(payout_id: uuid.UUID, result) -> None:
         assert result.transfer_id is not None
+        # No row is locked around the call to Stripe (DESIGN §3): another transaction may lock the payout now.
+        async with owner_engine.begin() as other:
+            locked = (await other.execute(text("select id from payout where id = :id for update nowait"),
+                                          {"id": payout_id})).scalar_one()
+        assert locked == payout_id
         raise Crash  # killed after Stripe made the transfer, before we recorded it
 
     with pytest.raises(Crash):

@@ -102,14 +102,34 @@ async def claim_payouts(engine: AsyncEngine, minimum: int,
     return created
 
 
+@asynccontextmanager
+async def _runner_of(engine: AsyncEngine, payout_id: uuid.UUID) -> AsyncIterator[bool]:
+    """Whether this runner is the one working on the payout: a session advisory lock, so two runners never
+    transfer the same payout at once, while no row stays locked during the call to Stripe (DESIGN §3)."""
+    key = payout_id.int % 2**63
+    async with engine.connect() as connection:
+        mine = bool((await connection.execute(text("select pg_try_advisory_lock(:key)"), {"key": key})).scalar())
+        await connection.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                await connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
+                await connection.commit()
+
+
 async def transfer_payout(engine: AsyncEngine, transfers: Transfers, payout_id: uuid.UUID,
                           after_transfer: AfterTransfer | None = None, tenant_id: uuid.UUID | None = None) -> str:
     """Steps 2 and 3 for one pending payout; safe to repeat (same idempotency key). With `tenant_id`, in that
-    tenant's scope (otherwise a platform operation)."""
-    async with _scoped(engine, None if tenant_id is None else [tenant_id]) as connection:
-        payout = (await connection.execute(select(PAYOUT).where(
-            PAYOUT.c.id == payout_id, PAYOUT.c.status == "pending", PAYOUT.c.stripe_transfer_id.is_(None))
-            .with_for_update(skip_locked=True))).first()
+    tenant's scope (otherwise a platform operation). Read, then call Stripe with nothing locked, then record."""
+    tenants = None if tenant_id is None else [tenant_id]
+    async with _runner_of(engine, payout_id) as mine:
+        if not mine:
+            return "skipped"
+        async with _scoped(engine, tenants) as connection:
+            payout = (await connection.execute(select(PAYOUT).where(
+                PAYOUT.c.id == payout_id, PAYOUT.c.status == "pending",
+                PAYOUT.c.stripe_transfer_id.is_(None)))).first()
         if payout is None:
             return "skipped"
         result = await transfers.create_transfer(
@@ -120,14 +140,16 @@ async def transfer_payout(engine: AsyncEngine, transfers: Transfers, payout_id: 
             idempotency_key=f"payout-{payout.id}")
         if after_transfer is not None:
             await after_transfer(payout.id, result)
-        if result.transfer_id is not None:
-            await connection.execute(update(PAYOUT).where(PAYOUT.c.id == payout.id).values(
-                status="paid", stripe_transfer_id=result.transfer_id, updated_at=func.now()))
-            return "paid"
-        if result.retryable:
-            return "retry"  # still pending: the next run tries again with the same key
-        await fail_payout(connection, payout.id, result.error or "refused")
-        return "failed"
+        async with _scoped(engine, tenants) as connection:
+            if result.transfer_id is not None:
+                await connection.execute(update(PAYOUT).where(
+                    PAYOUT.c.id == payout.id, PAYOUT.c.stripe_transfer_id.is_(None)).values(
+                    status="paid", stripe_transfer_id=result.transfer_id, updated_at=func.now()))
+                return "paid"
+            if result.retryable:
+                return "retry"  # still pending: the next run tries again with the same key
+            await fail_payout(connection, payout.id, result.error or "refused")
+            return "failed"
 
 
 async def fail_payout(connection: AsyncConnection, payout_id: uuid.UUID, reason: str, status: str = "failed") -> None:
