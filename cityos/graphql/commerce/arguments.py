@@ -6,14 +6,10 @@ from typing import Annotated
 
 import strawberry
 
-from cityos.graphql.core.values import OrderStatus, OutboxStatus
+from cityos.graphql.core.values import OrderStatus
 
 AccessToken = Annotated[str | None, strawberry.argument(
     description="The orderAccessToken startCheckout returned (proves the caller bought the cart).")]
-WebhookStatus = Annotated[str | None, strawberry.argument(description="processed | ignored | refused | failed")]
-WebhookEventId = Annotated[strawberry.ID, strawberry.argument(description="The WebhookEvent's id.")]
-AttemptStatus = Annotated[str | None, strawberry.argument(
-    description="pending | superseded | canceled | ordered | refund_pending | refunded")]
 
 
 
@@ -54,7 +50,5 @@ ShippingOptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="
 OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
 NewOrderStatus = Annotated[OrderStatus, strawberry.argument(description="The status to move to (PENDING never is "
                                                                          "one: INVALID_STATE_TRANSITION).")]
-OutboxIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the outbox message.")]
-OutboxStatusArg = Annotated[OutboxStatus | None, strawberry.argument(description="Only messages in this status.")]
 
 

@@ -7,7 +7,6 @@ import strawberry
 from cityos.domain.platform import queries as platform
 from cityos.domain.platform.outbox import retry_message
 from cityos.errors import BadUserInput, NotFound
-from cityos.graphql.commerce.arguments import OutboxIdArg, WebhookEventId
 from cityos.graphql.commerce.types import (
     OUTBOX_TABLE,
     OutboxMessage,
@@ -18,6 +17,7 @@ from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     from_global_id,
 )
+from cityos.graphql.platform.arguments import OutboxIdArg, WebhookEventId
 from cityos.integrations.replay import replay_event
 
 

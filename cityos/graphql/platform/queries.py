@@ -10,7 +10,6 @@ from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.commerce import queries as commerce
 from cityos.domain.platform import job_runs
 from cityos.domain.platform import queries as platform
-from cityos.graphql.commerce.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.commerce.types import (
     CHECKOUT_ATTEMPT,
     CHECKOUT_ATTEMPT_TABLE,
@@ -31,6 +30,7 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
+from cityos.graphql.platform.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.platform.types import JOB_RUN_DECLARATION, JobRun
 
 OUTBOX_PLAN_ATTRIBUTES = OUTBOX_MESSAGE.plan_attributes
