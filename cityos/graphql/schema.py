@@ -36,7 +36,7 @@ from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
 from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.platform.mutations import OutboxMutation
 from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
-from cityos.graphql.tenancy.mutations import TenancyMutation
+from cityos.graphql.tenancy.mutations import StoreSetupMutation, TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
 from cityos.observability.metrics import GraphQLMetrics
@@ -88,8 +88,8 @@ class Subscription(LiveSubscription):
 
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
-class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation,
-               BillingMutation):
+class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
+               OutboxMutation, BillingMutation):
     pass
 
 

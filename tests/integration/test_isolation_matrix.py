@@ -38,6 +38,9 @@ class Target:
         self.cart = to_global_id("Cart", ids["cart"])
         self.cart_line = to_global_id("CartLine", ids["cart_line"])
         self.option = to_global_id("ShippingOption", ids["shipping_option"])
+        self.region = to_global_id("Region", ids["region"]) if "region" in ids else ""
+        self.channel = to_global_id("SalesChannel", ids["sales_channel"]) if "sales_channel" in ids else ""
+        self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
         self.order = to_global_id("Order", ids["orders"])
         self.rule = to_global_id("CommissionRule", ids["commission_rule"])
         self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
@@ -56,7 +59,8 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, "pi_tenant_b_attempt",
+                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.region,
+                 self.channel, self.vendor_order, "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
@@ -148,9 +152,22 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
                                                  "paymentMethodId": "pm_card_visa"}},
     "storefront/CustomerSubscriptions": lambda b: {"first": 100},
+    "admin/CreateRegion": lambda b: {"input": {"name": f"m-{uuid.uuid4().hex[:8]}", "currencyCode": "usd",
+                                               "countryCodes": ["us"]}},
+    "admin/UpdateRegion": lambda b: {"id": b.region, "input": {"taxRate": "0.5", "name": "Taken over"}},
+    "admin/RegionSetup": lambda b: {"id": b.tenant},
+    "admin/CreateShippingOption": lambda b: {"input": {"regionId": b.region, "code": "matrix", "name": "Matrix",
+                                                       "amount": {"amount": 1, "currencyCode": "usd"},
+                                                       "vendorId": b.vendor}},
+    "admin/UpdateShippingOption": lambda b: {"id": b.option, "input": {"isActive": False,
+                                                                       "amount": {"amount": 1, "currencyCode": "usd"}}},
+    "admin/SalesChannels": lambda b: {"storeId": b.store},
+    "admin/CreateSalesChannel": lambda b: {"input": {"storeId": b.store, "name": "Matrix", "isDefault": True}},
+    "admin/UpdateSalesChannel": lambda b: {"id": b.channel, "input": {"name": "Taken over", "isDefault": True}},
 }
 
-SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
+SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
+                   "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
@@ -290,7 +307,8 @@ async def full_tenant(owner_engine) -> Target:
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
                              ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
                              ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", ""),
-                             ("subscription_plan", ""), ("customer_subscription", "")):
+                             ("subscription_plan", ""), ("customer_subscription", ""), ("region", ""),
+                             ("sales_channel", ""), ("vendor_order", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return Target(b, ids)

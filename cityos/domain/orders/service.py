@@ -154,15 +154,17 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
         total=totals.total, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
         shipping_option_code=snapshot["shipping_option"]["code"],
-        access_token_hash=cart.access_token_hash).returning(*ORDER.c))).one()
-    parts = rules.split_by_vendor(lines, totals)
+        access_token_hash=cart.access_token_hash, tax_inclusive=totals.tax_inclusive).returning(*ORDER.c))).one()
+    parts = rules.split_by_vendor(lines, totals, {uuid.UUID(vendor): int(amount) for vendor, amount
+                                                  in (snapshot.get("vendor_shipping") or {}).items()})
     vendor_order_ids = {}
     for vendor_id, part in parts.items():
         vendor_order_ids[vendor_id] = uuid.uuid4()
         await connection.execute(insert(VENDOR_ORDER).values(
             tenant_id=cart.tenant_id, id=vendor_order_ids[vendor_id], order_id=order.id, store_id=cart.store_id,
             vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
-            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total))
+            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total,
+            tax_inclusive=part.tax_inclusive))
     await connection.execute(insert(ORDER_LINE), [{
         "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
         "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,

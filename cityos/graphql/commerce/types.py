@@ -77,9 +77,12 @@ class Totals:
     subtotal: Money = strawberry.field(description="Sum of the line totals.")
     discount_total: Money = strawberry.field(description="Discounts taken off the subtotal.")
     shipping_total: Money = strawberry.field(description="Price of the shipping option.")
-    tax_total: Money = strawberry.field(description="Tax: (subtotal − discountTotal + shippingTotal) × the region's "
-                                                    "rate, rounded half up.")
+    tax_total: Money = strawberry.field(description="Tax on (subtotal − discountTotal + shippingTotal) at the "
+                                                    "shipping state's or the region's rate, rounded half up; when "
+                                                    "taxInclusive, the tax those amounts already contain.")
     total: Money = strawberry.field(description="What the customer pays.")
+    tax_inclusive: bool = strawberry.field(default=False, description="Whether prices and shipping include the tax "
+                                                                      "(then total does not add taxTotal).")
 
     @classmethod
     def of(cls, amounts: Any, currency_code: str) -> Totals:
@@ -88,7 +91,8 @@ class Totals:
         return cls(currency_code=currency_code, subtotal=money(amounts.subtotal, currency_code),
                    discount_total=money(amounts.discount_total, currency_code),
                    shipping_total=money(amounts.shipping_total, currency_code),
-                   tax_total=money(amounts.tax_total, currency_code), total=money(amounts.total, currency_code))
+                   tax_total=money(amounts.tax_total, currency_code), total=money(amounts.total, currency_code),
+                   tax_inclusive=bool(getattr(amounts, "tax_inclusive", False)))
 
 
 @strawberry.type(description="A way to ship a cart (standard, express, …) with its price.")
@@ -99,9 +103,10 @@ class ShippingOption:
     amount: Money = strawberry.field(description="Price, in the cart's currency.")
 
     @classmethod
-    def from_row(cls, row: Row[Any], currency_code: str) -> ShippingOption:
+    def from_row(cls, row: Row[Any], currency_code: str, amount: int | None = None) -> ShippingOption:
+        """`amount`: what the option costs for this cart (its quote), else its flat amount."""
         return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name,
-                   amount=money(row.amount, currency_code))
+                   amount=money(row.amount if amount is None else amount, currency_code))
 
 
 @strawberry.type(description="One variant in a cart, priced by the server in the cart's currency.")
@@ -186,15 +191,17 @@ class Cart(Node, Declared):
 
     @strawberry.field(description="The chosen shipping option, or null.")
     async def shipping_option(self, info: Info) -> ShippingOption | None:
-        option = (await self.priced(info)).option
-        return ShippingOption.from_row(option, self.currency_code) if option is not None else None
+        priced = await self.priced(info)
+        if priced.option is None:
+            return None
+        return ShippingOption.from_row(priced.option, self.currency_code,
+                                       priced.shipping.total if priced.shipping is not None else None)
 
     @strawberry.field(description="The shipping options offered for this cart's region and subtotal.")
     async def available_shipping_options(self, info: Info) -> list[ShippingOption]:
-        totals = (await self.priced(info)).totals
-        rows = await info.context.db.run(lambda connection: carts.shipping_options_for(
-            connection, self.row, totals.subtotal - totals.discount_total))
-        return [ShippingOption.from_row(row, self.currency_code) for row in rows]
+        priced = await self.priced(info)
+        rows = await info.context.db.run(lambda connection: carts.shipping_options_for(connection, self.row, priced))
+        return [ShippingOption.from_row(row, self.currency_code, quote.total) for row, quote in rows]
 
     @strawberry.field(description="The cart's checkouts, newest first: each PaymentIntent and what became of it "
                                   "(an order, or a refund and why).")

@@ -19,7 +19,8 @@ from cityos.domain.marketplace.models import PayoutStatus, VendorStatus
 from cityos.domain.orders.models import OrderStatus
 from cityos.domain.platform.models import OutboxStatus
 
-__all__ = ["Address", "CartStatus", "Money", "OrderStatus", "OutboxStatus", "PayoutStatus", "ShipmentStatus",
+__all__ = ["Address", "CartStatus", "Money", "MoneyInput", "OrderStatus", "OutboxStatus", "PayoutStatus",
+           "ShipmentStatus",
            "VendorStatus", "described_enum", "money", "optional_money"]
 
 S = TypeVar("S", bound=StrEnum)
@@ -81,6 +82,12 @@ described_enum(OutboxStatus, "Where a call out waiting in the outbox is.", {
 class Money:
     amount: int = strawberry.field(description="Amount in minor units (cents).")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+
+
+@strawberry.input(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
+class MoneyInput:
+    amount: int = strawberry.field(description="Amount in minor units (cents), not negative.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code (e.g. usd).")
 
 
 def money(amount: int, currency_code: str) -> Money:
