@@ -33,6 +33,7 @@ from cityos.graphql.core.relay import Node
 from cityos.graphql.marketplace.mutations import MarketplaceMutation
 from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
+from cityos.graphql.orders.mutations import FulfillmentMutation
 from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.platform.mutations import OutboxMutation
 from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
@@ -89,7 +90,7 @@ class Subscription(LiveSubscription):
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
-               OutboxMutation, BillingMutation):
+               OutboxMutation, BillingMutation, FulfillmentMutation):
     pass
 
 

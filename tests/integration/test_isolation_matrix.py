@@ -164,6 +164,12 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/SalesChannels": lambda b: {"storeId": b.store},
     "admin/CreateSalesChannel": lambda b: {"input": {"storeId": b.store, "name": "Matrix", "isDefault": True}},
     "admin/UpdateSalesChannel": lambda b: {"id": b.channel, "input": {"name": "Taken over", "isDefault": True}},
+    "admin/OrderFulfillment": lambda b: {"id": b.order},
+    "vendor/SetVendorPickupAddress": lambda b: {"vendorId": b.vendor, "address": {
+        "address1": "1 Main St", "city": "Austin", "postalCode": "73301", "countryCode": "US"}},
+    "vendor/UpdateVendorOrderFulfillment": lambda b: {"id": b.vendor_order, "status": "SHIPPED", "carrier": "ups",
+                                                      "trackingNumber": "1Z-MATRIX"},
+    "vendor/RequestVendorOrderPickup": lambda b: {"id": b.vendor_order},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",

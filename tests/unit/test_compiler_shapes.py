@@ -15,7 +15,8 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("Payout", "status"), ("CheckoutAttempt", "status"), ("WebhookEvent", "status"), ("Cart", "status"),
              ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
              ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
-             ("CustomerSubscription", "status")}
+             ("CustomerSubscription", "status"), ("Region", "country_codes"), ("Order", "fulfillment_status"),
+             ("VendorOrder", "fulfillment_status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',

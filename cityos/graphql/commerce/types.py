@@ -28,7 +28,17 @@ from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import Node, to_global_id
-from cityos.graphql.core.values import Address, CartStatus, Money, OrderStatus, OutboxStatus, ShipmentStatus, money
+from cityos.graphql.core.values import (
+    Address,
+    CartStatus,
+    Money,
+    OrderFulfillment,
+    OrderStatus,
+    OutboxStatus,
+    ShipmentStatus,
+    VendorFulfillment,
+    money,
+)
 from cityos.graphql.marketplace.types import VENDOR_TABLE, Vendor
 
 CART_TABLE = table_of(CartModel)
@@ -50,10 +60,12 @@ ORDER = Declaration(
     {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id"),
      "access_token_hash": Attribute(order_queries.ORDER_ACCESS_TOKEN_HASH, lambda row: row.access_token_hash or "")},
     fields={"status": lambda row: OrderStatus(row.status),
+            "fulfillment_status": lambda row: OrderFulfillment(row.fulfillment_status),
             "shipping_address": lambda row: Address.from_json(row.shipping_address)})
 VENDOR_ORDER = Declaration("VendorOrder", VENDOR_ORDER_TABLE, "vendor_order",
                            columns(VENDOR_ORDER_TABLE, "tenant_id", "store_id", "vendor_id"),
-                           fields={"status": lambda row: OrderStatus(row.status)})
+                           fields={"status": lambda row: OrderStatus(row.status),
+                                   "fulfillment_status": lambda row: VendorFulfillment(row.fulfillment_status)})
 SHIPMENT = Declaration("Shipment", SHIPMENT_TABLE, "shipment",
                        columns(SHIPMENT_TABLE, "tenant_id", "store_id", "vendor_id", "customer_id"),
                        fields={"status": lambda row: ShipmentStatus(row.status)})
@@ -276,6 +288,12 @@ class Shipment(Node, Declared):
 class VendorOrder(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Follows the order's status.")
+    fulfillment_status: VendorFulfillment = strawberry.field(description="Where the vendor is with it: processing → "
+                                                                         "ready → shipped → delivered.")
+    tracking_number: str | None = strawberry.field(description="The carrier's tracking number, once shipped.")
+    carrier: str | None = strawberry.field(description="Who carries it (the vendor's carrier, or fleetbase).")
+    shipped_at: datetime | None = strawberry.field(description="When it shipped.")
+    delivered_at: datetime | None = strawberry.field(description="When it was delivered.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
@@ -309,6 +327,8 @@ class VendorOrder(Node, Declared):
 class Order(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Where the order is in its state machine.")
+    fulfillment_status: OrderFulfillment = strawberry.field(description="Derived from its vendor orders: partially "
+                                                                        "shipped, shipped, delivered, …")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
     shipping_address: Address = strawberry.field(description="The shipping address the order was placed with.")
     shipping_option_code: str = strawberry.field(description="Code of the chosen shipping option (standard, express, "

@@ -57,7 +57,8 @@ SALES_CHANNEL = Declaration("SalesChannel", CHANNEL_TABLE, "sales_channel",
                             columns(CHANNEL_TABLE, "tenant_id", "store_id"))
 PUBLISHABLE_KEY = Declaration("PublishableApiKey", KEY_TABLE, "publishable_api_key",
                               columns(KEY_TABLE, "tenant_id", "store_id"))
-REGION = Declaration("Region", REGION_TABLE, "region", columns(REGION_TABLE, "tenant_id"))
+REGION = Declaration("Region", REGION_TABLE, "region", columns(REGION_TABLE, "tenant_id"),
+                     fields={"country_codes": lambda row: list(row.country_codes)})
 SHIPPING_OPTION = Declaration(
     "ShippingOptionSetup", OPTION_TABLE, "shipping_option",
     {**columns(OPTION_TABLE, "tenant_id"),
