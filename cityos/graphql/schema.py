@@ -30,6 +30,8 @@ from cityos.graphql.core.limits import CostLimit, OperationLimits
 from cityos.graphql.core.nodes import NODE_LOADERS, nodes_by_global_ids
 from cityos.graphql.core.persisted import PersistedQueries
 from cityos.graphql.core.relay import Node
+from cityos.graphql.customers.mutations import CustomerMutation
+from cityos.graphql.customers.queries import CustomerQuery
 from cityos.graphql.marketplace.mutations import MarketplaceMutation
 from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
@@ -77,7 +79,8 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery,
+            CustomerQuery):
     pass
 
 
@@ -90,7 +93,7 @@ class Subscription(LiveSubscription):
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
-               OutboxMutation, BillingMutation, FulfillmentMutation):
+               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation):
     pass
 
 

@@ -41,6 +41,8 @@ class Target:
         self.region = to_global_id("Region", ids["region"]) if "region" in ids else ""
         self.channel = to_global_id("SalesChannel", ids["sales_channel"]) if "sales_channel" in ids else ""
         self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
+        self.address = (to_global_id("CustomerAddress", ids["customer_address"])
+                        if "customer_address" in ids else "")
         self.order = to_global_id("Order", ids["orders"])
         self.rule = to_global_id("CommissionRule", ids["commission_rule"])
         self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
@@ -60,7 +62,7 @@ class Target:
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
                  self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.region,
-                 self.channel, self.vendor_order, "pi_tenant_b_attempt",
+                 self.channel, self.vendor_order, self.address, "Tenant B dock street", "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
@@ -170,6 +172,15 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "vendor/UpdateVendorOrderFulfillment": lambda b: {"id": b.vendor_order, "status": "SHIPPED", "carrier": "ups",
                                                       "trackingNumber": "1Z-MATRIX"},
     "vendor/RequestVendorOrderPickup": lambda b: {"id": b.vendor_order},
+    "storefront/Me": lambda b: {"first": 100},
+    "storefront/UpdateMyProfile": lambda b: {"input": {"firstName": "Thief"}},
+    "storefront/AddMyAddress": lambda b: {"input": {"address": {
+        "firstName": "T", "lastName": "T", "address1": "1 Main St", "city": "Austin", "province": "TX",
+        "postalCode": "73301", "countryCode": "US"}}},
+    "storefront/UpdateMyAddress": lambda b: {"id": b.address, "input": {"label": "Taken over", "isDefault": True}},
+    "storefront/RemoveMyAddress": lambda b: {"id": b.address},
+    "storefront/Reorder": lambda b: {"orderId": b.order},
+    "storefront/ClaimGuestOrders": lambda b: {},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
@@ -178,7 +189,7 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle")
+                   "customer_subscription", "billing_cycle", "customer_profile", "customer_address")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -269,6 +280,23 @@ select :t, gen_random_uuid(), sub.id, 0, now(), now() + interval '1 month', 2500
 """
 
 
+# B's customer has a profile and a saved address; B's vendor a pickup address.
+B_CUSTOMER = """
+with profile as (
+  insert into customer_profile (tenant_id, id, customer_id, email, first_name, phone)
+  values (:t, gen_random_uuid(), 'b-customer', 'b-customer@example.com', 'Bea', '+1 555 0100') returning id),
+pickup as (
+  update vendor set pickup_address = '{"address_1": "Tenant B dock street", "city": "Austin",
+                                       "postal_code": "73301", "country_code": "us"}'::jsonb
+  where tenant_id = :t and handle = 'northwind-outfitters' returning id)
+insert into customer_address (tenant_id, id, customer_id, label, address, is_default)
+select :t, gen_random_uuid(), 'b-customer', 'Tenant B dock street home',
+       '{"first_name": "Bea", "last_name": "B", "address_1": "Tenant B dock street", "city": "Austin",
+         "province": "US-TX", "postal_code": "73301", "country_code": "us"}'::jsonb, true
+from profile, pickup
+"""
+
+
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
 
@@ -298,6 +326,7 @@ async def full_tenant(owner_engine) -> Target:
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_CUSTOMER), {"t": b.tenant_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -314,7 +343,7 @@ async def full_tenant(owner_engine) -> Target:
                              ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
                              ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", ""),
                              ("subscription_plan", ""), ("customer_subscription", ""), ("region", ""),
-                             ("sales_channel", ""), ("vendor_order", "")):
+                             ("sales_channel", ""), ("vendor_order", ""), ("customer_address", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return Target(b, ids)
