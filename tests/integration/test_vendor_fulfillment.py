@@ -12,10 +12,11 @@ import pytest
 from cityos.db.engines import create_app_engine
 from cityos.graphql.core.relay import to_global_id
 from tests.commerce_flow import OPS, Shopper, paid_order, shop
-from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
+from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes
 from tests.fakes.fleetbase import FakeFleetbase
 from tests.fakes.stripe import FakeStripe
 from tests.integration.test_fulfillment import dispatch, post, rows
+from tests.integration.test_subscriptions import Client
 
 __all__ = ["shop"]
 PICKUP = {"company": "Cedar Pantry dock", "address1": "200 Harbor Way", "city": "Oakland", "province": "ca",
@@ -132,3 +133,36 @@ async def test_a_canceled_order_is_not_fulfilled(gql: GraphQLClient, http: httpx
     part = (await parts_of(owner_engine, shop))["lumen-home"][1]
     refused = await admin("vendor/UpdateVendorOrderFulfillment", {"id": part, "status": "PROCESSING"})
     assert error_codes(refused) == ["INVALID_STATE_TRANSITION"]
+
+
+FULFILLMENT_EVENTS = ("subscription { vendorOrderEvents { type status orderStatus fulfillmentStatus "
+                      "orderFulfillmentStatus trackingNumber vendorOrderId } }")
+STORE_FULFILLMENT = ("subscription($s: ID!) { storeOrderEvents(storeId: $s) { type fulfillmentStatus "
+                     "orderFulfillmentStatus vendorOrderId } }")
+
+
+async def test_fulfilment_changes_are_live_events(server: Server, gql: GraphQLClient, http: httpx.AsyncClient,
+                                                  shop: TenantWorld, tokens: Tokens, fake_stripe: FakeStripe,
+                                                  owner_engine) -> None:
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 1, "CP-HONEY-12": 1})
+    parts = await parts_of(owner_engine, shop)
+    lumen_token = tokens("vendor_user", shop, vendor="lumen-home")
+    lumen = await Client.connect(server.url, lumen_token)
+    cedar = await Client.connect(server.url, tokens("vendor_user", shop, vendor="cedar-pantry"))
+    admin = await Client.connect(server.url, tokens("store_admin", shop, stores=["store-0"]))
+    try:
+        await lumen.subscribe(FULFILLMENT_EVENTS)
+        await cedar.subscribe(FULFILLMENT_EVENTS)
+        await admin.subscribe(STORE_FULFILLMENT, {"s": to_global_id("Store", shop.store_id)})
+        await Caller(gql, lumen_token).ok("vendor/UpdateVendorOrderFulfillment", {
+            "id": parts["lumen-home"][1], "status": "SHIPPED", "carrier": "ups", "trackingNumber": "1Z-LIVE"})
+        live = (await lumen.receive())["payload"]["data"]["vendorOrderEvents"]
+        assert live == {"type": "order.fulfillment_changed", "status": "paid", "orderStatus": "PAID",
+                        "fulfillmentStatus": "SHIPPED", "orderFulfillmentStatus": "PARTIALLY_SHIPPED",
+                        "trackingNumber": "1Z-LIVE", "vendorOrderId": parts["lumen-home"][1]}
+        seen = (await admin.receive())["payload"]["data"]["storeOrderEvents"]
+        assert (seen["type"], seen["orderFulfillmentStatus"]) == ("order.fulfillment_changed", "PARTIALLY_SHIPPED")
+        assert await cedar.nothing_for(1.0)  # another vendor's part
+    finally:
+        for client in (lumen, cedar, admin):
+            await client.close()
