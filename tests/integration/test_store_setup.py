@@ -163,3 +163,57 @@ async def test_sales_channels_keep_one_default(gql: GraphQLClient, keycloak: Any
                                                                                          "name": "App (off)"}})
     assert disabled["updateSalesChannel"] == {"id": created["id"], "name": "App (off)", "description": None,
                                               "isDefault": False, "isDisabled": True}
+
+
+async def test_a_tax_inclusive_region_charges_prices_as_shown(gql: GraphQLClient, keycloak: Any,
+                                                              fake_stripe: FakeStripe) -> None:
+    admin, shop = await set_up_tenant(gql, keycloak)
+    euro = {"currencyCode": "eur"}
+    eu = (await admin.ok("admin/CreateRegion", {"input": {
+        "name": "Germany", "currencyCode": "eur", "countryCodes": ["de"], "taxRate": "0.19",
+        "taxInclusive": True}}))["createRegion"]
+    await admin.ok("admin/CreateShippingOption", {"input": {"regionId": eu["id"], "code": "dhl", "name": "DHL",
+                                                            "amount": {"amount": 490, **euro}}})
+    product = await admin.ok("admin/CreateProduct", {"input": {"storeId": shop["store"]["id"], "handle": "mug",
+                                                               "title": "Mug", "status": "PUBLISHED"}})
+    await admin.ok("admin/CreateVariant", {"productId": product["createProduct"]["id"], "input": {
+        "sku": "MUG", "title": "Mug", "inventoryQuantity": 5, "prices": [{"amount": 1190, **euro}]}})
+
+    async def shopper(name: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = await gql(OPS[name], variables, key=shop["key"])
+        assert "errors" not in body, (name, body)
+        return body["data"]
+
+    products = (await shopper("storefront/Products", {"first": 10}))["products"]["nodes"]
+    cart = (await shopper("storefront/CreateCart", {"input": {"email": "max@example.com", "regionId": eu["id"],
+                                                               "currencyCode": "eur"}}))["createCart"]["id"]
+    await shopper("storefront/AddCartLine", {"cartId": cart, "variantId": products[0]["variants"][0]["id"],
+                                             "quantity": 1})
+    us = await gql(OPS["storefront/SetShippingAddress"], {"cartId": cart, "address": ADDRESS}, key=shop["key"])
+    assert error_codes(us) == ["BAD_USER_INPUT"]  # the region sells to Germany only
+    offered = await shopper("storefront/SetShippingAddress", {"cartId": cart, "address": {
+        "firstName": "Max", "lastName": "Muster", "address1": "Unter den Linden 1", "city": "Berlin",
+        "province": "BE", "postalCode": "10117", "countryCode": "DE"}})
+    option = offered["setShippingAddress"]["availableShippingOptions"][0]["id"]
+    await shopper("storefront/SetShippingOption", {"cartId": cart, "shippingOptionId": option})
+    session = (await shopper("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
+    assert session["amount"] == {"amount": 1680, **euro}  # 11.90 + 4.90, the tax inside
+    fake_stripe.pay(session["paymentIntentId"])
+    await shopper("storefront/CompleteCheckout", {"cartId": cart, "accessToken": session["orderAccessToken"]})
+    order = (await admin.ok("admin/OrderById", {"id": session["orderId"]}))["order"]
+    # 16.80 / 1.19 = 14.117… → 14.12 net: 2.68 of tax inside the total
+    assert order["totals"]["taxTotal"] == {"amount": 268, **euro}
+    assert order["totals"]["total"] == {"amount": 1680, **euro}
+
+
+async def test_a_vendor_admin_sets_up_its_own_shipping_only(gql: GraphQLClient, keycloak: Any) -> None:
+    admin, shop = await set_up_tenant(gql, keycloak)
+    vendor_admin = Admin(gql, keycloak.token(roles=["vendor_admin"], tenant=shop["slug"], vendor="heavy-goods"))
+    own = {"regionId": shop["region"]["id"], "code": "standard", "name": "Own truck", "amount": usd(900)}
+    created = await vendor_admin.ok("admin/CreateShippingOption", {"input": {
+        **own, "vendorId": shop["vendors"]["heavy-goods"]}})
+    assert created["createShippingOption"]["vendorId"] == shop["vendors"]["heavy-goods"]
+    for forbidden in ({**own, "vendorId": shop["vendors"]["light-goods"]}, own):
+        assert error_codes(await vendor_admin("admin/CreateShippingOption", {"input": forbidden})) == ["FORBIDDEN"]
+    twice = await admin("admin/CreateShippingOption", {"input": {**own, "vendorId": shop["vendors"]["heavy-goods"]}})
+    assert error_codes(twice) == ["CONFLICT"]

@@ -73,9 +73,17 @@ def _require_open(cart: Row[Any]) -> None:
 
 
 async def create_cart(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID,
-                      currency_code: str, customer_id: str | None, email: str | None) -> Row[Any]:
-    region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
-                                       .order_by(REGION.c.created_at).limit(1))).first()
+                      currency_code: str, customer_id: str | None, email: str | None,
+                      region_id: uuid.UUID | None = None) -> Row[Any]:
+    """A cart in a region: the one named (its currency is the cart's), else the oldest region selling in
+    `currency_code`."""
+    if region_id is not None:
+        region = (await connection.execute(select(REGION).where(REGION.c.id == region_id))).first()
+        if region is None:
+            raise BadUserInput("no region with that id", field="regionId")
+    else:
+        region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
+                                           .order_by(REGION.c.created_at).limit(1))).first()
     if region is None:
         raise BadUserInput(f"no region sells in {currency_code.upper()}", field="currencyCode")
     return (await connection.execute(insert(CART).values(
