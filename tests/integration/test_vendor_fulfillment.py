@@ -4,6 +4,7 @@ fulfilment derived from its parts and seen by the store; another vendor's order 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -166,3 +167,22 @@ async def test_fulfilment_changes_are_live_events(server: Server, gql: GraphQLCl
     finally:
         for client in (lumen, cedar, admin):
             await client.close()
+
+
+async def test_two_vendors_shipping_at_once_fulfil_the_order_once(gql: GraphQLClient, http: httpx.AsyncClient,
+                                                                  shop: TenantWorld, tokens: Tokens,
+                                                                  fake_stripe: FakeStripe, owner_engine) -> None:
+    """Each writer takes the order's lock before its part's, so the last of two concurrent shipments sees the
+    other and derives SHIPPED (never a stale PARTIALLY_SHIPPED), and the order becomes FULFILLED once."""
+    order = await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 1, "CP-HONEY-12": 1})
+    parts = await parts_of(owner_engine, shop)
+    callers = {handle: Caller(gql, tokens("vendor_admin", shop, vendor=handle)) for handle in parts}
+    results = await asyncio.gather(*(callers[handle]("vendor/UpdateVendorOrderFulfillment", {
+        "id": part, "status": "SHIPPED", "carrier": "dhl", "trackingNumber": f"JD-{handle}"})
+        for handle, (_, part) in parts.items()))
+    assert all("errors" not in result for result in results), results
+    view = (await Caller(gql, tokens("tenant_admin", shop)).ok("admin/OrderFulfillment", {"id": order}))["order"]
+    assert (view["status"], view["fulfillmentStatus"]) == ("FULFILLED", "SHIPPED")
+    events = await rows(owner_engine, "select count(*) from audit_log where tenant_id = :t and action = "
+                                      "'update_vendor_order_fulfillment'", t=shop.tenant_id)
+    assert events == [(2,)]
