@@ -71,3 +71,4 @@ def test_pickup_addresses_are_validated() -> None:
                    {"address_1": "x" * 201, "city": "Austin", "postal_code": "73301", "country_code": "us"}):
         with pytest.raises(BadUserInput):
             rules.validate_pickup_address(broken)
+

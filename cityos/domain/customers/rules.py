@@ -9,7 +9,7 @@ from typing import Any
 from cityos.domain.commerce.rules import validate_postal_code
 from cityos.errors import BadUserInput
 
-PHONE = re.compile(r"^\+?[0-9 ()./-]{4,40}$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{4,39}$")  # at most 40 characters with the +
 COUNTRY = re.compile(r"^[a-z]{2}$")
 REQUIRED = ("first_name", "last_name", "address_1", "city", "province", "postal_code", "country_code")
 MAX_ADDRESSES = 50
