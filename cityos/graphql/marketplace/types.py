@@ -126,8 +126,9 @@ class Vendor(Node, Declared):
         return await page_children(info, declared("Product"), "vendor_id", self.pk,
                                     PageRequest(first, after, last, before), planned=True)
 
-    @strawberry.field(description="Where couriers collect the vendor's parcels (setVendorPickupAddress); null until "
-                                  "set (Fleetbase then collects at the store).")
+    @guarded_field("Vendor", "pickup_address", "Where couriers collect the vendor's parcels "
+                   "(setVendorPickupAddress); null until set (Fleetbase then collects at the store). The vendor's "
+                   "people and the store's admins.")
     def pickup_address(self) -> PickupAddress | None:
         return PickupAddress.from_stored(self.row.pickup_address)
 
