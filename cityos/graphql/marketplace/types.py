@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
 from cityos.domain.base import table_of
+from cityos.domain.content.models import ContentKind
 from cityos.domain.marketplace import queries as marketplace_queries
 from cityos.domain.marketplace.ledger import balance_statement
 from cityos.domain.marketplace.models import CommissionRule as CommissionRuleModel
@@ -24,6 +25,7 @@ from cityos.domain.marketplace.models import Payout as PayoutModel
 from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTransactionLinkModel
 from cityos.domain.marketplace.models import Vendor as VendorModel
 from cityos.domain.marketplace.models import VendorUser as VendorUserModel
+from cityos.graphql.content.types import Content, load_content
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare, declared, page_children
 from cityos.graphql.core.permissions import guarded_field
@@ -131,6 +133,11 @@ class Vendor(Node, Declared):
                    "people and the store's admins.")
     def pickup_address(self) -> PickupAddress | None:
         return PickupAddress.from_stored(self.row.pickup_address)
+
+    @strawberry.field(description="Its content from Payload CMS (brand story, logo, images, SEO); null until "
+                                  "edited there.")
+    async def content(self, info: Info) -> Content | None:
+        return await load_content(info, ContentKind.VENDOR, self.pk)
 
     @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
     def contact_email(self) -> str | None:
