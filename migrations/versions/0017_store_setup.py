@@ -80,6 +80,31 @@ def upgrade() -> None:
                                       server_default="unfulfilled"))
     op.create_check_constraint(op.f("ck_orders_fulfillment_status"), "orders", _in("fulfillment_status", ORDER_FULFILLMENT))
     op.create_index("ix_orders_tenant_email", "orders", ["tenant_id", "email"])
+    # Existing paid parts follow their Fleetbase shipments; existing orders derive their fulfilment from their
+    # parts (the rule of cityos/domain/fulfillment/rules.py, as SQL).
+    op.execute("""
+        update vendor_order vo set
+          fulfillment_status = case when s.status = 'delivered' then 'delivered' else 'shipped' end,
+          carrier = 'fleetbase', tracking_number = s.tracking_number
+        from shipment s
+        where s.tenant_id = vo.tenant_id and s.vendor_order_id = vo.id
+          and s.status in ('picked_up', 'in_transit', 'delivered')
+          and vo.status in ('paid', 'fulfilled', 'completed')""")
+    op.execute("""
+        with parts as (
+          select tenant_id, order_id,
+                 min(case fulfillment_status when 'unfulfilled' then 0 when 'processing' then 1 when 'ready' then 2
+                     when 'shipped' then 3 else 4 end) as lo,
+                 max(case fulfillment_status when 'unfulfilled' then 0 when 'processing' then 1 when 'ready' then 2
+                     when 'shipped' then 3 else 4 end) as hi
+          from vendor_order group by tenant_id, order_id)
+        update orders o set fulfillment_status = case
+            when parts.lo = 4 then 'delivered'
+            when parts.lo >= 3 and parts.hi = 4 then 'partially_delivered'
+            when parts.lo >= 3 then 'shipped'
+            when parts.hi >= 3 then 'partially_shipped'
+            else 'processing' end
+        from parts where o.tenant_id = parts.tenant_id and o.id = parts.order_id and parts.hi > 0""")
 
     # Customer accounts: a profile per (tenant, Keycloak subject) and its address book.
     op.create_table(

@@ -266,7 +266,7 @@ class Region(Node, Declared):
 
 
 
-    @strawberry.field(description="The states of the region's country, by code.")
+    @strawberry.field(description="The states of the region's countries, by code.")
     async def states(self, info: Info) -> list[RegionState]:
         rows = await info.context.loaders.many_by_key(STATE_TABLE, "region_id").load(self.pk)
         return sorted((RegionState(code=row.code, name=row.name, tax_rate=row.tax_rate) for row in rows),
