@@ -83,6 +83,9 @@ async def test_a_tenant_set_up_through_graphql_sells(gql: GraphQLClient, tokens:
     assert error_codes(euro) == ["BAD_USER_INPUT"] and "USD" in euro["errors"][0]["message"]
     setup = (await admin.ok("admin/RegionSetup", {"id": shop["tenant"]["id"]}))["tenant"]["regions"]["nodes"]
     assert sorted(option["name"] for option in setup[0]["shippingOptions"]) == ["Freight", "Standard"]
+    listed = (await admin.ok("admin/Regions", {"first": 10}))["regions"]
+    assert listed["totalCount"] == 1 and [node["id"] for node in listed["nodes"]] == [region["id"]]
+    assert [option["code"] for option in listed["nodes"][0]["shippingOptions"]] == ["standard", "standard"]
     # A second sales channel, then the default one again: storefronts sell the default channel's products.
     channel = (await admin.ok("admin/CreateSalesChannel", {"input": {
         "storeId": shop["store"]["id"], "name": "Marketplace feed", "description": "for partners"}}))
