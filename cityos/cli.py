@@ -257,7 +257,7 @@ def jobs_run(
 @jobs_app.command("manifests")
 def jobs_manifests(
     path: Annotated[Path | None, typer.Option("--path", help="where to write them (default "
-                                                             "deploy/k8s/cronjobs.yaml)")] = None,
+                                                             "deploy/k8s/base/cronjobs.yaml)")] = None,
 ) -> None:
     """Write the Kubernetes CronJobs of every job (a test fails when they are stale)."""
     from cityos.jobs.manifests import MANIFESTS_PATH, render
