@@ -25,6 +25,7 @@ from cityos.integrations.payload.webhooks import payload_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
 from cityos.jobs.registry import JOBS, JobContext
 from cityos.jobs.scheduler import Scheduler
+from cityos.observability.business import BUSINESS
 from cityos.services import Services
 
 
@@ -37,6 +38,7 @@ async def metrics(request: Request) -> Response:
         if not hmac.compare_digest(sent, settings.CITYOS_METRICS_TOKEN.encode()):
             return JSONResponse({"error": "send Authorization: Bearer <CITYOS_METRICS_TOKEN>"}, status_code=401,
                                 headers={"www-authenticate": "Bearer"})
+    await BUSINESS.refresh(request.app.state.services.app_engine, top_tenants=settings.CITYOS_METRICS_TENANTS)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

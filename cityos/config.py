@@ -190,6 +190,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "info"
     SENTRY_DSN: str | None = None
     PROMETHEUS_ENABLED: bool = True
+    # Tenants with their own label on the business gauges (the most orders first); the others are summed as _other.
+    CITYOS_METRICS_TENANTS: int = Field(default=50, ge=0, le=1000)
     # When set, GET /metrics needs `Authorization: Bearer <this token>`.
     CITYOS_METRICS_TOKEN: str | None = None
 
