@@ -12,6 +12,8 @@ they are). The figures: domain/reporting/business.py.
     cityos_outbox_messages{topic,status}               outbox depth (pending) and dead letters (dead)
     cityos_sync_lag_seconds{integration}               the oldest successful sync per integration (payload, erpnext)
     cityos_sync_failures{integration}                  failures in a row, summed over tenants
+    cityos_job_runs_last_24h{job,outcome}              job runs of the last day (any runner), by outcome
+    cityos_job_seconds_since_ok{job}                   since the job's last successful run
     cityos_business_metrics_age_seconds                how old the figures above are
 """
 
@@ -47,6 +49,9 @@ GAUGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sync_lag": ("cityos_sync_lag_seconds", "Seconds since the oldest tenant's last successful sync",
                  ("integration",)),
     "sync_failures": ("cityos_sync_failures", "Sync failures in a row, summed over tenants", ("integration",)),
+    "job_runs": ("cityos_job_runs_last_24h", "Scheduled job runs started in the last 24 hours, by outcome (from "
+                                             "job_run: scheduler replicas and CronJob pods alike)", ("job", "outcome")),
+    "job_since_ok": ("cityos_job_seconds_since_ok", "Seconds since the job's last successful run ended", ("job",)),
 }
 
 

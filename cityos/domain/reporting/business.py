@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.db.engines import set_platform_scope
@@ -20,12 +20,12 @@ from cityos.domain.billing.models import CustomerSubscription
 from cityos.domain.kernel import OrderStatus
 from cityos.domain.marketplace.models import Payout
 from cityos.domain.orders.models import Order
-from cityos.domain.platform.models import Outbox, WebhookInbox
+from cityos.domain.platform.models import JobRun, Outbox, WebhookInbox
 from cityos.domain.platform.sync import CURSOR
 from cityos.domain.tenancy.models import Tenant
 
 ORDER, PAYOUT, SUBSCRIPTION = table_of(Order), table_of(Payout), table_of(CustomerSubscription)
-OUTBOX, INBOX, TENANT = table_of(Outbox), table_of(WebhookInbox), table_of(Tenant)
+OUTBOX, INBOX, TENANT, JOB_RUN = table_of(Outbox), table_of(WebhookInbox), table_of(Tenant), table_of(JobRun)
 OTHER = "_other"
 # Orders whose money was taken and kept: gross merchandise value.
 SOLD = (OrderStatus.PAID.value, OrderStatus.FULFILLED.value, OrderStatus.COMPLETED.value)
@@ -89,4 +89,14 @@ async def snapshot(connection: AsyncConnection, *, top_tenants: int) -> Snapshot
             .group_by(integration)):
         result.add("sync_lag", (row[0],), float(row[1] or 0))
         result.add("sync_failures", (row[0],), float(row[2] or 0))
+    # Jobs, from their record (whichever process ran them: a scheduler replica or a CronJob pod).
+    recent = JOB_RUN.c.started_at > func.now() - text("interval '24 hours'")
+    for row in await connection.execute(select(JOB_RUN.c.job, JOB_RUN.c.outcome, func.count())
+                                        .where(JOB_RUN.c.tenant_id.is_(None), recent)
+                                        .group_by(JOB_RUN.c.job, JOB_RUN.c.outcome)):
+        result.add("job_runs", (row[0], row[1]), row[2])
+    for row in await connection.execute(select(
+            JOB_RUN.c.job, func.extract("epoch", func.now() - func.max(JOB_RUN.c.finished_at)))
+            .where(JOB_RUN.c.tenant_id.is_(None), JOB_RUN.c.outcome == "ok").group_by(JOB_RUN.c.job)):
+        result.add("job_since_ok", (row[0],), float(row[1]))
     return result
