@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import asyncpg
+from sqlalchemy import text
 
-from cityos.db.engines import APP_ROLE
+from cityos.db.engines import APP_ROLE, create_owner_engine
 
 Tools = Callable[[str], str]
 
@@ -68,20 +68,21 @@ def backup(url: str, path: Path, tools: Tools) -> Path:
 
 
 async def _prepare_target(url: str) -> None:
-    connection = await asyncpg.connect(libpq_url(url))
+    engine = create_owner_engine(url)
     try:
-        if await connection.fetchval("select to_regclass('public.alembic_version') is not null"):
-            raise BackupError("the target database already has the CityOS schema: restore into a new, empty "
-                              "database (createdb) and point DATABASE_URL at it")
-        await connection.execute(f"""
-            do $$ begin
-              if not exists (select 1 from pg_roles where rolname = '{APP_ROLE}') then
-                create role {APP_ROLE} nologin nobypassrls;
-              end if;
-            end $$""")
-        await connection.execute(f"grant {APP_ROLE} to current_user")
+        async with engine.begin() as connection:
+            if (await connection.execute(text("select to_regclass('public.alembic_version') is not null"))).scalar():
+                raise BackupError("the target database already has the CityOS schema: restore into a new, empty "
+                                  "database (createdb) and point DATABASE_URL at it")
+            await connection.execute(text(f"""
+                do $$ begin
+                  if not exists (select 1 from pg_roles where rolname = '{APP_ROLE}') then
+                    create role {APP_ROLE} nologin nobypassrls;
+                  end if;
+                end $$"""))
+            await connection.execute(text(f"grant {APP_ROLE} to current_user"))
     finally:
-        await connection.close()
+        await engine.dispose()
 
 
 async def restore(url: str, path: Path, tools: Tools) -> None:
@@ -95,16 +96,17 @@ async def restore(url: str, path: Path, tools: Tools) -> None:
 
 async def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
     """Per table of the public schema: (rows, md5 of the sorted rows' text)."""
-    connection = await asyncpg.connect(libpq_url(url))
+    engine = create_owner_engine(url)
     try:
-        tables = [row["tablename"] for row in await connection.fetch(
-            "select tablename from pg_tables where schemaname = 'public' order by tablename")]
-        fingerprints = {}
-        for table in tables:
-            row = await connection.fetchrow(
-                f'select count(*) as rows, md5(coalesce(string_agg(t::text, E\'\\n\' order by t::text), \'\')) as sum '
-                f'from public."{table}" t')
-            fingerprints[table] = (row["rows"], row["sum"])
-        return fingerprints
+        async with engine.connect() as connection:
+            tables = (await connection.execute(text(
+                "select tablename from pg_tables where schemaname = 'public' order by tablename"))).scalars().all()
+            fingerprints = {}
+            for table in tables:
+                row = (await connection.execute(text(
+                    "select count(*), md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) "
+                    f'from public."{table}" t'))).one()
+                fingerprints[table] = (int(row[0]), str(row[1]))
+            return fingerprints
     finally:
-        await connection.close()
+        await engine.dispose()
