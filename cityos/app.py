@@ -54,8 +54,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it."""
     if settings.SENTRY_DSN:
         import sentry_sdk
+        from sentry_sdk.integrations.strawberry import StrawberryIntegration
 
-        sentry_sdk.init(dsn=settings.SENTRY_DSN, environment=settings.CITYOS_ENV.value, send_default_pii=False)
+        # Error-level log records with an exception become Sentry events (the logging integration): unexpected
+        # GraphQL errors (graphql/schema.py logs each once, with its path), failed jobs and integrations. The
+        # Strawberry integration is off: it would report the same GraphQL errors a second time. No personal data.
+        sentry_sdk.init(dsn=settings.SENTRY_DSN, environment=settings.CITYOS_ENV.value,
+                        disabled_integrations=[StrawberryIntegration()])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
