@@ -25,6 +25,7 @@ async def test_tenant_owned_primary_keys_lead_with_tenant_id(owner_engine) -> No
             order by 1"""))).all()
     assert rows
     leading = {row.table: row.first for row in rows}
-    offenders = sorted(table for table, first in leading.items() if first != "tenant_id" and table not in PLATFORM_TABLES)
+    offenders = sorted(table for table, first in leading.items()
+                       if first != "tenant_id" and table not in PLATFORM_TABLES)
     assert offenders == [], f"primary keys not leading with tenant_id: {offenders}"
     assert set(PLATFORM_TABLES) <= set(leading)  # the exceptions still exist (else drop them from the list)

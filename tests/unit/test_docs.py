@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import yaml
-from graphql import build_schema
 
 from cityos.cli import app
 from cityos.jobs.registry import JOBS
+from graphql import build_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
