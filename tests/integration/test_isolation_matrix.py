@@ -158,7 +158,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
                                                "countryCodes": ["us"]}},
     "admin/UpdateRegion": lambda b: {"id": b.region, "input": {"taxRate": "0.5", "name": "Taken over"}},
     "admin/RegionSetup": lambda b: {"id": b.tenant},
-    "admin/Regions": lambda b: {"first": 100},
+    "admin/Regions": lambda b: {"first": 20},
     "admin/CreateShippingOption": lambda b: {"input": {"regionId": b.region, "code": "matrix", "name": "Matrix",
                                                        "amount": {"amount": 1, "currencyCode": "usd"},
                                                        "vendorId": b.vendor}},

@@ -220,3 +220,10 @@ async def test_a_vendor_admin_sets_up_its_own_shipping_only(gql: GraphQLClient, 
         assert error_codes(await vendor_admin("admin/CreateShippingOption", {"input": forbidden})) == ["FORBIDDEN"]
     twice = await admin("admin/CreateShippingOption", {"input": {**own, "vendorId": shop["vendors"]["heavy-goods"]}})
     assert error_codes(twice) == ["CONFLICT"]
+
+
+async def test_storefront_visitors_list_the_regions_too(gql: GraphQLClient, keycloak: Any) -> None:
+    _, shop = await set_up_tenant(gql, keycloak)
+    listed = await gql(OPS["admin/Regions"], {"first": 5}, key=shop["key"])
+    assert "errors" not in listed, listed
+    assert [node["id"] for node in listed["data"]["regions"]["nodes"]] == [shop["region"]["id"]]

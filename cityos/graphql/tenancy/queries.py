@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 import strawberry
+from sqlalchemy import String, literal
 
 from cityos.domain.commerce import queries as commerce
 from cityos.domain.tenancy import queries as tenancy
@@ -28,6 +29,8 @@ from cityos.graphql.core.relay import (
 from cityos.graphql.tenancy.types import REGION, REGION_TABLE, STORE, STORE_TABLE, Region, Store, Tenant
 
 STORE_PLAN_ATTRIBUTES = STORE.plan_attributes
+# A region belongs to no store: the policies' store-visitor rule (R.attr.store_id) matches none of them.
+REGION_PLAN_ATTRIBUTES = {**REGION.plan_attributes, "store_id": literal("", String)}
 
 
 async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
@@ -70,7 +73,7 @@ class TenancyQuery:
     async def regions(self, info: Info, first: First = None, after: After = None,
                       last: Last = None, before: Before = None) -> Connection[Region]:
         page = PageRequest(first, after, last, before)
-        allowed = await info.context.authz.sql_filter("region", "read", REGION_TABLE, REGION.plan_attributes)
+        allowed = await info.context.authz.sql_filter("region", "read", REGION_TABLE, REGION_PLAN_ATTRIBUTES)
         listing = commerce.regions(allowed, *in_tenant(info.context.db, REGION_TABLE))
         return await page_query(info.context.db.execute, listing.statement, page, Region.from_row, listing.order)
 
