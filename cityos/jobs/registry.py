@@ -23,6 +23,7 @@ from cityos.jobs.erpnext import sync_to_erpnext
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
+from cityos.jobs.quotes import expire_quotes
 from cityos.jobs.reservations import release_expired_reservations
 
 
@@ -97,4 +98,7 @@ JOBS = registry(
     Job("process-billing-cycles", "5 * * * *", lambda c: process_billing_cycles(c.engine, c.stripe, c.tenant),
         "Charge every subscription whose billing period ended, off-session and exactly once per cycle, and advance "
         "its period; a declined renewal makes it past due (tenant by tenant).", timeout=1800, per_tenant=True),
+    Job("expire-quotes", "0 1 * * *", lambda c: expire_quotes(c.engine, c.tenant),
+        "Mark every B2B quote past its validity date expired (an expired quote cannot be accepted or ordered) and "
+        "close its pending approval request (tenant by tenant).", timeout=600, per_tenant=True),
 )

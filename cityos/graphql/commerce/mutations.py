@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import strawberry
@@ -65,7 +66,10 @@ class CommerceMutation:
         principal = info.context.principal
         if store is None:
             raise Unauthenticated(NO_STORE_CONTEXT)
-        customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
+        customer_id = principal.id if principal.authenticated and principal.roles & {
+            "customer", "company_admin", "company_buyer"} else None
+        # A company user's cart is the company's: its price list prices it (the claim was checked at identify).
+        company_id = uuid.UUID(principal.company_id) if principal.company_role and principal.company_id else None
         await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
                                                         store_id=store.store_id, customer_id=customer_id or ""),
                                          "create")
@@ -73,7 +77,7 @@ class CommerceMutation:
         currency = (input.currency_code if input and input.currency_code else row.default_currency_code)
         created = await info.context.db.mutate(lambda connection: carts.create_cart(
             connection, tenant_id=store.tenant_id, store_id=store.store_id, currency_code=currency,
-            customer_id=customer_id, email=input.email if input else None))
+            customer_id=customer_id, email=input.email if input else None, company_id=company_id))
         return Cart.from_row(created)
 
     @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "
