@@ -107,7 +107,10 @@ class B2BMutation:
     @strawberry.mutation(description="Create a company account (tenant and store admins).")
     async def create_company(self, info: Info, input: CompanyArg) -> Company:
         tenant_id = tenant_of(info)
-        store_id = _local(input.store_id, "Store")
+        store_id = None
+        if input.store_id is not None:
+            store: Any = await node_by_global_id(info, input.store_id, "Store")  # this tenant's (RLS), readable
+            store_id = store.pk
         await info.context.authz.require(ResourceRef.of("company", "new", tenant_id=tenant_id,
                                                         store_id=store_id or "", company_id=""), "create")
         values = _values(input, store_id)

@@ -147,7 +147,7 @@ class PriceListEntry:
     category_id: strawberry.ID | None = strawberry.field(description="The category priced (global id).")
     min_quantity: int = strawberry.field(description="From this many units on.")
     percent_off: Decimal | None = strawberry.field(description="Percent off the list price.")
-    unit_amount: int | None = strawberry.field(description="A fixed unit price in minor units.")
+    unit_amount: Money | None = strawberry.field(description="A fixed unit price.")
 
 
 @strawberry.federation.type(keys=["id"], description="A company's own prices in one currency: the unit price of a "
@@ -168,7 +168,8 @@ class PriceList(Node, Declared):
             variant_id=to_global_id("Variant", row.variant_id) if row.variant_id else None,
             product_id=to_global_id("Product", row.product_id) if row.product_id else None,
             category_id=to_global_id("Category", row.category_id) if row.category_id else None,
-            min_quantity=row.min_quantity, percent_off=row.percent_off, unit_amount=row.unit_amount)
+            min_quantity=row.min_quantity, percent_off=row.percent_off,
+            unit_amount=optional_money(row.unit_amount, self.currency_code))
             for row in sorted(rows, key=lambda row: (str(row.variant_id or row.product_id or row.category_id),
                                                      row.min_quantity))]
 
