@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from cityos.errors import BadUserInput
 from cityos.graphql.b2b.mutations import B2BMutation
 from cityos.graphql.b2b.queries import B2BQuery
+from cityos.graphql.b2b.subscriptions import B2BSubscription
 from cityos.graphql.b2b.types import ApprovalRequest, Company, CompanyUser, Invoice, PriceList, Quote
 from cityos.graphql.billing.mutations import BillingMutation
 from cityos.graphql.billing.queries import BillingQuery
@@ -86,7 +87,7 @@ class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQ
 
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); every event is authorized for "
                               "each subscriber.")
-class Subscription(LiveSubscription):
+class Subscription(LiveSubscription, B2BSubscription):
     pass
 
 

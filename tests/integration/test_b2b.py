@@ -379,3 +379,58 @@ async def test_company_users_see_their_own_and_never_another_companys(
     await ok(gql, "storefront/RemoveCompanyUser", {"id": acme.buyer_user}, acme.admin, shop.key)
     body = await gql(OPS["storefront/Quotes"], {}, token=acme.buyer, key=shop.key)
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+QUOTE_EVENTS = "subscription { quoteEvents { type quoteId quoteStatus version } }"
+STORE_QUOTE_EVENTS = "subscription($s: ID) { quoteEvents(storeId: $s) { type quoteId quoteStatus } }"
+APPROVAL_EVENTS = "subscription { approvalEvents { type quoteId approvalRequestId approvalStatus level } }"
+
+
+async def test_quote_and_approval_events_reach_who_may_read_them(
+        server: Any, gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
+    from tests.integration.test_subscriptions import Client
+
+    acme = await make_company(gql, tokens, shop)
+    globex = await make_company(gql, tokens, shop, name="Globex")
+    honey = await variant(owner_engine, shop, "CP-HONEY-12")
+    await ok(gql, "storefront/SetApprovalRule", {"companyId": acme.id, "input": {"minAmount": 0, "levels": [
+        {"mode": "ANY", "roles": ["APPROVER"]}]}}, acme.admin, shop.key)
+    cedar = tokens("vendor_user", shop, vendor=await vendor_of(owner_engine, shop, "cedar-pantry"))
+    lumen = tokens("vendor_user", shop, vendor=await vendor_of(owner_engine, shop, "lumen-home"))
+    clients = {name: await Client.connect(server.url, token) for name, token in (
+        ("buyer", acme.buyer), ("approver", acme.approver), ("globex", globex.admin), ("cedar", cedar),
+        ("lumen", lumen), ("store", tokens("store_admin", shop, stores=[str(shop.store_id)])))}
+    try:
+        await clients["buyer"].subscribe(QUOTE_EVENTS)
+        await clients["approver"].subscribe(APPROVAL_EVENTS)
+        await clients["globex"].subscribe(QUOTE_EVENTS)
+        await clients["cedar"].subscribe(QUOTE_EVENTS)
+        await clients["lumen"].subscribe(QUOTE_EVENTS)
+        await clients["store"].subscribe(STORE_QUOTE_EVENTS, {"s": to_global_id("Store", shop.store_id)})
+        quote = (await ok(gql, "storefront/RequestQuote", {"input": {"lines": [
+            {"variantId": honey, "quantity": 4}]}}, acme.buyer, shop.key))["requestQuote"]
+        for name in ("buyer", "cedar", "store"):
+            event = (await clients[name].receive())["payload"]["data"]["quoteEvents"]
+            assert (event["type"], event["quoteId"], event["quoteStatus"]) == (
+                "quote.requested", quote["id"], "REQUESTED"), name
+        await ok(gql, "vendor/RespondToQuote", {"id": quote["id"], "input": {"lines": [
+            {"variantId": honey, "unitPrice": 1300}]}}, cedar)
+        event = (await clients["buyer"].receive())["payload"]["data"]["quoteEvents"]
+        assert (event["type"], event["version"]) == ("quote.responded", 2)
+        await ok(gql, "storefront/AcceptQuote", {"id": quote["id"], "version": 2}, acme.buyer, shop.key)
+        approval = (await clients["approver"].receive())["payload"]["data"]["approvalEvents"]
+        assert (approval["type"], approval["quoteId"], approval["approvalStatus"], approval["level"]) == (
+            "approval.requested", quote["id"], "PENDING", 0)
+        await ok(gql, "storefront/DecideApproval", {"id": approval["approvalRequestId"], "level": 0,
+                                                    "decision": "APPROVE"}, acme.approver, shop.key)
+        decided = (await clients["approver"].receive())["payload"]["data"]["approvalEvents"]
+        assert (decided["type"], decided["approvalStatus"]) == ("approval.decided", "APPROVED")
+        statuses = [(await clients["buyer"].receive())["payload"]["data"]["quoteEvents"]["quoteStatus"]
+                    for _ in range(2)]
+        assert statuses == ["PENDING_APPROVAL", "APPROVED"]
+        # Another company of the tenant and a vendor without products on the quote hear nothing of it.
+        assert await clients["globex"].nothing_for(1.0)
+        assert await clients["lumen"].nothing_for(0.5)
+    finally:
+        for client in clients.values():
+            await client.close()
