@@ -21,8 +21,9 @@ from cityos.jobs.quotes import expire_quotes
 from cityos.jobs.registry import JOBS
 from tests.commerce_flow import ADDRESS, OPS, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
+from tests.integration.test_erpnext_sync import erp_api, erp_settings, fake_erpnext
 
-__all__ = ["shop"]
+__all__ = ["erp_api", "erp_settings", "fake_erpnext", "shop"]
 
 
 @pytest.fixture
@@ -434,3 +435,86 @@ async def test_quote_and_approval_events_reach_who_may_read_them(
     finally:
         for client in clients.values():
             await client.close()
+
+
+async def test_an_order_on_account_goes_to_erpnext_as_the_companys_invoice_and_its_payment(
+        shop: TenantWorld, tokens: Tokens, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        erp_api: Any, erp_settings: Any, fake_erpnext: Any) -> None:
+    """Through the outbox: the company as a Customer of type Company (legal name, tax id), a submitted Sales
+    Invoice due by the payment terms and no payment yet; paying the invoice makes the Payment Entry, once."""
+    from tests.integration.test_erpnext_sync import dispatch
+
+    gql = GraphQLClient(erp_api)
+    acme = await make_company(gql, tokens, shop)
+    honey = await variant(owner_engine, shop, "CP-HONEY-12")
+    quote = await approved_quote(gql, shop, acme, [{"variantId": honey, "quantity": 10}], honey)
+    converted = (await ok(gql, "storefront/ConvertQuoteToOrder", {"id": quote["id"]}, acme.buyer,
+                          shop.key))["convertQuoteToOrder"]
+    order_id = from_global_id(converted["order"]["id"], "Order")[1]
+    await dispatch(app_engine, erp_settings)
+    customers = fake_erpnext.documents("Customer", cityos_id=f"company:{shop.tenant_id}:{acme.local}")
+    assert [(c["customer_name"], c["customer_type"], c["tax_id"]) for c in customers] == [
+        ("Acme Corp", "Company", "US-12-3456789")]
+    invoices = fake_erpnext.documents("Sales Invoice", cityos_id=f"order:{order_id}")
+    assert len(invoices) == 1 and invoices[0]["customer"] == customers[0]["name"]
+    assert invoices[0]["due_date"] == converted["invoice"]["dueAt"][:10]
+    assert invoices[0]["docstatus"] == 1
+    assert fake_erpnext.documents("Payment Entry", cityos_id=f"payment:{order_id}") == []
+
+    await ok(gql, "admin/PayInvoice", {"id": converted["invoice"]["id"]}, acme.staff)
+    await dispatch(app_engine, erp_settings)
+    await dispatch(app_engine, erp_settings)
+    payments = fake_erpnext.documents("Payment Entry", cityos_id=f"payment:{order_id}")
+    invoice_id = from_global_id(converted["invoice"]["id"], "Invoice")[1]
+    assert [(p["reference_no"], p["references"][0]["reference_name"]) for p in payments] == [
+        (f"invoice:{invoice_id}", invoices[0]["name"])]
+    assert len(fake_erpnext.documents("Sales Invoice", cityos_id=f"order:{order_id}")) == 1
+
+
+async def test_an_approved_quote_paid_by_card_becomes_one_order_through_checkout(
+        gql: GraphQLClient, http: Any, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine,
+        fake_stripe: Any) -> None:
+    """The existing PaymentIntent flow, priced as quoted: the webhook settles the order and the quote is ordered;
+    no credit is taken; converting it again is CONFLICT."""
+    from tests.commerce_flow import send_event
+
+    acme = await make_company(gql, tokens, shop, credit=1000)
+    honey = await variant(owner_engine, shop, "CP-HONEY-12")
+    quote = await approved_quote(gql, shop, acme, [{"variantId": honey, "quantity": 5}], honey)
+    session = (await ok(gql, "storefront/StartQuoteCheckout", {"id": quote["id"]}, acme.buyer,
+                        shop.key))["startQuoteCheckout"]
+    assert session["amount"]["amount"] == 5000 + 413  # 5 × 10.00 as quoted; tax 412.5 rounds half up
+    response = await send_event(http, fake_stripe, "payment_intent.succeeded",
+                                fake_stripe.pay(session["paymentIntentId"]))
+    assert response.status_code == 200, response.text
+    read = (await ok(gql, "storefront/QuoteById", {"id": quote["id"]}, acme.buyer, shop.key))["node"]
+    assert read["status"] == "ORDERED" and read["order"]["id"] == session["orderId"]
+    company = (await ok(gql, "storefront/Company", {"id": acme.id}, acme.admin, shop.key))["node"]
+    assert company["availableCredit"]["amount"] == 1000 and company["orders"]["totalCount"] == 1
+    again = await gql(OPS["storefront/ConvertQuoteToOrder"], {"id": quote["id"]}, token=acme.buyer, key=shop.key)
+    assert error_codes(again) == ["CONFLICT"]
+    card_again = await gql(OPS["storefront/StartQuoteCheckout"], {"id": quote["id"]}, token=acme.buyer, key=shop.key)
+    assert error_codes(card_again) == ["CONFLICT"]
+
+
+async def test_company_carts_use_the_company_price_and_hold_the_buyers_limits_at_checkout(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
+    from tests.commerce_flow import Shopper
+
+    acme = await make_company(gql, tokens, shop, buyer_limit={"orderLimit": 30_000})
+    await ok(gql, "admin/SetCompanyPriceList", {"companyId": acme.id, "input": {
+        "name": "Acme contract", "currencyCode": "usd", "entries": [
+            {"categoryId": await category(owner_engine, shop, "home"), "minQuantity": 10, "percentOff": "15"}]}},
+        acme.staff)
+    buyer = Shopper(gql, shop, acme.buyer)
+    small = await buyer.ready_cart({"LU-CANDLE": 12})  # 12 × 20.40: the company's 15% beats the 10% tier
+    cart = (await buyer.ok("storefront/Cart", {"id": small}))["cart"]
+    assert cart["lines"][0]["unitPrice"]["amount"] == 2040 and cart["lines"][0]["listUnitPrice"]["amount"] == 2400
+    retail = Shopper(gql, shop, tokens("customer", shop))
+    plain = (await retail.ok("storefront/Cart", {"id": await retail.ready_cart({"LU-CANDLE": 12})}))["cart"]
+    assert plain["lines"][0]["unitPrice"]["amount"] == 2160  # no company: the volume tier
+    assert (await buyer.ok("storefront/StartCheckout", {"cartId": small}))["startCheckout"]["paymentIntentId"]
+    large = await buyer.ready_cart({"LU-CANDLE": 20})  # 408.00 > the buyer's 300.00 per order
+    refused = await buyer("storefront/StartCheckout", {"cartId": large})
+    assert error_codes(refused) == ["INVALID_STATE_TRANSITION"], refused
+    assert refused["errors"][0]["extensions"]["reasons"] == ["order_limit"]

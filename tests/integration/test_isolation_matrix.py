@@ -190,6 +190,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/AddQuoteMessage": lambda b: {"id": b.quote, "body": "intrusion"},
     "storefront/AcceptQuote": lambda b: {"id": b.quote, "version": 2},
     "storefront/ConvertQuoteToOrder": lambda b: {"id": b.quote},
+    "storefront/StartQuoteCheckout": lambda b: {"id": b.quote},
     "storefront/Quotes": lambda b: {"first": 100},
     "storefront/QuoteById": lambda b: {"id": b.quote},
     "storefront/ApprovalRequests": lambda b: {"first": 100},

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.b2b.service import (
@@ -23,6 +23,7 @@ from cityos.domain.b2b.service import (
     QUOTE_LINE,
     QUOTE_MESSAGE,
     QUOTE_VERSION,
+    spending,
 )
 from cityos.domain.base import table_of
 from cityos.domain.kernel import Listing, SortKey
@@ -74,10 +75,6 @@ def company_orders(company_id: uuid.UUID, buyer_id: str | None = None) -> Listin
 
 async def spending_by_buyer(connection: AsyncConnection, company_id: uuid.UUID, start: datetime,
                             end: datetime) -> list[tuple[str, int]]:
-    """Each buyer's accepted quotes' goods totals in [start, end), largest first."""
-    total = func.coalesce(func.sum(QUOTE.c.accepted_total), 0)
-    rows = (await connection.execute(select(QUOTE.c.buyer_id, total.label("spent")).where(
-        QUOTE.c.company_id == company_id, QUOTE.c.accepted_at >= start, QUOTE.c.accepted_at < end,
-        QUOTE.c.status.in_(["pending_approval", "approved", "ordered"])).group_by(QUOTE.c.buyer_id)
-        .order_by(total.desc(), QUOTE.c.buyer_id))).all()
-    return [(row.buyer_id, int(row.spent)) for row in rows]
+    """Each buyer's committed goods totals in [start, end) (service.spending), largest first."""
+    totals = await spending(connection, company_id, start, end)
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
 from cityos.domain.b2b import rules
 from cityos.domain.b2b.models import (
@@ -47,7 +48,8 @@ from cityos.domain.commerce import rules as commerce_rules
 from cityos.domain.commerce import service as carts
 from cityos.domain.kernel import unique_or_conflict, validate_email
 from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.service import NewOrder, place_order
+from cityos.domain.orders.service import ACCOUNTING_TOPIC, ORDER, NewOrder, Settlement, complete_paid_order, place_order
+from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, Conflict, CreditLimitExceeded, Forbidden, InvalidStateTransition, NotFound
 from cityos.realtime.events import PendingEvents, b2b_event
 
@@ -64,6 +66,7 @@ INVOICE = table_of(Invoice)
 PRICE_LIST = table_of(PriceList)
 PRICE_LIST_ENTRY = table_of(PriceListEntry)
 MAX_MESSAGE = 4000
+QUOTE_SHIPPING = "b2b-quote"  # the shipping option code of an order from a quote (shipping is in the quote)
 
 
 def _name(value: str, field: str, limit: int = 255) -> str:
@@ -190,16 +193,63 @@ def limit_of(user: Row[Any]) -> rules.SpendingLimit:
                                SpendingPeriod(user.limit_period) if user.limit_period else None)
 
 
-async def spent(connection: AsyncConnection, company_id: uuid.UUID, buyer_id: str | None, start: datetime,
-                end: datetime) -> int:
-    """What a buyer (None: the whole company) committed in [start, end): accepted quotes' goods totals."""
-    statement = select(func.coalesce(func.sum(QUOTE.c.accepted_total), 0)).where(
+COMMITTED = [QuoteStatus.PENDING_APPROVAL.value, QuoteStatus.APPROVED.value, QuoteStatus.ORDERED.value]
+
+
+async def spending(connection: AsyncConnection, company_id: uuid.UUID, start: datetime, end: datetime,
+                   buyer_id: str | None = None) -> dict[str, int]:
+    """What each buyer (or one) committed in [start, end): the goods totals of their accepted quotes (when
+    accepted) and of their company cart orders not from a quote (when ordered; canceled and refunded ones not)."""
+    quoted = select(QUOTE.c.buyer_id.label("buyer"), func.sum(QUOTE.c.accepted_total).label("spent")).where(
         QUOTE.c.company_id == company_id, QUOTE.c.accepted_at >= start, QUOTE.c.accepted_at < end,
-        QUOTE.c.status.in_([QuoteStatus.PENDING_APPROVAL.value, QuoteStatus.APPROVED.value,
-                            QuoteStatus.ORDERED.value]))
+        QUOTE.c.status.in_(COMMITTED))
+    ordered = select(ORDER.c.customer_id.label("buyer"),
+                     func.sum(ORDER.c.subtotal - ORDER.c.discount_total).label("spent")).where(
+        ORDER.c.company_id == company_id, ORDER.c.created_at >= start, ORDER.c.created_at < end,
+        ORDER.c.status.not_in(["canceled", "refunded"]),
+        ORDER.c.cart_id.not_in(select(QUOTE.c.cart_id).where(QUOTE.c.company_id == company_id)))
     if buyer_id is not None:
-        statement = statement.where(QUOTE.c.buyer_id == buyer_id)
-    return int((await connection.execute(statement)).scalar_one())
+        quoted, ordered = quoted.where(QUOTE.c.buyer_id == buyer_id), ordered.where(ORDER.c.customer_id == buyer_id)
+    totals: dict[str, int] = {}
+    for statement, key in ((quoted, QUOTE.c.buyer_id), (ordered, ORDER.c.customer_id)):
+        for buyer, amount in (await connection.execute(statement.group_by(key))).all():
+            totals[str(buyer)] = totals.get(str(buyer), 0) + int(amount or 0)
+    return totals
+
+
+async def approval_needed(connection: AsyncConnection, company_id: uuid.UUID, buyer: Row[Any], amount: int,
+                          now: datetime) -> tuple[list[str], list[rules.Level]]:
+    """Why a buyer's purchase of `amount` (goods total) needs approval, and the levels it needs (none: it does not):
+    their per-order and period limits (what they committed this period counts), and the company's rules."""
+    limit = limit_of(buyer)
+    committed = 0
+    if limit.period is not None:
+        start, end = rules.period_bounds(now, limit.period)
+        committed = (await spending(connection, company_id, start, end, buyer.customer_id)).get(buyer.customer_id, 0)
+    reasons = rules.over_limit(limit, amount, committed)
+    rule_rows = (await connection.execute(select(APPROVAL_RULE).where(APPROVAL_RULE.c.company_id == company_id))).all()
+    levels = rules.required_levels(amount, [(row.min_amount, [rules.Level.of(level) for level in row.levels])
+                                            for row in rule_rows], reasons)
+    if any(row.min_amount <= amount for row in rule_rows):
+        reasons = [*reasons, "threshold"]
+    return reasons, levels
+
+
+async def check_cart_purchase(connection: AsyncConnection, cart: Row[Any], now: datetime) -> None:
+    """A company cart is checked out directly only within its buyer's limits and below every approval threshold;
+    otherwise INVALID_STATE_TRANSITION (`reasons`): purchases needing approval go through a quote."""
+    if cart.company_id is None or cart.customer_id is None:
+        return
+    buyer = await membership(connection, cart.company_id, cart.customer_id)
+    if buyer is None:
+        raise Forbidden("the cart's buyer is no longer a user of its company")
+    totals = (await carts.priced_cart(connection, cart)).totals
+    reasons, levels = await approval_needed(connection, cart.company_id, buyer, totals.subtotal - totals.discount_total,
+                                            now)
+    if levels:
+        raise InvalidStateTransition("this purchase needs the company's approval: request a quote for it (it then "
+                                     "waits for the approvers)", reasons=reasons,
+                                     **{"from": "open", "to": "pending_approval"})
 
 
 # --- price lists ------------------------------------------------------------------------------------------------
@@ -414,18 +464,7 @@ async def accept(connection: AsyncConnection, quote_id: uuid.UUID, *, version: i
     buyer = await membership(connection, quote.company_id, buyer_id)
     if buyer is None:
         raise Forbidden("the buyer is no longer a user of the company")
-    limit = limit_of(buyer)
-    spent_now = 0
-    if limit.period is not None:
-        start, end = rules.period_bounds(now, limit.period)
-        spent_now = await spent(connection, quote.company_id, buyer_id, start, end)
-    reasons = rules.over_limit(limit, total, spent_now)
-    rule_rows = (await connection.execute(select(APPROVAL_RULE).where(
-        APPROVAL_RULE.c.company_id == quote.company_id))).all()
-    levels = rules.required_levels(total, [(row.min_amount, [rules.Level.of(level) for level in row.levels])
-                                           for row in rule_rows], reasons)
-    if levels and any(row.min_amount <= total for row in rule_rows):
-        reasons = [*reasons, "threshold"]
+    reasons, levels = await approval_needed(connection, quote.company_id, buyer, total, now)
     target = QuoteStatus.PENDING_APPROVAL if levels else QuoteStatus.APPROVED
     rules.check_quote_transition(quote.status, target)
     updated = (await connection.execute(update(QUOTE).where(QUOTE.c.id == quote.id).values(
@@ -537,6 +576,69 @@ async def decide(connection: AsyncConnection, request_id: uuid.UUID, decision: D
 
 # --- quote → order ----------------------------------------------------------------------------------------------
 
+async def orderable_quote(connection: AsyncConnection, quote_id: uuid.UUID, buyer_id: str, now: datetime,
+                    lock: bool) -> Row[Any]:
+    """The quote, if its buyer may order it now: approved and unexpired (ordered already: CONFLICT)."""
+    quote = await lock_quote(connection, quote_id) if lock else await load_quote(connection, quote_id)
+    if quote.buyer_id != buyer_id:
+        raise Forbidden("only the buyer who requested the quote orders it")
+    if quote.status == QuoteStatus.ORDERED:
+        raise Conflict("this quote was already converted into an order", field="id", orderId=str(quote.order_id))
+    if rules.is_expired(quote.valid_until, now):
+        raise InvalidStateTransition("the quote has expired", **{"from": quote.status, "to": "ordered"})
+    rules.check_quote_transition(quote.status, QuoteStatus.ORDERED)
+    return quote
+
+
+async def _accepted_lines(connection: AsyncConnection, quote: Row[Any], cart: Row[Any],
+                          ) -> tuple[list[dict[str, Any]], list[commerce_rules.PricedLine], commerce_rules.Totals]:
+    """The accepted version's lines, as priced lines, and their totals (no shipping; the region's tax)."""
+    version = (await connection.execute(select(QUOTE_VERSION).where(
+        QUOTE_VERSION.c.quote_id == quote.id, QUOTE_VERSION.c.number == quote.accepted_version))).one()
+    items: list[dict[str, Any]] = version.lines
+    lines = [commerce_rules.PricedLine(uuid.UUID(item["variant_id"]),
+                                       uuid.UUID(item["vendor_id"]) if item["vendor_id"] else None,
+                                       int(item["quantity"]), int(item["list_unit_price"]), int(item["unit_price"]))
+             for item in items]
+    rate = (await connection.execute(select(carts.REGION.c.tax_rate).where(
+        carts.REGION.c.id == cart.region_id))).scalar_one()
+    return items, lines, commerce_rules.cart_totals(lines, 0, Decimal(rate))
+
+
+async def quote_snapshot(connection: AsyncConnection, quote_id: uuid.UUID, buyer_id: str,
+                         now: datetime) -> dict[str, Any]:
+    """What a card payment for an approved quote charges for, in checkout's snapshot shape (commerce/service.py):
+    the accepted version's lines and prices, its tax, no shipping, the company's shipping address."""
+    quote = await orderable_quote(connection, quote_id, buyer_id, now, lock=False)
+    cart = await carts.load_cart(connection, quote.cart_id)
+    company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == quote.company_id))).one()
+    items, _, totals = await _accepted_lines(connection, quote, cart)
+    return {"currency_code": quote.currency_code,
+            "lines": [{key: item[key] for key in ("variant_id", "product_id", "vendor_id", "sku", "title", "quantity",
+                                                  "list_unit_price", "unit_price")} for item in items],
+            "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
+                       "shipping_total": totals.shipping_total, "tax_total": totals.tax_total, "total": totals.total},
+            "shipping_option": {"id": None, "code": QUOTE_SHIPPING},
+            "shipping_address": company.shipping_address or cart.shipping_address or {}}
+
+
+async def complete_paid_checkout(connection: AsyncConnection, settings: Settings, *, cart_id: uuid.UUID,
+                                 intent_id: str, amount_received: int, currency: str,
+                                 events: PendingEvents | None = None) -> Settlement:
+    """Complete a paid checkout (orders.complete_paid_order, whoever learns of the payment first) and, when the
+    cart was a quote's paid by card, record the quote as ordered with its order."""
+    settled = await complete_paid_order(connection, settings, cart_id=cart_id, intent_id=intent_id,
+                                        amount_received=amount_received, currency=currency, events=events)
+    if settled.order is not None:
+        ordered = (await connection.execute(update(QUOTE).where(
+            QUOTE.c.cart_id == cart_id, QUOTE.c.order_id.is_(None)).values(
+            status=QuoteStatus.ORDERED.value, order_id=settled.order.id, updated_at=func.now())
+            .returning(*QUOTE.c))).first()
+        if ordered is not None:
+            _publish(events, ordered, "quote.ordered", QuoteStatus.ORDERED)
+    return settled
+
+
 async def take_credit(connection: AsyncConnection, company_id: uuid.UUID, amount: int) -> Row[Any]:
     """Deduct `amount` from the company's available credit in one conditional UPDATE: of two orders racing for the
     last of the credit, the second waits for the first's row lock, re-checks, and fails CREDIT_LIMIT_EXCEEDED."""
@@ -559,19 +661,13 @@ class Converted:
 
 
 async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *, buyer_id: str, now: datetime,
-                             ledger_policy: LedgerPolicy, ship: bool, events: PendingEvents | None = None,
-                             ) -> Converted:
+                             ledger_policy: LedgerPolicy, ship: bool, account: bool = False,
+                             events: PendingEvents | None = None) -> Converted:
     """The approved quote becomes exactly one order through the order path (vendor split, ledger, fulfilment),
-    paid on account: credit is deducted atomically and an invoice due by the payment terms is recorded. A second
-    conversion is CONFLICT."""
-    quote = await lock_quote(connection, quote_id)
-    if quote.buyer_id != buyer_id:
-        raise Forbidden("only the buyer who requested the quote orders it")
-    if quote.status == QuoteStatus.ORDERED:
-        raise Conflict("this quote was already converted into an order", field="id", orderId=str(quote.order_id))
-    if rules.is_expired(quote.valid_until, now):
-        raise InvalidStateTransition("the quote has expired", **{"from": quote.status, "to": "ordered"})
-    rules.check_quote_transition(quote.status, QuoteStatus.ORDERED)
+    paid on account: credit is deducted atomically and an invoice due by the payment terms is recorded (and, with
+    `account`, the order goes to ERPNext through the outbox: the company as Customer, a Sales Invoice due then). A
+    second conversion is CONFLICT."""
+    quote = await orderable_quote(connection, quote_id, buyer_id, now, lock=True)
     company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == quote.company_id))).one()
     terms = PaymentTerms(company.payment_terms)
     due = rules.due_date(now, terms)
@@ -580,23 +676,14 @@ async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *
         raise Conflict("the quote's cart was checked out", field="id")
     await carts.release_reservations(connection, cart)
     cart = await carts.load_cart(connection, quote.cart_id)
-    version = (await connection.execute(select(QUOTE_VERSION).where(
-        QUOTE_VERSION.c.quote_id == quote.id, QUOTE_VERSION.c.number == quote.accepted_version))).one()
-    items = version.lines
-    lines = [commerce_rules.PricedLine(uuid.UUID(item["variant_id"]),
-                                       uuid.UUID(item["vendor_id"]) if item["vendor_id"] else None,
-                                       int(item["quantity"]), int(item["list_unit_price"]), int(item["unit_price"]))
-             for item in items]
-    rate = (await connection.execute(select(carts.REGION.c.tax_rate).where(
-        carts.REGION.c.id == cart.region_id))).scalar_one()
-    totals = commerce_rules.cart_totals(lines, 0, Decimal(rate))
+    items, lines, totals = await _accepted_lines(connection, quote, cart)
     await take_credit(connection, company.id, totals.total)
     await carts.reserve_units(connection, cart, [(line.variant_id, line.quantity, item["sku"])
                                                  for line, item in zip(lines, items, strict=True)], 1)
     order = await place_order(connection, NewOrder(
         cart=cart, order_id=carts.order_id_for(cart), currency_code=quote.currency_code, lines=lines, items=items,
         totals=totals, shipping_address=company.shipping_address or cart.shipping_address or {},
-        shipping_option_code="b2b-quote", company_id=company.id), ledger_policy, events, ship=ship, account=False)
+        shipping_option_code=QUOTE_SHIPPING, company_id=company.id), ledger_policy, events, ship=ship, account=False)
     await connection.execute(delete(carts.RESERVATION).where(carts.RESERVATION.c.cart_id == cart.id))
     await connection.execute(update(carts.CART).where(carts.CART.c.id == cart.id).values(
         status="completed", order_id=order.id, completed_at=func.now(), updated_at=func.now()))
@@ -604,14 +691,19 @@ async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *
         tenant_id=quote.tenant_id, id=uuid.uuid4(), company_id=company.id, order_id=order.id, quote_id=quote.id,
         buyer_id=buyer_id, amount=totals.total, currency_code=quote.currency_code, payment_terms=terms.value,
         due_at=due, status=InvoiceStatus.OPEN.value).returning(*INVOICE.c))).one()
+    if account:  # after the invoice row: the message reads it (domain/accounting)
+        await enqueue(connection, tenant_id=quote.tenant_id, topic=ACCOUNTING_TOPIC,
+                      payload={"order_id": str(order.id)})
     updated = (await connection.execute(update(QUOTE).where(QUOTE.c.id == quote.id).values(
         status=QuoteStatus.ORDERED.value, order_id=order.id, updated_at=func.now()).returning(*QUOTE.c))).one()
     _publish(events, updated, "quote.ordered", QuoteStatus.ORDERED)
     return Converted(order, invoice)
 
 
-async def pay_invoice(connection: AsyncConnection, invoice_id: uuid.UUID, now: datetime) -> Row[Any]:
-    """Record an invoice's payment, once, and give its amount back to the company's available credit."""
+async def pay_invoice(connection: AsyncConnection, invoice_id: uuid.UUID, now: datetime,
+                      account: bool = False) -> Row[Any]:
+    """Record an invoice's payment, once, and give its amount back to the company's available credit (with
+    `account`, ERPNext gets the Payment Entry through the outbox)."""
     paid = (await connection.execute(update(INVOICE).where(
         INVOICE.c.id == invoice_id, INVOICE.c.status == InvoiceStatus.OPEN.value).values(
         status=InvoiceStatus.PAID.value, paid_at=now, updated_at=func.now()).returning(*INVOICE.c))).first()
@@ -619,6 +711,9 @@ async def pay_invoice(connection: AsyncConnection, invoice_id: uuid.UUID, now: d
         raise InvalidStateTransition("the invoice is already paid", **{"from": "paid", "to": "paid"})
     await connection.execute(update(COMPANY).where(COMPANY.c.id == paid.company_id).values(
         credit_used=func.greatest(COMPANY.c.credit_used - paid.amount, 0), updated_at=func.now()))
+    if account:
+        await enqueue(connection, tenant_id=paid.tenant_id, topic=ACCOUNTING_TOPIC,
+                      payload={"order_id": str(paid.order_id)})
     return paid
 
 

@@ -307,13 +307,6 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
     return problems
 
 
-async def reserve_inventory(connection: AsyncConnection, priced: PricedCart, minutes: int) -> None:
-    """Take the cart's units off stock atomically: a conditional decrement per variant, so two checkouts for the
-    last unit cannot both succeed (the second sees the first's decrement once it commits, and fails)."""
-    await reserve_units(connection, priced.cart, [(line.variant_id, line.quantity, row.sku)
-                                                  for row, line in priced.lines], minutes)
-
-
 async def reserve_units(connection: AsyncConnection, cart: Row[Any], units: list[tuple[uuid.UUID, int, str]],
                         minutes: int) -> None:
     """Reserve (variant, quantity, sku) units for the cart, after giving back what it held."""

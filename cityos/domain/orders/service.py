@@ -150,7 +150,8 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
     order = await place_order(connection, NewOrder(
         cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code, lines=lines, items=snapshot["lines"],
         totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
-        shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash),
+        shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
+        company_id=cart.company_id),
         ledger_policy, events, ship=ship, account=account)
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.auth.authz import ResourceRef
 from cityos.domain.b2b import rules, service
 from cityos.domain.b2b.service import COMPANY, QUOTE
+from cityos.domain.commerce import checkout
+from cityos.domain.commerce import service as carts
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Forbidden, Unauthenticated
 from cityos.graphql.b2b.arguments import (
@@ -40,10 +42,11 @@ from cityos.graphql.b2b.types import (
     PriceList,
     Quote,
 )
-from cityos.graphql.commerce.types import Order
+from cityos.graphql.commerce.types import CheckoutSession, Order
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
-from cityos.graphql.core.relay import from_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
+from cityos.integrations.stripe.checkout import StripePayments
 
 
 def _now() -> datetime:
@@ -285,18 +288,45 @@ class B2BMutation:
         principal, settings = info.context.principal, info.context.settings
         converted = await info.context.db.mutate(lambda connection: service.convert_on_account(
             connection, quote.pk, buyer_id=principal.id, now=_now(), ledger_policy=LedgerPolicy.of(settings),
-            ship=bool(settings.FLEETBASE_URL), events=info.context.events))
+            ship=bool(settings.FLEETBASE_URL), account=bool(settings.ERPNEXT_URL), events=info.context.events))
         row = await info.context.db.run(lambda connection: service.load_quote(connection, quote.pk))
         return ConvertedQuote(quote=Quote.from_row(row), order=Order.from_row(converted.order),
                               invoice=Invoice.from_row(converted.invoice))
+
+    @strawberry.mutation(description="Pay an approved quote by card instead: its PaymentIntent for the accepted "
+                                     "version's total (the checkout of the quote's cart, priced as quoted); confirm "
+                                     "it with Stripe.js, then completeCheckout(cartId) (or the webhook) makes the "
+                                     "one order and marks the quote ordered.")
+    async def start_quote_checkout(self, info: Info, id: IdArg) -> CheckoutSession:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "convert")
+        principal, settings = info.context.principal, info.context.settings
+        now = _now()
+        await info.context.db.run(lambda connection: service.orderable_quote(connection, quote.pk, principal.id, now,
+                                                                             lock=False))
+        cart = await info.context.db.run(lambda connection: carts.load_cart(connection, quote.row.cart_id))
+
+        async def snapshot(connection: AsyncConnection, _cart: Any) -> dict[str, Any]:
+            return await service.quote_snapshot(connection, quote.pk, principal.id, now)
+
+        started = await checkout.start_checkout(info.context.db, cart, StripePayments(info.context.services.stripe),
+                                                cookie_secret=settings.COOKIE_SECRET,
+                                                reservation_minutes=settings.CITYOS_RESERVATION_MINUTES,
+                                                snapshot_of=snapshot)
+        return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
+                               amount=started.amount, currency_code=started.currency_code,
+                               order_id=to_global_id("Order", started.order_id),
+                               publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+                               order_access_token=started.order_access_token)
 
     @strawberry.mutation(description="Record an invoice's payment: its amount is available credit again (tenant and "
                                      "store admins).")
     async def pay_invoice(self, info: Info, id: IdArg) -> Invoice:
         tenant_of(info)
         invoice: Invoice = await node_by_global_id(info, id, "Invoice", "pay")
+        account = bool(info.context.settings.ERPNEXT_URL)
         return Invoice.from_row(await info.context.db.mutate(
-            lambda connection: service.pay_invoice(connection, invoice.row.id, _now())))
+            lambda connection: service.pay_invoice(connection, invoice.row.id, _now(), account)))
 
 
 async def _respond(info: Info, quote: Quote, response: service.Response) -> Quote:
