@@ -128,6 +128,10 @@ async def test_company_account_quote_negotiation_two_level_approval_order_and_cr
     # Two levels from 1,000.00: any approver, then the company admin by name.
     company = (await ok(gql, "storefront/Company", {"id": acme.id}, acme.admin, shop.key))["node"]
     admin_subject = next(user["customerId"] for user in company["users"] if user["role"] == "COMPANY_ADMIN")
+    stranger = await gql(OPS["storefront/SetApprovalRule"], {"companyId": acme.id, "input": {
+        "minAmount": 100_000, "levels": [{"mode": "ALL", "userIds": ["not-a-member"]}]}}, token=acme.admin,
+        key=shop.key)
+    assert error_codes(stranger) == ["BAD_USER_INPUT"]
     await ok(gql, "storefront/SetApprovalRule", {"companyId": acme.id, "input": {"minAmount": 100_000, "levels": [
         {"mode": "ANY", "roles": ["APPROVER"]}, {"mode": "ALL", "userIds": [admin_subject]}]}}, acme.admin, shop.key)
 

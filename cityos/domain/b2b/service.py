@@ -492,6 +492,14 @@ async def set_approval_rule(connection: AsyncConnection, company: Row[Any], min_
     if min_amount < 0:
         raise BadUserInput("minAmount must not be negative", field="minAmount", value=min_amount)
     checked = rules.validate_levels(levels)
+    named = {user for level in checked for user in level.users}
+    if named:
+        members = set((await connection.execute(select(COMPANY_USER.c.customer_id).where(
+            COMPANY_USER.c.company_id == company.id, COMPANY_USER.c.customer_id.in_(named),
+            COMPANY_USER.c.status == CompanyUserStatus.ACTIVE.value))).scalars())
+        if named - members:
+            raise BadUserInput("a level names someone who is not a user of the company", field="levels",
+                               unknown=sorted(named - members))
     await connection.execute(delete(APPROVAL_RULE).where(APPROVAL_RULE.c.company_id == company.id,
                                                          APPROVAL_RULE.c.min_amount == min_amount))
     return (await connection.execute(insert(APPROVAL_RULE).values(
