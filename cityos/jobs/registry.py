@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.config import Settings
 from cityos.jobs.billing import process_billing_cycles
 from cityos.jobs.erpnext import sync_to_erpnext
+from cityos.jobs.history import prune_job_runs
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
@@ -101,4 +103,7 @@ JOBS = registry(
     Job("expire-quotes", "0 1 * * *", lambda c: expire_quotes(c.engine, c.tenant),
         "Mark every B2B quote past its validity date expired (an expired quote cannot be accepted or ordered) and "
         "close its pending approval request (tenant by tenant).", timeout=600, per_tenant=True),
+    Job("prune-job-runs", "30 4 * * *",
+        lambda c: prune_job_runs(c.engine, c.settings.CITYOS_JOB_RUN_RETENTION_DAYS, datetime.now(UTC)),
+        "Delete the job-run history older than CITYOS_JOB_RUN_RETENTION_DAYS (finished runs only).", timeout=600),
 )
