@@ -522,3 +522,30 @@ async def test_company_carts_use_the_company_price_and_hold_the_buyers_limits_at
     refused = await buyer("storefront/StartCheckout", {"cartId": large})
     assert error_codes(refused) == ["INVALID_STATE_TRANSITION"], refused
     assert refused["errors"][0]["extensions"]["reasons"] == ["order_limit"]
+
+
+async def test_listing_quotes_and_companies_costs_the_same_statements_for_one_or_many(
+        server: Any, gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
+    """N+1 guard: lines, versions, messages, users and price lists are batched per request."""
+    acme = await make_company(gql, tokens, shop)
+    honey = await variant(owner_engine, shop, "CP-HONEY-12")
+
+    async def cost(name: str, token: str) -> tuple[int, int]:
+        statements, checks = server.statements.count, server.services.pdp_counter.check_calls
+        body = await gql(OPS[name], {"first": 50}, token=token, key=shop.key)
+        assert "errors" not in body, body
+        return server.statements.count - statements, server.services.pdp_counter.check_calls - checks
+
+    async def quote() -> None:
+        created = (await ok(gql, "storefront/RequestQuote", {"input": {"lines": [
+            {"variantId": honey, "quantity": 2}], "message": "Hello"}}, acme.buyer, shop.key))["requestQuote"]
+        await ok(gql, "vendor/RespondToQuote", {"id": created["id"], "input": {"lines": [
+            {"variantId": honey, "unitPrice": 1300}], "message": "Deal"}}, acme.staff)
+
+    await quote()
+    await cost("storefront/Quotes", acme.buyer)  # warm per-process caches
+    one = await cost("storefront/Quotes", acme.buyer), await cost("admin/Companies", acme.staff)
+    for _ in range(4):
+        await quote()
+        await make_company(gql, tokens, shop, name=f"Other {uuid.uuid4().hex[:6]}")
+    assert (await cost("storefront/Quotes", acme.buyer), await cost("admin/Companies", acme.staff)) == one
