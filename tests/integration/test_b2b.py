@@ -117,8 +117,8 @@ async def test_company_account_quote_negotiation_two_level_approval_order_and_cr
         gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
     """The deployment plan's B2B scenario, end to end over HTTP."""
     acme = await make_company(gql, tokens, shop, buyer_limit={"orderLimit": 50_000})
-    socks, candle, coffee = await variant(owner_engine, shop, "NW-SOCK-1"), \
-        await variant(owner_engine, shop, "LU-CANDLE"), await variant(owner_engine, shop, "CP-COFFEE-1LB")
+    socks, coffee = await variant(owner_engine, shop, "NW-SOCK-1"), await variant(owner_engine, shop,
+                                                                                  "CP-COFFEE-1LB")
     # Company pricing: 15% off the Home category from 10 units, coffee at 14.50 from 30.
     price_list = (await ok(gql, "admin/SetCompanyPriceList", {"companyId": acme.id, "input": {
         "name": "Acme contract", "currencyCode": "usd", "entries": [
@@ -136,8 +136,8 @@ async def test_company_account_quote_negotiation_two_level_approval_order_and_cr
         {"mode": "ANY", "roles": ["APPROVER"]}, {"mode": "ALL", "userIds": [admin_subject]}]}}, acme.admin, shop.key)
 
     # The buyer requests a bulk quote: the unit price is the lowest of list, volume tiers and the company's list.
-    quote = (await ok(gql, "storefront/RequestQuote", {"input": {"lines": [
-        {"variantId": socks, "quantity": 60}, {"variantId": candle, "quantity": 24},
+    quote = (await ok(gql, "storefront/RequestQuote", {"input": {"lines": [  # bulk: by SKU (or variant id)
+        {"sku": "NW-SOCK-1", "quantity": 60}, {"sku": "LU-CANDLE", "quantity": 24},
         {"variantId": coffee, "quantity": 30}], "message": "Quarterly restock"}}, acme.buyer,
         shop.key))["requestQuote"]
     assert quote["status"] == "REQUESTED" and quote["version"] == 1
@@ -297,6 +297,10 @@ async def test_bad_input_and_state_errors_are_typed(
     for quantity in (0, -3):
         body = await gql(OPS["storefront/RequestQuote"], {"input": {"lines": [
             {"variantId": honey, "quantity": quantity}]}}, token=acme.buyer, key=shop.key)
+        assert error_codes(body) == ["BAD_USER_INPUT"], body
+    for line in ({"sku": "NO-SUCH-SKU", "quantity": 1}, {"sku": "CP-HONEY-12", "variantId": honey, "quantity": 1}):
+        body = await gql(OPS["storefront/RequestQuote"], {"input": {"lines": [line]}}, token=acme.buyer,
+                         key=shop.key)
         assert error_codes(body) == ["BAD_USER_INPUT"], body
     foreign = to_global_id("Variant", uuid.uuid4())  # not sold in this store (or anywhere)
     body = await gql(OPS["storefront/RequestQuote"], {"input": {"lines": [{"variantId": foreign, "quantity": 1}]}},

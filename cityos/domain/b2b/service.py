@@ -326,7 +326,7 @@ class QuoteRequest:
     store_id: uuid.UUID
     now: datetime
     cart: Row[Any] | None = None  # from a cart …
-    items: Sequence[tuple[uuid.UUID, int]] = ()  # … or from (variant, quantity) pairs (bulk)
+    items: Sequence[tuple[uuid.UUID | str, int]] = ()  # … or from (variant id or SKU, quantity) pairs (bulk)
     message: str | None = None
     valid_days: int | None = None
 
@@ -348,10 +348,11 @@ async def request_quote(connection: AsyncConnection, request: QuoteRequest,
         for _, quantity in request.items:
             if quantity <= 0:
                 raise BadUserInput("a quantity must be positive", field="quantity", value=quantity)
+        variants = await _variants_of(connection, request.store_id, request.items)
         cart = await carts.create_cart(connection, tenant_id=company.tenant_id, store_id=request.store_id,
                                        currency_code=company.currency_code, customer_id=buyer.customer_id,
                                        email=buyer.email, company_id=company.id)
-        for variant_id, quantity in request.items:
+        for variant_id, (_, quantity) in zip(variants, request.items, strict=True):
             await carts.set_line_quantity(connection, cart, variant_id, quantity, add=True)
     else:
         if cart.status != "open" or cart.payment_intent_id:
@@ -388,6 +389,24 @@ async def request_quote(connection: AsyncConnection, request: QuoteRequest,
                           body=request.message)
     _publish(events, quote, "quote.requested", QuoteStatus.REQUESTED)
     return quote
+
+
+async def _variants_of(connection: AsyncConnection, store_id: uuid.UUID,
+                       items: Sequence[tuple[uuid.UUID | str, int]]) -> list[uuid.UUID]:
+    """The variant of each requested line: given by id, or by its SKU among the store's products (an unknown SKU
+    is BAD_USER_INPUT naming it; whether the variant is sold in the store is the cart's check)."""
+    skus = sorted({item for item, _ in items if isinstance(item, str)})
+    found: dict[str, uuid.UUID] = {}
+    if skus:
+        found = {row.sku: row.id for row in (await connection.execute(
+            select(carts.VARIANT.c.sku, carts.VARIANT.c.id).join(carts.PRODUCT, (
+                carts.PRODUCT.c.tenant_id == carts.VARIANT.c.tenant_id) & (
+                carts.PRODUCT.c.id == carts.VARIANT.c.product_id))
+            .where(carts.VARIANT.c.sku.in_(skus), carts.PRODUCT.c.store_id == store_id))).all()}
+    missing = [sku for sku in skus if sku not in found]
+    if missing:
+        raise BadUserInput(f"no variant with SKU {missing[0]!r} in this store", field="lines", sku=missing[0])
+    return [found[item] if isinstance(item, str) else item for item, _ in items]
 
 
 async def _version(connection: AsyncConnection, quote: Row[Any], number: int, author_id: str, author_kind: str,

@@ -86,9 +86,11 @@ class ApprovalRuleInput:
     levels: list[ApprovalLevelInput] = strawberry.field(description="1–5 levels, in order.")
 
 
-@strawberry.input(description="A line of a bulk quote request.")
+@strawberry.input(description="A line of a bulk quote request: a variant by global id or by SKU.")
 class QuoteItemInput:
-    variant_id: strawberry.ID = strawberry.field(description="The variant (global id), sold in the store.")
+    variant_id: strawberry.ID | None = strawberry.field(default=None, description="The variant (global id), sold "
+                                                                                 "in the store.")
+    sku: str | None = strawberry.field(default=None, description="Or its SKU in the store.")
     quantity: int = strawberry.field(description="Units (> 0).")
 
 

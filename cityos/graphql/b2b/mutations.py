@@ -209,7 +209,12 @@ class B2BMutation:
             cart = cart_node.row
             if cart.customer_id != principal.id:
                 raise Forbidden("quote your own cart")
-        items = [(from_global_id(item.variant_id, "Variant")[1], item.quantity) for item in input.lines]
+        items: list[tuple[uuid.UUID | str, int]] = []
+        for item in input.lines:
+            if (item.variant_id is None) == (item.sku is None):
+                raise BadUserInput("a line names its variant by variantId or by sku", field="lines")
+            items.append((from_global_id(item.variant_id, "Variant")[1] if item.variant_id else str(item.sku),
+                          item.quantity))
         store_id = info.context.store.store_id
 
         async def work(connection: AsyncConnection) -> Any:
