@@ -4,7 +4,7 @@ that are free above an amount, priced by weight bands or a vendor's own; vendor 
 customer profiles and address books
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-11-27
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from cityos.db import rls
 
 revision: str = "0017"
-down_revision: str | None = "0013"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

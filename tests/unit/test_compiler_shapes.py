@@ -16,7 +16,9 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
              ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
              ("CustomerSubscription", "status"), ("Region", "country_codes"), ("Order", "fulfillment_status"),
-             ("VendorOrder", "fulfillment_status")}
+             ("VendorOrder", "fulfillment_status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
+             ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
+             ("Invoice", "status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
