@@ -31,7 +31,16 @@ from cityos.domain.marketplace.models import (
     Vendor,
     VendorUser,
 )
-from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.orders.models import (
+    Order,
+    OrderLine,
+    OrderReturn,
+    Refund,
+    RefundLine,
+    RefundTransferReversal,
+    ReturnLine,
+    VendorOrder,
+)
 from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
 from cityos.domain.platform.sync import SyncCursor
 from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
@@ -61,6 +70,7 @@ __all__ = [
     "InventoryReservation",
     "Order",
     "OrderLine",
+    "OrderReturn",
     "Outbox",
     "PaymentProvider",
     "Payout",
@@ -70,8 +80,12 @@ __all__ = [
     "ProductCategory",
     "ProductSalesChannel",
     "PublishableApiKey",
+    "Refund",
+    "RefundLine",
+    "RefundTransferReversal",
     "Region",
     "RegionState",
+    "ReturnLine",
     "SalesChannel",
     "Shipment",
     "ShippingOption",

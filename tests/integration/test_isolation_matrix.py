@@ -49,6 +49,10 @@ class Target:
         self.plan = to_global_id("SubscriptionPlan", ids["subscription_plan"]) if "subscription_plan" in ids else ""
         self.subscription = (to_global_id("CustomerSubscription", ids["customer_subscription"])
                              if "customer_subscription" in ids else "")
+        self.refund = to_global_id("Refund", ids["refund"]) if "refund" in ids else ""
+        self.order_return = to_global_id("Return", ids["order_return"]) if "order_return" in ids else ""
+        self.order_line = to_global_id("OrderLine", ids["order_line"]) if "order_line" in ids else ""
+        self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -56,7 +60,9 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, "pi_tenant_b_attempt",
+                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.refund,
+                 self.order_return, self.order_line, self.vendor_order, "re_tenant_b", "tenant b wants a refund",
+                 "audit_tenant_b", "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
@@ -148,6 +154,18 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
                                                  "paymentMethodId": "pm_card_visa"}},
     "storefront/CustomerSubscriptions": lambda b: {"first": 100},
+    "admin/RefundOrder": lambda b: {"orderId": b.order, "input": {
+        "lines": [{"lineId": b.order_line, "quantity": 1, "restock": True}], "refundShipping": True}},
+    "vendor/RefundVendorOrder": lambda b: {"vendorOrderId": b.vendor_order, "input": {
+        "lines": [{"lineId": b.order_line, "quantity": 1}]}},
+    "admin/Refunds": lambda b: {"orderId": b.order, "first": 100},
+    "storefront/RequestReturn": lambda b: {"orderId": b.order, "lines": [{"lineId": b.order_line, "quantity": 1}],
+                                           "reason": "stolen"},
+    "admin/ApproveReturn": lambda b: {"id": b.order_return, "note": "taken over"},
+    "admin/RejectReturn": lambda b: {"id": b.order_return, "note": "taken over"},
+    "admin/ReceiveReturn": lambda b: {"id": b.order_return, "lines": [{"lineId": b.order_line, "restock": False}]},
+    "admin/Returns": lambda b: {"orderId": b.order, "first": 100},
+    "admin/AuditLog": lambda b: {"entityKind": "product", "first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
@@ -155,7 +173,8 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle")
+                   "customer_subscription", "billing_cycle", "refund", "refund_line", "refund_transfer_reversal",
+                   "order_return", "return_line", "audit_log")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -246,6 +265,37 @@ select :t, gen_random_uuid(), sub.id, 0, now(), now() + interval '1 month', 2500
 """
 
 
+# B's order has a line, a partial refund of it and an open return of it; B's audit log has an entry.
+B_REFUNDS = """
+with line as (
+  insert into order_line (tenant_id, id, order_id, vendor_order_id, variant_id, product_id, vendor_id, sku, title,
+                          quantity, list_unit_price, unit_price, subtotal, discount_total, total)
+  select :t, gen_random_uuid(), vo.order_id, vo.id, v.id, v.product_id, vo.vendor_id, 'NW-TEE-S', 'Merino Tee', 3,
+         1500, 1500, 4500, 0, 4500
+  from vendor_order vo, variant v where vo.tenant_id = :t and v.tenant_id = :t and v.sku = 'NW-TEE-S'
+  returning id, order_id),
+refund as (
+  insert into refund (tenant_id, id, order_id, store_id, currency_code, amount, reason, status, stripe_refund_id,
+                      ledger_recorded, requested_by)
+  select :t, gen_random_uuid(), line.order_id, :s, 'usd', 1500, 'requested_by_customer', 'succeeded',
+         're_tenant_b_' || left(md5(cast(:t as text)), 8), true, 'b-admin' from line returning id),
+refunded as (
+  insert into refund_line (tenant_id, id, refund_id, order_line_id, first_unit, quantity, amount, tax_amount)
+  select :t, gen_random_uuid(), refund.id, line.id, 0, 1, 1500, 0 from refund, line returning id),
+asked as (
+  insert into order_return (tenant_id, id, order_id, store_id, customer_id, status, reason, requested_by)
+  select :t, gen_random_uuid(), line.order_id, :s, 'b-customer', 'requested', 'tenant b wants a refund',
+         'b-customer' from line returning id)
+insert into return_line (tenant_id, id, return_id, order_line_id, quantity)
+select :t, gen_random_uuid(), asked.id, line.id, 1 from asked, line
+"""
+B_AUDIT = """
+insert into audit_log (id, tenant_id, actor, action, target_kind, target_id, operation, before, after, request_id)
+values (gen_random_uuid(), :t, 'audit_tenant_b admin', 'updateProduct', 'product', 'audit_tenant_b product', 'update',
+        '{"title": "audit_tenant_b before"}', '{"title": "audit_tenant_b after"}', 'audit_tenant_b request')
+"""
+
+
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
 
@@ -275,6 +325,8 @@ async def full_tenant(owner_engine) -> Target:
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_REFUNDS), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_AUDIT), {"t": b.tenant_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -290,7 +342,8 @@ async def full_tenant(owner_engine) -> Target:
                              ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
                              ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
                              ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", ""),
-                             ("subscription_plan", ""), ("customer_subscription", "")):
+                             ("subscription_plan", ""), ("customer_subscription", ""), ("refund", ""),
+                             ("order_return", ""), ("order_line", ""), ("vendor_order", "")):
             ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                    {"t": b.tenant_id})).scalar_one()
     return Target(b, ids)

@@ -47,11 +47,6 @@ class CreatedPublishableKey:
     publishable_key: PublishableApiKey = strawberry.field(description="The key's record (redacted).")
 
 
-async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str, target: Any) -> None:
-    await audit(connection, tenant_id=info.context.principal.tenant_id, actor=info.context.principal.id,
-                action=action, target_kind=kind, target_id=target)
-
-
 CreateTenant = Annotated[CreateTenantInput, strawberry.argument(description="The tenant to create.")]
 CreateStore = Annotated[CreateStoreInput, strawberry.argument(description="The store to create.")]
 StoreIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the store.")]
@@ -86,7 +81,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await service.create_store(connection, tenant_id=tenant_id, handle=input.handle, name=input.name,
                                              default_currency_code=input.default_currency_code)
-            await _audit(info, connection, "create_store", "store", row.id)
             return row
 
         return Store.from_row(await info.context.db.mutate(work))
@@ -99,7 +93,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await service.update_store(connection, store_id=store.pk, name=input.name, handle=input.handle,
                                              default_currency_code=input.default_currency_code)
-            await _audit(info, connection, "update_store", "store", row.id)
             return row
 
         return Store.from_row(await info.context.db.mutate(work))
@@ -113,7 +106,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await service.add_store_domain(connection, tenant_id=tenant_id, store_id=store.pk, domain=domain,
                                                  is_primary=is_primary)
-            await _audit(info, connection, "add_store_domain", "store_domain", row.id)
             return row
 
         return StoreDomain.from_row(await info.context.db.mutate(work))
@@ -125,7 +117,6 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             removed = await service.remove_store_domain(connection, domain_id=domain.pk)
-            await _audit(info, connection, "remove_store_domain", "store_domain", removed)
             return removed
 
         await info.context.db.mutate(work)
@@ -139,7 +130,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             created = await service.create_publishable_key(connection, tenant_id=tenant_id, store_id=store.pk,
                                                            title=title)
-            await _audit(info, connection, "create_publishable_key", "publishable_api_key", created[0].id)
             return created
 
         row, key = await info.context.db.mutate(work)
@@ -152,7 +142,6 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             revoked = await service.revoke_publishable_key(connection, key_id=key.pk)
-            await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", key.pk)
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))
