@@ -81,13 +81,17 @@ begin
   else
     before_values := old_row - 'created_at' - 'updated_at';
   end if;
-  -- secrets and token hashes never go into the log
+  -- secrets and token hashes never go into the log, nor generated columns (search vectors)
   for name in select jsonb_object_keys(coalesce(new_row, old_row)) loop
-    if name like '%hash%' or name like '%secret%' or name like '%token%' then
+    if name like '%hash%' or name like '%secret%' or name like '%token%' or exists (
+        select 1 from pg_attribute where attrelid = tg_relid and attname = name and attgenerated <> '') then
       before_values := before_values - name;
       after_values := after_values - name;
     end if;
   end loop;
+  if tg_op = 'UPDATE' and after_values = '{}' then
+    return null;
+  end if;
   insert into audit_log (id, tenant_id, actor, action, target_kind, target_id, details, operation, before, after,
                          request_id)
   values (gen_random_uuid(),
