@@ -117,7 +117,7 @@ def audited(table: str) -> str:
 def upgrade() -> None:
     ts = sa.DateTime(timezone=True)
     op.add_column("store", sa.Column("return_window_days", sa.Integer(), server_default="30", nullable=False))
-    op.create_check_constraint("ck_store_return_window_range", "store", "return_window_days between 0 and 3650")
+    op.create_check_constraint(op.f("ck_store_return_window_range"), "store", "return_window_days between 0 and 3650")
     op.create_table(
         "refund", *_owned(),
         sa.Column("order_id", sa.UUID(), nullable=False),
@@ -225,7 +225,7 @@ def upgrade() -> None:
                     ["tenant_id", "refund_id", "order_line_id", "kind"], unique=True,
                     postgresql_where=sa.text("refund_id is not null"))
     op.drop_constraint("ck_commission_transaction_kind", "commission_transaction")
-    op.create_check_constraint("ck_commission_transaction_kind", "commission_transaction",
+    op.create_check_constraint(op.f("ck_commission_transaction_kind"), "commission_transaction",
                                "kind in ('sale', 'reversal', 'restored')")
 
     # The audit log: written by the trigger, append-only for the app role.
@@ -251,7 +251,7 @@ def downgrade() -> None:
         op.drop_column("audit_log", column)
     op.drop_constraint("ck_commission_transaction_kind", "commission_transaction")
     op.execute("delete from commission_transaction where refund_id is not null and kind = 'restored'")
-    op.create_check_constraint("ck_commission_transaction_kind", "commission_transaction",
+    op.create_check_constraint(op.f("ck_commission_transaction_kind"), "commission_transaction",
                                "kind in ('sale', 'reversal')")
     op.drop_index("uq_commission_transaction_refund_line_kind", table_name="commission_transaction")
     op.drop_index("uq_commission_transaction_line_kind", table_name="commission_transaction")
