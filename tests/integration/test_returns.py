@@ -89,8 +89,12 @@ async def test_a_buyer_returns_delivered_items_and_gets_the_money_back(
     mine = await buyer.ok("admin/Returns", {"orderId": order, "first": 10})
     assert {node["status"] for node in mine["returns"]["nodes"]} == {"REFUNDED", "REJECTED"}
 
-    async with owner_engine.begin() as connection:
-        await connection.execute(text("update store set return_window_days = 0 where id = :s"), {"s": shop.store_id})
+    store_admin_sets = await gql(OPS["admin/UpdateStore"], {"id": to_global_id("Store", shop.store_id),
+                                                            "input": {"returnWindowDays": 0}}, token=admin)
+    assert store_admin_sets["data"]["updateStore"]["returnWindowDays"] == 0, store_admin_sets
+    bad = await gql(OPS["admin/UpdateStore"], {"id": to_global_id("Store", shop.store_id),
+                                               "input": {"returnWindowDays": -1}}, token=admin)
+    assert error_codes(bad) == ["BAD_USER_INPUT"]
     closed = await buyer("storefront/RequestReturn", {"orderId": order, "reason": "late", "lines": [
         {"lineId": candle["id"], "quantity": 1}]})
     assert error_codes(closed) == ["BAD_USER_INPUT"]

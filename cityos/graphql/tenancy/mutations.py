@@ -38,6 +38,9 @@ class UpdateStoreInput:
     handle: str | None = strawberry.field(default=None, description="New URL-safe name, unique within the tenant.")
     default_currency_code: str | None = strawberry.field(default=None, description="New default currency (ISO 4217, "
                                                                                    "lower case).")
+    return_window_days: int | None = strawberry.field(default=None, description="Days after delivery buyers may "
+                                                                                "ask to return items (0–3650; 0: "
+                                                                                "no returns).")
 
 
 @strawberry.type(description="A new publishable key. `key` is shown here once and never again.")
@@ -92,7 +95,8 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             row = await service.update_store(connection, store_id=store.pk, name=input.name, handle=input.handle,
-                                             default_currency_code=input.default_currency_code)
+                                             default_currency_code=input.default_currency_code,
+                                             return_window_days=input.return_window_days)
             return row
 
         return Store.from_row(await info.context.db.mutate(work))
