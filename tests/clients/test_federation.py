@@ -37,6 +37,7 @@ ENTITY_TABLES = {
     "Category": "category", "Vendor": "vendor", "Cart": "cart", "Order": "orders", "VendorOrder": "vendor_order",
     "Shipment": "shipment", "CommissionRule": "commission_rule", "Payout": "payout",
     "SubscriptionPlan": "subscription_plan", "CustomerSubscription": "customer_subscription",
+    "Refund": "refund", "Return": "order_return",
 }
 
 
@@ -93,6 +94,14 @@ async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
             "currency_code, amount, status, anchor, current_period_start, current_period_end) "
             "select :t, gen_random_uuid(), store_id, id, vendor_id, 'c1', 'usd', 100, 'active', now(), now(), "
             "now() + interval '1 month' from plan"), {"t": tenant})
+        await connection.execute(text(
+            "insert into refund (tenant_id, id, order_id, store_id, currency_code, amount, reason, requested_by) "
+            "values (:t, gen_random_uuid(), :o, :s, 'usd', 100, 'requested_by_customer', 'admin')"),
+            {"t": tenant, "o": vendor_order.order_id, "s": vendor_order.store_id})
+        await connection.execute(text(
+            "insert into order_return (tenant_id, id, order_id, store_id, reason, requested_by) "
+            "values (:t, gen_random_uuid(), :o, :s, 'too big', 'admin')"),
+            {"t": tenant, "o": vendor_order.order_id, "s": vendor_order.store_id})
         ids = {}
         for type_name, table in ENTITY_TABLES.items():
             column = "id" if table == "tenant" else "tenant_id"

@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import Variant
+from cityos.domain.commerce.rules import ORDER_TRANSITIONS
+from cityos.domain.kernel import OrderStatus
 from cityos.domain.marketplace import ledger
 from cityos.domain.orders import rules
 from cityos.domain.orders.models import (
@@ -179,8 +181,10 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
             "amount": share.amount}))
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == refund.order_id))).one()
     left = order.total - (await order_amounts(connection, order)).refunded
-    target = order_status or "refunded"
     if left == 0 and order.status in rules.REFUNDABLE_STATUSES:
+        target = order_status or "refunded"
+        if target not in ORDER_TRANSITIONS[OrderStatus(order.status)]:  # e.g. canceled once fulfilled
+            target = "refunded"
         await change_order_status(connection, order.id, target, events)
     if refund.return_id is not None:  # the return it settles is refunded
         settled = (await connection.execute(update(RETURN).where(
