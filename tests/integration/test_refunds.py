@@ -224,6 +224,22 @@ async def test_canceling_a_paid_order_refunds_it_and_restocks(gql: GraphQLClient
     assert refunds[0]["stripeRefundId"] in fake_stripe.refunds
 
 
+async def test_a_fulfilled_order_cannot_be_canceled_and_no_money_moves(gql: GraphQLClient, http: httpx.AsyncClient,
+                                                                         shop: TenantWorld, fake_stripe: FakeStripe,
+                                                                         tokens: Tokens) -> None:
+    order = await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 1})
+    admin = Admin(gql, tokens("store_admin", shop, stores=["store-0"]))
+    assert (await admin("admin/UpdateOrderStatus", {"id": order, "status": "FULFILLED"}))["data"][
+        "updateOrderStatus"]["status"] == "FULFILLED"
+    refunds_before = len(fake_stripe.refunds)
+    canceled = await admin("admin/UpdateOrderStatus", {"id": order, "status": "CANCELED"})
+    assert error_codes(canceled) == ["INVALID_STATE_TRANSITION"]
+    assert len(fake_stripe.refunds) == refunds_before
+    assert (await admin("admin/Refunds", {"orderId": order}))["data"]["refunds"]["totalCount"] == 0
+    refunded = await admin("admin/UpdateOrderStatus", {"id": order, "status": "REFUNDED"})
+    assert refunded["data"]["updateOrderStatus"]["status"] == "REFUNDED", refunded
+
+
 async def test_a_paid_out_share_is_reversed_from_the_transfer_or_owed(gql: GraphQLClient, http: httpx.AsyncClient,
                                                                       shop: TenantWorld, fake_stripe: FakeStripe,
                                                                       owner_engine, app_engine, stripe_client,
