@@ -18,10 +18,11 @@ from cityos.domain.orders.rules import tax_shares
 from cityos.domain.tenancy import service as tenancy
 from cityos.graphql.core.relay import from_global_id
 from cityos.integrations.stripe.client import create_stripe_client
+from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payouts import process_vendor_payouts
 from cityos.seed import seed_catalog, seed_region
 from tests.commerce_flow import OPS, Shopper, paid_order, send_event, shop, stock
-from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes, make_tenant
+from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes, make_tenant
 from tests.fakes.stripe import FakeStripe
 from tests.integration.test_payouts import connect_vendor
 
@@ -209,6 +210,30 @@ async def test_stripe_events_move_refunds_and_replays_reverse_nothing_twice(
     assert retry["data"]["refundOrder"]["status"] == "SUCCEEDED", retry
 
 
+async def test_a_stripe_outage_leaves_the_refund_pending_for_the_dispatcher(
+        gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
+        server: Server, settings, tokens: Tokens) -> None:
+    order = await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 1})
+    admin = Admin(gql, tokens("store_admin", shop, stores=["store-0"]))
+    candle = line_of(await admin.order(order), "LU-CANDLE")
+    fake_stripe.failures.extend([503, 503, 503])  # the SDK's two retries fail too
+    body = await admin("admin/RefundOrder", {"orderId": order, "input": {"lines": [{"lineId": candle["id"],
+                                                                                    "quantity": 1}]}})
+    pending = body["data"]["refundOrder"]
+    assert (pending["status"], pending["stripeRefundId"]) == ("PENDING", None), body
+    assert await ledger(owner_engine, order) == [("LU-CANDLE", "sale", 2400, 60, 2340)]  # nothing taken yet
+    async with owner_engine.begin() as connection:  # the lease taken by the first try has run out
+        await connection.execute(text("update outbox set next_attempt_at = now() where topic = 'stripe.refund_order' "
+                                      "and payload->>'refund_id' = :r"), {"r": str(from_global_id(pending["id"])[1])})
+    async with httpx.AsyncClient() as client:
+        sent = await dispatch_outbox(server.services.app_engine, settings, client, server.services.broker,
+                                     stripe=server.services.stripe, only=("stripe.refund_order",))
+    assert sent.startswith("1 sent"), sent
+    refunds = (await admin("admin/Refunds", {"orderId": order}))["data"]["refunds"]["nodes"]
+    assert refunds[0]["status"] == "SUCCEEDED" and refunds[0]["stripeRefundId"] in fake_stripe.refunds
+    assert ("LU-CANDLE", "reversal", -2400, -60, -2340) in await ledger(owner_engine, order)
+
+
 async def test_canceling_a_paid_order_refunds_it_and_restocks(gql: GraphQLClient, http: httpx.AsyncClient,
                                                               shop: TenantWorld, fake_stripe: FakeStripe,
                                                               owner_engine, tokens: Tokens) -> None:
@@ -222,6 +247,12 @@ async def test_canceling_a_paid_order_refunds_it_and_restocks(gql: GraphQLClient
     refunds = (await admin("admin/Refunds", {"orderId": order, "first": 10}))["data"]["refunds"]["nodes"]
     assert [(r["status"], r["amount"]["amount"]) for r in refunds] == [("SUCCEEDED", total)]
     assert refunds[0]["stripeRefundId"] in fake_stripe.refunds
+    async with owner_engine.connect() as connection:
+        lumen = (await connection.execute(text("select id from vendor where tenant_id = :t and handle = 'lumen-home'"),
+                                          {"t": shop.tenant_id})).scalar_one()
+    vendor = tokens("vendor_user", shop, vendor=str(lumen))
+    seen = await gql(OPS["admin/Refunds"], {"orderId": order}, token=vendor)
+    assert seen["data"]["refunds"]["totalCount"] == 0  # the shipping was refunded too: the store's refund
 
 
 async def test_a_fulfilled_order_cannot_be_canceled_and_no_money_moves(gql: GraphQLClient, http: httpx.AsyncClient,
@@ -255,6 +286,11 @@ async def test_a_paid_out_share_is_reversed_from_the_transfer_or_owed(gql: Graph
         "lines": [{"lineId": coffee["id"], "quantity": 1}]}})
     reversal = body["data"]["refundOrder"]["transferReversals"]
     assert [(r["status"], r["amount"]["amount"]) for r in reversal] == [("REVERSED", share.vendor)], body
+    async with owner_engine.connect() as connection:
+        cedar = (await connection.execute(text("select id from vendor where stripe_account_id = :a"),
+                                          {"a": account})).scalar_one()
+    seen = await gql(OPS["admin/Refunds"], {"orderId": order}, token=tokens("vendor_user", shop, vendor=str(cedar)))
+    assert seen["data"]["refunds"]["nodes"][0]["transferReversals"][0]["status"] == "REVERSED"  # its lines
     transfer = fake_stripe.transfers[reversal[0]["stripeTransferId"]]
     assert transfer["amount_reversed"] == share.vendor and transfer["reversed"] is False
     partial = await send_event(http, fake_stripe, "transfer.reversed", transfer)  # a partial reversal's event

@@ -121,7 +121,9 @@ class Refund(TenantOwnedMixin, Base):
 
     order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # a vendor's own refund
+    # The vendor whose lines it refunds, when they are all one vendor's and no shipping is refunded (that vendor
+    # sees it); a vendor's own refund (refundVendorOrder) always.
+    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     return_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -126,9 +126,11 @@ async def start_refund(connection: AsyncConnection, order_id: uuid.UUID, request
     if request.vendor_id is not None:  # another vendor's line is not found, like another vendor's order
         lines = [line for line in lines if line.vendor_id == request.vendor_id]
     plan = rules.plan_refund(amounts, lines, requests, refund_shipping)
+    vendors = {line.vendor_id for line in plan.lines}
+    vendor_id = request.vendor_id or (vendors.pop() if len(vendors) == 1 and not plan.shipping_amount else None)
     refund = (await connection.execute(insert(REFUND).values(
         tenant_id=order.tenant_id, id=uuid.uuid4(), order_id=order.id, store_id=order.store_id,
-        vendor_id=request.vendor_id, return_id=request.return_id, currency_code=order.currency_code,
+        vendor_id=vendor_id, return_id=request.return_id, currency_code=order.currency_code,
         amount=plan.amount, shipping_amount=plan.shipping_amount, reason=request.reason, note=request.note,
         status=RefundStatus.PENDING.value, requested_by=requested_by[:200]).returning(*REFUND.c))).one()
     if plan.lines:
