@@ -90,6 +90,13 @@ async def test_admin_and_vendor_changes_are_audited_with_before_and_after(
     later = await gql(OPS["admin/AuditLog"], {"actor": "auditor-admin", "since": "2999-01-01T00:00:00Z"},
                       token=admin)
     assert later["data"]["auditLog"]["totalCount"] == 0
+    invited = await gql(OPS["vendor/InviteVendorUser"], {"vendorId": to_global_id("Vendor", vendor),
+                                                         "role": "vendor_user", "email": "packer@example.com"},
+                        token=tokens("vendor_admin", shop, vendor=str(vendor), subject="auditor-vendor"))
+    assert "errors" not in invited, invited
+    by_vendor = await gql(OPS["admin/AuditLog"], {"actor": "auditor-vendor"}, token=admin)
+    assert [(e["action"], e["targetKind"], e["after"]["email"]) for e in by_vendor["data"]["auditLog"]["nodes"]] == [
+        ("inviteVendorUser", "vendor_user", "packer@example.com")]
     store_admin = await gql(OPS["admin/AuditLog"], {}, token=tokens("store_admin", shop, stores=["store-0"]))
     assert store_admin["data"]["auditLog"]["totalCount"] == 0  # tenant admins only (filtered by the plan)
 
