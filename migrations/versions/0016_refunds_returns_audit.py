@@ -115,7 +115,6 @@ def audited(table: str) -> str:
 
 
 def upgrade() -> None:
-    ts = sa.DateTime(timezone=True)
     op.add_column("store", sa.Column("return_window_days", sa.Integer(), server_default="30", nullable=False))
     op.create_check_constraint(op.f("ck_store_return_window_range"), "store", "return_window_days between 0 and 3650")
     op.create_table(
