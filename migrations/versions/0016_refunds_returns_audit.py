@@ -28,7 +28,7 @@ REVERSAL_STATUSES = ("pending", "reversed", "debt")
 RETURN_STATUSES = ("requested", "approved", "rejected", "received", "refunded")
 TABLES = ("refund", "refund_line", "refund_transfer_reversal", "order_return", "return_line")
 # Tables an admin or vendor mutation changes: each change is audited by the trigger (tables added later by other
-# migrations get it with `op.execute(audited("table"))`).
+# migrations get it with `rls.audit_table("table")`).
 AUDITED = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
            "shipping_option", "category", "product", "variant", "variant_price", "price_tier", "vendor",
            "vendor_user", "commission_rule", "orders", "vendor_order", "payout", "outbox", "webhook_inbox",
@@ -106,12 +106,6 @@ begin
           nullif(current_setting('cityos.audit_request_id', true), ''));
   return null;
 end $$"""
-
-
-def audited(table: str) -> str:
-    """The DDL that audits every change of `table` (its rows need `id` and `tenant_id`)."""
-    return (f"create trigger audit_{table} after insert or update or delete on {table} "
-            f"for each row execute function cityos_audit()")
 
 
 def upgrade() -> None:
@@ -237,12 +231,12 @@ def upgrade() -> None:
     op.execute(f"revoke update, delete, truncate on table audit_log from {rls.APP_ROLE}")
     op.execute(AUDIT_FUNCTION)
     for table in AUDITED:
-        op.execute(audited(table))
+        rls.audit_table(table)
 
 
 def downgrade() -> None:
     for table in AUDITED:
-        op.execute(f"drop trigger if exists audit_{table} on {table}")
+        rls.unaudit_table(table)
     op.execute("drop function if exists cityos_audit()")
     op.drop_index("ix_audit_log_tenant_actor", table_name="audit_log")
     op.drop_index("ix_audit_log_tenant_target", table_name="audit_log")

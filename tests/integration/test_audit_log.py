@@ -24,7 +24,8 @@ __all__ = ["shop"]
 
 # Tenant-owned tables no admin or vendor mutation writes directly: carts and checkout (storefront), the ledger,
 # reservations and tracking (derived by the domain), job runs and billing cycles (jobs), lines of orders and
-# refunds (written with their audited parent). A new table must be audited or named here.
+# refunds (written with their audited parent). A new table must be audited (rls.audit_table in its migration) or
+# named here.
 NOT_AUDITED = {"cart", "cart_line", "inventory_reservation", "checkout_attempt", "commission_transaction",
                "tracking_event", "job_run", "billing_cycle", "order_line", "refund_line", "audit_log"}
 
