@@ -52,6 +52,7 @@ TEST_CARDS: dict[str, tuple[str, str, str, str]] = {
     "pm_card_chargeCustomerFail": ("decline_charges", "card_declined", "generic_decline", "0341"),
     "pm_card_authenticationRequired": ("authenticate", "authentication_required", "authentication_required", "3184"),
     "pm_card_authenticationRequiredOnSetup": ("authenticate_on_setup", "", "", "3155"),
+    "pm_card_refundFail": ("succeed", "", "", "5126"),  # its refunds read succeeded, then fail (fail_refund)
 }
 
 

@@ -260,12 +260,12 @@ async def charge_refunded(connection: AsyncConnection, payment_intent_id: str | 
     order = (await connection.execute(select(ORDER).where(ORDER.c.payment_intent_id == payment_intent_id))).first()
     if order is None:
         return "ignored: not an order of ours"
-    refunds = (await connection.execute(select(REFUND).where(
-        REFUND.c.order_id == order.id, REFUND.c.status.in_(LIVE), REFUND.c.stripe_refund_id.is_not(None))
-        .order_by(REFUND.c.created_at).with_for_update())).all()
-    recorded = sum(refund.amount for refund in refunds)
+    refunds = (await connection.execute(select(REFUND).where(REFUND.c.order_id == order.id,
+                                                              REFUND.c.status.in_(LIVE))
+                                        .order_by(REFUND.c.created_at).with_for_update())).all()
+    recorded = sum(refund.amount for refund in refunds)  # a refund Stripe took before we recorded it counts too
     if amount_refunded >= recorded:
-        pending = [refund.id for refund in refunds if refund.status == "pending"]
+        pending = [refund.id for refund in refunds if refund.status == "pending" and refund.stripe_refund_id]
         if pending:
             await connection.execute(update(REFUND).where(REFUND.c.id.in_(pending)).values(
                 status="succeeded", updated_at=func.now()))
