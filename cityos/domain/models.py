@@ -1,9 +1,23 @@
 """Every table, imported once so that Base.metadata is complete (Alembic and tests read it)."""
 
+from cityos.domain.b2b.models import (
+    ApprovalRequest,
+    ApprovalRule,
+    ApprovalStep,
+    Company,
+    CompanyUser,
+    Invoice,
+    Quote,
+    QuoteLine,
+    QuoteMessage,
+    QuoteVersion,
+)
 from cityos.domain.base import Base
 from cityos.domain.billing.models import BillingCycle, CustomerSubscription, SubscriptionPlan, SubscriptionPlanPrice
 from cityos.domain.catalog.models import (
     Category,
+    PriceList,
+    PriceListEntry,
     PriceTier,
     Product,
     ProductCategory,
@@ -54,6 +68,9 @@ TENANT_OWNED_TABLES = tuple(
 
 __all__ = [
     "TENANT_OWNED_TABLES",
+    "ApprovalRequest",
+    "ApprovalRule",
+    "ApprovalStep",
     "AuditLog",
     "Base",
     "BillingCycle",
@@ -63,11 +80,14 @@ __all__ = [
     "CheckoutAttempt",
     "CommissionRule",
     "CommissionTransaction",
+    "Company",
+    "CompanyUser",
     "ConnectStateUse",
     "Content",
     "Currency",
     "CustomerSubscription",
     "InventoryReservation",
+    "Invoice",
     "Order",
     "OrderLine",
     "OrderReturn",
@@ -75,11 +95,17 @@ __all__ = [
     "PaymentProvider",
     "Payout",
     "PayoutTransactionLink",
+    "PriceList",
+    "PriceListEntry",
     "PriceTier",
     "Product",
     "ProductCategory",
     "ProductSalesChannel",
     "PublishableApiKey",
+    "Quote",
+    "QuoteLine",
+    "QuoteMessage",
+    "QuoteVersion",
     "Refund",
     "RefundLine",
     "RefundTransferReversal",
