@@ -3,7 +3,7 @@
 table (before/after of the changed fields, actor, request id), append-only for the app role
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015 (re-chained after b2b's 0015 was merged into main)
 Create Date: 2026-11-27
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from cityos.db import rls
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -33,7 +33,10 @@ AUDITED = ("store", "store_domain", "publishable_api_key", "sales_channel", "reg
            "shipping_option", "category", "product", "variant", "variant_price", "price_tier", "vendor",
            "vendor_user", "commission_rule", "orders", "vendor_order", "payout", "outbox", "webhook_inbox",
            "shipment", "subscription_plan", "subscription_plan_price", "customer_subscription", "refund",
-           "refund_transfer_reversal", "order_return", "return_line")
+           "refund_transfer_reversal", "order_return", "return_line",
+           # B2B (0015): companies, their users, price lists, quotes, approvals, invoices
+           "company", "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
+           "quote_message", "approval_rule", "approval_request", "approval_step", "invoice")
 
 
 def _in(column: str, values: Sequence[str]) -> str:
