@@ -22,6 +22,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from cityos.db.audit import AuditActor, name_actor
 from cityos.db.engines import set_platform_scope, set_tenant
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
@@ -53,6 +54,10 @@ class RequestDatabase:
         self._finished = False
         self._written = False  # a mutation succeeded: recovery rolls back to its savepoint, not further
         self._lost = False  # the transaction was abandoned after a timeout
+        # Who changes what (db/audit.py): set once the caller is identified; `action` is the mutation field
+        # being resolved (set by the schema before each root mutation field runs).
+        self.audit_actor: AuditActor | None = None
+        self.action: str | None = None
 
     def scope_to(self, tenant_id: uuid.UUID | None, *, platform: bool = False) -> None:
         if self._connection is not None:
@@ -124,6 +129,7 @@ class RequestDatabase:
             mark = len(self.events.events)
             try:
                 async with connection.begin_nested():
+                    await name_actor(connection, self.audit_actor, self.action)
                     result = await work(connection)
             except TimeoutError as error:
                 del self.events.events[mark:]

@@ -1,6 +1,7 @@
 """The SQL of the tenant wall, shared by migrations: row-level security, the app role, cross-tenant lookups.
 
-Later migrations call `enable_tenant_rls(table)` for every tenant-owned table they add.
+Later migrations call `enable_tenant_rls(table)` for every tenant-owned table they add, and `audit_table(table)`
+for every table an admin or vendor mutation changes (the trigger function is migration 0016's).
 """
 
 from __future__ import annotations
@@ -69,3 +70,14 @@ def disable_tenant_rls(table: str) -> None:
     op.execute(f"drop policy if exists tenant_isolation on {table}")
     op.execute(f"alter table {table} disable row level security")
     op.execute(f"revoke all on table {table} from {APP_ROLE}")
+
+
+def audit_table(table: str) -> None:
+    """Every insert, update and delete of `table` (rows with `id` and `tenant_id`) made by a mutation is recorded
+    in audit_log with its before/after values (the `cityos_audit` trigger function, db/audit.py)."""
+    op.execute(f"create trigger audit_{table} after insert or update or delete on {table} "
+               f"for each row execute function cityos_audit()")
+
+
+def unaudit_table(table: str) -> None:
+    op.execute(f"drop trigger if exists audit_{table} on {table}")

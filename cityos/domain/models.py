@@ -45,7 +45,16 @@ from cityos.domain.marketplace.models import (
     Vendor,
     VendorUser,
 )
-from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.orders.models import (
+    Order,
+    OrderLine,
+    OrderReturn,
+    Refund,
+    RefundLine,
+    RefundTransferReversal,
+    ReturnLine,
+    VendorOrder,
+)
 from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
 from cityos.domain.platform.sync import SyncCursor
 from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
@@ -81,6 +90,7 @@ __all__ = [
     "Invoice",
     "Order",
     "OrderLine",
+    "OrderReturn",
     "Outbox",
     "PaymentProvider",
     "Payout",
@@ -96,8 +106,12 @@ __all__ = [
     "QuoteLine",
     "QuoteMessage",
     "QuoteVersion",
+    "Refund",
+    "RefundLine",
+    "RefundTransferReversal",
     "Region",
     "RegionState",
+    "ReturnLine",
     "SalesChannel",
     "Shipment",
     "ShippingOption",

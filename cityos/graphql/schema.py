@@ -39,10 +39,13 @@ from cityos.graphql.customers.queries import CustomerQuery
 from cityos.graphql.marketplace.mutations import MarketplaceMutation
 from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
-from cityos.graphql.orders.mutations import FulfillmentMutation
+from cityos.graphql.orders.fulfillment import FulfillmentMutation
+from cityos.graphql.orders.mutations import OrdersMutation
+from cityos.graphql.orders.queries import OrdersQuery
 from cityos.graphql.orders.subscriptions import LiveSubscription
+from cityos.graphql.orders.types import Refund, Return
 from cityos.graphql.platform.mutations import OutboxMutation
-from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
+from cityos.graphql.platform.queries import AuditQuery, JobRunQuery, OutboxQuery
 from cityos.graphql.tenancy.mutations import StoreSetupMutation, TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -84,7 +87,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
 class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery,
-            CustomerQuery, B2BQuery):
+            CustomerQuery, B2BQuery, OrdersQuery, AuditQuery):
     pass
 
 
@@ -97,7 +100,7 @@ class Subscription(LiveSubscription, B2BSubscription):
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
-               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation, B2BMutation):
+               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation, B2BMutation, OrdersMutation):
     pass
 
 
@@ -173,14 +176,33 @@ def nullable_root_fields(built: CityosSchema) -> CityosSchema:
     return built
 
 
+def audited_mutations(built: CityosSchema) -> CityosSchema:
+    """Every root mutation field names itself as the action of the changes it makes (RequestDatabase.action):
+    the audit trigger records it with each changed row (db/audit.py). Root mutation fields run one after the
+    other, so the name set before a field runs is the one its savepoint uses. A mutation added later gets it
+    without a line of its own."""
+    mutation_type = built._schema.mutation_type
+    for name, field in (mutation_type.fields if mutation_type else {}).items():
+        resolve = field.resolve
+        if resolve is None or name.startswith("_"):
+            continue
+
+        def named(root: Any, info: Any, _resolve: Any = resolve, _name: str = name, **kwargs: Any) -> Any:
+            info.context.db.action = _name
+            return _resolve(root, info, **kwargs)
+
+        field.resolve = named
+    return built
+
+
 def build_schema() -> CityosSchema:
-    return nullable_root_fields(CityosSchema(
+    return audited_mutations(nullable_root_fields(CityosSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
                Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout, SubscriptionPlan,
-               CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice],
+               CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice, Refund, Return],
         federation_version="2.7",
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at
@@ -198,7 +220,7 @@ def build_schema() -> CityosSchema:
             ExposureControls,
             PreExecutionErrorCodes,
         ],
-    ))
+    )))
 
 
 schema = build_schema()

@@ -45,8 +45,9 @@ SENDERS = {fulfillment.CREATE_TOPIC: _create_shipment, fulfillment.CANCEL_TOPIC:
 
 async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, broker: Any = None,
                           stripe: Any = None, *, only: tuple[str, ...] | None = None) -> str:
-    """Send what is due: Fleetbase calls when Fleetbase is configured, Stripe calls (checkout cancellations and
-    refunds) when a Stripe client is given, ERPNext calls (orders to account) when ERPNext is configured.
+    """Send what is due: Fleetbase calls when Fleetbase is configured, Stripe calls (checkout cancellations,
+    refunds and their transfer reversals, which a refund taken here enqueues for the next run) when a Stripe
+    client is given, ERPNext calls (orders to account) when ERPNext is configured.
     `only`: these topics alone."""
     fleetbase = settings.FLEETBASE_URL and settings.FLEETBASE_API_KEY
     erpnext = erpnext_client(settings, http)
@@ -71,7 +72,10 @@ async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, br
         for row in claimed:
             seen.add(row.id)
             if row.topic in STRIPE_TOPICS:
-                outcome = await send_stripe_message(engine, stripe, row.tenant_id, row.id)
+                events = PendingEvents()  # a refund taken now announces itself (and its return) to subscribers
+                outcome = await send_stripe_message(engine, stripe, row.tenant_id, row.id, events=events)
+                if broker is not None:
+                    await events.publish(broker)
                 if outcome == "skipped":
                     continue
                 {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()

@@ -39,6 +39,7 @@ ENTITY_TABLES = {
     "SubscriptionPlan": "subscription_plan", "CustomerSubscription": "customer_subscription",
     "Company": "company", "CompanyUser": "company_user", "PriceList": "price_list", "Quote": "quote",
     "ApprovalRequest": "approval_request", "Invoice": "invoice",
+    "Refund": "refund", "Return": "order_return",
 }
 # A company with a user, a price list, a quote waiting for approval and an invoice for the shop's order.
 B2B_ENTITIES = """
@@ -126,6 +127,14 @@ async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
             "now() + interval '1 month' from plan"), {"t": tenant})
         await connection.execute(text(B2B_ENTITIES), {"t": tenant, "s": vendor_order.store_id,
                                                       "o": vendor_order.order_id})
+        await connection.execute(text(
+            "insert into refund (tenant_id, id, order_id, store_id, currency_code, amount, reason, requested_by) "
+            "values (:t, gen_random_uuid(), :o, :s, 'usd', 100, 'requested_by_customer', 'admin')"),
+            {"t": tenant, "o": vendor_order.order_id, "s": vendor_order.store_id})
+        await connection.execute(text(
+            "insert into order_return (tenant_id, id, order_id, store_id, reason, requested_by) "
+            "values (:t, gen_random_uuid(), :o, :s, 'too big', 'admin')"),
+            {"t": tenant, "o": vendor_order.order_id, "s": vendor_order.store_id})
         ids = {}
         for type_name, table in ENTITY_TABLES.items():
             column = "id" if table == "tenant" else "tenant_id"

@@ -52,6 +52,7 @@ TEST_CARDS: dict[str, tuple[str, str, str, str]] = {
     "pm_card_chargeCustomerFail": ("decline_charges", "card_declined", "generic_decline", "0341"),
     "pm_card_authenticationRequired": ("authenticate", "authentication_required", "authentication_required", "3184"),
     "pm_card_authenticationRequiredOnSetup": ("authenticate_on_setup", "", "", "3155"),
+    "pm_card_refundFail": ("succeed", "", "", "5126"),  # its refunds read succeeded, then fail (fail_refund)
 }
 
 
@@ -81,6 +82,7 @@ class FakeStripe:
         self.customers: dict[str, dict[str, Any]] = {}
         self.payment_methods: dict[str, dict[str, Any]] = {}  # attached cards: pm_… → object (+ "_behaviour")
         self.setup_intents: dict[str, dict[str, Any]] = {}
+        self.account_debits: dict[str, int] = {}  # what a connected account paid out to its bank (see reversals)
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -94,6 +96,7 @@ class FakeStripe:
             Route("/v1/accounts", self._create_account, methods=["POST"]),
             Route("/v1/account_links", self._create_account_link, methods=["POST"]),
             Route("/v1/transfers", self._create_transfer, methods=["POST"]),
+            Route("/v1/transfers/{transfer_id}/reversals", self._create_transfer_reversal, methods=["POST"]),
             Route("/oauth/token", self._oauth_token, methods=["POST"]),
         ])
 
@@ -257,33 +260,11 @@ class FakeStripe:
         return await self._idempotent(request, cancel)
 
     async def _create_refund(self, request: Request) -> JSONResponse:
-        """POST /v1/refunds with payment_intent (or charge), optional amount (default: what is left), reason,
-        metadata. Refunding more than is left → 400 charge_already_refunded."""
-        def create(params: dict[str, Any]) -> Any:
-            intent = self.intents.get(params.get("payment_intent", ""))
-            if intent is None:
-                return error(400, "invalid_request_error", "No such payment_intent", "resource_missing",
-                             "payment_intent")
-            if intent["status"] != "succeeded":
-                return error(400, "invalid_request_error", "This PaymentIntent does not have a successful charge "
-                             "to refund.", "payment_intent_unexpected_state", "payment_intent")
-            refunded = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"])
-            left = intent["amount_received"] - refunded
-            amount = int(params.get("amount") or left)
-            if left <= 0:
-                return error(400, "invalid_request_error", f"Charge {intent['latest_charge']} has already been "
-                             "refunded.", "charge_already_refunded")
-            if amount > left:
-                return error(400, "invalid_request_error", "Refund amount is greater than unrefunded amount on "
-                             "charge", "amount_too_large", "amount")
-            refund_id = f"re_{secrets.token_hex(12)}"
-            self.refunds[refund_id] = {
-                "id": refund_id, "object": "refund", "amount": amount, "currency": intent["currency"],
-                "payment_intent": intent["id"], "charge": intent["latest_charge"], "status": "succeeded",
-                "reason": params.get("reason"), "metadata": params.get("metadata", {}), "failure_reason": None,
-                "created": int(time.time())}
-            return self.refunds[refund_id]
-        return await self._idempotent(request, create)
+        """POST /v1/refunds (external-apis.md §1 "Refunds"): payment_intent or charge; amount optional (default:
+        what is left); reason one of duplicate|fraudulent|requested_by_customer; metadata. Nothing left →
+        400 charge_already_refunded; more than is left → 400 amount_too_large. A payment made with
+        pm_card_refundFail gives a refund that reads `succeeded` first and fails later (`fail_refund`)."""
+        return await self._idempotent(request, self._refund_of)
 
     # Customers, saved cards and SetupIntents (external-apis.md §1, "Customers and saved cards", "Saving a card
     # with a SetupIntent", "Off-session renewal", "Test mode").
@@ -450,3 +431,102 @@ class FakeStripe:
     def sign(self, payload: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
         return stripe_sdk.WebhookSignature.generate_signature_header(
             payload.decode(), secret or self.webhook_secret, timestamp=timestamp)
+
+    # Refunds and transfer reversals (external-apis.md §1 "Recurring charges, refunds and reversals").
+
+    def _intent_of_refund(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        if params.get("payment_intent"):
+            return self.intents.get(params["payment_intent"])
+        return next((intent for intent in self.intents.values()
+                     if params.get("charge") and intent.get("latest_charge") == params["charge"]), None)
+
+    def _refund_of(self, params: dict[str, Any]) -> Any:
+        if not params.get("payment_intent") and not params.get("charge"):
+            return error(400, "invalid_request_error", "One of `charge` or `payment_intent` is required.",
+                         "parameter_missing", "payment_intent")
+        intent = self._intent_of_refund(params)
+        if intent is None:
+            param = "payment_intent" if params.get("payment_intent") else "charge"
+            return error(400, "invalid_request_error", f"No such {param}", "resource_missing", param)
+        if intent["status"] != "succeeded":
+            return error(400, "invalid_request_error", "This PaymentIntent does not have a successful charge "
+                         "to refund.", "payment_intent_unexpected_state", "payment_intent")
+        reason = params.get("reason")
+        if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
+            return error(400, "invalid_request_error", "Invalid reason: must be one of duplicate, fraudulent, or "
+                         "requested_by_customer", "parameter_invalid_empty", "reason")
+        refunded = sum(r["amount"] for r in self.refunds.values()
+                       if r["payment_intent"] == intent["id"] and r["status"] not in ("failed", "canceled"))
+        left = intent["amount_received"] - refunded
+        if left <= 0:
+            return error(400, "invalid_request_error", f"Charge {intent['latest_charge']} has already been "
+                         "refunded.", "charge_already_refunded")
+        amount = int(params.get("amount") or left)
+        if amount <= 0 or amount > left:
+            return error(400, "invalid_request_error", f"Refund amount ({amount}) is greater than unrefunded "
+                         f"amount on charge ({left})", "amount_too_large", "amount")
+        refund_id = f"re_{secrets.token_hex(12)}"
+        self.refunds[refund_id] = {
+            "id": refund_id, "object": "refund", "amount": amount, "currency": intent["currency"],
+            "payment_intent": intent["id"], "charge": intent["latest_charge"], "status": "succeeded",
+            "reason": reason, "metadata": params.get("metadata", {}), "failure_reason": None,
+            "failure_balance_transaction": None, "balance_transaction": f"txn_{secrets.token_hex(8)}",
+            "created": int(time.time()), "transfer_reversal": None}
+        return self.refunds[refund_id]
+
+    def fail_refund(self, refund_id: str, reason: str = "expired_or_canceled_card") -> dict[str, Any]:
+        """What Stripe does later to a refund of pm_card_refundFail: `failed` (refund.failed fires)."""
+        refund = self.refunds[refund_id]
+        refund.update(status="failed", failure_reason=reason,
+                      failure_balance_transaction=f"txn_{secrets.token_hex(8)}")
+        return refund
+
+    def charge(self, intent_id: str) -> dict[str, Any]:
+        """The Charge of a PaymentIntent as `charge.refunded` carries it: amount_refunded, refunded (true only
+        when fully refunded), payment_intent, and the metadata copied from the PaymentIntent."""
+        intent = self.intents[intent_id]
+        refunded = sum(r["amount"] for r in self.refunds.values()
+                       if r["payment_intent"] == intent_id and r["status"] not in ("failed", "canceled"))
+        return {"id": intent["latest_charge"], "object": "charge", "amount": intent["amount_received"],
+                "amount_captured": intent["amount_received"], "amount_refunded": refunded,
+                "refunded": refunded >= intent["amount_received"], "payment_intent": intent_id,
+                "currency": intent["currency"], "metadata": intent.get("metadata", {}), "status": "succeeded"}
+
+    def account_balance(self, account: str) -> int:
+        """What a connected account holds: its transfers less their reversals (no bank payouts here)."""
+        return sum(t["amount"] - t["amount_reversed"] for t in self.transfers.values() if t["destination"] == account)
+
+    async def _create_transfer_reversal(self, request: Request) -> JSONResponse:
+        """POST /v1/transfers/{id}/reversals: amount (default: the unreversed remainder), metadata, description.
+        More than is left, or a fully reversed transfer → 400; the connected account's balance too low →
+        400 balance_insufficient (no reversal made, no event)."""
+        transfer_id = request.path_params["transfer_id"]
+
+        def create(params: dict[str, Any]) -> Any:
+            transfer = self.transfers.get(transfer_id)
+            if transfer is None:
+                return error(404, "invalid_request_error", f"No such transfer: '{transfer_id}'", "resource_missing",
+                             "id")
+            left = transfer["amount"] - transfer["amount_reversed"]
+            if left <= 0:
+                return error(400, "invalid_request_error", "This transfer has already been fully reversed.",
+                             "transfer_already_reversed")
+            amount = int(params.get("amount") or left)
+            if amount <= 0 or amount > left:
+                return error(400, "invalid_request_error", f"You cannot reverse more than the {left} left on this "
+                             "transfer.", "amount_too_large", "amount")
+            if self.account_balance(transfer["destination"]) - self.account_debits.get(transfer["destination"], 0) \
+                    < amount:
+                return error(400, "invalid_request_error", "Insufficient funds in the destination account to "
+                             "reverse this transfer.", "balance_insufficient")
+            reversal = {"id": f"trr_{secrets.token_hex(10)}", "object": "transfer_reversal", "amount": amount,
+                        "currency": transfer["currency"], "created": int(time.time()), "transfer": transfer_id,
+                        "balance_transaction": f"txn_{secrets.token_hex(8)}",
+                        "destination_payment_refund": f"pyr_{secrets.token_hex(6)}", "source_refund": None,
+                        "metadata": params.get("metadata", {})}
+            transfer["amount_reversed"] += amount
+            transfer["reversed"] = transfer["amount_reversed"] >= transfer["amount"]
+            transfer.setdefault("reversals", {"object": "list", "data": []})["data"].append(reversal)
+            self.platform_balance += amount
+            return reversal
+        return await self._idempotent(request, create)

@@ -54,6 +54,10 @@ class Target:
         self.plan = to_global_id("SubscriptionPlan", ids["subscription_plan"]) if "subscription_plan" in ids else ""
         self.subscription = (to_global_id("CustomerSubscription", ids["customer_subscription"])
                              if "customer_subscription" in ids else "")
+        self.refund = to_global_id("Refund", ids["refund"]) if "refund" in ids else ""
+        self.order_return = to_global_id("Return", ids["order_return"]) if "order_return" in ids else ""
+        self.order_line = to_global_id("OrderLine", ids["order_line"]) if "order_line" in ids else ""
+        self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
         b2b = {key: ids.get(key) for key in ("company", "company_user", "price_list", "quote", "approval_request",
                                              "invoice")}
         self.company = to_global_id("Company", b2b["company"]) if b2b["company"] else ""
@@ -71,7 +75,8 @@ class Target:
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
                  self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.region,
                  self.channel, self.vendor_order, self.address, "Tenant B dock street", *self.company_secrets(),
-                 "pi_tenant_b_attempt",
+                 self.refund, self.order_return, self.order_line, "re_tenant_b",
+                 "tenant b wants a refund", "audit_tenant_b", "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
@@ -201,6 +206,18 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/RemoveMyAddress": lambda b: {"id": b.address},
     "storefront/Reorder": lambda b: {"orderId": b.order},
     "storefront/ClaimGuestOrders": lambda b: {},
+    "admin/RefundOrder": lambda b: {"orderId": b.order, "input": {
+        "lines": [{"lineId": b.order_line, "quantity": 1, "restock": True}], "refundShipping": True}},
+    "vendor/RefundVendorOrder": lambda b: {"vendorOrderId": b.vendor_order, "input": {
+        "lines": [{"lineId": b.order_line, "quantity": 1}]}},
+    "admin/Refunds": lambda b: {"orderId": b.order, "first": 100},
+    "storefront/RequestReturn": lambda b: {"orderId": b.order, "lines": [{"lineId": b.order_line, "quantity": 1}],
+                                           "reason": "stolen"},
+    "admin/ApproveReturn": lambda b: {"id": b.order_return, "note": "taken over"},
+    "admin/RejectReturn": lambda b: {"id": b.order_return, "note": "taken over"},
+    "admin/ReceiveReturn": lambda b: {"id": b.order_return, "lines": [{"lineId": b.order_line, "restock": False}]},
+    "admin/Returns": lambda b: {"orderId": b.order, "first": 100},
+    "admin/AuditLog": lambda b: {"entityKind": "product", "first": 100},
     "admin/CreateCompany": lambda b: {"input": {"legalName": "Matrix", "currencyCode": "usd", "storeId": b.store}},
     "admin/UpdateCompany": lambda b: {"id": b.company, "input": {"creditLimit": 0, "status": "SUSPENDED"}},
     "admin/Companies": lambda b: {"first": 100},
@@ -239,7 +256,8 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
                    "customer_subscription", "billing_cycle", "customer_profile", "customer_address", "company",
                    "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
-                   "quote_message", "approval_rule", "approval_request", "approval_step", "invoice")
+                   "quote_message", "approval_rule", "approval_request", "approval_step", "invoice", "refund",
+                   "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -347,6 +365,35 @@ from profile, pickup
 """
 
 
+# B's order has a line, a partial refund of it and an open return of it; B's audit log has an entry.
+B_REFUNDS = """
+with line as (
+  insert into order_line (tenant_id, id, order_id, vendor_order_id, variant_id, product_id, vendor_id, sku, title,
+                          quantity, list_unit_price, unit_price, subtotal, discount_total, total)
+  select :t, gen_random_uuid(), vo.order_id, vo.id, v.id, v.product_id, vo.vendor_id, 'NW-TEE-S', 'Merino Tee', 3,
+         1500, 1500, 4500, 0, 4500
+  from vendor_order vo, variant v where vo.tenant_id = :t and v.tenant_id = :t and v.sku = 'NW-TEE-S'
+  returning id, order_id),
+refund as (
+  insert into refund (tenant_id, id, order_id, store_id, currency_code, amount, reason, status, stripe_refund_id,
+                      ledger_recorded, requested_by)
+  select :t, gen_random_uuid(), line.order_id, :s, 'usd', 1500, 'requested_by_customer', 'succeeded',
+         're_tenant_b_' || left(md5(cast(:t as text)), 8), true, 'b-admin' from line returning id),
+refunded as (
+  insert into refund_line (tenant_id, id, refund_id, order_line_id, first_unit, quantity, amount, tax_amount)
+  select :t, gen_random_uuid(), refund.id, line.id, 0, 1, 1500, 0 from refund, line returning id),
+asked as (
+  insert into order_return (tenant_id, id, order_id, store_id, customer_id, status, reason, requested_by)
+  select :t, gen_random_uuid(), line.order_id, :s, 'b-customer', 'requested', 'tenant b wants a refund',
+         'b-customer' from line returning id)
+insert into return_line (tenant_id, id, return_id, order_line_id, quantity)
+select :t, gen_random_uuid(), asked.id, line.id, 1 from asked, line
+"""
+B_AUDIT = """
+insert into audit_log (id, tenant_id, actor, action, target_kind, target_id, operation, before, after, request_id)
+values (gen_random_uuid(), :t, 'audit_tenant_b admin', 'updateProduct', 'product', 'audit_tenant_b product', 'update',
+        '{"title": "audit_tenant_b before"}', '{"title": "audit_tenant_b after"}', 'audit_tenant_b request')
+"""
 # B sells to two companies. Acme (its buyer has a quote answered by the store and accepted, now waiting for an
 # approver; a price list; an order on account with its open invoice) and Globex (a company admin and a buyer,
 # the matrix's "another company in the same tenant").
@@ -500,6 +547,8 @@ async def full_tenant(owner_engine) -> Target:
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text(B_CUSTOMER), {"t": b.tenant_id})
+        await connection.execute(text(B_REFUNDS), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_AUDIT), {"t": b.tenant_id})
         globex = uuid.uuid4()
         await connection.execute(text(B_B2B), {"t": b.tenant_id, "s": b.store_id, "globex": globex})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
@@ -523,8 +572,9 @@ async def full_tenant(owner_engine) -> Target:
                              ("company_user", "and customer_id = 'b-acme-buyer'"), ("price_list", ""),
                              ("quote", ""), ("approval_request", ""), ("invoice", ""),
                              ("orders", "and company_id is not null"), ("region", ""), ("sales_channel", ""),
-                             ("vendor_order", "and order_id = (select o.id from orders o where o.tenant_id = :t "
-                                              "and o.company_id is null)"), ("customer_address", "")):
+                             ("customer_address", ""), ("refund", ""), ("order_return", ""),
+                             ("order_line", "and order_id in (select id from orders where company_id is null)"),
+                             ("vendor_order", "and order_id in (select id from orders where company_id is null)")):
             key = "company_order" if table == "orders" and "not null" in where else table
             ids[key] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                  {"t": b.tenant_id})).scalar_one()

@@ -18,7 +18,7 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("CustomerSubscription", "status"), ("Region", "country_codes"), ("Order", "fulfillment_status"),
              ("VendorOrder", "fulfillment_status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
              ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
-             ("Invoice", "status")}
+             ("Invoice", "status"), ("Refund", "status"), ("Return", "status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',

@@ -21,6 +21,7 @@ from cityos.domain.fulfillment import rules, vendor_orders
 from cityos.domain.fulfillment.models import Shipment, ShipmentStatus, TrackingEvent
 from cityos.domain.marketplace.models import Vendor
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.orders.returns import fulfilled_at
 from cityos.domain.orders.service import change_order_status
 from cityos.domain.platform.outbox import enqueue
 from cityos.domain.tenancy.models import Store
@@ -129,11 +130,17 @@ async def update_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     (a Fleetbase cancellation per shipment, sent by the outbox dispatcher once this commits)."""
     order = await change_order_status(connection, order_id, target, events)
     if order.status == "canceled":
-        for shipment in (await connection.execute(select(SHIPMENT.c.fleetbase_order_id).where(
-                SHIPMENT.c.order_id == order_id, SHIPMENT.c.fleetbase_order_id.is_not(None)))).all():
-            await enqueue(connection, tenant_id=order.tenant_id, topic=CANCEL_TOPIC,
-                          payload={"fleetbase_order_id": shipment.fleetbase_order_id})
+        await stop_shipments(connection, order)
     return order
+
+
+async def stop_shipments(connection: AsyncConnection, order: Row[Any]) -> None:
+    """A canceled order's couriers are stopped: a Fleetbase cancellation per shipment (sent by the outbox
+    dispatcher once this commits)."""
+    for shipment in (await connection.execute(select(SHIPMENT.c.fleetbase_order_id).where(
+            SHIPMENT.c.order_id == order.id, SHIPMENT.c.fleetbase_order_id.is_not(None)))).all():
+        await enqueue(connection, tenant_id=order.tenant_id, topic=CANCEL_TOPIC,
+                      payload={"fleetbase_order_id": shipment.fleetbase_order_id})
 
 
 async def shipment_of_fleetbase_order(connection: AsyncConnection, fleetbase_order_id: str) -> Row[Any] | None:
@@ -183,3 +190,13 @@ async def track_shipment(connection: AsyncConnection, *, fleetbase_order_id: str
                      customer_id=shipment.customer_id, status=status, tracking_number=tracking_number,
                      location=location))
     return f"shipment {status}"
+
+
+async def delivered_at(connection: AsyncConnection, vendor_order_ids: set[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each vendor order was delivered: its shipment's delivery, or else when it was marked fulfilled
+    (orders.returns.fulfilled_at). The return window runs from there."""
+    delivered = await fulfilled_at(connection, vendor_order_ids)
+    for shipment in (await connection.execute(select(SHIPMENT.c.vendor_order_id, SHIPMENT.c.updated_at).where(
+            SHIPMENT.c.vendor_order_id.in_(vendor_order_ids), SHIPMENT.c.status == "delivered"))).all():
+        delivered[shipment.vendor_order_id] = shipment.updated_at
+    return delivered

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,21 +70,94 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
     return len(entries)
 
 
-async def record_reversals(connection: AsyncConnection, order_id: uuid.UUID) -> int:
-    """A `reversal` for every sale of the order not yet reversed; available at once, so a sale already paid out
-    is taken back from the vendor's next payout."""
-    reversed_lines = select(ENTRY.c.order_line_id).where(ENTRY.c.order_id == order_id, ENTRY.c.kind == "reversal")
-    sales = (await connection.execute(select(ENTRY).where(
-        ENTRY.c.order_id == order_id, ENTRY.c.kind == "sale", ENTRY.c.order_line_id.not_in(reversed_lines)))).all()
-    if sales:
-        now = datetime.now(UTC)
-        await connection.execute(insert(ENTRY), [{
-            "tenant_id": sale.tenant_id, "id": uuid.uuid4(), "vendor_id": sale.vendor_id, "order_id": sale.order_id,
-            "vendor_order_id": sale.vendor_order_id, "order_line_id": sale.order_line_id, "kind": "reversal",
-            "currency_code": sale.currency_code, "line_amount": -sale.line_amount,
-            "commission_amount": -sale.commission_amount, "vendor_amount": -sale.vendor_amount,
-            "rule_id": sale.rule_id, "available_at": now} for sale in sales])
-    return len(sales)
+@dataclass(frozen=True)
+class RefundedUnits:
+    """Units of a vendor's order line a refund gave back (first … first + quantity − 1 of `line_quantity`)."""
+
+    order_line_id: uuid.UUID
+    line_quantity: int
+    first_unit: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PaidOutShare:
+    """A refunded vendor share of sales that a payout already transferred: to reverse from that transfer."""
+
+    vendor_id: uuid.UUID
+    payout_id: uuid.UUID
+    transfer_id: str
+    amount: int
+    currency_code: str
+
+
+async def record_refund_reversals(connection: AsyncConnection, refund_id: uuid.UUID,
+                                  units: Sequence[RefundedUnits]) -> list[PaidOutShare]:
+    """A `reversal` per refunded vendor line: exactly the refunded units' commission and vendor share (the sale
+    split over its units by largest remainder, orders/rules.reversed_share), available at once. Once per refund
+    and line (a unique index): a replay records nothing twice.
+
+    Where the sale was already paid out (its payout `paid` with a transfer), the reversal is linked to that
+    payout — it is taken back from the transfer, not from the next payout — and returned, per payout, for the
+    caller to reverse at Stripe; if that reversal fails, `release_reversals` unlinks it and it becomes a debt
+    netted from the vendor's next payout. Otherwise (not paid out yet, or in a payout still in flight) the
+    reversal stays unlinked: the next payout nets it."""
+    if not units:
+        return []
+    by_line = {unit.order_line_id: unit for unit in units}
+    sales = (await connection.execute(select(ENTRY).where(ENTRY.c.order_line_id.in_(list(by_line)),
+                                                          ENTRY.c.kind == "sale"))).all()
+    paid = {row.transaction_id: row for row in (await connection.execute(
+        select(LINK.c.transaction_id, PAYOUT.c.id, PAYOUT.c.stripe_transfer_id)
+        .join(PAYOUT, and_(PAYOUT.c.tenant_id == LINK.c.tenant_id, PAYOUT.c.id == LINK.c.payout_id))
+        .where(LINK.c.transaction_id.in_([sale.id for sale in sales]), PAYOUT.c.status == "paid",
+               PAYOUT.c.stripe_transfer_id.is_not(None)))).all()}
+    now = datetime.now(UTC)
+    shares: dict[uuid.UUID, PaidOutShare] = {}
+    for sale in sales:
+        unit = by_line[sale.order_line_id]
+        share = rules.reversed_share(sale.line_amount, sale.commission_amount, unit.line_quantity, unit.first_unit,
+                               unit.quantity)
+        entry_id = uuid.uuid4()
+        inserted = (await connection.execute(pg_insert(ENTRY).values(
+            tenant_id=sale.tenant_id, id=entry_id, vendor_id=sale.vendor_id, order_id=sale.order_id,
+            vendor_order_id=sale.vendor_order_id, order_line_id=sale.order_line_id, kind="reversal",
+            refund_id=refund_id, currency_code=sale.currency_code, line_amount=-(share.commission + share.vendor),
+            commission_amount=-share.commission, vendor_amount=-share.vendor, rule_id=sale.rule_id,
+            available_at=now).on_conflict_do_nothing().returning(ENTRY.c.id))).scalar()
+        payout = paid.get(sale.id)
+        if inserted is None or payout is None or share.vendor == 0:
+            continue
+        await connection.execute(insert(LINK).values(tenant_id=sale.tenant_id, payout_id=payout.id,
+                                                     transaction_id=entry_id))
+        before = shares.get(payout.id)
+        shares[payout.id] = PaidOutShare(sale.vendor_id, payout.id, payout.stripe_transfer_id,
+                                         (before.amount if before else 0) + share.vendor, sale.currency_code)
+    return list(shares.values())
+
+
+async def release_reversals(connection: AsyncConnection, refund_id: uuid.UUID, payout_id: uuid.UUID) -> None:
+    """The refund's reversals taken back from the payout's transfer could not be (the vendor's balance did not
+    cover them): unlinked, they are a debt the vendor's next payout nets."""
+    entries = select(ENTRY.c.id).where(ENTRY.c.refund_id == refund_id, ENTRY.c.kind == "reversal")
+    await connection.execute(delete(LINK).where(LINK.c.payout_id == payout_id, LINK.c.transaction_id.in_(entries)))
+
+
+async def restore_reversals(connection: AsyncConnection, refund_id: uuid.UUID) -> int:
+    """A refund failed at Stripe after its reversals were recorded: a `restored` entry per reversal gives the
+    commission and the vendor share back (available at once: paid with the next payout). Once per refund."""
+    reversals = (await connection.execute(select(ENTRY).where(ENTRY.c.refund_id == refund_id,
+                                                              ENTRY.c.kind == "reversal"))).all()
+    if not reversals:
+        return 0
+    now = datetime.now(UTC)
+    await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), [{
+        "tenant_id": entry.tenant_id, "id": uuid.uuid4(), "vendor_id": entry.vendor_id, "order_id": entry.order_id,
+        "vendor_order_id": entry.vendor_order_id, "order_line_id": entry.order_line_id, "kind": "restored",
+        "refund_id": refund_id, "currency_code": entry.currency_code, "line_amount": -entry.line_amount,
+        "commission_amount": -entry.commission_amount, "vendor_amount": -entry.vendor_amount,
+        "rule_id": entry.rule_id, "available_at": now} for entry in reversals])
+    return len(reversals)
 
 
 @dataclass(frozen=True)

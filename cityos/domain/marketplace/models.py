@@ -115,15 +115,21 @@ class CommissionRule(TenantOwnedMixin, Base):
 
 
 class CommissionTransaction(TenantOwnedMixin, Base):
-    """The append-only commission ledger: one `sale` entry per vendor order line when its order is paid, one
-    `reversal` (negated amounts) when it is canceled or refunded. Balances are sums over it."""
+    """The append-only commission ledger: one `sale` entry per vendor order line when its order is paid, a
+    `reversal` (negated amounts: the refunded share) per line and refund, and a `restored` entry undoing a
+    reversal whose refund failed at Stripe later. Balances are sums over it."""
 
     __tablename__ = "commission_transaction"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "vendor_id"], ["vendor.tenant_id", "vendor.id"]),
-        CheckConstraint("kind in ('sale', 'reversal')", name="kind"),
+        CheckConstraint("kind in ('sale', 'reversal', 'restored')", name="kind"),
         CheckConstraint("line_amount = commission_amount + vendor_amount", name="splits_exactly"),
-        UniqueConstraint("tenant_id", "order_line_id", "kind"),
+        # One sale per line; one reversal per line and refund (a refund may reverse part of a line, several
+        # refunds the rest); one `reversal` without a refund (the whole line, from before refunds moved money).
+        Index("uq_commission_transaction_line_kind", "tenant_id", "order_line_id", "kind", unique=True,
+              postgresql_where=text("refund_id is null")),
+        Index("uq_commission_transaction_refund_line_kind", "tenant_id", "refund_id", "order_line_id", "kind",
+              unique=True, postgresql_where=text("refund_id is not null")),
         Index("ix_commission_transaction_vendor", "tenant_id", "vendor_id", "available_at"),
     )
 
@@ -132,6 +138,7 @@ class CommissionTransaction(TenantOwnedMixin, Base):
     vendor_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     order_line_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # the refund a reversal is part of
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
     line_amount: Mapped[int] = mapped_column(Integer, nullable=False)
     commission_amount: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from cityos.domain.base import decimal_problem
+from cityos.domain.commerce.rules import allocate
 from cityos.domain.kernel import round_half_up
 from cityos.errors import BadUserInput
 
@@ -120,3 +121,24 @@ def commission_for(line: Line, rules: Sequence[Rule], default_percentage: Decima
         return Commission(taken, line.amount - taken, None)
     taken = rule.take(line.amount)
     return Commission(taken, line.amount - taken, rule.id)
+
+
+def units_part(amount: int, quantity: int, first: int, count: int) -> int:
+    """The part of `amount` (split over `quantity` units by largest remainder) of units first … first+count−1."""
+    if first < 0 or count <= 0 or first + count > quantity:
+        raise ValueError("units outside the line")
+    return sum(allocate(amount, [1] * quantity)[first:first + count])
+
+
+@dataclass(frozen=True)
+class LedgerShare:
+    commission: int
+    vendor: int
+
+
+def reversed_share(line_total: int, commission: int, quantity: int, first: int, count: int) -> LedgerShare:
+    """The part of a sale (line total = commission + vendor share) that a refund of units first … first+count−1
+    takes back: each split over the units by largest remainder."""
+    amount = units_part(line_total, quantity, first, count)
+    taken = units_part(commission, quantity, first, count)
+    return LedgerShare(taken, amount - taken)

@@ -16,7 +16,6 @@ from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import CheckoutAttempt, InventoryReservation
 from cityos.domain.commerce.service import (
     CART,
-    VARIANT,
     checkout_snapshot,
     load_cart,
     priced_cart,
@@ -25,7 +24,7 @@ from cityos.domain.commerce.service import (
     snapshot_fingerprint,
     snapshot_lines,
 )
-from cityos.domain.marketplace.ledger import LedgerPolicy, record_reversals
+from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.orders.sales import record_sales
 from cityos.domain.platform.outbox import OUTBOX, enqueue
@@ -190,24 +189,19 @@ async def record_canceled(connection: AsyncConnection, attempt_id: uuid.UUID) ->
 
 async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str,
                               events: PendingEvents | None = None) -> Row[Any]:
-    """The order's status (and its vendor orders'), with the ledger reversed and the stock returned as the new
-    status requires. Its shipments are fulfillment's: fulfillment.service.update_order_status stops them."""
+    """The order's status (and its vendor orders'). The money of a canceled or refunded paid order goes back
+    through a refund first (orders/refunds.py: Stripe, the ledger's reversals, the restock), which moves the status
+    here once everything is refunded. Its shipments are fulfillment's: fulfillment.service.update_order_status
+    stops them."""
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == order_id).with_for_update())).first()
     if order is None:
         raise NotFound("no order with that id")
     status = rules.next_order_status(order.status, target)
-    if status in ("canceled", "refunded"):
-        await record_reversals(connection, order_id)
     if status == "refunded" and (await connection.execute(select(OUTBOX.c.id).where(
             OUTBOX.c.topic == ACCOUNTING_TOPIC, OUTBOX.c.payload["order_id"].astext == str(order_id)).limit(1))
             ).first():  # the order went to ERPNext: its credit note goes the same way
         await enqueue(connection, tenant_id=order.tenant_id, topic=ACCOUNTING_TOPIC,
                       payload={"order_id": str(order_id)})
-    if status == "canceled":  # nothing was shipped: the units go back to stock
-        for variant_id, quantity in (await connection.execute(select(ORDER_LINE.c.variant_id, ORDER_LINE.c.quantity)
-                                                              .where(ORDER_LINE.c.order_id == order_id))).all():
-            await connection.execute(update(VARIANT).where(VARIANT.c.id == variant_id)
-                                     .values(inventory_quantity=VARIANT.c.inventory_quantity + quantity))
     parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
                                       .values(status=status, updated_at=func.now())
                                       .returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()

@@ -16,7 +16,14 @@ from cityos.domain.base import Base, new_id, one_of
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
+    """Append-only (the app role may insert and read, never update or delete). Rows are written by the trigger
+    `cityos_audit` on every audited table when a mutation's transaction named its actor (db/audit.py), so every
+    admin or vendor change is recorded in the same transaction with its before/after values; platform operations
+    write theirs explicitly (domain/platform/service.py)."""
+
+    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),
+                      Index("ix_audit_log_tenant_target", "tenant_id", "target_kind", "target_id", "created_at"),
+                      Index("ix_audit_log_tenant_actor", "tenant_id", "actor", "created_at"))
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # null: platform-wide
@@ -25,6 +32,10 @@ class AuditLog(Base):
     target_kind: Mapped[str] = mapped_column(String(50), nullable=False)
     target_id: Mapped[str] = mapped_column(String(100), nullable=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    operation: Mapped[str | None] = mapped_column(String(10))  # insert | update | delete of the row (triggers)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the changed fields' old values
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # … and new values
+    request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 

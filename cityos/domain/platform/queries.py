@@ -1,19 +1,22 @@
-"""Platform reads: the outbox and the webhook inbox (newest first, by status), one message or event by id. The
-caller adds the authorization clause and pages the listings."""
+"""Platform reads: the audit log, the outbox and the webhook inbox (newest first, by status), one message or
+event by id. The caller adds the authorization clause and pages the listings."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, select
 
 from cityos.domain.base import table_of
 from cityos.domain.kernel import Listing, SortKey
-from cityos.domain.platform.models import Outbox, WebhookInbox
+from cityos.domain.platform.models import AuditLog, Outbox, WebhookInbox
 
 OUTBOX = table_of(Outbox)
 WEBHOOK = table_of(WebhookInbox)
+AUDIT = table_of(AuditLog)
 
 
 def webhooks_of_tenant(tenant_id: uuid.UUID | None) -> ColumnElement[bool]:
@@ -42,3 +45,27 @@ def webhook_events(*scope: ColumnElement[bool], tenant_id: uuid.UUID | None, sta
 
 def webhook_event(event_id: uuid.UUID, tenant_id: uuid.UUID | None) -> Select[Any]:
     return select(WEBHOOK).where(WEBHOOK.c.id == event_id, webhooks_of_tenant(tenant_id))
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    target_kind: str | None = None
+    target_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def audit_entries(*scope: ColumnElement[bool], tenant_id: uuid.UUID, filters: AuditFilter) -> Listing:
+    """The tenant's audit entries, newest first (always its own: platform-wide entries have no tenant)."""
+    statement = select(AUDIT).where(*scope, AUDIT.c.tenant_id == tenant_id)
+    for column, value in ((AUDIT.c.actor, filters.actor), (AUDIT.c.target_kind, filters.target_kind),
+                          (AUDIT.c.target_id, filters.target_id), (AUDIT.c.action, filters.action)):
+        if value is not None:
+            statement = statement.where(column == value)
+    if filters.since is not None:
+        statement = statement.where(AUDIT.c.created_at >= filters.since)
+    if filters.until is not None:
+        statement = statement.where(AUDIT.c.created_at < filters.until)
+    return Listing(statement, [SortKey(AUDIT.c.created_at, True), SortKey(AUDIT.c.id, True)])

@@ -51,6 +51,8 @@ class Store(TenantOwnedMixin, Base):
     handle: Mapped[str] = mapped_column(String(63), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     default_currency_code: Mapped[str] = mapped_column(String(3), nullable=False, server_default="usd")
+    # Buyers may ask to return delivered items for this many days after delivery (0: no returns).
+    return_window_days: Mapped[int] = mapped_column(Integer, nullable=False, server_default="30")
 
 
 class StoreDomain(TenantOwnedMixin, Base):

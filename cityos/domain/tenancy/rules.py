@@ -68,3 +68,13 @@ def redact_publishable_key(key: str) -> str:
 
 def is_well_formed_publishable_key(key: str) -> bool:
     return bool(PUBLISHABLE_KEY_PATTERN.match(key))
+
+
+MAX_RETURN_WINDOW_DAYS = 3650
+
+
+def validate_return_window(days: int) -> int:
+    """A store's return window: whole days after delivery, 0 (no returns) to 3650."""
+    if not 0 <= days <= MAX_RETURN_WINDOW_DAYS:
+        raise BadUserInput(f"the return window is 0 to {MAX_RETURN_WINDOW_DAYS} days", field="returnWindowDays")
+    return days

@@ -77,8 +77,11 @@ async def create_store(connection: AsyncConnection, *, tenant_id: uuid.UUID, han
 
 async def update_store(connection: AsyncConnection, *, store_id: uuid.UUID, name: str | None = None,
                        handle: str | None = None,
-                       default_currency_code: str | None = None) -> Row[tuple[uuid.UUID]]:
+                       default_currency_code: str | None = None,
+                       return_window_days: int | None = None) -> Row[tuple[uuid.UUID]]:
     values: dict[str, object] = {"updated_at": func.now()}
+    if return_window_days is not None:
+        values["return_window_days"] = rules.validate_return_window(return_window_days)
     if name is not None:
         values["name"] = rules.validate_name(name)
     if handle is not None:

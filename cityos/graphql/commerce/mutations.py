@@ -13,7 +13,6 @@ from cityos.auth.authz import ResourceRef
 from cityos.domain.b2b import service as b2b
 from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
-from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.kernel import validate_email
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, PaymentFailed, Unauthenticated
 from cityos.graphql.commerce.arguments import (
@@ -24,8 +23,6 @@ from cityos.graphql.commerce.arguments import (
     Email,
     LineIdArg,
     LineQuantity,
-    NewOrderStatus,
-    OrderIdArg,
     Quantity,
     ShippingOptionIdArg,
     VariantIdArg,
@@ -183,13 +180,3 @@ class CommerceMutation:
         order = Order.from_row(settled.order)
         await info.context.authz.require(order.resource(), "read")
         return order
-
-    @strawberry.mutation(description="Move an order along its state machine (pending → paid → fulfilled → "
-                                     "completed; canceled; refunded). INVALID_STATE_TRANSITION otherwise.")
-    async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
-        order: Order = await node_by_global_id(info, id, "Order", "update")
-        row = await info.context.db.mutate(lambda connection: fulfillment.update_order_status(
-            connection, order.row.id, status.value, info.context.events))
-        return Order.from_row(row)
-
-

@@ -14,12 +14,13 @@ from cityos.auth.authz import Authorizer
 from cityos.auth.identity import claimed_references, company_membership, store_of_request
 from cityos.auth.principal import COMPANY_ROLES, Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
+from cityos.db.audit import AuditActor
 from cityos.db.request import RequestDatabase
 from cityos.domain.tenancy import rules
 from cityos.domain.tenancy.service import StoreRef
 from cityos.errors import Forbidden, Unauthenticated, Unavailable
 from cityos.graphql.core.loaders import Loaders
-from cityos.observability.logs import tenant_id_var
+from cityos.observability.logs import request_id_var, tenant_id_var
 from cityos.realtime.events import PendingEvents
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class RequestContext:
         """A new transaction scope for the next operation of a long-lived (WebSocket) context."""
         self.db = RequestDatabase(self.services.app_engine, self.events)
         self.db.scope_to(self.principal.tenant_id)
+        self.db.audit_actor = self.audit_actor
         self.loaders = Loaders(self.db)
 
     async def identify_connection(self) -> None:
@@ -74,6 +76,13 @@ class RequestContext:
         await self.identify()
         await self.db.finish(commit=False)
         self.fresh_db()
+
+    @property
+    def audit_actor(self) -> AuditActor | None:
+        """The signed-in caller whose changes the audit log records (None for guests)."""
+        if not self.principal.authenticated:
+            return None
+        return AuditActor(self.principal.id, request_id_var.get())
 
     @property
     def settings(self) -> Settings:
@@ -129,6 +138,7 @@ class RequestContext:
         self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
         self._identified = True
         self.db.scope_to(self.principal.tenant_id)
+        self.db.audit_actor = self.audit_actor
         if self.principal.tenant_id:
             tenant_id_var.set(str(self.principal.tenant_id))
         if identity is not None and (identity.stores or identity.vendor_id):

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.auth.authz import ResourceRef
 from cityos.domain.fulfillment import vendor_orders
 from cityos.domain.marketplace import service
-from cityos.domain.platform.service import audit
 from cityos.errors import BadUserInput
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
@@ -95,10 +94,7 @@ class MarketplaceMutation:
         vendor = await vendor_for(info, vendor_id, "update")
 
         async def work(connection: AsyncConnection) -> Any:
-            row = await vendor_orders.set_pickup_address(connection, vendor.pk, dict(address.__dict__))
-            await audit(connection, tenant_id=info.context.principal.tenant_id, actor=info.context.principal.id,
-                        action="set_vendor_pickup_address", target_kind="vendor", target_id=row.id)
-            return row
+            return await vendor_orders.set_pickup_address(connection, vendor.pk, dict(address.__dict__))
 
         return Vendor.from_row(await info.context.db.mutate(work))
 

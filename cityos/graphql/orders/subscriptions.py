@@ -46,15 +46,15 @@ async def _cut_off(info: Info) -> None:
         await socket.close(code=SUBSCRIBER_TOO_SLOW, reason="subscriber too slow: events were dropped")
 
 
-@strawberry.type(description="A change to an order, a vendor's part of it, or its shipment.")
+@strawberry.type(description="A change to an order, a vendor's part of it, its shipment, a refund or a return.")
 class LiveOrderEvent:
     type: str = strawberry.field(description="order.created | order.status_changed | order.fulfillment_changed | "
-                                             "shipment.updated")
+                                             "shipment.updated | refund.updated | return.updated")
     status: str = strawberry.field(description="The order, vendor order or shipment status after the change, as "
                                                "stored (lower case); orderStatus and shipmentStatus are its typed "
                                                "forms.")
     order_status: OrderStatus | None = strawberry.field(description="The order's or vendor order's status after "
-                                                                    "an order event; null for shipment events.")
+                                                                    "an order event; null for other events.")
     shipment_status: ShipmentStatus | None = strawberry.field(description="The shipment's status after a shipment "
                                                                           "event; null for order events.")
     order_id: strawberry.ID = strawberry.field(description="Global id of the order.")
@@ -67,6 +67,10 @@ class LiveOrderEvent:
         default=None, description="The order's fulfilment (derived) after an order.fulfillment_changed event.")
     tracking_number: str | None = strawberry.field(description="The shipment's tracking number, when known.")
     location: JSON | None = strawberry.field(description="The courier's location, when the event carries one.")
+    refund_id: strawberry.ID | None = strawberry.field(description="Global id of the refund, for refund events "
+                                                                   "(status is then the refund's).")
+    return_id: strawberry.ID | None = strawberry.field(description="Global id of the return, for return events "
+                                                                   "(status is then the return's).")
     at: datetime = strawberry.field(description="When the change happened (ISO 8601, UTC).")
 
     @classmethod
@@ -75,8 +79,9 @@ class LiveOrderEvent:
             return to_global_id(type_name, payload[key]) if payload.get(key) else None
 
         shipment_event = str(payload["type"]).startswith("shipment.")
+        order_event = str(payload["type"]).startswith("order.")
         return cls(type=payload["type"], status=payload["status"],
-                   order_status=None if shipment_event else OrderStatus(payload["status"]),
+                   order_status=OrderStatus(payload["status"]) if order_event else None,
                    shipment_status=ShipmentStatus(payload["status"]) if shipment_event else None,
                    order_id=to_global_id("Order", payload["order_id"]),
                    vendor_order_id=gid("VendorOrder", "vendor_order_id"), shipment_id=gid("Shipment", "shipment_id"),
@@ -85,6 +90,7 @@ class LiveOrderEvent:
                    if payload.get("fulfillment_status") else None,
                    order_fulfillment_status=OrderFulfillment(payload["order_fulfillment_status"])
                    if payload.get("order_fulfillment_status") else None,
+                   refund_id=gid("Refund", "refund_id"), return_id=gid("Return", "return_id"),
                    at=datetime.fromisoformat(payload["at"]))
 
 

@@ -6,6 +6,7 @@ import strawberry
 
 from cityos.domain.platform import queries as platform
 from cityos.domain.platform.outbox import retry_message
+from cityos.domain.platform.service import audit
 from cityos.errors import BadUserInput, NotFound
 from cityos.graphql.commerce.types import (
     OUTBOX_TABLE,
@@ -51,6 +52,12 @@ class OutboxMutation:
                                field="id")
         # Its own transactions, like a delivery (the refund it may send is made with no lock held).
         await replay_event(info.context.services, row.provider, row.payload, row.tenant_id)
-        return WebhookEvent.from_row((await info.context.db.execute(statement)).one())
+        replayed = (await info.context.db.execute(statement)).one()
+        actor = info.context.db.audit_actor
+        await info.context.db.mutate(lambda connection: audit(
+            connection, tenant_id=row.tenant_id, actor=actor.actor if actor else "anonymous",
+            action=info.context.db.action or "replayWebhookEvent", target_kind="webhook_inbox", target_id=row.id,
+            request_id=actor.request_id if actor else None, event_id=row.event_id, status=replayed.status))
+        return WebhookEvent.from_row(replayed)
 
 

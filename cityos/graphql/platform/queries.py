@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -21,7 +22,7 @@ from cityos.graphql.commerce.types import (
     OutboxMessage,
     WebhookEvent,
 )
-from cityos.graphql.core.context import Info
+from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.relay import (
     After,
@@ -31,7 +32,7 @@ from cityos.graphql.core.relay import (
     page_query,
 )
 from cityos.graphql.platform.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
-from cityos.graphql.platform.types import JOB_RUN_DECLARATION, JobRun
+from cityos.graphql.platform.types import AUDIT_ENTRY_DECLARATION, JOB_RUN_DECLARATION, AuditEntry, JobRun
 
 OUTBOX_PLAN_ATTRIBUTES = OUTBOX_MESSAGE.plan_attributes
 WEBHOOK_PLAN_ATTRIBUTES = WEBHOOK_EVENT.plan_attributes
@@ -96,3 +97,25 @@ class JobRunQuery:
                 return await page_query(connection.execute, listing.statement, page, JobRun.from_row, listing.order)
         listing = job_runs.job_runs(allowed, job=job, tenant_id=tenant_id)
         return await page_query(info.context.db.execute, listing.statement, page, JobRun.from_row, listing.order)
+
+
+Text = Annotated[str | None, strawberry.argument(description="Only entries with exactly this value.")]
+Since = Annotated[datetime | None, strawberry.argument(description="Only entries at or after this time (UTC).")]
+Until = Annotated[datetime | None, strawberry.argument(description="Only entries before this time (UTC).")]
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(description="The tenant's audit log, newest first: every admin and vendor change with who, "
+                                  "what, the changed fields before and after, and the request id. Filter by actor, "
+                                  "entity (kind and id), action and time range. Tenant admins.")
+    async def audit_log(self, info: Info, actor: Text = None, entity_kind: Text = None, entity_id: Text = None,
+                        action: Text = None, since: Since = None, until: Until = None, first: First = None,
+                        after: After = None) -> Connection[AuditEntry]:
+        tenant_id = tenant_of(info)
+        allowed = await info.context.authz.sql_filter("audit_entry", "read", platform.AUDIT,
+                                                      AUDIT_ENTRY_DECLARATION.plan_attributes)
+        listing = platform.audit_entries(allowed, tenant_id=tenant_id, filters=platform.AuditFilter(
+            actor=actor, target_kind=entity_kind, target_id=entity_id, action=action, since=since, until=until))
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
+                                AuditEntry.from_row, listing.order)

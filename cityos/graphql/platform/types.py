@@ -1,4 +1,4 @@
-"""Platform types declared here: job runs (the record of the scheduled jobs)."""
+"""Platform types declared here: job runs (the record of the scheduled jobs) and audit entries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from cityos.domain.platform.job_runs import JOB_RUN
 from cityos.domain.platform.models import JobOutcome
+from cityos.domain.platform.queries import AUDIT
 from cityos.graphql.core.nodes import Declaration, Declared, columns, declare
 from cityos.graphql.core.relay import to_global_id
 from cityos.graphql.core.values import described_enum
@@ -54,3 +55,24 @@ class JobRun(Declared):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+AUDIT_ENTRY_DECLARATION = Declaration("AuditEntry", AUDIT, "audit_entry", columns(AUDIT, "tenant_id"), node=False)
+
+
+@strawberry.type(description="Who changed what, when: one changed row of an admin's or vendor's mutation (or a "
+                             "platform operation). Entries can never be changed or deleted.")
+@declare(AUDIT_ENTRY_DECLARATION)
+class AuditEntry(Declared):
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the entry.")
+    actor: str = strawberry.field(description="Who: the token's subject.")
+    action: str = strawberry.field(description="What: the mutation (e.g. refundOrder, updateProduct).")
+    target_kind: str = strawberry.field(description="The kind of object changed (its table, e.g. product).")
+    target_id: str = strawberry.field(description="The changed object's id.")
+    operation: str | None = strawberry.field(description="insert | update | delete of that object.")
+    before: JSON | None = strawberry.field(description="The changed fields' values before (null for an insert).")
+    after: JSON | None = strawberry.field(description="The changed fields' values after (null for a delete).")
+    details: JSON = strawberry.field(description="Anything else the action recorded.")
+    request_id: str | None = strawberry.field(description="The request's X-Request-Id, to find it in the logs.")
+    created_at: datetime = strawberry.field(description="When (ISO 8601, UTC).")
+    row: strawberry.Private[Any]

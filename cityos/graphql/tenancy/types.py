@@ -103,6 +103,8 @@ class Store(Node, Declared):
     name: str = strawberry.field(description="Display name.")
     default_currency_code: str = strawberry.field(description="ISO 4217 code of the store's default currency, lower "
                                                               "case.")
+    return_window_days: int = strawberry.field(description="Days after delivery buyers may ask to return items "
+                                                           "(0: no returns).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]

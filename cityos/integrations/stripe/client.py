@@ -143,6 +143,32 @@ async def refund_payment(client: stripe.StripeClient, *, intent_id: str, metadat
     return StripeCallResult(str(refund["id"]), note=f"status {refund['status']}")
 
 
+async def create_refund(client: stripe.StripeClient, *, intent_id: str, amount: int, reason: str,
+                        metadata: dict[str, str], idempotency_key: str) -> StripeCallResult:
+    """`refunds.create` for part of a payment (SC&T: on the platform account). A refusal (more than is left,
+    already refunded, a missing payment) is final; a network or 5xx failure is retried with the same key. The
+    result's note carries the refund's status."""
+    try:
+        refund = await client.v1.refunds.create_async(
+            {"payment_intent": intent_id, "amount": amount, "reason": reason, "metadata": metadata},
+            {"idempotency_key": idempotency_key})
+    except stripe.StripeError as error:
+        return _call_error(error)
+    return StripeCallResult(str(refund["id"]), note=str(refund["status"]))
+
+
+async def reverse_transfer(client: stripe.StripeClient, *, transfer_id: str, amount: int, metadata: dict[str, str],
+                           idempotency_key: str) -> StripeCallResult:
+    """`transfers.reversals.create` (the v1 sub-service; the transfer id is positional): take `amount` back from
+    a vendor's transfer. A refusal (the connected account's balance is too low, more than is left) is final."""
+    try:
+        reversal = await client.v1.transfers.reversals.create_async(
+            transfer_id, {"amount": amount, "metadata": metadata}, {"idempotency_key": idempotency_key})
+    except stripe.StripeError as error:
+        return _call_error(error)
+    return StripeCallResult(str(reversal["id"]))
+
+
 async def create_express_account(client: stripe.StripeClient, *, email: str | None, vendor_id: str,
                                  idempotency_key: str) -> str:
     params: Any = {"type": "express", "metadata": {"vendor_id": vendor_id},

@@ -46,9 +46,13 @@ async def transfer_created(connection: AsyncConnection, transfer: dict[str, Any]
 
 
 async def transfer_reversed(connection: AsyncConnection, transfer: dict[str, Any], _event: dict[str, Any]) -> str:
+    """`transfer.reversed` fires for partial reversals too (a refund's vendor share taken back, recorded by the
+    refund: orders/refunds.py); only a whole reversal undoes the payout."""
     payout = await _payout_of_transfer(connection, transfer)
     if payout is None:
         return "ignored: not a payout transfer"
+    if transfer.get("reversed") is False:
+        return "ignored: a partial reversal (a refund's share, recorded with the refund)"
     return await payouts.transfer_reversed(connection, payout, transfer["id"])
 
 

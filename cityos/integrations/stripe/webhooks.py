@@ -7,7 +7,10 @@ handles it, so a replay is a no-op and a failed handling rolls both back (Stripe
 
 Handled: payment_intent.succeeded (settles the checkout exactly once with completeCheckout: the order built from
 the snapshot that was paid for, or an automatic refund with its reason — see orders.service.settle_payment),
-payment_intent.payment_failed (records the failure, the cart stays open), and the Connect events of
+payment_intent.payment_failed (records the failure, the cart stays open), refund.updated / refund.failed (a
+refund's status; one failing after it was accepted restores its ledger reversals) and charge.refunded (pending
+refunds it covers succeed; the ledger moved when each refund was accepted, so a replay reverses nothing twice;
+see orders/refunds.py), and the Connect events of
 connect_events.py: account.updated, transfer.created, transfer.reversed, payout.paid, payout.failed. Other types
 are acknowledged and ignored. Refused and failed events are listed to the tenant's admins (`webhookEvents`) and
 can be replayed (`replayWebhookEvent`). Note: Stripe has no `transfer.failed` event since the 2017
@@ -32,6 +35,7 @@ from starlette.responses import JSONResponse
 
 from cityos.domain.b2b.service import complete_paid_checkout
 from cityos.domain.commerce.service import record_payment_failure
+from cityos.domain.orders import refunds
 from cityos.domain.platform import inbox
 from cityos.domain.platform.inbox import IncomingEvent, Received
 from cityos.domain.platform.outbox import OUTBOX
@@ -86,6 +90,19 @@ async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _
     return "failure recorded"
 
 
+async def _refund_changed(connection: AsyncConnection, refund: dict[str, Any], delivery: Delivery) -> str:
+    """refund.updated / refund.failed: the Refund's status (a failure after it was accepted restores the
+    ledger's reversals)."""
+    return await refunds.refund_changed(connection, str(refund.get("id") or ""), str(refund.get("status") or ""),
+                                        refund.get("failure_reason"), delivery.events)
+
+
+async def _charge_refunded(connection: AsyncConnection, charge: dict[str, Any], _delivery: Delivery) -> str:
+    """charge.refunded: the Charge with what Stripe has refunded of it in all."""
+    return await refunds.charge_refunded(connection, charge.get("payment_intent"),
+                                         int(charge.get("amount_refunded") or 0))
+
+
 def _connect(handler: Any) -> Handler:
     async def handle(connection: AsyncConnection, data: dict[str, Any], delivery: Delivery) -> str:
         return str(await handler(connection, data, delivery.event))
@@ -96,6 +113,9 @@ def _connect(handler: Any) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
+    "refund.updated": _refund_changed,
+    "refund.failed": _refund_changed,
+    "charge.refunded": _charge_refunded,
     "account.updated": _connect(connect_events.account_updated),
     "transfer.created": _connect(connect_events.transfer_created),
     "transfer.reversed": _connect(connect_events.transfer_reversed),
