@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
-from cityos.graphql.core.compiler.shapes import RELATIONS, shapes_of
+from cityos.graphql.core.compiler.shapes import COMPUTED, RELATIONS, shapes_of
 from cityos.graphql.core.nodes import DECLARATIONS
 from cityos.graphql.schema import schema
 from graphql import GraphQLEnumType, GraphQLObjectType
@@ -21,6 +21,7 @@ SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
     "list": 'many_by_key({table}, "{column}")',
     "one": "by_key({table}).load(self.{parent_column}",
+    "linked": 'many_by_key({link}, "{column}").load(self.pk)',
 }
 
 
@@ -45,10 +46,21 @@ def test_every_relation_matches_its_resolver() -> None:
                        or f'{name.upper()}, "{relation.child_column}"' in source for name in names), source
             planned = "planned=True" in source
             # Unplanned page_children keep what CheckResources allows; the compiler uses the read plan.
-            assert planned or (type_name, field_name) in {("Store", "domains"), ("Store", "salesChannels")}
+            assert planned or (type_name, field_name) in {("Store", "domains"), ("Store", "salesChannels"),
+                                                          ("Tenant", "stores")}
         elif relation.kind == "list":
             assert f'"{relation.child_column}").load(self.pk)' in source, source
+            # the resolver sorts by (rank, name) exactly when the relation says so
+            assert relation.by_rank == ("key=lambda c: (c.rank, c.name)" in source), source
+        elif relation.kind == "linked":
+            assert relation.link is not None and relation.by_rank
+            link = f"{relation.link.table.name.upper()}_TABLE"
+            assert SOURCES["linked"].format(link=link, column=relation.link.parent_column) in source, source
+            assert f"link.{relation.link.child_column} for link in links" in source, source
+            assert "key=lambda c: (c.rank, c.name)" in source and "if row" in source, source
         else:
+            # a planned to-one is null unless the caller may read it; an unplanned one is a plain by-key load
+            assert relation.planned == ('.allowed(' in source), source
             assert f"self.{relation.parent_column[:-3]}_pk" in source and ".by_key(" in source, source
 
 
@@ -57,6 +69,8 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
     for type_name, declaration in DECLARATIONS.items():
         shape = shapes.by_name[type_name]
         for field_name in shape.scalars:
+            if (type_name, field_name) in COMPUTED:
+                continue
             graphql_type = schema._schema.get_type(type_name)
             assert isinstance(graphql_type, GraphQLObjectType)
             definition = graphql_type.fields[field_name].extensions["strawberry-definition"]
@@ -67,7 +81,9 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
     # Guarded and resolved fields stay out, as do converters without an SQL equivalent: they fall back.
     vendor = shapes.by_name["Vendor"].scalars
     assert "contactEmail" not in vendor and "requirements" not in vendor
-    assert "thumbnail" not in shapes.by_name["Product"].scalars
+    # Resolved fields compile only when listed in COMPUTED, with their resolver's source as the SQL's reason.
+    assert shapes.by_name["Product"].scalars["thumbnail"] is COMPUTED[("Product", "thumbnail")]
+    assert "return self.images[0] if self.images else None" in resolver_source("Product", "thumbnail")
     assert "amount" not in shapes.by_name["Payout"].scalars and "shippingAddress" not in shapes.by_name["Order"].scalars
     assert "scopeId" not in shapes.by_name["CommissionRule"].scalars
 

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from cityos.auth.principal import STAFF_ROLES
 from cityos.errors import ApiError
 from cityos.graphql.core.compiler.selection import (
     NotCovered,
@@ -34,7 +35,7 @@ from cityos.graphql.core.compiler.selection import (
     Walker,
 )
 from cityos.graphql.core.compiler.shapes import Shape, shapes_of
-from cityos.graphql.core.compiler.sql import Builder, planned_kinds
+from cityos.graphql.core.compiler.sql import Builder, Caller, Fallback, planned_kinds
 from cityos.graphql.core.context import RequestContext
 from graphql import (
     DocumentNode,
@@ -116,10 +117,6 @@ def caches_of(context: RequestContext) -> Caches:
     return found
 
 
-class Fallback(Exception):
-    """The compiled answer would differ from the resolvers' (an error to report): let them answer."""
-
-
 def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any, operation_name: str | None,
                    variables: dict[str, Any] | None, query: str | None = None
                    ) -> tuple[OperationPlan, tuple[Any, ...] | None]:
@@ -186,10 +183,17 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
     used = tuple(filters[kind] for kind in sorted(filters))
     if statements is None or len(statements.filters) != len(used) or any(
             a is not b for a, b in zip(statements.filters, used, strict=True)):
-        builder = Builder(filters, tenant_id)
-        statements = Statements(used, {root_key: compile_root(context, builder, root)
-                                       for root_key, root in plan.roots
-                                       if isinstance(root, RootConnection | RootSingle)})
+        principal = context.principal
+        builder = Builder(filters, tenant_id, Caller(principal.authenticated, bool(principal.roles & STAFF_ROLES),
+                                                     principal.tenant_id))
+        compiled_roots = {}
+        for root_key, root in plan.roots:
+            if isinstance(root, RootConnection | RootSingle):
+                try:
+                    compiled_roots[root_key] = compile_root(context, builder, root)
+                except Fallback as reason:
+                    log.debug("fallback: %r", reason)
+        statements = Statements(used, compiled_roots)
         if key is not None:
             caches_of(context).statements.put(key, statements)
     data: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import ARRAY, Boolean, CheckConstraint, ColumnElement, DateTime, Table, Text, case, cast, func, literal
 
 from cityos.domain.base import table_of
+from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.graphql.core.nodes import DECLARATIONS, Declaration
@@ -77,15 +78,29 @@ class Scalar:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A many-to-many link table: its rows join the parent (`parent_column`) to the child (`child_column`)."""
+
+    table: Table
+    parent_column: str
+    child_column: str
+
+
+@dataclass(frozen=True)
 class Relation:
     """connection: a Relay connection of declared children filtered by the child's `read` plan (page_children
-    with planned=True); list: every child row, ordered by (created_at, id), not authorized apart from RLS (a part
-    of its parent); one: the row whose `child_column` equals the parent's `parent_column` (a by-key load)."""
+    with planned=True); list: every child row, ordered by (created_at, id) or, `by_rank`, by (rank, name) as
+    Python sorts them, not authorized apart from RLS (a part of its parent); one: the row whose `child_column`
+    equals the parent's `parent_column` (a by-key load), null unless the child's `read` plan allows it when
+    `planned`; linked: the rows a link table joins to the parent (by-key loads of the linked ids)."""
 
-    kind: Literal["connection", "list", "one"]
+    kind: Literal["connection", "list", "one", "linked"]
     child: str
     child_column: str
     parent_column: str = "id"
+    planned: bool = False
+    by_rank: bool = False
+    link: Link | None = None
 
 
 @dataclass(eq=False)  # hashed by identity: one per type and schema
@@ -107,9 +122,20 @@ RELATIONS: dict[tuple[str, str], Relation] = {
     ("Product", "variants"): Relation("list", "Variant", "product_id"),
     ("Product", "vendor"): Relation("one", "Vendor", "id", "vendor_id"),
     ("Variant", "prices"): Relation("list", "Money", "variant_id"),
+    ("Store", "tenant"): Relation("one", "Tenant", "id", "tenant_id", planned=True),
+    ("Tenant", "stores"): Relation("connection", "Store", "tenant_id"),
+    ("Category", "parent"): Relation("one", "Category", "id", "parent_id"),
+    ("Category", "children"): Relation("list", "Category", "parent_id", by_rank=True),
+    ("Product", "categories"): Relation("linked", "Category", "id", by_rank=True, link=Link(
+        table_of(ProductCategoryModel), "product_id", "category_id")),
 }
 VARIANT_TABLE = table_of(VariantModel)
 PRICE_TABLE = table_of(VariantPriceModel)
+# Fields with a resolver of their own whose SQL equivalent is exact: (type, field) → how.
+COMPUTED: dict[tuple[str, str], Scalar] = {
+    # `self.images[0] if self.images else None`: arrays in SQL count from 1, and [1] of an empty one is NULL.
+    ("Product", "thumbnail"): Scalar(("images",), lambda source: source.c.images[1]),
+}
 
 
 def _column(name: str) -> Scalar:
@@ -236,6 +262,9 @@ class Shapes:
             if isinstance(graphql_type, GraphQLObjectType):
                 self.by_name[type_name] = Shape(type_name, declaration.table, declaration,
                                                 derived_scalars(graphql_type, declaration))
+        for (type_name, field_name), computed in COMPUTED.items():
+            if type_name in self.by_name:
+                self.by_name[type_name].scalars[field_name] = computed
         self.by_name.update(_manual_shapes())
         for (type_name, field_name), relation in RELATIONS.items():
             if type_name in self.by_name and relation.child in self.by_name:

@@ -3,15 +3,19 @@
 Every level reads its rows in a derived table (`FROM (SELECT … FROM <table> WHERE …) AS lN`), correlated to its
 parent's derived table by the foreign key and `tenant_id = parent.tenant_id` (so tenant-leading indexes drive each
 level), plus the request's tenant (`in_tenant`) and, for declared children, the Cerbos query plan for `read`
-(`Authorizer.sql_filter`, the same clause the resolvers use). Connections read `first + 1` rows ordered by
-(created_at, id) with `row_number()` and build edges, nodes, pageInfo and cursors from them; totalCount is a count
-of the same filtered rows."""
+(`Authorizer.sql_filter`, the same clause the resolvers use). Root lists start from the statement the domain's query
+builder makes of them (`cityos.domain.*.queries`: filters, sorts, the storefront's visibility), as their resolvers
+do. Connections read `size + 1` rows past the cursors in the list's keyset order (reversed for `last`) with
+`row_number()` and build edges, nodes, pageInfo and cursors (the sort keys' values, encoded as `encode_keys` does)
+from them; totalCount is a count of the same filtered rows without the cursors."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +23,9 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    case,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -29,6 +35,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+from cityos.domain.catalog import queries as catalog
+from cityos.domain.kernel import Listing as DomainListing
+from cityos.domain.marketplace import queries as marketplace
+from cityos.domain.tenancy import queries as tenancy
 from cityos.graphql.core.compiler.selection import (
     Child,
     Obj,
@@ -38,15 +48,30 @@ from cityos.graphql.core.compiler.selection import (
     RootSingle,
     Typename,
 )
-from cityos.graphql.core.compiler.shapes import Scalar, Shape, cursor
-from cityos.graphql.core.relay import SortKey, _after
+from cityos.graphql.core.compiler.shapes import Scalar, Shape, base64url, concat, isoformat
+from cityos.graphql.core.nodes import DECLARATIONS
+from cityos.graphql.core.relay import SortKey, key_types, keyset_after
 
 EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
 Filters = Mapping[str, ColumnElement[bool]]  # Cerbos kind → the `read` clause on the kind's table
 
 
+class Fallback(Exception):
+    """This root field, for this principal, is the resolvers' to answer (say, an error they report)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What of the principal the statements depend on besides the query plans."""
+
+    authenticated: bool
+    staff: bool
+    tenant_id: uuid.UUID | None
+
+
 def planned_kinds(plan: OperationPlan) -> set[Shape]:
-    """The declared shapes whose `read` query plan the statement needs: root rows and connection children."""
+    """The declared shapes whose `read` query plan the statement needs: root rows, connection children and
+    planned to-one children."""
     found: set[Shape] = set()
 
     def visit_obj(obj: Obj) -> None:
@@ -56,6 +81,8 @@ def planned_kinds(plan: OperationPlan) -> set[Shape]:
                     found.add(entry.selection.child)
                     visit_page(entry.selection)
                 else:
+                    if entry.relation.planned:
+                        found.add(entry.selection.shape)
                     visit_obj(entry.selection)
 
     def visit_page(page: Page) -> None:
@@ -83,27 +110,66 @@ def _key(name: str) -> ColumnElement[Any]:
 
 def _object(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
     if len(pairs) > 50:  # json_build_object takes at most 100 arguments
-        raise ValueError("too many fields for one json_build_object")
+        raise Fallback("too many fields for one json_build_object")
     return func.json_build_object(*itertools.chain.from_iterable((_key(key), value) for key, value in pairs))
 
 
+def _cursor_value(value: ColumnElement[Any], python_type: type | None) -> ColumnElement[Any]:
+    """One sort key's value as `orjson.dumps` writes it inside `encode_keys`."""
+    if python_type is datetime:
+        return concat('{"t":"', isoformat(value), '"}')
+    if python_type is uuid.UUID:
+        return concat('{"u":"', cast(value, Text), '"}')
+    if python_type is int:
+        return cast(value, Text)
+    if python_type is str:
+        return cast(func.to_json(value), Text)  # escapes as orjson does: \" \\ \n …, \u00xx, UTF-8 as is
+    raise Fallback(f"cursor of a {python_type} key")
+
+
+def cursor_of(values: Sequence[ColumnElement[Any]], types: Sequence[type | None]) -> ColumnElement[Any]:
+    """`encode_keys(values)` in SQL: base64url of the JSON array of the encoded values."""
+    parts: list[Any] = ["["]
+    for index, (value, python_type) in enumerate(zip(values, types, strict=True)):
+        if index:
+            parts.append(",")
+        parts.append(_cursor_value(value, python_type))
+    parts.append("]")
+    return base64url(concat(*parts))
+
+
+def by_rank(rows: Any) -> list[Any]:
+    """`sorted(…, key=lambda c: (c.rank, c.name))` over rows loaded by (created_at, id): Python compares names
+    code point by code point, as the C collation compares UTF-8 bytes."""
+    return [rows.c.rank, rows.c.name.collate("C"), rows.c.created_at, rows.c.id]
+
+
 class Builder:
-    def __init__(self, filters: Mapping[str, ColumnElement[bool]], tenant_id: uuid.UUID | None) -> None:
+    def __init__(self, filters: Mapping[str, ColumnElement[bool]], tenant_id: uuid.UUID | None,
+                 caller: Caller) -> None:
         self.filters = filters
         self.tenant_id = tenant_id
+        self.caller = caller
         self.names = itertools.count(1)
 
     def _alias(self) -> str:
         return f"l{next(self.names)}"
 
-    def _conditions(self, shape: Shape, planned: bool) -> list[ColumnElement[bool]]:
-        table = shape.table
-        conditions: list[ColumnElement[bool]] = []
+    def _in_tenant(self, table: Any) -> list[ColumnElement[bool]]:
         if self.tenant_id is not None and "tenant_id" in table.c:
-            conditions.append(table.c.tenant_id == self.tenant_id)
+            return [table.c.tenant_id == self.tenant_id]
+        return []
+
+    def _conditions(self, shape: Shape, planned: bool) -> list[ColumnElement[bool]]:
+        conditions = self._in_tenant(shape.table)
         if planned:
-            assert shape.declaration is not None
-            conditions.append(self.filters[shape.declaration.kind])
+            declaration = shape.declaration
+            assert declaration is not None
+            if declaration.scope is not None and (self.caller.tenant_id is None
+                                                  or self.caller.tenant_id != self.tenant_id):
+                # a resource with a scope of its own (the tenant's slug): the plan's scope is the principal's
+                raise Fallback(f"{shape.type_name} outside the principal's tenant")
+            conditions.append(self.filters[declaration.kind])
         return conditions
 
     def obj(self, obj: Obj, row: Any) -> ColumnElement[Any]:
@@ -114,34 +180,46 @@ class Builder:
             elif isinstance(entry, Scalar):
                 pairs.append((key, entry.build(row)))
             else:
-                pairs.append((key, self.child(entry, obj.shape, row)))
+                pairs.append((key, self.child(entry, row)))
         return _object(pairs)
 
-    def child(self, child: Child, parent: Shape, row: Any) -> ColumnElement[Any]:
+    def _linked_to(self, child: Child, table: Any, row: Any) -> list[ColumnElement[bool]]:
+        relation = child.relation
+        same_tenant = [table.c.tenant_id == row.c.tenant_id] if "tenant_id" in table.c and "tenant_id" in row.c \
+            else []
+        if relation.link is not None:
+            link = relation.link.table
+            ids = select(link.c[relation.link.child_column]).where(
+                link.c[relation.link.parent_column] == row.c[relation.parent_column],
+                link.c.tenant_id == row.c.tenant_id).correlate(row)
+            return [table.c[relation.child_column].in_(ids), *same_tenant]
+        return [table.c[relation.child_column] == row.c[relation.parent_column], *same_tenant]
+
+    def child(self, child: Child, row: Any) -> ColumnElement[Any]:
         relation = child.relation
         selection = child.selection
         if isinstance(selection, Page):
             table = selection.child.table
-            link = [table.c[relation.child_column] == row.c[relation.parent_column],
-                    table.c.tenant_id == row.c.tenant_id]
-            return self.page(selection, [*link, *self._conditions(selection.child, True)], [], row, False)
+            base = select(table).where(*self._linked_to(child, table, row),
+                                       *self._conditions(selection.child, True))
+            return self.page(selection, base, [SortKey(table.c.created_at), SortKey(table.c.id)], row)
         shape = selection.shape
         table = shape.table
-        columns = sorted(selection.columns() | {"created_at"})
-        rows = (select(*(table.c[name] for name in columns))
-                .where(table.c[relation.child_column] == row.c[relation.parent_column],
-                       table.c.tenant_id == row.c.tenant_id, *self._conditions(shape, False))
+        columns = selection.columns() | {"created_at"} | ({"rank", "name"} if relation.by_rank else set())
+        rows = (select(*(table.c[name] for name in sorted(columns) if name in table.c))
+                .where(*self._linked_to(child, table, row), *self._conditions(shape, relation.planned))
                 .correlate(row).subquery(self._alias()))
         if relation.kind == "one":
             return select(self.obj(selection, rows)).select_from(rows).limit(1).scalar_subquery()
-        aggregated = func.json_agg(aggregate_order_by(self.obj(selection, rows), rows.c.created_at, rows.c.id))
+        order = by_rank(rows) if relation.by_rank else [rows.c.created_at, rows.c.id]
+        aggregated = func.json_agg(aggregate_order_by(self.obj(selection, rows), *order))
         return select(func.coalesce(aggregated, EMPTY_LIST)).select_from(rows).scalar_subquery()
 
-    def page(self, page: Page, conditions: list[ColumnElement[bool]], after: list[ColumnElement[bool]],
-             parent: Any, has_previous: bool) -> ColumnElement[Any]:
-        """A connection's JSON: `conditions` filter the whole list (totalCount), `after` cuts the page."""
+    def page(self, page: Page, base: Select[Any], keys: Sequence[SortKey], parent: Any) -> ColumnElement[Any]:
+        """A connection's JSON: `base` selects the whole list (totalCount), the window's cursors cut the page."""
         table = page.child.table
-        order = (table.c.created_at, table.c.id)
+        window = page.window
+        types = key_types(keys)
         needed = {"created_at", "id", "tenant_id"}
         for _, kind, payload in page.entries:
             if kind == "nodes":
@@ -150,31 +228,47 @@ class Builder:
                 for _, edge_kind, edge_payload in payload:
                     if edge_kind == "node":
                         needed |= edge_payload.columns()
-        inner: Select[Any] = (select(*(table.c[name] for name in sorted(needed)),
-                                     func.row_number().over(order_by=order).label("_rn"),
-                                     func.count().over().label("_n"))
-                              .where(*conditions, *after).order_by(*order).limit(page.size + 1))
+        cuts = []
+        if window.after is not None:
+            cuts.append(keyset_after(keys, window.after, backwards=False))
+        if window.before is not None:
+            cuts.append(keyset_after(keys, window.before, backwards=True))
+        order = [key.column.desc() if key.descending != window.backwards else key.column.asc() for key in keys]
+        selected = [*(table.c[name] for name in sorted(needed) if name in table.c),
+                    *(key.column.label(f"_k{index}") for index, key in enumerate(keys)),
+                    func.row_number().over(order_by=order).label("_rn"), func.count().over().label("_n")]
+        inner: Select[Any] = (base.with_only_columns(*selected, maintain_column_froms=True)
+                              .where(*cuts).order_by(*order).limit(window.size + 1))
         if parent is not None:
             inner = inner.correlate(parent)
         rows = inner.subquery(self._alias())
-        in_page = rows.c._rn <= page.size
+        size = window.size
+        in_page = rows.c._rn <= size
         aggregated = False
+        edge_order = rows.c._rn.desc() if window.backwards else rows.c._rn
+        last = func.least(rows.c._n, size)
+        first_rn, last_rn = (last, 1) if window.backwards else (1, last)
 
         def edge_cursor() -> ColumnElement[Any]:
-            return cursor(rows.c.created_at, rows.c.id)
+            return cursor_of([rows.c[f"_k{i}"] for i in range(len(keys))], types)
+
+        def more() -> ColumnElement[Any]:
+            nonlocal aggregated
+            aggregated = True
+            return func.count() > size
 
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, kind, payload in page.entries:
             if kind == "typename":
                 pairs.append((key, literal(payload, Text)))
             elif kind == "totalCount":
-                count = select(func.count()).select_from(table).where(*conditions)
+                count = base.with_only_columns(func.count(), maintain_column_froms=True)
                 if parent is not None:
                     count = count.correlate(parent)
                 pairs.append((key, count.scalar_subquery()))
             elif kind == "nodes":
                 aggregated = True
-                nodes = func.json_agg(aggregate_order_by(self.obj(payload, rows), rows.c._rn)).filter(in_page)
+                nodes = func.json_agg(aggregate_order_by(self.obj(payload, rows), edge_order)).filter(in_page)
                 pairs.append((key, func.coalesce(nodes, EMPTY_LIST)))
             elif kind == "edges":
                 aggregated = True
@@ -186,7 +280,7 @@ class Builder:
                         edge_pairs.append((edge_key, edge_cursor()))
                     else:
                         edge_pairs.append((edge_key, self.obj(edge_payload, rows)))
-                edges = func.json_agg(aggregate_order_by(_object(edge_pairs), rows.c._rn)).filter(in_page)
+                edges = func.json_agg(aggregate_order_by(_object(edge_pairs), edge_order)).filter(in_page)
                 pairs.append((key, func.coalesce(edges, EMPTY_LIST)))
             else:  # pageInfo
                 info: list[tuple[str, ColumnElement[Any]]] = []
@@ -194,37 +288,62 @@ class Builder:
                     if info_kind == "typename":
                         info.append((info_key, literal(name, Text)))
                     elif info_kind == "hasNextPage":
-                        aggregated = True
-                        info.append((info_key, func.count() > page.size))
+                        info.append((info_key, (true() if window.before is not None else false())
+                                     if window.backwards else more()))
                     elif info_kind == "hasPreviousPage":
-                        info.append((info_key, true() if has_previous else false()))
+                        info.append((info_key, more() if window.backwards
+                                     else true() if window.after is not None else false()))
                     elif info_kind == "startCursor":
                         aggregated = True
-                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == 1, in_page))))
+                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == first_rn, in_page))))
                     else:  # endCursor
                         aggregated = True
-                        last = func.least(rows.c._n, page.size)
-                        info.append((info_key, func.max(edge_cursor()).filter(rows.c._rn == last)))
+                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == last_rn, in_page))))
                 pairs.append((key, _object(info)))
         statement = select(_object(pairs))
         if aggregated:
             statement = statement.select_from(rows)
         return statement.scalar_subquery()
 
-    def root_connection(self, root: RootConnection) -> Select[Any]:
+    def listing(self, root: RootConnection) -> tuple[DomainListing, list[ColumnElement[bool]]]:
+        """The domain's statement of a root list, as its resolver builds it, and the condition that the store it
+        names exists (else the resolver reports NOT_FOUND)."""
+        listing = root.listing
         shape = root.page.child
-        table = shape.table
-        conditions = self._conditions(shape, True)
-        if root.store_id is not None:
-            conditions.append(table.c.store_id == root.store_id)
-        after = []
-        if root.after is not None:
-            after.append(_after([SortKey(table.c.created_at), SortKey(table.c.id)], root.after, backwards=False))
-        return select(cast(self.page(root.page, conditions, after, None, root.after is not None), Text))
+        scope = self._conditions(shape, True)
+        if listing.kind == "stores":
+            return tenancy.stores(*scope), []
+        if listing.kind == "vendors":
+            return marketplace.vendors(*scope, store_id=listing.store_id), []
+        if listing.store_id is None and not self.caller.authenticated:
+            raise Fallback("no store: the resolver reports UNAUTHENTICATED")
+        store = DECLARATIONS["Store"].table
+        found: list[ColumnElement[bool]] = [exists().where(store.c.id == listing.store_id, *self._in_tenant(store))] \
+            if listing.store_id is not None else []
+        if listing.kind == "categories":
+            return catalog.categories(*scope, store_id=listing.store_id, roots_only=listing.roots_only), found
+        currency: catalog.Currency = listing.currency or (
+            select(store.c.default_currency_code).where(store.c.id == listing.store_id,
+                                                        *self._in_tenant(store)).scalar_subquery()
+            if listing.store_id is not None else "usd")
+        storefront = not listing.store_named and listing.store_id is not None and not self.caller.staff
+        assert listing.product_filter is not None
+        return catalog.products(*scope, store_id=listing.store_id, storefront=storefront,
+                                product_filter=listing.product_filter, sort=listing.sort,
+                                currency_code=currency), found
+
+    def root_connection(self, root: RootConnection) -> Select[Any]:
+        domain, found = self.listing(root)
+        table = root.page.child.table
+        keys = list(domain.order) if domain.order else [SortKey(table.c.created_at), SortKey(table.c.id)]
+        value = self.page(root.page, domain.statement, keys, None)
+        if found:
+            value = case((and_(*found), value), else_=None)
+        return select(cast(value, Text))
 
     def root_single(self, root: RootSingle) -> Select[Any]:
         shape = root.obj.shape
         table = shape.table
-        row = (select(*(table.c[name] for name in sorted(root.obj.columns())))
+        row = (select(*(table.c[name] for name in sorted(root.obj.columns()) if name in table.c))
                .where(table.c.id == root.key, *self._conditions(shape, True)).subquery(self._alias()))
         return select(cast(select(self.obj(root.obj, row)).select_from(row).scalar_subquery(), Text))
