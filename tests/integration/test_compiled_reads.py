@@ -90,6 +90,10 @@ DOCUMENTS = {
                          "hasPreviousPage startCursor endCursor } edges { cursor node { handle products(last: 1) { "
                          "totalCount edges { cursor } pageInfo { startCursor endCursor hasPreviousPage } } } } } } } }",
                          {}),
+    "guarded-deep": ("query { stores { nodes { handle publishableKeys(first: 1) { totalCount nodes { title redacted "
+                     "revokedAt } } vendors { nodes { contactEmail handle stripeAccountId products(first: 3) { nodes { "
+                     "title variants { sku inventoryQuantity q: inventoryQuantity } } } } } } } "
+                     "products(last: 4) { nodes { vendor { handle } variants { inventoryQuantity } } } }", {}),
     "vendors-root": ("query { vendors(first: 4) { totalCount pageInfo { hasNextPage endCursor } nodes { id handle "
                      "chargesEnabled payoutMinimum products(first: 3) { totalCount nodes { id } } } } }", {}),
 }
@@ -153,7 +157,9 @@ async def both(compiled: httpx.AsyncClient, resolvers: httpx.AsyncClient, docume
     slow = await resolvers.post("/graphql", json={"query": document, "variables": variables}, headers=headers)
     assert fast.status_code == slow.status_code
     body = orjson.loads(slow.content)
-    assert orjson.loads(fast.content).get("errors") == body.get("errors"), (document, fast.text, slow.text)
+    fast_errors = orjson.loads(fast.content).get("errors")
+    assert fast_errors == body.get("errors"), (document, [error.get("path") for error in fast_errors or ()],
+                                               [error.get("path") for error in body.get("errors") or ()])
     assert fast.content == slow.content, (document, fast.text, slow.text)
     return was_compiled, body
 
@@ -181,9 +187,6 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
 FALLING_BACK = {
     "storefront/Products": "Variant.unitPrice applies volume-pricing tiers in Python (catalog rules.unit_price)",
     "admin/Nodes": "root field nodes(ids:)",
-    "admin/Stores": "Store.publishableKeys is a guarded field",
-    "admin/Vendors": "Vendor.contactEmail, Vendor.stripeAccountId are guarded fields",
-    "vendor/VendorProducts": "Variant.inventoryQuantity is a guarded field",
     "storefront/ProductByHandle": "root field product(handle:); Product.metadata and Variant.options (JSON), "
                                   "Variant.tiers and unitPrice (volume pricing in Python)",
     "storefront/TenantRegions": "root field tenant(id:); Tenant.regions (Region.taxRate is a Decimal, states JSON)",
@@ -234,7 +237,7 @@ async def test_nested_reads_are_identical_on_both_paths(role: str, name: str, da
 
 
 MIXED = """query Mixed($missing: ID!, $store: ID!, $tenant: ID!) {
-  first: stores(first: 2) { totalCount nodes { id name } }
+  first: stores(first: 2) { totalCount nodes { id name publishableKeys { totalCount } } }
   regions: tenant(id: $tenant) { id slug }
   ...Roots
   gone: node(id: $missing) { id }
@@ -262,6 +265,23 @@ async def test_root_fields_fall_back_one_by_one(role: str, data: TenantWorld, to
     # stores, store(id), currentStore, vendors compile for the staff roles; tenant, the missing node and the
     # malformed id fall back; the guest's `stores`/`vendors` are empty lists, still compiled.
     assert counted == (4, 3), (counted, body)
+
+
+async def test_guarded_fields_are_masked_in_sql(data: TenantWorld, tokens: Tokens, compiled: httpx.AsyncClient,
+                                                resolvers: httpx.AsyncClient) -> None:
+    """Field permissions in one compiled statement: the tenant admin reads every guarded field, the others get
+    null and the resolvers' FORBIDDEN at the same paths (in response order on both paths), other fields intact."""
+    document = DOCUMENTS["guarded-deep"][0]
+    denied: dict[str, set[str]] = {}
+    for role in ROLES:
+        was_compiled, body = await both(compiled, resolvers, document, {}, credentials(role, data, tokens))
+        assert was_compiled
+        paths = [error["path"] for error in body.get("errors") or ()]
+        assert all(error["extensions"]["code"] == "FORBIDDEN" for error in body.get("errors") or ())
+        denied[role] = {path[-1] for path in paths}
+    assert denied["tenant_admin"] == set(), denied
+    assert {"publishableKeys", "inventoryQuantity", "q"} <= denied["guest"], denied
+    assert "contactEmail" in denied["guest"] | denied["vendor_admin"] | denied["store_admin"], denied
 
 
 async def test_warm_reads_ask_the_pdp_nothing_and_build_nothing(data: TenantWorld, tokens: Tokens,
@@ -512,4 +532,8 @@ async def test_a_pdp_failure_fails_closed_on_both_paths(data: TenantWorld, token
         body = (await client.post("/graphql", json={"query": DOCUMENTS["bench-nested"][0]}, headers=headers)).json()
     assert body["data"] == {"stores": None}, body
     assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAVAILABLE"]
+    async with app_client(broken) as client:
+        body = (await client.post("/graphql", json={"query": DOCUMENTS["guarded-deep"][0]}, headers=headers)).json()
+    assert body["data"] == {"stores": None, "products": None}, body
+    assert {error["extensions"]["code"] for error in body["errors"]} == {"UNAVAILABLE"}
     assert uuid  # keeps the import for ids in failure messages

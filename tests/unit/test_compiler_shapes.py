@@ -6,8 +6,10 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
-from cityos.graphql.core.compiler.shapes import COMPUTED, RELATIONS, shapes_of
+from cityos.graphql.catalog.types import Variant
+from cityos.graphql.core.compiler.shapes import COMPUTED, GUARDED, RELATIONS, shapes_of
 from cityos.graphql.core.nodes import DECLARATIONS
+from cityos.graphql.core.permissions import FieldPermission
 from cityos.graphql.schema import schema
 from graphql import GraphQLEnumType, GraphQLObjectType
 
@@ -104,3 +106,26 @@ def test_converters_match_their_sql() -> None:
     assert "WHEN (vendor.status = 'active') THEN 'ACTIVE'" in sql, sql
     assert "array_to_json(product.images)" in str(shapes.by_name["Product"].scalars["images"].build(
         DECLARATIONS["Product"].table))
+
+
+def test_every_guarded_field_has_its_permission_and_its_resolvers_value() -> None:
+    """A guarded field compiles with the action of the FieldPermission its definition carries, on the resource its
+    resolver checks, and the SQL value is what the resolver returns when allowed."""
+    shapes = shapes_of(schema._schema)
+    returns = {("Vendor", "contactEmail"): "return self.row.contact_email",
+               ("Vendor", "stripeAccountId"): "return self.row.stripe_account_id",
+               ("Variant", "inventoryQuantity"): "return self.quantity_on_hand",  # Variant.of: inventory_quantity
+               ("Store", "publishableKeys"): 'page_children(info, PUBLISHABLE_KEY, "store_id", self.pk'}
+    assert set(returns) == set(GUARDED)
+    for (type_name, field_name), (resource, column, _value) in GUARDED.items():
+        guard = shapes.by_name[type_name].guards[field_name]
+        graphql_type = schema._schema.get_type(type_name)
+        assert isinstance(graphql_type, GraphQLObjectType)
+        definition = graphql_type.fields[field_name].extensions["strawberry-definition"]
+        (permission,) = definition.extensions
+        assert isinstance(permission, FieldPermission)
+        assert (guard.action, guard.name) == (permission.action, permission.field_name)
+        assert guard.declaration is DECLARATIONS[resource] and guard.resource_column == column
+        assert returns[(type_name, field_name)] in resolver_source(type_name, field_name)
+    assert "product_resource=product.resource()" in " ".join(inspect.getsource(Variant.of).split())
+    assert "quantity_on_hand=row.inventory_quantity" in " ".join(inspect.getsource(Variant.of).split())

@@ -20,7 +20,7 @@ from graphql.utilities import get_operation_ast
 from cityos.domain.catalog import queries as catalog
 from cityos.domain.kernel import SortKey
 from cityos.errors import ApiError
-from cityos.graphql.core.compiler.shapes import Relation, Scalar, Shape, Shapes
+from cityos.graphql.core.compiler.shapes import Guard, Relation, Scalar, Shape, Shapes
 from cityos.graphql.core.relay import (
     DEFAULT_KEY_TYPES,
     PageRequest,
@@ -53,11 +53,14 @@ class Obj:
     """A JSON object of one row of `shape`: (response key, what) in response order."""
 
     shape: Shape
-    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child
+    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child | Guarded
 
     def columns(self) -> set[str]:
         needed = {"id", "tenant_id"}
         for _, entry in self.entries:
+            if isinstance(entry, Guarded):
+                needed.add(entry.guard.resource_column)
+                entry = entry.value
             if isinstance(entry, Scalar):
                 needed.update(entry.columns)
             elif isinstance(entry, Child):
@@ -109,6 +112,16 @@ class Listing:
     sort: str = catalog.ProductSort.NEWEST.value
     currency: str | None = None
     roots_only: bool = False
+
+
+@dataclass
+class Guarded:
+    """A guarded field: `value` where its permission allows, else null and FORBIDDEN at its path (`nodes`: the
+    field's nodes, for the error's locations)."""
+
+    guard: Guard
+    value: Scalar | Child
+    nodes: tuple[Any, ...]
 
 
 @dataclass
@@ -315,6 +328,11 @@ class Walker:
                 obj.entries.append((key, shape.scalars[name]))
             elif name in shape.relations:
                 obj.entries.append((key, self._relation(shape.relations[name], graphql_type, sub)))
+            elif name in shape.guards:
+                guard = shape.guards[name]
+                value = guard.value if isinstance(guard.value, Scalar) else \
+                    self._relation(guard.value, graphql_type, sub)
+                obj.entries.append((key, Guarded(guard, value, tuple(detail.node for detail in sub))))
             else:
                 raise NotCovered(f"{graphql_type.name}.{name}")
         return obj

@@ -24,6 +24,7 @@ from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.graphql.core.nodes import DECLARATIONS, Declaration
+from cityos.graphql.core.permissions import FieldPermission
 from graphql import (
     GraphQLEnumType,
     GraphQLList,
@@ -103,6 +104,19 @@ class Relation:
     link: Link | None = None
 
 
+@dataclass(frozen=True)
+class Guard:
+    """A field guarded by a field permission (`guarded_field`: Cerbos `action` = read:field:<name> on the
+    resource `declaration` whose id is the row's `resource_column`) whose value is `value`: in SQL, the value
+    where the action's query plan allows it, else null with FORBIDDEN "<name> requires <action>"."""
+
+    action: str
+    name: str
+    declaration: Declaration
+    resource_column: str
+    value: Scalar | Relation
+
+
 @dataclass(eq=False)  # hashed by identity: one per type and schema
 class Shape:
     type_name: str
@@ -110,6 +124,7 @@ class Shape:
     declaration: Declaration | None
     scalars: dict[str, Scalar] = field(default_factory=dict)
     relations: dict[str, Relation] = field(default_factory=dict)
+    guards: dict[str, Guard] = field(default_factory=dict)
 
 
 RELATIONS: dict[tuple[str, str], Relation] = {
@@ -131,6 +146,16 @@ RELATIONS: dict[tuple[str, str], Relation] = {
 }
 VARIANT_TABLE = table_of(VariantModel)
 PRICE_TABLE = table_of(VariantPriceModel)
+# Guarded fields (their permission is read from the field's FieldPermission): (type, field) → the resource's type
+# and the row's column naming it ("id": the object itself), and what the resolver returns when allowed.
+GUARDED: dict[tuple[str, str], tuple[str, str, Scalar | Relation]] = {
+    ("Vendor", "contactEmail"): ("Vendor", "id", Scalar(("contact_email",), lambda source: source.c.contact_email)),
+    ("Vendor", "stripeAccountId"): ("Vendor", "id", Scalar(("stripe_account_id",),
+                                                           lambda source: source.c.stripe_account_id)),
+    ("Variant", "inventoryQuantity"): ("Product", "product_id", Scalar(
+        ("inventory_quantity",), lambda source: source.c.inventory_quantity)),
+    ("Store", "publishableKeys"): ("Store", "id", Relation("connection", "PublishableApiKey", "store_id")),
+}
 # Fields with a resolver of their own whose SQL equivalent is exact: (type, field) → how.
 COMPUTED: dict[tuple[str, str], Scalar] = {
     # `self.images[0] if self.images else None`: arrays in SQL count from 1, and [1] of an empty one is NULL.
@@ -252,6 +277,21 @@ def _manual_shapes() -> dict[str, Shape]:
     return {"Variant": variant, "Money": money}
 
 
+def guard_of(schema: GraphQLSchema, type_name: str, field_name: str, resource: str, column: str,
+             value: Scalar | Relation) -> Guard | None:
+    """The guard of a field, from the field permission its definition carries (None: it has no single one)."""
+    graphql_type = schema.get_type(type_name)
+    if not isinstance(graphql_type, GraphQLObjectType) or field_name not in graphql_type.fields \
+            or resource not in DECLARATIONS:
+        return None
+    definition = graphql_type.fields[field_name].extensions.get(DEFINITION_BACKREF)
+    permissions = [extension for extension in getattr(definition, "extensions", None) or ()
+                   if isinstance(extension, FieldPermission)]
+    if len(permissions) != 1 or len(definition.extensions) != 1:
+        return None
+    return Guard(permissions[0].action, permissions[0].field_name, DECLARATIONS[resource], column, value)
+
+
 class Shapes:
     """Every shape of one GraphQL schema, built on first use."""
 
@@ -269,6 +309,10 @@ class Shapes:
         for (type_name, field_name), relation in RELATIONS.items():
             if type_name in self.by_name and relation.child in self.by_name:
                 self.by_name[type_name].relations[field_name] = relation
+        for (type_name, field_name), (resource, column, value) in GUARDED.items():
+            guard = guard_of(schema, type_name, field_name, resource, column, value)
+            if type_name in self.by_name and guard is not None:
+                self.by_name[type_name].guards[field_name] = guard
 
     def get(self, type_name: str) -> Shape | None:
         return self.by_name.get(type_name)

@@ -34,13 +34,16 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.sql.elements import BinaryExpression, False_, True_
 
 from cityos.domain.catalog import queries as catalog
 from cityos.domain.kernel import Listing as DomainListing
 from cityos.domain.marketplace import queries as marketplace
 from cityos.domain.tenancy import queries as tenancy
+from cityos.graphql.core.compiler.masks import DENIED
 from cityos.graphql.core.compiler.selection import (
     Child,
+    Guarded,
     Obj,
     OperationPlan,
     Page,
@@ -53,7 +56,7 @@ from cityos.graphql.core.nodes import DECLARATIONS
 from cityos.graphql.core.relay import SortKey, key_types, keyset_after
 
 EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
-Filters = Mapping[str, ColumnElement[bool]]  # Cerbos kind → the `read` clause on the kind's table
+Filters = Mapping[tuple[str, str], ColumnElement[bool]]  # (Cerbos kind, action) → the clause on the kind's table
 
 
 class Fallback(Exception):
@@ -69,20 +72,23 @@ class Caller:
     tenant_id: uuid.UUID | None
 
 
-def planned_kinds(plan: OperationPlan) -> set[Shape]:
-    """The declared shapes whose `read` query plan the statement needs: root rows, connection children and
-    planned to-one children."""
-    found: set[Shape] = set()
+def needed_plans(plan: OperationPlan) -> set[tuple[str, str]]:
+    """(declared type, action) of each query plan the statements need: `read` of root rows, connection children
+    and planned to-one children; each guarded field's action on its resource's type."""
+    found: set[tuple[str, str]] = set()
 
     def visit_obj(obj: Obj) -> None:
         for _, entry in obj.entries:
+            if isinstance(entry, Guarded):
+                found.add((entry.guard.declaration.type_name, entry.guard.action))
+                entry = entry.value
             if isinstance(entry, Child):
                 if isinstance(entry.selection, Page):
-                    found.add(entry.selection.child)
+                    found.add((entry.selection.child.type_name, "read"))
                     visit_page(entry.selection)
                 else:
                     if entry.relation.planned:
-                        found.add(entry.selection.shape)
+                        found.add((entry.selection.shape.type_name, "read"))
                     visit_obj(entry.selection)
 
     def visit_page(page: Page) -> None:
@@ -96,12 +102,21 @@ def planned_kinds(plan: OperationPlan) -> set[Shape]:
 
     for _, root in plan.roots:
         if isinstance(root, RootConnection):
-            found.add(root.page.child)
+            found.add((root.page.child.type_name, "read"))
             visit_page(root.page)
         elif isinstance(root, RootSingle):
-            found.add(root.obj.shape)
+            found.add((root.obj.shape.type_name, "read"))
             visit_obj(root.obj)
     return found
+
+
+def on_column(clause: ColumnElement[bool], table: Any, target: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A query plan's clause on `table` (`table.id IN (…)`, or a constant) about the row whose id is `target`."""
+    if isinstance(clause, True_ | False_):
+        return clause
+    if isinstance(clause, BinaryExpression) and clause.left is table.c.id:
+        return BinaryExpression(target, clause.right, clause.operator)
+    raise Fallback("a query plan of another form")
 
 
 def _key(name: str) -> ColumnElement[Any]:
@@ -145,12 +160,12 @@ def by_rank(rows: Any) -> list[Any]:
 
 
 class Builder:
-    def __init__(self, filters: Mapping[str, ColumnElement[bool]], tenant_id: uuid.UUID | None,
-                 caller: Caller) -> None:
+    def __init__(self, filters: Filters, tenant_id: uuid.UUID | None, caller: Caller) -> None:
         self.filters = filters
         self.tenant_id = tenant_id
         self.caller = caller
         self.names = itertools.count(1)
+        self.denials: list[Guarded] = []  # the guarded fields of the statement being built, by marker number
 
     def _alias(self) -> str:
         return f"l{next(self.names)}"
@@ -169,7 +184,7 @@ class Builder:
                                                   or self.caller.tenant_id != self.tenant_id):
                 # a resource with a scope of its own (the tenant's slug): the plan's scope is the principal's
                 raise Fallback(f"{shape.type_name} outside the principal's tenant")
-            conditions.append(self.filters[declaration.kind])
+            conditions.append(self.filters[(declaration.kind, "read")])
         return conditions
 
     def obj(self, obj: Obj, row: Any) -> ColumnElement[Any]:
@@ -179,9 +194,24 @@ class Builder:
                 pairs.append((key, literal(entry.name, Text)))
             elif isinstance(entry, Scalar):
                 pairs.append((key, entry.build(row)))
+            elif isinstance(entry, Guarded):
+                pairs.append((key, self.guarded(entry, row)))
             else:
                 pairs.append((key, self.child(entry, row)))
         return _object(pairs)
+
+    def guarded(self, entry: Guarded, row: Any) -> ColumnElement[Any]:
+        """The field's value where its action's query plan allows it on the row's resource, else a marker
+        (`{"!denied": n}`: no GraphQL name has a `!`) that `masks.unmask` turns into null and FORBIDDEN."""
+        guard = entry.guard
+        declaration = guard.declaration
+        allowed = on_column(self.filters[(declaration.kind, guard.action)], declaration.table,
+                            row.c[guard.resource_column])
+        inner = entry.value
+        value = func.to_json(inner.build(row)) if isinstance(inner, Scalar) else self.child(inner, row)
+        self.denials.append(entry)
+        marker = func.json_build_object(_key(DENIED), literal(len(self.denials) - 1))
+        return case((allowed, value), else_=marker)
 
     def _linked_to(self, child: Child, table: Any, row: Any) -> list[ColumnElement[bool]]:
         relation = child.relation
