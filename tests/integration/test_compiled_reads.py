@@ -423,66 +423,156 @@ async def test_nested_pages_follow_the_resolvers(data: TenantWorld, tokens: Toke
         assert forwards == backwards and forwards
 
 
+# The covered types as the generator sees them: scalar fields (guarded ones included) and relations
+# (field, type, connection?).
 FIELDS = {
     "Store": ["id", "name", "handle", "defaultCurrencyCode", "createdAt", "__typename"],
     "Vendor": ["id", "name", "handle", "chargesEnabled", "payoutsEnabled", "detailsSubmitted", "payoutMinimum",
-               "createdAt", "status", "__typename"],
-    "Product": ["id", "title", "handle", "description", "createdAt", "status", "images", "__typename"],
-    "Variant": ["id", "sku", "title", "inStock", "weightGrams", "__typename"],
+               "createdAt", "status", "contactEmail", "stripeAccountId", "__typename"],
+    "Product": ["id", "title", "handle", "description", "createdAt", "status", "images", "thumbnail", "__typename"],
+    "Variant": ["id", "sku", "title", "inStock", "weightGrams", "inventoryQuantity", "__typename"],
     "Money": ["amount", "currencyCode", "__typename"],
+    "Category": ["id", "handle", "name", "rank", "__typename"],
+    "Tenant": ["id", "slug", "name", "status", "createdAt", "__typename"],
+    "StoreDomain": ["id", "domain", "isPrimary", "createdAt", "__typename"],
+    "SalesChannel": ["id", "name", "description", "isDefault", "isDisabled", "createdAt", "__typename"],
+    "PublishableApiKey": ["id", "title", "redacted", "createdAt", "revokedAt", "__typename"],
 }
-RELATIONS = {"Store": [("vendors", "Vendor", True)], "Vendor": [("products", "Product", True)],
-             "Product": [("variants", "Variant", False), ("vendor", "Vendor", False)],
-             "Variant": [("prices", "Money", False)], "Money": []}
+RELATIONS = {
+    "Store": [("vendors", "Vendor", True), ("domains", "StoreDomain", True), ("salesChannels", "SalesChannel", True),
+              ("tenant", "Tenant", False), ("publishableKeys", "PublishableApiKey", True)],
+    "Vendor": [("products", "Product", True)],
+    "Product": [("variants", "Variant", False), ("vendor", "Vendor", False), ("categories", "Category", False)],
+    "Variant": [("prices", "Money", False)], "Money": [],
+    "Category": [("parent", "Category", False), ("children", "Category", False)],
+    "Tenant": [("stores", "Store", True)], "StoreDomain": [], "SalesChannel": [], "PublishableApiKey": [],
+}
+MAX_DEPTH = 5
+
+
+class Document:
+    """The fragment definitions a generated operation spreads."""
+
+    def __init__(self) -> None:
+        self.fragments: list[str] = []
+
+
+def directive(draw: Any) -> str:
+    return draw(st.sampled_from(["", "", " @include(if: $yes)", " @skip(if: $no)", " @include(if: $no)",
+                                 " @skip(if: $yes)"]))
+
+
+def paging(draw: Any) -> str:
+    return draw(st.sampled_from(["", "(first: 0)", "(first: 1)", "(first: 3)", "(last: 1)", "(last: 2)"]))
+
+
+def connection(draw: Any, type_name: str, depth: int, document: Document) -> str:
+    """A connection's selection: some of totalCount, pageInfo, edges (cursor, node) and nodes."""
+    parts = []
+    for part in draw(st.lists(st.sampled_from(["totalCount", "pageInfo", "edges", "nodes", "__typename"]),
+                              min_size=1, max_size=3, unique=True)):
+        if part == "pageInfo":
+            info = draw(st.lists(st.sampled_from(["hasNextPage", "hasPreviousPage", "startCursor", "endCursor",
+                                                  "__typename"]), min_size=1, max_size=4, unique=True))
+            parts.append(f"pageInfo {{ {' '.join(info)} }}")
+        elif part == "edges":
+            parts.append(f"edges {{ cursor node {{ {draw(selection(type_name, depth + 1, document))} }} }}")
+        elif part == "nodes":
+            parts.append(f"nodes {{ {draw(selection(type_name, depth + 1, document))} }}")
+        else:
+            parts.append(part)
+    return " ".join(parts)
 
 
 @st.composite
-def selection(draw: Any, type_name: str, depth: int) -> str:
-    """A random selection set of `type_name`: scalars, relations (depth ≤ 4), aliases, inline fragments."""
+def selection(draw: Any, type_name: str, depth: int, document: Document) -> str:
+    """A random selection set of `type_name` (depth ≤ MAX_DEPTH): scalars, relations with paging arguments,
+    aliases, @include/@skip on variables, inline fragments and named fragments."""
     parts = []
     for name in draw(st.lists(st.sampled_from(FIELDS[type_name]), min_size=1, max_size=4, unique=True)):
         alias = draw(st.sampled_from(["", f"a_{name}: ", f"{name}: "]))  # distinct per field: a valid document
-        parts.append(f"{alias}{name}")
-    if depth < 4:
-        for name, child, connection in RELATIONS[type_name]:
-            if draw(st.booleans()):
-                inner = draw(selection(child, depth + 1))
-                if connection:
-                    first = draw(st.sampled_from(["", "(first: 1)", "(first: 3)"]))
-                    shape = draw(st.sampled_from(["nodes { %s }", "edges { cursor node { %s } }",
-                                                  "totalCount pageInfo { hasNextPage endCursor } nodes { %s }"]))
-                    parts.append(f"{name}{first} {{ {shape % inner} }}")
+        parts.append(f"{alias}{name}{directive(draw)}")
+    if depth < MAX_DEPTH:
+        for name, child, is_connection in RELATIONS[type_name]:
+            if draw(st.integers(0, 2)) == 0:
+                alias = draw(st.sampled_from(["", f"r_{name}: "]))
+                if is_connection:
+                    inner = connection(draw, child, depth, document)
+                    parts.append(f"{alias}{name}{paging(draw)}{directive(draw)} {{ {inner} }}")
                 else:
-                    parts.append(f"{name} {{ {inner} }}")
-    if draw(st.booleans()):
-        parts = [f"... on {type_name} {{ {' '.join(parts)} }}"]
+                    parts.append(f"{alias}{name}{directive(draw)} {{ {draw(selection(child, depth + 1, document))} }}")
+    wrap = draw(st.integers(0, 4))
+    if wrap == 0:
+        return f"... on {type_name}{directive(draw)} {{ {' '.join(parts)} }}"
+    if wrap == 1:
+        name = f"F{len(document.fragments)}"
+        document.fragments.append(f"fragment {name} on {type_name} {{ {' '.join(parts)} }}")
+        return f"...{name} __typename"
+    if wrap == 2:
+        return f"... @include(if: $yes) {{ {' '.join(parts)} }}"
     return " ".join(parts)
+
+
+ROOTS = [("stores", "Store", True), ("vendors", "Vendor", True), ("products", "Product", True),
+         ("categories", "Category", True), ("currentStore", "Store", False), ("store(id: $store)", "Store", False),
+         ("node(id: $store)", "Store", False)]
+PRODUCT_ARGUMENTS = ["", "sort: TITLE", "sort: PRICE_ASC", "sort: PRICE_DESC", "filter: { inStock: true }",
+                     "filter: { search: \"linen\" }", "filter: { priceMax: 3000 }, sort: PRICE_DESC"]
+
+
+@st.composite
+def operation(draw: Any) -> str:
+    document = Document()
+    roots = []
+    for index, (field, type_name, is_connection) in enumerate(draw(st.lists(st.sampled_from(ROOTS), min_size=1,
+                                                                            max_size=2, unique=True))):
+        alias = f"r{index}: "
+        if is_connection:
+            arguments = [paging(draw)[1:-1]]
+            if field == "products":
+                arguments.append(draw(st.sampled_from(PRODUCT_ARGUMENTS)))
+            if field == "categories":
+                arguments.append(draw(st.sampled_from(["", "rootsOnly: true"])))
+            given = ", ".join(argument for argument in arguments if argument)
+            head = f"{field}({given})" if given else field
+            roots.append(f"{alias}{head} {{ {connection(draw, type_name, 1, document)} }}")
+        elif field.startswith("node"):
+            roots.append(f"{alias}{field} {{ __typename ... on Store {{ {draw(selection('Store', 1, document))} }} }}")
+        else:
+            roots.append(f"{alias}{field} {{ {draw(selection(type_name, 1, document))} }}")
+    if draw(st.booleans()):
+        roots.append("__typename")
+    body = "{ " + " ".join(roots) + " } " + " ".join(document.fragments)
+    used = [f"${name}: {kind}" for name, kind in (("yes", "Boolean!"), ("no", "Boolean!"), ("store", "ID!"))
+            if f"${name}" in body]  # an unused variable is a validation error
+    return f"query Random{'(' + ', '.join(used) + ')' if used else ''} {body}"
 
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_random_selections_are_identical_on_both_paths(role: str, data: TenantWorld, tokens: Tokens,
                                                              compiled: httpx.AsyncClient,
                                                              resolvers: httpx.AsyncClient) -> None:
+    """Hypothesis-generated operations over every covered type (depth ≤ 5, aliases, fragments, inline fragments,
+    @include/@skip on variables, __typename, paging arguments, filters and sorts, guarded fields): the same bytes
+    on both paths, and every one compiles."""
     headers = credentials(role, data, tokens)
     documents: list[str] = []
 
-    @hypothesis_settings(max_examples=15, derandomize=True, deadline=None, database=None,
+    @hypothesis_settings(max_examples=30, derandomize=True, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))
-    @given(selection("Store", 1), st.booleans())
-    def generate(store_selection: str, use_fragment: bool) -> None:
-        if use_fragment:
-            documents.append(f"query {{ stores(first: 3) {{ nodes {{ ...F }} }} }} fragment F on Store {{ "
-                             f"{store_selection} }}")
-        else:
-            documents.append(f"query {{ currentStore {{ {store_selection} }} }}")
+    @given(operation())
+    def generate(document: str) -> None:
+        documents.append(document)
 
     generate()
-    compiled_documents = 0
+    values = {"yes": True, "no": False, "store": to_global_id("Store", data.store_id)}
+    uncompiled = []
     for document in documents:
-        was_compiled, _ = await both(compiled, resolvers, document, {}, headers)
-        compiled_documents += was_compiled
-    # Every generated field is covered: all compile (the guest's and vendor's stores are readable to them).
-    assert (len(documents), compiled_documents) == (15, 15)
+        variables = {name: value for name, value in values.items() if f"${name}:" in document}
+        was_compiled, _ = await both(compiled, resolvers, document, variables, headers)
+        if not was_compiled:
+            uncompiled.append(document)
+    assert len(documents) == 30 and not uncompiled, uncompiled
 
 
 async def test_a_compiled_root_field_is_one_statement(data: TenantWorld, tokens: Tokens, server: Server,
