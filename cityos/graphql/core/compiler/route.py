@@ -221,8 +221,8 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
             continue
         if compiled.denials:
             data[root_key] = unmask(orjson.loads(text), [root_key], compiled.denials, errors)
-        else:
-            data[root_key] = orjson.loads(text)
+        else:  # the JSON text is the response's, byte for byte (jsontext): spliced in, not parsed
+            data[root_key] = orjson.Fragment(text)
     return data, errors
 
 

@@ -28,19 +28,16 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    literal,
-    literal_column,
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.elements import BinaryExpression, False_, True_
 
 from cityos.domain.catalog import queries as catalog
 from cityos.domain.kernel import Listing as DomainListing
 from cityos.domain.marketplace import queries as marketplace
 from cityos.domain.tenancy import queries as tenancy
-from cityos.graphql.core.compiler.masks import DENIED
+from cityos.graphql.core.compiler import jsontext
 from cityos.graphql.core.compiler.selection import (
     Child,
     Guarded,
@@ -55,7 +52,6 @@ from cityos.graphql.core.compiler.shapes import Scalar, Shape, base64url, concat
 from cityos.graphql.core.nodes import DECLARATIONS
 from cityos.graphql.core.relay import SortKey, key_types, keyset_after
 
-EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
 Filters = Mapping[tuple[str, str], ColumnElement[bool]]  # (Cerbos kind, action) → the clause on the kind's table
 
 
@@ -119,14 +115,8 @@ def on_column(clause: ColumnElement[bool], table: Any, target: ColumnElement[Any
     raise Fallback("a query plan of another form")
 
 
-def _key(name: str) -> ColumnElement[Any]:
-    return literal_column(f"'{name}'")  # GraphQL names: [_A-Za-z][_0-9A-Za-z]*, safe to inline
-
-
 def _object(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
-    if len(pairs) > 50:  # json_build_object takes at most 100 arguments
-        raise Fallback("too many fields for one json_build_object")
-    return func.json_build_object(*itertools.chain.from_iterable((_key(key), value) for key, value in pairs))
+    return jsontext.obj(list(pairs))
 
 
 def _cursor_value(value: ColumnElement[Any], python_type: type | None) -> ColumnElement[Any]:
@@ -191,9 +181,9 @@ class Builder:
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, entry in obj.entries:
             if isinstance(entry, Typename):
-                pairs.append((key, literal(entry.name, Text)))
+                pairs.append((key, jsontext.name(entry.name)))
             elif isinstance(entry, Scalar):
-                pairs.append((key, entry.build(row)))
+                pairs.append((key, jsontext.scalar(entry.build(row))))
             elif isinstance(entry, Guarded):
                 pairs.append((key, self.guarded(entry, row)))
             else:
@@ -208,10 +198,9 @@ class Builder:
         allowed = on_column(self.filters[(declaration.kind, guard.action)], declaration.table,
                             row.c[guard.resource_column])
         inner = entry.value
-        value = func.to_json(inner.build(row)) if isinstance(inner, Scalar) else self.child(inner, row)
+        value = jsontext.scalar(inner.build(row)) if isinstance(inner, Scalar) else self.child(inner, row)
         self.denials.append(entry)
-        marker = func.json_build_object(_key(DENIED), literal(len(self.denials) - 1))
-        return case((allowed, value), else_=marker)
+        return case((allowed, value), else_=jsontext.marker(len(self.denials) - 1))
 
     def _linked_to(self, child: Child, table: Any, row: Any) -> list[ColumnElement[bool]]:
         relation = child.relation
@@ -240,10 +229,10 @@ class Builder:
                 .where(*self._linked_to(child, table, row), *self._conditions(shape, relation.planned))
                 .correlate(row).subquery(self._alias()))
         if relation.kind == "one":
-            return select(self.obj(selection, rows)).select_from(rows).limit(1).scalar_subquery()
+            found = select(self.obj(selection, rows)).select_from(rows).limit(1).scalar_subquery()
+            return func.coalesce(found, jsontext.NULL)
         order = by_rank(rows) if relation.by_rank else [rows.c.created_at, rows.c.id]
-        aggregated = func.json_agg(aggregate_order_by(self.obj(selection, rows), *order))
-        return select(func.coalesce(aggregated, EMPTY_LIST)).select_from(rows).scalar_subquery()
+        return select(jsontext.array(self.obj(selection, rows), *order)).select_from(rows).scalar_subquery()
 
     def page(self, page: Page, base: Select[Any], keys: Sequence[SortKey], parent: Any) -> ColumnElement[Any]:
         """A connection's JSON: `base` selects the whole list (totalCount), the window's cursors cut the page."""
@@ -290,45 +279,42 @@ class Builder:
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, kind, payload in page.entries:
             if kind == "typename":
-                pairs.append((key, literal(payload, Text)))
+                pairs.append((key, jsontext.name(payload)))
             elif kind == "totalCount":
                 count = base.with_only_columns(func.count(), maintain_column_froms=True)
                 if parent is not None:
                     count = count.correlate(parent)
-                pairs.append((key, count.scalar_subquery()))
+                pairs.append((key, jsontext.scalar(count.scalar_subquery())))
             elif kind == "nodes":
                 aggregated = True
-                nodes = func.json_agg(aggregate_order_by(self.obj(payload, rows), edge_order)).filter(in_page)
-                pairs.append((key, func.coalesce(nodes, EMPTY_LIST)))
+                pairs.append((key, jsontext.array(self.obj(payload, rows), edge_order, where=in_page)))
             elif kind == "edges":
                 aggregated = True
                 edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
                 for edge_key, edge_kind, edge_payload in payload:
                     if edge_kind == "typename":
-                        edge_pairs.append((edge_key, literal(edge_payload, Text)))
+                        edge_pairs.append((edge_key, jsontext.name(edge_payload)))
                     elif edge_kind == "cursor":
-                        edge_pairs.append((edge_key, edge_cursor()))
+                        edge_pairs.append((edge_key, jsontext.scalar(edge_cursor())))
                     else:
                         edge_pairs.append((edge_key, self.obj(edge_payload, rows)))
-                edges = func.json_agg(aggregate_order_by(_object(edge_pairs), edge_order)).filter(in_page)
-                pairs.append((key, func.coalesce(edges, EMPTY_LIST)))
+                pairs.append((key, jsontext.array(_object(edge_pairs), edge_order, where=in_page)))
             else:  # pageInfo
                 info: list[tuple[str, ColumnElement[Any]]] = []
                 for info_key, info_kind, name in payload:
                     if info_kind == "typename":
-                        info.append((info_key, literal(name, Text)))
+                        info.append((info_key, jsontext.name(name)))
                     elif info_kind == "hasNextPage":
-                        info.append((info_key, (true() if window.before is not None else false())
-                                     if window.backwards else more()))
+                        info.append((info_key, jsontext.scalar((true() if window.before is not None else false())
+                                                               if window.backwards else more())))
                     elif info_kind == "hasPreviousPage":
-                        info.append((info_key, more() if window.backwards
-                                     else true() if window.after is not None else false()))
-                    elif info_kind == "startCursor":
+                        info.append((info_key, jsontext.scalar(more() if window.backwards else true()
+                                                               if window.after is not None else false())))
+                    else:  # startCursor, endCursor
                         aggregated = True
-                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == first_rn, in_page))))
-                    else:  # endCursor
-                        aggregated = True
-                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == last_rn, in_page))))
+                        at = first_rn if info_kind == "startCursor" else last_rn
+                        info.append((info_key, jsontext.scalar(
+                            func.max(edge_cursor()).filter(and_(rows.c._rn == at, in_page)))))
                 pairs.append((key, _object(info)))
         statement = select(_object(pairs))
         if aggregated:
