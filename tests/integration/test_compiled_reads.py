@@ -186,7 +186,6 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
 # Query documents that fall back, and why (README: "What falls back").
 FALLING_BACK = {
     "storefront/Products": "Variant.unitPrice applies volume-pricing tiers in Python (catalog rules.unit_price)",
-    "admin/Nodes": "root field nodes(ids:)",
     "storefront/ProductByHandle": "root field product(handle:); Product.metadata and Variant.options (JSON), "
                                   "Variant.tiers and unitPrice (volume pricing in Python)",
     "storefront/TenantRegions": "root field tenant(id:); Tenant.regions (Region.taxRate is a Decimal, states JSON)",
@@ -265,6 +264,34 @@ async def test_root_fields_fall_back_one_by_one(role: str, data: TenantWorld, to
     # stores, store(id), currentStore, vendors compile for the staff roles; tenant, the missing node and the
     # malformed id fall back; the guest's `stores`/`vendors` are empty lists, still compiled.
     assert counted == (4, 3), (counted, body)
+
+
+NODES = """query N($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Store { handle tenant { slug } }
+  ... on Vendor { handle contactEmail products(first: 1) { totalCount } } ... on Product { title status variants {
+  sku inventoryQuantity } } ... on Category { name children { name } } ... on StoreDomain { domain } } }"""
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_nodes_by_ids(role: str, data: TenantWorld, tokens: Tokens, compiled: httpx.AsyncClient,
+                            resolvers: httpx.AsyncClient) -> None:
+    """`nodes(ids)` over every node type, missing ids (null) and duplicates: one statement, the resolvers' bytes;
+    an id the caller may not read (the resolvers' FORBIDDEN for the whole field) falls back."""
+    admin = credentials("tenant_admin", data, tokens)
+    listed = (await compiled.post("/graphql", json={"query": "{ stores { nodes { id domains { nodes { id } } "
+                                                              "vendors(first: 2) { nodes { id products(last: 2) { "
+                                                              "nodes { id } } } } } } categories { nodes { id } } }"},
+                                  headers=admin)).json()["data"]
+    store = listed["stores"]["nodes"][0]
+    ids = [store["id"], *(node["id"] for node in store["domains"]["nodes"]),
+           *(vendor["id"] for vendor in store["vendors"]["nodes"]),
+           *(product["id"] for vendor in store["vendors"]["nodes"] for product in vendor["products"]["nodes"]),
+           *(category["id"] for category in listed["categories"]["nodes"][:3]),
+           to_global_id("Product", uuid.uuid4()), store["id"]]
+    was_compiled, body = await both(compiled, resolvers, NODES, {"ids": ids}, credentials(role, data, tokens))
+    if role == "tenant_admin":
+        assert was_compiled and None in body["data"]["nodes"] and "errors" not in body, body
+    was_compiled, body = await both(compiled, resolvers, NODES, {"ids": []}, credentials(role, data, tokens))
+    assert was_compiled and body == {"data": {"nodes": []}}
 
 
 async def test_guarded_fields_are_masked_in_sql(data: TenantWorld, tokens: Tokens, compiled: httpx.AsyncClient,

@@ -36,9 +36,13 @@ def resolver_source(type_name: str, field_name: str) -> str:
 
 
 def test_every_relation_matches_its_resolver() -> None:
+    """…including its authorization: connections and planned to-ones are filtered by a Cerbos read plan because
+    their resolvers authorize each child; lists and plain to-ones are not, because their resolvers do not."""
     shapes = shapes_of(schema._schema)
     for (type_name, field_name), relation in RELATIONS.items():
         source = resolver_source(type_name, field_name)
+        authorizes = "authz" in source or "planned=True" in source or "page_children(" in source
+        assert authorizes == (relation.kind == "connection" or relation.planned), (type_name, field_name)
         child = shapes.by_name[relation.child]
         if relation.kind == "connection":
             names = {f'declared("{relation.child}")', child.table.name.upper(),
@@ -59,7 +63,7 @@ def test_every_relation_matches_its_resolver() -> None:
             link = f"{relation.link.table.name.upper()}_TABLE"
             assert SOURCES["linked"].format(link=link, column=relation.link.parent_column) in source, source
             assert f"link.{relation.link.child_column} for link in links" in source, source
-            assert "key=lambda c: (c.rank, c.name)" in source and "if row" in source, source
+            assert "key=lambda c: (c.rank, c.name, c.created_at, c.pk)" in source and "if row" in source, source
         else:
             # a planned to-one is null unless the caller may read it; an unplanned one is a plain by-key load
             assert relation.planned == ('.allowed(' in source), source

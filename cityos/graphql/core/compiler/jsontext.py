@@ -58,6 +58,18 @@ def array(element: ColumnElement[Any], *order: Any, where: ColumnElement[bool] |
     return join([_inline("["), func.coalesce(aggregated, _inline("")), _inline("]")])
 
 
+def comma() -> ColumnElement[Any]:
+    return _inline(",")
+
+
+def open_list() -> ColumnElement[Any]:
+    return _inline("[")
+
+
+def close_list() -> ColumnElement[Any]:
+    return _inline("]")
+
+
 def marker(number: int) -> ColumnElement[Any]:
     """`{"!denied":n}`: where a guarded field's permission denies it (see masks)."""
     return _inline(f'{{"{DENIED}":{int(number)}}}')

@@ -23,6 +23,7 @@ from cityos.errors import ApiError
 from cityos.graphql.core.compiler.shapes import Guard, Relation, Scalar, Shape, Shapes
 from cityos.graphql.core.relay import (
     DEFAULT_KEY_TYPES,
+    MAX_PAGE_SIZE,
     PageRequest,
     decode_keys,
     from_global_id,
@@ -142,6 +143,14 @@ class RootSingle:
 
 
 @dataclass
+class RootNodes:
+    """`nodes(ids)`: one readable row per id, null where none exists; an existing row the caller may not read
+    means fall back (the resolver's FORBIDDEN)."""
+
+    items: list[RootSingle]
+
+
+@dataclass
 class Uncovered:
     """A root field the compiler does not cover: the resolvers answer it. `nodes` are its field nodes."""
 
@@ -151,7 +160,7 @@ class Uncovered:
 
 @dataclass
 class OperationPlan:
-    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | Uncovered)
+    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | RootNodes | Uncovered)
     nodes: dict[str, list[Any]] = field(default_factory=dict)  # response key → its field nodes
 
 
@@ -285,6 +294,14 @@ class Walker:
             except ApiError as error:
                 raise NotCovered("bad id: the resolver reports it") from error
             return self._single(type_name, key, details)
+        if name == "nodes":
+            if len(arguments["ids"]) > MAX_PAGE_SIZE:
+                raise NotCovered("too many ids: the resolver reports it")
+            try:
+                named = [from_global_id(global_id) for global_id in arguments["ids"]]
+            except ApiError as error:
+                raise NotCovered("bad id: the resolver reports it") from error
+            return RootNodes([self._single(type_name, key, details) for type_name, key in named])
         raise NotCovered(f"root field {name}")
 
     def _listing(self, name: str, arguments: dict[str, Any]) -> Listing:

@@ -1,4 +1,5 @@
-"""From a plan to one SQL statement per root field, returning the field's JSON as text.
+"""From a plan to one SQL statement per root field, returning the field's JSON as text (`jsontext`: the bytes of
+the response), guarded fields masked by their permission's query plan (`plans.on_column`).
 
 Every level reads its rows in a derived table (`FROM (SELECT … FROM <table> WHERE …) AS lN`), correlated to its
 parent's derived table by the foreign key and `tenant_id = parent.tenant_id` (so tenant-leading indexes drive each
@@ -28,23 +29,24 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    or_,
     select,
     true,
 )
-from sqlalchemy.sql.elements import BinaryExpression, False_, True_
 
 from cityos.domain.catalog import queries as catalog
 from cityos.domain.kernel import Listing as DomainListing
 from cityos.domain.marketplace import queries as marketplace
 from cityos.domain.tenancy import queries as tenancy
 from cityos.graphql.core.compiler import jsontext
+from cityos.graphql.core.compiler.plans import Fallback, on_column
 from cityos.graphql.core.compiler.selection import (
     Child,
     Guarded,
     Obj,
-    OperationPlan,
     Page,
     RootConnection,
+    RootNodes,
     RootSingle,
     Typename,
 )
@@ -55,10 +57,6 @@ from cityos.graphql.core.relay import SortKey, key_types, keyset_after
 Filters = Mapping[tuple[str, str], ColumnElement[bool]]  # (Cerbos kind, action) → the clause on the kind's table
 
 
-class Fallback(Exception):
-    """This root field, for this principal, is the resolvers' to answer (say, an error they report)."""
-
-
 @dataclass(frozen=True)
 class Caller:
     """What of the principal the statements depend on besides the query plans."""
@@ -66,53 +64,6 @@ class Caller:
     authenticated: bool
     staff: bool
     tenant_id: uuid.UUID | None
-
-
-def needed_plans(plan: OperationPlan) -> set[tuple[str, str]]:
-    """(declared type, action) of each query plan the statements need: `read` of root rows, connection children
-    and planned to-one children; each guarded field's action on its resource's type."""
-    found: set[tuple[str, str]] = set()
-
-    def visit_obj(obj: Obj) -> None:
-        for _, entry in obj.entries:
-            if isinstance(entry, Guarded):
-                found.add((entry.guard.declaration.type_name, entry.guard.action))
-                entry = entry.value
-            if isinstance(entry, Child):
-                if isinstance(entry.selection, Page):
-                    found.add((entry.selection.child.type_name, "read"))
-                    visit_page(entry.selection)
-                else:
-                    if entry.relation.planned:
-                        found.add((entry.selection.shape.type_name, "read"))
-                    visit_obj(entry.selection)
-
-    def visit_page(page: Page) -> None:
-        for _, kind, payload in page.entries:
-            if kind == "nodes":
-                visit_obj(payload)
-            elif kind == "edges":
-                for _, edge_kind, edge_payload in payload:
-                    if edge_kind == "node":
-                        visit_obj(edge_payload)
-
-    for _, root in plan.roots:
-        if isinstance(root, RootConnection):
-            found.add((root.page.child.type_name, "read"))
-            visit_page(root.page)
-        elif isinstance(root, RootSingle):
-            found.add((root.obj.shape.type_name, "read"))
-            visit_obj(root.obj)
-    return found
-
-
-def on_column(clause: ColumnElement[bool], table: Any, target: ColumnElement[Any]) -> ColumnElement[bool]:
-    """A query plan's clause on `table` (`table.id IN (…)`, or a constant) about the row whose id is `target`."""
-    if isinstance(clause, True_ | False_):
-        return clause
-    if isinstance(clause, BinaryExpression) and clause.left is table.c.id:
-        return BinaryExpression(target, clause.right, clause.operator)
-    raise Fallback("a query plan of another form")
 
 
 def _object(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
@@ -144,8 +95,8 @@ def cursor_of(values: Sequence[ColumnElement[Any]], types: Sequence[type | None]
 
 
 def by_rank(rows: Any) -> list[Any]:
-    """`sorted(…, key=lambda c: (c.rank, c.name))` over rows loaded by (created_at, id): Python compares names
-    code point by code point, as the C collation compares UTF-8 bytes."""
+    """`sorted(…, key=lambda c: (c.rank, c.name))` over rows loaded by (created_at, id), or with those as the
+    explicit tie-break: Python compares names code point by code point, as the C collation compares UTF-8 bytes."""
     return [rows.c.rank, rows.c.name.collate("C"), rows.c.created_at, rows.c.id]
 
 
@@ -357,9 +308,29 @@ class Builder:
             value = case((and_(*found), value), else_=None)
         return select(cast(value, Text))
 
-    def root_single(self, root: RootSingle) -> Select[Any]:
+    def single(self, root: RootSingle) -> ColumnElement[Any]:
+        """The row's JSON text, or NULL when there is no readable row."""
         shape = root.obj.shape
         table = shape.table
         row = (select(*(table.c[name] for name in sorted(root.obj.columns()) if name in table.c))
                .where(table.c.id == root.key, *self._conditions(shape, True)).subquery(self._alias()))
-        return select(cast(select(self.obj(root.obj, row)).select_from(row).scalar_subquery(), Text))
+        return select(self.obj(root.obj, row)).select_from(row).scalar_subquery()
+
+    def root_single(self, root: RootSingle) -> Select[Any]:
+        return select(cast(self.single(root), Text))
+
+    def root_nodes(self, root: RootNodes) -> Select[Any]:
+        """`[node,null,…]` when every id names a readable row or none in the tenant (the resolver's null), else
+        NULL: a row the caller may not read is the resolver's FORBIDDEN."""
+        items: list[ColumnElement[Any]] = []
+        readable: list[ColumnElement[bool]] = []
+        for single in root.items:
+            table = single.obj.shape.table
+            if items:
+                items.append(jsontext.comma())
+            items.append(func.coalesce(self.single(single), jsontext.NULL))
+            exists_here = exists().where(table.c.id == single.key, *self._in_tenant(table))
+            allowed = exists().where(table.c.id == single.key, *self._conditions(single.obj.shape, True))
+            readable.append(or_(~exists_here, allowed))
+        value = jsontext.join([jsontext.open_list(), *items, jsontext.close_list()])
+        return select(cast(case((and_(true(), *readable), value), else_=None), Text))
