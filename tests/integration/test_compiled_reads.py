@@ -180,7 +180,10 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
             "storefront/ProductByHandle": {"handle": "linen-throw"},
             "storefront/TenantRegions": {"id": to_global_id("Tenant", world.tenant_id)},
             "vendor/LedgerEntries": {"vendorId": vendor}, "vendor/Payouts": {"vendorId": vendor},
-            "vendor/VendorAccount": {"id": vendor}, "vendor/VendorOrders": {}}
+            "vendor/VendorAccount": {"id": vendor}, "vendor/VendorOrders": {},
+            "admin/Companies": {}, "admin/Invoices": {}, "storefront/ApprovalRequests": {}, "storefront/Quotes": {},
+            "storefront/Company": {"id": to_global_id("Company", uuid.uuid4())},
+            "storefront/QuoteById": {"id": to_global_id("Quote", uuid.uuid4())}}
 
 
 # Query documents that fall back, and why (README: "What falls back").
@@ -197,6 +200,9 @@ FALLING_BACK = {
         "admin/OutboxMessages", "admin/StoreOrders", "admin/SubscriptionPlans", "admin/WebhookEvents",
         "storefront/CustomerSubscriptions", "storefront/MyOrders", "storefront/OrderByAccessToken",
         "vendor/LedgerEntries", "vendor/Payouts", "vendor/VendorOrders")},
+    **{name: "B2B types (companies, quotes, approvals, invoices) are not compiled" for name in (
+        "admin/Companies", "admin/Invoices", "storefront/ApprovalRequests", "storefront/Company",
+        "storefront/QuoteById", "storefront/Quotes")},
 }
 
 
