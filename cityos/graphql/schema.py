@@ -28,7 +28,13 @@ from cityos.graphql.commerce.types import Cart, Order, Shipment, VendorOrder
 from cityos.graphql.core.compiler.route import CompiledReads
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.exposure import ExposureControls
-from cityos.graphql.core.extensions import MaskInternalErrors, PreExecutionErrorCodes, RequestScope, is_internal
+from cityos.graphql.core.extensions import (
+    ErrorsInResponseOrder,
+    MaskInternalErrors,
+    PreExecutionErrorCodes,
+    RequestScope,
+    is_internal,
+)
 from cityos.graphql.core.inputs import ArgumentNames, StorableStrings
 from cityos.graphql.core.limits import CostLimit, OperationLimits
 from cityos.graphql.core.nodes import NODE_LOADERS, nodes_by_global_ids
@@ -207,6 +213,7 @@ def build_schema() -> CityosSchema:
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at
             RequestScope,
+            ErrorsInResponseOrder,  # around CompiledReads: both paths' errors in one order
             CompiledReads,  # after RequestScope: needs the identified caller
             GraphQLMetrics,
             MaskInternalErrors,

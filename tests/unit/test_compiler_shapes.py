@@ -6,8 +6,10 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
-from cityos.graphql.core.compiler.shapes import RELATIONS, shapes_of
+from cityos.graphql.catalog.types import Variant
+from cityos.graphql.core.compiler.shapes import COMPUTED, GUARDED, RELATIONS, shapes_of
 from cityos.graphql.core.nodes import DECLARATIONS
+from cityos.graphql.core.permissions import FieldPermission
 from cityos.graphql.schema import schema
 from graphql import GraphQLEnumType, GraphQLObjectType
 
@@ -24,6 +26,7 @@ SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
     "list": 'many_by_key({table}, "{column}")',
     "one": "by_key({table}).load(self.{parent_column}",
+    "linked": 'many_by_key({link}, "{column}").load(self.pk)',
 }
 
 
@@ -36,9 +39,13 @@ def resolver_source(type_name: str, field_name: str) -> str:
 
 
 def test_every_relation_matches_its_resolver() -> None:
+    """…including its authorization: connections and planned to-ones are filtered by a Cerbos read plan because
+    their resolvers authorize each child; lists and plain to-ones are not, because their resolvers do not."""
     shapes = shapes_of(schema._schema)
     for (type_name, field_name), relation in RELATIONS.items():
         source = resolver_source(type_name, field_name)
+        authorizes = "authz" in source or "planned=True" in source or "page_children(" in source
+        assert authorizes == (relation.kind == "connection" or relation.planned), (type_name, field_name)
         child = shapes.by_name[relation.child]
         if relation.kind == "connection":
             names = {f'declared("{relation.child}")', child.table.name.upper(),
@@ -48,10 +55,21 @@ def test_every_relation_matches_its_resolver() -> None:
                        or f'{name.upper()}, "{relation.child_column}"' in source for name in names), source
             planned = "planned=True" in source
             # Unplanned page_children keep what CheckResources allows; the compiler uses the read plan.
-            assert planned or (type_name, field_name) in {("Store", "domains"), ("Store", "salesChannels")}
+            assert planned or (type_name, field_name) in {("Store", "domains"), ("Store", "salesChannels"),
+                                                          ("Tenant", "stores")}
         elif relation.kind == "list":
             assert f'"{relation.child_column}").load(self.pk)' in source, source
+            # the resolver sorts by (rank, name) exactly when the relation says so
+            assert relation.by_rank == ("key=lambda c: (c.rank, c.name)" in source), source
+        elif relation.kind == "linked":
+            assert relation.link is not None and relation.by_rank
+            link = f"{relation.link.table.name.upper()}_TABLE"
+            assert SOURCES["linked"].format(link=link, column=relation.link.parent_column) in source, source
+            assert f"link.{relation.link.child_column} for link in links" in source, source
+            assert "key=lambda c: (c.rank, c.name, c.created_at, c.pk)" in source and "if row" in source, source
         else:
+            # a planned to-one is null unless the caller may read it; an unplanned one is a plain by-key load
+            assert relation.planned == ('.allowed(' in source), source
             assert f"self.{relation.parent_column[:-3]}_pk" in source and ".by_key(" in source, source
 
 
@@ -60,6 +78,8 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
     for type_name, declaration in DECLARATIONS.items():
         shape = shapes.by_name[type_name]
         for field_name in shape.scalars:
+            if (type_name, field_name) in COMPUTED:
+                continue
             graphql_type = schema._schema.get_type(type_name)
             assert isinstance(graphql_type, GraphQLObjectType)
             definition = graphql_type.fields[field_name].extensions["strawberry-definition"]
@@ -70,7 +90,9 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
     # Guarded and resolved fields stay out, as do converters without an SQL equivalent: they fall back.
     vendor = shapes.by_name["Vendor"].scalars
     assert "contactEmail" not in vendor and "requirements" not in vendor
-    assert "thumbnail" not in shapes.by_name["Product"].scalars
+    # Resolved fields compile only when listed in COMPUTED, with their resolver's source as the SQL's reason.
+    assert shapes.by_name["Product"].scalars["thumbnail"] is COMPUTED[("Product", "thumbnail")]
+    assert "return self.images[0] if self.images else None" in resolver_source("Product", "thumbnail")
     assert "amount" not in shapes.by_name["Payout"].scalars and "shippingAddress" not in shapes.by_name["Order"].scalars
     assert "scopeId" not in shapes.by_name["CommissionRule"].scalars
 
@@ -91,3 +113,26 @@ def test_converters_match_their_sql() -> None:
     assert "WHEN (vendor.status = 'active') THEN 'ACTIVE'" in sql, sql
     assert "array_to_json(product.images)" in str(shapes.by_name["Product"].scalars["images"].build(
         DECLARATIONS["Product"].table))
+
+
+def test_every_guarded_field_has_its_permission_and_its_resolvers_value() -> None:
+    """A guarded field compiles with the action of the FieldPermission its definition carries, on the resource its
+    resolver checks, and the SQL value is what the resolver returns when allowed."""
+    shapes = shapes_of(schema._schema)
+    returns = {("Vendor", "contactEmail"): "return self.row.contact_email",
+               ("Vendor", "stripeAccountId"): "return self.row.stripe_account_id",
+               ("Variant", "inventoryQuantity"): "return self.quantity_on_hand",  # Variant.of: inventory_quantity
+               ("Store", "publishableKeys"): 'page_children(info, PUBLISHABLE_KEY, "store_id", self.pk'}
+    assert set(returns) == set(GUARDED)
+    for (type_name, field_name), (resource, column, _value) in GUARDED.items():
+        guard = shapes.by_name[type_name].guards[field_name]
+        graphql_type = schema._schema.get_type(type_name)
+        assert isinstance(graphql_type, GraphQLObjectType)
+        definition = graphql_type.fields[field_name].extensions["strawberry-definition"]
+        (permission,) = definition.extensions
+        assert isinstance(permission, FieldPermission)
+        assert (guard.action, guard.name) == (permission.action, permission.field_name)
+        assert guard.declaration is DECLARATIONS[resource] and guard.resource_column == column
+        assert returns[(type_name, field_name)] in resolver_source(type_name, field_name)
+    assert "product_resource=product.resource()" in " ".join(inspect.getsource(Variant.of).split())
+    assert "quantity_on_hand=row.inventory_quantity" in " ".join(inspect.getsource(Variant.of).split())

@@ -55,7 +55,10 @@ class ProductFilter:
     status: str | None = None
 
 
-def min_price(currency_code: str) -> Any:
+Currency = str | ColumnElement[str]  # a code, or an SQL expression of one (the store's default currency)
+
+
+def min_price(currency_code: Currency) -> Any:
     """The lowest list price of the product's variants in a currency (a correlated subquery)."""
     return (select(func.min(PRICE.c.amount))
             .select_from(VARIANT.join(PRICE, and_(PRICE.c.tenant_id == VARIANT.c.tenant_id,
@@ -80,7 +83,7 @@ def available_in_default_channel() -> Any:
         CHANNEL.c.is_default, ~CHANNEL.c.is_disabled)
 
 
-def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: str) -> Select[Any]:
+def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: Currency) -> Select[Any]:
     if product_filter.category_id is not None:
         statement = statement.where(exists().where(
             PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id,
@@ -107,7 +110,7 @@ def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency
     return statement
 
 
-def sort_keys(sort: str, currency_code: str) -> list[SortKey]:
+def sort_keys(sort: str, currency_code: Currency) -> list[SortKey]:
     if sort == ProductSort.TITLE:
         return [SortKey(PRODUCT.c.title), SortKey(PRODUCT.c.id)]
     if sort in (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC):
@@ -118,7 +121,7 @@ def sort_keys(sort: str, currency_code: str) -> list[SortKey]:
 
 
 def products(*scope: ColumnElement[bool], store_id: uuid.UUID | None, storefront: bool,
-             product_filter: ProductFilter, sort: str, currency_code: str) -> Listing:
+             product_filter: ProductFilter, sort: str, currency_code: Currency) -> Listing:
     """A product listing: the rows `scope` allows (authorization, tenant), of one store when given; a
     storefront sees only what the store's default sales channel sells."""
     statement = select(PRODUCT).where(*scope)

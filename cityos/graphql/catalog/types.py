@@ -220,7 +220,9 @@ class Product(Node, Declared):
     async def categories(self, info: Info) -> list[Category]:
         links = await info.context.loaders.many_by_key(PRODUCT_CATEGORY_TABLE, "product_id").load(self.pk)
         rows = await info.context.loaders.by_key(CATEGORY_TABLE).load_many([link.category_id for link in links])
-        return sorted((Category.from_row(row) for row in rows if row), key=lambda c: (c.rank, c.name))
+        # (created_at, pk) break ties: the link rows come in no defined order
+        return sorted((Category.from_row(row) for row in rows if row),
+                      key=lambda c: (c.rank, c.name, c.created_at, c.pk))
 
     @strawberry.field(description="Its purchasable variants, oldest first.")
     async def variants(self, info: Info) -> list[Variant]:

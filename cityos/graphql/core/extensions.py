@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
 
 from strawberry.extensions import MaskErrors, SchemaExtension
 
@@ -85,3 +86,35 @@ def _add_code(error: GraphQLError) -> None:
         error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
     elif error.original_error is None:
         error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+def response_position(data: Any, path: Sequence[str | int]) -> tuple[int, ...]:
+    """Where a path leads in the response: the position of each key among its object's keys, each index; past a
+    null (a propagated error) the indices as they are, keys first."""
+    position: list[int] = []
+    level = data
+    for element in path:
+        if isinstance(level, dict) and element in level:
+            position.append(list(level).index(element))
+            level = level[element]
+        elif isinstance(level, list) and isinstance(element, int) and element < len(level):
+            position.append(element)
+            level = level[element]
+        else:
+            position.append(element if isinstance(element, int) else 0)
+            level = None
+    return tuple(position)
+
+
+class ErrorsInResponseOrder(SchemaExtension):
+    """Execution errors in the order of their paths in the response (errors without a path first), whatever order
+    concurrent resolvers raised them in: one order for the resolvers and the compiled read path."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors and len(errors) > 1:
+            data = result.data
+            result.errors = sorted(errors, key=lambda error: (error.path is not None,
+                                                              response_position(data, error.path or ())))

@@ -228,7 +228,12 @@ def _key_type(column: Any) -> type | None:
     return python_type
 
 
-def _after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool) -> Any:
+def key_types(keys: Sequence[SortKey]) -> list[type | None]:
+    """The Python type each sort key's values have (what a cursor of that order decodes to)."""
+    return [_key_type(key.column) for key in keys]
+
+
+def keyset_after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool) -> Any:
     """Rows strictly after `values` in the order of `keys` (before, when walking backwards)."""
     clauses = []
     for index, key in enumerate(keys):
@@ -250,11 +255,11 @@ async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page
     keys = list(order) if order else [SortKey(columns[name]) for name in DEFAULT_ORDER]
     total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one()
     keyed = statement.add_columns(*(key.column.label(f"_k{index}") for index, key in enumerate(keys)))
-    types = [_key_type(key.column) for key in keys]
+    types = key_types(keys)
     if page.after is not None:
-        keyed = keyed.where(_after(keys, decode_keys(page.after, "after", types), backwards=False))
+        keyed = keyed.where(keyset_after(keys, decode_keys(page.after, "after", types), backwards=False))
     if page.before is not None:
-        keyed = keyed.where(_after(keys, decode_keys(page.before, "before", types), backwards=True))
+        keyed = keyed.where(keyset_after(keys, decode_keys(page.before, "before", types), backwards=True))
     keyed = keyed.order_by(*((key.column.desc() if key.descending != page.backwards else key.column.asc())
                              for key in keys))
     rows = list((await execute(keyed.limit(page.size + 1))).all())

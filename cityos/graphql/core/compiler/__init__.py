@@ -2,9 +2,13 @@
 cover their whole selection sets, become one SQL statement each that builds the field's JSON inside Postgres.
 
 - `shapes`: how each GraphQL object type reads from SQL — its table, the scalar fields that are columns (derived
-  from the `Declaration` and the strawberry definition), and the relations (connections, lists, to-one).
-- `selection`: walks a validated operation (fragments, inline fragments, aliases, variables, @include/@skip) into
-  a principal-independent plan, or says it is not covered.
-- `sql`: turns a plan plus the request's Cerbos query plans into one SQLAlchemy statement per root field.
+  from the `Declaration` and the strawberry definition), the relations (connections, lists, to-one, linked) and the
+  guarded fields (their field permission).
+- `selection`: walks a validated operation (fragments, inline fragments, aliases, variables, @include/@skip,
+  paging, filters and sorts) into a principal-independent plan, or says it is not covered.
+- `plans`: which Cerbos query plans (kind, action) a plan needs, and how a plan's clause applies to a row.
+- `jsontext`: JSON text built in SQL byte for byte as orjson writes it.
+- `sql`: turns a plan plus the request's query plans into one SQLAlchemy statement per root field.
+- `masks`: turns the denial markers of guarded fields into nulls and the resolvers' FORBIDDEN errors.
 - `route`: the schema extension that runs compiled operations and lets every other one fall back to resolvers.
 """

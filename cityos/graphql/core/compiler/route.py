@@ -24,24 +24,31 @@ from prometheus_client import Counter
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from cityos.auth.principal import STAFF_ROLES
 from cityos.errors import ApiError
+from cityos.graphql.core.compiler.masks import unmask
+from cityos.graphql.core.compiler.plans import Fallback, needed_plans
 from cityos.graphql.core.compiler.selection import (
+    Guarded,
     NotCovered,
     OperationPlan,
     RootConnection,
+    RootNodes,
     RootSingle,
     Typename,
     Walker,
 )
-from cityos.graphql.core.compiler.shapes import Shape, shapes_of
-from cityos.graphql.core.compiler.sql import Builder, planned_kinds
+from cityos.graphql.core.compiler.shapes import shapes_of
+from cityos.graphql.core.compiler.sql import Builder, Caller
 from cityos.graphql.core.context import RequestContext
+from cityos.graphql.core.nodes import DECLARATIONS
 from graphql import (
     DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -85,6 +92,7 @@ class Lru(Generic[K, V]):
 class CompiledRoot:
     sql: str
     parameters: tuple[Any, ...]
+    denials: tuple[Guarded, ...] = ()  # the guarded fields, by the number of their marker
 
 
 @dataclass(frozen=True)
@@ -116,10 +124,6 @@ def caches_of(context: RequestContext) -> Caches:
     return found
 
 
-class Fallback(Exception):
-    """The compiled answer would differ from the resolvers' (an error to report): let them answer."""
-
-
 def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any, operation_name: str | None,
                    variables: dict[str, Any] | None, query: str | None = None
                    ) -> tuple[OperationPlan, tuple[Any, ...] | None]:
@@ -147,38 +151,47 @@ def principal_key(context: RequestContext) -> bytes:
     return context.principal.to_cerbos().SerializeToString(deterministic=True)
 
 
-async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[str, Any]:
-    """The `read` clause of every kind the plan reads, from the cache while fresh, else from the PDP."""
+async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[tuple[str, str], Any]:
+    """The clause of every (kind, action) the plan needs (`read` of the rows it reads, each guarded field's
+    action), from the cache while fresh, else from the PDP."""
     who = principal_key(context)
     now = time.monotonic()
     filters = {}
-    shapes: list[Shape] = sorted(planned_kinds(plan), key=lambda shape: shape.type_name)
-    for shape in shapes:
-        declaration = shape.declaration
-        assert declaration is not None
-        key = (who, context.principal.tenant_id, declaration.kind, declaration.table.name)
+    for type_name, action in sorted(needed_plans(plan)):
+        declaration = DECLARATIONS[type_name]
+        key = (who, context.principal.tenant_id, declaration.kind, declaration.table.name, action)
         cached = caches_of(context).filters.get(key)
         if cached is None or now - cached[0] >= PLAN_TTL:
-            clause = await context.authz.sql_filter(declaration.kind, "read", declaration.table,
-                                                    declaration.plan_attributes)
+            try:
+                clause = await context.authz.sql_filter(declaration.kind, action, declaration.table,
+                                                        declaration.plan_attributes)
+            except ApiError:
+                raise  # the PDP: the resolvers fail closed the same way
+            except Exception as error:  # a plan the SQL translation does not take: the resolvers decide
+                raise NotCovered(f"query plan of {action} on {declaration.kind}") from error
             cached = (now, clause)
             caches_of(context).filters.put(key, cached)
-        filters[declaration.kind] = cached[1]
+        filters[(declaration.kind, action)] = cached[1]
     return filters
 
 
-def compile_root(context: RequestContext, builder: Builder, root: RootConnection | RootSingle) -> CompiledRoot:
-    statement = builder.root_connection(root) if isinstance(root, RootConnection) else builder.root_single(root)
+def compile_root(context: RequestContext, builder: Builder, root: RootConnection | RootSingle | RootNodes
+                 ) -> CompiledRoot:
+    builder.denials = []
+    statement = builder.root_connection(root) if isinstance(root, RootConnection) else \
+        builder.root_nodes(root) if isinstance(root, RootNodes) else builder.root_single(root)
     compiled = statement.compile(dialect=context.services.app_engine.dialect,
                                  compile_kwargs={"render_postcompile": True})
     params = compiled.params
-    return CompiledRoot(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
+    return CompiledRoot(compiled.string, tuple(params[name] for name in compiled.positiontup or ()),
+                        tuple(builder.denials))
 
 
 async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: tuple[Any, ...] | None = None
-                       ) -> dict[str, Any]:
-    """The compiled root fields' values by response key (and `__typename`s); a root whose answer would be an
-    error (null: missing or unreadable) is left out, for the resolvers. Raises ApiError (the PDP) for them all."""
+                       ) -> tuple[dict[str, Any], list[GraphQLError]]:
+    """The compiled root fields' values by response key (and `__typename`s), and the FORBIDDEN errors of guarded
+    fields; a root whose answer would be an error (null: missing or unreadable) is left out, for the resolvers.
+    Raises ApiError (the PDP) for them all."""
     filters = await query_plans(context, plan)
     tenant_id = context.db.tenant_id
     key = (plan_key, principal_key(context), tenant_id) if plan_key is not None else None
@@ -186,13 +199,21 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
     used = tuple(filters[kind] for kind in sorted(filters))
     if statements is None or len(statements.filters) != len(used) or any(
             a is not b for a, b in zip(statements.filters, used, strict=True)):
-        builder = Builder(filters, tenant_id)
-        statements = Statements(used, {root_key: compile_root(context, builder, root)
-                                       for root_key, root in plan.roots
-                                       if isinstance(root, RootConnection | RootSingle)})
+        principal = context.principal
+        builder = Builder(filters, tenant_id, Caller(principal.authenticated, bool(principal.roles & STAFF_ROLES),
+                                                     principal.tenant_id))
+        compiled_roots = {}
+        for root_key, root in plan.roots:
+            if isinstance(root, RootConnection | RootSingle | RootNodes):
+                try:
+                    compiled_roots[root_key] = compile_root(context, builder, root)
+                except Fallback as reason:
+                    log.debug("fallback: %r", reason)
+        statements = Statements(used, compiled_roots)
         if key is not None:
             caches_of(context).statements.put(key, statements)
     data: dict[str, Any] = {}
+    errors: list[GraphQLError] = []
     for root_key, root in plan.roots:
         if isinstance(root, Typename):
             data[root_key] = root.name
@@ -205,9 +226,13 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
             return (await connection.exec_driver_sql(compiled.sql, compiled.parameters)).scalar_one()
 
         text = await context.db.run(fetch)
-        if text is not None:
-            data[root_key] = orjson.loads(text)
-    return data
+        if text is None:
+            continue
+        if compiled.denials:
+            data[root_key] = unmask(orjson.loads(text), [root_key], compiled.denials, errors)
+        else:  # the JSON text is the response's, byte for byte (jsontext): spliced in, not parsed
+            data[root_key] = orjson.Fragment(text)
+    return data, errors
 
 
 def reduced(document: DocumentNode, operation: OperationDefinitionNode, nodes: list[Any]) -> DocumentNode:
@@ -272,10 +297,14 @@ class CompiledReads(SchemaExtension):
             ROOT_FIELDS.labels("fallback").inc(roots)
             yield
             return
+        errors: list[GraphQLError] = []
         try:
-            data = await run_compiled(context, plan, plan_key)
+            data, errors = await run_compiled(context, plan, plan_key)
         except ApiError as reason:  # the PDP: the resolvers fail closed the same way, at each field's path
             log.debug("fallback: %r", reason)
+            data = {}
+        except NotCovered as reason:
+            log.warning("fallback: %r", reason)
             data = {}
         fields = [key for key, root in plan.roots if not isinstance(root, Typename)]
         compiled = sum(1 for key in fields if key in data)
@@ -283,7 +312,7 @@ class CompiledReads(SchemaExtension):
         ROOT_FIELDS.labels("fallback").inc(len(fields) - compiled)
         rest = [node for key, _ in plan.roots if key not in data for node in plan.nodes[key]]
         if not rest:
-            execution.result = ExecutionResult(data=data, errors=None)
+            execution.result = ExecutionResult(data=data, errors=errors or None)
             yield
             return
         if not data:
@@ -301,3 +330,5 @@ class CompiledReads(SchemaExtension):
             executed = result.data
             result.data = {key: data[key] if key in data else executed[key] for key, _ in plan.roots
                            if key in data or key in executed}
+            if errors:
+                result.errors = [*(result.errors or ()), *errors]  # ErrorsInResponseOrder orders them

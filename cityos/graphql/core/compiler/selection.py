@@ -17,9 +17,18 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 
+from cityos.domain.catalog import queries as catalog
+from cityos.domain.kernel import SortKey
 from cityos.errors import ApiError
-from cityos.graphql.core.compiler.shapes import Relation, Scalar, Shape, Shapes
-from cityos.graphql.core.relay import DEFAULT_KEY_TYPES, PageRequest, decode_keys, from_global_id
+from cityos.graphql.core.compiler.shapes import Guard, Relation, Scalar, Shape, Shapes
+from cityos.graphql.core.relay import (
+    DEFAULT_KEY_TYPES,
+    MAX_PAGE_SIZE,
+    PageRequest,
+    decode_keys,
+    from_global_id,
+    key_types,
+)
 from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
@@ -45,16 +54,29 @@ class Obj:
     """A JSON object of one row of `shape`: (response key, what) in response order."""
 
     shape: Shape
-    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child
+    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child | Guarded
 
     def columns(self) -> set[str]:
         needed = {"id", "tenant_id"}
         for _, entry in self.entries:
+            if isinstance(entry, Guarded):
+                needed.add(entry.guard.resource_column)
+                entry = entry.value
             if isinstance(entry, Scalar):
                 needed.update(entry.columns)
             elif isinstance(entry, Child):
                 needed.add(entry.relation.parent_column)
         return needed
+
+
+@dataclass(frozen=True)
+class Window:
+    """A page request with its cursors decoded into the values of the list's sort keys."""
+
+    size: int
+    backwards: bool = False
+    after: list[Any] | None = None
+    before: list[Any] | None = None
 
 
 @dataclass
@@ -63,8 +85,12 @@ class Page:
     edges | nodes; pageInfo's payload a list of (key, kind, name), edges' a list of (key, kind, Obj | name)."""
 
     child: Shape
-    size: int
+    window: Window
     entries: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.window.size
 
 
 @dataclass
@@ -75,14 +101,37 @@ class Child:
     selection: Page | Obj
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What a root list reads, as its resolver passes it to the domain's query builder: `store_id` the store
+    named by `storeId` (`store_named`) or the storefront's; for products the filter, sort and currency."""
+
+    kind: str  # stores | vendors | products | categories
+    store_id: uuid.UUID | None = None
+    store_named: bool = False
+    product_filter: catalog.ProductFilter | None = None
+    sort: str = catalog.ProductSort.NEWEST.value
+    currency: str | None = None
+    roots_only: bool = False
+
+
+@dataclass
+class Guarded:
+    """A guarded field: `value` where its permission allows, else null and FORBIDDEN at its path (`nodes`: the
+    field's nodes, for the error's locations)."""
+
+    guard: Guard
+    value: Scalar | Child
+    nodes: tuple[Any, ...]
+
+
 @dataclass
 class RootConnection:
-    """`stores`, `vendors`: a keyset page of the declared type's readable rows; `after` decoded."""
+    """`stores`, `vendors`, `products`, `categories`: a keyset page of the declared type's readable rows."""
 
     field_name: str
     page: Page
-    after: list[Any] | None = None
-    store_id: uuid.UUID | None = None
+    listing: Listing
 
 
 @dataclass
@@ -91,6 +140,14 @@ class RootSingle:
 
     obj: Obj
     key: uuid.UUID
+
+
+@dataclass
+class RootNodes:
+    """`nodes(ids)`: one readable row per id, null where none exists; an existing row the caller may not read
+    means fall back (the resolver's FORBIDDEN)."""
+
+    items: list[RootSingle]
 
 
 @dataclass
@@ -103,16 +160,61 @@ class Uncovered:
 
 @dataclass
 class OperationPlan:
-    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | Uncovered)
+    roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | RootNodes | Uncovered)
     nodes: dict[str, list[Any]] = field(default_factory=dict)  # response key → its field nodes
 
 
-ROOT_CONNECTIONS = {"stores": "Store", "vendors": "Vendor"}
+ROOT_CONNECTIONS = {"stores": "Store", "vendors": "Vendor", "products": "Product", "categories": "Category"}
+ROOT_ARGUMENTS = {"stores": frozenset(), "vendors": frozenset({"storeId"}),
+                  "products": frozenset({"storeId", "filter", "sort", "currencyCode"}),
+                  "categories": frozenset({"storeId", "rootsOnly"})}
 # Types `node(id)` compiles: loaded by the declaration's default loader (by key, RLS + tenant) and checked for
 # `read`; no Cerbos scope of their own. Others (carts, orders, … with loaders or checks of their own) fall back.
 NODE_TYPES = frozenset({"Store", "StoreDomain", "SalesChannel", "PublishableApiKey", "Vendor", "Product",
                         "Category"})
 CONNECTION_ARGUMENTS = frozenset({"first", "after", "last", "before"})
+
+
+def listing_order(listing: Listing) -> list[SortKey]:
+    """The keyset order of a root list (its cursors' values), as the domain's query builder defines it."""
+    if listing.kind == "products":
+        return catalog.sort_keys(listing.sort, "usd")
+    if listing.kind == "categories":
+        order = catalog.categories(store_id=None, roots_only=False).order
+        assert order is not None
+        return list(order)
+    return []  # created_at, id
+
+
+def window(arguments: dict[str, Any], types: Any) -> Window:
+    """The page the paging arguments ask for; malformed ones are the resolver's to report."""
+    try:
+        request = PageRequest(arguments.get("first"), arguments.get("after"), arguments.get("last"),
+                              arguments.get("before"))
+        after = decode_keys(request.after, "after", types) if request.after is not None else None
+        before = decode_keys(request.before, "before", types) if request.before is not None else None
+    except ApiError as error:
+        raise NotCovered("bad paging arguments: the resolver reports them") from error
+    return Window(request.size, request.backwards, after, before)
+
+
+def product_filter(given: dict[str, Any] | None) -> catalog.ProductFilter:
+    """`listing_filter` of the catalog resolvers, on the coerced argument; what it would reject falls back."""
+    given = given or {}
+    try:
+        category = given.get("categoryId")
+        vendor = given.get("vendorId")
+        status = given.get("status")
+        converted = catalog.ProductFilter(
+            category_id=from_global_id(category, "Category")[1] if category else None,
+            vendor_id=from_global_id(vendor, "Vendor")[1] if vendor else None,
+            price_min=given.get("priceMin"), price_max=given.get("priceMax"), search=given.get("search"),
+            in_stock=given.get("inStock"), status=status.value if status is not None else None)
+    except ApiError as error:
+        raise NotCovered("bad filter: the resolver reports it") from error
+    if (converted.price_min or 0) < 0 or (converted.price_max or 0) < 0:
+        raise NotCovered("negative price bound: the resolver reports it")
+    return converted
 
 
 class Walker:
@@ -174,19 +276,14 @@ class Walker:
         field_type = get_named_type(query_type.fields[name].type)
         if name in ROOT_CONNECTIONS:
             shape = self._shape(ROOT_CONNECTIONS[name])
-            if set(arguments) - CONNECTION_ARGUMENTS - ({"storeId"} if name == "vendors" else set()):
+            given = {key for key, value in arguments.items() if value is not None}
+            if given - CONNECTION_ARGUMENTS - ROOT_ARGUMENTS[name]:
                 raise NotCovered("arguments")
-            if arguments.get("last") is not None or arguments.get("before") is not None:
-                raise NotCovered("backwards")
-            try:
-                request = PageRequest(arguments.get("first"), arguments.get("after"))
-                after = decode_keys(request.after, "after", DEFAULT_KEY_TYPES) if request.after else None
-                store_id = from_global_id(arguments["storeId"], "Store")[1] \
-                    if arguments.get("storeId") is not None else None
-            except ApiError as error:
-                raise NotCovered("bad arguments: the resolver reports them") from error
+            listing = self._listing(name, arguments)
+            order = listing_order(listing)
+            types = key_types(order) if order else DEFAULT_KEY_TYPES
             assert isinstance(field_type, GraphQLObjectType)
-            return RootConnection(name, self._page(shape, field_type, details, request.size), after, store_id)
+            return RootConnection(name, self._page(shape, field_type, details, window(arguments, types)), listing)
         if name == "currentStore":
             if self.current_store is None:
                 raise NotCovered("no current store: the resolver answers null")
@@ -197,7 +294,32 @@ class Walker:
             except ApiError as error:
                 raise NotCovered("bad id: the resolver reports it") from error
             return self._single(type_name, key, details)
+        if name == "nodes":
+            if len(arguments["ids"]) > MAX_PAGE_SIZE:
+                raise NotCovered("too many ids: the resolver reports it")
+            try:
+                named = [from_global_id(global_id) for global_id in arguments["ids"]]
+            except ApiError as error:
+                raise NotCovered("bad id: the resolver reports it") from error
+            return RootNodes([self._single(type_name, key, details) for type_name, key in named])
         raise NotCovered(f"root field {name}")
+
+    def _listing(self, name: str, arguments: dict[str, Any]) -> Listing:
+        try:
+            named = from_global_id(arguments["storeId"], "Store")[1] if arguments.get("storeId") is not None \
+                else None
+        except ApiError as error:
+            raise NotCovered("bad storeId: the resolver reports it") from error
+        if name == "vendors":
+            return Listing(name, named, named is not None)
+        if name == "stores":
+            return Listing(name)
+        store = named if named is not None else self.current_store
+        if name == "categories":
+            return Listing(name, store, named is not None, roots_only=bool(arguments.get("rootsOnly")))
+        currency = arguments.get("currencyCode")
+        return Listing(name, store, named is not None, product_filter(arguments.get("filter")),
+                       arguments["sort"].value, currency.lower() if currency else None)
 
     def _single(self, type_name: str, key: uuid.UUID, details: list[FieldDetails]) -> RootSingle:
         shape = self._shape(type_name)
@@ -223,6 +345,11 @@ class Walker:
                 obj.entries.append((key, shape.scalars[name]))
             elif name in shape.relations:
                 obj.entries.append((key, self._relation(shape.relations[name], graphql_type, sub)))
+            elif name in shape.guards:
+                guard = shape.guards[name]
+                value = guard.value if isinstance(guard.value, Scalar) else \
+                    self._relation(guard.value, graphql_type, sub)
+                obj.entries.append((key, Guarded(guard, value, tuple(detail.node for detail in sub))))
             else:
                 raise NotCovered(f"{graphql_type.name}.{name}")
         return obj
@@ -236,16 +363,11 @@ class Walker:
             if arguments:
                 raise NotCovered("arguments")
             return Child(relation, self._object(child, field_type, details))
-        if any(arguments.get(name) is not None for name in ("after", "last", "before")):
-            raise NotCovered("nested pages other than the first")
-        try:
-            size = PageRequest(arguments.get("first")).size
-        except ApiError as error:
-            raise NotCovered("bad first: the resolver reports it") from error
-        return Child(relation, self._page(child, field_type, details, size))
+        return Child(relation, self._page(child, field_type, details, window(arguments, DEFAULT_KEY_TYPES)))
 
-    def _page(self, child: Shape, connection: GraphQLObjectType, details: list[FieldDetails], size: int) -> Page:
-        page = Page(child, size)
+    def _page(self, child: Shape, connection: GraphQLObjectType, details: list[FieldDetails],
+              window: Window) -> Page:
+        page = Page(child, window)
         child_type = self.schema.get_type(child.type_name)
         assert isinstance(child_type, GraphQLObjectType)
         for key, sub in self._subfields(connection, details).items():

@@ -20,9 +20,11 @@ from typing import Any, Literal
 from sqlalchemy import ARRAY, Boolean, CheckConstraint, ColumnElement, DateTime, Table, Text, case, cast, func, literal
 
 from cityos.domain.base import table_of
+from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
 from cityos.graphql.core.nodes import DECLARATIONS, Declaration
+from cityos.graphql.core.permissions import FieldPermission
 from graphql import (
     GraphQLEnumType,
     GraphQLList,
@@ -77,15 +79,42 @@ class Scalar:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A many-to-many link table: its rows join the parent (`parent_column`) to the child (`child_column`)."""
+
+    table: Table
+    parent_column: str
+    child_column: str
+
+
+@dataclass(frozen=True)
 class Relation:
     """connection: a Relay connection of declared children filtered by the child's `read` plan (page_children
-    with planned=True); list: every child row, ordered by (created_at, id), not authorized apart from RLS (a part
-    of its parent); one: the row whose `child_column` equals the parent's `parent_column` (a by-key load)."""
+    with planned=True); list: every child row, ordered by (created_at, id) or, `by_rank`, by (rank, name) as
+    Python sorts them, not authorized apart from RLS (a part of its parent); one: the row whose `child_column`
+    equals the parent's `parent_column` (a by-key load), null unless the child's `read` plan allows it when
+    `planned`; linked: the rows a link table joins to the parent (by-key loads of the linked ids)."""
 
-    kind: Literal["connection", "list", "one"]
+    kind: Literal["connection", "list", "one", "linked"]
     child: str
     child_column: str
     parent_column: str = "id"
+    planned: bool = False
+    by_rank: bool = False
+    link: Link | None = None
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A field guarded by a field permission (`guarded_field`: Cerbos `action` = read:field:<name> on the
+    resource `declaration` whose id is the row's `resource_column`) whose value is `value`: in SQL, the value
+    where the action's query plan allows it, else null with FORBIDDEN "<name> requires <action>"."""
+
+    action: str
+    name: str
+    declaration: Declaration
+    resource_column: str
+    value: Scalar | Relation
 
 
 @dataclass(eq=False)  # hashed by identity: one per type and schema
@@ -95,6 +124,7 @@ class Shape:
     declaration: Declaration | None
     scalars: dict[str, Scalar] = field(default_factory=dict)
     relations: dict[str, Relation] = field(default_factory=dict)
+    guards: dict[str, Guard] = field(default_factory=dict)
 
 
 RELATIONS: dict[tuple[str, str], Relation] = {
@@ -107,9 +137,30 @@ RELATIONS: dict[tuple[str, str], Relation] = {
     ("Product", "variants"): Relation("list", "Variant", "product_id"),
     ("Product", "vendor"): Relation("one", "Vendor", "id", "vendor_id"),
     ("Variant", "prices"): Relation("list", "Money", "variant_id"),
+    ("Store", "tenant"): Relation("one", "Tenant", "id", "tenant_id", planned=True),
+    ("Tenant", "stores"): Relation("connection", "Store", "tenant_id"),
+    ("Category", "parent"): Relation("one", "Category", "id", "parent_id"),
+    ("Category", "children"): Relation("list", "Category", "parent_id", by_rank=True),
+    ("Product", "categories"): Relation("linked", "Category", "id", by_rank=True, link=Link(
+        table_of(ProductCategoryModel), "product_id", "category_id")),
 }
 VARIANT_TABLE = table_of(VariantModel)
 PRICE_TABLE = table_of(VariantPriceModel)
+# Guarded fields (their permission is read from the field's FieldPermission): (type, field) → the resource's type
+# and the row's column naming it ("id": the object itself), and what the resolver returns when allowed.
+GUARDED: dict[tuple[str, str], tuple[str, str, Scalar | Relation]] = {
+    ("Vendor", "contactEmail"): ("Vendor", "id", Scalar(("contact_email",), lambda source: source.c.contact_email)),
+    ("Vendor", "stripeAccountId"): ("Vendor", "id", Scalar(("stripe_account_id",),
+                                                           lambda source: source.c.stripe_account_id)),
+    ("Variant", "inventoryQuantity"): ("Product", "product_id", Scalar(
+        ("inventory_quantity",), lambda source: source.c.inventory_quantity)),
+    ("Store", "publishableKeys"): ("Store", "id", Relation("connection", "PublishableApiKey", "store_id")),
+}
+# Fields with a resolver of their own whose SQL equivalent is exact: (type, field) → how.
+COMPUTED: dict[tuple[str, str], Scalar] = {
+    # `self.images[0] if self.images else None`: arrays in SQL count from 1, and [1] of an empty one is NULL.
+    ("Product", "thumbnail"): Scalar(("images",), lambda source: source.c.images[1]),
+}
 
 
 def _column(name: str) -> Scalar:
@@ -226,6 +277,21 @@ def _manual_shapes() -> dict[str, Shape]:
     return {"Variant": variant, "Money": money}
 
 
+def guard_of(schema: GraphQLSchema, type_name: str, field_name: str, resource: str, column: str,
+             value: Scalar | Relation) -> Guard | None:
+    """The guard of a field, from the field permission its definition carries (None: it has no single one)."""
+    graphql_type = schema.get_type(type_name)
+    if not isinstance(graphql_type, GraphQLObjectType) or field_name not in graphql_type.fields \
+            or resource not in DECLARATIONS:
+        return None
+    definition = graphql_type.fields[field_name].extensions.get(DEFINITION_BACKREF)
+    permissions = [extension for extension in getattr(definition, "extensions", None) or ()
+                   if isinstance(extension, FieldPermission)]
+    if len(permissions) != 1 or len(definition.extensions) != 1:
+        return None
+    return Guard(permissions[0].action, permissions[0].field_name, DECLARATIONS[resource], column, value)
+
+
 class Shapes:
     """Every shape of one GraphQL schema, built on first use."""
 
@@ -236,10 +302,17 @@ class Shapes:
             if isinstance(graphql_type, GraphQLObjectType):
                 self.by_name[type_name] = Shape(type_name, declaration.table, declaration,
                                                 derived_scalars(graphql_type, declaration))
+        for (type_name, field_name), computed in COMPUTED.items():
+            if type_name in self.by_name:
+                self.by_name[type_name].scalars[field_name] = computed
         self.by_name.update(_manual_shapes())
         for (type_name, field_name), relation in RELATIONS.items():
             if type_name in self.by_name and relation.child in self.by_name:
                 self.by_name[type_name].relations[field_name] = relation
+        for (type_name, field_name), (resource, column, value) in GUARDED.items():
+            guard = guard_of(schema, type_name, field_name, resource, column, value)
+            if type_name in self.by_name and guard is not None:
+                self.by_name[type_name].guards[field_name] = guard
 
     def get(self, type_name: str) -> Shape | None:
         return self.by_name.get(type_name)

@@ -1,17 +1,22 @@
-"""From a plan to one SQL statement per root field, returning the field's JSON as text.
+"""From a plan to one SQL statement per root field, returning the field's JSON as text (`jsontext`: the bytes of
+the response), guarded fields masked by their permission's query plan (`plans.on_column`).
 
 Every level reads its rows in a derived table (`FROM (SELECT … FROM <table> WHERE …) AS lN`), correlated to its
 parent's derived table by the foreign key and `tenant_id = parent.tenant_id` (so tenant-leading indexes drive each
 level), plus the request's tenant (`in_tenant`) and, for declared children, the Cerbos query plan for `read`
-(`Authorizer.sql_filter`, the same clause the resolvers use). Connections read `first + 1` rows ordered by
-(created_at, id) with `row_number()` and build edges, nodes, pageInfo and cursors from them; totalCount is a count
-of the same filtered rows."""
+(`Authorizer.sql_filter`, the same clause the resolvers use). Root lists start from the statement the domain's query
+builder makes of them (`cityos.domain.*.queries`: filters, sorts, the storefront's visibility), as their resolvers
+do. Connections read `size + 1` rows past the cursors in the list's keyset order (reversed for `last`) with
+`row_number()` and build edges, nodes, pageInfo and cursors (the sort keys' values, encoded as `encode_keys` does)
+from them; totalCount is a count of the same filtered rows without the cursors."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,129 +24,172 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    case,
     cast,
+    exists,
     false,
     func,
-    literal,
-    literal_column,
+    or_,
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+from cityos.domain.catalog import queries as catalog
+from cityos.domain.kernel import Listing as DomainListing
+from cityos.domain.marketplace import queries as marketplace
+from cityos.domain.tenancy import queries as tenancy
+from cityos.graphql.core.compiler import jsontext
+from cityos.graphql.core.compiler.plans import Fallback, on_column
 from cityos.graphql.core.compiler.selection import (
     Child,
+    Guarded,
     Obj,
-    OperationPlan,
     Page,
     RootConnection,
+    RootNodes,
     RootSingle,
     Typename,
 )
-from cityos.graphql.core.compiler.shapes import Scalar, Shape, cursor
-from cityos.graphql.core.relay import SortKey, _after
+from cityos.graphql.core.compiler.shapes import Scalar, Shape, base64url, concat, isoformat
+from cityos.graphql.core.nodes import DECLARATIONS
+from cityos.graphql.core.relay import SortKey, key_types, keyset_after
 
-EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
-Filters = Mapping[str, ColumnElement[bool]]  # Cerbos kind → the `read` clause on the kind's table
-
-
-def planned_kinds(plan: OperationPlan) -> set[Shape]:
-    """The declared shapes whose `read` query plan the statement needs: root rows and connection children."""
-    found: set[Shape] = set()
-
-    def visit_obj(obj: Obj) -> None:
-        for _, entry in obj.entries:
-            if isinstance(entry, Child):
-                if isinstance(entry.selection, Page):
-                    found.add(entry.selection.child)
-                    visit_page(entry.selection)
-                else:
-                    visit_obj(entry.selection)
-
-    def visit_page(page: Page) -> None:
-        for _, kind, payload in page.entries:
-            if kind == "nodes":
-                visit_obj(payload)
-            elif kind == "edges":
-                for _, edge_kind, edge_payload in payload:
-                    if edge_kind == "node":
-                        visit_obj(edge_payload)
-
-    for _, root in plan.roots:
-        if isinstance(root, RootConnection):
-            found.add(root.page.child)
-            visit_page(root.page)
-        elif isinstance(root, RootSingle):
-            found.add(root.obj.shape)
-            visit_obj(root.obj)
-    return found
+Filters = Mapping[tuple[str, str], ColumnElement[bool]]  # (Cerbos kind, action) → the clause on the kind's table
 
 
-def _key(name: str) -> ColumnElement[Any]:
-    return literal_column(f"'{name}'")  # GraphQL names: [_A-Za-z][_0-9A-Za-z]*, safe to inline
+@dataclass(frozen=True)
+class Caller:
+    """What of the principal the statements depend on besides the query plans."""
+
+    authenticated: bool
+    staff: bool
+    tenant_id: uuid.UUID | None
 
 
 def _object(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
-    if len(pairs) > 50:  # json_build_object takes at most 100 arguments
-        raise ValueError("too many fields for one json_build_object")
-    return func.json_build_object(*itertools.chain.from_iterable((_key(key), value) for key, value in pairs))
+    return jsontext.obj(list(pairs))
+
+
+def _cursor_value(value: ColumnElement[Any], python_type: type | None) -> ColumnElement[Any]:
+    """One sort key's value as `orjson.dumps` writes it inside `encode_keys`."""
+    if python_type is datetime:
+        return concat('{"t":"', isoformat(value), '"}')
+    if python_type is uuid.UUID:
+        return concat('{"u":"', cast(value, Text), '"}')
+    if python_type is int:
+        return cast(value, Text)
+    if python_type is str:
+        return cast(func.to_json(value), Text)  # escapes as orjson does: \" \\ \n …, \u00xx, UTF-8 as is
+    raise Fallback(f"cursor of a {python_type} key")
+
+
+def cursor_of(values: Sequence[ColumnElement[Any]], types: Sequence[type | None]) -> ColumnElement[Any]:
+    """`encode_keys(values)` in SQL: base64url of the JSON array of the encoded values."""
+    parts: list[Any] = ["["]
+    for index, (value, python_type) in enumerate(zip(values, types, strict=True)):
+        if index:
+            parts.append(",")
+        parts.append(_cursor_value(value, python_type))
+    parts.append("]")
+    return base64url(concat(*parts))
+
+
+def by_rank(rows: Any) -> list[Any]:
+    """`sorted(…, key=lambda c: (c.rank, c.name))` over rows loaded by (created_at, id), or with those as the
+    explicit tie-break: Python compares names code point by code point, as the C collation compares UTF-8 bytes."""
+    return [rows.c.rank, rows.c.name.collate("C"), rows.c.created_at, rows.c.id]
 
 
 class Builder:
-    def __init__(self, filters: Mapping[str, ColumnElement[bool]], tenant_id: uuid.UUID | None) -> None:
+    def __init__(self, filters: Filters, tenant_id: uuid.UUID | None, caller: Caller) -> None:
         self.filters = filters
         self.tenant_id = tenant_id
+        self.caller = caller
         self.names = itertools.count(1)
+        self.denials: list[Guarded] = []  # the guarded fields of the statement being built, by marker number
 
     def _alias(self) -> str:
         return f"l{next(self.names)}"
 
-    def _conditions(self, shape: Shape, planned: bool) -> list[ColumnElement[bool]]:
-        table = shape.table
-        conditions: list[ColumnElement[bool]] = []
+    def _in_tenant(self, table: Any) -> list[ColumnElement[bool]]:
         if self.tenant_id is not None and "tenant_id" in table.c:
-            conditions.append(table.c.tenant_id == self.tenant_id)
+            return [table.c.tenant_id == self.tenant_id]
+        return []
+
+    def _conditions(self, shape: Shape, planned: bool) -> list[ColumnElement[bool]]:
+        conditions = self._in_tenant(shape.table)
         if planned:
-            assert shape.declaration is not None
-            conditions.append(self.filters[shape.declaration.kind])
+            declaration = shape.declaration
+            assert declaration is not None
+            if declaration.scope is not None and (self.caller.tenant_id is None
+                                                  or self.caller.tenant_id != self.tenant_id):
+                # a resource with a scope of its own (the tenant's slug): the plan's scope is the principal's
+                raise Fallback(f"{shape.type_name} outside the principal's tenant")
+            conditions.append(self.filters[(declaration.kind, "read")])
         return conditions
 
     def obj(self, obj: Obj, row: Any) -> ColumnElement[Any]:
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, entry in obj.entries:
             if isinstance(entry, Typename):
-                pairs.append((key, literal(entry.name, Text)))
+                pairs.append((key, jsontext.name(entry.name)))
             elif isinstance(entry, Scalar):
-                pairs.append((key, entry.build(row)))
+                pairs.append((key, jsontext.scalar(entry.build(row))))
+            elif isinstance(entry, Guarded):
+                pairs.append((key, self.guarded(entry, row)))
             else:
-                pairs.append((key, self.child(entry, obj.shape, row)))
+                pairs.append((key, self.child(entry, row)))
         return _object(pairs)
 
-    def child(self, child: Child, parent: Shape, row: Any) -> ColumnElement[Any]:
+    def guarded(self, entry: Guarded, row: Any) -> ColumnElement[Any]:
+        """The field's value where its action's query plan allows it on the row's resource, else a marker
+        (`{"!denied": n}`: no GraphQL name has a `!`) that `masks.unmask` turns into null and FORBIDDEN."""
+        guard = entry.guard
+        declaration = guard.declaration
+        allowed = on_column(self.filters[(declaration.kind, guard.action)], declaration.table,
+                            row.c[guard.resource_column])
+        inner = entry.value
+        value = jsontext.scalar(inner.build(row)) if isinstance(inner, Scalar) else self.child(inner, row)
+        self.denials.append(entry)
+        return case((allowed, value), else_=jsontext.marker(len(self.denials) - 1))
+
+    def _linked_to(self, child: Child, table: Any, row: Any) -> list[ColumnElement[bool]]:
+        relation = child.relation
+        same_tenant = [table.c.tenant_id == row.c.tenant_id] if "tenant_id" in table.c and "tenant_id" in row.c \
+            else []
+        if relation.link is not None:
+            link = relation.link.table
+            ids = select(link.c[relation.link.child_column]).where(
+                link.c[relation.link.parent_column] == row.c[relation.parent_column],
+                link.c.tenant_id == row.c.tenant_id).correlate(row)
+            return [table.c[relation.child_column].in_(ids), *same_tenant]
+        return [table.c[relation.child_column] == row.c[relation.parent_column], *same_tenant]
+
+    def child(self, child: Child, row: Any) -> ColumnElement[Any]:
         relation = child.relation
         selection = child.selection
         if isinstance(selection, Page):
             table = selection.child.table
-            link = [table.c[relation.child_column] == row.c[relation.parent_column],
-                    table.c.tenant_id == row.c.tenant_id]
-            return self.page(selection, [*link, *self._conditions(selection.child, True)], [], row, False)
+            base = select(table).where(*self._linked_to(child, table, row),
+                                       *self._conditions(selection.child, True))
+            return self.page(selection, base, [SortKey(table.c.created_at), SortKey(table.c.id)], row)
         shape = selection.shape
         table = shape.table
-        columns = sorted(selection.columns() | {"created_at"})
-        rows = (select(*(table.c[name] for name in columns))
-                .where(table.c[relation.child_column] == row.c[relation.parent_column],
-                       table.c.tenant_id == row.c.tenant_id, *self._conditions(shape, False))
+        columns = selection.columns() | {"created_at"} | ({"rank", "name"} if relation.by_rank else set())
+        rows = (select(*(table.c[name] for name in sorted(columns) if name in table.c))
+                .where(*self._linked_to(child, table, row), *self._conditions(shape, relation.planned))
                 .correlate(row).subquery(self._alias()))
         if relation.kind == "one":
-            return select(self.obj(selection, rows)).select_from(rows).limit(1).scalar_subquery()
-        aggregated = func.json_agg(aggregate_order_by(self.obj(selection, rows), rows.c.created_at, rows.c.id))
-        return select(func.coalesce(aggregated, EMPTY_LIST)).select_from(rows).scalar_subquery()
+            found = select(self.obj(selection, rows)).select_from(rows).limit(1).scalar_subquery()
+            return func.coalesce(found, jsontext.NULL)
+        order = by_rank(rows) if relation.by_rank else [rows.c.created_at, rows.c.id]
+        return select(jsontext.array(self.obj(selection, rows), *order)).select_from(rows).scalar_subquery()
 
-    def page(self, page: Page, conditions: list[ColumnElement[bool]], after: list[ColumnElement[bool]],
-             parent: Any, has_previous: bool) -> ColumnElement[Any]:
-        """A connection's JSON: `conditions` filter the whole list (totalCount), `after` cuts the page."""
+    def page(self, page: Page, base: Select[Any], keys: Sequence[SortKey], parent: Any) -> ColumnElement[Any]:
+        """A connection's JSON: `base` selects the whole list (totalCount), the window's cursors cut the page."""
         table = page.child.table
-        order = (table.c.created_at, table.c.id)
+        window = page.window
+        types = key_types(keys)
         needed = {"created_at", "id", "tenant_id"}
         for _, kind, payload in page.entries:
             if kind == "nodes":
@@ -150,81 +198,139 @@ class Builder:
                 for _, edge_kind, edge_payload in payload:
                     if edge_kind == "node":
                         needed |= edge_payload.columns()
-        inner: Select[Any] = (select(*(table.c[name] for name in sorted(needed)),
-                                     func.row_number().over(order_by=order).label("_rn"),
-                                     func.count().over().label("_n"))
-                              .where(*conditions, *after).order_by(*order).limit(page.size + 1))
+        cuts = []
+        if window.after is not None:
+            cuts.append(keyset_after(keys, window.after, backwards=False))
+        if window.before is not None:
+            cuts.append(keyset_after(keys, window.before, backwards=True))
+        order = [key.column.desc() if key.descending != window.backwards else key.column.asc() for key in keys]
+        selected = [*(table.c[name] for name in sorted(needed) if name in table.c),
+                    *(key.column.label(f"_k{index}") for index, key in enumerate(keys)),
+                    func.row_number().over(order_by=order).label("_rn"), func.count().over().label("_n")]
+        inner: Select[Any] = (base.with_only_columns(*selected, maintain_column_froms=True)
+                              .where(*cuts).order_by(*order).limit(window.size + 1))
         if parent is not None:
             inner = inner.correlate(parent)
         rows = inner.subquery(self._alias())
-        in_page = rows.c._rn <= page.size
+        size = window.size
+        in_page = rows.c._rn <= size
         aggregated = False
+        edge_order = rows.c._rn.desc() if window.backwards else rows.c._rn
+        last = func.least(rows.c._n, size)
+        first_rn, last_rn = (last, 1) if window.backwards else (1, last)
 
         def edge_cursor() -> ColumnElement[Any]:
-            return cursor(rows.c.created_at, rows.c.id)
+            return cursor_of([rows.c[f"_k{i}"] for i in range(len(keys))], types)
+
+        def more() -> ColumnElement[Any]:
+            nonlocal aggregated
+            aggregated = True
+            return func.count() > size
 
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, kind, payload in page.entries:
             if kind == "typename":
-                pairs.append((key, literal(payload, Text)))
+                pairs.append((key, jsontext.name(payload)))
             elif kind == "totalCount":
-                count = select(func.count()).select_from(table).where(*conditions)
+                count = base.with_only_columns(func.count(), maintain_column_froms=True)
                 if parent is not None:
                     count = count.correlate(parent)
-                pairs.append((key, count.scalar_subquery()))
+                pairs.append((key, jsontext.scalar(count.scalar_subquery())))
             elif kind == "nodes":
                 aggregated = True
-                nodes = func.json_agg(aggregate_order_by(self.obj(payload, rows), rows.c._rn)).filter(in_page)
-                pairs.append((key, func.coalesce(nodes, EMPTY_LIST)))
+                pairs.append((key, jsontext.array(self.obj(payload, rows), edge_order, where=in_page)))
             elif kind == "edges":
                 aggregated = True
                 edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
                 for edge_key, edge_kind, edge_payload in payload:
                     if edge_kind == "typename":
-                        edge_pairs.append((edge_key, literal(edge_payload, Text)))
+                        edge_pairs.append((edge_key, jsontext.name(edge_payload)))
                     elif edge_kind == "cursor":
-                        edge_pairs.append((edge_key, edge_cursor()))
+                        edge_pairs.append((edge_key, jsontext.scalar(edge_cursor())))
                     else:
                         edge_pairs.append((edge_key, self.obj(edge_payload, rows)))
-                edges = func.json_agg(aggregate_order_by(_object(edge_pairs), rows.c._rn)).filter(in_page)
-                pairs.append((key, func.coalesce(edges, EMPTY_LIST)))
+                pairs.append((key, jsontext.array(_object(edge_pairs), edge_order, where=in_page)))
             else:  # pageInfo
                 info: list[tuple[str, ColumnElement[Any]]] = []
                 for info_key, info_kind, name in payload:
                     if info_kind == "typename":
-                        info.append((info_key, literal(name, Text)))
+                        info.append((info_key, jsontext.name(name)))
                     elif info_kind == "hasNextPage":
-                        aggregated = True
-                        info.append((info_key, func.count() > page.size))
+                        info.append((info_key, jsontext.scalar((true() if window.before is not None else false())
+                                                               if window.backwards else more())))
                     elif info_kind == "hasPreviousPage":
-                        info.append((info_key, true() if has_previous else false()))
-                    elif info_kind == "startCursor":
+                        info.append((info_key, jsontext.scalar(more() if window.backwards else true()
+                                                               if window.after is not None else false())))
+                    else:  # startCursor, endCursor
                         aggregated = True
-                        info.append((info_key, func.max(edge_cursor()).filter(and_(rows.c._rn == 1, in_page))))
-                    else:  # endCursor
-                        aggregated = True
-                        last = func.least(rows.c._n, page.size)
-                        info.append((info_key, func.max(edge_cursor()).filter(rows.c._rn == last)))
+                        at = first_rn if info_kind == "startCursor" else last_rn
+                        info.append((info_key, jsontext.scalar(
+                            func.max(edge_cursor()).filter(and_(rows.c._rn == at, in_page)))))
                 pairs.append((key, _object(info)))
         statement = select(_object(pairs))
         if aggregated:
             statement = statement.select_from(rows)
         return statement.scalar_subquery()
 
-    def root_connection(self, root: RootConnection) -> Select[Any]:
+    def listing(self, root: RootConnection) -> tuple[DomainListing, list[ColumnElement[bool]]]:
+        """The domain's statement of a root list, as its resolver builds it, and the condition that the store it
+        names exists (else the resolver reports NOT_FOUND)."""
+        listing = root.listing
         shape = root.page.child
-        table = shape.table
-        conditions = self._conditions(shape, True)
-        if root.store_id is not None:
-            conditions.append(table.c.store_id == root.store_id)
-        after = []
-        if root.after is not None:
-            after.append(_after([SortKey(table.c.created_at), SortKey(table.c.id)], root.after, backwards=False))
-        return select(cast(self.page(root.page, conditions, after, None, root.after is not None), Text))
+        scope = self._conditions(shape, True)
+        if listing.kind == "stores":
+            return tenancy.stores(*scope), []
+        if listing.kind == "vendors":
+            return marketplace.vendors(*scope, store_id=listing.store_id), []
+        if listing.store_id is None and not self.caller.authenticated:
+            raise Fallback("no store: the resolver reports UNAUTHENTICATED")
+        store = DECLARATIONS["Store"].table
+        found: list[ColumnElement[bool]] = [exists().where(store.c.id == listing.store_id, *self._in_tenant(store))] \
+            if listing.store_id is not None else []
+        if listing.kind == "categories":
+            return catalog.categories(*scope, store_id=listing.store_id, roots_only=listing.roots_only), found
+        currency: catalog.Currency = listing.currency or (
+            select(store.c.default_currency_code).where(store.c.id == listing.store_id,
+                                                        *self._in_tenant(store)).scalar_subquery()
+            if listing.store_id is not None else "usd")
+        storefront = not listing.store_named and listing.store_id is not None and not self.caller.staff
+        assert listing.product_filter is not None
+        return catalog.products(*scope, store_id=listing.store_id, storefront=storefront,
+                                product_filter=listing.product_filter, sort=listing.sort,
+                                currency_code=currency), found
 
-    def root_single(self, root: RootSingle) -> Select[Any]:
+    def root_connection(self, root: RootConnection) -> Select[Any]:
+        domain, found = self.listing(root)
+        table = root.page.child.table
+        keys = list(domain.order) if domain.order else [SortKey(table.c.created_at), SortKey(table.c.id)]
+        value = self.page(root.page, domain.statement, keys, None)
+        if found:
+            value = case((and_(*found), value), else_=None)
+        return select(cast(value, Text))
+
+    def single(self, root: RootSingle) -> ColumnElement[Any]:
+        """The row's JSON text, or NULL when there is no readable row."""
         shape = root.obj.shape
         table = shape.table
-        row = (select(*(table.c[name] for name in sorted(root.obj.columns())))
+        row = (select(*(table.c[name] for name in sorted(root.obj.columns()) if name in table.c))
                .where(table.c.id == root.key, *self._conditions(shape, True)).subquery(self._alias()))
-        return select(cast(select(self.obj(root.obj, row)).select_from(row).scalar_subquery(), Text))
+        return select(self.obj(root.obj, row)).select_from(row).scalar_subquery()
+
+    def root_single(self, root: RootSingle) -> Select[Any]:
+        return select(cast(self.single(root), Text))
+
+    def root_nodes(self, root: RootNodes) -> Select[Any]:
+        """`[node,null,…]` when every id names a readable row or none in the tenant (the resolver's null), else
+        NULL: a row the caller may not read is the resolver's FORBIDDEN."""
+        items: list[ColumnElement[Any]] = []
+        readable: list[ColumnElement[bool]] = []
+        for single in root.items:
+            table = single.obj.shape.table
+            if items:
+                items.append(jsontext.comma())
+            items.append(func.coalesce(self.single(single), jsontext.NULL))
+            exists_here = exists().where(table.c.id == single.key, *self._in_tenant(table))
+            allowed = exists().where(table.c.id == single.key, *self._conditions(single.obj.shape, True))
+            readable.append(or_(~exists_here, allowed))
+        value = jsontext.join([jsontext.open_list(), *items, jsontext.close_list()])
+        return select(cast(case((and_(true(), *readable), value), else_=None), Text))
