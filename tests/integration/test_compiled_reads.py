@@ -183,7 +183,10 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
             "vendor/VendorAccount": {"id": vendor}, "vendor/VendorOrders": {},
             "admin/Companies": {}, "admin/Invoices": {}, "storefront/ApprovalRequests": {}, "storefront/Quotes": {},
             "storefront/Company": {"id": to_global_id("Company", uuid.uuid4())},
-            "storefront/QuoteById": {"id": to_global_id("Quote", uuid.uuid4())}}
+            "storefront/QuoteById": {"id": to_global_id("Quote", uuid.uuid4())},
+            "admin/AuditLog": {"first": 5}, "admin/OrderFulfillment": {"id": order}, "admin/Refunds": {},
+            "admin/RegionSetup": {"id": to_global_id("Tenant", world.tenant_id)}, "admin/Regions": {},
+            "admin/Returns": {}, "admin/SalesChannels": {"storeId": store}, "storefront/Me": {}}
 
 
 # Query documents that fall back, and why (README: "What falls back").
@@ -203,6 +206,9 @@ FALLING_BACK = {
     **{name: "B2B types (companies, quotes, approvals, invoices) are not compiled" for name in (
         "admin/Companies", "admin/Invoices", "storefront/ApprovalRequests", "storefront/Company",
         "storefront/QuoteById", "storefront/Quotes")},
+    **{name: "refunds, returns, the audit log, regions and customer accounts are not compiled" for name in (
+        "admin/AuditLog", "admin/OrderFulfillment", "admin/Refunds", "admin/RegionSetup", "admin/Regions",
+        "admin/Returns", "storefront/Me")},
 }
 
 
