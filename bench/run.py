@@ -319,7 +319,7 @@ def main() -> None:
         postgres.stop()
 
 
-def profiled(pid: int, load: Any) -> str:
+def profiled(pid: int, load: Any, what: str = "nested admin request") -> str:
     """Sample the server with py-spy while `load` runs; the functions with the most samples (own and total)."""
     raw = Path(tempfile.mkstemp(suffix=".txt")[1])
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
@@ -344,7 +344,7 @@ def profiled(pid: int, load: Any) -> str:
         for frame in set(frames):
             total[frame] = total.get(frame, 0) + count
     raw.unlink()
-    lines = ["", f"## Where the nested admin request spends its time (py-spy, {samples} samples)", "",
+    lines = ["", f"## Where the {what} spends its time (py-spy, {samples} samples)", "",
              "| function (own time) | % of samples |", "|---|---|"]
     lines += [f"| `{name}` | {count / samples * 100:.1f} |" for name, count in
               sorted(own.items(), key=lambda item: -item[1])[:15]]

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from cityos.db.engines import set_platform_scope, set_tenant
+from cityos.db.engines import begin_scoped
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
 
@@ -72,10 +72,7 @@ class RequestDatabase:
         return self._connection
 
     async def _begin(self, connection: AsyncConnection) -> None:
-        self._transaction = await connection.begin()
-        await set_tenant(connection, self.tenant_id)
-        if self.platform_scope:
-            await set_platform_scope(connection)
+        self._transaction = await begin_scoped(connection, self.tenant_id, platform=self.platform_scope)
 
     async def execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Result[Any]:
         async def statement_of(connection: AsyncConnection) -> Result[Any]:

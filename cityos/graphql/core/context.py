@@ -11,7 +11,7 @@ import strawberry
 from sqlalchemy.exc import DBAPIError
 
 from cityos.auth.authz import Authorizer
-from cityos.auth.identity import claimed_references, store_of_request
+from cityos.auth.identity import claimed_references
 from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
 from cityos.db.request import RequestDatabase
@@ -136,8 +136,8 @@ class RequestContext:
             self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     async def _find_store(self) -> None:
-        self.store = await store_of_request(self.services.app_engine, self.headers.get(PUBLISHABLE_KEY_HEADER),
-                                            self.headers.get("host", ""))
+        self.store = await self.services.stores.find(self.headers.get(PUBLISHABLE_KEY_HEADER),
+                                                     self.headers.get("host", ""))
 
     async def _principal_of(self, identity: TokenIdentity) -> Principal:
         tenant_id: uuid.UUID | None = None

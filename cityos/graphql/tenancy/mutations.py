@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.auth.identity import domain_removed, key_revoked
 from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.platform.service import audit
 from cityos.domain.tenancy import service
@@ -126,6 +127,7 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             removed = await service.remove_store_domain(connection, domain_id=domain.pk)
             await _audit(info, connection, "remove_store_domain", "store_domain", removed)
+            info.context.events.add(domain_removed(domain.domain))  # every replica forgets it after commit
             return removed
 
         await info.context.db.mutate(work)
@@ -153,6 +155,7 @@ class TenancyMutation:
         async def work(connection: AsyncConnection) -> Any:
             revoked = await service.revoke_publishable_key(connection, key_id=key.pk)
             await _audit(info, connection, "revoke_publishable_key", "publishable_api_key", key.pk)
+            info.context.events.add(key_revoked(revoked.token_hash))  # every replica forgets it after commit
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))
