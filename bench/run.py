@@ -193,8 +193,8 @@ async def floor(database_url: str, tenant_id: str, duration: float) -> float:
         await connection.close()
 
 
-def start(argv: list[str], env: dict[str, str], log: Path, core: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+def start(argv: list[str], env: dict[str, str], log: Path, core: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     pin(process.pid, core)
     return process
 

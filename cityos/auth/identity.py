@@ -74,6 +74,8 @@ class StoreDirectory:
         self.keys: TtlCache[str, StoreRef] = TtlCache(ttl, max_entries)
         self.domains: TtlCache[str, StoreRef] = TtlCache(ttl, max_entries)
         self._listener: asyncio.Task[None] | None = None
+        self.announcements_applied = 0  # from the broker (tests wait on it: `applied`)
+        self._applied = asyncio.Condition()
 
     async def find(self, key: str | None, host_header: str) -> StoreRef | None:
         key = key.strip() if key else None
@@ -102,9 +104,21 @@ class StoreDirectory:
         elif event.get("type") == DOMAIN_REMOVED:
             self.domains.discard(str(event.get("domain")))
 
+    def forget_committed(self, events: Sequence[LiveEvent]) -> None:
+        """This process's own announcements take effect here before the response is sent (the broker brings them
+        to the other processes, and back to this one)."""
+        for live_event in events:
+            if IDENTITY_CHANNEL in live_event.channels:
+                self.forget(live_event.payload)
+
     def clear(self) -> None:
         self.keys.clear()
         self.domains.clear()
+
+    async def applied(self, count: int) -> None:
+        """Return once `count` announcements from the broker have been applied."""
+        async with self._applied:
+            await self._applied.wait_for(lambda: self.announcements_applied >= count)
 
     async def listen(self, broker: Broker) -> None:
         """Subscribe to IDENTITY_CHANNEL (in this process's lifetime); returns once subscribed."""
@@ -117,6 +131,9 @@ class StoreDirectory:
                 async with subscription:
                     async for event in subscription:
                         self.forget(event)
+                        async with self._applied:
+                            self.announcements_applied += 1
+                            self._applied.notify_all()
             except SubscriberTooSlow:
                 log.warning("identity invalidations overflowed: the store cache is cleared")
             self.clear()  # announcements may have been missed: start from the database again
