@@ -155,8 +155,10 @@ class TokenVerifier:
             raise Unauthenticated("malformed token")
         digest = hashlib.sha256(raw.encode()).digest()
         cached = self.cache.get(digest)
-        if cached is not None and (cached.expires_at is None or cached.expires_at > self.wall_clock()):
-            return cached
+        if cached is not None:
+            if cached.expires_at is None or cached.expires_at > self.wall_clock():
+                return cached
+            self.cache.discard(digest)  # expired meanwhile: verified again (and refused) below
         identity = await self._verify(raw)
         if identity.expires_at is not None:
             self.cache.put(digest, identity, valid_for=identity.expires_at - self.wall_clock())
