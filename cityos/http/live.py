@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -95,19 +96,38 @@ class _GroupSocket:
 
 @dataclass(eq=False)
 class Member:
+    """One subscriber in a group: the frames waiting for its socket (at most `max_queue`), and why it must stop."""
+
     operation: Operation[RequestContext, None]
-    handler: SharedStreamHandler
-    expires_at: int | None
-    frames: asyncio.Queue[tuple[str, Any]]
+    max_queue: int
+    frames: deque[tuple[str, Any]] = field(default_factory=deque)
     overflowed: bool = False
+    expired: bool = False
+    _waiter: asyncio.Future[None] | None = None
 
     def deliver(self, kind: str, value: Any) -> None:
         if self.overflowed:
             return
-        try:
-            self.frames.put_nowait((kind, value))
-        except asyncio.QueueFull:
-            self.overflowed = True  # the queue is full, so the member is not waiting: it sees this next
+        if len(self.frames) >= self.max_queue:
+            self.overflowed = True  # it sees this before anything else queued
+        else:
+            self.frames.append((kind, value))
+        self._wake()
+
+    def expire(self) -> None:
+        self.expired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until there is a frame or a reason to stop (no task, no timeout object per event)."""
+        while not self.frames and not self.overflowed and not self.expired:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
 
 
 @dataclass(eq=False)
@@ -232,7 +252,12 @@ class SharedStreamHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
                orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS), principal_shape(context))
         group, created = hub.group_for(key, operation.query, operation.variables, operation.operation_name, target,
                                        context, self.schema)
-        member = Member(operation, self, context.principal.expires_at, asyncio.Queue(hub.max_queue))
+        member = Member(operation, hub.max_queue)
+        expires_at = context.principal.expires_at
+        timer = None
+        if expires_at is not None:  # the token's own end, whatever the group's
+            loop = asyncio.get_running_loop()
+            timer = loop.call_at(loop.time() + max(expires_at - time.time(), 0), member.expire)
         group.members.add(member)
         try:
             if not created:
@@ -245,22 +270,21 @@ class SharedStreamHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
         except ApiError as error:  # refused to join (rate limits)
             await operation.send_initial_errors([located_error(error, [group.field_node], [group.response_key])])
         finally:
+            if timer is not None:
+                timer.cancel()
             await group.leave(member)
 
     async def _serve(self, member: Member, group: LiveGroup) -> None:
         operation = member.operation
         prefix = f'{{"id":{orjson.dumps(operation.id).decode()},"type":"next","payload":'
         while True:
+            await member.wait()
             if member.overflowed:
                 raise _Closed(SUBSCRIBER_TOO_SLOW, "subscriber too slow: events were dropped")
-            remaining = member.expires_at - time.time() if member.expires_at else None
-            try:
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError
-                kind, value = await asyncio.wait_for(member.frames.get(), remaining)
-            except TimeoutError:
+            if member.expired:
                 await self._expired(member, group)
                 return
+            kind, value = member.frames.popleft()
             if kind == "next":
                 await self._send_text(prefix + value + "}")
             elif kind == "error":
