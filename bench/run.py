@@ -4,9 +4,10 @@ Postgres (embedded) and Cerbos are pinned to core 1, the server under test to co
 server (`cityos serve`, one uvicorn worker, Cerbos on) as a storefront guest and as a tenant admin, then
 PostGraphile (default options + the simplify inflector). Every operation is first checked to return the same data
 from both. Load: wrk (Debian), 1 thread, 8 connections. Also a floor: the nested data fetched by one SQL
-statement with raw asyncpg in-process. Writes bench/results/<date>.md.
+statement with raw asyncpg in-process. Then the storefront load mix on the same data (bench/mix.py: 1,000 shoppers,
+as many uvicorn workers as cores, against the deployment plan's thresholds). Writes bench/results/<date>.md.
 
-    .venv/bin/python -m bench.run [--duration 10] [--products 20000 …]
+    .venv/bin/python -m bench.run [--duration 10] [--mix-duration 30 --mix-users 1000] [--products 20000 …]
 """
 
 from __future__ import annotations
@@ -236,6 +237,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench")
     parser.add_argument("--profile", action="store_true", help="py-spy the nested admin run; add where time goes")
+    parser.add_argument("--mix-duration", type=int, default=30, help="seconds per storefront-mix run (0: skip it)")
+    parser.add_argument("--mix-users", type=int, default=1000)
     add_dataset_arguments(parser)
     args = parser.parse_args()
 
@@ -307,7 +310,13 @@ def main() -> None:
         stop(postgraphile)
         processes.remove(postgraphile)
         floor_rps = asyncio.run(floor(url, ids["tenant"], args.duration))
-        report = render(results, checks, counts, floor_rps, args.duration) + profile
+        report = render(results, checks, counts, floor_rps, args.duration)
+        if args.mix_duration:
+            from bench.mix import mix
+
+            report += "\n" + mix(url, pdp.url, data_dir, ids, args.work_dir, users=args.mix_users,
+                                  duration=args.mix_duration)
+        report += profile
         print(report)
         out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
         out.write_text(report)
