@@ -125,9 +125,12 @@ def bodies(data: dict[str, list[Any]], carts: list[str], store_global_id: str) -
     }
 
 
-def lua_script(requests: dict[str, list[bytes]], key: str, think: tuple[int, int]) -> str:
+def lua_script(requests: dict[str, list[bytes]], key: str, think: tuple[int, int],
+               only: str | None = None) -> str:
     tables = []
     for name, weight, _ in MIX:
+        if only is not None and name != only:
+            continue
         entries = ",\n".join(f"[==[{item.decode()}]==]" for item in requests[name])
         tables.append(f'{{name = "{name}", weight = {weight}, bodies = {{\n{entries}\n}}}}')
     return f'''
@@ -238,13 +241,15 @@ def mix(database_url: str, cerbos_url: str, data_dir: Path, ids: dict[str, str],
                 raise RuntimeError(f"{name}: {answer.text[:500]}")
         threads = max(workers, 2)
         load(url, lua_script(requests, ids["key"], (0, 0)), 64, 5, threads)  # warm up every worker
+        alone = {name: load(url, lua_script(requests, ids["key"], (0, 0), only=name), 8, 5, threads)
+                 for name, _, _ in MIX}
         shoppers = load(url, lua_script(requests, ids["key"], think), users, duration, threads)
         saturation = load(url, lua_script(requests, ids["key"], (0, 0)), users, duration, threads)
     finally:
         stop(server)
         redis.terminate()
         redis.wait(10)
-    return render(shoppers, saturation, users, duration, think, workers, with_lines)
+    return render(shoppers, saturation, users, duration, think, workers, with_lines, alone)
 
 
 def verdict(result: dict[str, Any]) -> str:
@@ -254,7 +259,7 @@ def verdict(result: dict[str, Any]) -> str:
 
 
 def render(shoppers: dict[str, Any], saturation: dict[str, Any], users: int, duration: int,
-           think: tuple[int, int], workers: int, with_lines: int) -> str:
+           think: tuple[int, int], workers: int, with_lines: int, alone: dict[str, dict[str, Any]]) -> str:
     weights = ", ".join(f"{name} {weight} %" for name, weight, _ in MIX)
     lines = ["## Storefront load mix", "",
              f"{users} shoppers (one wrk connection each), {duration} s per run, `cityos serve` with "
@@ -273,6 +278,12 @@ def render(shoppers: dict[str, Any], saturation: dict[str, Any], users: int, dur
                      f"{result['p99']:.1f} | {result['requests']} | {result['status_errors']} / "
                      f"{result['socket_errors']} / {result['graphql_errors']} | {result['error_rate'] * 100:.2f} % "
                      f"| {verdict(result)} |")
+    lines += ["", "Each operation alone (8 connections, no think time, 5 s), what bounds the mix:", "",
+              "| operation | weight | req/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    for name, weight, _ in MIX:
+        result = alone[name]
+        lines.append(f"| {name} | {weight} % | {result['rps']:.1f} | {result['p50']:.1f} | {result['p95']:.1f} | "
+                     f"{result['p99']:.1f} | {result['errors']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db.engines import begin_scoped
@@ -56,6 +57,8 @@ class RequestDatabase:
         if self._connection is None:
             try:
                 connection = await self.engine.connect()
+            except PoolTimeout as error:  # every connection of the pool is busy for CITYOS_DB_TIMEOUT: overload
+                raise Unavailable("the database is busy; nothing was returned or changed") from error
             except (DBAPIError, OSError, TimeoutError) as error:
                 raise Unavailable("the database is unavailable") from error
             try:
