@@ -301,6 +301,8 @@ async def test_subscribers_of_one_shape_share_one_execution_per_event(settings, 
         assert live_executions() - before == 3 * 2  # per event: one execution per group (2), not per socket (13)
 
         await clients[0].socket.send(orjson.dumps({"type": "complete", "id": "1"}).decode())
+        await clients[0].socket.send(orjson.dumps({"type": "ping"}).decode())
+        assert (await clients[0].receive())["type"] == "pong"  # messages are handled in order: complete is done
         await services.broker.publish(f"vendor:{vendor_id}", {
             "type": "order.created", "tenant_id": str(shop.tenant_id), "store_id": str(shop.store_id),
             "order_id": "00000000-0000-0000-0000-000000000009", "vendor_id": str(vendor_id),
