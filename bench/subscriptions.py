@@ -241,6 +241,7 @@ async def run(subscribers: int, events: int, port: int, interval: float = 0.0) -
             await asyncio.sleep(1.0)
             rss_connected = server.memory_info().rss
             send_times: list[float] = []  # in order; each subscriber receives the events in the same order
+            answered_times: list[float] = []  # the webhook's answer: the event was committed and published
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 for status in STATUSES:
                     for fleetbase_id in fleetbase_ids:
@@ -252,6 +253,7 @@ async def run(subscribers: int, events: int, port: int, interval: float = 0.0) -
                         send_times.append(time.time())
                         response = await client.post("/webhooks/fleetbase", content=body,
                                                      headers={"signature": signature})
+                        answered_times.append(time.time())
                         response.raise_for_status()
                         if interval:
                             await asyncio.sleep(interval)
@@ -262,6 +264,9 @@ async def run(subscribers: int, events: int, port: int, interval: float = 0.0) -
             latencies = [(received_at - send_times[index]) * 1000 for subscriber in SUBSCRIBERS
                          for index, (what, received_at) in enumerate(subscriber.received) if what != "error"]
             errors = [error for subscriber in SUBSCRIBERS for error in subscriber.errors]
+            webhook = [(answered - sent) * 1000 for sent, answered in zip(send_times, answered_times, strict=True)]
+            after_answer = [(received_at - answered_times[index]) * 1000 for subscriber in SUBSCRIBERS
+                            for index, (what, received_at) in enumerate(subscriber.received) if what != "error"]
             per_connection = (rss_connected - rss_before) / subscribers
             deliveries = sum(len(s.received) for s in SUBSCRIBERS)
             lines = [
@@ -276,6 +281,10 @@ async def run(subscribers: int, events: int, port: int, interval: float = 0.0) -
                 f"p99 {percentile(connected, 0.99) * 1000:.1f} ms",
                 f"- fan-out latency (webhook sent → event received): p50 {percentile(latencies, 0.5):.1f} ms, "
                 f"p99 {percentile(latencies, 0.99):.1f} ms",
+                f"- of which the webhook itself (sent → answered: inbox, shipment update, commit, publish): "
+                f"p50 {percentile(webhook, 0.5):.1f} ms, p99 {percentile(webhook, 0.99):.1f} ms; "
+                f"after the answer → received: p50 {percentile(after_answer, 0.5):.1f} ms, "
+                f"p99 {percentile(after_answer, 0.99):.1f} ms",
                 f"- events answered with errors instead: {len(errors)}"
                 + (f" (first: {errors[0]})" if errors else ""),
                 f"- server memory per connection: {per_connection / 1024:.1f} KiB "
