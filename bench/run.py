@@ -34,7 +34,14 @@ import psutil
 from bench import dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS_PORT, PG_PORT = 8701, 8702
+def _free_port() -> int:
+    """Free ports, not fixed ones: several benchmarks (other checkouts) may run on one machine at once."""
+    from cityos.embedded.process import free_port
+
+    return free_port()
+
+
+OURS_PORT, PG_PORT = _free_port(), _free_port()
 SERVER_CORE, INFRA_CORE = 0, 1
 
 NESTED_FIELDS = """vendors(first: 5) { nodes { id name products(first: 10) { nodes { id title
