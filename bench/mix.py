@@ -200,7 +200,7 @@ def load(url: str, script: str, users: int, duration: int, threads: int) -> dict
     return {"requests": requests, "rps": requests / (micros / 1e6), "p50": float(match.group(6)),
             "p95": float(match.group(7)), "p99": float(match.group(8)), "status_errors": status,
             "socket_errors": socket, "graphql_errors": graphql, "errors": errors,
-            "error_rate": errors / max(requests, 1)}
+            "error_rate": errors / max(requests + socket, 1)}
 
 
 def start_redis(work_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -261,6 +261,7 @@ def verdict(result: dict[str, Any]) -> str:
 def render(shoppers: dict[str, Any], saturation: dict[str, Any], users: int, duration: int,
            think: tuple[int, int], workers: int, with_lines: int, alone: dict[str, dict[str, Any]]) -> str:
     weights = ", ".join(f"{name} {weight} %" for name, weight, _ in MIX)
+    # error rate: (HTTP + socket + GraphQL errors) / (answered requests + requests that got no answer)
     lines = ["## Storefront load mix", "",
              f"{users} shoppers (one wrk connection each), {duration} s per run, `cityos serve` with "
              f"CITYOS_WORKERS={workers} (as many as cores) and Redis, Cerbos on, rate limits off (one client address "

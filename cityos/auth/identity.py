@@ -74,6 +74,7 @@ class StoreDirectory:
         self.keys: TtlCache[str, StoreRef] = TtlCache(ttl, max_entries)
         self.domains: TtlCache[str, StoreRef] = TtlCache(ttl, max_entries)
         self._listener: asyncio.Task[None] | None = None
+        self._pending: dict[tuple[str, str], asyncio.Future[StoreRef | None]] = {}
         self.announcements_applied = 0  # from the broker (tests wait on it: `applied`)
         self._applied = asyncio.Condition()
 
@@ -83,7 +84,7 @@ class StoreDirectory:
             token_hash = rules.hash_publishable_key(key)
             cached = self.keys.get(token_hash)
             if cached is None:
-                cached = await store_of_request(self.engine, key, host_header)
+                cached = await self._single_flight(("key", token_hash), key, host_header)
                 if cached is not None:
                     self.keys.put(token_hash, cached)
             return cached
@@ -92,10 +93,30 @@ class StoreDirectory:
             return None
         cached = self.domains.get(host)
         if cached is None:
-            cached = await store_of_request(self.engine, None, host_header)
+            cached = await self._single_flight(("host", host), None, host_header)
             if cached is not None:
                 self.domains.put(host, cached)
         return cached
+
+    async def _single_flight(self, name: tuple[str, str], key: str | None, host_header: str) -> StoreRef | None:
+        """Concurrent misses for one key or host wait for one lookup (a cold start under load would otherwise take
+        a pool connection per request for the same answer)."""
+        pending = self._pending.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[StoreRef | None] = asyncio.get_running_loop().create_future()
+        self._pending[name] = future
+        try:
+            found = await store_of_request(self.engine, key, host_header)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        else:
+            future.set_result(found)
+            return found
+        finally:
+            del self._pending[name]
 
     def forget(self, event: dict[str, Any]) -> None:
         """Apply one announcement from IDENTITY_CHANNEL."""

@@ -119,3 +119,22 @@ async def test_a_verified_token_is_cached_until_its_expiry_at_most(keycloak: Fak
             with pytest.raises(Unauthenticated):
                 await verifier.verify(tampered)
         assert len(verifier.cache) == 0
+
+
+async def test_concurrent_misses_share_one_lookup(database_url: str, world: TenantWorld) -> None:
+    from sqlalchemy import event
+
+    from cityos.auth.identity import StoreDirectory
+    from cityos.db.engines import create_app_engine
+
+    engine = create_app_engine(database_url, pool_size=2, max_overflow=0, timeout=5)
+    lookups: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: lookups.append(statement) if "publishable" in statement else None)
+    try:
+        directory = StoreDirectory(engine, ttl=60, max_entries=10)
+        found = await asyncio.gather(*(directory.find(world.key, "") for _ in range(50)))
+        assert {store.store_id for store in found if store} == {world.store_id}
+        assert len(lookups) == 1  # 50 requests arriving together on a cold cache: one lookup, one connection
+    finally:
+        await engine.dispose()

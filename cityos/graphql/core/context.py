@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cityos.auth.authz import Authorizer
 from cityos.auth.identity import claimed_references
@@ -96,7 +97,7 @@ class RequestContext:
         await limiter.refuse_guessers(self.client_ip)
         try:
             await self._identify()
-        except (OSError, DBAPIError, TimeoutError) as error:
+        except (OSError, DBAPIError, TimeoutError, PoolTimeout) as error:
             raise Unavailable("the database is unavailable; nothing was returned or changed") from error
         except Unauthenticated:
             await limiter.failed_identification(self.client_ip)
