@@ -252,31 +252,30 @@ class SharedDecisions:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[bytes, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
-        self._plans: dict[tuple[bytes, str, str, str], tuple[float, asyncio.Future[Any]]] = {}
+        self._plans: dict[tuple[bytes, str, str, str], tuple[float, asyncio.Future[tuple[Any, dict[str, Any]]]]] = {}
         self.plan_calls = 0
         self.planned = 0
 
     async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
         shape = authorizer.principal.to_cerbos().SerializeToString(deterministic=True)
-        plan = await self._plan(authorizer, shape, resource, action)
-        if plan is not None:
-            if plan.filter.kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
-                self.planned += 1
-                return True
-            if plan.filter.kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
-                self.planned += 1
-                return False
-            try:
-                decision = evaluate_plan(MessageToDict(plan.filter.condition), resource) is True
-            except UnsupportedPlan:
-                pass
-            else:
-                self.planned += 1
-                DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
-                return decision
-        return await self._checked(authorizer, shape, resource, action)
+        kind, condition = await self._plan(authorizer, shape, resource, action)
+        if kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
+            self.planned += 1
+            return True
+        if kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
+            self.planned += 1
+            return False
+        try:
+            decision = evaluate_plan(condition, resource) is True
+        except UnsupportedPlan:
+            return await self._checked(authorizer, shape, resource, action)
+        self.planned += 1
+        DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
+        return decision
 
-    async def _plan(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef, action: str) -> Any:
+    async def _plan(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef,
+                    action: str) -> tuple[Any, dict[str, Any]]:
+        """(filter kind, condition in its JSON form, converted once per plan) of the cached plan."""
         scope = resource.scope or authorizer.principal.tenant_slug or ""
         key = (shape, resource.kind, scope, action)
         now = time.monotonic()
@@ -285,7 +284,7 @@ class SharedDecisions:
             return await asyncio.shield(entry[1])
         if len(self._plans) >= self.max_entries:
             self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.ttl}
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Any, dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._plans[key] = (now, future)
         try:
             self.plan_calls += 1
@@ -298,8 +297,9 @@ class SharedDecisions:
             future.set_exception(error)
             future.exception()
             raise
-        future.set_result(plan)
-        return plan
+        planned = (plan.filter.kind, MessageToDict(plan.filter.condition))
+        future.set_result(planned)
+        return planned
 
     async def _checked(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef, action: str) -> bool:
         key = (shape, resource, action)

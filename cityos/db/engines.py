@@ -126,12 +126,17 @@ def _ping(dbapi_connection: Any) -> bool:
 async def begin_scoped(connection: AsyncConnection, tenant_id: uuid.UUID | None, *,
                        platform: bool = False) -> AsyncTransaction:
     """Begin `connection`'s transaction named for the tenant (and the platform scope). On the application engine
-    the scope goes out with the BEGIN, which asyncpg sends with the transaction's first statement; elsewhere it
-    costs a statement of its own."""
-    raw = (await connection.get_raw_connection()).driver_connection
+    the scope goes out in the BEGIN's own round trip; elsewhere it costs a statement of its own."""
+    fairy = await connection.get_raw_connection()
+    raw = fairy.driver_connection
     transaction = await connection.begin()
     if isinstance(raw, ScopedConnection):
         raw.scope_next_transaction(scope_statements(tenant_id, platform=platform))
+        # BEGIN and the scope go out now, as one message: a stalled or failed server surfaces where the transaction
+        # begins (the caller throws the connection away), not in the middle of the first statement.
+        adapter: Any = fairy.dbapi_connection
+        if getattr(adapter, "_transaction", False) is None:
+            await adapter._start_transaction()
         return transaction
     await set_tenant(connection, tenant_id)
     if platform:

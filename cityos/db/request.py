@@ -63,7 +63,7 @@ class RequestDatabase:
                 raise Unavailable("the database is unavailable") from error
             try:
                 await self._begin(connection)
-            except (DBAPIError, OSError, TimeoutError) as error:
+            except Exception as error:  # the driver's own errors too: BEGIN runs below SQLAlchemy here
                 # A pooled connection that died while idle (the server was killed or stalled) fails on its first
                 # statement with whatever asyncpg makes of it ("connection was closed in the middle of
                 # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
