@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
     # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
     CITYOS_SCHEDULER: bool = True
+    # Days of job_run history kept; the prune-job-runs job deletes older finished runs.
+    CITYOS_JOB_RUN_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
+    # Syncs to Payload and ERPNext send a row only once it is this many seconds old: longer than any transaction
+    # of ours stays open, so a row committed late is never passed by the cursor (domain/platform/sync.py).
+    CITYOS_SYNC_SETTLE_SECONDS: float = Field(default=60.0, ge=0, le=3600)
 
     # Database
     DATABASE_URL: str | None = None
@@ -193,6 +198,12 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "info"
     SENTRY_DSN: str | None = None
     PROMETHEUS_ENABLED: bool = True
+    # OpenTelemetry tracing (cityos/observability/tracing.py): off by default; spans go to the OTLP/HTTP collector.
+    CITYOS_TRACING: bool = False
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None  # e.g. http://otel-collector:4318 (/v1/traces is appended)
+    OTEL_SERVICE_NAME: str = "cityos-commerce"
+    # Tenants with their own label on the business gauges (the most orders first); the others are summed as _other.
+    CITYOS_METRICS_TENANTS: int = Field(default=50, ge=0, le=1000)
     # When set, GET /metrics needs `Authorization: Bearer <this token>`.
     CITYOS_METRICS_TOKEN: str | None = None
 
