@@ -8,9 +8,8 @@ Two connections to one database:
 
 Fixed per-request costs on the application engine (issue #12): the tenant scope of a request's transaction rides
 in the same round trip as its BEGIN (`ScopedConnection.scope_next_transaction`: one simple-protocol message
-`BEGIN …; SELECT set_config(…)`), and the pool's pre-ping is one empty statement rather than asyncpg's
-BEGIN / `;` / ROLLBACK. Statements are prepared once per connection (asyncpg's statement cache, SQLAlchemy's
-`prepared_statement_cache_size`).
+`BEGIN …; SELECT set_config(…)`). Statements are prepared once per connection (asyncpg's statement cache,
+SQLAlchemy's `prepared_statement_cache_size`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
-from sqlalchemy.util.concurrency import await_
 
 APP_ROLE = "cityos_app"
 PREPARED_STATEMENTS_PER_CONNECTION = 500
@@ -87,7 +85,6 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
         parsed = parsed.update_query_dict({"prepared_statement_cache_size": str(PREPARED_STATEMENTS_PER_CONNECTION)})
     engine = create_async_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
                                  hide_parameters=True, connect_args=connect_args, **kwargs)
-    engine.dialect.do_ping = _ping  # type: ignore[method-assign]
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _unusable_is_a_disconnect(context: Any) -> None:
@@ -110,17 +107,6 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
             dbapi_connection.driver_connection.scope_next_transaction(None)
 
     return engine
-
-
-def _ping(dbapi_connection: Any) -> bool:
-    """The pool's pre-ping in one round trip (`SELECT 1`). SQLAlchemy's asyncpg ping wraps it in BEGIN and
-    ROLLBACK for pgbouncer's transaction mode, which this application cannot use anyway (SET ROLE is per
-    session). A failure is translated like any statement's, so a dead connection counts as a disconnect."""
-    try:
-        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
-    except Exception as error:
-        dbapi_connection._handle_exception(error)
-    return True
 
 
 async def begin_scoped(connection: AsyncConnection, tenant_id: uuid.UUID | None, *,
