@@ -76,8 +76,9 @@ schema: setup
 clean:
 	rm -rf $(VENV) node_modules web/graphiql/node_modules tests/clients/*/node_modules .pytest_cache .mypy_cache .ruff_cache
 
-# The benchmark against PostGraphile (installs wrk from Debian and PostGraphile from npm; writes bench/results/).
-bench: setup
+# The benchmark against PostGraphile and the storefront load mix (installs wrk from Debian, PostGraphile from npm,
+# redis-server for the mix's workers; writes bench/results/).
+bench: setup redis-server
 	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	cd bench/postgraphile && npm ci --no-audit --no-fund --loglevel=error

@@ -3,12 +3,17 @@ harness, our server started twice (CITYOS_COMPILED_READS on, then off), no PostG
 return the same bytes first, and that the compiled run really compiled (the root-field counter).
 
     .venv/bin/python -m bench.compiled --duration 20 [--products 20000 …]
+    .venv/bin/python -m bench.compiled --paths compiled --runs point --label step --profile   # one step of #12.4
+
+`--label` names the results file (bench/results/compiled-<date>-<label>.md) so that each step's before/after
+stays on record; `--profile` samples the server with py-spy during the point run and appends where time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import re
 import sys
@@ -28,6 +33,7 @@ from bench.run import (
     add_dataset_arguments,
     global_id,
     pick_ids,
+    profiled,
     start,
     start_infrastructure,
     stop,
@@ -44,18 +50,41 @@ def root_fields(port: int) -> dict[str, float]:
             re.findall(r'cityos_graphql_root_fields_total\{path="(\w+)"\} ([\d.e+]+)', text)}
 
 
+def parse_variant(text: str) -> tuple[str, Path, dict[str, str]]:
+    """`label=DIR[,NAME=VALUE…]`: the server from source tree DIR (e.g. a `git worktree` of an earlier commit)
+    with extra environment."""
+    label, _, rest = text.partition("=")
+    directory, *settings = rest.split(",")
+    return label, Path(directory).resolve(), dict(setting.split("=", 1) for setting in settings)
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench-compiled")
+    parser.add_argument("--paths", default="compiled,resolvers", help="comma-separated: compiled, resolvers")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=DIR[,ENV=VALUE…]",
+                        help="instead of --paths: compare servers from several source trees (compiled path), "
+                             "e.g. --variant before=/tmp/perf-before --variant after=.")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the servers this many times")
+    parser.add_argument("--runs", default=",".join(name for name, _ in RUNS),
+                        help="comma-separated: " + ", ".join(name for name, _ in RUNS))
+    parser.add_argument("--label", default="", help="suffix of the results file")
+    parser.add_argument("--profile", action="store_true", help="py-spy the point run and add where time goes")
     add_dataset_arguments(parser)
     args = parser.parse_args()
+    servers: list[tuple[str, Path, dict[str, str]]] = [parse_variant(text) for text in args.variant] or [
+        (path, ROOT, {"CITYOS_COMPILED_READS": "true" if path == "compiled" else "false"})
+        for path in ("compiled", "resolvers") if path in args.paths.split(",")]
+    labels = [label for label, _, _ in servers]
+    runs = [(name, role) for name, role in RUNS if name in args.runs.split(",")]
+    profile = ""
 
     from cityos.auth import dev_issuer
 
     postgres, pdp = start_infrastructure(args.work_dir)
-    results: dict[tuple[str, str, str], dict[str, Any]] = {}
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     bodies: dict[tuple[str, str], dict[str, bytes]] = {}
     counters: dict[str, dict[str, float]] = {}
     try:
@@ -70,53 +99,71 @@ def main() -> None:
         headers = {"admin": {"authorization": f"Bearer {token}", "x-publishable-api-key": ids["key"]},
                    "guest": {"x-publishable-api-key": ids["key"]}}
         variables = {"nested": {}, "nested_guest": {}, "point": {"id": global_id("Product", ids["product"])}}
-        for path, setting in (("compiled", "true"), ("resolvers", "false")):
-            env = {**os.environ, "DATABASE_URL": url, "CERBOS_URL": pdp.url, "CITYOS_DATA_DIR": str(data_dir),
-                   "CITYOS_PORT": str(OURS_PORT), "LOG_LEVEL": "warning", "PROMETHEUS_ENABLED": "true",
-                   "CITYOS_COMPILED_READS": setting,
-                   # A nested read costs hundreds of points: at these rates the default budgets answer 429.
-                   "CITYOS_RATE_LIMITS": "false"}
-            env.pop("REDIS_URL", None)
-            ours = start([sys.executable, "-m", "cityos", "serve"], env, args.work_dir / f"{path}.log", SERVER_CORE)
-            try:
-                wait_http(f"http://127.0.0.1:{OURS_PORT}/health/live")
-                ours_url = f"http://127.0.0.1:{OURS_PORT}/graphql"
-                for name, role in RUNS:
-                    response = httpx.post(ours_url, json={"query": OURS[name], "variables": variables[name]},
-                                          headers=headers[role], timeout=60)
-                    assert "errors" not in response.json(), response.text
-                    bodies.setdefault((name, role), {})[path] = response.content
-                    body = httpx.Request("POST", ours_url, json={"query": OURS[name],
-                                                                 "variables": variables[name]}).content
-                    wrk(ours_url, body, headers[role], 2, ours.pid)  # warm up
-                    duration = args.duration if name == "nested" else max(args.duration // 2, 5)
-                    results[(path, name, role)] = wrk(ours_url, body, headers[role], duration, ours.pid)
-                counters[path] = root_fields(OURS_PORT)
-            finally:
-                stop(ours)
+        for round_number in range(args.rounds):
+            for label, source, extra in servers:
+                env = {**os.environ, "DATABASE_URL": url, "CERBOS_URL": pdp.url, "CITYOS_DATA_DIR": str(data_dir),
+                       "CITYOS_PORT": str(OURS_PORT), "LOG_LEVEL": "warning", "PROMETHEUS_ENABLED": "true",
+                       # A nested read costs hundreds of points: at these rates the default budgets answer 429.
+                       "CITYOS_RATE_LIMITS": "false", "PYTHONPATH": str(source), **extra}
+                env.pop("REDIS_URL", None)
+                ours = start([sys.executable, "-m", "cityos", "serve"], env, args.work_dir / f"{label}.log",
+                             SERVER_CORE, cwd=source)
+                try:
+                    wait_http(f"http://127.0.0.1:{OURS_PORT}/health/live")
+                    ours_url = f"http://127.0.0.1:{OURS_PORT}/graphql"
+                    for name, role in runs:
+                        response = httpx.post(ours_url, json={"query": OURS[name], "variables": variables[name]},
+                                              headers=headers[role], timeout=60)
+                        assert "errors" not in response.json(), response.text
+                        bodies.setdefault((name, role), {})[label] = response.content
+                        body = httpx.Request("POST", ours_url, json={"query": OURS[name],
+                                                                     "variables": variables[name]}).content
+                        wrk(ours_url, body, headers[role], 2, ours.pid)  # warm up
+                        duration = args.duration if name == "nested" else max(args.duration // 2, 5)
+                        if args.profile and name == "point" and label == labels[-1] and round_number == 0:
+                            profile = profiled(ours.pid, functools.partial(
+                                wrk, ours_url, body, headers[role], duration, ours.pid), f"point read ({label})")
+                        results.setdefault((label, name, role), []).append(
+                            wrk(ours_url, body, headers[role], duration, ours.pid))
+                    counters[label] = root_fields(OURS_PORT)
+                finally:
+                    stop(ours)
     finally:
         pdp.stop()
         postgres.stop()
-    identical = {key: paths["compiled"] == paths["resolvers"] for key, paths in bodies.items()}
-    lines = [f"# Compiled read path vs resolvers, {datetime.now(UTC):%Y-%m-%d}", "",
-             f"`python -m bench.compiled --duration {args.duration}` (nested admin {args.duration} s per path, "
-             f"the others half): dataset {counts}; one uvicorn worker, "
-             "Cerbos on, rate limits off, wrk -t1 -c8, server on core 0 and Postgres/Cerbos/wrk on core 1. "
-             "The machine was shared with other sessions' work during the run: compare the two paths "
-             "with each other, not with other "
-             "days.", "",
-             "| operation | role | compiled req/s | resolvers req/s | ratio | compiled p50/p95 ms "
-             "| resolvers p50/p95 ms | errors (c/r) | same bytes |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, role in RUNS:
-        fast, slow = results[("compiled", name, role)], results[("resolvers", name, role)]
-        lines.append(f"| {name} | {role} | {fast['rps']:.1f} | {slow['rps']:.1f} | {fast['rps'] / slow['rps']:.1f}× "
-                     f"| {fast['p50']:.0f} / {fast['p95']:.0f} | {slow['p50']:.0f} / {slow['p95']:.0f} "
-                     f"| {fast['errors']} / {slow['errors']} | {identical[(name, role)]} |")
-    lines += ["", f"Root fields by path (`cityos_graphql_root_fields_total`): compiled server {counters['compiled']}, "
-              f"resolver server {counters['resolvers']}.", ""]
-    report = "\n".join(lines)
+    identical = {key: len(set(by_label.values())) == 1 for key, by_label in bodies.items()}
+    command = " ".join(["python -m bench.compiled", *sys.argv[1:]])
+    lines = [f"# Compiled read path: {' vs '.join(labels)}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "",
+             f"`{command}`: dataset {counts}; one uvicorn worker, Cerbos on, rate limits off, wrk -t1 -c8 "
+             f"(nested {args.duration} s, the others half, after a 2 s warm-up), server on core 0 and "
+             f"Postgres/Cerbos/wrk on core 1; {args.rounds} round(s), the servers alternating. The machine was shared "
+             "with other sessions' work during the run: compare the servers with each other within this run, not "
+             "with other days.", "",
+             "| operation | role | server | req/s (median of rounds) | rounds req/s | p50 ms | p95 ms | p99 ms "
+             "| errors | server CPU % |", "|---|---|---|---|---|---|---|---|---|---|"]
+    medians: dict[tuple[str, str, str], float] = {}
+    for name, role in runs:
+        for label in labels:
+            rounds = results[(label, name, role)]
+            middle = sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2]
+            each = " / ".join(f"{r['rps']:.0f}" for r in rounds)
+            medians[(label, name, role)] = middle["rps"]
+            lines.append(f"| {name} | {role} | {label} | {middle['rps']:.1f} | "
+                         f"{each} | {middle['p50']:.1f} "
+                         f"| {middle['p95']:.1f} | {middle['p99']:.1f} | {sum(r['errors'] for r in rounds)} "
+                         f"| {middle['cpu']:.0f} |")
+    if len(labels) >= 2:
+        first, last = labels[0], labels[-1]
+        lines += ["", f"| operation | role | {last} / {first} | same bytes |", "|---|---|---|---|"]
+        for name, role in runs:
+            lines.append(f"| {name} | {role} | {medians[(last, name, role)] / medians[(first, name, role)]:.2f}× "
+                         f"| {identical[(name, role)]} |")
+    lines += ["", "Root fields by path (`cityos_graphql_root_fields_total`): "
+              + ", ".join(f"{label} server {counters[label]}" for label in labels) + ".", ""]
+    report = "\n".join(lines) + profile
     print(report)
-    out = ROOT / "bench" / "results" / f"compiled-{datetime.now(UTC):%Y-%m-%d}.md"
+    suffix = f"-{args.label}" if args.label else ""
+    out = ROOT / "bench" / "results" / f"compiled-{datetime.now(UTC):%Y-%m-%d}{suffix}.md"
     out.write_text(report)
     print(f"written to {out}")
 

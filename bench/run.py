@@ -4,9 +4,10 @@ Postgres (embedded) and Cerbos are pinned to core 1, the server under test to co
 server (`cityos serve`, one uvicorn worker, Cerbos on) as a storefront guest and as a tenant admin, then
 PostGraphile (default options + the simplify inflector). Every operation is first checked to return the same data
 from both. Load: wrk (Debian), 1 thread, 8 connections. Also a floor: the nested data fetched by one SQL
-statement with raw asyncpg in-process. Writes bench/results/<date>.md.
+statement with raw asyncpg in-process. Then the storefront load mix on the same data (bench/mix.py: 1,000 shoppers,
+as many uvicorn workers as cores, against the deployment plan's thresholds). Writes bench/results/<date>.md.
 
-    .venv/bin/python -m bench.run [--duration 10] [--products 20000 …]
+    .venv/bin/python -m bench.run [--duration 10] [--mix-duration 30 --mix-users 1000] [--products 20000 …]
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ import psutil
 from bench import dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS_PORT, PG_PORT = 8701, 8702
+def _free_port() -> int:
+    """Free ports, not fixed ones: several benchmarks (other checkouts) may run on one machine at once."""
+    from cityos.embedded.process import free_port
+
+    return free_port()
+
+
+OURS_PORT, PG_PORT = _free_port(), _free_port()
 SERVER_CORE, INFRA_CORE = 0, 1
 
 NESTED_FIELDS = """vendors(first: 5) { nodes { id name products(first: 10) { nodes { id title
@@ -193,8 +201,8 @@ async def floor(database_url: str, tenant_id: str, duration: float) -> float:
         await connection.close()
 
 
-def start(argv: list[str], env: dict[str, str], log: Path, core: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+def start(argv: list[str], env: dict[str, str], log: Path, core: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     pin(process.pid, core)
     return process
 
@@ -236,6 +244,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench")
     parser.add_argument("--profile", action="store_true", help="py-spy the nested admin run; add where time goes")
+    parser.add_argument("--mix-duration", type=int, default=30, help="seconds per storefront-mix run (0: skip it)")
+    parser.add_argument("--mix-users", type=int, default=1000)
     add_dataset_arguments(parser)
     args = parser.parse_args()
 
@@ -307,7 +317,13 @@ def main() -> None:
         stop(postgraphile)
         processes.remove(postgraphile)
         floor_rps = asyncio.run(floor(url, ids["tenant"], args.duration))
-        report = render(results, checks, counts, floor_rps, args.duration) + profile
+        report = render(results, checks, counts, floor_rps, args.duration)
+        if args.mix_duration:
+            from bench.mix import mix
+
+            report += "\n" + mix(url, pdp.url, data_dir, ids, args.work_dir, users=args.mix_users,
+                                  duration=args.mix_duration)
+        report += profile
         print(report)
         out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
         out.write_text(report)
@@ -319,7 +335,7 @@ def main() -> None:
         postgres.stop()
 
 
-def profiled(pid: int, load: Any) -> str:
+def profiled(pid: int, load: Any, what: str = "nested admin request") -> str:
     """Sample the server with py-spy while `load` runs; the functions with the most samples (own and total)."""
     raw = Path(tempfile.mkstemp(suffix=".txt")[1])
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
@@ -344,7 +360,7 @@ def profiled(pid: int, load: Any) -> str:
         for frame in set(frames):
             total[frame] = total.get(frame, 0) + count
     raw.unlink()
-    lines = ["", f"## Where the nested admin request spends its time (py-spy, {samples} samples)", "",
+    lines = ["", f"## Where the {what} spends its time (py-spy, {samples} samples)", "",
              "| function (own time) | % of samples |", "|---|---|"]
     lines += [f"| `{name}` | {count / samples * 100:.1f} |" for name, count in
               sorted(own.items(), key=lambda item: -item[1])[:15]]

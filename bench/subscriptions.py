@@ -1,18 +1,23 @@
 """Subscriptions benchmark: N concurrent WebSocket subscribers on one store, events injected through the
 Fleetbase webhook, fan-out latency and memory per connection.
 
-    .venv/bin/python -m bench.subscriptions --subscribers 1000 --events 30
+    .venv/bin/python -m bench.subscriptions --subscribers 1000 --events 30 [--interval 0.2]
 
 It starts `cityos serve` on its embedded defaults in a scratch data folder (one uvicorn worker, in-process broker),
 creates shipments of the demo store directly in the database, connects N store-admin subscribers to
 `storeOrderEvents`, then posts signed Fleetbase webhooks that move the shipments forward; every event reaches
-every subscriber. Results are printed and written to bench/results/subscriptions-<date>.md.
+every subscriber. By default the webhooks go back to back (each as soon as the previous one was answered), so an
+event's latency includes the fan-out of the ones before it still in progress (a saturation measure);
+`--interval S` paces them S seconds apart (each event's own latency). The subscribers run in this process: their
+receiving (1,000 Python WebSocket clients) shares the machine with the server and is part of what is measured.
+Results are printed and written to bench/results/subscriptions-<date>[-<label>].md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -31,7 +36,6 @@ import asyncpg
 import httpx
 import orjson
 import psutil
-import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-fleetbase-webhook-secret-0123456789"
@@ -94,31 +98,109 @@ async def make_shipments(database_url: str, count: int) -> tuple[str, str, list[
         await connection.close()
 
 
-class Subscriber:
-    def __init__(self) -> None:
-        self.received: list[tuple[str, float]] = []
+class Subscriber(asyncio.Protocol):
+    """One graphql-transport-ws subscriber on a bare asyncio connection: the upgrade, masked client frames and the
+    parsing of the server's unmasked text frames, nothing else. A general-purpose client (the `websockets`
+    package) costs more CPU per message than the server's fan-out does, and on a shared 2-core machine it would
+    be the client that is measured; this one stamps each `next` as its bytes arrive."""
 
-    async def run(self, url: str, token: str, store_global_id: str, ready: asyncio.Event,
-                  connected: list[float], expected: int, done: asyncio.Event) -> None:
+    def __init__(self, expected: int, done: asyncio.Event) -> None:
+        self.received: list[tuple[str, float]] = []
+        self.expected = expected
+        self.done = done
+        self.buffer = b""
+        self.upgraded = False
+        self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.error: str | None = None
+        self.errors: list[str] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send_text(self, message: dict[str, object]) -> None:
+        payload = orjson.dumps(message)
+        mask = os.urandom(4)
+        length = len(payload)
+        header = bytes([0x81]) + (bytes([0x80 | length]) if length < 126 else
+                                  bytes([0x80 | 126]) + length.to_bytes(2, "big") if length < 65536 else
+                                  bytes([0x80 | 127]) + length.to_bytes(8, "big"))
+        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(header + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.buffer += data
+        if not self.upgraded:
+            head, separator, rest = self.buffer.partition(b"\r\n\r\n")
+            if not separator:
+                return
+            if b" 101 " not in head.split(b"\r\n", 1)[0]:
+                self.error = head.decode(errors="replace")
+                self.accepted.set_exception(RuntimeError(self.error))
+                return
+            self.upgraded, self.buffer = True, rest
+            self.accepted.set_result(None)
+        while len(self.buffer) >= 2:
+            length = self.buffer[1] & 0x7F
+            offset = 2
+            if length == 126:
+                if len(self.buffer) < 4:
+                    return
+                length, offset = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(self.buffer) < 10:
+                    return
+                length, offset = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < offset + length:
+                return
+            opcode, payload = self.buffer[0] & 0x0F, self.buffer[offset:offset + length]
+            self.buffer = self.buffer[offset + length:]
+            if opcode == 0x1:
+                self.message(orjson.loads(payload), now)
+            elif opcode == 0x8 and not self.acked.done():
+                self.acked.set_exception(RuntimeError(f"closed: {payload!r}"))
+
+    def message(self, message: dict[str, object], now: float) -> None:
+        kind = message["type"]
+        if kind == "connection_ack":
+            self.acked.set_result(None)
+        elif kind == "ping":
+            self.send_text({"type": "pong"})
+        elif kind == "next":
+            payload = message["payload"]
+            assert isinstance(payload, dict)
+            if payload.get("errors"):  # e.g. UNAVAILABLE when the PDP timed out: counted, not timed
+                self.errors.append(str(payload["errors"])[:300])
+                self.received.append(("error", now))
+            else:
+                event = payload["data"]["storeOrderEvents"]
+                self.received.append((f"{event['shipmentId']}:{event['status']}", now))
+            if len(self.received) >= self.expected and all(len(s.received) >= s.expected for s in SUBSCRIBERS):
+                self.done.set()
+
+    async def run(self, port: int, token: str, store_global_id: str, connected: list[float]) -> None:
         started = time.perf_counter()
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as socket:
-            await socket.send(orjson.dumps({"type": "connection_init",
-                                            "payload": {"Authorization": f"Bearer {token}"}}).decode())
-            await socket.recv()
-            await socket.send(orjson.dumps({"type": "subscribe", "id": "1", "payload": {
-                "query": SUBSCRIPTION, "variables": {"s": store_global_id}}}).decode())
-            connected.append(time.perf_counter() - started)
-            ready.set()
-            while len(self.received) < expected:
-                message = orjson.loads(await socket.recv())
-                if message["type"] == "next":
-                    if message["payload"].get("errors"):
-                        raise RuntimeError(f"subscription error: {message['payload']['errors']}")
-                    event = message["payload"]["data"]["storeOrderEvents"]
-                    self.received.append((f"{event['shipmentId']}:{event['status']}", time.time()))
-            if all(len(s.received) >= expected for s in SUBSCRIBERS):
-                done.set()
-            await done.wait()
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: self, "127.0.0.1", port)
+        assert self.transport is not None
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write((f"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                              "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n").encode())
+        await asyncio.wait_for(self.accepted, 30)
+        self.send_text({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        await asyncio.wait_for(self.acked, 30)
+        self.send_text({"type": "subscribe", "id": "1", "payload": {
+            "query": SUBSCRIPTION, "variables": {"s": store_global_id}}})
+        connected.append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 SUBSCRIBERS: list[Subscriber] = []
@@ -129,7 +211,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
 
 
-async def run(subscribers: int, events: int, port: int) -> str:
+async def run(subscribers: int, events: int, port: int, interval: float = 0.0) -> str:
     from cityos.auth import dev_issuer
     from cityos.graphql.core.relay import to_global_id
 
@@ -147,23 +229,19 @@ async def run(subscribers: int, events: int, port: int) -> str:
             token = dev_issuer.mint(data_dir, dev_issuer.keycloak_shaped_claims(
                 subject="bench-admin", roles=["tenant_admin"], tenant=slug, stores=[], vendor=None, company=None,
                 ttl_seconds=3600, client_id="medusa-backend"))
-            url = f"ws://127.0.0.1:{port}/graphql"
             rss_before = server.memory_info().rss
             expected = shipments * len(STATUSES)
             connected: list[float] = []
             done = asyncio.Event()
-            tasks = []
             for _ in range(subscribers):
-                subscriber = Subscriber()
+                subscriber = Subscriber(expected, done)
                 SUBSCRIBERS.append(subscriber)
-                ready = asyncio.Event()
-                tasks.append(asyncio.create_task(subscriber.run(url, token, to_global_id("Store", store_id), ready,
-                                                                connected, expected, done)))
-                await ready.wait()
+                await subscriber.run(port, token, to_global_id("Store", store_id), connected)
             connect_total = sum(connected)
             await asyncio.sleep(1.0)
             rss_connected = server.memory_info().rss
             send_times: list[float] = []  # in order; each subscriber receives the events in the same order
+            answered_times: list[float] = []  # the webhook's answer: the event was committed and published
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 for status in STATUSES:
                     for fleetbase_id in fleetbase_ids:
@@ -175,23 +253,40 @@ async def run(subscribers: int, events: int, port: int) -> str:
                         send_times.append(time.time())
                         response = await client.post("/webhooks/fleetbase", content=body,
                                                      headers={"signature": signature})
+                        answered_times.append(time.time())
                         response.raise_for_status()
+                        if interval:
+                            await asyncio.sleep(interval)
             await asyncio.wait_for(done.wait(), 300)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            elapsed = time.time() - send_times[0]
+            for subscriber in SUBSCRIBERS:
+                subscriber.close()
             latencies = [(received_at - send_times[index]) * 1000 for subscriber in SUBSCRIBERS
-                         for index, (_, received_at) in enumerate(subscriber.received)]
+                         for index, (what, received_at) in enumerate(subscriber.received) if what != "error"]
+            errors = [error for subscriber in SUBSCRIBERS for error in subscriber.errors]
+            webhook = [(answered - sent) * 1000 for sent, answered in zip(send_times, answered_times, strict=True)]
+            after_answer = [(received_at - answered_times[index]) * 1000 for subscriber in SUBSCRIBERS
+                            for index, (what, received_at) in enumerate(subscriber.received) if what != "error"]
             per_connection = (rss_connected - rss_before) / subscribers
             deliveries = sum(len(s.received) for s in SUBSCRIBERS)
             lines = [
                 f"# Subscriptions benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
                 f"- subscribers: {subscribers} on one store (storeOrderEvents), one uvicorn worker, in-process broker",
-                f"- events injected through POST /webhooks/fleetbase: {expected}; deliveries: {deliveries}",
+                f"- events injected through POST /webhooks/fleetbase: {expected}, "
+                + (f"{interval * 1000:.0f} ms apart" if interval else "back to back")
+                + f"; deliveries: {deliveries} in {elapsed:.2f} s ({deliveries / elapsed:.0f}/s)",
+                "- client: bare asyncio WebSocket connections in the benchmark process (each `next` stamped on "
+                "arrival)",
                 f"- connect + init + subscribe: mean {connect_total / subscribers * 1000:.1f} ms, "
                 f"p99 {percentile(connected, 0.99) * 1000:.1f} ms",
                 f"- fan-out latency (webhook sent → event received): p50 {percentile(latencies, 0.5):.1f} ms, "
                 f"p99 {percentile(latencies, 0.99):.1f} ms",
+                f"- of which the webhook itself (sent → answered: inbox, shipment update, commit, publish): "
+                f"p50 {percentile(webhook, 0.5):.1f} ms, p99 {percentile(webhook, 0.99):.1f} ms; "
+                f"after the answer → received: p50 {percentile(after_answer, 0.5):.1f} ms, "
+                f"p99 {percentile(after_answer, 0.99):.1f} ms",
+                f"- events answered with errors instead: {len(errors)}"
+                + (f" (first: {errors[0]})" if errors else ""),
                 f"- server memory per connection: {per_connection / 1024:.1f} KiB "
                 f"(RSS {rss_before / 2**20:.0f} → {rss_connected / 2**20:.0f} MiB)",
             ]
@@ -209,10 +304,13 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=30)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between events (0: back to back)")
+    parser.add_argument("--label", default="", help="suffix of the results file")
     arguments = parser.parse_args()
-    report = asyncio.run(run(arguments.subscribers, arguments.events, arguments.port))
+    report = asyncio.run(run(arguments.subscribers, arguments.events, arguments.port, arguments.interval))
     print(report)
-    out = ROOT / "bench" / "results" / f"subscriptions-{datetime.now(UTC):%Y-%m-%d}.md"
+    suffix = f"-{arguments.label}" if arguments.label else ""
+    out = ROOT / "bench" / "results" / f"subscriptions-{datetime.now(UTC):%Y-%m-%d}{suffix}.md"
     out.write_text(report)
     print(f"written to {out}")
 

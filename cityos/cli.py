@@ -94,14 +94,47 @@ def _serve(settings: Settings, notes: list[str]) -> None:
     sys.stdout.flush()
     from cityos.http.protocol import with_header_timeout
 
-    config = uvicorn.Config(create_app(settings), host=settings.CITYOS_HOST, port=settings.CITYOS_PORT,
-                            log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
-                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
-                            http=with_header_timeout(settings.CITYOS_HEADER_TIMEOUT))
+    options: dict[str, Any] = {
+        "host": settings.CITYOS_HOST, "port": settings.CITYOS_PORT, "log_config": None, "access_log": False,
+        "lifespan": "on", "ws": "websockets-sansio", "proxy_headers": False, "server_header": False,
+        "timeout_graceful_shutdown": 10}
+    if settings.CITYOS_WORKERS > 1:
+        _serve_workers(settings, options)
+        return
+    config = uvicorn.Config(create_app(settings), http=with_header_timeout(settings.CITYOS_HEADER_TIMEOUT),
+                            **options)
     server = uvicorn.Server(config)
     if settings.CITYOS_GC_TUNING:
         tune_garbage_collector()
     server.run()
+
+
+def _serve_workers(settings: Settings, options: dict[str, Any]) -> None:
+    """CITYOS_WORKERS uvicorn processes on one socket (uvicorn's supervisor restarts a worker that dies). Each
+    builds its app from the environment (`worker_app`), which names the Postgres and Cerbos started here."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update({name: str(value) for name, value in (
+        ("DATABASE_URL", settings.DATABASE_URL), ("CERBOS_URL", settings.CERBOS_URL),
+        ("REDIS_URL", settings.REDIS_URL), ("CITYOS_DATA_DIR", settings.CITYOS_DATA_DIR),
+        ("CITYOS_HEADER_TIMEOUT", settings.CITYOS_HEADER_TIMEOUT)) if value is not None})
+    config = uvicorn.Config("cityos.cli:worker_app", factory=True, workers=settings.CITYOS_WORKERS,
+                            http="cityos.http.protocol:WorkerHeaderTimeoutProtocol", **options)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def worker_app() -> Any:
+    """The app of one worker process of `cityos serve` with CITYOS_WORKERS > 1."""
+    from cityos.app import create_app
+    from cityos.observability.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.LOG_LEVEL)
+    app = create_app(settings)
+    if settings.CITYOS_GC_TUNING:
+        tune_garbage_collector()
+    return app
 
 
 def tune_garbage_collector() -> None:

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     CITYOS_SUBSCRIBER_QUEUE: int = Field(default=256, ge=1, le=100_000)
     # After start-up, freeze the objects that live as long as the process and raise the GC thresholds.
     CITYOS_GC_TUNING: bool = True
+    # Uvicorn worker processes of `cityos serve` (set it to the number of cores). More than one needs REDIS_URL:
+    # live events and cache invalidations must reach every worker.
+    CITYOS_WORKERS: int = Field(default=1, ge=1, le=64)
+    # Identification caches (publishable key/domain → store, verified tokens): seconds an entry lives at most (a
+    # revocation reaches every replica through the broker at once; this bounds a lost announcement) and entries
+    # per cache. 0 turns caching off.
+    CITYOS_AUTH_CACHE_TTL: float = Field(default=60.0, ge=0, le=3600)
+    CITYOS_AUTH_CACHE_SIZE: int = Field(default=10_000, ge=0, le=1_000_000)
     CITYOS_COMPILED_READS: bool = True  # query operations the compiler covers run as one SQL statement per root field
     # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
     # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
@@ -305,6 +313,9 @@ class Settings(BaseSettings):
                 problems.append(f"{url_name}: not a URL (expected scheme://host…)")
         problems.extend(self._rate_limit_problems())
         problems.extend(self._stripe_key_problems())
+        if self.CITYOS_WORKERS > 1 and not self.REDIS_URL:
+            problems.append("CITYOS_WORKERS: more than one worker needs REDIS_URL (live events and cache "
+                            "invalidations must reach every worker)")
         for url_name, credentials in INTEGRATION_CREDENTIALS.items():
             if getattr(self, url_name):
                 for credential in credentials:

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.auth import dev_issuer
 from cityos.auth.authz import PdpCounter, SharedDecisions
-from cityos.auth.identity import TenantDirectory
+from cityos.auth.cache import TtlCache
+from cityos.auth.identity import StoreDirectory, TenantDirectory
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
@@ -32,7 +33,7 @@ def build_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier
         keys = StaticKeys(dev_issuer.public_keys(settings.CITYOS_DATA_DIR))
         issuers.append(TrustedIssuer(dev_issuer.DEV_ISSUER, keys, frozenset({dev_issuer.DEV_CLIENT}),
                                      settings.KEYCLOAK_CLIENT_ID))
-    return TokenVerifier(issuers)
+    return TokenVerifier(issuers, TtlCache(settings.CITYOS_AUTH_CACHE_TTL, settings.CITYOS_AUTH_CACHE_SIZE))
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Services:
     http: httpx.AsyncClient
     verifier: TokenVerifier
     tenants: TenantDirectory
+    stores: StoreDirectory
     pdp_counter: PdpCounter
     stripe: stripe.StripeClient
     rate_limiter: RateLimiter
@@ -65,17 +67,21 @@ class Services:
             http=http,
             verifier=build_verifier(settings, http),
             tenants=TenantDirectory(engine),
+            stores=StoreDirectory(engine, settings.CITYOS_AUTH_CACHE_TTL, settings.CITYOS_AUTH_CACHE_SIZE),
             pdp_counter=PdpCounter(),
             stripe=create_stripe_client(settings),
             rate_limiter=RateLimiter(settings),
         )
 
     async def warm_up(self) -> None:
-        """Connect to the policy decision point before the first request needs it (best effort, bounded)."""
+        """Connect to the policy decision point before the first request needs it (best effort, bounded), and
+        follow the identity announcements that invalidate cached stores."""
+        await self.stores.listen(self.broker)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pdp.server_info(), timeout=5)
 
     async def close(self) -> None:
+        await self.stores.close()
         await self.http.aclose()
         await self.broker.close()
         await self.pdp.close()

@@ -172,17 +172,24 @@ class Server:
 
 
 @asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A second API (own services) on `settings`, for tests of settings other than the session's."""
+async def app_instance(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """Another API process's worth (own services, own caches) on `settings`, and a client of it."""
     services = Services.start(settings)
     uvicorn_server, task, port = await serve_asgi(create_app(settings, services))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
+            yield client, services
     finally:
         uvicorn_server.should_exit = True
         await task
         await services.close()
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second API (own services) on `settings`, for tests of settings other than the session's."""
+    async with app_instance(settings) as (client, _):
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from cerbos.engine.v1 import engine_pb2
 from cerbos.request.v1 import request_pb2
 from cerbos.response.v1 import response_pb2
 from cerbos_sqlalchemy import get_query
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Value
 from prometheus_client import Counter, Histogram
 from sqlalchemy import ColumnElement, Table, Text, cast, false, select, true
@@ -190,18 +191,120 @@ class Authorizer:
         return table.c.id.in_(select(subquery.c._key).where(condition))
 
 
+class UnsupportedPlan(Exception):
+    """The plan uses an operator or a variable `evaluate_plan` does not know: ask the PDP instead."""
+
+
+RESOURCE_ATTR = "request.resource.attr."
+
+
+def _unsupported(operator: str) -> bool:
+    raise UnsupportedPlan(operator)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: bool(a == b), "ne": lambda a, b: bool(a != b),
+    "lt": lambda a, b: bool(a < b), "le": lambda a, b: bool(a <= b),
+    "gt": lambda a, b: bool(a > b), "ge": lambda a, b: bool(a >= b),
+    "in": lambda a, b: a in b if isinstance(b, list) else _unsupported("in"),
+}
+
+
+def evaluate_plan(operand: Mapping[str, Any], resource: ResourceRef) -> Any:
+    """The value of a PlanResources condition (its JSON form) for one resource's attributes. The principal's side
+    is already substituted by the PDP; what remains reads the resource. Anything else raises UnsupportedPlan."""
+    if "value" in operand:
+        return operand["value"]
+    if "variable" in operand:
+        name = str(operand["variable"])
+        if name.startswith(RESOURCE_ATTR):
+            attrs = dict(resource.attrs)
+            key = name[len(RESOURCE_ATTR):]
+            if key not in attrs:
+                raise UnsupportedPlan(name)
+            return attrs[key]
+        if name == "request.resource.id":
+            return resource.key
+        raise UnsupportedPlan(name)
+    expression = operand.get("expression") or {}
+    operator, operands = expression.get("operator"), expression.get("operands", [])
+    if operator == "and":
+        return all(evaluate_plan(item, resource) is True for item in operands)
+    if operator == "or":
+        return any(evaluate_plan(item, resource) is True for item in operands)
+    if operator == "not" and len(operands) == 1:
+        return evaluate_plan(operands[0], resource) is not True
+    if operator in _COMPARISONS and len(operands) == 2:
+        left, right = (evaluate_plan(item, resource) for item in operands)
+        try:
+            return _COMPARISONS[operator](left, right)
+        except TypeError:
+            raise UnsupportedPlan(operator) from None
+    raise UnsupportedPlan(str(operator))
+
+
 class SharedDecisions:
-    """Decisions shared across connections for a few seconds, for fan-out: when one event goes to a thousand
-    subscribers holding the same principal, the PDP is asked once (concurrent asks wait for the first answer).
-    Only live events use it; a policy change reaches them within `ttl` seconds."""
+    """Decisions for live events, shared across connections for a few seconds. An event is authorized by the
+    PDP's query plan for (principal, kind, action), cached per principal shape, and evaluated here against the
+    event's attributes: no PDP call per event once warm. A plan this evaluator cannot read falls back to one
+    CheckResources per (principal, resource, action), shared the same way (concurrent asks wait for the first
+    answer). A policy change reaches live events within `ttl` seconds."""
 
     def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[bytes, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
+        self._plans: dict[tuple[bytes, str, str, str], tuple[float, asyncio.Future[tuple[Any, dict[str, Any]]]]] = {}
+        self.plan_calls = 0
+        self.planned = 0
 
     async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
-        key = (authorizer.principal.to_cerbos().SerializeToString(deterministic=True), resource, action)
+        shape = authorizer.principal.to_cerbos().SerializeToString(deterministic=True)
+        kind, condition = await self._plan(authorizer, shape, resource, action)
+        if kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
+            self.planned += 1
+            return True
+        if kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
+            self.planned += 1
+            return False
+        try:
+            decision = evaluate_plan(condition, resource) is True
+        except UnsupportedPlan:
+            return await self._checked(authorizer, shape, resource, action)
+        self.planned += 1
+        DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
+        return decision
+
+    async def _plan(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef,
+                    action: str) -> tuple[Any, dict[str, Any]]:
+        """(filter kind, condition in its JSON form, converted once per plan) of the cached plan."""
+        scope = resource.scope or authorizer.principal.tenant_slug or ""
+        key = (shape, resource.kind, scope, action)
+        now = time.monotonic()
+        entry = self._plans.get(key)
+        if entry is not None and now - entry[0] < self.ttl:
+            return await asyncio.shield(entry[1])
+        if len(self._plans) >= self.max_entries:
+            self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.ttl}
+        future: asyncio.Future[tuple[Any, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._plans[key] = (now, future)
+        try:
+            self.plan_calls += 1
+            authorizer.counter.plan_calls += 1
+            plan = await _call_pdp("plan_resources", functools.partial(
+                authorizer.pdp.plan_resources, action, authorizer.principal.to_cerbos(),
+                engine_pb2.PlanResourcesInput.Resource(kind=resource.kind, scope=scope)))
+        except BaseException as error:
+            self._plans.pop(key, None)
+            future.set_exception(error)
+            future.exception()
+            raise
+        planned = (plan.filter.kind, MessageToDict(plan.filter.condition))
+        future.set_result(planned)
+        return planned
+
+    async def _checked(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef, action: str) -> bool:
+        key = (shape, resource, action)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and now - entry[0] < self.ttl:

@@ -1,13 +1,19 @@
 """Verify access tokens: Keycloak's (RS256, keys from the realm's JWKS found by discovery) and, in development
-only, the local dev issuer's. joserfc does the cryptography; nothing here is home-made crypto."""
+only, the local dev issuer's. joserfc does the cryptography; nothing here is home-made crypto.
+
+A verified token's identity is cached (by the SHA-256 of the token, bounded TTL and size, never past the token's
+own `exp`): a client sending the same token on every request pays for the signature check once. Failures are not
+cached."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +23,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from cityos.auth.cache import TtlCache
 from cityos.auth.principal import ROLES, TokenIdentity
 from cityos.errors import Unauthenticated, Unavailable
 
@@ -139,12 +146,27 @@ def identity_from_claims(claims: dict[str, Any], client_id: str, issuer: str) ->
 
 
 class TokenVerifier:
-    def __init__(self, issuers: list[TrustedIssuer]) -> None:
+    def __init__(self, issuers: list[TrustedIssuer], cache: TtlCache[bytes, TokenIdentity] | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.issuers = {issuer.issuer: issuer for issuer in issuers}
+        self.cache: TtlCache[bytes, TokenIdentity] = cache if cache is not None else TtlCache(0, 0)
+        self.wall_clock = wall_clock
 
     async def verify(self, raw: str) -> TokenIdentity:
         if len(raw) > MAX_TOKEN_BYTES or raw.count(".") != 2:
             raise Unauthenticated("malformed token")
+        digest = hashlib.sha256(raw.encode()).digest()
+        cached = self.cache.get(digest)
+        if cached is not None:
+            if cached.expires_at is None or cached.expires_at > self.wall_clock():
+                return cached
+            self.cache.discard(digest)  # expired meanwhile: verified again (and refused) below
+        identity = await self._verify(raw)
+        if identity.expires_at is not None:
+            self.cache.put(digest, identity, valid_for=identity.expires_at - self.wall_clock())
+        return identity
+
+    async def _verify(self, raw: str) -> TokenIdentity:
         header, unverified = _segment(raw, 0), _segment(raw, 1)
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated(f"token algorithm must be {ALGORITHM}")

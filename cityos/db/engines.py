@@ -5,6 +5,12 @@ Two connections to one database:
 - the application uses the same URL but switches to the `cityos_app` role (no BYPASSRLS) on every new
   connection, so row-level security holds even for a superuser URL. Each transaction names its tenant with
   `set_config('app.tenant_id', …, true)` (SET LOCAL semantics: it ends with the transaction).
+
+Fixed per-request costs on the application engine (issue #12): the tenant scope of a request's transaction rides
+in the same round trip as its BEGIN (`ScopedConnection.scope_next_transaction`: one simple-protocol message
+`BEGIN …; SELECT set_config(…)`). Statements are prepared once per connection (asyncpg's statement cache,
+SQLAlchemy's default `prepared_statement_cache_size` of 100: a larger cache kept hot listing statements on
+Postgres' generic plans, which were slower).
 """
 
 from __future__ import annotations
@@ -14,11 +20,38 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 APP_ROLE = "cityos_app"
+
+
+def scope_statements(tenant_id: uuid.UUID | None, *, platform: bool = False) -> str:
+    """The SQL that names a transaction's tenant (and platform scope), with the tenant as a literal: it is a UUID
+    object rendered by Python, never caller text."""
+    tenant = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
+    sql = f"SELECT set_config('app.tenant_id', '{tenant}', true);"
+    if platform:
+        sql += " SELECT set_config('app.platform_scope', 'on', true);"
+    return sql
+
+
+class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
+    """An asyncpg connection that can append a transaction's scope to the BEGIN that opens it (the BEGIN goes out
+    as a simple-protocol message, which may hold several statements): one round trip fewer per request."""
+
+    _pending_scope: str | None = None
+
+    def scope_next_transaction(self, statements: str | None) -> None:
+        self._pending_scope = statements
+
+    async def execute(self, query: str, *args: Any, **options: Any) -> str:
+        if self._pending_scope is not None and not args and query.startswith("BEGIN"):
+            query, self._pending_scope = f"{query} {self._pending_scope}", None
+        status: str = await super().execute(query, *args, **options)
+        return status
 
 
 def async_url(url: str) -> str:
@@ -38,14 +71,17 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
     """The application's engine. `timeout` (seconds) bounds every wait on the database: connecting, checking a
     connection out of the pool, each statement (on the client, so a stalled server cannot hold a request), and a
     transaction left idle; a request then fails fast with UNAVAILABLE instead of hanging."""
+    connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if timeout is not None:
         millis = str(int(timeout * 1000))
         kwargs.setdefault("pool_timeout", timeout)
-        kwargs.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout, "server_settings": {
-            "statement_timeout": millis, "idle_in_transaction_session_timeout": str(int(timeout * 2000))}})
+        connect_args = {"timeout": timeout, "command_timeout": timeout, "server_settings": {
+            "statement_timeout": millis, "idle_in_transaction_session_timeout": str(int(timeout * 2000))},
+            **connect_args}
+    connect_args.setdefault("connection_class", ScopedConnection)
     # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
-    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
-                                 pool_pre_ping=True, hide_parameters=True, **kwargs)
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                                 hide_parameters=True, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _unusable_is_a_disconnect(context: Any) -> None:
@@ -61,7 +97,34 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
         # On the raw asyncpg connection, outside any transaction: a session setting that no rollback undoes.
         dbapi_connection.run_async(lambda raw: raw.execute(f"SET ROLE {APP_ROLE}"))
 
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _no_scope_outlives_its_request(dbapi_connection: Any, _record: Any) -> None:
+        # A scope set for a transaction that never began must not reach the next borrower of the connection.
+        if dbapi_connection is not None and isinstance(dbapi_connection.driver_connection, ScopedConnection):
+            dbapi_connection.driver_connection.scope_next_transaction(None)
+
     return engine
+
+
+async def begin_scoped(connection: AsyncConnection, tenant_id: uuid.UUID | None, *,
+                       platform: bool = False) -> AsyncTransaction:
+    """Begin `connection`'s transaction named for the tenant (and the platform scope). On the application engine
+    the scope goes out in the BEGIN's own round trip; elsewhere it costs a statement of its own."""
+    fairy = await connection.get_raw_connection()
+    raw = fairy.driver_connection
+    transaction = await connection.begin()
+    if isinstance(raw, ScopedConnection):
+        raw.scope_next_transaction(scope_statements(tenant_id, platform=platform))
+        # BEGIN and the scope go out now, as one message: a stalled or failed server surfaces where the transaction
+        # begins (the caller throws the connection away), not in the middle of the first statement.
+        adapter: Any = fairy.dbapi_connection
+        if getattr(adapter, "_transaction", False) is None:
+            await adapter._start_transaction()
+        return transaction
+    await set_tenant(connection, tenant_id)
+    if platform:
+        await set_platform_scope(connection)
+    return transaction
 
 
 async def set_tenant(connection: AsyncConnection, tenant_id: uuid.UUID | None) -> None:

@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db.audit import AuditActor, name_actor
-from cityos.db.engines import set_platform_scope, set_tenant
+from cityos.db.engines import begin_scoped
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
 
@@ -72,11 +73,13 @@ class RequestDatabase:
         if self._connection is None:
             try:
                 connection = await self.engine.connect()
+            except PoolTimeout as error:  # every connection of the pool is busy for CITYOS_DB_TIMEOUT: overload
+                raise Unavailable("the database is busy; nothing was returned or changed") from error
             except (DBAPIError, OSError, TimeoutError) as error:
                 raise Unavailable("the database is unavailable") from error
             try:
                 await self._begin(connection)
-            except (DBAPIError, OSError, TimeoutError) as error:
+            except Exception as error:  # the driver's own errors too: BEGIN runs below SQLAlchemy here
                 # A pooled connection that died while idle (the server was killed or stalled) fails on its first
                 # statement with whatever asyncpg makes of it ("connection was closed in the middle of
                 # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
@@ -88,10 +91,7 @@ class RequestDatabase:
         return self._connection
 
     async def _begin(self, connection: AsyncConnection) -> None:
-        self._transaction = await connection.begin()
-        await set_tenant(connection, self.tenant_id)
-        if self.platform_scope:
-            await set_platform_scope(connection)
+        self._transaction = await begin_scoped(connection, self.tenant_id, platform=self.platform_scope)
 
     async def execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Result[Any]:
         async def statement_of(connection: AsyncConnection) -> Result[Any]:

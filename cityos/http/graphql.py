@@ -25,6 +25,7 @@ from cityos.errors import ApiError
 from cityos.graphql.core.context import RequestContext
 from cityos.graphql.schema import CityosSchema
 from cityos.http.graphiql import GraphiQL
+from cityos.http.live import LiveHub, SharedStreamHandler
 from cityos.services import Services
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
@@ -35,14 +36,19 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         encoded = self.view.encode_json(message)
+        await self.send_text_frame(encoded.decode() if isinstance(encoded, bytes) else encoded)
+
+    async def send_text_frame(self, text: str) -> None:
+        """A message encoded already (shared subscription results: cityos.http.live)."""
         try:
-            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+            await self.ws.send_text(text)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
 
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
+    graphql_transport_ws_handler_class = SharedStreamHandler
 
     def __init__(self, schema: CityosSchema) -> None:
         super().__init__(
@@ -56,6 +62,13 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             keep_alive_interval=15,
         )
         self.graphiql = GraphiQL()
+        self._live_hub: LiveHub | None = None
+
+    def live_hub(self, max_queue: int) -> LiveHub:
+        """The shared subscription groups of this endpoint (one per process)."""
+        if self._live_hub is None:
+            self._live_hub = LiveHub(max_queue)
+        return self._live_hub
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our own GraphiQL page and assets (cityos/http/graphiql.py) instead of Strawberry's CDN page; off in

@@ -5,6 +5,7 @@ cannot hold connections open (uvicorn itself only bounds idle keep-alive connect
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -47,3 +48,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 def with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
     return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
+
+
+class WorkerHeaderTimeoutProtocol(HeaderTimeoutProtocol):
+    """The same for `cityos serve` with CITYOS_WORKERS > 1: worker processes import the protocol by name, so its
+    timeout comes from the environment the workers inherit."""
+
+    header_timeout = float(os.environ.get("CITYOS_HEADER_TIMEOUT") or 10.0)

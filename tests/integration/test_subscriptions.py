@@ -261,3 +261,58 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_with_4413(settings, sho
         uvicorn_server.should_exit = True
         await task
         await services.close()
+
+
+def live_executions() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("cityos_live_executions_total") or 0.0
+
+
+async def test_subscribers_of_one_shape_share_one_execution_per_event(settings, shop: TenantWorld, keycloak,
+                                                                      tokens: Tokens) -> None:
+    """Twelve connections of one vendor user (same token, same document and variables) are one group: each event
+    is executed and encoded once and reaches all twelve; a second user (another principal) is a group of its own,
+    and a member that completes leaves the others undisturbed."""
+    in_process = settings.model_copy(update={"REDIS_URL": None})
+    services = Services.start(in_process)
+    uvicorn_server, task, port = await serve_asgi(create_app(in_process, services))
+    clients: list[Client] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        shared = tokens("vendor_user", shop, vendor="lumen-home", subject="vendor-user-a")
+        clients = list(await asyncio.gather(*(Client.connect(url, shared) for _ in range(12))))
+        other = await Client.connect(url, tokens("vendor_user", shop, vendor="lumen-home", subject="vendor-user-b"))
+        clients.append(other)
+        await asyncio.gather(*(client.subscribe(VENDOR_EVENTS) for client in clients))
+        async with tenant_transaction(services.app_engine, shop.tenant_id) as connection:
+            vendor_id = (await connection.execute(text("select id from vendor where handle = 'lumen-home'"))).scalar()
+        assert services.broker.subscriber_count(f"vendor:{vendor_id}") == 2  # one per group, not per socket
+        before = live_executions()
+        for index in range(3):
+            await services.broker.publish(f"vendor:{vendor_id}", {
+                "type": "order.created", "tenant_id": str(shop.tenant_id), "store_id": str(shop.store_id),
+                "order_id": f"00000000-0000-0000-0000-00000000000{index}", "vendor_id": str(vendor_id),
+                "vendor_order_id": None, "status": "paid", "at": "2026-11-26T00:00:00+00:00"})
+            messages = [await client.receive() for client in clients]
+            assert {message["type"] for message in messages} == {"next"}
+            payloads = {orjson.dumps(message["payload"]) for message in messages}
+            assert len(payloads) == 1, payloads  # the same result for every subscriber
+        assert live_executions() - before == 3 * 2  # per event: one execution per group (2), not per socket (13)
+
+        await clients[0].socket.send(orjson.dumps({"type": "complete", "id": "1"}).decode())
+        await clients[0].socket.send(orjson.dumps({"type": "ping"}).decode())
+        assert (await clients[0].receive())["type"] == "pong"  # messages are handled in order: complete is done
+        await services.broker.publish(f"vendor:{vendor_id}", {
+            "type": "order.created", "tenant_id": str(shop.tenant_id), "store_id": str(shop.store_id),
+            "order_id": "00000000-0000-0000-0000-000000000009", "vendor_id": str(vendor_id),
+            "vendor_order_id": None, "status": "paid", "at": "2026-11-26T00:00:00+00:00"})
+        for client in clients[1:]:
+            assert (await client.receive())["type"] == "next"
+        assert await clients[0].nothing_for(0.3)
+    finally:
+        for client in clients:
+            await client.close()
+        uvicorn_server.should_exit = True
+        await task
+        await services.close()

@@ -116,3 +116,13 @@ def test_the_stripe_publishable_key_is_checked(monkeypatch: pytest.MonkeyPatch) 
         assert raised.value.problems == [f"STRIPE_PUBLISHABLE_KEY: {problem}"]
     apply(monkeypatch, {"STRIPE_API_KEY": "sk_test_abc", "STRIPE_PUBLISHABLE_KEY": "pk_test_abc"})
     assert load_settings().STRIPE_PUBLISHABLE_KEY == "pk_test_abc"
+
+
+def test_several_workers_need_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(monkeypatch, {"CITYOS_WORKERS": "2"})
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert any(problem.startswith("CITYOS_WORKERS: more than one worker needs REDIS_URL")
+               for problem in raised.value.problems)
+    apply(monkeypatch, {"CITYOS_WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert load_settings().CITYOS_WORKERS == 2

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cityos.auth.authz import Authorizer
-from cityos.auth.identity import claimed_references, company_membership, store_of_request
+from cityos.auth.identity import claimed_references, company_membership
 from cityos.auth.principal import COMPANY_ROLES, Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
 from cityos.db.audit import AuditActor
@@ -105,7 +106,7 @@ class RequestContext:
         await limiter.refuse_guessers(self.client_ip)
         try:
             await self._identify()
-        except (OSError, DBAPIError, TimeoutError) as error:
+        except (OSError, DBAPIError, TimeoutError, PoolTimeout) as error:
             raise Unavailable("the database is unavailable; nothing was returned or changed") from error
         except Unauthenticated:
             await limiter.failed_identification(self.client_ip)
@@ -150,8 +151,8 @@ class RequestContext:
             self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     async def _find_store(self) -> None:
-        self.store = await store_of_request(self.services.app_engine, self.headers.get(PUBLISHABLE_KEY_HEADER),
-                                            self.headers.get("host", ""))
+        self.store = await self.services.stores.find(self.headers.get(PUBLISHABLE_KEY_HEADER),
+                                                     self.headers.get("host", ""))
 
     async def _principal_of(self, identity: TokenIdentity) -> Principal:
         tenant_id: uuid.UUID | None = None

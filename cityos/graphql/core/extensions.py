@@ -44,6 +44,7 @@ class RequestScope(SchemaExtension):
             raise
         # Each mutation ran in its own savepoint, so what is left of the transaction is consistent.
         await context.db.finish(commit=True)
+        context.services.stores.forget_committed(context.events.events)  # a revoked key fails here at once
         await context.events.publish(context.services.broker)  # only what committed
 
 

@@ -158,6 +158,34 @@ def _variables(context: Any) -> Mapping[str, Any]:
     return context.variables if isinstance(context.variables, dict) else {}
 
 
+class _FieldsWithArguments(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[FieldNode] = []
+
+    def enter_field(self, node: FieldNode, *_: Any) -> Any:
+        if node.arguments:
+            self.fields.append(node)
+
+
+# Documents come from the parser cache (the same object for the same text): the fields that take arguments are
+# found once per document, not by a walk of the whole tree on every request.
+_ARGUMENT_FIELDS: dict[int, tuple[Any, tuple[FieldNode, ...]]] = {}
+ARGUMENT_FIELDS_CACHE_SIZE = 1024
+
+
+def fields_with_arguments(document: Any) -> tuple[FieldNode, ...]:
+    cached = _ARGUMENT_FIELDS.get(id(document))
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    collector = _FieldsWithArguments()
+    visit(document, collector)
+    if len(_ARGUMENT_FIELDS) >= ARGUMENT_FIELDS_CACHE_SIZE:
+        _ARGUMENT_FIELDS.clear()
+    _ARGUMENT_FIELDS[id(document)] = (document, tuple(collector.fields))
+    return _ARGUMENT_FIELDS[id(document)][1]
+
+
 class StorableStrings(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
@@ -165,7 +193,8 @@ class StorableStrings(SchemaExtension):
         if context.pre_execution_errors or context.graphql_document is None:
             return
         visitor = _ArgumentVisitor(_variables(context))
-        visit(context.graphql_document, visitor)
+        for node in fields_with_arguments(context.graphql_document):
+            visitor.enter_field(node)
         if visitor.bad is not None:
             raise GraphQLError(f"{visitor.bad} contains a NUL character (U+0000), which cannot be stored",
                                extensions={"code": ErrorCode.BAD_USER_INPUT.value, "field": visitor.bad})

@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.auth.identity import domain_removed, key_revoked
 from cityos.db.engines import set_platform_scope, tenant_transaction
 from cityos.domain.commerce import regions
 from cityos.domain.platform.service import audit
@@ -149,6 +150,7 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             removed = await service.remove_store_domain(connection, domain_id=domain.pk)
+            info.context.events.add(domain_removed(domain.domain))  # every replica forgets it after commit
             return removed
 
         await info.context.db.mutate(work)
@@ -174,6 +176,7 @@ class TenancyMutation:
 
         async def work(connection: AsyncConnection) -> Any:
             revoked = await service.revoke_publishable_key(connection, key_id=key.pk)
+            info.context.events.add(key_revoked(revoked.token_hash))  # every replica forgets it after commit
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))
