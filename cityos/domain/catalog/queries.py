@@ -63,7 +63,8 @@ def min_price(currency_code: Currency) -> Any:
     return (select(func.min(PRICE.c.amount))
             .select_from(VARIANT.join(PRICE, and_(PRICE.c.tenant_id == VARIANT.c.tenant_id,
                                                   PRICE.c.variant_id == VARIANT.c.id)))
-            .where(VARIANT.c.product_id == PRODUCT.c.id, PRICE.c.currency_code == currency_code)
+            .where(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
+                   PRICE.c.currency_code == currency_code)
             .scalar_subquery())
 
 
@@ -86,7 +87,7 @@ def available_in_default_channel() -> Any:
 def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: Currency) -> Select[Any]:
     if product_filter.category_id is not None:
         statement = statement.where(exists().where(
-            PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id,
+            PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id, PRODUCT_CATEGORY.c.tenant_id == PRODUCT.c.tenant_id,
             PRODUCT_CATEGORY.c.category_id.in_(category_and_descendants(product_filter.category_id))))
     if product_filter.vendor_id is not None:
         statement = statement.where(PRODUCT.c.vendor_id == product_filter.vendor_id)
@@ -103,7 +104,8 @@ def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency
         if text:
             statement = statement.where(PRODUCT.c.search.op("@@")(func.websearch_to_tsquery("simple", text)))
     if product_filter.in_stock is not None:
-        stocked = exists().where(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.inventory_quantity > 0)
+        stocked = exists().where(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
+                                 VARIANT.c.inventory_quantity > 0)
         statement = statement.where(stocked if product_filter.in_stock else ~stocked)
     if product_filter.status is not None:
         statement = statement.where(PRODUCT.c.status == product_filter.status)

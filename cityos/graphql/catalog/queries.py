@@ -32,6 +32,7 @@ from cityos.graphql.core.relay import (
     described_value,
     from_global_id,
     page_query,
+    wants_total,
 )
 from cityos.graphql.tenancy.types import STORE_TABLE
 
@@ -119,7 +120,8 @@ class CatalogQuery:
         listing = catalog.products(allowed, *in_tenant(info.context.db, PRODUCT_TABLE), store_id=scope,
                                    storefront=storefront, product_filter=listing_filter(filter or ProductFilter()),
                                    sort=sort.value, currency_code=currency)
-        return await page_query(info.context.db.execute, listing.statement, page, Product.from_row, listing.order)
+        return await page_query(info.context.db.execute, listing.statement, page, Product.from_row, listing.order,
+                                count=wants_total(info))
 
     @strawberry.field(description="A product of the storefront's store (or of `storeId`) by handle.")
     async def product(self, info: Info, handle: Handle, store_id: ScopeStoreId = None) -> Product:

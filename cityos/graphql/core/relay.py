@@ -19,6 +19,7 @@ import orjson
 import strawberry
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Row
+from strawberry.types.nodes import SelectedField
 
 from cityos.domain.kernel import SortKey as SortKey  # the domain defines the orders it lists in
 from cityos.errors import BadUserInput
@@ -246,14 +247,16 @@ def keyset_after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool
 
 async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page: PageRequest,
                      to_node: Callable[[Row[Any]], NodeType], order: Sequence[SortKey] | None = None,
-                     ) -> Connection[NodeType]:
+                     count: bool = True) -> Connection[NodeType]:
     """Page a SELECT in SQL by keyset: one COUNT and one query limited to the page (+1 to know if more).
 
     `order` defaults to (created_at, id) of the selected table; its values are appended to each row as
-    `_k0, _k1, …` and make up the cursor."""
+    `_k0, _k1, …` and make up the cursor. `count=False` (the caller did not select totalCount, see
+    `wants_total`) skips the COUNT, which reads every matching row (#12); totalCount is then 0, never sent."""
     columns = statement.selected_columns
     keys = list(order) if order else [SortKey(columns[name]) for name in DEFAULT_ORDER]
-    total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one()
+    total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one() \
+        if count else 0
     keyed = statement.add_columns(*(key.column.label(f"_k{index}") for index, key in enumerate(keys)))
     types = key_types(keys)
     if page.after is not None:
@@ -275,3 +278,18 @@ async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page
         has_next_page=has_next, has_previous_page=has_previous,
         start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None),
         total_count=total)
+
+
+def wants_total(info: Any) -> bool:
+    """Whether the field being resolved (a connection) selects totalCount, directly or in a fragment; when unsure,
+    yes."""
+    def selects(selections: Any) -> bool:
+        for selection in selections or ():
+            if isinstance(selection, SelectedField):
+                if selection.name == "totalCount":
+                    return True
+            elif selects(selection.selections):  # a fragment spread or an inline fragment
+                return True
+        return False
+
+    return any(selects(field.selections) for field in info.selected_fields)

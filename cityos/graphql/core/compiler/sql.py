@@ -206,12 +206,15 @@ class Builder:
         order = [key.column.desc() if key.descending != window.backwards else key.column.asc() for key in keys]
         selected = [*(table.c[name] for name in sorted(needed) if name in table.c),
                     *(key.column.label(f"_k{index}") for index, key in enumerate(keys)),
-                    func.row_number().over(order_by=order).label("_rn"), func.count().over().label("_n")]
+                    func.row_number().over(order_by=order).label("_rn")]
         inner: Select[Any] = (base.with_only_columns(*selected, maintain_column_froms=True)
                               .where(*cuts).order_by(*order).limit(window.size + 1))
         if parent is not None:
             inner = inner.correlate(parent)
-        rows = inner.subquery(self._alias())
+        # `_n` counts the window's rows (at most size + 1) after the LIMIT, not the whole filtered list: a
+        # count(*) over () beside the LIMIT would make Postgres read and sort every matching row (#12).
+        limited = inner.subquery(self._alias())
+        rows = select(limited, func.count().over().label("_n")).subquery(self._alias())
         size = window.size
         in_page = rows.c._rn <= size
         aggregated = False
