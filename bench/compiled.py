@@ -41,7 +41,7 @@ from bench.run import (
     wrk,
 )
 
-RUNS = (("nested", "admin"), ("nested_guest", "guest"), ("point", "admin"))
+RUNS = (("nested", "admin"), ("nested_guest", "guest"), ("point", "admin"), ("listing", "admin"), ("listing", "guest"))
 
 
 def root_fields(port: int) -> dict[str, float]:
@@ -98,7 +98,8 @@ def main() -> None:
             ttl_seconds=7200, client_id="medusa-backend"))
         headers = {"admin": {"authorization": f"Bearer {token}", "x-publishable-api-key": ids["key"]},
                    "guest": {"x-publishable-api-key": ids["key"]}}
-        variables = {"nested": {}, "nested_guest": {}, "point": {"id": global_id("Product", ids["product"])}}
+        variables = {"nested": {}, "nested_guest": {}, "point": {"id": global_id("Product", ids["product"])},
+                     "listing": {"c": global_id("Category", ids["category"])}}
         for round_number in range(args.rounds):
             for label, source, extra in servers:
                 env = {**os.environ, "DATABASE_URL": url, "CERBOS_URL": pdp.url, "CITYOS_DATA_DIR": str(data_dir),
