@@ -1,0 +1,120 @@
+"""The storefront's category listing stays index-driven (#12), checked on the plans, not on timings: the SQL the
+server sends for it (compiled path and resolvers) is captured and EXPLAINed as the application role in the tenant.
+
+* the category filter reaches product_category through its tenant-leading key (tenant_id, product_id), not by a
+  skip scan over every tenant per product (the EXISTS was correlated on product_id alone);
+* the compiled page counts its window after the LIMIT (a `count(*) over ()` beside the LIMIT made Postgres read and
+  sort every matching product, whatever the page size);
+* the resolvers send no COUNT when totalCount is not selected."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cityos.config import Settings
+from cityos.graphql.core.relay import to_global_id
+from cityos.seed import seed_catalog
+from tests.conftest import Server, TenantWorld, app_instance, make_tenant
+
+LISTING = """query Listing($c: ID!) { products(first: 24, filter: {categoryId: $c}, sort: NEWEST) {
+    nodes { id title thumbnail variants { prices { amount } } } } }"""
+
+
+@pytest.fixture
+async def shop(owner_engine: AsyncEngine) -> TenantWorld:
+    world = await make_tenant(owner_engine)
+    async with owner_engine.begin() as connection:
+        await seed_catalog(connection, world.tenant_id, world.store_id)
+    return world
+
+
+async def category_with_products(owner_engine: AsyncEngine, world: TenantWorld) -> uuid.UUID:
+    async with owner_engine.connect() as connection:
+        return (await connection.execute(text(
+            "select category_id from product_category where tenant_id = :t group by category_id "
+            "order by count(*) desc, category_id limit 1"), {"t": world.tenant_id})).scalar_one()
+
+
+async def captured(engine: AsyncEngine, run: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
+    """The statements `run` makes `engine` send that read product_category (the listing's)."""
+    seen: list[tuple[str, Any]] = []
+
+    def listen(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        await run()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)
+    return [(statement, parameters) for statement, parameters in seen if "product_category" in statement]
+
+
+async def plan(owner_engine: AsyncEngine, world: TenantWorld, statement: str, parameters: Any) -> dict[str, Any]:
+    """EXPLAIN (FORMAT JSON) as cityos_app in the tenant; sequential scans off, so that a tiny table shows which
+    index its conditions can use at all."""
+    async with owner_engine.connect() as connection, connection.begin():
+        await connection.execute(text("set local role cityos_app"))
+        await connection.execute(text("select set_config('app.tenant_id', :t, true)"), {"t": str(world.tenant_id)})
+        await connection.execute(text("set local enable_seqscan = off"))
+        raw = (await connection.exec_driver_sql("explain (format json) " + statement, parameters)).scalar_one()
+        await connection.rollback()
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    return document[0]["Plan"]  # type: ignore[no-any-return]
+
+
+def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(found for child in node.get("Plans", []) for found in nodes(child))]
+
+
+def assert_category_filter_uses_tenant_key(root: dict[str, Any]) -> None:
+    scans = [node for node in nodes(root) if node.get("Relation Name") == "product_category"
+             or "product_category" in str(node.get("Index Name", ""))]
+    assert scans, "the listing's plan reads no product_category"
+    for node in scans:
+        condition = str(node.get("Index Cond", ""))
+        if node.get("Node Type") == "Bitmap Heap Scan":
+            continue  # its Bitmap Index Scan child carries the condition
+        assert "tenant_id" in condition and ("product_id" in condition or "category_id" in condition), node
+
+
+async def test_compiled_listing_plan(server: Server, owner_engine: AsyncEngine, shop: TenantWorld) -> None:
+    category = await category_with_products(owner_engine, shop)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async def run() -> None:
+            response = await client.post("/graphql", json={"query": LISTING, "variables": {
+                "c": to_global_id("Category", category)}}, headers={"x-publishable-api-key": shop.key})
+            body = response.json()
+            assert "errors" not in body and body["data"]["products"]["nodes"], body
+
+        statements = await captured(server.services.app_engine, run)
+    assert len(statements) == 1, [statement for statement, _ in statements]  # one statement: the compiled path
+    statement, parameters = statements[0]
+    counted_from = re.findall(r"count\(\*\) OVER \(\) AS _n\s+FROM (\(SELECT|\w+)", statement)
+    assert counted_from and all(source == "(SELECT" for source in counted_from), counted_from
+    assert_category_filter_uses_tenant_key(await plan(owner_engine, shop, statement, parameters))
+
+
+async def test_resolver_listing_plan(settings: Settings, owner_engine: AsyncEngine, shop: TenantWorld) -> None:
+    category = await category_with_products(owner_engine, shop)
+    async with app_instance(settings.model_copy(update={"CITYOS_COMPILED_READS": False})) as (client, services):
+        async def run() -> None:
+            response = await client.post("/graphql", json={"query": LISTING, "variables": {
+                "c": to_global_id("Category", category)}}, headers={"x-publishable-api-key": shop.key})
+            body = response.json()
+            assert "errors" not in body and body["data"]["products"]["nodes"], body
+
+        statements = await captured(services.app_engine, run)
+    assert len(statements) == 1, [statement for statement, _ in statements]  # the page; no COUNT beside it
+    statement, parameters = statements[0]
+    assert "count(" not in statement.lower()
+    assert_category_filter_uses_tenant_key(await plan(owner_engine, shop, statement, parameters))
