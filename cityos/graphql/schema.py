@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from cityos.errors import BadUserInput
 from cityos.graphql.billing.mutations import BillingMutation
 from cityos.graphql.billing.queries import BillingQuery
+from cityos.graphql.billing.subscriptions import BillingSubscription
 from cityos.graphql.billing.types import CustomerSubscription, SubscriptionPlan
 from cityos.graphql.catalog.mutations import CatalogMutation
 from cityos.graphql.catalog.queries import CatalogQuery
@@ -82,7 +83,7 @@ class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQ
 
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); every event is authorized for "
                               "each subscriber.")
-class Subscription(LiveSubscription):
+class Subscription(LiveSubscription, BillingSubscription):
     pass
 
 

@@ -148,6 +148,18 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
                                                  "paymentMethodId": "pm_card_visa"}},
     "storefront/CustomerSubscriptions": lambda b: {"first": 100},
+    "storefront/MySubscriptions": lambda b: {"first": 100},
+    "storefront/CancelCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/PauseCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/ResumeCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/SkipNextBillingCycle": lambda b: {"id": b.subscription},
+    "storefront/ChangeSubscriptionPlan": lambda b: {"id": b.subscription, "planId": b.plan},
+    "storefront/UpdateSubscriptionPaymentMethod": lambda b: {"id": b.subscription, "paymentMethodId": "pm_card_visa"},
+    "storefront/ConfirmSubscriptionPayment": lambda b: {"id": b.subscription},
+    "admin/AdminCustomerSubscriptions": lambda b: {"planId": b.plan, "vendorId": b.vendor, "first": 100},
+    "admin/DunningPolicy": lambda b: {},
+    "admin/SetDunningPolicy": lambda b: {"retryDays": [2], "finalAction": "PAUSE"},
+    "vendor/VendorSubscriptions": lambda b: {"planId": b.plan, "first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
@@ -155,7 +167,7 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle")
+                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -245,6 +257,16 @@ select :t, gen_random_uuid(), sub.id, 0, now(), now() + interval '1 month', 2500
        'pi_tenant_b_renewal' from sub
 """
 
+# B's renewal has a recorded attempt, and B has a dunning policy of its own.
+B_DUNNING = """
+with attempt as (
+  insert into billing_attempt (tenant_id, id, cycle_id, subscription_id, attempt, source, payment_intent_id, amount,
+                               outcome)
+  select :t, gen_random_uuid(), c.id, c.subscription_id, 1, 'renewal', 'pi_tenant_b_renewal', 2500, 'succeeded'
+  from billing_cycle c where c.tenant_id = :t returning id)
+insert into billing_settings (tenant_id, id, retry_days, final_action) values (:t, gen_random_uuid(), '{5,9}', 'cancel')
+"""
+
 
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
@@ -275,6 +297,7 @@ async def full_tenant(owner_engine) -> Target:
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_DUNNING), {"t": b.tenant_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
