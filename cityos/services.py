@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -48,6 +50,8 @@ class Services:
     stripe: stripe.StripeClient
     rate_limiter: RateLimiter
     live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
+    # The time seam of what depends on "now" beyond a request (billing periods, proration, dunning): tests move it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def start(cls, settings: Settings) -> Services:

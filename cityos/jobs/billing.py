@@ -54,7 +54,7 @@ async def process_billing_cycles(engine: AsyncEngine, stripe_client: Any, settin
     counts = await runs.process_billing_cycles(engine, StripeBilling(stripe_client), settings,
                                                tenant_id, now, events)
     await _publish(events, broker)
-    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["failed"] + counts["action_required"])
+    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["declined"])
     await refresh_metrics(engine, tenant_id, now)
     return counts
 
@@ -67,6 +67,6 @@ async def retry_failed_payments(engine: AsyncEngine, stripe_client: Any, setting
     counts = await runs.retry_failed_payments(engine, StripeBilling(stripe_client), settings,
                                               tenant_id, now, events)
     await _publish(events, broker)
-    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["failed"] + counts["action_required"])
+    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["declined"])
     await refresh_metrics(engine, tenant_id, now)
     return counts

@@ -331,8 +331,12 @@ async def locked_cycle(connection: AsyncConnection, cycle_id: uuid.UUID) -> Row[
 
 async def release(engine: AsyncEngine, tenant_id: uuid.UUID, cycle: Row[Any], error: Unavailable,
                   back_to: BillingCycleStatus) -> None:
-    """Stripe did not answer: the cycle goes back to where it was (due), nothing else is written."""
+    """Stripe did not answer: the cycle goes back to where it was (due), nothing else is written. A dunning retry
+    gives its attempt back, so the schedule is not shortened and the next try reuses the same idempotency key
+    (should Stripe have taken the call after all, it answers with that PaymentIntent)."""
+    attempts = CYCLE.c.attempts - 1 if back_to is BillingCycleStatus.FAILED else CYCLE.c.attempts
     async with tenant_transaction(engine, tenant_id) as connection:
         await connection.execute(update(CYCLE).where(
             CYCLE.c.id == cycle.id, CYCLE.c.status == BillingCycleStatus.CHARGING.value).values(
-            status=back_to.value, lease_until=None, failure_message=error.message[:1000], updated_at=func.now()))
+            status=back_to.value, lease_until=None, attempts=attempts, failure_message=error.message[:1000],
+            updated_at=func.now()))

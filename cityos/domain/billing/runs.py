@@ -26,7 +26,7 @@ from cityos.realtime.events import PendingEvents
 
 async def _charge_and_record(engine: AsyncEngine, gateway: BillingGateway, settings: Settings,
                              tenant_id: uuid.UUID, cycle: Row[Any], now: datetime, source: str,
-                             events: PendingEvents, back_to: BillingCycleStatus) -> str:
+                             events: PendingEvents, back_to: BillingCycleStatus, counts: dict[str, int]) -> str:
     """Steps 2 (prepare, charge) and 3 (record) of a leased cycle: paid, failed, action_required, skipped or
     retry (Stripe unavailable: the cycle is due again, nothing else written)."""
     renewal = await renewals.prepare(engine, tenant_id, cycle, now, events)
@@ -45,6 +45,7 @@ async def _charge_and_record(engine: AsyncEngine, gateway: BillingGateway, setti
             return await renewals.record_success(connection, settings, current, intent_id=str(outcome.intent_id),
                                                  charge_id=outcome.charge_id, amount=current.amount,
                                                  source=source, now=now, events=events)
+        counts["declined"] += 1  # whatever it leads to (past due, or the dunning's final action)
         return await dunning.record_failure(connection, current, outcome, source=source, now=now, events=events)
 
 
@@ -52,12 +53,12 @@ async def process_billing_cycles(engine: AsyncEngine, gateway: BillingGateway, s
                                  tenant_id: uuid.UUID, now: datetime, events: PendingEvents) -> dict[str, int]:
     """The process-billing-cycles job for one tenant at `now`."""
     counts = {"claimed": 0, "paid": 0, "failed": 0, "action_required": 0, "retry": 0, "skipped": 0,
-              "canceled": 0, "recorded": 0}
+              "canceled": 0, "recorded": 0, "declined": 0}
     for key, value in (await renewals.claim_due_cycles(engine, tenant_id, now, events)).items():
         counts[key] += value
     while (cycle := await renewals.lease(engine, tenant_id, now)) is not None:
         outcome = await _charge_and_record(engine, gateway, settings, tenant_id, cycle, now, "renewal", events,
-                                           BillingCycleStatus.PENDING)
+                                           BillingCycleStatus.PENDING, counts)
         counts[outcome] = counts.get(outcome, 0) + 1
         if outcome == "retry":
             break  # Stripe is unavailable: the cycles stay pending for the next run
@@ -68,12 +69,12 @@ async def retry_failed_payments(engine: AsyncEngine, gateway: BillingGateway, se
                                 tenant_id: uuid.UUID, now: datetime, events: PendingEvents) -> dict[str, int]:
     """The retry-failed-payments job for one tenant at `now`."""
     counts = {"retried": 0, "paid": 0, "failed": 0, "action_required": 0, "retry": 0, "skipped": 0,
-              "recorded": 0, "canceled": 0, "paused": 0,
+              "recorded": 0, "canceled": 0, "paused": 0, "declined": 0,
               "unconfirmed": await dunning.expire_unconfirmed(engine, tenant_id, now, events)}
     while (cycle := await dunning.lease_retry(engine, tenant_id, now)) is not None:
         counts["retried"] += 1
         outcome = await _charge_and_record(engine, gateway, settings, tenant_id, cycle, now, "retry", events,
-                                           BillingCycleStatus.FAILED)
+                                           BillingCycleStatus.FAILED, counts)
         counts[outcome] = counts.get(outcome, 0) + 1
         if outcome == "retry":
             break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -54,8 +54,9 @@ async def _subscription(info: Info, id: strawberry.ID, action: str) -> CustomerS
     return subscription
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(info: Info) -> datetime:
+    """The services' clock (the time seam tests move forward with the billing jobs)."""
+    return info.context.services.clock()
 
 
 def _prices(prices: list[SubscriptionPlanPriceInput] | None) -> list[service.PlanPrice] | None:
@@ -134,7 +135,7 @@ class BillingMutation:
             lambda connection: service.renewal_region(connection, price.currency_code, wanted))
         row = await _plan_row(info, plan)
         request = service.SubscribeRequest(plan=row, price=price, customer_id=principal.id, email=input.email,
-                                           payment_method=input.payment_method_id, now=_now(),
+                                           payment_method=input.payment_method_id, now=_now(info),
                                            quantity=input.quantity, shipping_address=address)
         created = await service.subscribe(info.context.db.mutate, StripeBilling(info.context.services.stripe),
                                           request)
@@ -148,14 +149,14 @@ class BillingMutation:
         subscription = await _subscription(info, id, "cancel")
         events = info.context.events
         return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.cancel(
-            connection, subscription.pk, at_period_end=at_period_end, now=_now(), events=events)))
+            connection, subscription.pk, at_period_end=at_period_end, now=_now(info), events=events)))
 
     @strawberry.mutation(description="Pause a subscription: no renewals until it is resumed.")
     async def pause_customer_subscription(self, info: Info, id: SubscriptionIdArg) -> CustomerSubscription:
         subscription = await _subscription(info, id, "pause")
         events = info.context.events
         return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.pause(
-            connection, subscription.pk, now=_now(), events=events)))
+            connection, subscription.pk, now=_now(info), events=events)))
 
     @strawberry.mutation(description="Resume a paused subscription. After its paid period, billing restarts from "
                                      "now (paused time is never billed).")
@@ -163,7 +164,7 @@ class BillingMutation:
         subscription = await _subscription(info, id, "resume")
         events = info.context.events
         return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.resume(
-            connection, subscription.pk, now=_now(), events=events)))
+            connection, subscription.pk, now=_now(info), events=events)))
 
     @strawberry.mutation(description="Skip the next billing cycle: it is neither charged nor shipped.")
     async def skip_next_billing_cycle(self, info: Info, id: SubscriptionIdArg) -> CustomerSubscription:
@@ -181,7 +182,7 @@ class BillingMutation:
         row = await _plan_row(info, plan)
         events = info.context.events
         change = await info.context.db.mutate(lambda connection: selfservice.change_plan(
-            connection, subscription.pk, row, now=_now(), events=events))
+            connection, subscription.pk, row, now=_now(info), events=events))
         return SubscriptionPlanChange(subscription=CustomerSubscription.from_row(change.subscription),
                                       credit=money(change.credit, change.subscription.currency_code))
 
@@ -193,7 +194,7 @@ class BillingMutation:
         row = await info.context.loaders.by_key(SUBSCRIPTION_TABLE).load(subscription.pk)
         updated = await selfservice.change_payment_method(
             info.context.db.mutate, StripeBilling(info.context.services.stripe), row,
-            _payment_method(payment_method_id), _now())
+            _payment_method(payment_method_id), _now(info))
         return CustomerSubscription.from_row(updated)
 
     @strawberry.mutation(description="A renewal the bank wants the customer to authenticate (SCA): the client "

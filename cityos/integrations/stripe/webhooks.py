@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -68,7 +67,8 @@ Handler = Callable[[AsyncConnection, dict[str, Any], Delivery], Awaitable[str]]
 
 async def _renewal(connection: AsyncConnection, intent: dict[str, Any], delivery: Delivery, succeeded: bool) -> str:
     """A renewal's PaymentIntent (metadata.billing_cycle_id): recorded like the renewal job would (billing.runs)."""
-    return await record_renewal_webhook(connection, delivery.services.settings, intent, succeeded, datetime.now(UTC),
+    services = delivery.services
+    return await record_renewal_webhook(connection, services.settings, intent, succeeded, services.clock(),
                                         delivery.events)
 
 
