@@ -180,7 +180,8 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
     # A runner that died after Stripe's answer: the cycle is left charging, its lease runs out, the next run
     # charges with the same key and Stripe answers with the first PaymentIntent — still one charge.
     next_period = at(mine["currentPeriodEnd"]) + timedelta(minutes=5)
-    crashed = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: next_period)
+    crashed = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
+                                           clock=lambda: next_period)
     assert crashed["paid"] == 1
     [mine] = await my_subscriptions(gql, shop, customer)
     second_cycle = mine["cycles"]["nodes"][0]
@@ -189,7 +190,8 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
         await connection.execute(text(
             "update billing_cycle set status = 'charging', lease_until = :expired where tenant_id = :t and "
             "period_index = 1"), {"t": shop.tenant_id, "expired": next_period - timedelta(seconds=1)})
-    recovered = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: next_period)
+    recovered = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
+                                             clock=lambda: next_period)
     assert recovered["paid"] == 1
     replays = renewal_requests(fake_stripe, second_cycle["id"])
     assert len(replays) == 2  # the same key twice …

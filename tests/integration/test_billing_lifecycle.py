@@ -232,7 +232,8 @@ async def test_sca_waits_for_the_customer_and_renewal_webhooks_never_count_twice
     intent = fake_stripe.intents[cycle["paymentIntentId"]]
     assert confirmation["paymentIntentId"] == intent["id"] and confirmation["clientSecret"] == intent["client_secret"]
     assert confirmation["cycleId"] == cycle["id"]
-    other = Billing(gql, shop, tokens("customer", shop, subject="someone-else"), app_engine, stripe_client, settings, clock)
+    other = Billing(gql, shop, tokens("customer", shop, subject="someone-else"), app_engine, stripe_client, settings,
+                    clock)
     assert error_codes(await other.call("storefront/ConfirmSubscriptionPayment", {"id": mine["id"]})) == ["FORBIDDEN"]
 
     # Stripe.js confirms it; the webhook records the payment and its renewal order — once, whatever is replayed.
