@@ -111,7 +111,7 @@ def test_proration_credits_the_unused_time_rounded_half_up() -> None:
     assert rules.prorate(3, start, two_seconds, start + timedelta(seconds=1)).credit == 2
     four_seconds = start + timedelta(seconds=4)
     assert rules.prorate(1, start, four_seconds, start + timedelta(seconds=3)).credit == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ends after it starts"):
         rules.prorate(100, end, start, start)
 
 

@@ -10,12 +10,12 @@ The three steps of the payouts (DESIGN.md §3, §6):
    checkout's conditional decrement, the snapshot that is charged for — and commit (out of stock → the cycle is
    skipped, recorded, and the customer is notified through the outbox). Charge off-session with the cycle's id as
    the idempotency key, holding no lock.
-3. Record: paid → the order is built by the checkout's own use case (orders.service.complete_paid_order: vendor
-   split, commission ledger, Fleetbase and ERPNext through the outbox) from the cycle's snapshot, and the
-   subscription's period advances; declined → dunning (dunning.record_failure); Stripe unavailable → the cycle is
-   pending again and the next run charges it with the same key. A runner that dies between 2 and 3 leaves a
-   `charging` cycle whose lease runs out; the next run charges again with the same key and Stripe answers with
-   the first result, so there is one charge and one order per cycle.
+3. Record: paid → the order is built by the checkout's own use case (orders.service.settle_payment, as
+   complete_paid_order runs it: vendor split, commission ledger, Fleetbase and ERPNext through the outbox) from
+   the cycle's snapshot, and the subscription's period advances; declined → dunning (dunning.record_failure);
+   Stripe unavailable → the cycle is pending again and the next run charges it with the same key. A runner that
+   dies between 2 and 3 leaves a `charging` cycle whose lease runs out; the next run charges again with the same
+   key and Stripe answers with the first result, so there is one charge and one order per cycle.
 
 The Stripe webhooks of renewal PaymentIntents record through the same functions (record_success,
 dunning.record_failure) under the cycle's row lock, so a webhook racing the runner, replayed or reordered, never
@@ -56,7 +56,8 @@ from cityos.domain.commerce.service import (
     reserve_units,
     snapshot_fingerprint,
 )
-from cityos.domain.orders.service import complete_paid_order
+from cityos.domain.marketplace.ledger import LedgerPolicy
+from cityos.domain.orders.service import settle_payment
 from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, OutOfStock, Unavailable
 from cityos.realtime.events import PendingEvents, subscription_event
@@ -305,8 +306,13 @@ async def record_success(connection: AsyncConnection, settings: Settings, cycle:
         ).on_conflict_do_nothing(index_elements=["tenant_id", "payment_intent_id"]))
         await connection.execute(update(CART).where(CART.c.id == cycle.cart_id).values(
             payment_intent_id=intent_id, updated_at=func.now()))
-        settled = await complete_paid_order(connection, settings, cart_id=cycle.cart_id, intent_id=intent_id,
-                                            amount_received=amount, currency=cycle.currency_code, events=events)
+        # The checkout's settlement, as complete_paid_order runs it, except that a renewal without a shipping
+        # address (nothing physical to deliver) asks Fleetbase for no shipment.
+        settled = await settle_payment(connection, cart_id=cycle.cart_id, intent_id=intent_id,
+                                       amount_received=amount, currency=cycle.currency_code,
+                                       ledger_policy=LedgerPolicy.of(settings), events=events,
+                                       ship=bool(settings.FLEETBASE_URL) and bool(subscription.shipping_address),
+                                       account=bool(settings.ERPNEXT_URL))
         if settled.order is None:  # sold out after the reservation ran out: refunded by the checkout's rule
             await connection.execute(update(CYCLE).where(CYCLE.c.id == cycle.id).values(
                 payment_intent_id=intent_id, charge_id=charge_id, charged_at=now, lease_until=None,
