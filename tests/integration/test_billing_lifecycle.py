@@ -4,6 +4,7 @@ and vendor views, field permissions and live subscription events. Time moves thr
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cityos.domain.billing import rules
+from cityos.domain.billing import renewals, rules, runs
 from cityos.graphql.core.relay import to_global_id
+from cityos.integrations.stripe.billing import StripeBilling
 from cityos.jobs.billing import process_billing_cycles, retry_failed_payments
 from cityos.jobs.registry import JOBS
+from cityos.realtime.events import PendingEvents
 from tests.commerce_flow import ADDRESS, OPS, send_event, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe
@@ -508,3 +511,68 @@ async def test_customers_and_vendors_follow_their_subscriptions_live(
 def test_both_jobs_are_registered_with_the_plans_schedules() -> None:
     assert JOBS["process-billing-cycles"].schedule == "5 * * * *" and JOBS["process-billing-cycles"].per_tenant
     assert JOBS["retry-failed-payments"].schedule == "0 */6 * * *" and JOBS["retry-failed-payments"].per_tenant
+
+
+class Crash(Exception):
+    """The runner's process dies (here: an exception) after Stripe answered, before step 3 commits."""
+
+
+class DiesAfterStripe:
+    """The billing port on Stripe, whose runner dies right after Stripe answered a charge."""
+
+    def __init__(self, stripe: Any) -> None:
+        self.inner = StripeBilling(stripe)
+
+    async def create_customer(self, **kwargs: Any) -> str:
+        return await self.inner.create_customer(**kwargs)
+
+    async def save_payment_method(self, **kwargs: Any) -> Any:
+        return await self.inner.save_payment_method(**kwargs)
+
+    async def client_secret(self, intent_id: str) -> tuple[str, str]:
+        return await self.inner.client_secret(intent_id)
+
+    async def charge(self, **kwargs: Any) -> Any:
+        await self.inner.charge(**kwargs)
+        raise Crash
+
+
+async def test_two_runners_and_a_crash_after_stripe_answered_make_one_charge_and_one_order(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    subject = f"crash-{uuid.uuid4().hex[:8]}"
+    billing = Billing(gql, shop, tokens("customer", shop, subject=subject), app_engine, stripe_client, settings,
+                      clock)
+    subscribed = await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
+    due = at(subscribed["trialEnd"]) + timedelta(minutes=1)
+    orders = "select count(*) from orders where tenant_id = :t and customer_id = :c"
+
+    # The runner dies after Stripe charged: nothing of step 3 is written; the cycle stays charging under its lease.
+    with pytest.raises(Crash):
+        await runs.process_billing_cycles(app_engine, DiesAfterStripe(stripe_client), settings, shop.tenant_id, due,
+                                          PendingEvents())
+    mine = await billing.mine()
+    [cycle] = mine["cycles"]["nodes"]
+    assert cycle["status"] == "CHARGING" and mine["status"] == "TRIALING"
+    assert await scalar(owner_engine, orders, t=shop.tenant_id, c=subject) == 0
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == 1
+
+    # Inside the lease nobody takes it; after it, two runners at once: the same key, the same PaymentIntent, one
+    # order.
+    assert (await billing.renew(due + timedelta(minutes=5)))["paid"] == 0
+    later = due + renewals.LEASE + timedelta(minutes=1)
+    clock.now = later
+    first, second = await asyncio.gather(
+        process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later),
+        process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later))
+    assert first["paid"] + second["paid"] == 1, (first, second)
+    mine = await billing.mine()
+    [cycle] = mine["cycles"]["nodes"]
+    assert cycle["status"] == "PAID" and cycle["orderId"] and mine["status"] == "ACTIVE"
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == 1
+    assert len([r for r in fake_stripe.requests if r["path"] == "/v1/payment_intents"
+                and r["idempotency_key"] == cycle["id"]]) == 2
+    assert await scalar(owner_engine, orders, t=shop.tenant_id, c=subject) == 1
+    assert [row["outcome"] for row in cycle["attemptHistory"]["nodes"]] == ["SUCCEEDED"]
