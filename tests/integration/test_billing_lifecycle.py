@@ -20,7 +20,8 @@ from cityos.domain.billing import renewals, rules, runs
 from cityos.graphql.core.relay import to_global_id
 from cityos.integrations.stripe.billing import StripeBilling
 from cityos.jobs.billing import process_billing_cycles, retry_failed_payments
-from cityos.jobs.registry import JOBS
+from cityos.jobs.registry import JOBS, JobContext
+from cityos.jobs.scheduler import run_now
 from cityos.realtime.events import PendingEvents
 from tests.commerce_flow import ADDRESS, OPS, send_event, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_codes
@@ -576,3 +577,11 @@ async def test_two_runners_and_a_crash_after_stripe_answered_make_one_charge_and
                 and r["idempotency_key"] == cycle["id"]]) == 2
     assert await scalar(owner_engine, orders, t=shop.tenant_id, c=subject) == 1
     assert [row["outcome"] for row in cycle["attemptHistory"]["nodes"]] == ["SUCCEEDED"]
+
+
+async def test_both_jobs_run_through_the_registry_as_cityos_jobs_run_does(server: Server, shop: TenantWorld) -> None:
+    services = server.services
+    context = JobContext(services.app_engine, services.settings, services.stripe, services.http, services.broker)
+    for name in ("process-billing-cycles", "retry-failed-payments"):
+        run = await run_now(JOBS[name], context)
+        assert run.outcome == "ok", (name, run)
