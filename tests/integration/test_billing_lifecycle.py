@@ -442,7 +442,14 @@ async def test_admin_filters_vendor_view_payment_details_and_dunning_policy(
     fake_stripe.payment_methods[card]["_alias"] = "pm_card_chargeCustomerFail"
     due = at(mine["trialEnd"]) + timedelta(minutes=1)
     assert (await billing.renew(due))["failed"] == 1
-    assert (await billing.retry(due + timedelta(days=2, minutes=1)))["failed"] == 1
+    # Stripe down during the retry: the cycle stays failed and due, its attempt is given back (same key next run).
+    fake_stripe.failures.extend([503, 503, 503])
+    down = await billing.retry(due + timedelta(days=2, minutes=1))
+    assert down["retry"] == 1 and down["failed"] == 0, down
+    cycle = (await billing.mine())["cycles"]["nodes"][0]
+    assert cycle["status"] == "FAILED" and cycle["attempts"] == 1
+    assert at(cycle["nextRetryAt"]) == due + timedelta(days=2)
+    assert (await billing.retry(due + timedelta(days=2, minutes=2)))["failed"] == 1
     assert (await billing.retry(due + timedelta(days=4, minutes=1)))["paused"] == 1
     assert (await billing.mine())["status"] == "PAUSED"
 
@@ -585,3 +592,25 @@ async def test_both_jobs_run_through_the_registry_as_cityos_jobs_run_does(server
     for name in ("process-billing-cycles", "retry-failed-payments"):
         run = await run_now(JOBS[name], context)
         assert run.outcome == "ok", (name, run)
+
+
+async def test_a_cycle_left_due_is_not_charged_once_the_subscription_is_canceled(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    billing = Billing(gql, shop, tokens("customer", shop, subject=f"gone-{uuid.uuid4().hex[:8]}"), app_engine,
+                      stripe_client, settings, clock)
+    subscribed = await billing.subscribe(plan["id"])
+    due = at(subscribed["trialEnd"]) + timedelta(minutes=1)
+    fake_stripe.failures.extend([503, 503, 503])
+    assert (await billing.renew(due))["retry"] == 1  # Stripe down: the cycle stays due
+    await billing.ok("storefront/CancelCustomerSubscription", {"id": subscribed["id"]})
+    intents_before = len(fake_stripe.intents)
+    run = await billing.renew(due + timedelta(hours=1))
+    assert run["skipped"] == 1 and run["paid"] == 0, run
+    mine = await billing.mine()
+    assert mine["status"] == "CANCELED"
+    assert mine["cycles"]["nodes"][0]["status"] == "SKIPPED"
+    assert mine["cycles"]["nodes"][0]["skipReason"] == "the subscription is canceled"
+    assert len(fake_stripe.intents) == intents_before

@@ -89,6 +89,12 @@ async def record_failure(connection: AsyncConnection, cycle: Row[Any], outcome: 
                                              .with_for_update())).one()
     dunning = await policy(connection)
     failed_at = cycle.failed_at or now
+    if subscription.status not in (S.TRIALING, S.ACTIVE, S.PAST_DUE):  # paused or ended meanwhile: recorded only
+        await connection.execute(update(CYCLE).where(CYCLE.c.id == cycle.id).values(
+            status=BillingCycleStatus.FAILED.value, lease_until=None, payment_intent_id=outcome.intent_id,
+            decline_code=decline, failure_message=(outcome.message or "")[:1000], failed_at=failed_at,
+            next_retry_at=None, action_required=sca, updated_at=func.now()))
+        return "failed"
     if sca:  # no blind retry: the customer has until the last retry day to confirm on-session
         retry_at = rules.next_retry_at(failed_at, dunning.retry_days, len(dunning.retry_days) - 1)
     else:
@@ -117,7 +123,7 @@ async def final_action(connection: AsyncConnection, subscription: Row[Any], dunn
     """Dunning is over: the subscription is canceled or paused, per the tenant's policy."""
     target = S.CANCELED if dunning.final_action is DunningFinalAction.CANCEL else S.PAUSED
     values = dict(values or {}, updated_at=func.now())
-    if subscription.status != target:
+    if subscription.status not in (S.CANCELED, S.EXPIRED, target):
         rules.check_transition(subscription.status, target)
         values["status"] = target.value
         values["canceled_at" if target is S.CANCELED else "paused_at"] = now

@@ -68,6 +68,7 @@ RESERVATION_MINUTES = 30  # a renewal's units are held while it is charged; sett
 NOTICE_TOPIC = "billing.customer_notice"  # what the customer is told (skipped renewal, payment failed, canceled)
 SHIPPING_CODE = "subscription"  # the renewal order's shipping option code: delivery is part of the plan's price
 S = CustomerSubscriptionStatus
+BILLABLE = (S.TRIALING, S.ACTIVE, S.PAST_DUE)  # a claimed or failed cycle of these is charged
 
 
 def free_intent_id(cycle_id: uuid.UUID) -> str:
@@ -193,6 +194,13 @@ async def prepare(engine: AsyncEngine, tenant_id: uuid.UUID, cycle: Row[Any], no
         subscription = (await connection.execute(select(SUBSCRIPTION).where(
             SUBSCRIPTION.c.id == current.subscription_id).with_for_update())).one()
         if current.status != BillingCycleStatus.CHARGING:
+            return None
+        if subscription.status not in BILLABLE:  # canceled or paused after the cycle was claimed: not charged
+            await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
+                status=BillingCycleStatus.SKIPPED.value, skip_reason=f"the subscription is {subscription.status}",
+                lease_until=None, next_retry_at=None, updated_at=func.now()))
+            await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(
+                credit_balance=SUBSCRIPTION.c.credit_balance + current.credit_applied, updated_at=func.now()))
             return None
         if current.cart_id is not None:
             return Renewal(current, subscription)
