@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # Run the scheduled jobs (cityos jobs list) in this process on their schedules; any number of replicas may
     # (each due run happens once). off: run them elsewhere (Kubernetes CronJobs, `cityos jobs run`).
     CITYOS_SCHEDULER: bool = True
+    # Days of job_run history kept; the prune-job-runs job deletes older finished runs.
+    CITYOS_JOB_RUN_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
+    # Syncs to Payload and ERPNext send a row only once it is this many seconds old: longer than any transaction
+    # of ours stays open, so a row committed late is never passed by the cursor (domain/platform/sync.py).
+    CITYOS_SYNC_SETTLE_SECONDS: float = Field(default=60.0, ge=0, le=3600)
 
     # Database
     DATABASE_URL: str | None = None

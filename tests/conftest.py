@@ -142,7 +142,8 @@ def settings(database_url: str, cerbos: Any, redis_url: str, work_dir: Path, key
                     CITYOS_FLEETBASE_WEBHOOK_SECRET=FLEETBASE_SECRET,
                     PAYLOAD_URL=fake_payload.base_url, PAYLOAD_API_KEY=PAYLOAD_KEY, PAYLOAD_SECRET=PAYLOAD_SECRET,
                     CITYOS_RATE_LIMITS=False,  # tests/integration/test_rate_limits.py turns them on
-                    CITYOS_SCHEDULER=False)  # tests/integration/test_scheduler.py drives its own schedulers
+                    CITYOS_SCHEDULER=False,  # tests/integration/test_scheduler.py drives its own schedulers
+                    CITYOS_SYNC_SETTLE_SECONDS=0)  # test_sync_horizon.py checks the horizon itself
 
 
 @pytest.fixture(scope="session")

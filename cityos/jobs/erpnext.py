@@ -24,12 +24,13 @@ log = logging.getLogger(__name__)
 PAGE = 200
 
 
-async def enqueue_changed_orders(engine: AsyncEngine, tenant_id: uuid.UUID, *, page: int = PAGE) -> int:
+async def enqueue_changed_orders(engine: AsyncEngine, tenant_id: uuid.UUID, *, settle: float,
+                                 page: int = PAGE) -> int:
     requested = 0
     while True:
         async with tenant_transaction(engine, tenant_id) as connection:
             cursor = await sync.position(connection, tenant_id, STREAM)
-            orders = await changed_orders(connection, cursor, page)
+            orders = await changed_orders(connection, cursor, page, settle)
             for order in orders:
                 requested += await request_sync(connection, tenant_id, order.id)
             if orders:
@@ -49,7 +50,7 @@ async def sync_to_erpnext(engine: AsyncEngine, settings: Settings, http: Any, *,
     requested, failed = 0, []
     for tenant_id in tenant_ids:
         try:
-            requested += await enqueue_changed_orders(engine, tenant_id)
+            requested += await enqueue_changed_orders(engine, tenant_id, settle=settings.CITYOS_SYNC_SETTLE_SECONDS)
         except Exception as error:  # one tenant's failure must not stop the others
             log.exception("sync-to-erpnext: tenant %s", tenant_id)
             failed.append(str(tenant_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +31,7 @@ async def _tenants(engine: AsyncEngine, only: Sequence[uuid.UUID] | None) -> lis
         return await content.active_tenants(connection)
 
 
-async def _sync(name: str, direction: Any, engine: AsyncEngine, settings: Settings, http: Any, page: int,
+async def _sync(name: str, direction: Any, engine: AsyncEngine, settings: Settings, http: Any,
                 tenant_ids: Sequence[uuid.UUID] | None, idle: str) -> str:
     """Run one direction of the sync for each tenant; a tenant's failure is counted and the others go on."""
     client = payload_client(settings, http)
@@ -38,7 +39,7 @@ async def _sync(name: str, direction: Any, engine: AsyncEngine, settings: Settin
         return f"Payload is not configured; nothing {idle}"
     counts = RunCounts()
     for tenant_id in await _tenants(engine, tenant_ids):
-        await direction(engine, client, tenant_id, counts, page=page)
+        await direction(engine, client, tenant_id, counts)
     if counts.failed:
         raise RuntimeError(f"{name}: {counts.summary()}")
     return counts.summary()
@@ -46,9 +47,11 @@ async def _sync(name: str, direction: Any, engine: AsyncEngine, settings: Settin
 
 async def sync_to_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
                           tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
-    return await _sync("sync-to-payload", push_tenant, engine, settings, http, page, tenant_ids, "sent")
+    push = partial(push_tenant, page=page, settle=settings.CITYOS_SYNC_SETTLE_SECONDS)
+    return await _sync("sync-to-payload", push, engine, settings, http, tenant_ids, "sent")
 
 
 async def sync_from_payload(engine: AsyncEngine, settings: Settings, http: Any, *, page: int = PAGE,
                             tenant_ids: Sequence[uuid.UUID] | None = None) -> str:
-    return await _sync("sync-from-payload", pull_tenant, engine, settings, http, page, tenant_ids, "received")
+    return await _sync("sync-from-payload", partial(pull_tenant, page=page), engine, settings, http, tenant_ids,
+                       "received")

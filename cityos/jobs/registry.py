@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.config import Settings
 from cityos.jobs.billing import process_billing_cycles, retry_failed_payments
 from cityos.jobs.erpnext import sync_to_erpnext
+from cityos.jobs.history import prune_job_runs
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
@@ -104,4 +106,7 @@ JOBS = registry(
         "Dunning: charge declined renewals again on the tenant's retry days (default +1, +3, +7 days), then cancel "
         "or pause the subscription; renewals that need the customer's authentication wait for them (tenant by "
         "tenant).", timeout=1800, per_tenant=True),
+    Job("prune-job-runs", "30 4 * * *",
+        lambda c: prune_job_runs(c.engine, c.settings.CITYOS_JOB_RUN_RETENTION_DAYS, datetime.now(UTC)),
+        "Delete the job-run history older than CITYOS_JOB_RUN_RETENTION_DAYS (finished runs only).", timeout=600),
 )

@@ -13,6 +13,9 @@ failed with its error, and the next tick runs normally. While a replica still ru
 not claim the next one (another replica may; otherwise it is caught up once when the run ends). Per-tenant jobs run
 tenant by tenant, each in the tenant's scope, each tenant's outcome recorded on its own row.
 
+A run whose replica died stays `running` in job_run; every replica's tick also records such runs (older than their
+job's timeout plus a grace) as failed, "abandoned", at most once a minute (`reclaim_abandoned`).
+
 The clock is injectable (`clock`, and `tick(now)`), so tests drive the schedule without waiting for it.
 """
 
@@ -38,6 +41,7 @@ from cityos.domain.platform.job_runs import (
     claim_run,
     finish_run,
     last_scheduled_for,
+    reclaim_abandoned,
     start_tenant_run,
 )
 from cityos.domain.platform.models import JobOutcome
@@ -48,6 +52,7 @@ from cityos.observability.metrics import JOB_DURATION, JOB_LAG, JOB_LAST_SUCCESS
 log = logging.getLogger(__name__)
 TENANT = table_of(Tenant)
 Clock = Callable[[], datetime]
+RECLAIM_EVERY = timedelta(minutes=1)
 
 
 def utc_now() -> datetime:
@@ -202,11 +207,13 @@ class Scheduler:
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._reclaimed_at: datetime | None = None
 
     async def tick(self, now: datetime | None = None) -> list[asyncio.Task[Any]]:
         """Claim and start every run due at `now` (default: the clock); returns the tasks of the runs this
         replica won. Runs go on in the background; the caller may await the tasks."""
         now = now or self.clock()
+        await self._reclaim(now)
         started: list[asyncio.Task[Any]] = []
         for job in self.jobs.values():
             due = latest_tick(job.schedule, now)
@@ -231,6 +238,15 @@ class Scheduler:
             self._running[job.name] = task
             started.append(task)
         return started
+
+    async def _reclaim(self, now: datetime) -> None:
+        if self._reclaimed_at is not None and now - self._reclaimed_at < RECLAIM_EVERY:
+            return
+        self._reclaimed_at = now
+        for name in await reclaim_abandoned(self.context.engine, {job.name: job.timeout
+                                                                  for job in self.jobs.values()}):
+            log.warning("job %s: a run abandoned by its runner was recorded as failed", name)
+            JOB_RUNS.labels(name, "abandoned").inc()
 
     def seconds_to_next_tick(self, now: datetime | None = None) -> float:
         now = now or self.clock()

@@ -27,7 +27,7 @@ EMBEDDED_UP = Gauge("cityos_embedded_up", "1 while the embedded child process ru
 # Scheduled jobs (cityos/jobs/scheduler.py). Alert on cityos_job_runs_total{outcome!="ok"} increasing, or on
 # time() - cityos_job_last_success_timestamp_seconds exceeding a job's period.
 JOB_BUCKETS = (0.05, 0.25, 1, 5, 15, 60, 300, 900, 1800, 3600)
-JOB_RUNS = Counter("cityos_job_runs_total", "Finished scheduled job runs by outcome (ok, failed, timeout)",
+JOB_RUNS = Counter("cityos_job_runs_total", "Finished scheduled job runs by outcome (ok, failed, timeout, abandoned)",
                    ["job", "outcome"])
 JOB_DURATION = Histogram("cityos_job_run_duration_seconds", "Duration of scheduled job runs", ["job"],
                          buckets=JOB_BUCKETS)

@@ -271,3 +271,77 @@ async def test_the_registry_runs_both_payload_jobs(catalog: TenantWorld, fake_pa
     assert {slug: set(ids) for slug, ids in pushed.items()} == await ours(owner_engine, catalog)
     assert await rows(owner_engine, "select count(*) from sync_cursor where tenant_id = :t and last_success_at is "
                                     "not null and last_error is null", t=catalog.tenant_id) == [(8,)]
+
+
+async def test_a_row_committed_late_is_not_passed_by_the_cursor(catalog: TenantWorld, fake_payload: FakePayload,
+                                                                 owner_engine, app_engine, settings) -> None:
+    """`updated_at` is its transaction's start. Product A is changed in a transaction still open (stamped 30 s
+    ago) while product B's change (20 s ago) is committed. Without the settle horizon a run sends B, moves the
+    cursor past A's time, and A, committed after, is never sent. With it (25 s here) nothing unsettled is read;
+    A is sent once committed, B once settled."""
+    async with owner_engine.begin() as connection:  # seeded an hour ago, all in Payload, the cursor at the end
+        await connection.execute(text("update product set updated_at = now() - interval '1 hour' where tenant_id = :t"),
+                                 {"t": catalog.tenant_id})
+    await push(app_engine, settings, catalog)
+    products = [row[0] for row in await rows(owner_engine, "select id from product where tenant_id = :t order by id",
+                                             t=catalog.tenant_id)]
+    late, early = str(products[0]), str(products[1])
+    stamp = "update product set title = :title, updated_at = now() - make_interval(secs => :age) where id = :id"
+
+    async def titles() -> tuple[str, str]:
+        return (fake_payload.by_cityos_id("products", late)["title"],
+                fake_payload.by_cityos_id("products", early)["title"])
+
+    settled = settings.model_copy(update={"CITYOS_SYNC_SETTLE_SECONDS": 25.0})
+    async with owner_engine.connect() as open_transaction:
+        await open_transaction.begin()
+        await open_transaction.execute(text(stamp), {"title": "Late", "age": 30, "id": uuid.UUID(late)})
+        async with owner_engine.begin() as connection:
+            await connection.execute(text(stamp), {"title": "Early", "age": 20, "id": uuid.UUID(early)})
+        assert (await push(app_engine, settled, catalog)).startswith("0 sent")  # B is not settled yet
+        await open_transaction.commit()
+    assert (await push(app_engine, settled, catalog)).startswith("1 sent")
+    assert (await titles())[0] == "Late"
+    later = settings.model_copy(update={"CITYOS_SYNC_SETTLE_SECONDS": 10.0})  # time has passed: B is settled
+    assert (await push(app_engine, later, catalog)).startswith("1 sent")
+    assert await titles() == ("Late", "Early")
+
+    # The defect the horizon prevents: with none, the committed B moves the cursor past A, committed after it.
+    unsettled = settings.model_copy(update={"CITYOS_SYNC_SETTLE_SECONDS": 0.0})
+    async with owner_engine.connect() as open_transaction:
+        await open_transaction.begin()
+        await open_transaction.execute(text(stamp), {"title": "Late 2", "age": 30, "id": uuid.UUID(late)})
+        async with owner_engine.begin() as connection:
+            await connection.execute(text(stamp), {"title": "Early 2", "age": 20, "id": uuid.UUID(early)})
+        assert (await push(app_engine, unsettled, catalog)).startswith("1 sent")
+        await open_transaction.commit()
+    assert (await push(app_engine, unsettled, catalog)).startswith("0 sent")
+    assert await titles() == ("Late", "Early 2")  # A's change is lost to the sync
+
+
+STORE_CONTENT = """{ currentStore { name content { brand { tagline story logoUrl } seo { title } }
+  vendors(first: 50) { nodes { handle content { brand { tagline } images { url } } } } } }"""
+
+
+async def test_vendor_and_store_brand_content_appear_in_graphql(
+        catalog: TenantWorld, fake_payload: FakePayload, owner_engine, app_engine, settings, gql: GraphQLClient) -> None:
+    await push(app_engine, settings, catalog)
+    before = (await gql(STORE_CONTENT, key=catalog.key))["data"]["currentStore"]
+    assert before["content"] is None and all(node["content"] is None for node in before["vendors"]["nodes"])
+    [store] = [doc for doc in fake_payload.documents("stores") if doc["cityosId"] == str(catalog.store_id)]
+    fake_payload.edit("stores", store["id"], brand={"tagline": "Made in the city", "story": "Since 1999",
+                                                    "logoUrl": "https://cdn.payload.test/logo.png"},
+                      seo={"title": "The city store"})
+    vendor = next(doc for doc in fake_payload.documents("vendors") if doc["tenant"] == str(catalog.tenant_id))
+    fake_payload.edit("vendors", vendor["id"], brand={"tagline": "Small batches"},
+                      images=[{"image": {"url": "https://cdn.payload.test/v.jpg", "alt": None}}])
+    await pull(app_engine, settings, catalog)
+    after = (await gql(STORE_CONTENT, key=catalog.key))["data"]["currentStore"]
+    assert after["content"] == {"brand": {"tagline": "Made in the city", "story": "Since 1999",
+                                          "logoUrl": "https://cdn.payload.test/logo.png"},
+                                "seo": {"title": "The city store"}}
+    handle = (await rows(owner_engine, "select handle from vendor where id = :v", v=uuid.UUID(vendor["cityosId"])))[0][0]
+    by_handle = {node["handle"]: node["content"] for node in after["vendors"]["nodes"]}
+    assert by_handle.pop(handle) == {"brand": {"tagline": "Small batches"},
+                                     "images": [{"url": "https://cdn.payload.test/v.jpg"}]}
+    assert all(content is None or content == {"brand": None, "images": []} for content in by_handle.values())

@@ -266,3 +266,41 @@ async def test_serve_runs_the_scheduler_and_stops_it_cleanly(settings, server: S
     uvicorn_server.should_exit = True
     await task
     assert off.state.scheduler is None
+
+
+async def test_a_run_abandoned_by_a_dead_replica_is_recorded_as_failed(server: Server, owner_engine) -> None:
+    """A replica died mid-run: its row says `running` for ever. Past the job's timeout plus the grace, the next
+    tick of any replica records it as failed ("abandoned"); a run still within its timeout is left alone."""
+    job = a_job(lambda _context: asyncio.sleep(0, "done"), "0 0 1 1 *", timeout=60)
+    base = a_base_time()
+    async with owner_engine.begin() as connection:
+        for age, tick_at in ((3600, base - timedelta(days=2)), (30, base - timedelta(days=1))):
+            await connection.execute(text(
+                "insert into job_run (id, job, scheduled_for, trigger, started_at, outcome) values "
+                "(:id, :job, :at, 'schedule', clock_timestamp() - make_interval(secs => :age), 'running')"),
+                {"id": uuid.uuid4(), "job": job.name, "at": tick_at, "age": age})
+    scheduler = Scheduler({job.name: job}, context_of(server), clock=lambda: base)
+    await tick(base, scheduler)
+    old, recent = await runs_of(owner_engine, job.name)
+    assert (old.outcome, old.error.startswith("abandoned")) == ("failed", True) and old.finished_at is not None
+    assert (recent.outcome, recent.error, recent.finished_at) == ("running", None, None)
+    abandoned = REGISTRY.get_sample_value("cityos_job_runs_total", {"job": job.name, "outcome": "abandoned"})
+    assert abandoned == 1.0
+
+
+async def test_prune_job_runs_deletes_old_finished_runs_only(server: Server, owner_engine) -> None:
+    job = a_job(lambda _context: asyncio.sleep(0, "done"), "0 0 1 1 *")
+    rows = {"old-finished": (40, "ok"), "old-running": (40, "running"), "recent": (5, "failed")}
+    async with owner_engine.begin() as connection:
+        for index, (days, outcome) in enumerate(rows.values()):
+            await connection.execute(text(
+                "insert into job_run (id, job, scheduled_for, trigger, started_at, outcome) values "
+                "(:id, :job, now() - make_interval(days => :days, secs => :index), 'manual', "
+                "now() - make_interval(days => :days), :outcome)"),
+                {"id": uuid.uuid4(), "job": job.name, "days": days, "index": index, "outcome": outcome})
+    prune = JOBS["prune-job-runs"]
+    assert prune.schedule == "30 4 * * *"
+    result = await prune.run(context_of(server))
+    assert result["deleted"] >= 1
+    left = sorted(row.outcome for row in await runs_of(owner_engine, job.name))
+    assert left == ["failed", "running"]

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
 from cityos.domain.orders.models import Order, OrderLine
 from cityos.domain.orders.service import ACCOUNTING_TOPIC
 from cityos.domain.platform.outbox import OUTBOX, enqueue
-from cityos.domain.platform.sync import Position
+from cityos.domain.platform.sync import Position, changed_since
 from cityos.domain.tenancy.models import Currency
 
 ORDER = table_of(Order)
@@ -44,10 +44,9 @@ async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID)
     return OrderForAccounting(order, lines, 2 if decimals is None else decimals)
 
 
-async def changed_orders(connection: AsyncConnection, after: Position, limit: int) -> Sequence[Any]:
-    statement = select(ORDER.c.id, ORDER.c.tenant_id, ORDER.c.updated_at).where(ORDER.c.status.in_(ACCOUNTED))
-    if after.at is not None and after.id is not None:
-        statement = statement.where(tuple_(ORDER.c.updated_at, ORDER.c.id) > tuple_(after.at, uuid.UUID(after.id)))
+async def changed_orders(connection: AsyncConnection, after: Position, limit: int, settle: float) -> Sequence[Any]:
+    statement = select(ORDER.c.id, ORDER.c.tenant_id, ORDER.c.updated_at).where(
+        ORDER.c.status.in_(ACCOUNTED), *changed_since(ORDER.c.updated_at, ORDER.c.id, after, settle))
     return (await connection.execute(statement.order_by(ORDER.c.updated_at, ORDER.c.id).limit(limit))).all()
 
 

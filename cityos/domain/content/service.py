@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, text, tuple_, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,7 +17,7 @@ from cityos.domain.catalog.models import Category, Product
 from cityos.domain.content import rules
 from cityos.domain.content.models import Content, ContentKind
 from cityos.domain.marketplace.models import Vendor
-from cityos.domain.platform.sync import Position
+from cityos.domain.platform.sync import Position, changed_since
 from cityos.domain.tenancy.models import Store, Tenant
 from cityos.errors import Forbidden, NotFound
 
@@ -38,14 +38,10 @@ async def active_tenants(connection: AsyncConnection) -> list[uuid.UUID]:
 
 
 async def changed_objects(connection: AsyncConnection, kind: ContentKind, after: Position,
-                          limit: int) -> Sequence[Any]:
-    """The tenant's objects of a kind changed after the cursor, in (updated_at, id) order."""
+                          limit: int, settle: float) -> Sequence[Any]:
+    """The tenant's objects of a kind changed after the cursor and settled, in (updated_at, id) order."""
     table = TABLES[kind]
-    statement = select(table)
-    if after.at is not None and after.id is not None:
-        statement = statement.where(tuple_(table.c.updated_at, table.c.id) > tuple_(after.at, uuid.UUID(after.id)))
-    elif after.at is not None:
-        statement = statement.where(table.c.updated_at > after.at)
+    statement = select(table).where(*changed_since(table.c.updated_at, table.c.id, after, settle))
     return (await connection.execute(statement.order_by(table.c.updated_at, table.c.id).limit(limit))).all()
 
 

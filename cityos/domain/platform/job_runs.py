@@ -5,15 +5,20 @@ recording how each run (and each tenant's part of a per-tenant run) ended.
   conflict with the partial unique index, so of any number of replicas exactly one gets the id back and runs it.
 - A per-tenant job also records one row per tenant (`start_tenant_run`), written in the tenant's own scope, which
   row-level security shows to that tenant's admins.
+- A run whose runner died (a replica killed mid-run) would stay `running` for ever: `reclaim_abandoned` records
+  it as failed ("abandoned") once it is older than its job's timeout plus a grace, so it shows and alerts as a
+  failure. Its tick is not run again; the next tick does the work (every job is idempotent by design).
+- History is bounded: `prune_finished` deletes finished runs older than the retention (the prune-job-runs job).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,6 +76,43 @@ async def finish_run(engine: AsyncEngine, run_id: uuid.UUID, outcome: JobOutcome
         return (await connection.execute(update(JOB_RUN).where(JOB_RUN.c.id == run_id).values(
             finished_at=func.clock_timestamp(), outcome=outcome.value, counts=counts,
             error=error[:ERROR_LENGTH] if error else None).returning(*JOB_RUN.c))).one()
+
+
+ABANDONED = "abandoned: its runner stopped before recording an end (the process died or lost the database)"
+PRUNE_BATCH = 5000
+
+
+async def reclaim_abandoned(engine: AsyncEngine, timeouts: Mapping[str, float], grace: float = 60.0) -> list[str]:
+    """Record as failed every run still `running` past its job's timeout plus `grace` seconds (a live runner
+    would have cancelled it at the timeout); returns the names of the jobs of the rows reclaimed. Ages are taken
+    on the database's clock, the one that stamped `started_at` (replicas' clocks may differ)."""
+    if not timeouts:
+        return []
+    overdue = or_(*(and_(JOB_RUN.c.job == job,
+                         JOB_RUN.c.started_at < func.clock_timestamp() - timedelta(seconds=timeout + grace))
+                    for job, timeout in timeouts.items()))
+    async with tenant_transaction(engine, None) as connection:
+        await set_platform_scope(connection)
+        return list((await connection.execute(update(JOB_RUN).where(
+            JOB_RUN.c.outcome == JobOutcome.RUNNING.value, overdue,
+        ).values(outcome=JobOutcome.FAILED.value, finished_at=func.clock_timestamp(), error=ABANDONED)
+            .returning(JOB_RUN.c.job))).scalars())
+
+
+async def prune_finished(engine: AsyncEngine, older_than: datetime, *, batch: int = PRUNE_BATCH) -> int:
+    """Delete finished runs that started before `older_than`, in batches (short transactions); returns how many.
+    Runs still `running` are kept whatever their age (reclaim_abandoned ends them first)."""
+    deleted = 0
+    while True:
+        async with tenant_transaction(engine, None) as connection:
+            await set_platform_scope(connection)
+            chunk = select(JOB_RUN.c.id).where(JOB_RUN.c.outcome != JobOutcome.RUNNING.value,
+                                                JOB_RUN.c.started_at < older_than).limit(batch)
+            count = len((await connection.execute(delete(JOB_RUN).where(JOB_RUN.c.id.in_(chunk))
+                                                  .returning(JOB_RUN.c.id))).all())
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 def job_runs(*scope: ColumnElement[bool], job: str | None, tenant_id: uuid.UUID | None,

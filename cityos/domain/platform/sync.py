@@ -4,6 +4,12 @@ resumes where it stopped (the next run starts after the last object sent or rece
 A cursor is a keyset position `(position_at, position_id)` in the order the sync walks (ours: `updated_at, id`;
 Payload's: `updatedAt`). A run advances it after every object it finished, so nothing is lost and nothing is sent
 twice when a run dies in the middle of a page.
+
+The settle horizon: `updated_at` is the time its transaction started (`now()`), not when it committed. A row
+written by a transaction that started before a run read the page and committed after it would fall behind the
+cursor and never be sent. So a run reads only rows older than `settle` seconds (`CITYOS_SYNC_SETTLE_SECONDS`,
+longer than any transaction of ours stays open: requests and statements are bounded by CITYOS_DB_TIMEOUT), and
+a row is sent once its transaction can no longer be open.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, func, select
+from sqlalchemy import ColumnElement, DateTime, Integer, String, func, select, tuple_
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,6 +49,20 @@ CURSOR = table_of(SyncCursor)
 class Position:
     at: datetime | None
     id: str | None
+
+
+def changed_since(updated_at: ColumnElement[datetime], object_id: ColumnElement[uuid.UUID], after: Position,
+                  settle: float) -> list[ColumnElement[bool]]:
+    """The keyset predicates of a walk in (updated_at, id) order: after the cursor, and settled (older than
+    `settle` seconds at the statement's time, see the module's note)."""
+    predicates: list[ColumnElement[bool]] = []
+    if after.at is not None and after.id is not None:
+        predicates.append(tuple_(updated_at, object_id) > tuple_(after.at, uuid.UUID(after.id)))
+    elif after.at is not None:
+        predicates.append(updated_at > after.at)
+    if settle > 0:
+        predicates.append(updated_at < func.statement_timestamp() - func.make_interval(0, 0, 0, 0, 0, 0, settle))
+    return predicates
 
 
 async def position(connection: AsyncConnection, tenant_id: uuid.UUID, stream: str) -> Position:

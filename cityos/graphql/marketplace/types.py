@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
 from cityos.domain.base import table_of
+from cityos.domain.content.models import ContentKind
 from cityos.domain.marketplace import queries as marketplace_queries
 from cityos.domain.marketplace.ledger import balance_statement
 from cityos.domain.marketplace.models import CommissionRule as CommissionRuleModel
@@ -24,6 +25,7 @@ from cityos.domain.marketplace.models import Payout as PayoutModel
 from cityos.domain.marketplace.models import PayoutTransactionLink as PayoutTransactionLinkModel
 from cityos.domain.marketplace.models import Vendor as VendorModel
 from cityos.domain.marketplace.models import VendorUser as VendorUserModel
+from cityos.graphql.content.types import Content, load_content
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare, declared, page_children
 from cityos.graphql.core.permissions import guarded_field
@@ -104,6 +106,11 @@ class Vendor(Node, Declared):
                        ) -> Connection[Annotated[Product, strawberry.lazy("cityos.graphql.catalog.types")]]:
         return await page_children(info, declared("Product"), "vendor_id", self.pk,
                                     PageRequest(first, after, last, before), planned=True)
+
+    @strawberry.field(description="Its content from Payload CMS (brand story, logo, images, SEO); null until "
+                                  "edited there.")
+    async def content(self, info: Info) -> Content | None:
+        return await load_content(info, ContentKind.VENDOR, self.pk)
 
     @guarded_field("Vendor", "contact_email", "Where the platform reaches the vendor (contact data).")
     def contact_email(self) -> str | None:

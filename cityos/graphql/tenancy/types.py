@@ -14,11 +14,13 @@ import strawberry
 from cityos.domain.base import table_of
 from cityos.domain.commerce.models import Region as RegionModel
 from cityos.domain.commerce.models import RegionState as RegionStateModel
+from cityos.domain.content.models import ContentKind
 from cityos.domain.tenancy.models import PublishableApiKey as PublishableApiKeyModel
 from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
 from cityos.domain.tenancy.models import Store as StoreModel
 from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
+from cityos.graphql.content.types import Content, load_content
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Declaration, Declared, columns, declare, declared, page_children
 from cityos.graphql.core.permissions import guarded_field
@@ -120,6 +122,11 @@ class Store(Node, Declared):
                       ) -> Connection[Annotated[Vendor, strawberry.lazy("cityos.graphql.marketplace.types")]]:
         return await page_children(info, declared("Vendor"), "store_id", self.pk,
                                     PageRequest(first, after, last, before), planned=True)
+
+    @strawberry.field(description="Its content from Payload CMS (brand, banners' images, SEO); null until edited "
+                                  "there.")
+    async def content(self, info: Info) -> Content | None:
+        return await load_content(info, ContentKind.STORE, self.pk)
 
     @guarded_field("Store", "publishable_keys", "The store's publishable API keys (redacted; a key is shown "
                    "only once, when it is created).")

@@ -52,14 +52,14 @@ class RunCounts:
 
 
 async def push_tenant(engine: AsyncEngine, client: PayloadClient, tenant_id: uuid.UUID, counts: RunCounts, *,
-                      page: int = PAGE) -> None:
+                      page: int = PAGE, settle: float) -> None:
     for kind in PUSH_ORDER:
         stream = push_stream(kind)
         try:
             while True:
                 async with tenant_transaction(engine, tenant_id) as connection:
                     cursor = await sync.position(connection, tenant_id, stream)
-                    rows = await content.changed_objects(connection, kind, cursor, page)
+                    rows = await content.changed_objects(connection, kind, cursor, page, settle)
                     known = await content.payload_ids(connection, kind, [row.id for row in rows])
                 for row in rows:  # no transaction (nor lock) is held during the call
                     payload_id = await client.upsert(rules.COLLECTIONS[kind], rules.commerce_document(kind, row),
