@@ -25,6 +25,8 @@ from cityos.observability.metrics import (
 )
 from cityos.realtime.events import PendingEvents
 
+_MRR_CURRENCIES: dict[str, set[str]] = {}  # the currencies each tenant's MRR gauge was set for in this process
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -36,8 +38,12 @@ async def refresh_metrics(engine: AsyncEngine, tenant_id: uuid.UUID, now: dateti
         metrics = await tenant_metrics(connection, now)
     tenant = str(tenant_id)
     BILLING_ACTIVE.labels(tenant).set(metrics.active)
+    currencies = _MRR_CURRENCIES.setdefault(tenant, set())
+    for currency in currencies - set(metrics.mrr):  # no live subscription in it any more: 0, not a stale value
+        BILLING_MRR.labels(tenant, currency).set(0)
     for currency, amount in metrics.mrr.items():
         BILLING_MRR.labels(tenant, currency).set(amount)
+    currencies.update(metrics.mrr)
     BILLING_CHURN.labels(tenant).set(float(metrics.churn))
 
 

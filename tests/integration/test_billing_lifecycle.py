@@ -190,6 +190,9 @@ async def test_trial_two_renewal_orders_then_dunning_to_cancellation(
     assert len({row["paymentIntentId"] for row in history}) == 4  # a new idempotency key per retry
     assert REGISTRY.get_sample_value("cityos_billing_failed_renewals_total", {"tenant": tenant}) == failed_before + 4
     assert (await billing.retry(due + timedelta(days=30)))["retried"] == 0
+    assert REGISTRY.get_sample_value("cityos_billing_active_subscriptions", {"tenant": tenant}) == 0
+    assert REGISTRY.get_sample_value("cityos_billing_mrr_minor_units", {"tenant": tenant, "currency": "usd"}) == 0
+    assert REGISTRY.get_sample_value("cityos_billing_churn_ratio", {"tenant": tenant}) == 1  # 1 canceled of 1
     assert (await billing.renew(due + timedelta(days=60)))["claimed"] == 0
     notices = await scalar(owner_engine, "select count(*) from outbox where tenant_id = :t and topic = "
                            "'billing.customer_notice' and payload->>'subscription_id' = :s",
