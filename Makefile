@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CERBOS := node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
 
-.PHONY: run test setup lint typecheck policy-test pytest redis-server chromium test-clients schema bench clean
+.PHONY: run test setup lint typecheck policy-test pytest redis-server chromium ops-tools test-clients schema bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Operations checks: kubectl's built-in kustomize renders deploy/k8s overlays; promtool (Debian's prometheus
+# package) checks and unit-tests deploy/prometheus alert rules; pg_dump/pg_restore come with the embedded Postgres.
+ops-tools:
+	@command -v kubectl >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kubectl >/dev/null; }
+	@command -v promtool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	  prometheus >/dev/null; }
+
 TEST_CLIENTS := graphql-ws browser federation
 test-clients: $(TEST_CLIENTS:%=tests/clients/%/node_modules/.installed) chromium
 
@@ -56,7 +65,7 @@ lint: setup
 policy-test: setup
 	$(CERBOS) compile policies/
 
-pytest: setup redis-server test-clients
+pytest: setup redis-server test-clients ops-tools
 	$(BIN)/pytest
 
 test: setup redis-server lint policy-test pytest

@@ -6,6 +6,7 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,6 +26,8 @@ from cityos.integrations.payload.webhooks import payload_webhook
 from cityos.integrations.stripe.webhooks import stripe_webhook
 from cityos.jobs.registry import JOBS, JobContext
 from cityos.jobs.scheduler import Scheduler
+from cityos.observability import tracing
+from cityos.observability.business import BUSINESS
 from cityos.services import Services
 
 
@@ -37,6 +40,7 @@ async def metrics(request: Request) -> Response:
         if not hmac.compare_digest(sent, settings.CITYOS_METRICS_TOKEN.encode()):
             return JSONResponse({"error": "send Authorization: Bearer <CITYOS_METRICS_TOKEN>"}, status_code=401,
                                 headers={"www-authenticate": "Bearer"})
+    await BUSINESS.refresh(request.app.state.services.app_engine, top_tenants=settings.CITYOS_METRICS_TENANTS)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -48,17 +52,26 @@ def start_scheduler(services: Services) -> Scheduler:
     return scheduler
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it."""
+def create_app(settings: Settings, services: Services | None = None, *,
+               span_exporter: SpanExporter | None = None) -> Starlette:
+    """`services` may be given (tests, benchmarks); otherwise they start with the app and stop with it. Tracing
+    (CITYOS_TRACING) exports to the OTLP collector, or to `span_exporter` (tests)."""
+    tracing.configure(settings, span_exporter)
     if settings.SENTRY_DSN:
         import sentry_sdk
+        from sentry_sdk.integrations.strawberry import StrawberryIntegration
 
-        sentry_sdk.init(dsn=settings.SENTRY_DSN, environment=settings.CITYOS_ENV.value, send_default_pii=False)
+        # Error-level log records with an exception become Sentry events (the logging integration): unexpected
+        # GraphQL errors (graphql/schema.py logs each once, with its path), failed jobs and integrations. The
+        # Strawberry integration is off: it would report the same GraphQL errors a second time. No personal data.
+        sentry_sdk.init(dsn=settings.SENTRY_DSN, environment=settings.CITYOS_ENV.value,
+                        disabled_integrations=[StrawberryIntegration()])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.start(settings)
+        tracing.instrument_engine(app.state.services.app_engine)
         await app.state.services.warm_up()
         scheduler = start_scheduler(app.state.services) if settings.CITYOS_SCHEDULER else None
         app.state.scheduler = scheduler
@@ -69,6 +82,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 await scheduler.stop()
             if owned:
                 await app.state.services.close()
+            tracing.shutdown()
 
     graphql = GraphQLEndpoint(schema)
     origins = sorted({*settings.store_cors_origins, *settings.admin_cors_origins})
@@ -85,6 +99,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/webhooks/payload", payload_webhook, methods=["POST"]),
         ],
         middleware=[
+            *tracing.middleware(),
             Middleware(RequestIdAndMetrics),
             Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=True,
                        allow_methods=["GET", "POST", "OPTIONS"],

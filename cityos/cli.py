@@ -144,6 +144,51 @@ def migrate_command(
     typer.echo("migrations applied")
 
 
+def _postgres_tools(name: str) -> str:
+    """pg_dump / pg_restore: CITYOS_PG_BIN's when set (a managed server newer than ours), else the embedded
+    Postgres's."""
+    if directory := os.environ.get("CITYOS_PG_BIN"):
+        return str(Path(directory) / name)
+    from cityos.embedded.postgres import _bin
+
+    return _bin(name)
+
+
+@app.command("backup")
+def backup_command(
+    path: Annotated[Path, typer.Argument(help="the backup file to write (pg_dump custom format)")],
+) -> None:
+    """Back up the database (DATABASE_URL, or the embedded one) into one file."""
+    from cityos.db.backup import BackupError, backup
+
+    with _services(_settings()) as started:
+        assert started.settings.DATABASE_URL
+        try:
+            backup(started.settings.DATABASE_URL, path, _postgres_tools)
+        except BackupError as error:
+            typer.echo(f"cityos: {error}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"backed up to {path} ({path.stat().st_size} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    path: Annotated[Path, typer.Argument(help="a file written by `cityos backup`")],
+) -> None:
+    """Restore a backup into DATABASE_URL, which must be a new, empty database."""
+    from cityos.db.backup import BackupError, restore, table_fingerprints
+
+    with _services(_settings()) as started:
+        assert started.settings.DATABASE_URL
+        try:
+            asyncio.run(restore(started.settings.DATABASE_URL, path, _postgres_tools))
+        except BackupError as error:
+            typer.echo(f"cityos: {error}", err=True)
+            raise typer.Exit(1) from None
+        tables = asyncio.run(table_fingerprints(started.settings.DATABASE_URL))
+    typer.echo(f"restored {path}: {len(tables)} tables, {sum(rows for rows, _ in tables.values())} rows")
+
+
 @app.command("seed")
 def seed_command() -> None:
     """Load the seed data (idempotent)."""
@@ -257,7 +302,7 @@ def jobs_run(
 @jobs_app.command("manifests")
 def jobs_manifests(
     path: Annotated[Path | None, typer.Option("--path", help="where to write them (default "
-                                                             "deploy/k8s/cronjobs.yaml)")] = None,
+                                                             "deploy/k8s/base/cronjobs.yaml)")] = None,
 ) -> None:
     """Write the Kubernetes CronJobs of every job (a test fails when they are stale)."""
     from cityos.jobs.manifests import MANIFESTS_PATH, render

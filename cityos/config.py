@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "info"
     SENTRY_DSN: str | None = None
     PROMETHEUS_ENABLED: bool = True
+    # OpenTelemetry tracing (cityos/observability/tracing.py): off by default; spans go to the OTLP/HTTP collector.
+    CITYOS_TRACING: bool = False
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None  # e.g. http://otel-collector:4318 (/v1/traces is appended)
+    OTEL_SERVICE_NAME: str = "cityos-commerce"
+    # Tenants with their own label on the business gauges (the most orders first); the others are summed as _other.
+    CITYOS_METRICS_TENANTS: int = Field(default=50, ge=0, le=1000)
     # When set, GET /metrics needs `Authorization: Bearer <this token>`.
     CITYOS_METRICS_TOKEN: str | None = None
 

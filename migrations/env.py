@@ -1,4 +1,6 @@
-"""Alembic environment: runs migrations as the database owner over asyncpg."""
+"""Alembic environment: runs migrations as the database owner over asyncpg, one runner at a time: every API replica
+and the Kubernetes migration Job may call it at once, and a transaction-level advisory lock makes the others wait
+and then find the schema at head."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from cityos.domain.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x636974796F73  # "cityos": the advisory lock key of schema migrations
 
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        connection.exec_driver_sql(f"select pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Table, Text, cast, false, select, true
 
 from cityos.auth.principal import Principal
 from cityos.errors import Forbidden, Unavailable
+from cityos.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +81,8 @@ async def _call_pdp(name: str, call: Callable[[], Awaitable[Any]]) -> Any:
     started = time.perf_counter()
     try:
         try:
-            return await call()
+            with tracer("cityos.authz").start_as_current_span(f"cerbos {name}"):
+                return await call()
         except grpc.aio.AioRpcError as error:
             if error.code() is not grpc.StatusCode.UNAVAILABLE:
                 raise

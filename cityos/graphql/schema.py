@@ -150,6 +150,7 @@ class CityosSchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
             if is_internal(error):
+                # With SENTRY_DSN set, sentry-sdk's logging integration sends this record (with its exception).
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error)
 
 

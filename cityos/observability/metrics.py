@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
+from cityos.observability.tracing import tracer
 from cityos.operations import metric_name
 from graphql import GraphQLError
 
@@ -58,16 +60,31 @@ def error_code(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
 
 
+def _kind_of(context: Any) -> str:
+    try:
+        return str(context.operation_type.value)
+    except Exception:  # invalid documents have no operation type
+        return "unknown"
+
+
 class GraphQLMetrics(SchemaExtension):
+    """Counts and times each operation, and traces it as one span when tracing is on."""
+
     async def on_operation(self) -> AsyncIterator[None]:
         started = time.perf_counter()
-        yield
+        with tracer("cityos.graphql").start_as_current_span("graphql operation") as span:
+            yield
+            context = self.execution_context
+            if span.is_recording():
+                span.update_name(f"graphql {_kind_of(context)} {metric_name(context.operation_name)}")
+                span.set_attribute("graphql.operation.name", context.operation_name or "")
+                span.set_attribute("graphql.operation.type", _kind_of(context))
+        self._record(started)
+
+    def _record(self, started: float) -> None:
         context = self.execution_context
         name = metric_name(context.operation_name)
-        try:
-            kind = context.operation_type.value
-        except Exception:  # invalid documents have no operation type
-            kind = "unknown"
+        kind = _kind_of(context)
         GRAPHQL_OPERATIONS.labels(name, kind).inc()
         GRAPHQL_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
         result = context.result

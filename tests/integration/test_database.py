@@ -27,6 +27,33 @@ def test_migrations_upgrade_and_downgrade_cleanly_on_an_empty_database(postgres_
     migrate.downgrade(url, "base")
 
 
+def test_replicas_migrating_at_once_take_turns(postgres_admin_url: str) -> None:
+    """Every API replica (and the Kubernetes migration Job) runs `upgrade` on start: started together on an empty
+    database they take turns on the migration lock, and all end at head with each migration applied once."""
+    import subprocess
+    import sys
+
+    url = infrastructure.create_database(postgres_admin_url)
+    replicas = [subprocess.Popen([sys.executable, "-c", "import sys; from cityos.db import migrate; "
+                                  "migrate.upgrade(sys.argv[1])", url], stderr=subprocess.PIPE) for _ in range(3)]
+    for replica in replicas:
+        _, errors = replica.communicate(timeout=240)
+        assert replica.returncode == 0, errors.decode()
+
+    async def heads() -> list[str]:
+        engine = create_owner_engine(url)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("select version_num from alembic_version"))).scalars().all()
+        await engine.dispose()
+        return list(rows)
+
+    import asyncio
+
+    from alembic.script import ScriptDirectory
+
+    assert asyncio.run(heads()) == [ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()]
+
+
 async def test_every_status_check_in_the_database_is_derived_from_its_enum(owner_engine) -> None:
     """The migrations leave the same CHECK constraints as the models derive from the domain's status enums (a
     status added to an enum without a migration fails here)."""

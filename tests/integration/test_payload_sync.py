@@ -324,7 +324,8 @@ STORE_CONTENT = """{ currentStore { name content { brand { tagline story logoUrl
 
 
 async def test_vendor_and_store_brand_content_appear_in_graphql(
-        catalog: TenantWorld, fake_payload: FakePayload, owner_engine, app_engine, settings, gql: GraphQLClient) -> None:
+        catalog: TenantWorld, fake_payload: FakePayload, owner_engine, app_engine, settings,
+        gql: GraphQLClient) -> None:
     await push(app_engine, settings, catalog)
     before = (await gql(STORE_CONTENT, key=catalog.key))["data"]["currentStore"]
     assert before["content"] is None and all(node["content"] is None for node in before["vendors"]["nodes"])
@@ -340,7 +341,7 @@ async def test_vendor_and_store_brand_content_appear_in_graphql(
     assert after["content"] == {"brand": {"tagline": "Made in the city", "story": "Since 1999",
                                           "logoUrl": "https://cdn.payload.test/logo.png"},
                                 "seo": {"title": "The city store"}}
-    handle = (await rows(owner_engine, "select handle from vendor where id = :v", v=uuid.UUID(vendor["cityosId"])))[0][0]
+    [(handle,)] = await rows(owner_engine, "select handle from vendor where id = :v", v=uuid.UUID(vendor["cityosId"]))
     by_handle = {node["handle"]: node["content"] for node in after["vendors"]["nodes"]}
     assert by_handle.pop(handle) == {"brand": {"tagline": "Small batches"},
                                      "images": [{"url": "https://cdn.payload.test/v.jpg"}]}

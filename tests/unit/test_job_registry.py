@@ -63,7 +63,7 @@ def test_jobs_list_shows_every_job_with_its_schedule() -> None:
 def test_the_committed_cronjobs_match_the_registry() -> None:
     """Regenerate with `cityos jobs manifests` after changing cityos/jobs/registry.py."""
     committed = MANIFESTS_PATH.read_text()
-    assert committed == render(JOBS), "deploy/k8s/cronjobs.yaml is stale: run `cityos jobs manifests`"
+    assert committed == render(JOBS), "deploy/k8s/base/cronjobs.yaml is stale: run `cityos jobs manifests`"
     documents = [document for document in yaml.safe_load_all(committed) if document]
     assert [document["metadata"]["name"] for document in documents] == [f"cityos-{name}" for name in JOBS]
     for document, job in zip(documents, JOBS.values(), strict=True):
