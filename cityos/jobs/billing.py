@@ -32,11 +32,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def refresh_metrics(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime) -> None:
-    """The tenant's gauges: active subscriptions, MRR per currency (normalized to a month), 30-day churn."""
+async def refresh_metrics(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime) -> str:
+    """The tenant's gauges (label: its slug, like the business gauges): active subscriptions, MRR per currency
+    (normalized to a month), 30-day churn. Returns the label."""
     async with tenant_transaction(engine, tenant_id) as connection:
         metrics = await tenant_metrics(connection, now)
-    tenant = str(tenant_id)
+    tenant = metrics.tenant
     BILLING_ACTIVE.labels(tenant).set(metrics.active)
     currencies = _MRR_CURRENCIES.setdefault(tenant, set())
     for currency in currencies - set(metrics.mrr):  # no live subscription in it any more: 0, not a stale value
@@ -45,6 +46,7 @@ async def refresh_metrics(engine: AsyncEngine, tenant_id: uuid.UUID, now: dateti
         BILLING_MRR.labels(tenant, currency).set(amount)
     currencies.update(metrics.mrr)
     BILLING_CHURN.labels(tenant).set(float(metrics.churn))
+    return tenant
 
 
 async def _publish(events: PendingEvents, broker: Any) -> None:
@@ -60,8 +62,7 @@ async def process_billing_cycles(engine: AsyncEngine, stripe_client: Any, settin
     counts = await runs.process_billing_cycles(engine, StripeBilling(stripe_client), settings,
                                                tenant_id, now, events)
     await _publish(events, broker)
-    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["declined"])
-    await refresh_metrics(engine, tenant_id, now)
+    BILLING_FAILED_RENEWALS.labels(await refresh_metrics(engine, tenant_id, now)).inc(counts["declined"])
     return counts
 
 
@@ -73,6 +74,5 @@ async def retry_failed_payments(engine: AsyncEngine, stripe_client: Any, setting
     counts = await runs.retry_failed_payments(engine, StripeBilling(stripe_client), settings,
                                               tenant_id, now, events)
     await _publish(events, broker)
-    BILLING_FAILED_RENEWALS.labels(str(tenant_id)).inc(counts["declined"])
-    await refresh_metrics(engine, tenant_id, now)
+    BILLING_FAILED_RENEWALS.labels(await refresh_metrics(engine, tenant_id, now)).inc(counts["declined"])
     return counts

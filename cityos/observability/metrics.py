@@ -39,7 +39,7 @@ JOB_TENANT_FAILURES = Counter("cityos_job_tenant_failures_total",
                               "Tenants whose part of a per-tenant job run failed", ["job"])
 JOB_LAST_SUCCESS = Gauge("cityos_job_last_success_timestamp_seconds",
                          "Unix time when the job last finished ok", ["job"])
-# Recurring billing, per tenant (tenant id label), refreshed by the billing jobs (cityos/jobs/billing.py).
+# Recurring billing, per tenant (label: the tenant's slug), refreshed by the billing jobs (cityos/jobs/billing.py).
 BILLING_ACTIVE = Gauge("cityos_billing_active_subscriptions",
                        "Customer subscriptions trialing, active or past due", ["tenant"])
 BILLING_MRR = Gauge("cityos_billing_mrr_minor_units",

@@ -156,7 +156,7 @@ async def test_trial_two_renewal_orders_then_dunning_to_cancellation(
         assert str(row.vendor_id) == vendor and row.vendor_total == 2500 and row.sales == 1
     assert await scalar(owner_engine, "select inventory_quantity from variant where tenant_id = :t and "
                         "sku = 'NW-TEE-S'", t=shop.tenant_id) == stock_before - 2  # reserved like checkout
-    tenant = str(shop.tenant_id)
+    tenant = await scalar(owner_engine, "select slug from tenant where id = :t", t=shop.tenant_id)
     assert REGISTRY.get_sample_value("cityos_billing_active_subscriptions", {"tenant": tenant}) == 1
     assert REGISTRY.get_sample_value("cityos_billing_mrr_minor_units", {"tenant": tenant, "currency": "usd"}) == 2500
 

@@ -24,12 +24,14 @@ from cityos.domain.billing.models import (
     SubscriptionPlanPrice,
 )
 from cityos.domain.kernel import Listing, SortKey
+from cityos.domain.tenancy.models import Tenant
 
 PLAN = table_of(SubscriptionPlan)
 PLAN_PRICE = table_of(SubscriptionPlanPrice)
 SUBSCRIPTION = table_of(CustomerSubscription)
 CYCLE = table_of(BillingCycle)
 ATTEMPT = table_of(BillingAttempt)
+TENANT = table_of(Tenant)
 LIVE = (CustomerSubscriptionStatus.TRIALING.value, CustomerSubscriptionStatus.ACTIVE.value,
         CustomerSubscriptionStatus.PAST_DUE.value)
 CHURN_WINDOW = timedelta(days=30)
@@ -93,6 +95,7 @@ def attempts(cycle_id: uuid.UUID) -> Listing:
 
 @dataclass(frozen=True)
 class TenantMetrics:
+    tenant: str  # its slug: the label of the platform's per-tenant gauges
     active: int
     mrr: dict[str, int]  # currency → minor units a month
     churn: Decimal
@@ -114,4 +117,5 @@ async def tenant_metrics(connection: AsyncConnection, now: datetime) -> TenantMe
     canceled = (await connection.execute(select(func.count()).where(
         SUBSCRIPTION.c.status == CustomerSubscriptionStatus.CANCELED.value,
         SUBSCRIPTION.c.canceled_at >= now - CHURN_WINDOW))).scalar_one()
-    return TenantMetrics(len(rows), mrr, rules.churn_rate(int(canceled), len(rows)))
+    slug = (await connection.execute(select(TENANT.c.slug))).scalar_one()  # RLS: the transaction's tenant
+    return TenantMetrics(str(slug), len(rows), mrr, rules.churn_rate(int(canceled), len(rows)))
