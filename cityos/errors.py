@@ -11,6 +11,7 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
     OUT_OF_STOCK      not enough units of a variant (extensions.variantId names it); nothing was reserved
     INVALID_STATE_TRANSITION  the object's state machine forbids the change (extensions.from, extensions.to)
     PAYMENT_FAILED    the payment provider refused or could not take the payment
+    CREDIT_LIMIT_EXCEEDED  an order on account is above the company's available credit (extensions.available)
     RATE_LIMITED      too many requests (or too much query cost) for the key, principal or IP; extensions.retryAfter
                       gives the seconds to wait (HTTP 429 with Retry-After)
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
@@ -35,6 +36,7 @@ class ErrorCode(StrEnum):
     OUT_OF_STOCK = "OUT_OF_STOCK"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     PAYMENT_FAILED = "PAYMENT_FAILED"
+    CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -89,3 +91,7 @@ class InvalidStateTransition(ApiError):
 
 class PaymentFailed(ApiError):
     code = ErrorCode.PAYMENT_FAILED
+
+
+class CreditLimitExceeded(ApiError):
+    code = ErrorCode.CREDIT_LIMIT_EXCEEDED

@@ -12,15 +12,17 @@ from sqlalchemy import Text, cast, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.db.request import RequestDatabase
+from cityos.domain.b2b.models import CompanyRole, CompanyUser, CompanyUserStatus
 from cityos.domain.base import table_of
 from cityos.domain.marketplace.models import Vendor
 from cityos.domain.tenancy import rules
 from cityos.domain.tenancy.models import Store
 from cityos.domain.tenancy.service import StoreRef, store_by_domain, store_by_publishable_key
-from cityos.errors import Unauthenticated
+from cityos.errors import Forbidden, Unauthenticated
 
 STORE = table_of(Store)
 VENDOR = table_of(Vendor)
+COMPANY_USER = table_of(CompanyUser)
 TENANT_CACHE_SECONDS = 60.0
 
 
@@ -52,6 +54,24 @@ async def claimed_references(db: RequestDatabase, stores: Sequence[str], vendor_
             cast(VENDOR.c.id, Text) == vendor_id, VENDOR.c.handle == vendor_id)).limit(1))).scalar()
         vendor_id = str(found) if found else vendor_id
     return store_ids, vendor_id
+
+
+async def company_membership(db: RequestDatabase, company_id: str, subject: str, roles: frozenset[str]) -> str:
+    """The company role of the token's subject in the company its `company_id` claim names. The claim and the
+    company's users must agree: no active membership (or a company_admin token for a non-admin membership) is
+    FORBIDDEN, whatever else the token says."""
+    try:
+        company = uuid.UUID(company_id)
+    except ValueError:
+        raise Forbidden("the token's company_id names no company") from None
+    role = (await db.execute(select(COMPANY_USER.c.role).where(
+        COMPANY_USER.c.company_id == company, COMPANY_USER.c.customer_id == subject,
+        COMPANY_USER.c.status == CompanyUserStatus.ACTIVE.value))).scalar()
+    if role is None:
+        raise Forbidden("the token's company_id and the company's users disagree")
+    if "company_admin" in roles and role != CompanyRole.COMPANY_ADMIN:
+        raise Forbidden("the token says company_admin; the company says otherwise")
+    return str(role)
 
 
 @dataclass

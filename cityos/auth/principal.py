@@ -12,6 +12,7 @@ ROLES = frozenset({"super_admin", "tenant_admin", "store_admin", "vendor_admin",
                    "company_admin", "company_buyer", "customer"})
 GUEST = "guest"
 STAFF_ROLES = frozenset({"super_admin", "tenant_admin", "store_admin"})
+COMPANY_ROLES = frozenset({"company_admin", "company_buyer"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Principal:
     storefront_id: uuid.UUID | None = None  # the store whose publishable key or domain the request came through
     vendor_id: str | None = None
     company_id: str | None = None
+    company_role: str = ""  # the role of the principal's company membership (company_admin, company_buyer, approver)
     expires_at: int | None = None
     authenticated: bool = False
     # SHA-256 of an order access token the caller presented (startCheckout gave it to the buyer); policies compare
@@ -54,6 +56,7 @@ class Principal:
                 "storefront_id": Value(string_value=str(self.storefront_id) if self.storefront_id else ""),
                 "vendor_id": Value(string_value=self.vendor_id or ""),
                 "company_id": Value(string_value=self.company_id or ""),
+                "company_role": Value(string_value=self.company_role),
                 "access_token_hash": Value(string_value=self.access_token_hash),
             }
             self._cerbos.append(engine_pb2.Principal(

@@ -30,6 +30,17 @@ T = TypeVar("T")
 RECOVERY_SAVEPOINT = "cityos_recovery"
 
 
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout (or a cancel request)
+
+
+def _statement_timed_out(error: DBAPIError) -> bool:
+    """The server cancelled the statement at its statement_timeout: a slow database, not a defect (UNAVAILABLE,
+    like a client-side timeout). The connection stays usable: the transaction was recovered."""
+    original = error.orig
+    return QUERY_CANCELED in {getattr(original, "sqlstate", None), getattr(original, "pgcode", None),
+                              getattr(getattr(original, "__cause__", None), "sqlstate", None)}
+
+
 class RequestDatabase:
     def __init__(self, engine: AsyncEngine, events: PendingEvents | None = None) -> None:
         self.engine = engine
@@ -95,6 +106,8 @@ class RequestDatabase:
                 return await work(connection)
             except DBAPIError as error:
                 await self._recover(connection, error)
+                if _statement_timed_out(error):
+                    raise Unavailable("the database did not answer in time; nothing was returned") from error
                 raise
             except TimeoutError as error:
                 await self._abandon(connection)
@@ -121,6 +134,8 @@ class RequestDatabase:
                 if error.connection_invalidated:
                     await self._abandon(connection)
                     raise Unavailable("the database is unavailable; nothing was changed") from error
+                if _statement_timed_out(error):
+                    raise Unavailable("the database did not answer in time; nothing was changed") from error
                 raise
             except BaseException:
                 del self.events.events[mark:]

@@ -12,6 +12,10 @@ from strawberry.federation.schema_directives import Link
 from strawberry.types import ExecutionContext
 
 from cityos.errors import BadUserInput
+from cityos.graphql.b2b.mutations import B2BMutation
+from cityos.graphql.b2b.queries import B2BQuery
+from cityos.graphql.b2b.subscriptions import B2BSubscription
+from cityos.graphql.b2b.types import ApprovalRequest, Company, CompanyUser, Invoice, PriceList, Quote
 from cityos.graphql.billing.mutations import BillingMutation
 from cityos.graphql.billing.queries import BillingQuery
 from cityos.graphql.billing.subscriptions import BillingSubscription
@@ -77,20 +81,21 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
-class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery):
+class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery,
+            B2BQuery):
     pass
 
 
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); every event is authorized for "
                               "each subscriber.")
-class Subscription(LiveSubscription, BillingSubscription):
+class Subscription(LiveSubscription, BillingSubscription, B2BSubscription):
     pass
 
 
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation,
-               BillingMutation):
+               BillingMutation, B2BMutation):
     pass
 
 
@@ -173,7 +178,7 @@ def build_schema() -> CityosSchema:
         subscription=Subscription,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
                Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout, SubscriptionPlan,
-               CustomerSubscription],
+               CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice],
         federation_version="2.7",
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at

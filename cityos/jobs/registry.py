@@ -25,6 +25,7 @@ from cityos.jobs.history import prune_job_runs
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
+from cityos.jobs.quotes import expire_quotes
 from cityos.jobs.reservations import release_expired_reservations
 
 
@@ -106,6 +107,9 @@ JOBS = registry(
         "Dunning: charge declined renewals again on the tenant's retry days (default +1, +3, +7 days), then cancel "
         "or pause the subscription; renewals that need the customer's authentication wait for them (tenant by "
         "tenant).", timeout=1800, per_tenant=True),
+    Job("expire-quotes", "0 1 * * *", lambda c: expire_quotes(c.engine, c.tenant),
+        "Mark every B2B quote past its validity date expired (an expired quote cannot be accepted or ordered) and "
+        "close its pending approval request (tenant by tenant).", timeout=600, per_tenant=True),
     Job("prune-job-runs", "30 4 * * *",
         lambda c: prune_job_runs(c.engine, c.settings.CITYOS_JOB_RUN_RETENTION_DAYS, datetime.now(UTC)),
         "Delete the job-run history older than CITYOS_JOB_RUN_RETENTION_DAYS (finished runs only).", timeout=600),

@@ -1,7 +1,8 @@
 """Live events: collected while a transaction runs, published to the broker only after it commits (a rolled-back
 change never reaches a subscriber).
 
-Channels: `store:<id>`, `vendor:<id>`, `order:<id>`, `shipment:<id>`. Every event carries the ids a subscriber
+Channels: `store:<id>`, `vendor:<id>`, `order:<id>`, `shipment:<id>`; B2B: `company:<id>`, `quote-store:<id>`,
+`quote-vendor:<id>`. Every event carries the ids a subscriber
 needs to be authorized for it (tenant, store, vendor, customer, order, shipment).
 """
 
@@ -36,6 +37,22 @@ def event(kind: str, *, tenant_id: Any, store_id: Any, order_id: Any, status: st
         channels.append(f"vendor:{vendor_id}")
     if shipment_id:
         channels.append(f"shipment:{shipment_id}")
+    return LiveEvent(tuple(channels), payload)
+
+
+def b2b_event(kind: str, *, tenant_id: Any, company_id: Any, quote_id: Any, status: str, buyer_id: str,
+              store_id: Any = None, vendor_ids: str = "", **extra: Any) -> LiveEvent:
+    """A quote or approval event, on `company:<id>` (the buyer and approvers), `quote-store:<id>` (the store) and
+    `quote-vendor:<id>` for every vendor on the quote. It carries what a subscriber is authorized against."""
+    payload = {"type": kind, "tenant_id": str(tenant_id), "company_id": str(company_id), "quote_id": str(quote_id),
+               "store_id": str(store_id) if store_id else None, "buyer_id": buyer_id, "vendor_ids": vendor_ids,
+               "status": status, "at": datetime.now(UTC).isoformat(),
+               **{key: str(value) if value is not None and not isinstance(value, int) else value
+                  for key, value in extra.items()}}
+    channels = [f"company:{company_id}"]
+    if store_id:
+        channels.append(f"quote-store:{store_id}")
+    channels.extend(f"quote-vendor:{vendor}" for vendor in vendor_ids.split(",") if vendor)
     return LiveEvent(tuple(channels), payload)
 
 

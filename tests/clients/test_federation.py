@@ -37,7 +37,38 @@ ENTITY_TABLES = {
     "Category": "category", "Vendor": "vendor", "Cart": "cart", "Order": "orders", "VendorOrder": "vendor_order",
     "Shipment": "shipment", "CommissionRule": "commission_rule", "Payout": "payout",
     "SubscriptionPlan": "subscription_plan", "CustomerSubscription": "customer_subscription",
+    "Company": "company", "CompanyUser": "company_user", "PriceList": "price_list", "Quote": "quote",
+    "ApprovalRequest": "approval_request", "Invoice": "invoice",
 }
+# A company with a user, a price list, a quote waiting for approval and an invoice for the shop's order.
+B2B_ENTITIES = """
+with company as (
+  insert into company (tenant_id, id, legal_name, currency_code, credit_limit, payment_terms)
+  values (:t, gen_random_uuid(), 'Federated Co', 'usd', 1000, 'net30') returning id),
+member as (
+  insert into company_user (tenant_id, id, company_id, customer_id, email, role)
+  select :t, gen_random_uuid(), company.id, 'fed-buyer', 'fed@example.com', 'company_buyer' from company
+  returning id),
+plist as (
+  insert into price_list (tenant_id, id, company_id, name, currency_code)
+  select :t, gen_random_uuid(), company.id, 'Federated list', 'usd' from company returning id),
+cart as (
+  insert into cart (tenant_id, id, store_id, region_id, currency_code, customer_id, company_id)
+  select :t, gen_random_uuid(), :s, r.id, 'usd', 'fed-buyer', company.id
+  from company, (select id from region where tenant_id = :t limit 1) r returning id),
+quote as (
+  insert into quote (tenant_id, id, company_id, store_id, cart_id, buyer_id, currency_code, status, version,
+                     valid_until)
+  select :t, gen_random_uuid(), company.id, :s, cart.id, 'fed-buyer', 'usd', 'pending_approval', 1,
+         now() + interval '1 day' from company, cart returning id),
+request as (
+  insert into approval_request (tenant_id, id, company_id, quote_id, quote_version, buyer_id, amount,
+                                currency_code, reasons, levels)
+  select :t, gen_random_uuid(), company.id, quote.id, 1, 'fed-buyer', 100, 'usd', '[]', '[]'
+  from company, quote returning id)
+insert into invoice (tenant_id, id, company_id, order_id, buyer_id, amount, currency_code, payment_terms, due_at)
+select :t, gen_random_uuid(), company.id, :o, 'fed-buyer', 100, 'usd', 'net30', now() from company
+"""
 
 
 def run_node(*args: str) -> dict[str, Any]:
@@ -93,6 +124,8 @@ async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
             "currency_code, amount, status, anchor, current_period_start, current_period_end) "
             "select :t, gen_random_uuid(), store_id, id, vendor_id, 'c1', 'usd', 100, 'active', now(), now(), "
             "now() + interval '1 month' from plan"), {"t": tenant})
+        await connection.execute(text(B2B_ENTITIES), {"t": tenant, "s": vendor_order.store_id,
+                                                      "o": vendor_order.order_id})
         ids = {}
         for type_name, table in ENTITY_TABLES.items():
             column = "id" if table == "tenant" else "tenant_id"

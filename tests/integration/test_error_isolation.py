@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from cityos.db.request import RequestDatabase
+from cityos.errors import Unavailable
 from cityos.graphql.core.relay import to_global_id
 from graphql import OperationDefinitionNode, OperationType, parse
 from tests.conftest import GraphQLClient, Server, Tokens, make_tenant
@@ -89,3 +90,20 @@ async def test_writes_before_a_failed_read_are_kept(server: Server, owner_engine
         name = (await connection.execute(text("select name from store where id = :id"),
                                          {"id": world.store_id})).scalar()
     assert name == "Renamed"
+
+
+async def test_a_statement_cancelled_by_the_server_timeout_is_unavailable(server: Server) -> None:
+    """The server's statement_timeout (CITYOS_DB_TIMEOUT) cancels a slow statement: UNAVAILABLE, not an internal
+    error, and the operation's next statements still run."""
+    database = RequestDatabase(server.services.app_engine)
+
+    async def slow(connection: Any) -> Any:
+        await connection.execute(text("set local statement_timeout = '50ms'"))
+        return await connection.execute(text("select pg_sleep(2)"))
+
+    with pytest.raises(Unavailable, match="did not answer in time"):
+        await database.run(slow)
+    assert (await database.execute(text("select 3"))).scalar() == 3
+    with pytest.raises(Unavailable, match="nothing was changed"):
+        await database.mutate(slow)
+    await database.finish(commit=False)

@@ -49,6 +49,14 @@ class Target:
         self.plan = to_global_id("SubscriptionPlan", ids["subscription_plan"]) if "subscription_plan" in ids else ""
         self.subscription = (to_global_id("CustomerSubscription", ids["customer_subscription"])
                              if "customer_subscription" in ids else "")
+        b2b = {key: ids.get(key) for key in ("company", "company_user", "price_list", "quote", "approval_request",
+                                             "invoice")}
+        self.company = to_global_id("Company", b2b["company"]) if b2b["company"] else ""
+        self.company_user = to_global_id("CompanyUser", b2b["company_user"]) if b2b["company_user"] else ""
+        self.price_list = to_global_id("PriceList", b2b["price_list"]) if b2b["price_list"] else ""
+        self.quote = to_global_id("Quote", b2b["quote"]) if b2b["quote"] else ""
+        self.approval = to_global_id("ApprovalRequest", b2b["approval_request"]) if b2b["approval_request"] else ""
+        self.invoice = to_global_id("Invoice", b2b["invoice"]) if b2b["invoice"] else ""
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -56,13 +64,24 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, "pi_tenant_b_attempt",
+                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, *self.company_secrets(),
+                 "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
                  "b-customer@example.com", "acct_tenant_b", "seller@b.example",
                  *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                  w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
                  "Apparel"]
+        return [secret for secret in found if secret]
+
+    def company_secrets(self) -> list[str]:
+        """What only B's company Acme (its users, approvers and the tenant's staff) may see: checked against B's
+        other company, Globex, too."""
+        found = [self.company, self.company_user, self.price_list, self.quote, self.approval, self.invoice,
+                 "Tenant B Industries", "TAX-TENANT-B", "b-acme-buyer", "b-acme-admin", "Tenant B contract",
+                 "Tenant B secret message", "Tenant B approval comment",
+                 *(str(self.ids[key]) for key in ("company", "company_user", "price_list", "quote",
+                                                  "approval_request", "invoice", "company_order") if key in self.ids)]
         return [secret for secret in found if secret]
 
 
@@ -160,6 +179,34 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/DunningPolicy": lambda b: {},
     "admin/SetDunningPolicy": lambda b: {"retryDays": [2], "finalAction": "PAUSE"},
     "vendor/VendorSubscriptions": lambda b: {"planId": b.plan, "first": 100},
+    "admin/CreateCompany": lambda b: {"input": {"legalName": "Matrix", "currencyCode": "usd", "storeId": b.store}},
+    "admin/UpdateCompany": lambda b: {"id": b.company, "input": {"creditLimit": 0, "status": "SUSPENDED"}},
+    "admin/Companies": lambda b: {"first": 100},
+    "admin/SetCompanyPriceList": lambda b: {"companyId": b.company, "input": {
+        "name": "Stolen", "currencyCode": "usd", "entries": [{"variantId": b.variant, "unitAmount": 1}]}},
+    "admin/PayInvoice": lambda b: {"id": b.invoice},
+    "admin/Invoices": lambda b: {"first": 100},
+    "storefront/Company": lambda b: {"id": b.company},
+    "storefront/InviteCompanyUser": lambda b: {"companyId": b.company, "input": {
+        "customerId": "intruder", "email": "intruder@example.com", "role": "COMPANY_ADMIN"}},
+    "storefront/RemoveCompanyUser": lambda b: {"id": b.company_user},
+    "storefront/SetSpendingLimit": lambda b: {"id": b.company_user, "input": {"orderLimit": 999_999_999}},
+    "storefront/SetApprovalRule": lambda b: {"companyId": b.company, "input": {"minAmount": 0, "levels": [
+        {"mode": "ANY", "userIds": ["intruder"]}]}},
+    "storefront/RequestQuote": lambda b: {"input": {"cartId": b.cart, "lines": [{"variantId": b.variant,
+                                                                                  "quantity": 1}]}},
+    "storefront/CounterQuote": lambda b: {"id": b.quote, "input": {"lines": [{"variantId": b.variant,
+                                                                              "unitPrice": 1}]}},
+    "vendor/RespondToQuote": lambda b: {"id": b.quote, "input": {"lines": [{"variantId": b.variant,
+                                                                            "unitPrice": 1}]}},
+    "storefront/AddQuoteMessage": lambda b: {"id": b.quote, "body": "intrusion"},
+    "storefront/AcceptQuote": lambda b: {"id": b.quote, "version": 2},
+    "storefront/ConvertQuoteToOrder": lambda b: {"id": b.quote},
+    "storefront/StartQuoteCheckout": lambda b: {"id": b.quote},
+    "storefront/Quotes": lambda b: {"first": 100},
+    "storefront/QuoteById": lambda b: {"id": b.quote},
+    "storefront/ApprovalRequests": lambda b: {"first": 100},
+    "storefront/DecideApproval": lambda b: {"id": b.approval, "level": 0, "decision": "APPROVE"},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
@@ -167,7 +214,9 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings")
+                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings", "company",
+                   "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
+                   "quote_message", "approval_rule", "approval_request", "approval_step", "invoice")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -268,13 +317,136 @@ insert into billing_settings (tenant_id, id, retry_days, final_action) values (:
 """
 
 
+# B sells to two companies. Acme (its buyer has a quote answered by the store and accepted, now waiting for an
+# approver; a price list; an order on account with its open invoice) and Globex (a company admin and a buyer,
+# the matrix's "another company in the same tenant").
+B_B2B = """
+with acme as (
+  insert into company (tenant_id, id, legal_name, tax_id, currency_code, credit_limit, credit_used, payment_terms)
+  values (:t, gen_random_uuid(), 'Tenant B Industries', 'TAX-TENANT-B', 'usd', 900000, 5000, 'net30') returning id),
+globex as (
+  insert into company (tenant_id, id, legal_name, currency_code, credit_limit, payment_terms)
+  values (:t, :globex, 'Globex of B', 'usd', 100000, 'net15') returning id),
+members as (
+  insert into company_user (tenant_id, id, company_id, customer_id, email, role, order_limit)
+  select :t, gen_random_uuid(), acme.id, 'b-acme-buyer', 'b-acme-buyer@b.example', 'company_buyer', 10000 from acme
+  union all
+  select :t, gen_random_uuid(), acme.id, 'b-acme-admin', 'b-acme-admin@b.example', 'company_admin', null from acme
+  union all
+  select :t, gen_random_uuid(), globex.id, 'b-globex-admin', 'g-admin@b.example', 'company_admin', null from globex
+  union all
+  select :t, gen_random_uuid(), globex.id, 'b-globex-buyer', 'g-buyer@b.example', 'company_buyer', null from globex
+  returning id),
+variant as (select v.id, v.product_id, p.vendor_id from variant v join product p on p.id = v.product_id
+            and p.tenant_id = v.tenant_id where v.tenant_id = :t and v.sku = 'NW-TEE-S'),
+plist as (
+  insert into price_list (tenant_id, id, company_id, name, currency_code)
+  select :t, gen_random_uuid(), acme.id, 'Tenant B contract', 'usd' from acme returning id),
+entry as (
+  insert into price_list_entry (tenant_id, id, price_list_id, variant_id, min_quantity, unit_amount)
+  select :t, gen_random_uuid(), plist.id, variant.id, 1, 4000 from plist, variant returning id),
+cart as (
+  insert into cart (tenant_id, id, store_id, region_id, currency_code, customer_id, email, company_id)
+  select :t, gen_random_uuid(), :s, r.id, 'usd', 'b-acme-buyer', 'b-acme-buyer@b.example', acme.id
+  from acme, (select id from region where tenant_id = :t limit 1) r returning id),
+quote as (
+  insert into quote (tenant_id, id, company_id, store_id, cart_id, buyer_id, vendor_ids, currency_code, status,
+                     version, accepted_version, accepted_total, accepted_at, valid_until)
+  select :t, gen_random_uuid(), acme.id, :s, cart.id, 'b-acme-buyer', variant.vendor_id::text, 'usd',
+         'pending_approval', 2, 2, 36000, now(), now() + interval '30 days' from acme, cart, variant returning id),
+line as (
+  insert into quote_line (tenant_id, id, quote_id, variant_id, product_id, vendor_id, sku, title, quantity,
+                          list_unit_price, unit_price)
+  select :t, gen_random_uuid(), quote.id, variant.id, variant.product_id, variant.vendor_id, 'NW-TEE-S',
+         'Merino Tee — Small', 10, 4500, 3600 from quote, variant returning id),
+versions as (
+  insert into quote_version (tenant_id, id, quote_id, number, author_id, author_kind, lines, changes, total,
+                             valid_until)
+  select :t, gen_random_uuid(), quote.id, n, case n when 1 then 'b-acme-buyer' else 'b-store-admin' end,
+         case n when 1 then 'buyer' else 'store' end,
+         jsonb_build_array(jsonb_build_object('variant_id', variant.id, 'product_id', variant.product_id,
+                           'vendor_id', variant.vendor_id, 'sku', 'NW-TEE-S', 'title', 'Merino Tee — Small',
+                           'quantity', 10, 'list_unit_price', 4500, 'unit_price', case n when 1 then 4000 else 3600
+                           end)), '[]'::jsonb, case n when 1 then 40000 else 36000 end, now() + interval '30 days'
+  from quote, variant, generate_series(1, 2) n returning id),
+message as (
+  insert into quote_message (tenant_id, id, quote_id, author_id, author_kind, body)
+  select :t, gen_random_uuid(), quote.id, 'b-acme-buyer', 'buyer', 'Tenant B secret message' from quote
+  returning id),
+rule as (
+  insert into approval_rule (tenant_id, id, company_id, min_amount, levels)
+  select :t, gen_random_uuid(), acme.id, 0, '[{"mode": "any", "roles": ["company_admin"], "users": []}]'::jsonb
+  from acme returning id),
+request as (
+  insert into approval_request (tenant_id, id, company_id, quote_id, quote_version, buyer_id, amount, currency_code,
+                                reasons, levels, current_level, status)
+  select :t, gen_random_uuid(), acme.id, quote.id, 2, 'b-acme-buyer', 36000, 'usd', '["threshold"]'::jsonb,
+         '[{"mode": "any", "roles": ["company_admin"], "users": []}]'::jsonb, 0, 'pending' from acme, quote
+  returning id),
+step as (
+  insert into approval_step (tenant_id, id, request_id, level, approver_id, approver_role, decision, comment)
+  select :t, gen_random_uuid(), request.id, 0, 'b-acme-approver', 'approver', 'approve',
+         'Tenant B approval comment' from request returning id),
+company_order as (
+  insert into orders (tenant_id, id, store_id, cart_id, customer_id, email, currency_code, status, subtotal,
+                      discount_total, shipping_total, tax_total, total, payment_intent_id, shipping_address,
+                      shipping_option_code, company_id)
+  select :t, gen_random_uuid(), :s, gen_random_uuid(), 'b-acme-buyer', 'b-acme-buyer@b.example', 'usd', 'paid',
+         5000, 0, 0, 0, 5000, null, '{}'::jsonb, 'b2b-quote', acme.id from acme returning id)
+insert into invoice (tenant_id, id, company_id, order_id, buyer_id, amount, currency_code, payment_terms, due_at,
+                     status)
+select :t, gen_random_uuid(), acme.id, company_order.id, 'b-acme-buyer', 5000, 'usd', 'net30',
+       now() + interval '30 days', 'open' from acme, company_order
+"""
+B_ACME_SNAPSHOT = "select " + ", ".join(
+    f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t and {where})::text"
+    for table, where in (
+        ("company", "id = :c"), ("company_user", "company_id = :c"), ("price_list", "company_id = :c"),
+        ("price_list_entry", "price_list_id in (select id from price_list where company_id = :c)"),
+        ("quote", "company_id = :c"), ("quote_line", "quote_id in (select id from quote where company_id = :c)"),
+        ("quote_version", "quote_id in (select id from quote where company_id = :c)"),
+        ("quote_message", "quote_id in (select id from quote where company_id = :c)"),
+        ("approval_rule", "company_id = :c"), ("approval_request", "company_id = :c"),
+        ("approval_step", "request_id in (select id from approval_request where company_id = :c)"),
+        ("invoice", "company_id = :c"), ("orders", "company_id = :c"), ("cart", "company_id = :c")))
+
+
 def test_every_operation_is_in_the_matrix() -> None:
     assert set(VARIABLES) == set(OPS)
 
 
+A_COMPANY = """
+with company as (
+  insert into company (tenant_id, id, legal_name, currency_code, credit_limit, payment_terms)
+  values (:t, :c, 'Tenant A Buyers', 'usd', 100000, 'net30') returning id)
+insert into company_user (tenant_id, id, company_id, customer_id, email, role)
+select :t, gen_random_uuid(), company.id, 'a-company-admin', 'a-admin@a.example', 'company_admin' from company
+union all
+select :t, gen_random_uuid(), company.id, 'a-company-buyer', 'a-buyer@a.example', 'company_buyer' from company
+"""
+# The token subject of each company role: real members of A's company (or of B's Globex), so their company
+# claim is checked and they act as company users, not as strangers refused at sign-in.
+COMPANY_SUBJECTS = {"company_admin": "admin", "company_buyer": "buyer"}
+
+
 @pytest.fixture(scope="module")
 async def tenants(owner_engine) -> tuple[TenantWorld, Target]:
-    return await make_tenant(owner_engine), await full_tenant(owner_engine)
+    a = await make_tenant(owner_engine)
+    async with owner_engine.begin() as connection:
+        await connection.execute(text(A_COMPANY), {"t": a.tenant_id, "c": A_COMPANY_ID})
+    return a, await full_tenant(owner_engine)
+
+
+A_COMPANY_ID = uuid.uuid4()
+
+
+def credentials_of(role: str, world: TenantWorld, tokens: Tokens, company: uuid.UUID, prefix: str) -> dict[str, Any]:
+    if role == "guest":
+        return {"key": world.key}
+    subject = f"{prefix}-{COMPANY_SUBJECTS[role]}" if role in COMPANY_SUBJECTS else None
+    return {"token": tokens(role, world, stores=[str(world.store_id)], vendor="v-a", company=str(company),
+                            subject=subject),
+            "key": world.key if role in {"customer", "company_buyer", "company_admin"} else None}
 
 
 async def full_tenant(owner_engine) -> Target:
@@ -298,6 +470,8 @@ async def full_tenant(owner_engine) -> Target:
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text(B_DUNNING), {"t": b.tenant_id})
+        globex = uuid.uuid4()
+        await connection.execute(text(B_B2B), {"t": b.tenant_id, "s": b.store_id, "globex": globex})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -310,12 +484,19 @@ async def full_tenant(owner_engine) -> Target:
         for table, where in (("store_domain", ""), ("publishable_api_key", ""),
                              ("product", "and handle = 'merino-tee'"), ("variant", "and sku = 'NW-TEE-S'"),
                              ("category", "and handle = 'apparel'"), ("vendor", "and handle = 'northwind-outfitters'"),
-                             ("cart", ""), ("cart_line", ""), ("shipping_option", "and code = 'standard'"),
-                             ("orders", ""), ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""),
-                             ("checkout_attempt", ""), ("webhook_inbox", ""), ("job_run", ""),
-                             ("subscription_plan", ""), ("customer_subscription", "")):
-            ids[table] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
-                                                   {"t": b.tenant_id})).scalar_one()
+                             ("cart", "and company_id is null"), ("cart_line", ""),
+                             ("shipping_option", "and code = 'standard'"), ("orders", "and company_id is null"),
+                             ("commission_rule", ""), ("vendor_user", ""), ("outbox", ""), ("checkout_attempt", ""),
+                             ("webhook_inbox", ""), ("job_run", ""),
+                             ("subscription_plan", ""), ("customer_subscription", ""),
+                             ("company", "and legal_name = 'Tenant B Industries'"),
+                             ("company_user", "and customer_id = 'b-acme-buyer'"), ("price_list", ""),
+                             ("quote", ""), ("approval_request", ""), ("invoice", ""),
+                             ("orders", "and company_id is not null")):
+            key = "company_order" if table == "orders" and "not null" in where else table
+            ids[key] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
+                                                 {"t": b.tenant_id})).scalar_one()
+        ids["globex"] = globex
     return Target(b, ids)
 
 
@@ -330,17 +511,38 @@ async def test_tenant_a_roles_never_see_or_change_tenant_b(role: str, gql: Graph
                                                            owner_engine) -> None:
     a, b = tenants
     before = await snapshot(owner_engine, b.world.tenant_id)
-    if role == "guest":
-        credentials: dict[str, Any] = {"key": a.key}
-    else:
-        credentials = {"token": tokens(role, a, stores=[str(a.store_id)], vendor="v-a", company="c-a"),
-                       "key": a.key if role in {"customer", "company_buyer", "company_admin"} else None}
+    credentials = credentials_of(role, a, tokens, A_COMPANY_ID, "a-company")
     for name, document in OPS.items():
         body = await gql(document, VARIABLES[name](b), **credentials)
         dumped = orjson.dumps(body).decode()
         leaked = [secret for secret in b.secrets() if secret in dumped]
         assert not leaked, (role, name, leaked, body)
     assert await snapshot(owner_engine, b.world.tenant_id) == before, role
+
+
+@pytest.mark.parametrize("role", sorted(COMPANY_SUBJECTS))
+async def test_another_company_of_the_same_tenant_never_sees_or_changes_acme(
+        role: str, gql: GraphQLClient, tokens: Tokens, tenants: tuple[TenantWorld, Target], owner_engine) -> None:
+    """Globex's admin and buyer, members of B like Acme, run every operation against Acme's objects: nothing of
+    Acme comes back and nothing of Acme changes (B's catalog and store they may of course see)."""
+    _, b = tenants
+    acme = {"t": b.world.tenant_id, "c": b.ids["company"]}
+
+    async def acme_rows() -> tuple[Any, ...]:
+        async with owner_engine.connect() as connection:
+            return tuple((await connection.execute(text(B_ACME_SNAPSHOT), acme)).one())
+
+    before = await acme_rows()
+    credentials = credentials_of(role, b.world, tokens, b.ids["globex"], "b-globex")
+    membership = await gql(OPS["storefront/Company"], {"id": to_global_id("Company", b.ids["globex"])},
+                           **credentials)
+    assert membership["data"]["node"]["legalName"] == "Globex of B", membership  # a real member of Globex
+    for name, document in OPS.items():
+        body = await gql(document, VARIABLES[name](b), **credentials)
+        dumped = orjson.dumps(body).decode()
+        leaked = [secret for secret in b.company_secrets() if secret in dumped]
+        assert not leaked, (role, name, leaked, body)
+    assert await acme_rows() == before, role
 
 
 async def test_the_matrix_is_not_vacuous(gql: GraphQLClient, tokens: Tokens,
@@ -353,3 +555,7 @@ async def test_the_matrix_is_not_vacuous(gql: GraphQLClient, tokens: Tokens,
         assert body["data"]["store"]["id"] == own["id"], body
     stores = await gql(OPS["admin/Stores"], {"first": 100}, token=tokens("tenant_admin", a))
     assert stores["data"]["stores"]["totalCount"] >= 1  # its own store, plus any the matrix created in A
+    for role in sorted(COMPANY_SUBJECTS):  # A's company roles are checked members acting for A's company
+        company = await gql(OPS["storefront/Company"], {"id": to_global_id("Company", A_COMPANY_ID)},
+                            **credentials_of(role, a, tokens, A_COMPANY_ID, "a-company"))
+        assert company["data"]["node"]["legalName"] == "Tenant A Buyers", (role, company)

@@ -15,7 +15,9 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("Payout", "status"), ("CheckoutAttempt", "status"), ("WebhookEvent", "status"), ("Cart", "status"),
              ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
              ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
-             ("CustomerSubscription", "status")}
+             ("CustomerSubscription", "status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
+             ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
+             ("Invoice", "status")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',

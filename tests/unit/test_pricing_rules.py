@@ -137,3 +137,22 @@ def test_order_state_machine() -> None:
         with pytest.raises(InvalidStateTransition) as raised:
             next_order_status(current, target)
         assert raised.value.extensions["code"] == "INVALID_STATE_TRANSITION"
+
+
+@given(st.integers(0, 100_000), tiers, tiers, st.integers(1, 500), st.integers(1, 500))
+def test_company_price_list_is_the_lowest_of_three_and_keeps_the_rule_monotone(
+        list_amount: int, tier_set: list[Tier], company: list[Tier], a: int, b: int) -> None:
+    """With a company list the price is the lowest of list, volume tiers and the company's entries: never above
+    either alone, still monotone in the quantity, never negative."""
+    low, high = sorted((a, b))
+    both = unit_price(list_amount, low, tier_set, company)
+    assert both == min(unit_price(list_amount, low, tier_set), unit_price(list_amount, low, company))
+    assert 0 <= unit_price(list_amount, high, tier_set, company) <= both <= list_amount
+
+
+def test_a_company_entry_beats_a_tier_only_where_it_is_lower_and_reached() -> None:
+    company = [Tier(10, percent_off=Decimal("15"))]
+    assert unit_price(2400, 9, [Tier(12, percent_off=Decimal("10"))], company) == 2400  # nothing reached
+    assert unit_price(2400, 10, [Tier(12, percent_off=Decimal("10"))], company) == 2040  # the company's 15%
+    assert unit_price(1900, 30, [Tier(20, unit_amount=1500)], [Tier(30, unit_amount=1450)]) == 1450
+    assert unit_price(1900, 30, [Tier(20, unit_amount=1400)], [Tier(30, unit_amount=1450)]) == 1400  # tier lower

@@ -1,7 +1,11 @@
 """Our orders as ERPNext documents (external-apis.md §4), pure functions.
 
 - Customer (`cityos_id` = `customer:<tenant>:<customer id or guest e-mail>`): customer_name, customer_type
-  Individual, customer_group, territory.
+  Individual, customer_group, territory. A B2B company's orders go to the company as a Customer of type Company
+  (`cityos_id` = `company:<tenant>:<company id>`, its legal name and tax id).
+- On account (a company's order paid by invoice): the Sales Invoice's `due_date` is the invoice's due date, and
+  the Payment Entry is made only once the invoice is paid (`reference_no` = `invoice:<invoice id>`, the payment's
+  date).
 - Sales Invoice (`cityos_id` = `order:<order id>`): submitted (`docstatus` 1), one item row per order line
   (`item_code` = SKU, `qty`, `rate` = the unit price paid, after volume pricing), tax rows `charge_type` Actual
   with `account_head` and `description` for the order's tax and shipping. Its grand total is the order's total.
@@ -50,12 +54,25 @@ def customer_document(key: str, email: str, accounts: Accounts) -> dict[str, Any
             "customer_group": accounts.customer_group, "territory": accounts.territory, "cityos_id": key}
 
 
+def company_key(tenant_id: uuid.UUID, company_id: uuid.UUID) -> str:
+    return f"company:{tenant_id}:{company_id}"
+
+
+def company_customer_document(key: str, legal_name: str, tax_id: str | None, accounts: Accounts) -> dict[str, Any]:
+    document = {"customer_name": legal_name, "customer_type": "Company", "customer_group": accounts.customer_group,
+                "territory": accounts.territory, "cityos_id": key}
+    if tax_id:
+        document["tax_id"] = tax_id
+    return document
+
+
 def _number(value: Decimal) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
 def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
-                     accounts: Accounts) -> dict[str, Any]:
+                     accounts: Accounts, due: date | None = None) -> dict[str, Any]:
+    """`due`: an on-account invoice's due date (else due when posted: the order was paid by card)."""
     posted = order.created_at.date().isoformat()
     taxes = []
     if order.tax_total:
@@ -64,17 +81,21 @@ def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
     if order.shipping_total:
         taxes.append({"charge_type": "Actual", "account_head": accounts.shipping_account, "description": "Shipping",
                       "tax_amount": _number(major(order.shipping_total, decimals))})
-    return {"customer": customer, "posting_date": posted, "due_date": posted, "currency": order.currency_code.upper(),
+    return {"customer": customer, "posting_date": posted, "due_date": due.isoformat() if due else posted,
+            "currency": order.currency_code.upper(),
             "items": [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
                        "rate": _number(major(line.unit_price, decimals))} for line in lines],
             "taxes": taxes, "docstatus": 1, "po_no": str(order.id), "cityos_id": f"order:{order.id}"}
 
 
-def payment_document(order: Any, decimals: int, customer: str, invoice: str, accounts: Accounts) -> dict[str, Any]:
+def payment_document(order: Any, decimals: int, customer: str, invoice: str, accounts: Accounts,
+                     paid: tuple[str, date] | None = None) -> dict[str, Any]:
+    """`paid`: (reference, date) of an on-account invoice's payment; by default the order's PaymentIntent."""
     amount = _number(major(order.total, decimals))
+    reference, when = paid or (order.payment_intent_id, order.created_at.date())
     return {"payment_type": "Receive", "party_type": "Customer", "party": customer, "paid_amount": amount,
             "received_amount": amount, "paid_to": accounts.payment_account, "mode_of_payment": accounts.mode_of_payment,
-            "reference_no": order.payment_intent_id, "reference_date": order.created_at.date().isoformat(),
+            "reference_no": reference, "reference_date": when.isoformat(),
             "references": [{"reference_doctype": "Sales Invoice", "reference_name": invoice,
                             "allocated_amount": amount}],
             "docstatus": 1, "cityos_id": f"payment:{order.id}"}

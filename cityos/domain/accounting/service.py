@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cityos.domain.b2b.models import Company, Invoice
 from cityos.domain.base import table_of
 from cityos.domain.orders.models import Order, OrderLine
 from cityos.domain.orders.service import ACCOUNTING_TOPIC
@@ -20,6 +21,8 @@ from cityos.domain.tenancy.models import Currency
 ORDER = table_of(Order)
 LINE = table_of(OrderLine)
 CURRENCY = table_of(Currency)
+COMPANY = table_of(Company)
+INVOICE = table_of(Invoice)
 TOPICS = (ACCOUNTING_TOPIC,)
 STREAM = "erpnext.orders"
 # Orders that were paid: an invoice (and payment); refunded ones also get a credit note.
@@ -31,6 +34,8 @@ class OrderForAccounting:
     order: Any
     lines: list[Any]
     decimals: int
+    company: Any = None  # a B2B company's order: the company is the ERPNext customer
+    invoice: Any = None  # … and, paid on account, its invoice
 
 
 async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID) -> OrderForAccounting | None:
@@ -41,7 +46,11 @@ async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID)
                                            .order_by(LINE.c.created_at, LINE.c.sku))).all())
     decimals = (await connection.execute(select(CURRENCY.c.decimal_digits).where(
         CURRENCY.c.code == order.currency_code))).scalar()
-    return OrderForAccounting(order, lines, 2 if decimals is None else decimals)
+    company = invoice = None
+    if order.company_id is not None:
+        company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == order.company_id))).first()
+        invoice = (await connection.execute(select(INVOICE).where(INVOICE.c.order_id == order.id))).first()
+    return OrderForAccounting(order, lines, 2 if decimals is None else decimals, company, invoice)
 
 
 async def changed_orders(connection: AsyncConnection, after: Position, limit: int, settle: float) -> Sequence[Any]:

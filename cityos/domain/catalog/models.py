@@ -145,3 +145,46 @@ class PriceTier(TenantOwnedMixin, Base):
     min_quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     percent_off: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     unit_amount: Mapped[int | None] = mapped_column(Integer)
+
+
+class PriceList(TenantOwnedMixin, Base):
+    """A company's own prices in one currency (its entries). The company is b2b's; the foreign key to it is in the
+    migration, so the catalog does not depend on the b2b context."""
+
+    __tablename__ = "price_list"
+    __table_args__ = (
+        ForeignKeyConstraint(["currency_code"], ["currency.code"]),
+        Index("ix_price_list_tenant_company", "tenant_id", "company_id", "created_at", "id"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
+
+
+class PriceListEntry(TenantOwnedMixin, Base):
+    """From `min_quantity` units on, a fixed unit price or a percentage off list, for a variant, a product or a
+    category (exactly one). Entries are tiers of the company's list (catalog/rules.py)."""
+
+    __tablename__ = "price_list_entry"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "price_list_id"], ["price_list.tenant_id", "price_list.id"],
+                             ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "product_id"], ["product.tenant_id", "product.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "category_id"], ["category.tenant_id", "category.id"], ondelete="CASCADE"),
+        CheckConstraint("num_nonnulls(variant_id, product_id, category_id) = 1", name="one_target"),
+        CheckConstraint("min_quantity >= 1", name="min_quantity_positive"),
+        CheckConstraint("(percent_off is null) <> (unit_amount is null)", name="one_kind"),
+        CheckConstraint("percent_off is null or (percent_off > 0 and percent_off <= 100)", name="percent_range"),
+        CheckConstraint("unit_amount is null or unit_amount > 0", name="unit_amount_positive"),
+        Index("ix_price_list_entry_tenant_list", "tenant_id", "price_list_id"),
+    )
+
+    price_list_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    product_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    category_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    min_quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    percent_off: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    unit_amount: Mapped[int | None] = mapped_column(Integer)

@@ -1,7 +1,9 @@
-"""Pure catalog rules: volume (tier) pricing.
+"""Pure catalog rules: volume (tier) pricing and company price lists.
 
-The unit price of a line of `quantity` units is the lowest of the list price and the prices of every tier whose
-`min_quantity` the quantity reaches. A tier is either a percentage off the list price or a fixed unit price.
+The unit price of a line of `quantity` units is the lowest of the list price, the prices of every product/variant
+tier whose `min_quantity` the quantity reaches, and the prices of every entry of the buyer's company price list
+(its variant's, product's and categories' entries are tiers too) whose `min_quantity` it reaches. A tier is
+either a percentage off the list price or a fixed unit price.
 Percentages round half up to the minor unit: round_half_up(list × (100 − percent) / 100). Taking the lowest
 reached price makes the rule monotone (more units never cost more per unit), exact at tier boundaries (a tier
 applies from its min_quantity on), never above the list price and never below zero, whatever the tier set.
@@ -46,12 +48,13 @@ class Tier:
         return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def unit_price(list_amount: int, quantity: int, tiers: Sequence[Tier]) -> int:
+def unit_price(list_amount: int, quantity: int, tiers: Sequence[Tier], company_tiers: Sequence[Tier] = ()) -> int:
+    """The one pricing rule: lowest of list, reached volume tiers and reached company price-list entries."""
     if list_amount < 0:
         raise BadUserInput("a list price must not be negative", field="amount")
     if quantity < 1:
         raise BadUserInput("quantity must be at least 1", field="quantity")
-    reached = [tier.price(list_amount) for tier in tiers if tier.min_quantity <= quantity]
+    reached = [tier.price(list_amount) for tier in (*tiers, *company_tiers) if tier.min_quantity <= quantity]
     return max(0, min([list_amount, *reached]))
 
 

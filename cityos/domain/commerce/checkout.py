@@ -6,6 +6,7 @@ Stripe integration implements it); the domain imports no vendor SDK."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,16 +56,27 @@ class StartedCheckout:
     order_access_token: str
 
 
-async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentGateway, *, cookie_secret: str,
-                         reservation_minutes: int) -> StartedCheckout:
-    if cart.status != "open":
-        raise BadUserInput("this cart is already checked out", field="cartId")
-    # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
-    priced = await db.run(lambda connection: carts.priced_cart(connection, cart))
+Snapshot = Callable[[AsyncConnection, Row[Any]], Awaitable[dict[str, Any]]]
+
+
+async def cart_snapshot(connection: AsyncConnection, cart: Row[Any]) -> dict[str, Any]:
+    """What a cart's checkout charges for: the cart priced now (it must be ready: lines, email, address, option)."""
+    priced = await carts.priced_cart(connection, cart)
     problems = carts.checkout_problems(priced)
     if problems:
         raise BadUserInput("; ".join(message for _, message in problems), field=problems[0][0])
-    snapshot = carts.checkout_snapshot(priced)
+    return carts.checkout_snapshot(priced)
+
+
+async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentGateway, *, cookie_secret: str,
+                         reservation_minutes: int, snapshot_of: Snapshot = cart_snapshot) -> StartedCheckout:
+    """`snapshot_of`: what is charged for, from the cart (default: the cart as priced now; a B2B quote's checkout
+    passes the accepted version's lines and prices)."""
+    if cart.status != "open":
+        raise BadUserInput("this cart is already checked out", field="cartId")
+    # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
+    snapshot = await db.run(lambda connection: snapshot_of(connection, cart))
+    total = int(snapshot["totals"]["total"])
     fingerprint = carts.snapshot_fingerprint(snapshot)
     current = await db.run(lambda connection: carts.current_attempt(connection, cart))
     intent: PaymentIntent | None = None
@@ -78,7 +90,7 @@ async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentG
         sequence = await db.run(lambda connection: carts.attempt_count(connection, cart.id))
         order_id = carts.order_id_for(cart)
         intent = await payments.create_payment_intent(
-            amount=priced.totals.total, currency=cart.currency_code, transfer_group=str(order_id),
+            amount=total, currency=cart.currency_code, transfer_group=str(order_id),
             idempotency_key=carts.payment_idempotency_key(cart.id, fingerprint, sequence),
             metadata={"tenant_id": str(cart.tenant_id), "store_id": str(cart.store_id), "cart_id": str(cart.id),
                       "order_id": str(order_id)})
@@ -90,8 +102,7 @@ async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentG
         row = await carts.load_cart(connection, cart.id, lock=True)
         if row.status != "open":
             raise BadUserInput("this cart is already checked out", field="cartId")
-        locked = await carts.priced_cart(connection, row)
-        if carts.snapshot_fingerprint(carts.checkout_snapshot(locked)) != fingerprint:
+        if carts.snapshot_fingerprint(await snapshot_of(connection, row)) != fingerprint:
             raise Conflict("the cart changed while its checkout started; start the checkout again")
         order_id = carts.order_id_for(row)
         if row.payment_intent_id != paid_intent.id:
@@ -101,7 +112,8 @@ async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentG
                 customer_id=row.customer_id, payment_intent_id=paid_intent.id, fingerprint=fingerprint,
                 amount=paid_intent.amount, currency_code=row.currency_code, snapshot=snapshot,
                 status="pending").on_conflict_do_nothing())
-        await carts.reserve_inventory(connection, locked, reservation_minutes)
+        await carts.reserve_units(connection, row, [(uuid.UUID(line["variant_id"]), int(line["quantity"]), line["sku"])
+                                                    for line in snapshot["lines"]], reservation_minutes)
         await connection.execute(update(carts.CART).where(carts.CART.c.id == row.id).values(
             payment_intent_id=paid_intent.id, payment_error=None, order_id=order_id,
             access_token_hash=carts.access_token_hash(token), updated_at=func.now()))

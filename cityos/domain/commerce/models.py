@@ -112,6 +112,8 @@ class Cart(TenantOwnedMixin, Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # SHA-256 (hex) of the order access token startCheckout hands the buyer; the token itself is never stored.
     access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    # The B2B company of a signed-in company user: its price list prices the cart (catalog/rules.unit_price).
+    company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class CartLine(TenantOwnedMixin, Base):

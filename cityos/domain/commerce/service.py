@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog import rules as pricing
-from cityos.domain.catalog.models import PriceTier, Product, Variant, VariantPrice
+from cityos.domain.catalog.models import (
+    PriceList,
+    PriceListEntry,
+    PriceTier,
+    Product,
+    ProductCategory,
+    Variant,
+    VariantPrice,
+)
 from cityos.domain.catalog.service import tiers_from_rows
 from cityos.domain.commerce import rules
 from cityos.domain.commerce.models import (
@@ -43,6 +51,9 @@ VARIANT = table_of(Variant)
 PRODUCT = table_of(Product)
 PRICE = table_of(VariantPrice)
 TIER = table_of(PriceTier)
+PRICE_LIST = table_of(PriceList)
+PRICE_LIST_ENTRY = table_of(PriceListEntry)
+PRODUCT_CATEGORY = table_of(ProductCategory)
 OPTION = table_of(ShippingOption)
 REGION = table_of(Region)
 STATE = table_of(RegionState)
@@ -72,14 +83,15 @@ def _require_open(cart: Row[Any]) -> None:
 
 
 async def create_cart(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID,
-                      currency_code: str, customer_id: str | None, email: str | None) -> Row[Any]:
+                      currency_code: str, customer_id: str | None, email: str | None,
+                      company_id: uuid.UUID | None = None) -> Row[Any]:
     region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
                                        .order_by(REGION.c.created_at).limit(1))).first()
     if region is None:
         raise BadUserInput(f"no region sells in {currency_code.upper()}", field="currencyCode")
     return (await connection.execute(insert(CART).values(
         tenant_id=tenant_id, id=uuid.uuid4(), store_id=store_id, region_id=region.id,
-        currency_code=region.currency_code, customer_id=customer_id,
+        currency_code=region.currency_code, customer_id=customer_id, company_id=company_id,
         email=validate_email(email) if email else None).returning(*CART.c))).one()
 
 
@@ -214,14 +226,17 @@ async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart
     tier_rows = (await connection.execute(select(TIER).where(
         TIER.c.currency_code == cart.currency_code,
         (TIER.c.variant_id.in_(variant_ids)) | (TIER.c.product_id.in_(product_ids))))).all()
+    company_entries = await company_price_entries(connection, cart.company_id, cart.currency_code, variant_ids,
+                                                  product_ids)
     lines = []
     for row in rows:
         if row.amount is None:
             raise BadUserInput(f"{row.sku} has no price in {cart.currency_code.upper()}", field="currencyCode")
         own = [tier for tier in tier_rows if tier.variant_id == row.variant_id]
         tiers = tiers_from_rows(own or [tier for tier in tier_rows if tier.product_id == row.product_id])
+        company = tiers_from_rows(company_entries.get(row.variant_id, []) + company_entries.get(row.product_id, []))
         lines.append((row, rules.PricedLine(row.variant_id, row.vendor_id, row.quantity, row.amount,
-                                            pricing.unit_price(row.amount, row.quantity, tiers))))
+                                            pricing.unit_price(row.amount, row.quantity, tiers, company))))
     priced = [line for _, line in lines]
     option = None
     if cart.shipping_option_id is not None:
@@ -230,6 +245,33 @@ async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart
     shipping = option.amount if option is not None and rules.shipping_offered(option.min_subtotal, subtotal) else 0
     region = (await connection.execute(select(REGION.c.tax_rate).where(REGION.c.id == cart.region_id))).one()
     return PricedCart(cart, lines, rules.cart_totals(priced, shipping, Decimal(region.tax_rate)), option)
+
+
+async def company_price_entries(connection: AsyncConnection, company_id: uuid.UUID | None, currency_code: str,
+                                variant_ids: list[uuid.UUID], product_ids: list[uuid.UUID],
+                                ) -> dict[uuid.UUID, list[Any]]:
+    """The company's price-list entries in the currency that reach these variants and products, keyed by the
+    variant or product they price (a category's entries are keyed by each of the given products in it)."""
+    if company_id is None or not variant_ids:
+        return {}
+    categories = select(PRODUCT_CATEGORY.c.category_id).where(PRODUCT_CATEGORY.c.product_id.in_(product_ids))
+    rows = (await connection.execute(
+        select(PRICE_LIST_ENTRY).join(PRICE_LIST, and_(PRICE_LIST.c.tenant_id == PRICE_LIST_ENTRY.c.tenant_id,
+                                                       PRICE_LIST.c.id == PRICE_LIST_ENTRY.c.price_list_id))
+        .where(PRICE_LIST.c.company_id == company_id, PRICE_LIST.c.currency_code == currency_code,
+               PRICE_LIST_ENTRY.c.variant_id.in_(variant_ids) | PRICE_LIST_ENTRY.c.product_id.in_(product_ids)
+               | PRICE_LIST_ENTRY.c.category_id.in_(categories)))).all()
+    members: dict[uuid.UUID, list[uuid.UUID]] = {}
+    if any(row.category_id is not None for row in rows):
+        for product_id, category_id in (await connection.execute(
+                select(PRODUCT_CATEGORY.c.product_id, PRODUCT_CATEGORY.c.category_id)
+                .where(PRODUCT_CATEGORY.c.product_id.in_(product_ids)))).all():
+            members.setdefault(category_id, []).append(product_id)
+    found: dict[uuid.UUID, list[Any]] = {}
+    for row in rows:
+        for key in [row.variant_id or row.product_id] if row.category_id is None else members.get(row.category_id, []):
+            found.setdefault(key, []).append(row)
+    return found
 
 
 async def shipping_options_for(connection: AsyncConnection, cart: Row[Any], subtotal: int) -> list[Row[Any]]:
@@ -263,13 +305,6 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
                                     priced.totals.subtotal - priced.totals.discount_total):
         problems.append(("shippingOptionId", "the chosen shipping option is no longer offered for this cart"))
     return problems
-
-
-async def reserve_inventory(connection: AsyncConnection, priced: PricedCart, minutes: int) -> None:
-    """Take the cart's units off stock atomically: a conditional decrement per variant, so two checkouts for the
-    last unit cannot both succeed (the second sees the first's decrement once it commits, and fails)."""
-    await reserve_units(connection, priced.cart, [(line.variant_id, line.quantity, row.sku)
-                                                  for row, line in priced.lines], minutes)
 
 
 async def reserve_units(connection: AsyncConnection, cart: Row[Any], units: list[tuple[uuid.UUID, int, str]],

@@ -23,6 +23,7 @@ class Order(TenantOwnedMixin, Base):
         CheckConstraint("total = subtotal - discount_total + shipping_total + tax_total", name="total_adds_up"),
         Index("ix_orders_tenant_store_created", "tenant_id", "store_id", "created_at"),
         Index("ix_orders_tenant_customer", "tenant_id", "customer_id"),
+        Index("ix_orders_tenant_company", "tenant_id", "company_id", "created_at"),
     )
 
     store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
@@ -36,7 +37,8 @@ class Order(TenantOwnedMixin, Base):
     shipping_total: Mapped[int] = mapped_column(Integer, nullable=False)
     tax_total: Mapped[int] = mapped_column(Integer, nullable=False)
     total: Mapped[int] = mapped_column(Integer, nullable=False)
-    payment_intent_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(100))  # null: paid on account (b2b invoice)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # a B2B company's order
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     shipping_option_code: Mapped[str] = mapped_column(String(50), nullable=False)
     # The cart's order access token hash (a guest buyer reads the order with the token; see policies/order.yaml).

@@ -147,40 +147,12 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         await reserve_units(connection, cart, [(line.variant_id, line.quantity, item["sku"])
                                                for line, item in zip(lines, snapshot["lines"], strict=True)], 1)
     totals = rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"})
-    order = (await connection.execute(insert(ORDER).values(
-        tenant_id=cart.tenant_id, id=cart.order_id, store_id=cart.store_id, cart_id=cart.id,
-        customer_id=cart.customer_id, email=cart.email, currency_code=attempt.currency_code,
-        status=rules.next_order_status("pending", "paid"), subtotal=totals.subtotal,
-        discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
-        total=totals.total, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
-        shipping_option_code=snapshot["shipping_option"]["code"],
-        access_token_hash=cart.access_token_hash).returning(*ORDER.c))).one()
-    parts = rules.split_by_vendor(lines, totals)
-    vendor_order_ids = {}
-    for vendor_id, part in parts.items():
-        vendor_order_ids[vendor_id] = uuid.uuid4()
-        await connection.execute(insert(VENDOR_ORDER).values(
-            tenant_id=cart.tenant_id, id=vendor_order_ids[vendor_id], order_id=order.id, store_id=cart.store_id,
-            vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
-            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total))
-    await connection.execute(insert(ORDER_LINE), [{
-        "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
-        "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,
-        "product_id": uuid.UUID(item["product_id"]), "vendor_id": line.vendor_id, "sku": item["sku"],
-        "title": item["title"], "quantity": line.quantity, "list_unit_price": line.list_unit_price,
-        "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
-        "total": line.total} for line, item in zip(lines, snapshot["lines"], strict=True)])
-    await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
-    if account:  # the invoice and payment in ERPNext, sent by the outbox dispatcher once this commits
-        await enqueue(connection, tenant_id=cart.tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order.id)})
-    for vendor_id, vendor_order_id in vendor_order_ids.items():
-        if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
-            await enqueue(connection, tenant_id=cart.tenant_id, topic="fleetbase.create_order",
-                          payload={"vendor_order_id": str(vendor_order_id)})
-        if events is not None:
-            events.add(event("order.created", tenant_id=cart.tenant_id, store_id=cart.store_id, order_id=order.id,
-                             vendor_id=vendor_id, vendor_order_id=vendor_order_id, customer_id=cart.customer_id,
-                             status=order.status))
+    order = await place_order(connection, NewOrder(
+        cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code, lines=lines, items=snapshot["lines"],
+        totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
+        shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
+        company_id=cart.company_id),
+        ledger_policy, events, ship=ship, account=account)
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
         status="completed", completed_at=func.now(), payment_error=None, updated_at=func.now()))
@@ -245,3 +217,62 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
                              customer_id=order.customer_id, status=status))
     return (await connection.execute(update(ORDER).where(ORDER.c.id == order_id)
                                      .values(status=status, updated_at=func.now()).returning(*ORDER.c))).one()
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """What an order is made of, whoever sells it (a paid checkout's snapshot, an accepted B2B quote)."""
+
+    cart: Row[Any]
+    order_id: uuid.UUID
+    currency_code: str
+    lines: list[rules.PricedLine]
+    items: list[dict[str, Any]]  # per line: product_id, sku, title
+    totals: rules.Totals
+    shipping_address: dict[str, Any]
+    shipping_option_code: str
+    payment_intent_id: str | None = None  # None: paid on account (a B2B invoice)
+    access_token_hash: str | None = None
+    company_id: uuid.UUID | None = None
+
+
+async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy: LedgerPolicy,
+                      events: PendingEvents | None, *, ship: bool, account: bool) -> Row[Any]:
+    """The one order path: the paid order split by vendor (largest remainder), its lines, the ledger's sales and
+    commissions, the ERPNext and Fleetbase outbox messages, and order.created events after commit."""
+    cart, totals, lines = new.cart, new.totals, new.lines
+    order = (await connection.execute(insert(ORDER).values(
+        tenant_id=cart.tenant_id, id=new.order_id, store_id=cart.store_id, cart_id=cart.id,
+        customer_id=cart.customer_id, email=cart.email, currency_code=new.currency_code,
+        status=rules.next_order_status("pending", "paid"), subtotal=totals.subtotal,
+        discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
+        total=totals.total, payment_intent_id=new.payment_intent_id, shipping_address=new.shipping_address,
+        shipping_option_code=new.shipping_option_code, access_token_hash=new.access_token_hash,
+        company_id=new.company_id).returning(*ORDER.c))).one()
+    parts = rules.split_by_vendor(lines, totals)
+    vendor_order_ids = {}
+    for vendor_id, part in parts.items():
+        vendor_order_ids[vendor_id] = uuid.uuid4()
+        await connection.execute(insert(VENDOR_ORDER).values(
+            tenant_id=cart.tenant_id, id=vendor_order_ids[vendor_id], order_id=order.id, store_id=cart.store_id,
+            vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
+            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total))
+    await connection.execute(insert(ORDER_LINE), [{
+        "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
+        "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,
+        "product_id": uuid.UUID(item["product_id"]), "vendor_id": line.vendor_id, "sku": item["sku"],
+        "title": item["title"], "quantity": line.quantity, "list_unit_price": line.list_unit_price,
+        "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
+        "total": line.total} for line, item in zip(lines, new.items, strict=True)])
+    await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
+    if account:  # the invoice and payment in ERPNext, sent by the outbox dispatcher once this commits
+        await enqueue(connection, tenant_id=cart.tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order.id)})
+    for vendor_id, vendor_order_id in vendor_order_ids.items():
+        if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
+            await enqueue(connection, tenant_id=cart.tenant_id, topic="fleetbase.create_order",
+                          payload={"vendor_order_id": str(vendor_order_id)})
+        if events is not None:
+            events.add(event("order.created", tenant_id=cart.tenant_id, store_id=cart.store_id, order_id=order.id,
+                             vendor_id=vendor_id, vendor_order_id=vendor_order_id, customer_id=cart.customer_id,
+                             status=order.status))
+    return order

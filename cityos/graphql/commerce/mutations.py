@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.b2b import service as b2b
 from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
 from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.kernel import validate_email
-from cityos.domain.orders import service as orders
 from cityos.errors import NO_STORE_CONTEXT, BadUserInput, PaymentFailed, Unauthenticated
 from cityos.graphql.commerce.arguments import (
     AccessToken,
@@ -65,7 +67,10 @@ class CommerceMutation:
         principal = info.context.principal
         if store is None:
             raise Unauthenticated(NO_STORE_CONTEXT)
-        customer_id = principal.id if principal.authenticated and "customer" in principal.roles else None
+        customer_id = principal.id if principal.authenticated and principal.roles & {
+            "customer", "company_admin", "company_buyer"} else None
+        # A company user's cart is the company's: its price list prices it (the claim was checked at identify).
+        company_id = uuid.UUID(principal.company_id) if principal.company_role and principal.company_id else None
         await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
                                                         store_id=store.store_id, customer_id=customer_id or ""),
                                          "create")
@@ -73,7 +78,7 @@ class CommerceMutation:
         currency = (input.currency_code if input and input.currency_code else row.default_currency_code)
         created = await info.context.db.mutate(lambda connection: carts.create_cart(
             connection, tenant_id=store.tenant_id, store_id=store.store_id, currency_code=currency,
-            customer_id=customer_id, email=input.email if input else None))
+            customer_id=customer_id, email=input.email if input else None, company_id=company_id))
         return Cart.from_row(created)
 
     @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "
@@ -137,6 +142,9 @@ class CommerceMutation:
     async def start_checkout(self, info: Info, cart_id: CartIdArg) -> CheckoutSession:
         cart = await cart_for(info, cart_id, "checkout")
         settings = info.context.settings
+        if cart.row.company_id is not None:  # a company buyer's limits and approval rules hold here too
+            now = datetime.now(UTC)
+            await info.context.db.run(lambda connection: b2b.check_cart_purchase(connection, cart.row, now))
         started = await checkout.start_checkout(info.context.db, cart.row, StripePayments(info.context.services.stripe),
                                                 cookie_secret=settings.COOKIE_SECRET,
                                                 reservation_minutes=settings.CITYOS_RESERVATION_MINUTES)
@@ -165,7 +173,7 @@ class CommerceMutation:
         intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
         if intent.status != "succeeded":
             raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
-        settled = await info.context.db.mutate(lambda connection: orders.complete_paid_order(
+        settled = await info.context.db.mutate(lambda connection: b2b.complete_paid_checkout(
             connection, info.context.settings, cart_id=cart.row.id, intent_id=intent.id,
             amount_received=intent.amount_received, currency=intent.currency, events=info.context.events))
         if settled.order is None:  # recorded; the refund is sent by the outbox dispatcher after this commits

@@ -47,7 +47,7 @@ CART = Declaration("Cart", CART_TABLE, "cart", columns(CART_TABLE, "tenant_id", 
                            "_priced": lambda row: []})
 ORDER = Declaration(
     "Order", ORDER_TABLE, "order",
-    {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id"),
+    {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id", "company_id"),
      "access_token_hash": Attribute(order_queries.ORDER_ACCESS_TOKEN_HASH, lambda row: row.access_token_hash or "")},
     fields={"status": lambda row: OrderStatus(row.status),
             "shipping_address": lambda row: Address.from_json(row.shipping_address)})

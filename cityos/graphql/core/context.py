@@ -11,8 +11,8 @@ import strawberry
 from sqlalchemy.exc import DBAPIError
 
 from cityos.auth.authz import Authorizer
-from cityos.auth.identity import claimed_references, store_of_request
-from cityos.auth.principal import Principal, TokenIdentity, anonymous, guest_of
+from cityos.auth.identity import claimed_references, company_membership, store_of_request
+from cityos.auth.principal import COMPANY_ROLES, Principal, TokenIdentity, anonymous, guest_of
 from cityos.auth.tokens import bearer_token
 from cityos.db.request import RequestDatabase
 from cityos.domain.tenancy import rules
@@ -133,6 +133,10 @@ class RequestContext:
             tenant_id_var.set(str(self.principal.tenant_id))
         if identity is not None and (identity.stores or identity.vendor_id):
             self.principal = await self._with_references(identity)
+            self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+        if identity is not None and identity.roles & COMPANY_ROLES and self.principal.company_id:
+            role = await company_membership(self.db, self.principal.company_id, identity.subject, identity.roles)
+            self.principal = dataclasses.replace(self.principal, company_role=role, _cerbos=[])
             self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
 
     async def _find_store(self) -> None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from cityos.graphql.tenancy.types import STORE_TABLE, Store
 from cityos.realtime import SubscriberTooSlow
 
 SHIPMENT_TABLE = table_of(Shipment)
+T = TypeVar("T")
 
 
 SUBSCRIBER_TOO_SLOW = 4413  # WebSocket close code: the subscriber fell too far behind (private-use range)
@@ -99,6 +100,14 @@ def vendor_order_resource(payload: dict[str, Any]) -> ResourceRef:
 
 async def _stream(info: Info, channel: str, resource_of: Callable[[dict[str, Any]], ResourceRef],
                   ) -> AsyncGenerator[LiveOrderEvent, None]:
+    async for update in live_events(info, channel, resource_of, LiveOrderEvent.of):
+        yield update
+
+
+async def live_events(info: Info, channel: str, resource_of: Callable[[dict[str, Any]], ResourceRef | None],
+                      build: Callable[[dict[str, Any]], T]) -> AsyncGenerator[T, None]:
+    """The events of a broker channel the subscriber may read, each authorized for it (`resource_of` None: not
+    for this subscription), until its token expires or it falls too far behind."""
     context = info.context
     principal = context.principal
     async with await context.services.broker.subscribe(channel) as subscription:
@@ -115,8 +124,10 @@ async def _stream(info: Info, channel: str, resource_of: Callable[[dict[str, Any
                 return
             if payload.get("tenant_id") != str(principal.tenant_id):
                 continue
-            if await context.services.live_decisions.allowed(context.authz, resource_of(payload), "read"):
-                yield LiveOrderEvent.of(payload)
+            resource = resource_of(payload)
+            if resource is not None and await context.services.live_decisions.allowed(context.authz, resource,
+                                                                                       "read"):
+                yield build(payload)
 
 
 async def _load(info: Info, table: Any, local_id: uuid.UUID) -> Any:

@@ -43,14 +43,27 @@ def erpnext_client(settings: Settings, http: object) -> ERPNextClient | None:
 
 
 async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: rules.Accounts) -> str:
-    order = data.order
-    key = rules.customer_key(order.tenant_id, order.customer_id, order.email)
-    customer = await client.ensure("Customer", rules.customer_document(key, order.email, accounts))
-    invoice_document = rules.invoice_document(order, data.lines, data.decimals, customer, accounts)
+    order, on_account = data.order, data.invoice
+    if data.company is not None:
+        customer = await client.ensure("Customer", rules.company_customer_document(
+            rules.company_key(order.tenant_id, data.company.id), data.company.legal_name, data.company.tax_id,
+            accounts))
+    else:
+        key = rules.customer_key(order.tenant_id, order.customer_id, order.email)
+        customer = await client.ensure("Customer", rules.customer_document(key, order.email, accounts))
+    invoice_document = rules.invoice_document(order, data.lines, data.decimals, customer, accounts,
+                                              due=on_account.due_at.date() if on_account is not None else None)
     invoice = await client.ensure("Sales Invoice", invoice_document)
-    payment = await client.ensure("Payment Entry", rules.payment_document(order, data.decimals, customer, invoice,
-                                                                          accounts))
-    sent = f"customer {customer}, invoice {invoice}, payment {payment}"
+    sent = f"customer {customer}, invoice {invoice}"
+    if on_account is None:
+        payment = await client.ensure("Payment Entry", rules.payment_document(order, data.decimals, customer,
+                                                                              invoice, accounts))
+        sent += f", payment {payment}"
+    elif on_account.paid_at is not None:  # on account: the payment once the invoice is paid
+        payment = await client.ensure("Payment Entry", rules.payment_document(
+            order, data.decimals, customer, invoice, accounts,
+            paid=(f"invoice:{on_account.id}", on_account.paid_at.date())))
+        sent += f", payment {payment}"
     if order.status == "refunded":
         credit = await client.ensure("Sales Invoice", rules.credit_note_document(
             invoice_document, invoice, order.id, datetime.now(UTC).date()))

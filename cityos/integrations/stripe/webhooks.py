@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cityos.domain.b2b.service import complete_paid_checkout
 from cityos.domain.billing.runs import record_webhook as record_renewal_webhook
 from cityos.domain.commerce.service import record_payment_failure
-from cityos.domain.orders.service import complete_paid_order
 from cityos.domain.platform import inbox
 from cityos.domain.platform.inbox import IncomingEvent, Received
 from cityos.domain.platform.outbox import OUTBOX
@@ -80,9 +80,9 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
         return "ignored: not a checkout payment"
     if intent.get("status") != "succeeded":
         return f"ignored: the payment is {intent.get('status')}"
-    settled = await complete_paid_order(connection, delivery.services.settings, cart_id=uuid.UUID(cart_id),
-                                        intent_id=intent["id"], amount_received=int(intent["amount_received"]),
-                                        currency=intent["currency"], events=delivery.events)
+    settled = await complete_paid_checkout(connection, delivery.services.settings, cart_id=uuid.UUID(cart_id),
+                                           intent_id=intent["id"], amount_received=int(intent["amount_received"]),
+                                           currency=intent["currency"], events=delivery.events)
     if settled.refund_message_id is not None:
         tenant = (await connection.execute(select(OUTBOX.c.tenant_id).where(
             OUTBOX.c.id == settled.refund_message_id))).scalar_one()

@@ -1,0 +1,342 @@
+"""B2B mutations. Thin: find the objects, ask Cerbos, call the domain (cityos/domain/b2b/service.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityos.auth.authz import ResourceRef
+from cityos.domain.b2b import rules, service
+from cityos.domain.b2b.service import COMPANY, QUOTE
+from cityos.domain.commerce import checkout
+from cityos.domain.commerce import service as carts
+from cityos.domain.marketplace.ledger import LedgerPolicy
+from cityos.errors import NO_STORE_CONTEXT, BadUserInput, Forbidden, Unauthenticated
+from cityos.graphql.b2b.arguments import (
+    ApprovalRuleArg,
+    BodyArg,
+    CommentArg,
+    CompanyArg,
+    CompanyIdArg,
+    CompanyInput,
+    CompanyUserArg,
+    DecisionArg,
+    IdArg,
+    LevelArg,
+    LimitArg,
+    PriceListArg,
+    RequestQuoteArg,
+    ResponseArg,
+    SpendingLimitInput,
+    VersionArg,
+)
+from cityos.graphql.b2b.types import (
+    ApprovalRequest,
+    Company,
+    CompanyUser,
+    Invoice,
+    PriceList,
+    Quote,
+)
+from cityos.graphql.commerce.types import CheckoutSession, Order
+from cityos.graphql.core.context import Info, tenant_of
+from cityos.graphql.core.nodes import node_by_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
+from cityos.integrations.stripe.checkout import StripePayments
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _limit(value: SpendingLimitInput | None) -> rules.SpendingLimit:
+    if value is None:
+        return rules.SpendingLimit()
+    return rules.SpendingLimit(value.order_limit, value.period_limit, value.period)
+
+
+def _address(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {key: str(item).strip() for key, item in value.__dict__.items() if item is not None}
+
+
+def _values(data: CompanyInput, store_id: uuid.UUID | None = None) -> service.CompanyValues:
+    return service.CompanyValues(legal_name=data.legal_name, tax_id=data.tax_id, currency_code=data.currency_code,
+                                 credit_limit=data.credit_limit, payment_terms=data.payment_terms,
+                                 status=data.status, store_id=store_id, billing_address=_address(data.billing_address),
+                                 shipping_address=_address(data.shipping_address))
+
+
+def _local(global_id: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+    return from_global_id(global_id, type_name)[1] if global_id is not None else None
+
+
+async def _row(info: Info, node: Any, table: Any) -> Any:
+    return await info.context.loaders.by_key(table).load(node.pk)
+
+
+def _author(info: Info, quote: Quote) -> tuple[str, uuid.UUID | None]:
+    """Who answers a quote: the store (its admins) or a vendor (vendor roles: only its own lines)."""
+    principal = info.context.principal
+    if principal.roles & {"super_admin", "tenant_admin", "store_admin"}:
+        return "store", None
+    if principal.vendor_id:
+        try:
+            return "vendor", uuid.UUID(principal.vendor_id)
+        except ValueError:
+            raise Forbidden("not a vendor of this quote") from None
+    raise Forbidden("only the store or a vendor on the quote responds")
+
+
+def _edits(input: Any) -> list[rules.LineEdit]:
+    return [rules.LineEdit(from_global_id(line.variant_id, "Variant")[1], line.quantity, line.unit_price)
+            for line in input.lines]
+
+
+@strawberry.type(description="What converting a quote made: its order and, on account, its invoice.")
+class ConvertedQuote:
+    quote: Quote = strawberry.field(description="The quote, now ordered.")
+    order: Order = strawberry.field(description="The one order it became.")
+    invoice: Invoice = strawberry.field(description="The invoice due by the company's payment terms.")
+
+
+@strawberry.type
+class B2BMutation:
+    @strawberry.mutation(description="Create a company account (tenant and store admins).")
+    async def create_company(self, info: Info, input: CompanyArg) -> Company:
+        tenant_id = tenant_of(info)
+        store_id = None
+        if input.store_id is not None:
+            store: Any = await node_by_global_id(info, input.store_id, "Store")  # this tenant's (RLS), readable
+            store_id = store.pk
+        await info.context.authz.require(ResourceRef.of("company", "new", tenant_id=tenant_id,
+                                                        store_id=store_id or "", company_id=""), "create")
+        values = _values(input, store_id)
+        return Company.from_row(await info.context.db.mutate(
+            lambda connection: service.create_company(connection, tenant_id=tenant_id, values=values)))
+
+    @strawberry.mutation(description="Change a company's details, credit limit, payment terms or status (tenant and "
+                                     "store admins).")
+    async def update_company(self, info: Info, id: IdArg, input: CompanyArg) -> Company:
+        tenant_of(info)
+        company: Company = await node_by_global_id(info, id, "Company", "update")
+        row = await _row(info, company, COMPANY)
+        values = _values(input)
+        return Company.from_row(await info.context.db.mutate(
+            lambda connection: service.update_company(connection, row, values)))
+
+    @strawberry.mutation(description="Add a customer to a company with a role and a spending limit (company admins "
+                                     "of the company, store admins).")
+    async def invite_company_user(self, info: Info, company_id: CompanyIdArg, input: CompanyUserArg) -> CompanyUser:
+        tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "manage_users")
+        row = await _row(info, company, COMPANY)
+        limit = _limit(input.limit)
+        return CompanyUser.from_row(await info.context.db.mutate(lambda connection: service.add_company_user(
+            connection, row, customer_id=input.customer_id, email=input.email, role=input.role, limit=limit)))
+
+    @strawberry.mutation(description="Remove a user from their company (a company keeps one admin).")
+    async def remove_company_user(self, info: Info, id: IdArg) -> CompanyUser:
+        tenant_of(info)
+        user: CompanyUser = await node_by_global_id(info, id, "CompanyUser", "delete")
+        return CompanyUser.from_row(await info.context.db.mutate(
+            lambda connection: service.remove_company_user(connection, user.row)))
+
+    @strawberry.mutation(description="Set a company user's spending limit (per order, per month or quarter).")
+    async def set_spending_limit(self, info: Info, id: IdArg, input: LimitArg) -> CompanyUser:
+        tenant_of(info)
+        user: CompanyUser = await node_by_global_id(info, id, "CompanyUser", "set_limit")
+        limit = _limit(input)
+        return CompanyUser.from_row(await info.context.db.mutate(
+            lambda connection: service.set_spending_limit(connection, user.row, limit)))
+
+    @strawberry.mutation(description="Set the company's price list in a currency: fixed prices or percent off per "
+                                     "variant, product or category, with volume tiers (store admins).")
+    async def set_company_price_list(self, info: Info, company_id: CompanyIdArg, input: PriceListArg) -> PriceList:
+        tenant_id = tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company")
+        await info.context.authz.require(ResourceRef.of("price_list", "new", tenant_id=tenant_id,
+                                                        company_id=company.pk), "update")
+        if input.currency_code.strip().lower() != company.currency_code:
+            raise BadUserInput(f"the company buys in {company.currency_code}", field="currencyCode")
+        entries = [service.PriceEntry(
+            entry.min_quantity, variant_id=_local(entry.variant_id, "Variant"),
+            product_id=_local(entry.product_id, "Product"), category_id=_local(entry.category_id, "Category"),
+            percent_off=entry.percent_off, unit_amount=entry.unit_amount) for entry in input.entries]
+        row = await _row(info, company, COMPANY)
+        existing = [item for item in await info.context.loaders.many_by_key(service.PRICE_LIST, "company_id").load(
+            company.pk) if item.currency_code == company.currency_code]
+        created = await info.context.db.mutate(lambda connection: service.set_price_list(
+            connection, row, name=input.name, currency_code=input.currency_code, entries=entries,
+            price_list=existing[0] if existing else None))
+        info.context.loaders.many_by_key(service.PRICE_LIST_ENTRY, "price_list_id").clear(created.id)
+        return PriceList.from_row(created)
+
+    @strawberry.mutation(description="Set the approval rule at a threshold: purchases from minAmount on need its "
+                                     "levels (company admins).")
+    async def set_approval_rule(self, info: Info, company_id: CompanyIdArg, input: ApprovalRuleArg) -> Company:
+        tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "manage_approvals")
+        row = await _row(info, company, COMPANY)
+        levels = [rules.Level(level.mode.value, tuple(role.value for role in level.roles), tuple(level.user_ids))
+                  for level in input.levels]
+        await info.context.db.mutate(lambda connection: service.set_approval_rule(connection, row, input.min_amount,
+                                                                                  levels))
+        info.context.loaders.many_by_key(service.APPROVAL_RULE, "company_id").clear(company.pk)
+        return company
+
+    @strawberry.mutation(description="Request a quote from your cart or a list of SKUs and quantities, priced with "
+                                     "volume tiers and your company's list (company buyers and admins).")
+    async def request_quote(self, info: Info, input: RequestQuoteArg) -> Quote:
+        principal = info.context.principal
+        tenant_id = tenant_of(info)
+        if info.context.store is None:
+            raise Unauthenticated(NO_STORE_CONTEXT)
+        if not principal.company_role or not principal.company_id:
+            raise Forbidden("only company users request quotes")
+        company_id = uuid.UUID(principal.company_id)
+        await info.context.authz.require(ResourceRef.of(
+            "quote", "new", tenant_id=tenant_id, store_id=info.context.store.store_id, company_id=company_id,
+            customer_id=principal.id, vendor_ids="", status="requested"), "create")
+        cart = None
+        if input.cart_id is not None:
+            cart_node: Any = await node_by_global_id(info, input.cart_id, "Cart", "update")
+            cart = cart_node.row
+            if cart.customer_id != principal.id:
+                raise Forbidden("quote your own cart")
+        items: list[tuple[uuid.UUID | str, int]] = []
+        for item in input.lines:
+            if (item.variant_id is None) == (item.sku is None):
+                raise BadUserInput("a line names its variant by variantId or by sku", field="lines")
+            items.append((from_global_id(item.variant_id, "Variant")[1] if item.variant_id else str(item.sku),
+                          item.quantity))
+        store_id = info.context.store.store_id
+
+        async def work(connection: AsyncConnection) -> Any:
+            company = (await connection.execute(service.COMPANY.select().where(
+                service.COMPANY.c.id == company_id))).one()
+            buyer = await service.membership(connection, company_id, principal.id)
+            if buyer is None:
+                raise Forbidden("not a user of this company")
+            return await service.request_quote(connection, service.QuoteRequest(
+                company=company, buyer=buyer, store_id=store_id, now=_now(), cart=cart, items=items,
+                message=input.message, valid_days=input.valid_days), info.context.events)
+
+        return Quote.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Answer a quote with a new version: prices and quantities line by line (store "
+                                     "admins; a vendor only its own products' lines).")
+    async def respond_to_quote(self, info: Info, id: IdArg, input: ResponseArg) -> Quote:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "respond")
+        kind, vendor_id = _author(info, quote)
+        response = service.Response(author_id=info.context.principal.id, author_kind=kind, vendor_id=vendor_id,
+                                    edits=_edits(input), now=_now(), message=input.message,
+                                    valid_days=input.valid_days)
+        return await _respond(info, quote, response)
+
+    @strawberry.mutation(description="Counter the seller's version with one of your own (the buyer).")
+    async def counter_quote(self, info: Info, id: IdArg, input: ResponseArg) -> Quote:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "counter")
+        response = service.Response(author_id=info.context.principal.id, author_kind="buyer", vendor_id=None,
+                                    edits=_edits(input), now=_now(), message=input.message)
+        return await _respond(info, quote, response)
+
+    @strawberry.mutation(description="Write a message on a quote (the buyer, the company's admins, the store, "
+                                     "vendors on the quote).")
+    async def add_quote_message(self, info: Info, id: IdArg, body: BodyArg) -> Quote:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "message")
+        principal = info.context.principal
+        kind, vendor_id = ("buyer", None) if principal.company_role else _author(info, quote)
+        row = await _row(info, quote, QUOTE)
+        await info.context.db.mutate(lambda connection: service.add_message(
+            connection, row, author_id=principal.id, author_kind=kind, vendor_id=vendor_id, body=body))
+        info.context.loaders.many_by_key(service.QUOTE_MESSAGE, "quote_id").clear(quote.pk)
+        return quote
+
+    @strawberry.mutation(description="Accept the current version: above your limits or an approval threshold it "
+                                     "waits for approval, otherwise it is ready to order. An old version, an "
+                                     "expired or a rejected quote is INVALID_STATE_TRANSITION.")
+    async def accept_quote(self, info: Info, id: IdArg, version: VersionArg) -> Quote:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "accept")
+        buyer = info.context.principal.id
+        return Quote.from_row(await info.context.db.mutate(lambda connection: service.accept(
+            connection, quote.pk, version=version, buyer_id=buyer, now=_now(), events=info.context.events)))
+
+    @strawberry.mutation(description="Approve or reject an approval request at the level you saw; a level moves "
+                                     "forward once, even when two approvers decide at the same time.")
+    async def decide_approval(self, info: Info, id: IdArg, level: LevelArg, decision: DecisionArg,
+                              comment: CommentArg = None) -> ApprovalRequest:
+        tenant_of(info)
+        request: ApprovalRequest = await node_by_global_id(info, id, "ApprovalRequest", "approve")
+        principal = info.context.principal
+        step = service.Decision(approver_id=principal.id, approver_role=principal.company_role, level=level,
+                                decision=decision, comment=comment)
+        return ApprovalRequest.from_row(await info.context.db.mutate(
+            lambda connection: service.decide(connection, request.pk, step, info.context.events)))
+
+    @strawberry.mutation(description="Turn an approved quote into its one order, paid on account: the total is "
+                                     "taken from the company's credit (CREDIT_LIMIT_EXCEEDED with the available "
+                                     "amount when it does not fit) and an invoice due by the payment terms is "
+                                     "recorded. A second conversion is CONFLICT.")
+    async def convert_quote_to_order(self, info: Info, id: IdArg) -> ConvertedQuote:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "convert")
+        principal, settings = info.context.principal, info.context.settings
+        converted = await info.context.db.mutate(lambda connection: service.convert_on_account(
+            connection, quote.pk, buyer_id=principal.id, now=_now(), ledger_policy=LedgerPolicy.of(settings),
+            ship=bool(settings.FLEETBASE_URL), account=bool(settings.ERPNEXT_URL), events=info.context.events))
+        row = await info.context.db.run(lambda connection: service.load_quote(connection, quote.pk))
+        return ConvertedQuote(quote=Quote.from_row(row), order=Order.from_row(converted.order),
+                              invoice=Invoice.from_row(converted.invoice))
+
+    @strawberry.mutation(description="Pay an approved quote by card instead: its PaymentIntent for the accepted "
+                                     "version's total (the checkout of the quote's cart, priced as quoted); confirm "
+                                     "it with Stripe.js, then completeCheckout(cartId) (or the webhook) makes the "
+                                     "one order and marks the quote ordered.")
+    async def start_quote_checkout(self, info: Info, id: IdArg) -> CheckoutSession:
+        tenant_of(info)
+        quote: Quote = await node_by_global_id(info, id, "Quote", "convert")
+        principal, settings = info.context.principal, info.context.settings
+        now = _now()
+        await info.context.db.run(lambda connection: service.orderable_quote(connection, quote.pk, principal.id, now,
+                                                                             lock=False))
+        cart = await info.context.db.run(lambda connection: carts.load_cart(connection, quote.row.cart_id))
+
+        async def snapshot(connection: AsyncConnection, _cart: Any) -> dict[str, Any]:
+            return await service.quote_snapshot(connection, quote.pk, principal.id, now)
+
+        started = await checkout.start_checkout(info.context.db, cart, StripePayments(info.context.services.stripe),
+                                                cookie_secret=settings.COOKIE_SECRET,
+                                                reservation_minutes=settings.CITYOS_RESERVATION_MINUTES,
+                                                snapshot_of=snapshot)
+        return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
+                               amount=started.amount, currency_code=started.currency_code,
+                               order_id=to_global_id("Order", started.order_id),
+                               publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+                               order_access_token=started.order_access_token)
+
+    @strawberry.mutation(description="Record an invoice's payment: its amount is available credit again (tenant and "
+                                     "store admins).")
+    async def pay_invoice(self, info: Info, id: IdArg) -> Invoice:
+        tenant_of(info)
+        invoice: Invoice = await node_by_global_id(info, id, "Invoice", "pay")
+        account = bool(info.context.settings.ERPNEXT_URL)
+        return Invoice.from_row(await info.context.db.mutate(
+            lambda connection: service.pay_invoice(connection, invoice.row.id, _now(), account)))
+
+
+async def _respond(info: Info, quote: Quote, response: service.Response) -> Quote:
+    updated = await info.context.db.mutate(
+        lambda connection: service.respond(connection, quote.pk, response, info.context.events))
+    info.context.loaders.many_by_key(service.QUOTE_VERSION, "quote_id").clear(quote.pk)
+    return Quote.from_row(updated)
+

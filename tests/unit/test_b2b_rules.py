@@ -1,0 +1,136 @@
+"""Pure B2B rules: spending periods reset on their boundary, limits, quote edits and states, approval levels,
+payment terms."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cityos.domain.b2b import rules
+from cityos.domain.b2b.models import PaymentTerms, QuoteStatus, SpendingPeriod
+from cityos.errors import BadUserInput, InvalidStateTransition
+
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC))
+periods = st.sampled_from(list(SpendingPeriod))
+
+
+@given(moments, periods)
+def test_a_period_contains_its_moment_and_starts_on_a_calendar_boundary(moment: datetime,
+                                                                         period: SpendingPeriod) -> None:
+    start, end = rules.period_bounds(moment, period)
+    assert start <= moment < end
+    assert start.day == 1 and start.hour == start.minute == start.second == start.microsecond == 0
+    assert end.day == 1 and end.hour == 0
+    months = 1 if period is SpendingPeriod.MONTH else 3
+    assert (start.month - 1) % months == 0
+    assert (end.year * 12 + end.month) - (start.year * 12 + start.month) == months
+
+
+@given(moments, periods)
+def test_spending_resets_on_the_boundary(moment: datetime, period: SpendingPeriod) -> None:
+    """The instant a period ends the next one begins: the periods tile time, so what was spent before the
+    boundary never counts after it."""
+    start, end = rules.period_bounds(moment, period)
+    assert rules.period_bounds(end, period)[0] == end
+    assert rules.period_bounds(end - timedelta(microseconds=1), period) == (start, end)
+
+
+def test_quarters_are_calendar_quarters() -> None:
+    assert rules.period_bounds(datetime(2026, 11, 27, 9, 30, tzinfo=UTC), SpendingPeriod.QUARTER) == (
+        datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert rules.period_bounds(datetime(2026, 3, 31, 23, 59, tzinfo=UTC), SpendingPeriod.MONTH) == (
+        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+
+
+@given(st.integers(1, 10**7), st.integers(0, 10**7), st.integers(1, 10**7), st.integers(1, 10**7))
+def test_limits_are_exceeded_strictly_above_them(order_limit: int, spent: int, period_limit: int,
+                                                 amount: int) -> None:
+    limit = rules.SpendingLimit(order_limit, period_limit, SpendingPeriod.MONTH)
+    reasons = rules.over_limit(limit, amount, spent)
+    assert ("order_limit" in reasons) == (amount > order_limit)
+    assert ("period_limit" in reasons) == (spent + amount > period_limit)
+    assert rules.over_limit(rules.SpendingLimit(), amount, spent) == []
+
+
+def test_a_period_limit_needs_its_period_and_limits_are_positive() -> None:
+    for bad in ({"period_limit": 100}, {"period": SpendingPeriod.MONTH}, {"order_limit": 0},
+                {"period_limit": -1, "period": SpendingPeriod.QUARTER}):
+        with pytest.raises(BadUserInput):
+            rules.SpendingLimit(**bad)  # type: ignore[arg-type]
+
+
+def _lines() -> list[dict[str, object]]:
+    return [{"variant_id": str(uuid.UUID(int=1)), "vendor_id": "v1", "sku": "A", "quantity": 10, "unit_price": 500},
+            {"variant_id": str(uuid.UUID(int=2)), "vendor_id": "v2", "sku": "B", "quantity": 3, "unit_price": 900}]
+
+
+def test_edits_record_what_changed_and_a_vendor_edits_only_its_lines() -> None:
+    lines, changes = rules.apply_edits(_lines(), [rules.LineEdit(uuid.UUID(int=1), quantity=12, unit_price=450)],
+                                       None)
+    assert rules.lines_total(lines) == 12 * 450 + 3 * 900
+    assert changes == [{"sku": "A", "variant_id": str(uuid.UUID(int=1)), "field": "quantity", "from": 10, "to": 12},
+                       {"sku": "A", "variant_id": str(uuid.UUID(int=1)), "field": "unit_price", "from": 500,
+                        "to": 450}]
+    with pytest.raises(BadUserInput):
+        rules.apply_edits(_lines(), [rules.LineEdit(uuid.UUID(int=2), unit_price=1)], frozenset({uuid.UUID(int=1)}))
+    with pytest.raises(BadUserInput):  # nothing changes
+        rules.apply_edits(_lines(), [rules.LineEdit(uuid.UUID(int=1), quantity=10)], None)
+    for bad in ({"quantity": 0}, {"quantity": -1}, {"unit_price": 0}, {"unit_price": -5}):
+        with pytest.raises(BadUserInput):
+            rules.LineEdit(uuid.UUID(int=1), **bad)  # type: ignore[arg-type]
+
+
+def test_only_the_current_answered_unexpired_version_is_acceptable() -> None:
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    later = now + timedelta(days=1)
+    rules.check_acceptable(QuoteStatus.RESPONDED, 3, 3, later, now)
+    for status, version, valid_until in ((QuoteStatus.RESPONDED, 2, later), (QuoteStatus.RESPONDED, 3, now),
+                                         (QuoteStatus.REJECTED, 3, later), (QuoteStatus.EXPIRED, 3, later),
+                                         (QuoteStatus.REQUESTED, 3, later), (QuoteStatus.ORDERED, 3, later)):
+        with pytest.raises(InvalidStateTransition):
+            rules.check_acceptable(status, 3, version, valid_until, now)
+    with pytest.raises(InvalidStateTransition):
+        rules.check_quote_transition(QuoteStatus.ORDERED, QuoteStatus.ORDERED)
+
+
+def test_levels_complete_by_mode() -> None:
+    any_level = rules.Level("any", roles=("approver",))
+    assert not any_level.complete([("u1", "company_buyer")])
+    assert any_level.complete([("u1", "approver")])
+    all_level = rules.Level("all", roles=("company_admin",), users=("cfo", "ceo"))
+    assert not all_level.complete([("cfo", "approver"), ("ceo", "approver")])  # no admin yet
+    assert not all_level.complete([("cfo", "approver"), ("a1", "company_admin")])  # ceo missing
+    assert all_level.complete([("cfo", "approver"), ("ceo", "approver"), ("a1", "company_admin")])
+    with pytest.raises(BadUserInput):
+        rules.Level("some", roles=("approver",))
+    with pytest.raises(BadUserInput):
+        rules.Level("any")
+    with pytest.raises(BadUserInput):
+        rules.validate_levels([any_level] * 6)
+
+
+@given(st.integers(0, 10**7), st.lists(st.integers(0, 10**7), max_size=5, unique=True))
+def test_the_highest_reached_threshold_applies(amount: int, minimums: list[int]) -> None:
+    rule_set = [(minimum, [rules.Level("any", users=(f"u{minimum}",))]) for minimum in minimums]
+    levels = rules.required_levels(amount, rule_set, [])
+    reached = [minimum for minimum in minimums if minimum <= amount]
+    if reached:
+        assert levels == [rules.Level("any", users=(f"u{max(reached)}",))]
+    else:
+        assert levels == []
+        assert rules.required_levels(amount, rule_set, ["order_limit"]) == [rules.ADMIN_LEVEL]
+
+
+@given(moments, st.sampled_from([PaymentTerms.NET_15, PaymentTerms.NET_30, PaymentTerms.NET_60]))
+def test_invoices_fall_due_by_the_payment_terms(issued: datetime, terms: PaymentTerms) -> None:
+    assert rules.due_date(issued, terms) - issued == timedelta(days=int(terms.value[3:]))
+
+
+def test_prepaid_companies_have_no_credit_terms() -> None:
+    with pytest.raises(BadUserInput):
+        rules.due_date(datetime(2026, 1, 1, tzinfo=UTC), PaymentTerms.PREPAID)
+    assert rules.available_credit(1000, 400) == 600 and rules.available_credit(1000, 1000) == 0
