@@ -275,9 +275,11 @@ class Tokens:
         self.keycloak = keycloak
 
     def __call__(self, role: str, world: TenantWorld | None = None, *, stores: list[str] | None = None,
-                 vendor: str | None = None, company: str | None = None, subject: str | None = None) -> str:
+                 vendor: str | None = None, company: str | None = None, subject: str | None = None,
+                 email: str | None = None, email_verified: bool = True) -> str:
         return self.keycloak.token(roles=[role], tenant=world.slug if world else None, stores=stores,
-                                   vendor=vendor, company=company, subject=subject)
+                                   vendor=vendor, company=company, subject=subject, email=email,
+                                   email_verified=email_verified)
 
 
 @pytest.fixture

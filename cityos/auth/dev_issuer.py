@@ -34,15 +34,18 @@ def public_keys(data_dir: Path) -> KeySet:
 
 def keycloak_shaped_claims(*, subject: str, roles: list[str], tenant: str | None, stores: list[str],
                            vendor: str | None, company: str | None, ttl_seconds: int, client_id: str,
-                           issuer: str = DEV_ISSUER, azp: str = DEV_CLIENT) -> dict[str, Any]:
+                           issuer: str = DEV_ISSUER, azp: str = DEV_CLIENT, email: str | None = None,
+                           email_verified: bool = True) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "exp": now + ttl_seconds, "iat": now, "jti": str(uuid.uuid4()), "iss": issuer, "aud": "account",
         "sub": subject, "typ": "Bearer", "azp": azp, "sid": str(uuid.uuid4()), "acr": "1",
         "realm_access": {"roles": [*roles, "offline_access"]},
         "resource_access": {client_id: {"roles": []}, "account": {"roles": ["view-profile"]}},
-        "scope": "openid email profile", "email_verified": True, "preferred_username": subject,
+        "scope": "openid email profile", "email_verified": email_verified, "preferred_username": subject,
     }
+    if email:
+        claims["email"] = email
     if tenant:
         claims["tenant_id"] = tenant
     if stores:

@@ -28,6 +28,8 @@ class TokenIdentity:
     expires_at: int | None = None
     issuer: str = ""
     username: str | None = None
+    email: str | None = None  # the `email` claim, lower case
+    email_verified: bool = False  # Keycloak's `email_verified` claim
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Principal:
     # SHA-256 of an order access token the caller presented (startCheckout gave it to the buyer); policies compare
     # it with the order's own (`R.attr.access_token_hash`), so possession of the token is checked by Cerbos.
     access_token_hash: str = ""
+    email: str | None = None  # the token's email, only when Keycloak verified it (claiming guest orders)
     _cerbos: list[engine_pb2.Principal] = field(default_factory=list, compare=False, repr=False)
 
     def to_cerbos(self) -> engine_pb2.Principal:

@@ -133,6 +133,8 @@ def identity_from_claims(claims: dict[str, Any], client_id: str, issuer: str) ->
         expires_at=int(claims["exp"]),
         issuer=issuer,
         username=claims.get("preferred_username"),
+        email=claims["email"].strip().lower() if isinstance(claims.get("email"), str) else None,
+        email_verified=claims.get("email_verified") is True,
     )
 
 

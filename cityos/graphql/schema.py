@@ -35,13 +35,16 @@ from cityos.graphql.core.limits import CostLimit, OperationLimits
 from cityos.graphql.core.nodes import NODE_LOADERS, nodes_by_global_ids
 from cityos.graphql.core.persisted import PersistedQueries
 from cityos.graphql.core.relay import Node
+from cityos.graphql.customers.mutations import CustomerMutation
+from cityos.graphql.customers.queries import CustomerQuery
 from cityos.graphql.marketplace.mutations import MarketplaceMutation
 from cityos.graphql.marketplace.queries import MarketplaceQuery
 from cityos.graphql.marketplace.types import CommissionRule, Payout, Vendor
+from cityos.graphql.orders.mutations import FulfillmentMutation
 from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.platform.mutations import OutboxMutation
 from cityos.graphql.platform.queries import JobRunQuery, OutboxQuery
-from cityos.graphql.tenancy.mutations import TenancyMutation
+from cityos.graphql.tenancy.mutations import StoreSetupMutation, TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
 from cityos.observability.metrics import GraphQLMetrics
@@ -82,7 +85,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
 class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery,
-            B2BQuery):
+            CustomerQuery, B2BQuery):
     pass
 
 
@@ -94,8 +97,8 @@ class Subscription(LiveSubscription, BillingSubscription, B2BSubscription):
 
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
-class Mutation(TenancyMutation, CatalogMutation, CommerceMutation, MarketplaceMutation, OutboxMutation,
-               BillingMutation, B2BMutation):
+class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
+               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation, B2BMutation):
     pass
 
 

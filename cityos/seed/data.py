@@ -14,7 +14,8 @@ CURRENCIES = (
 )
 PAYMENT_PROVIDERS = ("stripe",)
 
-US_REGION = {"name": "United States", "currency_code": "usd", "country_code": "us", "tax_rate": Decimal("0")}
+US_REGION = {"name": "United States", "currency_code": "usd", "country_code": "us", "country_codes": ["us"],
+             "tax_rate": Decimal("0")}
 US_STATES = (
     ("US-AL", "Alabama"), ("US-AK", "Alaska"), ("US-AZ", "Arizona"), ("US-AR", "Arkansas"),
     ("US-CA", "California"), ("US-CO", "Colorado"), ("US-CT", "Connecticut"), ("US-DE", "Delaware"),

@@ -3,7 +3,7 @@ retry times, SCA), customer self-service (cancel at period end, pause, skip, pro
 and the per-tenant dunning policy
 
 Revision ID: 0014
-Revises: 0015 (re-chained after b2b's 0015 reached main first; number kept)
+Revises: 0017 (re-chained after b2b's 0015 and store setup's 0017 reached main first; number kept)
 Create Date: 2026-11-27
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from cityos.db import rls
 
 revision: str = "0014"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

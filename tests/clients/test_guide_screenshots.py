@@ -19,6 +19,7 @@ from cityos.graphql.core.relay import to_global_id
 from tests.commerce_flow import Shopper, paid_order, shop
 from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens
 from tests.fakes.stripe import FakeStripe
+from tests.integration.test_b2b import Acme, make_company
 from tests.operations import all_operations
 
 __all__ = ["shop"]
@@ -28,7 +29,7 @@ BROWSER_DIR = Path(__file__).parent / "browser"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
-def shots(shop: TenantWorld, tokens: Tokens, vendor_id: str) -> list[dict[str, Any]]:
+def shots(shop: TenantWorld, tokens: Tokens, vendor_id: str, acme: Acme) -> list[dict[str, Any]]:
     operations = all_operations()
     admin = {"Authorization": f"Bearer {tokens('store_admin', shop, stores=['store-0'])}"}
     vendor = {"Authorization": f"Bearer {tokens('vendor_admin', shop, vendor='cedar-pantry')}"}
@@ -43,6 +44,10 @@ def shots(shop: TenantWorld, tokens: Tokens, vendor_id: str) -> list[dict[str, A
          "variables": {"first": 5}},
         {"name": "vendor-products", "query": operations["vendor/VendorProducts"], "headers": vendor,
          "variables": {"storeId": store, "filter": {"vendorId": vendor_id}}},
+        {"name": "b2b-quotes", "query": operations["storefront/Quotes"], "variables": {"first": 5},
+         "headers": {**guest, "Authorization": f"Bearer {acme.buyer}"}},
+        {"name": "b2b-company", "query": operations["storefront/Company"], "variables": {"id": acme.id},
+         "headers": {**guest, "Authorization": f"Bearer {acme.admin}"}},
     ]
 
 
@@ -55,7 +60,11 @@ async def test_the_guides_screenshots_run_their_operations_in_the_browser(
     async with owner_engine.connect() as connection:
         vendor_pk = (await connection.execute(text("select id from vendor where tenant_id = :t and handle = "
                                                    "'cedar-pantry'"), {"t": shop.tenant_id})).scalar_one()
-    planned = shots(shop, tokens, to_global_id("Vendor", vendor_pk))
+    acme = await make_company(gql, tokens, shop)
+    await gql(all_operations()["storefront/RequestQuote"], {"input": {"lines": [
+        {"sku": "NW-SOCK-1", "quantity": 40}, {"sku": "CP-COFFEE-1LB", "quantity": 30}]}}, token=acme.buyer,
+        key=shop.key)
+    planned = shots(shop, tokens, to_global_id("Vendor", vendor_pk), acme)
     process = await asyncio.create_subprocess_exec(  # the server runs on this event loop: never block it
         node, str(BROWSER_DIR / "screenshots.mjs"), server.url, str(tmp_path), json.dumps(planned), cwd=BROWSER_DIR,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

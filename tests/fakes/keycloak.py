@@ -75,8 +75,10 @@ class FakeKeycloak:
 
     def claims(self, *, subject: str | None = None, roles: list[str] | None = None, tenant: str | None = None,
                stores: list[str] | None = None, vendor: str | None = None, company: str | None = None,
-               azp: str = "medusa-admin", ttl: int = 300) -> dict[str, Any]:
-        return keycloak_shaped_claims(subject=subject or str(uuid.uuid4()), roles=roles or [], tenant=tenant,
+               azp: str = "medusa-admin", ttl: int = 300, email: str | None = None,
+               email_verified: bool = True) -> dict[str, Any]:
+        return keycloak_shaped_claims(email=email, email_verified=email_verified,
+                                      subject=subject or str(uuid.uuid4()), roles=roles or [], tenant=tenant,
                                       stores=stores or [], vendor=vendor, company=company, ttl_seconds=ttl,
                                       client_id="medusa-backend", issuer=self.issuer, azp=azp)
 

@@ -38,6 +38,11 @@ class Target:
         self.cart = to_global_id("Cart", ids["cart"])
         self.cart_line = to_global_id("CartLine", ids["cart_line"])
         self.option = to_global_id("ShippingOption", ids["shipping_option"])
+        self.region = to_global_id("Region", ids["region"]) if "region" in ids else ""
+        self.channel = to_global_id("SalesChannel", ids["sales_channel"]) if "sales_channel" in ids else ""
+        self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
+        self.address = (to_global_id("CustomerAddress", ids["customer_address"])
+                        if "customer_address" in ids else "")
         self.order = to_global_id("Order", ids["orders"])
         self.rule = to_global_id("CommissionRule", ids["commission_rule"])
         self.vendor_user = to_global_id("VendorUser", ids["vendor_user"])
@@ -64,7 +69,8 @@ class Target:
         w = self.world
         found = [self.store, self.tenant, self.domain, self.key, self.product, self.variant, self.category,
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
-                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, *self.company_secrets(),
+                 self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.region,
+                 self.channel, self.vendor_order, self.address, "Tenant B dock street", *self.company_secrets(),
                  "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
@@ -179,6 +185,34 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/DunningPolicy": lambda b: {},
     "admin/SetDunningPolicy": lambda b: {"retryDays": [2], "finalAction": "PAUSE"},
     "vendor/VendorSubscriptions": lambda b: {"planId": b.plan, "first": 100},
+    "admin/CreateRegion": lambda b: {"input": {"name": f"m-{uuid.uuid4().hex[:8]}", "currencyCode": "usd",
+                                               "countryCodes": ["us"]}},
+    "admin/UpdateRegion": lambda b: {"id": b.region, "input": {"taxRate": "0.5", "name": "Taken over"}},
+    "admin/RegionSetup": lambda b: {"id": b.tenant},
+    "admin/Regions": lambda b: {"first": 20},
+    "admin/CreateShippingOption": lambda b: {"input": {"regionId": b.region, "code": "matrix", "name": "Matrix",
+                                                       "amount": {"amount": 1, "currencyCode": "usd"},
+                                                       "vendorId": b.vendor}},
+    "admin/UpdateShippingOption": lambda b: {"id": b.option, "input": {"isActive": False,
+                                                                       "amount": {"amount": 1, "currencyCode": "usd"}}},
+    "admin/SalesChannels": lambda b: {"storeId": b.store},
+    "admin/CreateSalesChannel": lambda b: {"input": {"storeId": b.store, "name": "Matrix", "isDefault": True}},
+    "admin/UpdateSalesChannel": lambda b: {"id": b.channel, "input": {"name": "Taken over", "isDefault": True}},
+    "admin/OrderFulfillment": lambda b: {"id": b.order},
+    "vendor/SetVendorPickupAddress": lambda b: {"vendorId": b.vendor, "address": {
+        "address1": "1 Main St", "city": "Austin", "postalCode": "73301", "countryCode": "US"}},
+    "vendor/UpdateVendorOrderFulfillment": lambda b: {"id": b.vendor_order, "status": "SHIPPED", "carrier": "ups",
+                                                      "trackingNumber": "1Z-MATRIX"},
+    "vendor/RequestVendorOrderPickup": lambda b: {"id": b.vendor_order},
+    "storefront/Me": lambda b: {"first": 100},
+    "storefront/UpdateMyProfile": lambda b: {"input": {"firstName": "Thief"}},
+    "storefront/AddMyAddress": lambda b: {"input": {"address": {
+        "firstName": "T", "lastName": "T", "address1": "1 Main St", "city": "Austin", "province": "TX",
+        "postalCode": "73301", "countryCode": "US"}}},
+    "storefront/UpdateMyAddress": lambda b: {"id": b.address, "input": {"label": "Taken over", "isDefault": True}},
+    "storefront/RemoveMyAddress": lambda b: {"id": b.address},
+    "storefront/Reorder": lambda b: {"orderId": b.order},
+    "storefront/ClaimGuestOrders": lambda b: {},
     "admin/CreateCompany": lambda b: {"input": {"legalName": "Matrix", "currencyCode": "usd", "storeId": b.store}},
     "admin/UpdateCompany": lambda b: {"id": b.company, "input": {"creditLimit": 0, "status": "SUSPENDED"}},
     "admin/Companies": lambda b: {"first": 100},
@@ -209,12 +243,14 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/DecideApproval": lambda b: {"id": b.approval, "level": 0, "decision": "APPROVE"},
 }
 
-SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "vendor", "category",
+SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
+                   "vendor", "category",
                    "product", "product_category", "variant", "variant_price", "price_tier", "shipping_option",
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings", "company",
+                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings",
+                   "customer_profile", "customer_address", "company",
                    "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
                    "quote_message", "approval_rule", "approval_request", "approval_step", "invoice")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
@@ -314,6 +350,23 @@ with attempt as (
   select :t, gen_random_uuid(), c.id, c.subscription_id, 1, 'renewal', 'pi_tenant_b_renewal', 2500, 'succeeded'
   from billing_cycle c where c.tenant_id = :t returning id)
 insert into billing_settings (tenant_id, id, retry_days, final_action) values (:t, gen_random_uuid(), '{5,9}', 'cancel')
+"""
+
+
+# B's customer has a profile and a saved address; B's vendor a pickup address.
+B_CUSTOMER = """
+with profile as (
+  insert into customer_profile (tenant_id, id, customer_id, email, first_name, phone)
+  values (:t, gen_random_uuid(), 'b-customer', 'b-customer@example.com', 'Bea', '+1 555 0100') returning id),
+pickup as (
+  update vendor set pickup_address = '{"address_1": "Tenant B dock street", "city": "Austin",
+                                       "postal_code": "73301", "country_code": "us"}'::jsonb
+  where tenant_id = :t and handle = 'northwind-outfitters' returning id)
+insert into customer_address (tenant_id, id, customer_id, label, address, is_default)
+select :t, gen_random_uuid(), 'b-customer', 'Tenant B dock street home',
+       '{"first_name": "Bea", "last_name": "B", "address_1": "Tenant B dock street", "city": "Austin",
+         "province": "US-TX", "postal_code": "73301", "country_code": "us"}'::jsonb, true
+from profile, pickup
 """
 
 
@@ -470,6 +523,7 @@ async def full_tenant(owner_engine) -> Target:
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text(B_DUNNING), {"t": b.tenant_id})
+        await connection.execute(text(B_CUSTOMER), {"t": b.tenant_id})
         globex = uuid.uuid4()
         await connection.execute(text(B_B2B), {"t": b.tenant_id, "s": b.store_id, "globex": globex})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
@@ -492,7 +546,9 @@ async def full_tenant(owner_engine) -> Target:
                              ("company", "and legal_name = 'Tenant B Industries'"),
                              ("company_user", "and customer_id = 'b-acme-buyer'"), ("price_list", ""),
                              ("quote", ""), ("approval_request", ""), ("invoice", ""),
-                             ("orders", "and company_id is not null")):
+                             ("orders", "and company_id is not null"), ("region", ""), ("sales_channel", ""),
+                             ("vendor_order", "and order_id = (select o.id from orders o where o.tenant_id = :t "
+                                              "and o.company_id is null)"), ("customer_address", "")):
             key = "company_order" if table == "orders" and "not null" in where else table
             ids[key] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                  {"t": b.tenant_id})).scalar_one()

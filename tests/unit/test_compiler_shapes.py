@@ -15,7 +15,8 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("Payout", "status"), ("CheckoutAttempt", "status"), ("WebhookEvent", "status"), ("Cart", "status"),
              ("Order", "status"), ("VendorOrder", "status"), ("Shipment", "status"), ("OutboxMessage", "status"),
              ("JobRun", "outcome"), ("SubscriptionPlan", "status"), ("SubscriptionPlan", "interval"),
-             ("CustomerSubscription", "status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
+             ("CustomerSubscription", "status"), ("Region", "country_codes"), ("Order", "fulfillment_status"),
+             ("VendorOrder", "fulfillment_status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
              ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
              ("Invoice", "status")}
 

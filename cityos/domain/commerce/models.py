@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityos.domain.base import Base, TenantOwnedMixin, one_of
@@ -50,7 +50,11 @@ class Region(TenantOwnedMixin, Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
     country_code: Mapped[str] = mapped_column(String(2), nullable=False)  # ISO 3166-1 alpha-2, lower case
+    # Every country the region sells to (lower case); country_code is the first of them.
+    country_codes: Mapped[list[str]] = mapped_column(ARRAY(String(2)), nullable=False, server_default="{}")
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(7, 4), nullable=False, server_default="0")
+    # Prices (and shipping) include the tax: the tax is the part of the total the rate accounts for.
+    tax_inclusive: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     payment_provider_id: Mapped[str] = mapped_column(String(50), nullable=False, server_default="stripe")
 
 
@@ -66,15 +70,19 @@ class RegionState(TenantOwnedMixin, Base):
     region_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     code: Mapped[str] = mapped_column(String(6), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
+    tax_rate: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))  # null: the region's rate
 
 
 class ShippingOption(TenantOwnedMixin, Base):
-    """A way to ship in a region at a flat amount, offered when the cart's subtotal reaches `min_subtotal`."""
+    """A way to ship in a region: a flat amount, free from `free_above`, or priced by weight bands; offered when
+    the cart's subtotal reaches `min_subtotal`. With `vendor_id`, the vendor's own price for its items (commerce
+    rules: each such vendor's shipping is charged on its own in one checkout)."""
 
     __tablename__ = "shipping_option"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "region_id"], ["region.tenant_id", "region.id"], ondelete="CASCADE"),
-        UniqueConstraint("tenant_id", "region_id", "code"),
+        ForeignKeyConstraint(["tenant_id", "vendor_id"], ["vendor.tenant_id", "vendor.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "region_id", "vendor_id", "code", postgresql_nulls_not_distinct=True),
     )
 
     region_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
@@ -82,6 +90,10 @@ class ShippingOption(TenantOwnedMixin, Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)  # minor units of the region's currency
     min_subtotal: Mapped[int | None] = mapped_column(Integer)  # offered only when subtotal ≥ this (minor units)
+    free_above: Mapped[int | None] = mapped_column(Integer)  # free when the subtotal is at least this
+    # [{"up_to_grams": int | null, "amount": int}, …] ascending; the last may be open (null); replaces `amount`
+    weight_bands: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
+    vendor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
 
 

@@ -67,6 +67,7 @@ class PricedCart:
     lines: list[tuple[Any, rules.PricedLine]]  # (cart line joined with variant and product, its prices)
     totals: rules.Totals
     option: Row[Any] | None
+    shipping: rules.ShippingQuote | None = None  # the chosen option's price for this cart; None: not offered
 
 
 async def load_cart(connection: AsyncConnection, cart_id: uuid.UUID, *, lock: bool = False) -> Row[Any]:
@@ -84,9 +85,16 @@ def _require_open(cart: Row[Any]) -> None:
 
 async def create_cart(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID,
                       currency_code: str, customer_id: str | None, email: str | None,
-                      company_id: uuid.UUID | None = None) -> Row[Any]:
-    region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
-                                       .order_by(REGION.c.created_at).limit(1))).first()
+                      company_id: uuid.UUID | None = None, region_id: uuid.UUID | None = None) -> Row[Any]:
+    """A cart in a region: the one named (its currency is the cart's), else the oldest region selling in
+    `currency_code`."""
+    if region_id is not None:
+        region = (await connection.execute(select(REGION).where(REGION.c.id == region_id))).first()
+        if region is None:
+            raise BadUserInput("no region with that id", field="regionId")
+    else:
+        region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
+                                           .order_by(REGION.c.created_at).limit(1))).first()
     if region is None:
         raise BadUserInput(f"no region sells in {currency_code.upper()}", field="currencyCode")
     return (await connection.execute(insert(CART).values(
@@ -188,25 +196,75 @@ async def update_cart(connection: AsyncConnection, cart: Row[Any], **values: Any
 
 
 async def validate_address(connection: AsyncConnection, cart: Row[Any], address: dict[str, Any]) -> dict[str, Any]:
-    """The address must be complete and inside the cart's region (its country, one of its states)."""
+    """The address must be complete and inside the cart's region: one of its countries and, where the region lists
+    states for that country, one of them."""
     cleaned = {key: str(value).strip() for key, value in address.items() if value is not None}
     for required in ADDRESS_FIELDS:
         if not cleaned.get(required):
             raise BadUserInput(f"the address needs {required}", field=required)
     region = (await connection.execute(select(REGION).where(REGION.c.id == cart.region_id))).one()
+    countries = list(region.country_codes or [region.country_code])
     cleaned["country_code"] = cleaned["country_code"].lower()
-    if cleaned["country_code"] != region.country_code:
-        raise BadUserInput(f"this store ships to {region.country_code.upper()} only", field="countryCode")
+    if cleaned["country_code"] not in countries:
+        raise BadUserInput(f"this store ships to {', '.join(c.upper() for c in countries)} only",
+                           field="countryCode")
     cleaned["postal_code"] = rules.validate_postal_code(cleaned["country_code"], cleaned["postal_code"])
+    country = cleaned["country_code"].upper()
     province = cleaned["province"].upper()
-    code = province if province.startswith(f"{region.country_code.upper()}-") else \
-        f"{region.country_code.upper()}-{province}"
-    known = (await connection.execute(select(STATE.c.code).where(STATE.c.region_id == region.id,
-                                                                STATE.c.code == code))).first()
-    if known is None:
+    code = province if province.startswith(f"{country}-") else f"{country}-{province}"
+    states = {row.code for row in (await connection.execute(select(STATE.c.code).where(
+        STATE.c.region_id == region.id, STATE.c.code.startswith(f"{country}-")))).all()}
+    if states and code not in states:
         raise BadUserInput(f"unknown state {cleaned['province']!r}", field="province")
     cleaned["province"] = code
     return cleaned
+
+
+def shipping_rate(option: Row[Any]) -> rules.ShippingRate:
+    return rules.ShippingRate(option.amount, option.min_subtotal, option.free_above,
+                              tuple(rules.WeightBand(band.get("up_to_grams"), int(band["amount"]))
+                                    for band in option.weight_bands or ()))
+
+
+def parcels_of(lines: list[tuple[Any, rules.PricedLine]]) -> list[rules.Parcel]:
+    """The cart's items by vendor (in the order vendors first appear): discounted subtotal and weight."""
+    parcels: dict[uuid.UUID | None, tuple[int, int]] = {}
+    for row, line in lines:
+        subtotal, weight = parcels.get(line.vendor_id, (0, 0))
+        parcels[line.vendor_id] = (subtotal + line.total, weight + (row.weight_grams or 0) * line.quantity)
+    return [rules.Parcel(vendor, subtotal, weight) for vendor, (subtotal, weight) in parcels.items()]
+
+
+async def shipping_quotes(connection: AsyncConnection, region_id: uuid.UUID, parcels: list[rules.Parcel],
+                          option_id: uuid.UUID | None = None) -> list[tuple[Row[Any], rules.ShippingQuote]]:
+    """The store's active options of the region (or the one `option_id`) that are offered for these parcels, each
+    with its quote: the vendors' own options of the same code price their items (commerce rules)."""
+    statement = select(OPTION).where(OPTION.c.region_id == region_id, OPTION.c.is_active)
+    options = (await connection.execute(statement.order_by(OPTION.c.amount, OPTION.c.code))).all()
+    quoted = []
+    for option in options:
+        if option.vendor_id is not None or (option_id is not None and option.id != option_id):
+            continue
+        vendor_rates = {row.vendor_id: shipping_rate(row) for row in options
+                        if row.vendor_id is not None and row.code == option.code}
+        quote = rules.quote_shipping(parcels, shipping_rate(option), vendor_rates)
+        if quote is not None:
+            quoted.append((option, quote))
+    return sorted(quoted, key=lambda item: (item[1].total, item[0].code))
+
+
+async def tax_rate_of(connection: AsyncConnection, cart: Row[Any]) -> tuple[Decimal, bool]:
+    """The cart's tax rate (its shipping state's when the region sets one, else the region's) and whether the
+    region's prices include tax."""
+    region = (await connection.execute(select(REGION.c.tax_rate, REGION.c.tax_inclusive)
+                                       .where(REGION.c.id == cart.region_id))).one()
+    province = (cart.shipping_address or {}).get("province")
+    if province:
+        state_rate = (await connection.execute(select(STATE.c.tax_rate).where(
+            STATE.c.region_id == cart.region_id, STATE.c.code == province))).scalar()
+        if state_rate is not None:
+            return Decimal(state_rate), bool(region.tax_inclusive)
+    return Decimal(region.tax_rate), bool(region.tax_inclusive)
 
 
 async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart:
@@ -214,8 +272,8 @@ async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart
     rows = (await connection.execute(
         select(LINE.c.id.label("line_id"), LINE.c.quantity, LINE.c.created_at.label("line_created_at"),
                VARIANT.c.id.label("variant_id"), VARIANT.c.sku, VARIANT.c.title.label("variant_title"),
-               VARIANT.c.inventory_quantity, PRODUCT.c.id.label("product_id"), PRODUCT.c.title.label("product_title"),
-               PRODUCT.c.vendor_id, PRICE.c.amount)
+               VARIANT.c.inventory_quantity, VARIANT.c.weight_grams, PRODUCT.c.id.label("product_id"),
+               PRODUCT.c.title.label("product_title"), PRODUCT.c.vendor_id, PRICE.c.amount)
         .join(VARIANT, and_(VARIANT.c.tenant_id == LINE.c.tenant_id, VARIANT.c.id == LINE.c.variant_id))
         .join(PRODUCT, and_(PRODUCT.c.tenant_id == VARIANT.c.tenant_id, PRODUCT.c.id == VARIANT.c.product_id))
         .outerjoin(PRICE, and_(PRICE.c.tenant_id == VARIANT.c.tenant_id, PRICE.c.variant_id == VARIANT.c.id,
@@ -238,13 +296,14 @@ async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart
         lines.append((row, rules.PricedLine(row.variant_id, row.vendor_id, row.quantity, row.amount,
                                             pricing.unit_price(row.amount, row.quantity, tiers, company))))
     priced = [line for _, line in lines]
-    option = None
+    option, quote = None, None
     if cart.shipping_option_id is not None:
         option = (await connection.execute(select(OPTION).where(OPTION.c.id == cart.shipping_option_id))).first()
-    subtotal = sum(line.total for line in priced)
-    shipping = option.amount if option is not None and rules.shipping_offered(option.min_subtotal, subtotal) else 0
-    region = (await connection.execute(select(REGION.c.tax_rate).where(REGION.c.id == cart.region_id))).one()
-    return PricedCart(cart, lines, rules.cart_totals(priced, shipping, Decimal(region.tax_rate)), option)
+        quotes = await shipping_quotes(connection, cart.region_id, parcels_of(lines), cart.shipping_option_id)
+        quote = quotes[0][1] if quotes else None
+    rate, inclusive = await tax_rate_of(connection, cart)
+    totals = rules.cart_totals(priced, quote.total if quote is not None else 0, rate, inclusive)
+    return PricedCart(cart, lines, totals, option, quote)
 
 
 async def company_price_entries(connection: AsyncConnection, company_id: uuid.UUID | None, currency_code: str,
@@ -274,17 +333,16 @@ async def company_price_entries(connection: AsyncConnection, company_id: uuid.UU
     return found
 
 
-async def shipping_options_for(connection: AsyncConnection, cart: Row[Any], subtotal: int) -> list[Row[Any]]:
-    options = (await connection.execute(select(OPTION).where(OPTION.c.region_id == cart.region_id, OPTION.c.is_active)
-                                        .order_by(OPTION.c.amount, OPTION.c.code))).all()
-    return [option for option in options if rules.shipping_offered(option.min_subtotal, subtotal)]
+async def shipping_options_for(connection: AsyncConnection, cart: Row[Any],
+                               priced: PricedCart) -> list[tuple[Row[Any], rules.ShippingQuote]]:
+    return await shipping_quotes(connection, cart.region_id, parcels_of(priced.lines))
 
 
 async def choose_shipping_option(connection: AsyncConnection, cart: Row[Any], option_id: uuid.UUID) -> None:
     _require_open(cart)
-    subtotal = (await priced_cart(connection, cart)).totals
-    offered = await shipping_options_for(connection, cart, subtotal.subtotal - subtotal.discount_total)
-    if option_id not in {option.id for option in offered}:
+    priced = await priced_cart(connection, cart)
+    offered = await shipping_options_for(connection, cart, priced)
+    if option_id not in {option.id for option, _ in offered}:
         raise BadUserInput("this shipping option is not offered for this cart", field="shippingOptionId")
     await release_reservations(connection, cart)
     await update_cart(connection, cart, shipping_option_id=option_id)
@@ -301,8 +359,7 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
         problems.append(("shippingAddress", "the cart needs a shipping address"))
     if priced.option is None:
         problems.append(("shippingOptionId", "the cart needs a shipping option"))
-    elif not rules.shipping_offered(priced.option.min_subtotal,
-                                    priced.totals.subtotal - priced.totals.discount_total):
+    elif priced.shipping is None:
         problems.append(("shippingOptionId", "the chosen shipping option is no longer offered for this cart"))
     return problems
 
@@ -335,9 +392,12 @@ def checkout_snapshot(priced: PricedCart) -> dict[str, Any]:
                    "list_unit_price": line.list_unit_price, "unit_price": line.unit_price}
                   for row, line in priced.lines],
         "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
-                   "shipping_total": totals.shipping_total, "tax_total": totals.tax_total, "total": totals.total},
+                   "shipping_total": totals.shipping_total, "tax_total": totals.tax_total, "total": totals.total,
+                   "tax_inclusive": totals.tax_inclusive},
         "shipping_option": ({"id": str(priced.option.id), "code": priced.option.code}
                             if priced.option is not None else None),
+        "vendor_shipping": ({str(vendor): amount for vendor, amount in priced.shipping.vendors.items()}
+                            if priced.shipping is not None else {}),
         "shipping_address": cart.shipping_address,
     }
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.db.engines import set_tenant
 from cityos.domain.base import table_of
-from cityos.domain.fulfillment import rules
+from cityos.domain.fulfillment import rules, vendor_orders
 from cityos.domain.fulfillment.models import Shipment, ShipmentStatus, TrackingEvent
 from cityos.domain.marketplace.models import Vendor
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
@@ -111,6 +111,9 @@ async def create_shipment(connection: AsyncConnection, carrier: Carrier, vendor_
         tenant_id=part.tenant_id, id=shipment_id, vendor_order_id=part.id, order_id=part.order_id,
         store_id=part.store_id, vendor_id=part.vendor_id, customer_id=order.customer_id, status="created",
         fleetbase_order_id=created.id, tracking_number=created.tracking_number))
+    await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.id == part.id).values(
+        carrier=func.coalesce(VENDOR_ORDER.c.carrier, vendor_orders.FLEETBASE),
+        tracking_number=func.coalesce(VENDOR_ORDER.c.tracking_number, created.tracking_number)))
     events.add(event("shipment.updated", tenant_id=part.tenant_id, store_id=part.store_id, order_id=part.order_id,
                      vendor_id=part.vendor_id, vendor_order_id=part.id, shipment_id=shipment_id,
                      customer_id=order.customer_id, status="created", tracking_number=created.tracking_number))
@@ -173,6 +176,7 @@ async def track_shipment(connection: AsyncConnection, *, fleetbase_order_id: str
     await connection.execute(insert(TRACKING).values(
         tenant_id=shipment.tenant_id, id=uuid.uuid4(), shipment_id=shipment.id, status=status,
         source_event=source_event, occurred_at=occurred_at, location=location))
+    await vendor_orders.follow_shipment(connection, shipment.vendor_order_id, status, tracking_number, events)
     events.add(event("shipment.updated", tenant_id=shipment.tenant_id, store_id=shipment.store_id,
                      order_id=shipment.order_id, vendor_id=shipment.vendor_id,
                      vendor_order_id=shipment.vendor_order_id, shipment_id=shipment.id,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 
 from cityos.domain.base import table_of
-from cityos.domain.kernel import Listing
+from cityos.domain.kernel import Listing, SortKey
 from cityos.domain.orders.models import Order, VendorOrder
 
 ORDER = table_of(Order)
@@ -19,6 +19,12 @@ ORDER_ACCESS_TOKEN_HASH: ColumnElement[Any] = func.coalesce(ORDER.c.access_token
 
 def orders(*scope: ColumnElement[bool]) -> Listing:
     return Listing(select(ORDER).where(*scope))
+
+
+def customer_orders(customer_id: str, *scope: ColumnElement[bool]) -> Listing:
+    """One customer's orders, newest first."""
+    return Listing(select(ORDER).where(ORDER.c.customer_id == customer_id, *scope),
+                   (SortKey(ORDER.c.created_at, descending=True), SortKey(ORDER.c.id, descending=True)))
 
 
 def vendor_orders(*scope: ColumnElement[bool]) -> Listing:

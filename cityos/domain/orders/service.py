@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -151,7 +151,8 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code, lines=lines, items=snapshot["lines"],
         totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
         shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
-        company_id=cart.company_id),
+        company_id=cart.company_id, vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
+                                                     in (snapshot.get("vendor_shipping") or {}).items()}),
         ledger_policy, events, ship=ship, account=account)
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
@@ -234,6 +235,7 @@ class NewOrder:
     payment_intent_id: str | None = None  # None: paid on account (a B2B invoice)
     access_token_hash: str | None = None
     company_id: uuid.UUID | None = None
+    vendor_shipping: dict[uuid.UUID, int] = field(default_factory=dict)  # vendors shipping their own items
 
 
 async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy: LedgerPolicy,
@@ -248,15 +250,16 @@ async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy:
         discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
         total=totals.total, payment_intent_id=new.payment_intent_id, shipping_address=new.shipping_address,
         shipping_option_code=new.shipping_option_code, access_token_hash=new.access_token_hash,
-        company_id=new.company_id).returning(*ORDER.c))).one()
-    parts = rules.split_by_vendor(lines, totals)
+        company_id=new.company_id, tax_inclusive=totals.tax_inclusive).returning(*ORDER.c))).one()
+    parts = rules.split_by_vendor(lines, totals, new.vendor_shipping)
     vendor_order_ids = {}
     for vendor_id, part in parts.items():
         vendor_order_ids[vendor_id] = uuid.uuid4()
         await connection.execute(insert(VENDOR_ORDER).values(
             tenant_id=cart.tenant_id, id=vendor_order_ids[vendor_id], order_id=order.id, store_id=cart.store_id,
             vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
-            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total))
+            shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total,
+            tax_inclusive=part.tax_inclusive))
     await connection.execute(insert(ORDER_LINE), [{
         "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
         "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,

@@ -140,3 +140,60 @@ async def revoke_publishable_key(connection: AsyncConnection, *, key_id: uuid.UU
     if row is None:
         raise NotFound("publishable key not found")
     return row
+
+
+async def create_sales_channel(connection: AsyncConnection, *, tenant_id: uuid.UUID, store_id: uuid.UUID, name: str,
+                               description: str | None, is_default: bool) -> Row[tuple[uuid.UUID]]:
+    """A sales channel of a store; the default one (what storefronts sell) is unique per store."""
+    name = rules.validate_name(name)
+    text_value = description.strip() if description else None
+    if text_value and len(text_value) > 2000:
+        raise BadUserInput("description must be at most 2000 characters", field="description")
+
+    async def work() -> Row[tuple[uuid.UUID]]:
+        if is_default:
+            await connection.execute(update(SalesChannel)
+                                     .where(SalesChannel.store_id == store_id, SalesChannel.is_default)
+                                     .values(is_default=False, updated_at=func.now()))
+        return (await connection.execute(insert(SalesChannel).values(
+            tenant_id=tenant_id, id=uuid.uuid4(), store_id=store_id, name=name, description=text_value,
+            is_default=is_default).returning(*SalesChannel.__table__.c))).one()
+
+    return await unique_or_conflict(connection, work, f"the store has a sales channel named {name!r}", "name")
+
+
+async def update_sales_channel(connection: AsyncConnection, *, channel_id: uuid.UUID, name: str | None = None,
+                               description: str | None = None, is_default: bool | None = None,
+                               is_disabled: bool | None = None) -> Row[tuple[uuid.UUID]]:
+    """Change a sales channel. Making it the default unsets the store's previous default; the default channel
+    cannot be disabled, and a store keeps a default (make another one the default instead of unsetting it)."""
+    channel = (await connection.execute(select(SalesChannel.__table__).where(SalesChannel.id == channel_id)
+                                        .with_for_update())).first()
+    if channel is None:
+        raise NotFound("sales channel not found")
+    values: dict[str, object] = {"updated_at": func.now()}
+    if name is not None:
+        values["name"] = rules.validate_name(name)
+    if description is not None:
+        if len(description.strip()) > 2000:
+            raise BadUserInput("description must be at most 2000 characters", field="description")
+        values["description"] = description.strip() or None
+    if is_default is False and channel.is_default:
+        raise BadUserInput("a store keeps a default sales channel: make another channel the default",
+                           field="isDefault")
+    default = bool(is_default) or channel.is_default
+    if is_disabled is not None:
+        if is_disabled and default:
+            raise BadUserInput("the default sales channel cannot be disabled", field="isDisabled")
+        values["is_disabled"] = is_disabled
+
+    async def work() -> Row[tuple[uuid.UUID]]:
+        if is_default and not channel.is_default:
+            await connection.execute(update(SalesChannel).where(SalesChannel.store_id == channel.store_id,
+                                                                SalesChannel.is_default)
+                                     .values(is_default=False, updated_at=func.now()))
+            values["is_default"] = True
+        return (await connection.execute(update(SalesChannel).where(SalesChannel.id == channel.id).values(**values)
+                                         .returning(*SalesChannel.__table__.c))).one()
+
+    return await unique_or_conflict(connection, work, "the store has a sales channel with that name", "name")

@@ -28,13 +28,8 @@ from cityos.graphql.catalog.types import (
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.relay import from_global_id, to_global_id
+from cityos.graphql.core.values import MoneyInput
 from cityos.graphql.tenancy.types import CHANNEL_TABLE, Store
-
-
-@strawberry.input(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
-class MoneyInput:
-    amount: int = strawberry.field(description="Amount in minor units (cents), not negative.")
-    currency_code: str = strawberry.field(description="ISO 4217 currency code (e.g. usd).")
 
 
 @strawberry.input(description="One volume pricing tier: from `minQuantity` units on, `percentOff` the list price or a "

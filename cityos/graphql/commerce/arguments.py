@@ -16,6 +16,9 @@ AccessToken = Annotated[str | None, strawberry.argument(
 @strawberry.input(description="Options for a new cart.")
 class CreateCartInput:
     currency_code: str | None = strawberry.field(default=None, description="Default: the store's currency")
+    region_id: strawberry.ID | None = strawberry.field(default=None, description="The region to shop in (its "
+                                                       "currency is the cart's); default: the oldest region "
+                                                       "selling in the currency.")
     email: str | None = strawberry.field(default=None, description="The shopper's email, for the receipt (can be set "
                                                                    "later with setCartEmail).")
 

@@ -76,9 +76,11 @@ class CommerceMutation:
                                          "create")
         row = await info.context.loaders.by_key(STORE_TABLE).load(store.store_id)
         currency = (input.currency_code if input and input.currency_code else row.default_currency_code)
+        region_id = from_global_id(input.region_id, "Region")[1] if input and input.region_id else None
         created = await info.context.db.mutate(lambda connection: carts.create_cart(
             connection, tenant_id=store.tenant_id, store_id=store.store_id, currency_code=currency,
-            customer_id=customer_id, email=input.email if input else None, company_id=company_id))
+            customer_id=customer_id, email=input.email if input else None, company_id=company_id,
+            region_id=region_id))
         return Cart.from_row(created)
 
     @strawberry.mutation(description="Add units of a variant to a cart (merged with an existing line of the same "

@@ -28,7 +28,17 @@ from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import Node, to_global_id
-from cityos.graphql.core.values import Address, CartStatus, Money, OrderStatus, OutboxStatus, ShipmentStatus, money
+from cityos.graphql.core.values import (
+    Address,
+    CartStatus,
+    Money,
+    OrderFulfillment,
+    OrderStatus,
+    OutboxStatus,
+    ShipmentStatus,
+    VendorFulfillment,
+    money,
+)
 from cityos.graphql.marketplace.types import VENDOR_TABLE, Vendor
 
 CART_TABLE = table_of(CartModel)
@@ -50,10 +60,12 @@ ORDER = Declaration(
     {**columns(ORDER_TABLE, "tenant_id", "store_id", "customer_id", "company_id"),
      "access_token_hash": Attribute(order_queries.ORDER_ACCESS_TOKEN_HASH, lambda row: row.access_token_hash or "")},
     fields={"status": lambda row: OrderStatus(row.status),
+            "fulfillment_status": lambda row: OrderFulfillment(row.fulfillment_status),
             "shipping_address": lambda row: Address.from_json(row.shipping_address)})
 VENDOR_ORDER = Declaration("VendorOrder", VENDOR_ORDER_TABLE, "vendor_order",
                            columns(VENDOR_ORDER_TABLE, "tenant_id", "store_id", "vendor_id"),
-                           fields={"status": lambda row: OrderStatus(row.status)})
+                           fields={"status": lambda row: OrderStatus(row.status),
+                                   "fulfillment_status": lambda row: VendorFulfillment(row.fulfillment_status)})
 SHIPMENT = Declaration("Shipment", SHIPMENT_TABLE, "shipment",
                        columns(SHIPMENT_TABLE, "tenant_id", "store_id", "vendor_id", "customer_id"),
                        fields={"status": lambda row: ShipmentStatus(row.status)})
@@ -77,9 +89,12 @@ class Totals:
     subtotal: Money = strawberry.field(description="Sum of the line totals.")
     discount_total: Money = strawberry.field(description="Discounts taken off the subtotal.")
     shipping_total: Money = strawberry.field(description="Price of the shipping option.")
-    tax_total: Money = strawberry.field(description="Tax: (subtotal − discountTotal + shippingTotal) × the region's "
-                                                    "rate, rounded half up.")
+    tax_total: Money = strawberry.field(description="Tax on (subtotal − discountTotal + shippingTotal) at the "
+                                                    "shipping state's or the region's rate, rounded half up; when "
+                                                    "taxInclusive, the tax those amounts already contain.")
     total: Money = strawberry.field(description="What the customer pays.")
+    tax_inclusive: bool = strawberry.field(default=False, description="Whether prices and shipping include the tax "
+                                                                      "(then total does not add taxTotal).")
 
     @classmethod
     def of(cls, amounts: Any, currency_code: str) -> Totals:
@@ -88,7 +103,8 @@ class Totals:
         return cls(currency_code=currency_code, subtotal=money(amounts.subtotal, currency_code),
                    discount_total=money(amounts.discount_total, currency_code),
                    shipping_total=money(amounts.shipping_total, currency_code),
-                   tax_total=money(amounts.tax_total, currency_code), total=money(amounts.total, currency_code))
+                   tax_total=money(amounts.tax_total, currency_code), total=money(amounts.total, currency_code),
+                   tax_inclusive=bool(getattr(amounts, "tax_inclusive", False)))
 
 
 @strawberry.type(description="A way to ship a cart (standard, express, …) with its price.")
@@ -99,9 +115,10 @@ class ShippingOption:
     amount: Money = strawberry.field(description="Price, in the cart's currency.")
 
     @classmethod
-    def from_row(cls, row: Row[Any], currency_code: str) -> ShippingOption:
+    def from_row(cls, row: Row[Any], currency_code: str, amount: int | None = None) -> ShippingOption:
+        """`amount`: what the option costs for this cart (its quote), else its flat amount."""
         return cls(id=to_global_id("ShippingOption", row.id), code=row.code, name=row.name,
-                   amount=money(row.amount, currency_code))
+                   amount=money(row.amount if amount is None else amount, currency_code))
 
 
 @strawberry.type(description="One variant in a cart, priced by the server in the cart's currency.")
@@ -186,15 +203,17 @@ class Cart(Node, Declared):
 
     @strawberry.field(description="The chosen shipping option, or null.")
     async def shipping_option(self, info: Info) -> ShippingOption | None:
-        option = (await self.priced(info)).option
-        return ShippingOption.from_row(option, self.currency_code) if option is not None else None
+        priced = await self.priced(info)
+        if priced.option is None:
+            return None
+        return ShippingOption.from_row(priced.option, self.currency_code,
+                                       priced.shipping.total if priced.shipping is not None else None)
 
     @strawberry.field(description="The shipping options offered for this cart's region and subtotal.")
     async def available_shipping_options(self, info: Info) -> list[ShippingOption]:
-        totals = (await self.priced(info)).totals
-        rows = await info.context.db.run(lambda connection: carts.shipping_options_for(
-            connection, self.row, totals.subtotal - totals.discount_total))
-        return [ShippingOption.from_row(row, self.currency_code) for row in rows]
+        priced = await self.priced(info)
+        rows = await info.context.db.run(lambda connection: carts.shipping_options_for(connection, self.row, priced))
+        return [ShippingOption.from_row(row, self.currency_code, quote.total) for row, quote in rows]
 
     @strawberry.field(description="The cart's checkouts, newest first: each PaymentIntent and what became of it "
                                   "(an order, or a refund and why).")
@@ -269,6 +288,12 @@ class Shipment(Node, Declared):
 class VendorOrder(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Follows the order's status.")
+    fulfillment_status: VendorFulfillment = strawberry.field(description="Where the vendor is with it: processing → "
+                                                                         "ready → shipped → delivered.")
+    tracking_number: str | None = strawberry.field(description="The carrier's tracking number, once shipped.")
+    carrier: str | None = strawberry.field(description="Who carries it (the vendor's carrier, or fleetbase).")
+    shipped_at: datetime | None = strawberry.field(description="When it shipped.")
+    delivered_at: datetime | None = strawberry.field(description="When it was delivered.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
 
@@ -302,6 +327,8 @@ class VendorOrder(Node, Declared):
 class Order(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     status: OrderStatus = strawberry.field(description="Where the order is in its state machine.")
+    fulfillment_status: OrderFulfillment = strawberry.field(description="Derived from its vendor orders: partially "
+                                                                        "shipped, shipped, delivered, …")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
     shipping_address: Address = strawberry.field(description="The shipping address the order was placed with.")
     shipping_option_code: str = strawberry.field(description="Code of the chosen shipping option (standard, express, "

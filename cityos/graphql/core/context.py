@@ -165,7 +165,8 @@ class RequestContext:
         return Principal(id=identity.subject, roles=identity.roles, tenant_id=tenant_id, tenant_slug=tenant_slug,
                          storefront_id=self.store.store_id if self.store else None,
                          vendor_id=identity.vendor_id, company_id=identity.company_id,
-                         expires_at=identity.expires_at, authenticated=True)
+                         expires_at=identity.expires_at, authenticated=True,
+                         email=identity.email if identity.email_verified else None)
 
     async def _with_references(self, identity: TokenIdentity) -> Principal:
         store_ids, vendor_id = await claimed_references(self.db, identity.stores, identity.vendor_id)

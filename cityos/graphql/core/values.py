@@ -16,11 +16,25 @@ import strawberry
 from cityos.domain.commerce.models import CartStatus
 from cityos.domain.fulfillment.models import ShipmentStatus
 from cityos.domain.marketplace.models import PayoutStatus, VendorStatus
-from cityos.domain.orders.models import OrderStatus
+from cityos.domain.orders.models import OrderFulfillment, OrderStatus, VendorFulfillment
 from cityos.domain.platform.models import OutboxStatus
 
-__all__ = ["Address", "CartStatus", "Money", "OrderStatus", "OutboxStatus", "PayoutStatus", "ShipmentStatus",
-           "VendorStatus", "described_enum", "money", "optional_money"]
+__all__ = [
+    "Address",
+    "CartStatus",
+    "Money",
+    "MoneyInput",
+    "OrderFulfillment",
+    "OrderStatus",
+    "OutboxStatus",
+    "PayoutStatus",
+    "ShipmentStatus",
+    "VendorFulfillment",
+    "VendorStatus",
+    "described_enum",
+    "money",
+    "optional_money",
+]
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -45,6 +59,21 @@ described_enum(OrderStatus, "Where an order (or a vendor's part of it) is: pendi
     OrderStatus.COMPLETED: "Delivered and closed.",
     OrderStatus.CANCELED: "Canceled: reserved stock is returned and commissions are reversed.",
     OrderStatus.REFUNDED: "The payment was refunded; commissions are reversed.",
+})
+described_enum(VendorFulfillment, "Where a vendor is with its part of an order; it only moves forward.", {
+    VendorFulfillment.UNFULFILLED: "Paid; the vendor has not started.",
+    VendorFulfillment.PROCESSING: "The vendor is preparing it.",
+    VendorFulfillment.READY: "Packed and ready for pickup (or handed to Fleetbase, awaiting the courier).",
+    VendorFulfillment.SHIPPED: "On its way, with a carrier and a tracking number.",
+    VendorFulfillment.DELIVERED: "Delivered to the customer.",
+})
+described_enum(OrderFulfillment, "An order's fulfilment, derived from its vendor orders'.", {
+    OrderFulfillment.UNFULFILLED: "No vendor has started.",
+    OrderFulfillment.PROCESSING: "Some vendors are preparing their parts; none shipped.",
+    OrderFulfillment.PARTIALLY_SHIPPED: "Some vendor orders shipped, others not yet.",
+    OrderFulfillment.SHIPPED: "Every vendor order shipped; none delivered yet.",
+    OrderFulfillment.PARTIALLY_DELIVERED: "Every vendor order shipped; some delivered.",
+    OrderFulfillment.DELIVERED: "Every vendor order delivered.",
 })
 described_enum(CartStatus, "Whether a cart can still change.", {
     CartStatus.OPEN: "Being filled or in checkout.",
@@ -81,6 +110,12 @@ described_enum(OutboxStatus, "Where a call out waiting in the outbox is.", {
 class Money:
     amount: int = strawberry.field(description="Amount in minor units (cents).")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+
+
+@strawberry.input(description="An amount of money in minor units (cents) of an ISO 4217 currency.")
+class MoneyInput:
+    amount: int = strawberry.field(description="Amount in minor units (cents), not negative.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code (e.g. usd).")
 
 
 def money(amount: int, currency_code: str) -> Money:

@@ -58,6 +58,20 @@ class OnboardingLink:
 
 
 
+@strawberry.input(description="A vendor's pickup address: street, city, postal code and country are required (a US "
+                              "postal code is a ZIP code).")
+class PickupAddressInput:
+    company: str | None = strawberry.field(default=None, description="Name at the address (optional).")
+    address_1: str = strawberry.field(description="Street and number.")
+    address_2: str | None = strawberry.field(default=None, description="Apartment, suite, floor (optional).")
+    city: str = strawberry.field(description="City or town.")
+    province: str | None = strawberry.field(default=None, description="State or province code (optional).")
+    postal_code: str = strawberry.field(description="Postal code; in the US a ZIP code, 12345 or 12345-6789.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
+    phone: str | None = strawberry.field(default=None, description="Phone number for the courier (optional).")
+
+
+PickupAddressArg = Annotated[PickupAddressInput, strawberry.argument(description="The pickup address.")]
 CreateVendor = Annotated[CreateVendorInput, strawberry.argument(description="The vendor to create.")]
 VendorIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the vendor.")]
 VendorChanges = Annotated[UpdateVendorInput, strawberry.argument(description="The changes.")]

@@ -9,7 +9,9 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.fulfillment import vendor_orders
 from cityos.domain.marketplace import service
+from cityos.domain.platform.service import audit
 from cityos.errors import BadUserInput
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
@@ -25,6 +27,7 @@ from cityos.graphql.marketplace.arguments import (
     OAuthCode,
     OAuthState,
     OnboardingLink,
+    PickupAddressArg,
     RuleIdArg,
     RuleValues,
     VendorChanges,
@@ -83,6 +86,21 @@ class MarketplaceMutation:
             connection, vendor.pk, name=input.name, status=input.status, contact_email=input.contact_email,
             payout_minimum=input.payout_minimum))
         return Vendor.from_row(row)
+
+    @strawberry.mutation(description="Set where couriers collect the vendor's parcels (the Fleetbase pickup of its "
+                                     "vendor orders); vendor admins and the store's admins.")
+    async def set_vendor_pickup_address(self, info: Info, vendor_id: VendorIdArg,
+                                        address: PickupAddressArg) -> Vendor:
+        tenant_of(info)
+        vendor = await vendor_for(info, vendor_id, "update")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await vendor_orders.set_pickup_address(connection, vendor.pk, dict(address.__dict__))
+            await audit(connection, tenant_id=info.context.principal.tenant_id, actor=info.context.principal.id,
+                        action="set_vendor_pickup_address", target_kind="vendor", target_id=row.id)
+            return row
+
+        return Vendor.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Invite a vendor admin or user by email or Keycloak subject.")
     async def invite_vendor_user(self, info: Info, vendor_id: VendorIdArg, role: VendorRole, email: InviteEmail = None,

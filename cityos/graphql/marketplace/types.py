@@ -79,6 +79,27 @@ class VendorUser:
                    status=row.status)
 
 
+@strawberry.type(description="Where couriers collect a vendor's parcels (the Fleetbase pickup).")
+class PickupAddress:
+    company: str | None = strawberry.field(description="Name at the address, when given.")
+    address_1: str = strawberry.field(description="Street and number.")
+    address_2: str | None = strawberry.field(description="Apartment, suite, floor, when given.")
+    city: str = strawberry.field(description="City or town.")
+    province: str | None = strawberry.field(description="State or province code, when given.")
+    postal_code: str = strawberry.field(description="Postal (ZIP) code.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code, lower case.")
+    phone: str | None = strawberry.field(description="Phone number for the courier, when given.")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any] | None) -> PickupAddress | None:
+        if not stored:
+            return None
+        return cls(company=stored.get("company"), address_1=str(stored.get("address_1") or ""),
+                   address_2=stored.get("address_2"), city=str(stored.get("city") or ""),
+                   province=stored.get("province"), postal_code=str(stored.get("postal_code") or ""),
+                   country_code=str(stored.get("country_code") or ""), phone=stored.get("phone"))
+
+
 @strawberry.federation.type(keys=["id"], description="A seller on a store's marketplace.")
 @declare(VENDOR)
 class Vendor(Node, Declared):
@@ -106,6 +127,12 @@ class Vendor(Node, Declared):
                        ) -> Connection[Annotated[Product, strawberry.lazy("cityos.graphql.catalog.types")]]:
         return await page_children(info, declared("Product"), "vendor_id", self.pk,
                                     PageRequest(first, after, last, before), planned=True)
+
+    @guarded_field("Vendor", "pickup_address", "Where couriers collect the vendor's parcels "
+                   "(setVendorPickupAddress); null until set (Fleetbase then collects at the store). The vendor's "
+                   "people and the store's admins.")
+    def pickup_address(self) -> PickupAddress | None:
+        return PickupAddress.from_stored(self.row.pickup_address)
 
     @strawberry.field(description="Its content from Payload CMS (brand story, logo, images, SEO); null until "
                                   "edited there.")

@@ -28,7 +28,7 @@ from cityos.errors import Forbidden, NotFound, Unauthenticated
 from cityos.graphql.commerce.types import ORDER_TABLE, Order
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.relay import from_global_id, to_global_id
-from cityos.graphql.core.values import OrderStatus, ShipmentStatus
+from cityos.graphql.core.values import OrderFulfillment, OrderStatus, ShipmentStatus, VendorFulfillment
 from cityos.graphql.tenancy.types import STORE_TABLE, Store
 from cityos.realtime import SubscriberTooSlow
 
@@ -48,7 +48,8 @@ async def _cut_off(info: Info) -> None:
 
 @strawberry.type(description="A change to an order, a vendor's part of it, or its shipment.")
 class LiveOrderEvent:
-    type: str = strawberry.field(description="order.created | order.status_changed | shipment.updated")
+    type: str = strawberry.field(description="order.created | order.status_changed | order.fulfillment_changed | "
+                                             "shipment.updated")
     status: str = strawberry.field(description="The order, vendor order or shipment status after the change, as "
                                                "stored (lower case); orderStatus and shipmentStatus are its typed "
                                                "forms.")
@@ -60,6 +61,10 @@ class LiveOrderEvent:
     vendor_order_id: strawberry.ID | None = strawberry.field(description="Global id of the vendor order, for "
                                                                          "vendor-level events.")
     shipment_id: strawberry.ID | None = strawberry.field(description="Global id of the shipment, for shipment events.")
+    fulfillment_status: VendorFulfillment | None = strawberry.field(
+        default=None, description="The vendor order's fulfilment after an order.fulfillment_changed event.")
+    order_fulfillment_status: OrderFulfillment | None = strawberry.field(
+        default=None, description="The order's fulfilment (derived) after an order.fulfillment_changed event.")
     tracking_number: str | None = strawberry.field(description="The shipment's tracking number, when known.")
     location: JSON | None = strawberry.field(description="The courier's location, when the event carries one.")
     at: datetime = strawberry.field(description="When the change happened (ISO 8601, UTC).")
@@ -76,6 +81,10 @@ class LiveOrderEvent:
                    order_id=to_global_id("Order", payload["order_id"]),
                    vendor_order_id=gid("VendorOrder", "vendor_order_id"), shipment_id=gid("Shipment", "shipment_id"),
                    tracking_number=payload.get("tracking_number"), location=payload.get("location"),
+                   fulfillment_status=VendorFulfillment(payload["fulfillment_status"])
+                   if payload.get("fulfillment_status") else None,
+                   order_fulfillment_status=OrderFulfillment(payload["order_fulfillment_status"])
+                   if payload.get("order_fulfillment_status") else None,
                    at=datetime.fromisoformat(payload["at"]))
 
 

@@ -10,12 +10,40 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
 from cityos.db.engines import set_platform_scope, tenant_transaction
+from cityos.domain.commerce import regions
 from cityos.domain.platform.service import audit
 from cityos.domain.tenancy import service
-from cityos.errors import Unauthenticated
+from cityos.errors import NotFound, Unauthenticated
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
-from cityos.graphql.tenancy.types import PublishableApiKey, Store, StoreDomain, Tenant
+from cityos.graphql.core.relay import from_global_id
+from cityos.graphql.core.values import MoneyInput
+from cityos.graphql.tenancy.arguments import (
+    CreateShippingOptionInput,
+    NewRegion,
+    NewSalesChannel,
+    NewShippingOption,
+    RegionChanges,
+    RegionIdArg,
+    RegionStateInput,
+    SalesChannelChanges,
+    SalesChannelIdArg,
+    ShippingOptionChanges,
+    ShippingOptionIdArg,
+    UpdateShippingOptionInput,
+)
+from cityos.graphql.tenancy.types import (
+    OPTION_TABLE,
+    REGION_TABLE,
+    PublishableApiKey,
+    Region,
+    SalesChannel,
+    ShippingOptionSetup,
+    Store,
+    StoreDomain,
+    Tenant,
+    shipping_option_of,
+)
 
 
 @strawberry.input(description="A new tenant of the platform.")
@@ -156,3 +184,131 @@ class TenancyMutation:
             return revoked
 
         return PublishableApiKey.from_row(await info.context.db.mutate(work))
+
+
+def _amount(value: MoneyInput | None) -> regions.Amount | None:
+    return regions.Amount(value.amount, value.currency_code) if value is not None else None
+
+
+def _option_values(input: CreateShippingOptionInput | UpdateShippingOptionInput) -> regions.OptionValues:
+    bands = None if input.weight_bands is None else [(band.up_to_grams, regions.Amount(
+        band.amount.amount, band.amount.currency_code)) for band in input.weight_bands]
+    return regions.OptionValues(name=input.name, amount=_amount(input.amount),
+                                min_subtotal=_amount(input.min_subtotal), free_above=_amount(input.free_above),
+                                weight_bands=bands, is_active=getattr(input, "is_active", None))
+
+
+def _states(states: list[RegionStateInput] | None) -> list[regions.StateValues] | None:
+    return None if states is None else [regions.StateValues(state.code, state.name, state.tax_rate)
+                                        for state in states]
+
+
+async def _shipping_option(info: Info, global_id: strawberry.ID, action: str) -> ShippingOptionSetup:
+    _, local_id = from_global_id(global_id, "ShippingOption")
+    row = await info.context.loaders.by_key(OPTION_TABLE).load(local_id)
+    if row is None:
+        raise NotFound("no shipping option with that id")
+    region = await info.context.loaders.by_key(REGION_TABLE).load(row.region_id)
+    option = shipping_option_of(row, region.currency_code)
+    if not await info.context.authz.allowed(option.resource(), "read"):
+        raise NotFound("no shipping option with that id")
+    await info.context.authz.require(option.resource(), action)
+    return option
+
+
+@strawberry.type
+class StoreSetupMutation:
+    @strawberry.mutation(description="Create a selling region: countries, states, currency, tax (per region and per "
+                                     "state, prices with or without tax).")
+    async def create_region(self, info: Info, input: NewRegion) -> Region:
+        tenant_id = tenant_of(info)
+        await info.context.authz.require(ResourceRef.of("region", "new", tenant_id=tenant_id), "create")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await regions.create_region(
+                connection, tenant_id=tenant_id, name=input.name, currency_code=input.currency_code,
+                country_codes=input.country_codes, tax_rate=input.tax_rate, tax_inclusive=input.tax_inclusive,
+                states=_states(input.states) or [])
+            await _audit(info, connection, "create_region", "region", row.id)
+            return row
+
+        return Region.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Change a region's name, countries, tax or states (states are replaced).")
+    async def update_region(self, info: Info, id: RegionIdArg, input: RegionChanges) -> Region:
+        tenant_of(info)
+        region: Region = await node_by_global_id(info, id, "Region", "update")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await regions.update_region(
+                connection, region.pk, name=input.name, country_codes=input.country_codes, tax_rate=input.tax_rate,
+                tax_inclusive=input.tax_inclusive, states=_states(input.states))
+            await _audit(info, connection, "update_region", "region", row.id)
+            return row
+
+        return Region.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Create a shipping option of a region (the store's, or a vendor's own). An "
+                                     "amount in another currency than the region's is BAD_USER_INPUT.")
+    async def create_shipping_option(self, info: Info, input: NewShippingOption) -> ShippingOptionSetup:
+        tenant_id = tenant_of(info)
+        region: Region = await node_by_global_id(info, input.region_id, "Region")
+        vendor_id = None
+        if input.vendor_id is not None:
+            vendor = await node_by_global_id(info, input.vendor_id, "Vendor")
+            vendor_id = vendor.pk
+        await info.context.authz.require(ResourceRef.of("shipping_option", "new", tenant_id=tenant_id,
+                                                        vendor_id=str(vendor_id or "")), "create")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await regions.create_shipping_option(connection, region=region.row, vendor_id=vendor_id,
+                                                       code=input.code, values=_option_values(input))
+            await _audit(info, connection, "create_shipping_option", "shipping_option", row.id)
+            return row
+
+        return shipping_option_of(await info.context.db.mutate(work), region.currency_code)
+
+    @strawberry.mutation(description="Change a shipping option (amounts in the region's currency).")
+    async def update_shipping_option(self, info: Info, id: ShippingOptionIdArg,
+                                     input: ShippingOptionChanges) -> ShippingOptionSetup:
+        tenant_of(info)
+        option = await _shipping_option(info, id, "update")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await regions.update_shipping_option(connection, option.row.id, _option_values(input),
+                                                       clear=input.clear)
+            await _audit(info, connection, "update_shipping_option", "shipping_option", row.id)
+            return row
+
+        return shipping_option_of(await info.context.db.mutate(work), option.row.currency_code)
+
+    @strawberry.mutation(description="Create a sales channel of a store (optionally its default one).")
+    async def create_sales_channel(self, info: Info, input: NewSalesChannel) -> SalesChannel:
+        tenant_id = tenant_of(info)
+        store: Store = await node_by_global_id(info, input.store_id, "Store")
+        await info.context.authz.require(ResourceRef.of("sales_channel", "new", tenant_id=tenant_id,
+                                                        store_id=store.pk), "create")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await service.create_sales_channel(connection, tenant_id=tenant_id, store_id=store.pk,
+                                                     name=input.name, description=input.description,
+                                                     is_default=input.is_default)
+            await _audit(info, connection, "create_sales_channel", "sales_channel", row.id)
+            return row
+
+        return SalesChannel.from_row(await info.context.db.mutate(work))
+
+    @strawberry.mutation(description="Change a sales channel: name, description, default, disabled.")
+    async def update_sales_channel(self, info: Info, id: SalesChannelIdArg,
+                                   input: SalesChannelChanges) -> SalesChannel:
+        tenant_of(info)
+        channel: SalesChannel = await node_by_global_id(info, id, "SalesChannel", "update")
+
+        async def work(connection: AsyncConnection) -> Any:
+            row = await service.update_sales_channel(connection, channel_id=channel.pk, name=input.name,
+                                                     description=input.description, is_default=input.is_default,
+                                                     is_disabled=input.is_disabled)
+            await _audit(info, connection, "update_sales_channel", "sales_channel", row.id)
+            return row
+
+        return SalesChannel.from_row(await info.context.db.mutate(work))

@@ -6,7 +6,9 @@ import asyncio
 from typing import Annotated
 
 import strawberry
+from sqlalchemy import String, literal
 
+from cityos.domain.commerce import queries as commerce
 from cityos.domain.tenancy import queries as tenancy
 from cityos.errors import BadUserInput, NotFound
 from cityos.graphql.core.context import Info
@@ -24,9 +26,11 @@ from cityos.graphql.core.relay import (
     PageRequest,
     page_query,
 )
-from cityos.graphql.tenancy.types import STORE, STORE_TABLE, Store, Tenant
+from cityos.graphql.tenancy.types import REGION, REGION_TABLE, STORE, STORE_TABLE, Region, Store, Tenant
 
 STORE_PLAN_ATTRIBUTES = STORE.plan_attributes
+# A region belongs to no store: the policies' store-visitor rule (R.attr.store_id) matches none of them.
+REGION_PLAN_ATTRIBUTES = {**REGION.plan_attributes, "store_id": literal("", String)}
 
 
 async def resolve_node(info: Info, global_id: strawberry.ID) -> Node:
@@ -63,6 +67,15 @@ class TenancyQuery:
         allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
         listing = tenancy.stores(allowed, *in_tenant(info.context.db, STORE_TABLE))
         return await page_query(info.context.db.execute, listing.statement, page, Store.from_row, listing.order)
+
+    @strawberry.field(description="The selling regions of the caller's tenant it may read, by name (with their "
+                                  "states, tax and shipping options).")
+    async def regions(self, info: Info, first: First = None, after: After = None,
+                      last: Last = None, before: Before = None) -> Connection[Region]:
+        page = PageRequest(first, after, last, before)
+        allowed = await info.context.authz.sql_filter("region", "read", REGION_TABLE, REGION_PLAN_ATTRIBUTES)
+        listing = commerce.regions(allowed, *in_tenant(info.context.db, REGION_TABLE))
+        return await page_query(info.context.db.execute, listing.statement, page, Region.from_row, listing.order)
 
     @strawberry.field(description="A tenant by global id.")
     async def tenant(self, info: Info, id: TenantIdArg) -> Tenant:

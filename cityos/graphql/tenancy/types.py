@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import String, func
 
 from cityos.domain.base import table_of
 from cityos.domain.commerce.models import Region as RegionModel
 from cityos.domain.commerce.models import RegionState as RegionStateModel
+from cityos.domain.commerce.models import ShippingOption as ShippingOptionModel
 from cityos.domain.content.models import ContentKind
 from cityos.domain.tenancy.models import PublishableApiKey as PublishableApiKeyModel
 from cityos.domain.tenancy.models import SalesChannel as SalesChannelModel
@@ -22,7 +24,7 @@ from cityos.domain.tenancy.models import StoreDomain as StoreDomainModel
 from cityos.domain.tenancy.models import Tenant as TenantModel
 from cityos.graphql.content.types import Content, load_content
 from cityos.graphql.core.context import Info
-from cityos.graphql.core.nodes import Declaration, Declared, columns, declare, declared, page_children
+from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare, declared, page_children
 from cityos.graphql.core.permissions import guarded_field
 from cityos.graphql.core.relay import (
     After,
@@ -32,7 +34,9 @@ from cityos.graphql.core.relay import (
     Last,
     Node,
     PageRequest,
+    to_global_id,
 )
+from cityos.graphql.core.values import Money, money, optional_money
 
 if TYPE_CHECKING:
     from cityos.graphql.marketplace.types import Vendor
@@ -44,6 +48,7 @@ CHANNEL_TABLE = table_of(SalesChannelModel)
 KEY_TABLE = table_of(PublishableApiKeyModel)
 REGION_TABLE = table_of(RegionModel)
 STATE_TABLE = table_of(RegionStateModel)
+OPTION_TABLE = table_of(ShippingOptionModel)
 
 
 TENANT = Declaration("Tenant", TENANT_TABLE, "tenant", columns(TENANT_TABLE, tenant_id="id"),
@@ -54,7 +59,14 @@ SALES_CHANNEL = Declaration("SalesChannel", CHANNEL_TABLE, "sales_channel",
                             columns(CHANNEL_TABLE, "tenant_id", "store_id"))
 PUBLISHABLE_KEY = Declaration("PublishableApiKey", KEY_TABLE, "publishable_api_key",
                               columns(KEY_TABLE, "tenant_id", "store_id"))
-REGION = Declaration("Region", REGION_TABLE, "region", columns(REGION_TABLE, "tenant_id"))
+REGION = Declaration("Region", REGION_TABLE, "region", columns(REGION_TABLE, "tenant_id"),
+                     fields={"country_codes": lambda row: list(row.country_codes)})
+SHIPPING_OPTION = Declaration(
+    "ShippingOptionSetup", OPTION_TABLE, "shipping_option",
+    {**columns(OPTION_TABLE, "tenant_id"),
+     "vendor_id": Attribute(func.coalesce(func.cast(OPTION_TABLE.c.vendor_id, String), ""),
+                            lambda row: str(row.vendor_id) if row.vendor_id else "")},
+    fields={"id": lambda row: to_global_id("ShippingOption", row.id)}, node=False)
 
 
 @strawberry.federation.type(keys=["id"], description="A tenant: one business running stores on the platform.")
@@ -190,6 +202,49 @@ class PublishableApiKey(Node, Declared):
 class RegionState:
     code: str = strawberry.field(description="ISO 3166-2 subdivision code without the country (e.g. CA).")
     name: str = strawberry.field(description="Display name (e.g. California).")
+    tax_rate: Decimal | None = strawberry.field(default=None, description="The state's own tax rate (a decimal "
+                                                                          "fraction); null: the region's.")
+
+
+@strawberry.type(description="One weight band of a shipping option: parcels up to upToGrams cost amount.")
+class WeightBand:
+    up_to_grams: int | None = strawberry.field(description="Upper weight limit in grams; null: no limit (last band).")
+    amount: Money = strawberry.field(description="Price of a parcel in this band.")
+
+
+@strawberry.type(description="A shipping option as the tenant set it up: flat amount, free above an amount, or "
+                             "weight bands; the store's, or a vendor's own (its items then ship at its price).")
+@declare(SHIPPING_OPTION)
+class ShippingOptionSetup(Declared):
+    id: strawberry.ID = strawberry.field(description="Global id of the option (a ShippingOption id).")
+    code: str = strawberry.field(description="Stable code (standard, express, …); a vendor's option overrides "
+                                             "the store's option of the same code for its items.")
+    name: str = strawberry.field(description="Display name.")
+    is_active: bool = strawberry.field(description="Whether carts are offered it.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    row: strawberry.Private[Any]
+
+    @strawberry.field(description="Flat price (unless weight bands price it).")
+    def amount(self) -> Money:
+        return money(self.row.amount, self.row.currency_code)
+
+    @strawberry.field(description="Offered only from this (discounted) subtotal on; null: always.")
+    def min_subtotal(self) -> Money | None:
+        return optional_money(self.row.min_subtotal, self.row.currency_code)
+
+    @strawberry.field(description="Free from this (discounted) subtotal on; null: never free.")
+    def free_above(self) -> Money | None:
+        return optional_money(self.row.free_above, self.row.currency_code)
+
+    @strawberry.field(description="Prices by parcel weight, lightest first; empty: the flat amount.")
+    def weight_bands(self) -> list[WeightBand]:
+        return [WeightBand(up_to_grams=band.get("up_to_grams"), amount=money(int(band["amount"]),
+                                                                              self.row.currency_code))
+                for band in self.row.weight_bands or ()]
+
+    @strawberry.field(description="Global id of the vendor whose own option this is; null: the store's.")
+    def vendor_id(self) -> strawberry.ID | None:
+        return to_global_id("Vendor", self.row.vendor_id) if self.row.vendor_id else None
 
 
 @strawberry.federation.type(description="A selling region of a tenant: one country, its currency and tax rate, its "
@@ -200,17 +255,44 @@ class Region(Node, Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     name: str = strawberry.field(description="Display name.")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 code of the region's country.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 code of the region's (first) country.")
+    country_codes: list[str] = strawberry.field(description="Every country the region sells to (ISO 3166-1 "
+                                                            "alpha-2, lower case).")
     tax_rate: Decimal = strawberry.field(description="Tax rate as a decimal fraction, e.g. 0.0825")
+    tax_inclusive: bool = strawberry.field(description="Whether prices and shipping include the tax.")
     pk: strawberry.Private[uuid.UUID]
     tenant_pk: strawberry.Private[uuid.UUID]
     created_at: strawberry.Private[datetime]
 
 
 
-    @strawberry.field(description="The states of the region's country, by code.")
+    @strawberry.field(description="The states of the region's countries, by code.")
     async def states(self, info: Info) -> list[RegionState]:
         rows = await info.context.loaders.many_by_key(STATE_TABLE, "region_id").load(self.pk)
-        return sorted((RegionState(code=row.code, name=row.name) for row in rows), key=lambda s: s.code)
+        return sorted((RegionState(code=row.code, name=row.name, tax_rate=row.tax_rate) for row in rows),
+                      key=lambda s: s.code)
+
+    @strawberry.field(description="The region's shipping options the caller may read (the store's and vendors' "
+                                  "own, inactive ones too), by code.")
+    async def shipping_options(self, info: Info) -> list[ShippingOptionSetup]:
+        rows = await info.context.loaders.many_by_key(OPTION_TABLE, "region_id").load(self.pk)
+        options = [shipping_option_of(row, self.currency_code)
+                   for row in sorted(rows, key=lambda r: (r.code, str(r.vendor_id or "")))]
+        return await info.context.authz.visible(options, ShippingOptionSetup.resource)
+
+
+def shipping_option_of(row: Any, currency_code: str) -> ShippingOptionSetup:
+    """The option with its region's currency (its amounts are in it)."""
+    return ShippingOptionSetup.from_row(_WithCurrency(row, currency_code))
+
+
+class _WithCurrency:
+    """A shipping option row plus its region's currency code."""
+
+    def __init__(self, row: Any, currency_code: str) -> None:
+        self._row, self.currency_code = row, currency_code
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
 
 

@@ -1,0 +1,1 @@
+"""Customer accounts: a signed-in customer's profile and address book, reorders, and claiming guest orders."""

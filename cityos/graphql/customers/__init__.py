@@ -1,0 +1,1 @@
+"""Customer accounts: `me` (profile, address book, orders) and the customer's own mutations."""
