@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -52,6 +54,8 @@ class Services:
     live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
     # A streaming replica for query operations over HTTP (DATABASE_READ_URL); None: the primary serves them.
     read_engine: AsyncEngine | None = None
+    # The time seam of what depends on "now" beyond a request (billing periods, proration, dunning): tests move it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
