@@ -76,7 +76,10 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
     "business": dashboard("cityos-business", "CityOS — business", [
         ("Orders by status", "sum by (status) (cityos_orders)", "none"),
         ("GMV by tenant (minor units)", "sum by (tenant, currency) (cityos_gmv_minor_units)", "none"),
-        ("Refunded (minor units)", "sum by (tenant, currency) (cityos_refunded_minor_units)", "none"),
+        ("Refunded (minor units)", 'sum by (tenant, currency) (cityos_refunded_minor_units{status!="failed"})', "none"),
+        ("Refunds by status", "sum by (status) (cityos_refunds)", "none"),
+        ("Quotes by status", "sum by (status) (cityos_quotes)", "none"),
+        ("Approval requests by status", "sum by (status) (cityos_approval_requests)", "none"),
         ("Payouts by status", "sum by (status) (cityos_payouts)", "none"),
         ("Payout amounts (minor units)", "sum by (currency, status) (cityos_payout_amount_minor_units)", "none"),
         ("Recurring subscriptions by status", "sum by (status) (cityos_customer_subscriptions)", "none"),
