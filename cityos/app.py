@@ -72,6 +72,8 @@ def create_app(settings: Settings, services: Services | None = None, *,
         owned = services is None
         app.state.services = services or Services.start(settings)
         tracing.instrument_engine(app.state.services.app_engine)
+        if app.state.services.read_engine is not None:
+            tracing.instrument_engine(app.state.services.read_engine)
         await app.state.services.warm_up()
         scheduler = start_scheduler(app.state.services) if settings.CITYOS_SCHEDULER else None
         app.state.scheduler = scheduler

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
 
     # Database
     DATABASE_URL: str | None = None
+    # A streaming read replica of DATABASE_URL: query operations over HTTP (the compiled read path included) read
+    # there; mutations, subscriptions, jobs and webhooks stay on the primary. Replication lag shows: a client that
+    # reads its own write at once should read it from the mutation's payload.
+    DATABASE_READ_URL: str | None = None
     # Seconds any wait on the database may take (connect, pool, statement) before the request fails UNAVAILABLE.
     CITYOS_DB_TIMEOUT: float = Field(default=5.0, gt=0, le=300)
     REDIS_URL: str | None = None
@@ -306,7 +310,7 @@ class Settings(BaseSettings):
         problems: list[str] = []
         if self.LOG_LEVEL.lower() not in {"debug", "info", "warning", "warn", "error", "critical"}:
             problems.append(f"LOG_LEVEL: unknown level {self.LOG_LEVEL!r}")
-        for url_name in ("DATABASE_URL", "REDIS_URL", "CERBOS_URL", "KEYCLOAK_URL", "PAYLOAD_URL",
+        for url_name in ("DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CERBOS_URL", "KEYCLOAK_URL", "PAYLOAD_URL",
                          "FLEETBASE_URL", "ERPNEXT_URL", "MEDUSA_BACKEND_URL"):
             value = getattr(self, url_name)
             if value and not urlsplit(value).scheme:

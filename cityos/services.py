@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -50,6 +52,10 @@ class Services:
     stripe: stripe.StripeClient
     rate_limiter: RateLimiter
     live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
+    # A streaming replica for query operations over HTTP (DATABASE_READ_URL); None: the primary serves them.
+    read_engine: AsyncEngine | None = None
+    # The time seam of what depends on "now" beyond a request (billing periods, proration, dunning): tests move it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -71,6 +77,8 @@ class Services:
             pdp_counter=PdpCounter(),
             stripe=create_stripe_client(settings),
             rate_limiter=RateLimiter(settings),
+            read_engine=create_app_engine(settings.DATABASE_READ_URL, timeout=settings.CITYOS_DB_TIMEOUT)
+            if settings.DATABASE_READ_URL else None,
         )
 
     async def warm_up(self) -> None:
@@ -86,3 +94,5 @@ class Services:
         await self.broker.close()
         await self.pdp.close()
         await self.app_engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()

@@ -60,6 +60,11 @@ class RequestDatabase:
         self.audit_actor: AuditActor | None = None
         self.action: str | None = None
 
+    @property
+    def started(self) -> bool:
+        """Whether its transaction has begun (its engine can no longer change)."""
+        return self._connection is not None or self._finished
+
     def scope_to(self, tenant_id: uuid.UUID | None, *, platform: bool = False) -> None:
         if self._connection is not None:
             raise RuntimeError("the tenant of a request is fixed once its transaction has begun")

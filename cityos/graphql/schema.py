@@ -18,6 +18,7 @@ from cityos.graphql.b2b.subscriptions import B2BSubscription
 from cityos.graphql.b2b.types import ApprovalRequest, Company, CompanyUser, Invoice, PriceList, Quote
 from cityos.graphql.billing.mutations import BillingMutation
 from cityos.graphql.billing.queries import BillingQuery
+from cityos.graphql.billing.subscriptions import BillingSubscription
 from cityos.graphql.billing.types import CustomerSubscription, SubscriptionPlan
 from cityos.graphql.catalog.mutations import CatalogMutation
 from cityos.graphql.catalog.queries import CatalogQuery
@@ -99,7 +100,7 @@ class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQ
 
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); every event is authorized for "
                               "each subscriber.")
-class Subscription(LiveSubscription, B2BSubscription):
+class Subscription(LiveSubscription, BillingSubscription, B2BSubscription):
     pass
 
 

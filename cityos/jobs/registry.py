@@ -19,7 +19,7 @@ from croniter import croniter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
-from cityos.jobs.billing import process_billing_cycles
+from cityos.jobs.billing import process_billing_cycles, retry_failed_payments
 from cityos.jobs.erpnext import sync_to_erpnext
 from cityos.jobs.history import prune_job_runs
 from cityos.jobs.outbox import dispatch_outbox
@@ -97,9 +97,16 @@ JOBS = registry(
     Job("sync-to-erpnext", "0 3 * * *", lambda c: sync_to_erpnext(c.engine, c.settings, c.http),
         "Catch up accounting: every order paid or refunded since each tenant's cursor goes to ERPNext (customer, "
         "submitted Sales Invoice, Payment Entry, credit note) through the outbox.", timeout=3600),
-    Job("process-billing-cycles", "5 * * * *", lambda c: process_billing_cycles(c.engine, c.stripe, c.tenant),
-        "Charge every subscription whose billing period ended, off-session and exactly once per cycle, and advance "
-        "its period; a declined renewal makes it past due (tenant by tenant).", timeout=1800, per_tenant=True),
+    Job("process-billing-cycles", "5 * * * *",
+        lambda c: process_billing_cycles(c.engine, c.stripe, c.settings, c.tenant, broker=c.broker),
+        "Charge every subscription whose billing period ended, off-session and exactly once per cycle, turn each "
+        "paid cycle into its renewal order (vendor split, commission ledger, shipment) and advance its period; a "
+        "declined renewal makes it past due (tenant by tenant).", timeout=1800, per_tenant=True),
+    Job("retry-failed-payments", "0 */6 * * *",
+        lambda c: retry_failed_payments(c.engine, c.stripe, c.settings, c.tenant, broker=c.broker),
+        "Dunning: charge declined renewals again on the tenant's retry days (default +1, +3, +7 days), then cancel "
+        "or pause the subscription; renewals that need the customer's authentication wait for them (tenant by "
+        "tenant).", timeout=1800, per_tenant=True),
     Job("expire-quotes", "0 1 * * *", lambda c: expire_quotes(c.engine, c.tenant),
         "Mark every B2B quote past its validity date expired (an expired quote cannot be accepted or ordered) and "
         "close its pending approval request (tenant by tenant).", timeout=600, per_tenant=True),

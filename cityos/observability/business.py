@@ -4,7 +4,10 @@ they are). The figures: domain/reporting/business.py.
 
     cityos_orders{tenant,status}                       orders by status
     cityos_gmv_minor_units{tenant,currency}            total of paid, fulfilled and completed orders
-    cityos_refunded_minor_units{tenant,currency}       total of refunded orders
+    cityos_refunds{tenant,status}                      refunds by status (pending, succeeded, failed)
+    cityos_refunded_minor_units{tenant,currency,status} refund amounts by status
+    cityos_quotes{tenant,status}                       B2B quotes by status
+    cityos_approval_requests{tenant,status}            B2B approval requests by status
     cityos_payouts{tenant,status}                      payouts by status (failed: a Connect transfer refused)
     cityos_payout_amount_minor_units{tenant,currency,status}
     cityos_customer_subscriptions{tenant,status}       recurring subscriptions by status
@@ -38,7 +41,11 @@ GAUGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "orders": ("cityos_orders", "Orders by status", ("tenant", "status")),
     "gmv": ("cityos_gmv_minor_units", "Gross merchandise value: paid, fulfilled and completed orders, in minor "
                                       "units", ("tenant", "currency")),
-    "refunded": ("cityos_refunded_minor_units", "Total of refunded orders, in minor units", ("tenant", "currency")),
+    "refunds": ("cityos_refunds", "Refunds by status (pending, succeeded, failed)", ("tenant", "status")),
+    "refunded": ("cityos_refunded_minor_units", "Refund amounts by status, in minor units",
+                 ("tenant", "currency", "status")),
+    "quotes": ("cityos_quotes", "B2B quotes by status", ("tenant", "status")),
+    "approvals": ("cityos_approval_requests", "B2B approval requests by status", ("tenant", "status")),
     "payouts": ("cityos_payouts", "Vendor payouts by status", ("tenant", "status")),
     "payout_amount": ("cityos_payout_amount_minor_units", "Vendor payout amounts by status, in minor units",
                       ("tenant", "currency", "status")),

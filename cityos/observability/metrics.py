@@ -39,6 +39,17 @@ JOB_TENANT_FAILURES = Counter("cityos_job_tenant_failures_total",
                               "Tenants whose part of a per-tenant job run failed", ["job"])
 JOB_LAST_SUCCESS = Gauge("cityos_job_last_success_timestamp_seconds",
                          "Unix time when the job last finished ok", ["job"])
+# Recurring billing, per tenant (label: the tenant's slug), refreshed by the billing jobs (cityos/jobs/billing.py).
+BILLING_ACTIVE = Gauge("cityos_billing_active_subscriptions",
+                       "Customer subscriptions trialing, active or past due", ["tenant"])
+BILLING_MRR = Gauge("cityos_billing_mrr_minor_units",
+                    "Monthly recurring revenue of active and past-due subscriptions, normalized to a month, in minor "
+                    "units", ["tenant", "currency"])
+BILLING_CHURN = Gauge("cityos_billing_churn_ratio",
+                      "Subscriptions canceled in the last 30 days over those live in that window", ["tenant"])
+BILLING_FAILED_RENEWALS = Counter("cityos_billing_failed_renewals_total",
+                                  "Renewal charges declined (including those needing the customer's authentication)",
+                                  ["tenant"])
 
 
 def error_code(error: GraphQLError) -> str:

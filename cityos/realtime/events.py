@@ -79,3 +79,25 @@ class PendingEvents:
                 log.exception("publishing %s to %s failed; %d more live notifications of this operation dropped",
                               live_event.payload.get("type"), channel, len(pending) - index - 1)
                 return
+
+
+def customer_subscriptions_channel(tenant_id: Any, customer_id: str) -> str:
+    return f"subscriptions:{tenant_id}:{customer_id}"
+
+
+def vendor_subscriptions_channel(vendor_id: Any) -> str:
+    return f"vendor-subscriptions:{vendor_id}"
+
+
+def subscription_event(kind: str, *, tenant_id: Any, store_id: Any, subscription_id: Any, customer_id: str,
+                       vendor_id: Any, status: str, **extra: Any) -> LiveEvent:
+    """A change to a customer subscription (subscription.renewed, subscription.payment_failed, …), for its customer
+    and the vendor whose plan it is."""
+    payload = {"type": kind, "tenant_id": str(tenant_id), "store_id": str(store_id),
+               "subscription_id": str(subscription_id), "customer_id": customer_id,
+               "vendor_id": str(vendor_id) if vendor_id else None, "status": status,
+               "at": datetime.now(UTC).isoformat(), **extra}
+    channels = [customer_subscriptions_channel(tenant_id, customer_id)]
+    if vendor_id:
+        channels.append(vendor_subscriptions_channel(vendor_id))
+    return LiveEvent(tuple(channels), payload)

@@ -76,10 +76,16 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
     "business": dashboard("cityos-business", "CityOS — business", [
         ("Orders by status", "sum by (status) (cityos_orders)", "none"),
         ("GMV by tenant (minor units)", "sum by (tenant, currency) (cityos_gmv_minor_units)", "none"),
-        ("Refunded (minor units)", "sum by (tenant, currency) (cityos_refunded_minor_units)", "none"),
+        ("Refunded (minor units)", 'sum by (tenant, currency) (cityos_refunded_minor_units{status!="failed"})', "none"),
+        ("Refunds by status", "sum by (status) (cityos_refunds)", "none"),
+        ("Quotes by status", "sum by (status) (cityos_quotes)", "none"),
+        ("Approval requests by status", "sum by (status) (cityos_approval_requests)", "none"),
         ("Payouts by status", "sum by (status) (cityos_payouts)", "none"),
         ("Payout amounts (minor units)", "sum by (currency, status) (cityos_payout_amount_minor_units)", "none"),
         ("Recurring subscriptions by status", "sum by (status) (cityos_customer_subscriptions)", "none"),
+        ("MRR by tenant (minor units a month)", "sum by (tenant, currency) (cityos_billing_mrr_minor_units)", "none"),
+        ("Subscription churn (30 days)", "max by (tenant) (cityos_billing_churn_ratio)", "percentunit"),
+        ("Failed renewals", "sum by (tenant) (increase(cityos_billing_failed_renewals_total[1d]))", "none"),
     ]),
 }
 

@@ -530,3 +530,14 @@ class FakeStripe:
             self.platform_balance += amount
             return reversal
         return await self._idempotent(request, create)
+    # Recurring billing (external-apis.md §1 "Off-session renewal", "Bringing the customer back on-session").
+
+    def require_authentication(self, payment_method_id: str) -> None:
+        """The issuer starts asking for authentication on a saved card: from now on it behaves as
+        pm_card_authenticationRequired (off-session charges → 402 authentication_required)."""
+        self.payment_methods[payment_method_id]["_alias"] = "pm_card_authenticationRequired"
+
+    def renewal_intents(self, billing_cycle_id: str) -> list[dict[str, Any]]:
+        """The PaymentIntents made for one billing cycle (its metadata names it)."""
+        return [intent for intent in self.intents.values()
+                if intent["metadata"].get("billing_cycle_id") == billing_cycle_id]

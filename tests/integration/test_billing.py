@@ -129,7 +129,7 @@ async def test_vendors_manage_their_own_plans_and_store_admins_all(gql: GraphQLC
 
 async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
         gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
-        stripe_client: Any, fake_stripe: FakeStripe) -> None:
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any) -> None:
     variant, _ = await variant_and_vendor(owner_engine, shop)
     admin = tokens("tenant_admin", shop)
     plan = await create_plan(gql, admin, variant)
@@ -151,14 +151,14 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
     assert setups and fake_stripe.payment_methods[setups[-1]["payment_method"]]["customer"] == setups[-1]["customer"]
 
     # Nothing is due before the trial ends.
-    assert (await process_billing_cycles(app_engine, stripe_client, shop.tenant_id,
+    assert (await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
                                          clock=lambda: trial_end - timedelta(minutes=1)))["claimed"] == 0
 
     # Past the trial, two runners at once: one cycle, one charge.
     later = trial_end + timedelta(hours=1)
     first, second = await asyncio.gather(
-        process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: later),
-        process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: later))
+        process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later),
+        process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later))
     assert first["claimed"] + second["claimed"] == 1 and first["paid"] + second["paid"] == 1, (first, second)
     [mine] = await my_subscriptions(gql, shop, customer)
     assert mine["status"] == "ACTIVE"
@@ -173,14 +173,15 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
     assert intent["metadata"]["billing_cycle_id"] == cycle["id"]
 
     # Running again in the same period changes nothing.
-    again = await process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: later)
+    again = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later)
     assert again["claimed"] == 0 and again["paid"] == 0
     assert len(renewal_requests(fake_stripe, cycle["id"])) == 1
 
     # A runner that died after Stripe's answer: the cycle is left charging, its lease runs out, the next run
     # charges with the same key and Stripe answers with the first PaymentIntent — still one charge.
     next_period = at(mine["currentPeriodEnd"]) + timedelta(minutes=5)
-    crashed = await process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: next_period)
+    crashed = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
+                                           clock=lambda: next_period)
     assert crashed["paid"] == 1
     [mine] = await my_subscriptions(gql, shop, customer)
     second_cycle = mine["cycles"]["nodes"][0]
@@ -189,7 +190,8 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
         await connection.execute(text(
             "update billing_cycle set status = 'charging', lease_until = :expired where tenant_id = :t and "
             "period_index = 1"), {"t": shop.tenant_id, "expired": next_period - timedelta(seconds=1)})
-    recovered = await process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: next_period)
+    recovered = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
+                                             clock=lambda: next_period)
     assert recovered["paid"] == 1
     replays = renewal_requests(fake_stripe, second_cycle["id"])
     assert len(replays) == 2  # the same key twice …
@@ -200,7 +202,7 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
 
 async def test_a_declined_renewal_is_past_due_with_stripes_decline_code(
         gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
-        stripe_client: Any, fake_stripe: FakeStripe) -> None:
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any) -> None:
     variant, _ = await variant_and_vendor(owner_engine, shop)
     plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=7)
     customer = tokens("customer", shop, subject=f"bo-{uuid.uuid4().hex[:8]}")
@@ -211,12 +213,12 @@ async def test_a_declined_renewal_is_past_due_with_stripes_decline_code(
 
     # Stripe down first: the cycle stays due (nothing half-written), the next run charges it.
     fake_stripe.failures.extend([503, 503, 503])
-    down = await process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: later)
+    down = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later)
     assert down["claimed"] == 1 and down["retry"] == 1
     [mine] = await my_subscriptions(gql, shop, customer)
     assert mine["status"] == "TRIALING" and mine["cycles"]["nodes"][0]["status"] == "PENDING"
 
-    declined = await process_billing_cycles(app_engine, stripe_client, shop.tenant_id, clock=lambda: later)
+    declined = await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id, clock=lambda: later)
     assert declined["failed"] == 1, declined
     [mine] = await my_subscriptions(gql, shop, customer)
     assert mine["status"] == "PAST_DUE" and mine["lastDeclineCode"] == "generic_decline"
@@ -225,7 +227,7 @@ async def test_a_declined_renewal_is_past_due_with_stripes_decline_code(
     assert cycle["failureMessage"] == "Your card was declined."
     assert fake_stripe.intents[cycle["paymentIntentId"]]["status"] == "requires_payment_method"
     # A past-due subscription is not billed again by this job (dunning retries it).
-    assert (await process_billing_cycles(app_engine, stripe_client, shop.tenant_id,
+    assert (await process_billing_cycles(app_engine, stripe_client, settings, shop.tenant_id,
                                          clock=lambda: later + timedelta(days=40)))["claimed"] == 0
 
 

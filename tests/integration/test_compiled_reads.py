@@ -186,7 +186,9 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
             "storefront/QuoteById": {"id": to_global_id("Quote", uuid.uuid4())},
             "admin/AuditLog": {"first": 5}, "admin/OrderFulfillment": {"id": order}, "admin/Refunds": {},
             "admin/RegionSetup": {"id": to_global_id("Tenant", world.tenant_id)}, "admin/Regions": {},
-            "admin/Returns": {}, "admin/SalesChannels": {"storeId": store}, "storefront/Me": {}}
+            "admin/Returns": {}, "admin/SalesChannels": {"storeId": store}, "storefront/Me": {},
+            "admin/AdminCustomerSubscriptions": {}, "admin/DunningPolicy": {}, "storefront/MySubscriptions": {},
+            "vendor/VendorSubscriptions": {}}
 
 
 # Query documents that fall back, and why (README: "What falls back").
@@ -202,7 +204,8 @@ FALLING_BACK = {
         "admin/CheckoutAttempts", "admin/CommissionRules", "admin/JobRuns", "admin/OrderById",
         "admin/OutboxMessages", "admin/StoreOrders", "admin/SubscriptionPlans", "admin/WebhookEvents",
         "storefront/CustomerSubscriptions", "storefront/MyOrders", "storefront/OrderByAccessToken",
-        "vendor/LedgerEntries", "vendor/Payouts", "vendor/VendorOrders")},
+        "vendor/LedgerEntries", "vendor/Payouts", "vendor/VendorOrders", "admin/AdminCustomerSubscriptions",
+        "admin/DunningPolicy", "storefront/MySubscriptions", "vendor/VendorSubscriptions")},
     **{name: "B2B types (companies, quotes, approvals, invoices) are not compiled" for name in (
         "admin/Companies", "admin/Invoices", "storefront/ApprovalRequests", "storefront/Company",
         "storefront/QuoteById", "storefront/Quotes")},

@@ -178,6 +178,18 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
                                                  "paymentMethodId": "pm_card_visa"}},
     "storefront/CustomerSubscriptions": lambda b: {"first": 100},
+    "storefront/MySubscriptions": lambda b: {"first": 100},
+    "storefront/CancelCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/PauseCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/ResumeCustomerSubscription": lambda b: {"id": b.subscription},
+    "storefront/SkipNextBillingCycle": lambda b: {"id": b.subscription},
+    "storefront/ChangeSubscriptionPlan": lambda b: {"id": b.subscription, "planId": b.plan},
+    "storefront/UpdateSubscriptionPaymentMethod": lambda b: {"id": b.subscription, "paymentMethodId": "pm_card_visa"},
+    "storefront/ConfirmSubscriptionPayment": lambda b: {"id": b.subscription},
+    "admin/AdminCustomerSubscriptions": lambda b: {"planId": b.plan, "vendorId": b.vendor, "first": 100},
+    "admin/DunningPolicy": lambda b: {},
+    "admin/SetDunningPolicy": lambda b: {"retryDays": [2], "finalAction": "PAUSE"},
+    "vendor/VendorSubscriptions": lambda b: {"planId": b.plan, "first": 100},
     "admin/CreateRegion": lambda b: {"input": {"name": f"m-{uuid.uuid4().hex[:8]}", "currencyCode": "usd",
                                                "countryCodes": ["us"]}},
     "admin/UpdateRegion": lambda b: {"id": b.region, "input": {"taxRate": "0.5", "name": "Taken over"}},
@@ -254,7 +266,8 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "cart", "cart_line", "inventory_reservation", "orders", "vendor_order", "order_line",
                    "vendor_user", "commission_rule", "commission_transaction", "payout", "outbox",
                    "checkout_attempt", "webhook_inbox", "job_run", "subscription_plan", "subscription_plan_price",
-                   "customer_subscription", "billing_cycle", "customer_profile", "customer_address", "company",
+                   "customer_subscription", "billing_cycle", "billing_attempt", "billing_settings",
+                   "customer_profile", "customer_address", "company",
                    "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
                    "quote_message", "approval_rule", "approval_request", "approval_step", "invoice", "refund",
                    "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log")
@@ -345,6 +358,16 @@ insert into billing_cycle (tenant_id, id, subscription_id, period_index, period_
                            currency_code, status, attempts, payment_intent_id)
 select :t, gen_random_uuid(), sub.id, 0, now(), now() + interval '1 month', 2500, 'usd', 'paid', 1,
        'pi_tenant_b_renewal' from sub
+"""
+
+# B's renewal has a recorded attempt, and B has a dunning policy of its own.
+B_DUNNING = """
+with attempt as (
+  insert into billing_attempt (tenant_id, id, cycle_id, subscription_id, attempt, source, payment_intent_id, amount,
+                               outcome)
+  select :t, gen_random_uuid(), c.id, c.subscription_id, 1, 'renewal', 'pi_tenant_b_renewal', 2500, 'succeeded'
+  from billing_cycle c where c.tenant_id = :t returning id)
+insert into billing_settings (tenant_id, id, retry_days, final_action) values (:t, gen_random_uuid(), '{5,9}', 'cancel')
 """
 
 
@@ -546,6 +569,7 @@ async def full_tenant(owner_engine) -> Target:
                     "metadata": {"tenant_id": str(b.tenant_id)}}}}).decode()})
         await connection.execute(text(B_MARKETPLACE), {"t": b.tenant_id})
         await connection.execute(text(B_BILLING), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(B_DUNNING), {"t": b.tenant_id})
         await connection.execute(text(B_CUSTOMER), {"t": b.tenant_id})
         await connection.execute(text(B_REFUNDS), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text(B_AUDIT), {"t": b.tenant_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -88,3 +89,101 @@ def test_status_machine() -> None:
     for final in (S.CANCELED, S.EXPIRED):
         assert rules.TRANSITIONS[final] == frozenset()
     assert set(rules.TRANSITIONS) == set(S)
+
+
+# --- proration, credits, dunning, MRR (part two) -------------------------------------------------------------------
+
+periods = st.tuples(anchors, st.integers(min_value=1, max_value=400 * 86400)).map(
+    lambda pair: (pair[0], pair[0] + timedelta(seconds=pair[1])))
+
+
+def test_proration_credits_the_unused_time_rounded_half_up() -> None:
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=30)
+    assert rules.prorate(3000, start, end, start + timedelta(days=10)).credit == 2000
+    assert rules.prorate(3000, start, end, start).credit == 3000  # nothing used
+    assert rules.prorate(3000, start, end, end).credit == 0
+    assert rules.prorate(3000, start, end, start - timedelta(days=1)).credit == 3000  # before the period
+    assert rules.prorate(3000, start, end, end + timedelta(days=1)).credit == 0  # after it
+    # Half a minor unit rounds up: 1 × 1/2 = 0.5 → 1; 3 × 1/2 = 1.5 → 2; 1 × 1/4 = 0.25 → 0.
+    two_seconds = start + timedelta(seconds=2)
+    assert rules.prorate(1, start, two_seconds, start + timedelta(seconds=1)).credit == 1
+    assert rules.prorate(3, start, two_seconds, start + timedelta(seconds=1)).credit == 2
+    four_seconds = start + timedelta(seconds=4)
+    assert rules.prorate(1, start, four_seconds, start + timedelta(seconds=3)).credit == 0
+    with pytest.raises(ValueError, match="ends after it starts"):
+        rules.prorate(100, end, start, start)
+
+
+@given(st.integers(min_value=0, max_value=10**9), periods, st.integers(min_value=-10**7, max_value=10**9))
+def test_proration_is_bounded_and_never_grows_with_time(amount: int, period: tuple[datetime, datetime],
+                                                        offset: int) -> None:
+    start, end = period
+    now = start + timedelta(seconds=offset)
+    credit = rules.prorate(amount, start, end, now).credit
+    assert 0 <= credit <= amount
+    later = rules.prorate(amount, start, end, now + timedelta(seconds=1)).credit
+    assert later <= credit
+    # Within half a minor unit of the exact share (the rounding rule is the only difference).
+    used = min(max(offset, 0), int((end - start).total_seconds()))
+    length = int((end - start).total_seconds())
+    assert abs(credit * length - amount * (length - used)) * 2 <= length
+
+
+@given(st.integers(min_value=0, max_value=10**7), st.integers(min_value=1, max_value=1000),
+       st.integers(min_value=0, max_value=10**9))
+def test_a_credit_lowers_every_unit_alike_and_never_below_zero(unit: int, quantity: int, credit: int) -> None:
+    price, used = rules.apply_credit(unit, quantity, credit)
+    assert 0 <= price <= unit and 0 <= used <= credit
+    assert price * quantity + used == unit * quantity  # the line still adds up: what is charged + the credit used
+    assert used % quantity == 0
+    if price > 0:
+        assert credit - used < quantity  # only what does not divide over the units stays in the balance
+
+
+def test_credit_examples() -> None:
+    assert rules.apply_credit(1000, 1, 2000) == (0, 1000)
+    assert rules.apply_credit(1000, 3, 100) == (967, 99)  # 1 unit left in the balance
+    assert rules.apply_credit(500, 2, 0) == (500, 0)
+
+
+def test_retry_schedule() -> None:
+    failed = datetime(2027, 5, 1, 12, tzinfo=UTC)
+    assert [rules.next_retry_at(failed, rules.DEFAULT_RETRY_DAYS, done) for done in range(4)] == [
+        failed + timedelta(days=1), failed + timedelta(days=3), failed + timedelta(days=7), None]
+    assert rules.validate_retry_days([2, 4]) == (2, 4)
+    for bad in ([], [3, 1], [1, 1], [0], [61], list(range(1, 12))):
+        with pytest.raises(BadUserInput):
+            rules.validate_retry_days(bad)
+
+
+@given(st.integers(min_value=0, max_value=10**8), st.integers(min_value=1, max_value=366))
+def test_mrr_normalizes_every_interval_to_a_month(amount: int, count: int) -> None:
+    monthly = rules.monthly_amount(amount, BillingInterval.MONTH, count)
+    assert abs(monthly * count - amount) * 2 <= count  # amount / count, rounded half up
+    yearly = rules.monthly_amount(amount * 12, BillingInterval.YEAR, count)
+    assert abs(yearly - monthly) <= 1
+    assert rules.monthly_amount(amount, BillingInterval.DAY, 1) >= rules.monthly_amount(amount, BillingInterval.WEEK, 1)
+
+
+def test_mrr_examples_and_churn() -> None:
+    assert rules.monthly_amount(2500, BillingInterval.MONTH, 1) == 2500
+    assert rules.monthly_amount(12000, BillingInterval.YEAR, 1) == 1000
+    assert rules.monthly_amount(700, BillingInterval.WEEK, 1) == 3042  # 700 × 365 / 12 / 7 = 3041.67
+    assert rules.monthly_amount(6000, BillingInterval.MONTH, 3) == 2000
+    assert rules.churn_rate(0, 0) == 0 and rules.churn_rate(1, 3) == Decimal("0.25")
+
+
+@pytest.mark.parametrize(("status", "action"), [
+    (S.CANCELED, "cancel"), (S.EXPIRED, "cancel"), (S.PAUSED, "pause"), (S.CANCELED, "pause"), (S.ACTIVE, "resume"),
+    (S.PAUSED, "skip"), (S.PAST_DUE, "skip"), (S.PAST_DUE, "change_plan"), (S.CANCELED, "change_payment_method")])
+def test_invalid_self_service_is_an_invalid_state_transition(status: S, action: str) -> None:
+    with pytest.raises(InvalidStateTransition):
+        rules.check_self_service(status.value, action)
+
+
+@pytest.mark.parametrize(("status", "action"), [
+    (S.ACTIVE, "cancel"), (S.PAST_DUE, "cancel"), (S.PAUSED, "cancel"), (S.TRIALING, "pause"), (S.PAUSED, "resume"),
+    (S.ACTIVE, "skip"), (S.TRIALING, "change_plan"), (S.PAST_DUE, "change_payment_method")])
+def test_valid_self_service(status: S, action: str) -> None:
+    rules.check_self_service(status.value, action)

@@ -26,6 +26,7 @@ DEVELOPMENT_ONLY = {"CITYOS_STRIPE_API_BASE": "points the Stripe SDK at the test
 SECRET_VALUES = {
     "DATABASE_URL": "postgresql+asyncpg://cityos:" + "p" * 40 + "@postgres:5432/cityos",
     "REDIS_URL": "redis://:" + "r" * 40 + "@redis:6379/0",
+    "DATABASE_READ_URL": "postgresql+asyncpg://cityos:" + "p" * 40 + "@postgres-replica:5432/cityos",
     "STRIPE_API_KEY": "sk_live_" + "k" * 40,
     "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 40,
     "ERPNEXT_API_KEY": "e" * 15,

@@ -8,8 +8,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
@@ -18,7 +21,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityos.domain.base import Base, TenantOwnedMixin, one_of
@@ -56,7 +59,23 @@ class BillingCycleStatus(StrEnum):
     PENDING = "pending"  # claimed, not charged yet (or Stripe was unavailable: charged again next run)
     CHARGING = "charging"  # a runner holds its lease and is calling Stripe
     PAID = "paid"
-    FAILED = "failed"  # declined; the subscription is past_due
+    FAILED = "failed"  # declined; the subscription is past_due and dunning retries it (or the customer confirms)
+    SKIPPED = "skipped"  # not charged: skipped by the customer, or the variant was out of stock (recorded, notified)
+
+
+class BillingAttemptOutcome(StrEnum):
+    """What one charge attempt of a cycle came to, as Stripe answered it."""
+
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    ACTION_REQUIRED = "action_required"  # authentication_required (SCA): the customer must confirm on-session
+
+
+class DunningFinalAction(StrEnum):
+    """What happens to a subscription when its last dunning retry fails (per tenant)."""
+
+    CANCEL = "cancel"
+    PAUSE = "pause"
 
 
 class SubscriptionPlan(TenantOwnedMixin, Base):
@@ -117,6 +136,7 @@ class CustomerSubscription(TenantOwnedMixin, Base):
         one_of(CustomerSubscriptionStatus),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("current_period_end > current_period_start", name="period_order"),
+        CheckConstraint("credit_balance >= 0", name="credit_not_negative"),
         Index("ix_customer_subscription_tenant_customer", "tenant_id", "customer_id", "created_at", "id"),
         Index("ix_customer_subscription_due", "tenant_id", "status", "current_period_end"),
         Index("ix_customer_subscription_tenant_plan", "tenant_id", "plan_id"),
@@ -143,6 +163,13 @@ class CustomerSubscription(TenantOwnedMixin, Base):
     last_decline_code: Mapped[str | None] = mapped_column(String(100))
     last_payment_error: Mapped[str | None] = mapped_column(String(1000))
     canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Self-service (migration 0014): cancel when the period ends; paused since; the next period to skip; the
+    # proration credit (minor units) carried into the next renewals; where physical renewals ship to.
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    skip_period_index: Mapped[int | None] = mapped_column(Integer)
+    credit_balance: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class BillingCycle(TenantOwnedMixin, Base):
@@ -158,6 +185,8 @@ class BillingCycle(TenantOwnedMixin, Base):
         one_of(BillingCycleStatus),
         CheckConstraint("period_end > period_start", name="period_order"),
         Index("ix_billing_cycle_tenant_status", "tenant_id", "status", "lease_until"),
+        Index("ix_billing_cycle_tenant_retry", "tenant_id", "status", "next_retry_at"),
+        CheckConstraint("credit_applied >= 0", name="credit_applied_not_negative"),
     )
 
     subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
@@ -174,3 +203,54 @@ class BillingCycle(TenantOwnedMixin, Base):
     decline_code: Mapped[str | None] = mapped_column(String(100))
     failure_message: Mapped[str | None] = mapped_column(String(1000))
     charged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Renewal orders and dunning (migration 0014): the cart and order of the renewal (the checkout's order path),
+    # the snapshot charged for, the proration credit it used, when it first failed, when dunning retries it, and
+    # whether the customer must confirm it on-session (SCA).
+    cart_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    credit_applied: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    skip_reason: Mapped[str | None] = mapped_column(String(500))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    action_required: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+
+
+class BillingAttempt(TenantOwnedMixin, Base):
+    """One charge attempt of a billing cycle, as Stripe answered it (the renewal, each dunning retry, a webhook
+    about it, the customer's on-session confirmation). Unique per (PaymentIntent, outcome): a webhook about an
+    attempt already recorded from the API's answer adds nothing."""
+
+    __tablename__ = "billing_attempt"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cycle_id"], ["billing_cycle.tenant_id", "billing_cycle.id"],
+                             ondelete="CASCADE", name="fk_billing_attempt_cycle"),
+        UniqueConstraint("tenant_id", "payment_intent_id", "outcome"),
+        one_of(BillingAttemptOutcome, "outcome"),
+        Index("ix_billing_attempt_tenant_cycle", "tenant_id", "cycle_id", "created_at"),
+    )
+
+    cycle_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)  # renewal | retry | webhook | customer
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    message: Mapped[str | None] = mapped_column(String(1000))
+
+
+class BillingSettings(TenantOwnedMixin, Base):
+    """A tenant's dunning policy (one row per tenant; none → the defaults of rules.DEFAULT_DUNNING)."""
+
+    __tablename__ = "billing_settings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id"),
+        one_of(DunningFinalAction, "final_action"),
+        CheckConstraint("cardinality(retry_days) between 1 and 10", name="retry_days_count"),
+    )
+
+    retry_days: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    final_action: Mapped[str] = mapped_column(String(10), nullable=False, server_default="cancel")

@@ -1,20 +1,9 @@
-"""Billing use cases: plans (vendors manage their own, store admins all of the store's), subscribing (a Stripe
-Customer and a payment method saved for off-session use) and the renewal of billing cycles.
+"""Billing use cases: plans (vendors manage their own, store admins all of the store's) and subscribing (a Stripe
+Customer and a payment method saved for off-session use). Renewals are renewals.py's, dunning dunning.py's,
+the customer's own changes selfservice.py's.
 
 The payment provider is reached through the `BillingGateway` port declared here (integrations/stripe/billing.py
-implements it); the domain imports no vendor SDK.
-
-Renewals are exactly once per cycle, in the three steps of the payouts (DESIGN.md §3, §6):
-1. Claim: in one transaction, lock the due subscriptions (FOR UPDATE SKIP LOCKED: a second runner skips them) and
-   insert each one's cycle for its next period, unique on (subscription, period_start) — a cycle is claimed once,
-   whoever runs. Commit.
-2. Lease the cycle (pending → charging with a lease, one conditional UPDATE: one runner wins) and commit; charge
-   off-session with the cycle's id as the idempotency key, holding no lock.
-3. Record: paid → the subscription's period advances; declined → the cycle is failed with Stripe's decline code and
-   the subscription is past_due; Stripe unavailable → the cycle is pending again and the next run charges it with
-   the same key. A runner that dies between 2 and 3 leaves a `charging` cycle whose lease runs out; the next run
-   charges again with the same key and Stripe answers with the first result, so there is one charge per cycle.
-"""
+implements it); the domain imports no vendor SDK."""
 
 from __future__ import annotations
 
@@ -22,32 +11,30 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
-from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityos.db.engines import tenant_transaction
 from cityos.domain.base import table_of
 from cityos.domain.billing import rules
 from cityos.domain.billing.models import (
-    BillingCycleStatus,
     BillingInterval,
     CustomerSubscriptionStatus,
     SubscriptionPlanStatus,
 )
-from cityos.domain.billing.queries import CYCLE, PLAN, PLAN_PRICE, SUBSCRIPTION
+from cityos.domain.billing.queries import PLAN, PLAN_PRICE, SUBSCRIPTION
 from cityos.domain.catalog.models import Product, Variant
+from cityos.domain.commerce.service import REGION, validate_address
 from cityos.domain.kernel import validate_email
 from cityos.domain.tenancy.models import Currency
 from cityos.domain.tenancy.rules import validate_name
-from cityos.errors import BadUserInput, PaymentFailed, Unavailable
+from cityos.errors import BadUserInput, PaymentFailed
 
 PRODUCT = table_of(Product)
 VARIANT = table_of(Variant)
-LEASE = timedelta(minutes=10)
 
 
 # --- the port ---------------------------------------------------------------------------------------------------
@@ -75,9 +62,14 @@ class BillingGateway(Protocol):
     async def save_payment_method(self, *, customer: str, payment_method: str, metadata: dict[str, str],
                                   idempotency_key: str) -> PaymentOutcome: ...
 
+    async def client_secret(self, intent_id: str) -> tuple[str, str]:
+        """The PaymentIntent's status and client secret (the customer confirms it on-session with Stripe.js)."""
+        ...
+
     async def charge(self, *, amount: int, currency: str, customer: str, payment_method: str, off_session: bool,
                      save_for_later: bool, metadata: dict[str, str], transfer_group: str,
                      idempotency_key: str) -> PaymentOutcome: ...
+
 
 
 # --- plans ------------------------------------------------------------------------------------------------------
@@ -187,7 +179,21 @@ class SubscribeRequest:
     payment_method: str  # from Stripe.js (or a test-mode pm_card_… alias)
     now: datetime
     quantity: int = 1
+    shipping_address: dict[str, Any] | None = None  # checked by renewal_region; where renewal orders ship to
     subscription_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+async def renewal_region(connection: AsyncConnection, currency_code: str,
+                         address: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Renewals become orders of a region that sells the subscription's currency (as a checkout's cart): none →
+    BAD_USER_INPUT. The shipping address, when given, is checked against that region like a cart's."""
+    region = (await connection.execute(select(REGION).where(REGION.c.currency_code == currency_code.lower())
+                                       .order_by(REGION.c.created_at).limit(1))).first()
+    if region is None:
+        raise BadUserInput(f"no region of this store sells in {currency_code.upper()}", field="currencyCode")
+    if address is None:
+        return None
+    return await validate_address(connection, cast("Row[Any]", SimpleNamespace(region_id=region.id)), address)
 
 
 Mutate = Callable[[Callable[[AsyncConnection], Awaitable[Row[Any]]]], Awaitable[Row[Any]]]
@@ -209,7 +215,9 @@ async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: S
         raise BadUserInput("this plan is no longer offered", field="planId")
     if not 1 <= request.quantity <= 1000:
         raise BadUserInput("quantity must be 1-1000", field="quantity")
-    email = validate_email(request.email) if request.email else None
+    if not request.email:
+        raise BadUserInput("an email is needed: every renewal is an order with a receipt", field="email")
+    email = validate_email(request.email)
     sid = str(request.subscription_id)
     metadata = {"tenant_id": str(plan.tenant_id), "subscription_id": sid, "plan_id": str(plan.id)}
     customer = await gateway.create_customer(email=email, metadata={**metadata,
@@ -243,120 +251,11 @@ async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: S
         "current_period_end": end, "trial_end": trial_end, "stripe_customer_id": customer,
         "stripe_payment_method_id": outcome.payment_method_id,
         "setup_intent_id": outcome.intent_id if due_now == 0 else None,
-        "first_payment_intent_id": outcome.intent_id if due_now else None}
+        "first_payment_intent_id": outcome.intent_id if due_now else None,
+        "shipping_address": request.shipping_address}
 
     async def work(connection: AsyncConnection) -> Row[Any]:
         return (await connection.execute(insert(SUBSCRIPTION).values(**values).returning(*SUBSCRIPTION.c))).one()
 
     result: Row[Any] = await connection_work(work)
     return result
-
-
-# --- renewals ---------------------------------------------------------------------------------------------------
-
-async def claim_due_cycles(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime) -> int:
-    """Step 1: a pending cycle for every renewable subscription whose period has ended. Returns how many new."""
-    created = 0
-    async with tenant_transaction(engine, tenant_id) as connection:
-        due = (await connection.execute(
-            select(SUBSCRIPTION, PLAN.c.interval, PLAN.c.interval_count)
-            .join(PLAN, (PLAN.c.tenant_id == SUBSCRIPTION.c.tenant_id) & (PLAN.c.id == SUBSCRIPTION.c.plan_id))
-            .where(SUBSCRIPTION.c.tenant_id == tenant_id,
-                   SUBSCRIPTION.c.status.in_([status.value for status in rules.RENEWABLE]),
-                   SUBSCRIPTION.c.current_period_end <= now)
-            .with_for_update(of=SUBSCRIPTION, skip_locked=True))).all()
-        for subscription in due:
-            index = subscription.periods_billed
-            start, end = rules.period_bounds(subscription.anchor, BillingInterval(subscription.interval),
-                                             subscription.interval_count, index)
-            inserted = await connection.execute(pg_insert(CYCLE).values(
-                tenant_id=tenant_id, id=uuid.uuid4(), subscription_id=subscription.id, period_index=index,
-                period_start=start, period_end=end, amount=subscription.amount,
-                currency_code=subscription.currency_code, status=BillingCycleStatus.PENDING.value,
-            ).on_conflict_do_nothing(index_elements=["tenant_id", "subscription_id", "period_start"]))
-            created += inserted.rowcount or 0
-    return created
-
-
-async def _lease(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime) -> Row[Any] | None:
-    """Step 2a: one pending cycle (or a charging one whose runner died) leased to this runner, committed."""
-    async with tenant_transaction(engine, tenant_id) as connection:
-        candidate = select(CYCLE.c.id).where(
-            CYCLE.c.tenant_id == tenant_id,
-            or_(CYCLE.c.status == BillingCycleStatus.PENDING.value,
-                (CYCLE.c.status == BillingCycleStatus.CHARGING.value) & (CYCLE.c.lease_until < now)),
-        ).order_by(CYCLE.c.period_start).limit(1).with_for_update(skip_locked=True).scalar_subquery()
-        return (await connection.execute(update(CYCLE).where(CYCLE.c.id == candidate).values(
-            status=BillingCycleStatus.CHARGING.value, lease_until=now + LEASE,
-            attempts=func.greatest(CYCLE.c.attempts, 1), updated_at=func.now()).returning(*CYCLE.c))).first()
-
-
-async def charge_cycle(engine: AsyncEngine, gateway: BillingGateway, tenant_id: uuid.UUID, cycle: Row[Any],
-                       now: datetime) -> str:
-    """Steps 2b and 3 for a leased cycle: 'paid', 'failed' or 'retry' (Stripe unavailable)."""
-    async with tenant_transaction(engine, tenant_id) as connection:
-        subscription = (await connection.execute(select(SUBSCRIPTION).where(
-            SUBSCRIPTION.c.id == cycle.subscription_id))).one()
-    if subscription.stripe_customer_id is None or subscription.stripe_payment_method_id is None:
-        outcome = PaymentOutcome(False, code="no_payment_method", message="no saved payment method")
-    else:
-        try:
-            outcome = await gateway.charge(
-                amount=cycle.amount, currency=cycle.currency_code, customer=subscription.stripe_customer_id,
-                payment_method=subscription.stripe_payment_method_id, off_session=True, save_for_later=False,
-                metadata={"tenant_id": str(tenant_id), "subscription_id": str(subscription.id),
-                          "billing_cycle_id": str(cycle.id), "period_start": cycle.period_start.isoformat()},
-                transfer_group=f"billing-cycle-{cycle.id}",
-                idempotency_key=rules.renewal_idempotency_key(str(cycle.id), cycle.attempts))
-        except Unavailable as error:
-            async with tenant_transaction(engine, tenant_id) as connection:
-                await connection.execute(update(CYCLE).where(CYCLE.c.id == cycle.id).values(
-                    status=BillingCycleStatus.PENDING.value, lease_until=None, failure_message=error.message[:1000],
-                    updated_at=func.now()))
-            return "retry"
-    async with tenant_transaction(engine, tenant_id) as connection:
-        current = (await connection.execute(select(CYCLE.c.status).where(CYCLE.c.id == cycle.id)
-                                            .with_for_update())).scalar_one()
-        if current != BillingCycleStatus.CHARGING:
-            return "skipped"  # another runner recorded it after our lease ran out (same key, same answer)
-        sub = (await connection.execute(select(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id)
-                                        .with_for_update())).one()
-        if outcome.succeeded:
-            await connection.execute(update(CYCLE).where(CYCLE.c.id == cycle.id).values(
-                status=BillingCycleStatus.PAID.value, lease_until=None, payment_intent_id=outcome.intent_id,
-                charge_id=outcome.charge_id, decline_code=None, failure_message=None, charged_at=now,
-                updated_at=func.now()))
-            advance: dict[str, Any] = {"current_period_start": cycle.period_start,
-                                       "current_period_end": cycle.period_end,
-                                       "periods_billed": cycle.period_index + 1, "last_decline_code": None,
-                                       "last_payment_error": None}
-            if sub.status in (CustomerSubscriptionStatus.TRIALING, CustomerSubscriptionStatus.PAST_DUE):
-                rules.check_transition(sub.status, CustomerSubscriptionStatus.ACTIVE)
-                advance["status"] = CustomerSubscriptionStatus.ACTIVE.value
-            await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == sub.id).values(
-                **advance, updated_at=func.now()))
-            return "paid"
-        await connection.execute(update(CYCLE).where(CYCLE.c.id == cycle.id).values(
-            status=BillingCycleStatus.FAILED.value, lease_until=None, payment_intent_id=outcome.intent_id,
-            decline_code=outcome.decline_code or outcome.code, failure_message=(outcome.message or "")[:1000],
-            updated_at=func.now()))
-        values: dict[str, Any] = {"last_decline_code": outcome.decline_code or outcome.code,
-                                  "last_payment_error": (outcome.message or "")[:1000], "updated_at": func.now()}
-        if sub.status != CustomerSubscriptionStatus.PAST_DUE:
-            rules.check_transition(sub.status, CustomerSubscriptionStatus.PAST_DUE)
-            values["status"] = CustomerSubscriptionStatus.PAST_DUE.value
-        await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == sub.id).values(**values))
-        return "failed"
-
-
-async def process_billing_cycles(engine: AsyncEngine, gateway: BillingGateway, tenant_id: uuid.UUID,
-                                 now: datetime) -> dict[str, int]:
-    """The process-billing-cycles job for one tenant at `now` (the clock seam: tests pass a later time)."""
-    counts = {"claimed": await claim_due_cycles(engine, tenant_id, now), "paid": 0, "failed": 0, "retry": 0,
-              "skipped": 0}
-    while (cycle := await _lease(engine, tenant_id, now)) is not None:
-        outcome = await charge_cycle(engine, gateway, tenant_id, cycle, now)
-        counts[outcome] += 1
-        if outcome == "retry":
-            break  # Stripe is unavailable: the cycles stay pending for the next run
-    return counts

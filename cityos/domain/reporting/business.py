@@ -1,8 +1,8 @@
 """The business and integration figures behind the Prometheus gauges (cityos/observability/business.py): orders and
-GMV, payouts, recurring subscriptions, webhook receipts and refusals by source, outbox depth and dead letters, sync
-lag per integration. Read in one platform-scope transaction of a few aggregate statements; per tenant only for the
-`top_tenants` tenants with the most orders (label = slug), the others summed under the label `_other`, so the
-series count stays bounded whatever the number of tenants."""
+GMV, refunds, payouts, recurring subscriptions, quotes and approvals, webhook receipts and refusals by source,
+outbox depth and dead letters, sync lag per integration. Read in one platform-scope transaction of a few aggregate
+statements; per tenant only for the `top_tenants` tenants with the most orders (label = slug), the others summed
+under the label `_other`, so the series count stays bounded whatever the number of tenants."""
 
 from __future__ import annotations
 
@@ -15,16 +15,18 @@ from sqlalchemy import func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.db.engines import set_platform_scope
+from cityos.domain.b2b.models import ApprovalRequest, Quote
 from cityos.domain.base import table_of
 from cityos.domain.billing.models import CustomerSubscription
 from cityos.domain.kernel import OrderStatus
 from cityos.domain.marketplace.models import Payout
-from cityos.domain.orders.models import Order
+from cityos.domain.orders.models import Order, Refund
 from cityos.domain.platform.models import JobRun, Outbox, WebhookInbox
 from cityos.domain.platform.sync import CURSOR
 from cityos.domain.tenancy.models import Tenant
 
 ORDER, PAYOUT, SUBSCRIPTION = table_of(Order), table_of(Payout), table_of(CustomerSubscription)
+REFUND, QUOTE, APPROVAL = table_of(Refund), table_of(Quote), table_of(ApprovalRequest)
 OUTBOX, INBOX, TENANT, JOB_RUN = table_of(Outbox), table_of(WebhookInbox), table_of(Tenant), table_of(JobRun)
 OTHER = "_other"
 # Orders whose money was taken and kept: gross merchandise value.
@@ -66,13 +68,22 @@ async def snapshot(connection: AsyncConnection, *, top_tenants: int) -> Snapshot
         result.add("orders", (tenant(row[0]), row[1]), row[3])
         if row[1] in SOLD:
             result.add("gmv", (tenant(row[0]), row[2]), row[4])
-        if row[1] == OrderStatus.REFUNDED.value:
-            result.add("refunded", (tenant(row[0]), row[2]), row[4])
     for row in await connection.execute(select(
             PAYOUT.c.tenant_id, PAYOUT.c.status, PAYOUT.c.currency_code, func.count(), func.sum(PAYOUT.c.amount))
             .group_by(PAYOUT.c.tenant_id, PAYOUT.c.status, PAYOUT.c.currency_code)):
         result.add("payouts", (tenant(row[0]), row[1]), row[3])
         result.add("payout_amount", (tenant(row[0]), row[2], row[1]), row[4])
+    for row in await connection.execute(select(
+            REFUND.c.tenant_id, REFUND.c.status, REFUND.c.currency_code, func.count(), func.sum(REFUND.c.amount))
+            .group_by(REFUND.c.tenant_id, REFUND.c.status, REFUND.c.currency_code)):
+        result.add("refunds", (tenant(row[0]), row[1]), row[3])
+        result.add("refunded", (tenant(row[0]), row[2], row[1]), row[4])
+    for row in await connection.execute(select(QUOTE.c.tenant_id, QUOTE.c.status, func.count())
+                                        .group_by(QUOTE.c.tenant_id, QUOTE.c.status)):
+        result.add("quotes", (tenant(row[0]), row[1]), row[2])
+    for row in await connection.execute(select(APPROVAL.c.tenant_id, APPROVAL.c.status, func.count())
+                                        .group_by(APPROVAL.c.tenant_id, APPROVAL.c.status)):
+        result.add("approvals", (tenant(row[0]), row[1]), row[2])
     for row in await connection.execute(select(SUBSCRIPTION.c.tenant_id, SUBSCRIPTION.c.status, func.count())
                                         .group_by(SUBSCRIPTION.c.tenant_id, SUBSCRIPTION.c.status)):
         result.add("subscriptions", (tenant(row[0]), row[1]), row[2])

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
-from cityos.domain.billing.models import BillingInterval, CustomerSubscriptionStatus, SubscriptionPlanStatus
+from cityos.domain.billing.models import (
+    BillingInterval,
+    CustomerSubscriptionStatus,
+    DunningFinalAction,
+    SubscriptionPlanStatus,
+)
 from cityos.graphql.billing import types as _registered  # noqa: F401  (registers the enums as GraphQL enums)
 
 
@@ -44,14 +50,30 @@ class UpdateSubscriptionPlanInput:
                                                                                                  "old ones).")
 
 
+@strawberry.input(description="A postal address renewals of physical goods ship to (checked like a cart's).")
+class SubscriptionAddressInput:
+    first_name: str = strawberry.field(description="Given name.")
+    last_name: str = strawberry.field(description="Family name.")
+    address_1: str = strawberry.field(description="Street and number.")
+    address_2: str | None = strawberry.field(default=None, description="Apartment, suite…")
+    city: str = strawberry.field(description="City.")
+    province: str = strawberry.field(description="State or province code (e.g. CA or US-CA).")
+    postal_code: str = strawberry.field(description="Postal code.")
+    country_code: str = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
+    phone: str | None = strawberry.field(default=None, description="Phone for the courier.")
+
+
 @strawberry.input(description="Subscribe the signed-in customer to a plan.")
 class SubscribeInput:
     plan_id: strawberry.ID = strawberry.field(description="Global id of the plan.")
     currency_code: str = strawberry.field(description="ISO 4217 code of the plan price to pay in.")
     payment_method_id: str = strawberry.field(description="The Stripe PaymentMethod (pm_…) from Stripe.js; it is "
                                                           "saved to the customer for the renewals.")
-    email: str | None = strawberry.field(default=None, description="The customer's email for Stripe receipts.")
+    email: str | None = strawberry.field(default=None, description="The customer's email for receipts and the "
+                                                                   "renewal orders (required).")
     quantity: int = strawberry.field(default=1, description="Units of the variant per period (1–1000).")
+    shipping_address: SubscriptionAddressInput | None = strawberry.field(
+        default=None, description="Where renewals ship to (physical goods); checked against the store's region.")
 
 
 PlanIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the subscription plan.")]
@@ -64,3 +86,26 @@ PlanStatusArg = Annotated[SubscriptionPlanStatus | None, strawberry.argument(des
                                                                                         "status.")]
 SubscriptionStatusArg = Annotated[CustomerSubscriptionStatus | None, strawberry.argument(
     description="Only subscriptions with this status.")]
+
+
+SubscriptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the customer "
+                                                                           "subscription.")]
+AtPeriodEnd = Annotated[bool, strawberry.argument(description="true: it renews no more and ends when the current "
+                                                              "period ends; false (default): canceled now.")]
+NewPlanId = Annotated[strawberry.ID, strawberry.argument(description="Global id of the plan to move to (same store, "
+                                                                     "priced in the subscription's currency).")]
+PaymentMethodArg = Annotated[str, strawberry.argument(description="The new Stripe PaymentMethod (pm_…) from "
+                                                                  "Stripe.js; it is saved for the renewals.")]
+PlanFilterArg = Annotated[strawberry.ID | None, strawberry.argument(description="Only subscriptions to this plan "
+                                                                               "(global id).")]
+VendorFilterArg = Annotated[strawberry.ID | None, strawberry.argument(description="Only subscriptions to this "
+                                                                                 "vendor's plans (global id).")]
+RenewsAfterArg = Annotated[datetime | None, strawberry.argument(description="Only those renewing at or after this "
+                                                                            "time (current period end).")]
+RenewsBeforeArg = Annotated[datetime | None, strawberry.argument(description="Only those renewing before this "
+                                                                             "time (current period end).")]
+RetryDaysArg = Annotated[list[int], strawberry.argument(description="Days after the first failure at which a "
+                                                                    "declined renewal is retried (increasing, "
+                                                                    "1–60, at most 10; default 1, 3, 7).")]
+FinalActionArg = Annotated[DunningFinalAction, strawberry.argument(description="What happens after the last "
+                                                                               "failed retry.")]

@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.billing import dunning, selfservice, service
 from cityos.domain.billing import queries as billing
-from cityos.domain.billing import service
 from cityos.domain.billing.models import SubscriptionPlanStatus
 from cityos.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
 from cityos.graphql.billing.arguments import (
+    AtPeriodEnd,
     CreatePlan,
+    FinalActionArg,
+    NewPlanId,
+    PaymentMethodArg,
     PlanChanges,
     PlanIdArg,
+    RetryDaysArg,
     Subscribe,
+    SubscriptionIdArg,
     SubscriptionPlanPriceInput,
 )
-from cityos.graphql.billing.types import PLAN_TABLE, CustomerSubscription, SubscriptionPlan
+from cityos.graphql.billing.types import (
+    PLAN_TABLE,
+    SUBSCRIPTION_TABLE,
+    CustomerSubscription,
+    DunningPolicy,
+    SubscriptionPaymentConfirmation,
+    SubscriptionPlan,
+    SubscriptionPlanChange,
+)
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
+from cityos.graphql.core.values import money
 from cityos.integrations.stripe.billing import StripeBilling
+
+
+def _payment_method(payment_method_id: str) -> str:
+    if not payment_method_id.startswith("pm_") or len(payment_method_id) > 255:
+        raise BadUserInput("paymentMethodId must be a Stripe PaymentMethod id (pm_…)", field="paymentMethodId")
+    return payment_method_id
+
+
+async def _subscription(info: Info, id: strawberry.ID, action: str) -> CustomerSubscription:
+    """The subscription, if the caller may `action` it (NOT_FOUND for another tenant's or an unknown id)."""
+    tenant_of(info)
+    subscription: CustomerSubscription = await node_by_global_id(info, id, "CustomerSubscription", action)
+    return subscription
+
+
+def _now(info: Info) -> datetime:
+    """The services' clock (the time seam tests move forward with the billing jobs)."""
+    return info.context.services.clock()
 
 
 def _prices(prices: list[SubscriptionPlanPriceInput] | None) -> list[service.PlanPrice] | None:
@@ -92,16 +125,94 @@ class BillingMutation:
         await info.context.authz.require(ResourceRef.of(
             "customer_subscription", "new", tenant_id=tenant_id, store_id=plan.store_pk, vendor_id=plan.vendor_pk,
             customer_id=principal.id), "create")
-        if not input.payment_method_id.startswith("pm_") or len(input.payment_method_id) > 255:
-            raise BadUserInput("paymentMethodId must be a Stripe PaymentMethod id (pm_…)", field="paymentMethodId")
+        _payment_method(input.payment_method_id)
         price = await info.context.db.run(
             lambda connection: billing.plan_price(connection, plan.pk, input.currency_code))
         if price is None:
             raise BadUserInput(f"this plan has no price in {input.currency_code!r}", field="currencyCode")
+        wanted = strawberry.asdict(input.shipping_address) if input.shipping_address is not None else None
+        address = await info.context.db.run(
+            lambda connection: service.renewal_region(connection, price.currency_code, wanted))
         row = await _plan_row(info, plan)
         request = service.SubscribeRequest(plan=row, price=price, customer_id=principal.id, email=input.email,
-                                           payment_method=input.payment_method_id, now=datetime.now(UTC),
-                                           quantity=input.quantity)
+                                           payment_method=input.payment_method_id, now=_now(info),
+                                           quantity=input.quantity, shipping_address=address)
         created = await service.subscribe(info.context.db.mutate, StripeBilling(info.context.services.stripe),
                                           request)
         return CustomerSubscription.from_row(created)
+
+    @strawberry.mutation(description="Cancel a subscription: now (no more charges; a failed renewal is not "
+                                     "retried) or at the end of the paid period. Canceling a canceled subscription "
+                                     "is INVALID_STATE_TRANSITION.")
+    async def cancel_customer_subscription(self, info: Info, id: SubscriptionIdArg,
+                                           at_period_end: AtPeriodEnd = False) -> CustomerSubscription:
+        subscription = await _subscription(info, id, "cancel")
+        events = info.context.events
+        return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.cancel(
+            connection, subscription.pk, at_period_end=at_period_end, now=_now(info), events=events)))
+
+    @strawberry.mutation(description="Pause a subscription: no renewals until it is resumed.")
+    async def pause_customer_subscription(self, info: Info, id: SubscriptionIdArg) -> CustomerSubscription:
+        subscription = await _subscription(info, id, "pause")
+        events = info.context.events
+        return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.pause(
+            connection, subscription.pk, now=_now(info), events=events)))
+
+    @strawberry.mutation(description="Resume a paused subscription. After its paid period, billing restarts from "
+                                     "now (paused time is never billed).")
+    async def resume_customer_subscription(self, info: Info, id: SubscriptionIdArg) -> CustomerSubscription:
+        subscription = await _subscription(info, id, "resume")
+        events = info.context.events
+        return CustomerSubscription.from_row(await info.context.db.mutate(lambda connection: selfservice.resume(
+            connection, subscription.pk, now=_now(info), events=events)))
+
+    @strawberry.mutation(description="Skip the next billing cycle: it is neither charged nor shipped.")
+    async def skip_next_billing_cycle(self, info: Info, id: SubscriptionIdArg) -> CustomerSubscription:
+        subscription = await _subscription(info, id, "skip")
+        return CustomerSubscription.from_row(await info.context.db.mutate(
+            lambda connection: selfservice.skip_next(connection, subscription.pk)))
+
+    @strawberry.mutation(description="Move a subscription to another plan of its store. The unused time of the "
+                                     "current period is credited (pro rata, rounded half up in minor units) and "
+                                     "the new plan starts now, charged at the next run less the credit.")
+    async def change_subscription_plan(self, info: Info, id: SubscriptionIdArg,
+                                       plan_id: NewPlanId) -> SubscriptionPlanChange:
+        subscription = await _subscription(info, id, "change_plan")
+        plan: SubscriptionPlan = await node_by_global_id(info, plan_id, "SubscriptionPlan")
+        row = await _plan_row(info, plan)
+        events = info.context.events
+        change = await info.context.db.mutate(lambda connection: selfservice.change_plan(
+            connection, subscription.pk, row, now=_now(info), events=events))
+        return SubscriptionPlanChange(subscription=CustomerSubscription.from_row(change.subscription),
+                                      credit=money(change.credit, change.subscription.currency_code))
+
+    @strawberry.mutation(description="Save a new card for the renewals (a Stripe SetupIntent). A past-due "
+                                     "subscription is retried with it at the next dunning run.")
+    async def update_subscription_payment_method(self, info: Info, id: SubscriptionIdArg,
+                                                 payment_method_id: PaymentMethodArg) -> CustomerSubscription:
+        subscription = await _subscription(info, id, "update_payment_method")
+        row = await info.context.loaders.by_key(SUBSCRIPTION_TABLE).load(subscription.pk)
+        updated = await selfservice.change_payment_method(
+            info.context.db.mutate, StripeBilling(info.context.services.stripe), row,
+            _payment_method(payment_method_id), _now(info))
+        return CustomerSubscription.from_row(updated)
+
+    @strawberry.mutation(description="A renewal the bank wants the customer to authenticate (SCA): the client "
+                                     "secret of its PaymentIntent, for Stripe.js to confirm on-session. The "
+                                     "payment_intent.succeeded webhook then records it (and its renewal order).")
+    async def confirm_subscription_payment(self, info: Info,
+                                           id: SubscriptionIdArg) -> SubscriptionPaymentConfirmation:
+        subscription = await _subscription(info, id, "confirm_payment")
+        cycle = await info.context.db.run(lambda connection: selfservice.cycle_to_confirm(connection, subscription.pk))
+        status, secret = await StripeBilling(info.context.services.stripe).client_secret(str(cycle.payment_intent_id))
+        return SubscriptionPaymentConfirmation(payment_intent_id=str(cycle.payment_intent_id), client_secret=secret,
+                                               status=status, cycle_id=strawberry.ID(str(cycle.id)))
+
+    @strawberry.mutation(description="Set the tenant's dunning policy (tenant admins).")
+    async def set_dunning_policy(self, info: Info, retry_days: RetryDaysArg,
+                                 final_action: FinalActionArg) -> DunningPolicy:
+        tenant_id = tenant_of(info)
+        await info.context.authz.require(ResourceRef.of("billing_settings", str(tenant_id), tenant_id=tenant_id),
+                                         "update")
+        return DunningPolicy.of(await info.context.db.mutate(
+            lambda connection: dunning.set_policy(connection, tenant_id, retry_days, final_action)))

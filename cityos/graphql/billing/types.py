@@ -12,13 +12,15 @@ import strawberry
 
 from cityos.domain.base import table_of
 from cityos.domain.billing.models import (
-    BillingCycle as BillingCycleModel,
-)
-from cityos.domain.billing.models import (
+    BillingAttemptOutcome,
     BillingCycleStatus,
     BillingInterval,
     CustomerSubscriptionStatus,
+    DunningFinalAction,
     SubscriptionPlanStatus,
+)
+from cityos.domain.billing.models import (
+    BillingCycle as BillingCycleModel,
 )
 from cityos.domain.billing.models import (
     CustomerSubscription as CustomerSubscriptionModel,
@@ -29,10 +31,12 @@ from cityos.domain.billing.models import (
 from cityos.domain.billing.models import (
     SubscriptionPlanPrice as SubscriptionPlanPriceModel,
 )
+from cityos.domain.billing.queries import attempts as attempt_listing
 from cityos.domain.billing.queries import cycles as cycle_listing
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import NODE_LOADERS, Declaration, Declared, columns, declare, declared
-from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query
+from cityos.graphql.core.permissions import guarded_field
+from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query, to_global_id
 from cityos.graphql.core.values import Money, described_enum, money
 
 if TYPE_CHECKING:
@@ -66,8 +70,39 @@ described_enum(BillingCycleStatus, "Where one renewal charge is.", {
     BillingCycleStatus.PENDING: "Due: the next run of process-billing-cycles charges it.",
     BillingCycleStatus.CHARGING: "Being charged by a runner right now.",
     BillingCycleStatus.PAID: "Charged successfully; the subscription's period advanced.",
-    BillingCycleStatus.FAILED: "Declined; see declineCode. The subscription is past due.",
+    BillingCycleStatus.FAILED: "Declined; see declineCode. The subscription is past due (dunning retries it, or "
+                               "the customer confirms it when actionRequired).",
+    BillingCycleStatus.SKIPPED: "Not charged: skipped by the customer, or out of stock (see skipReason).",
 })
+described_enum(BillingAttemptOutcome, "What one charge attempt came to.", {
+    BillingAttemptOutcome.SUCCEEDED: "Charged.",
+    BillingAttemptOutcome.DECLINED: "Declined by the card issuer (see declineCode).",
+    BillingAttemptOutcome.ACTION_REQUIRED: "The bank asks for the customer's authentication (SCA): the customer "
+                                           "confirms on-session (confirmSubscriptionPayment).",
+})
+described_enum(DunningFinalAction, "What happens when the last dunning retry fails.", {
+    DunningFinalAction.CANCEL: "The subscription is canceled.",
+    DunningFinalAction.PAUSE: "The subscription is paused (the customer can resume it).",
+})
+
+
+@strawberry.type(description="One charge attempt of a billing cycle, as Stripe answered it.")
+class BillingAttempt:
+    attempt: int = strawberry.field(description="Which attempt of the cycle (1 = the renewal, then the retries).")
+    source: str = strawberry.field(description="renewal | retry | webhook: who recorded it.")
+    outcome: BillingAttemptOutcome = strawberry.field(description="What it came to.")
+    amount: Money = strawberry.field(description="What was charged.")
+    payment_intent_id: str | None = strawberry.field(description="The Stripe PaymentIntent.")
+    code: str | None = strawberry.field(description="Stripe's error code (card_declined, authentication_required…).")
+    decline_code: str | None = strawberry.field(description="Stripe's decline code (insufficient_funds…).")
+    message: str | None = strawberry.field(description="Stripe's message to the customer.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @classmethod
+    def from_row(cls, row: Any) -> BillingAttempt:
+        return cls(attempt=row.attempt, source=row.source, outcome=BillingAttemptOutcome(row.outcome),
+                   amount=money(row.amount, row.currency_code), payment_intent_id=row.payment_intent_id,
+                   code=row.code, decline_code=row.decline_code, message=row.message, created_at=row.created_at)
 
 
 @strawberry.type(description="A plan's price per billing period, and its one-off setup fee, in one currency.")
@@ -134,6 +169,16 @@ class BillingCycle:
                                                             "insufficient_funds, generic_decline).")
     failure_message: str | None = strawberry.field(description="Why the last attempt failed, as Stripe said it.")
     charged_at: datetime | None = strawberry.field(description="When the charge succeeded.")
+    credit_applied: Money = strawberry.field(description="Proration credit taken off this cycle's charge.")
+    skip_reason: str | None = strawberry.field(description="Why a skipped cycle was not charged.")
+    next_retry_at: datetime | None = strawberry.field(description="When dunning charges a failed cycle again (or, "
+                                                                  "when actionRequired, the customer's deadline).")
+    action_required: bool = strawberry.field(description="The bank asks for the customer's authentication: no "
+                                                         "blind retry; the customer confirms on-session.")
+    order_id: strawberry.ID | None = strawberry.field(description="Global id of the renewal order (read it with "
+                                                                  "node or the order queries).")
+    pk: strawberry.Private[uuid.UUID]
+    currency_code: strawberry.Private[str]
 
     @classmethod
     def from_row(cls, row: Any) -> BillingCycle:
@@ -141,7 +186,40 @@ class BillingCycle:
                    period_end=row.period_end, amount=money(row.amount, row.currency_code),
                    status=BillingCycleStatus(row.status), attempts=row.attempts,
                    payment_intent_id=row.payment_intent_id, decline_code=row.decline_code,
-                   failure_message=row.failure_message, charged_at=row.charged_at)
+                   failure_message=row.failure_message, charged_at=row.charged_at,
+                   credit_applied=money(row.credit_applied, row.currency_code), skip_reason=row.skip_reason,
+                   next_retry_at=row.next_retry_at, action_required=row.action_required,
+                   order_id=to_global_id("Order", row.order_id) if row.order_id else None, pk=row.id,
+                   currency_code=row.currency_code)
+
+    @strawberry.field(description="Its charge attempts, oldest first, each with Stripe's answer.")
+    async def attempt_history(self, info: Info, first: First = None,
+                              after: After = None) -> Connection[BillingAttempt]:
+        listing = attempt_listing(self.pk)
+        currency = self.currency_code
+
+        def of(row: Any) -> BillingAttempt:
+            return BillingAttempt.from_row(_WithCurrency(row, currency))
+
+        return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after), of,
+                                listing.order)
+
+
+class _WithCurrency:
+    """An attempt row read with its cycle's currency."""
+
+    def __init__(self, row: Any, currency_code: str) -> None:
+        self._row = row
+        self.currency_code = currency_code
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+@strawberry.type(description="Where a subscription's renewals are charged: the Stripe customer and saved card.")
+class SubscriptionPaymentDetails:
+    stripe_customer_id: str | None = strawberry.field(description="The Stripe Customer (cus_…).")
+    payment_method_id: str | None = strawberry.field(description="The saved PaymentMethod renewals charge (pm_…).")
 
 
 CUSTOMER_SUBSCRIPTION = Declaration(
@@ -172,6 +250,28 @@ class CustomerSubscription(Node, Declared):
     pk: strawberry.Private[uuid.UUID]
     plan_pk: strawberry.Private[uuid.UUID]
 
+    @strawberry.field(description="It will be canceled when the current period ends (no more renewals).")
+    def cancel_at_period_end(self) -> bool:
+        return bool(self.row.cancel_at_period_end)
+
+    @strawberry.field(description="When it was paused; null unless paused.")
+    def paused_at(self) -> datetime | None:
+        return self.row.paused_at  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The next period will not be charged or shipped (the customer skipped it).")
+    def skip_next_cycle(self) -> bool:
+        return self.row.skip_period_index is not None and self.row.skip_period_index == self.row.periods_billed
+
+    @strawberry.field(description="Proration credit carried into the next renewals.")
+    def credit_balance(self) -> Money:
+        return money(self.row.credit_balance, self.row.currency_code)
+
+    @guarded_field("CustomerSubscription", "payment_details", "The Stripe customer and saved card renewals charge "
+                                                              "(the customer and the store's admins).")
+    def payment_details(self) -> SubscriptionPaymentDetails | None:
+        return SubscriptionPaymentDetails(stripe_customer_id=self.row.stripe_customer_id,
+                                          payment_method_id=self.row.stripe_payment_method_id)
+
     @strawberry.field(description="The plan subscribed to; null when the caller may not read it (e.g. archived).")
     async def plan(self, info: Info) -> SubscriptionPlan | None:
         row = await info.context.loaders.by_key(PLAN_TABLE).load(self.plan_pk)
@@ -180,8 +280,36 @@ class CustomerSubscription(Node, Declared):
             return None
         return plan
 
-    @strawberry.field(description="Its billing cycles, newest period first.")
+    @strawberry.field(description="Its billing cycles, newest period first (each with its attempts).")
     async def cycles(self, info: Info, first: First = None, after: After = None) -> Connection[BillingCycle]:
         listing = cycle_listing(self.pk)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
                                 BillingCycle.from_row, listing.order)
+
+
+@strawberry.type(description="A tenant's dunning policy.")
+class DunningPolicy:
+    retry_days: list[int] = strawberry.field(description="Days after the first failure at which a declined renewal "
+                                                         "is retried.")
+    final_action: DunningFinalAction = strawberry.field(description="What happens after the last failed retry.")
+
+    @classmethod
+    def of(cls, policy: Any) -> DunningPolicy:
+        return cls(retry_days=list(policy.retry_days), final_action=policy.final_action)
+
+
+@strawberry.type(description="What the customer's browser needs to confirm a renewal on-session (Stripe.js "
+                             "confirmCardPayment with the client secret).")
+class SubscriptionPaymentConfirmation:
+    payment_intent_id: str = strawberry.field(description="The renewal's PaymentIntent.")
+    client_secret: str = strawberry.field(description="Its client secret (give it to Stripe.js only).")
+    status: str = strawberry.field(description="The PaymentIntent's status at Stripe.")
+    cycle_id: strawberry.ID = strawberry.field(description="The billing cycle it pays for.")
+
+
+@strawberry.type(description="A subscription moved to another plan, with the credit for the old plan's unused "
+                             "time.")
+class SubscriptionPlanChange:
+    subscription: CustomerSubscription = strawberry.field(description="The subscription on its new plan.")
+    credit: Money = strawberry.field(description="Credit for the unused time of the old plan, taken off the next "
+                                                 "renewals.")

@@ -56,6 +56,14 @@ class RequestContext:
     def is_websocket(self) -> bool:
         return self.connection_params is not None or getattr(self.request, "scope", {}).get("type") == "websocket"
 
+    def read_from_replica(self) -> None:
+        """A query operation over HTTP reads from the read replica, when there is one (before its first
+        statement; a WebSocket's operations stay on the primary)."""
+        if self.services.read_engine is None or self.is_websocket or self.db.started:
+            return
+        self.db = RequestDatabase(self.services.read_engine, self.events)
+        self.loaders = Loaders(self.db)
+
     def fresh_db(self) -> None:
         """A new transaction scope for the next operation of a long-lived (WebSocket) context."""
         self.db = RequestDatabase(self.services.app_engine, self.events)

@@ -6,11 +6,19 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from cityos.errors import ApiError, ErrorCode
 from cityos.graphql.core.context import RequestContext
 from cityos.ratelimit import RateLimited
 from graphql import GraphQLError, GraphQLSyntaxError
+
+
+def _is_query(execution_context: Any) -> bool:
+    try:
+        return execution_context.operation_type is OperationType.QUERY
+    except Exception:  # an invalid document has no operation type
+        return False
 
 
 class RequestScope(SchemaExtension):
@@ -19,6 +27,8 @@ class RequestScope(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         if isinstance(context, RequestContext):
+            if _is_query(self.execution_context):
+                context.read_from_replica()
             try:
                 await context.identify()
                 await context.spend(context.cost)

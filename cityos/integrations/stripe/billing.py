@@ -78,3 +78,12 @@ class StripeBilling:
                               charge_id=intent.get("latest_charge"),
                               code=None if succeeded else intent["status"],
                               message=None if succeeded else "the payment needs the customer's authentication")
+
+    async def client_secret(self, intent_id: str) -> tuple[str, str]:
+        """GET /v1/payment_intents/{id}: its status and client secret, for the customer's on-session confirmation
+        (external-apis.md §1, "Bringing the customer back on-session")."""
+        try:
+            intent = await self.client.v1.payment_intents.retrieve_async(intent_id)
+        except stripe.StripeError as error:
+            raise _translate(error) from error
+        return str(intent["status"]), str(intent["client_secret"])

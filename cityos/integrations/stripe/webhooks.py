@@ -7,14 +7,15 @@ handles it, so a replay is a no-op and a failed handling rolls both back (Stripe
 
 Handled: payment_intent.succeeded (settles the checkout exactly once with completeCheckout: the order built from
 the snapshot that was paid for, or an automatic refund with its reason — see orders.service.settle_payment),
-payment_intent.payment_failed (records the failure, the cart stays open), refund.updated / refund.failed (a
-refund's status; one failing after it was accepted restores its ledger reversals) and charge.refunded (pending
-refunds it covers succeed; the ledger moved when each refund was accepted, so a replay reverses nothing twice;
-see orders/refunds.py), and the Connect events of
-connect_events.py: account.updated, transfer.created, transfer.reversed, payout.paid, payout.failed. Other types
-are acknowledged and ignored. Refused and failed events are listed to the tenant's admins (`webhookEvents`) and
-can be replayed (`replayWebhookEvent`). Note: Stripe has no `transfer.failed` event since the 2017
-transfer/payout split; transfer failures show up as API errors of transfers.create or as `transfer.reversed`.
+payment_intent.payment_failed (records the failure, the cart stays open) — both, for a subscription renewal's
+PaymentIntent (metadata.billing_cycle_id), recorded as the renewal job would (domain/billing/runs.py) —
+refund.updated / refund.failed (a refund's status; one failing after it was accepted restores its ledger
+reversals) and charge.refunded (pending refunds it covers succeed; the ledger moved when each refund was accepted,
+so a replay reverses nothing twice; see orders/refunds.py), and the Connect events of connect_events.py:
+account.updated, transfer.created, transfer.reversed, payout.paid, payout.failed. Other types are acknowledged and
+ignored. Refused and failed events are listed to the tenant's admins (`webhookEvents`) and can be replayed
+(`replayWebhookEvent`). Note: Stripe has no `transfer.failed` event since the 2017 transfer/payout split; transfer
+failures show up as API errors of transfers.create or as `transfer.reversed`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cityos.domain.b2b.service import complete_paid_checkout
+from cityos.domain.billing.runs import record_webhook as record_renewal_webhook
 from cityos.domain.commerce.service import record_payment_failure
 from cityos.domain.orders import refunds
 from cityos.domain.platform import inbox
@@ -66,7 +68,16 @@ class Delivery:
 Handler = Callable[[AsyncConnection, dict[str, Any], Delivery], Awaitable[str]]
 
 
+async def _renewal(connection: AsyncConnection, intent: dict[str, Any], delivery: Delivery, succeeded: bool) -> str:
+    """A renewal's PaymentIntent (metadata.billing_cycle_id): recorded like the renewal job would (billing.runs)."""
+    services = delivery.services
+    return await record_renewal_webhook(connection, services.settings, intent, succeeded, services.clock(),
+                                        delivery.events)
+
+
 async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any], delivery: Delivery) -> str:
+    if intent.get("metadata", {}).get("billing_cycle_id"):
+        return await _renewal(connection, intent, delivery, True)
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
@@ -82,7 +93,9 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
     return settled.outcome
 
 
-async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], _delivery: Delivery) -> str:
+async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], delivery: Delivery) -> str:
+    if intent.get("metadata", {}).get("billing_cycle_id"):
+        return await _renewal(connection, intent, delivery, False)
     cart_id = intent.get("metadata", {}).get("cart_id")
     if not cart_id:
         return "ignored: not a checkout payment"
