@@ -145,4 +145,5 @@ class CatalogQuery:
         allowed = await info.context.authz.sql_filter("category", "read", CATEGORY_TABLE, CATEGORY_PLAN_ATTRIBUTES)
         listing = catalog.categories(allowed, *in_tenant(info.context.db, CATEGORY_TABLE), store_id=scope,
                                      roots_only=roots_only)
-        return await page_query(info.context.db.execute, listing.statement, page, Category.from_row, listing.order)
+        return await page_query(info.context.db.execute, listing.statement, page, Category.from_row, listing.order,
+                                count=wants_total(info))
