@@ -63,13 +63,41 @@ def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> No
     assert invoice["docstatus"] == 1 and invoice["currency"] == "USD"
     assert [tax["charge_type"] for tax in invoice["taxes"]] == ["Actual", "Actual"]
     assert accounting.grand_total(invoice) == Decimal("25.88") == Decimal(paid.total) / 100
-    credit = accounting.credit_note_document(invoice, "ACC-SINV-1", paid.id, date(2026, 12, 1))
+    whole = uuid.uuid4()
+    credit = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", whole, [
+        accounting.RefundedLine("A", "A", 2, 1000, 32), accounting.RefundedLine("B", "B", 1, 1005, 51)],
+        500, 2, ACCOUNTS, date(2026, 12, 1))
     assert credit["is_return"] == 1 and credit["return_against"] == "ACC-SINV-1"
     assert accounting.grand_total(credit) == -accounting.grand_total(invoice)
-    assert credit["cityos_id"] == f"refund:{paid.id}" and invoice["cityos_id"] == f"order:{paid.id}"
+    assert credit["cityos_id"] == f"refund:{whole}" and invoice["cityos_id"] == f"order:{paid.id}"
     payment = accounting.payment_document(paid, 2, "alice", "ACC-SINV-1", ACCOUNTS)
     assert payment["paid_amount"] == 25.88 and payment["references"][0]["allocated_amount"] == 25.88
     assert accounting.major(1234, 0) == Decimal(1234) and accounting.major(5, 3) == Decimal("0.005")
+
+
+def test_a_partial_refund_credits_exactly_its_lines_tax_and_shipping() -> None:
+    invoice = accounting.invoice_document(order(), [SimpleNamespace(sku="A", title="A", quantity=2, unit_price=500),
+                                                    SimpleNamespace(sku="B", title="B", quantity=1, unit_price=1005)],
+                                          2, "alice", ACCOUNTS)
+    refund_id = uuid.uuid4()
+    credit = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", refund_id,
+                                                    [accounting.RefundedLine("A", "A", 1, 500, 16)], 0, 2, ACCOUNTS,
+                                                    date(2026, 12, 1))
+    assert credit["cityos_id"] == f"refund:{refund_id}" and credit["posting_date"] == "2026-12-01"
+    assert [(item["item_code"], item["qty"], item["rate"]) for item in credit["items"]] == [("A", -1, 5)]
+    assert credit["taxes"] == [{"charge_type": "Actual", "account_head": ACCOUNTS.tax_account,
+                                "description": "Sales tax", "tax_amount": -0.16}]
+    assert accounting.grand_total(credit) == Decimal("-5.16")
+    # Shipping only: no item rows, the shipping (with its tax share) negated.
+    shipping = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(), [], 500, 2, ACCOUNTS,
+                                                      date(2026, 12, 1))
+    assert shipping["items"] == [] and accounting.grand_total(shipping) == Decimal("-5")
+    # An amount that does not divide by the units: two rows, the total exact (never rounded).
+    odd = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(),
+                                                 [accounting.RefundedLine("A", "A", 3, 1000, 0)], 0, 2, ACCOUNTS,
+                                                 date(2026, 12, 1))
+    assert [(item["qty"], item["rate"]) for item in odd["items"]] == [(-2, 3.33), (-1, 3.34)]
+    assert accounting.grand_total(odd) == Decimal("-10.00")
 
 
 def test_guests_and_customers_have_distinct_keys() -> None:

@@ -12,8 +12,10 @@
 - Payment Entry (`cityos_id` = `payment:<order id>`): Receive from the customer, paid to the payments account,
   `reference_no` the PaymentIntent and `reference_date` the order's date (required for a Bank account),
   allocated in full to the invoice.
-- Credit note for a refunded order (`cityos_id` = `refund:<order id>`): a Sales Invoice with `is_return` 1 and
-  `return_against` the invoice, quantities and taxes negated (ERPNext's sales_invoice.json fields).
+- Credit note per succeeded refund, partial or whole (`cityos_id` = `refund:<refund id>`): a Sales Invoice with
+  `is_return` 1 and `return_against` the invoice, the refunded lines' units, their tax and the refunded shipping,
+  negated (ERPNext's sales_invoice.json fields). A refunded order's credit is the sum of its refunds' notes: there
+  is no whole-order note, and a failed (or still pending) refund has none.
 
 `cityos_id` is a Custom Field (deploy/erpnext/) on the three doctypes: every document is looked up by it before
 it is created, so a retried or repeated push never makes a second one. Amounts leave minor units here only:
@@ -101,14 +103,44 @@ def payment_document(order: Any, decimals: int, customer: str, invoice: str, acc
             "docstatus": 1, "cityos_id": f"payment:{order.id}"}
 
 
-def credit_note_document(invoice_document_: dict[str, Any], invoice: str, order_id: uuid.UUID,
-                         today: date) -> dict[str, Any]:
-    """The refund of a whole order: the invoice's rows negated, against the invoice."""
+@dataclass(frozen=True)
+class RefundedLine:
+    """One refund_line with its order line's SKU and title: `amount` its goods, `tax_amount` its tax share."""
+
+    sku: str
+    title: str
+    quantity: int
+    amount: int
+    tax_amount: int
+
+
+def _credited_items(line: RefundedLine, decimals: int) -> list[dict[str, Any]]:
+    """The refunded units at exactly `amount` in all: one row, or two when the amount does not divide evenly
+    (the remainder's units one minor unit dearer), so the note's total is never rounded."""
+    base, rest = divmod(line.amount, line.quantity)
+    rows = [(line.quantity - rest, base), (rest, base + 1)]
+    return [{"item_code": line.sku, "item_name": line.title[:140], "qty": -units,
+             "rate": _number(major(rate, decimals))} for units, rate in rows if units]
+
+
+def refund_credit_note_document(invoice_document_: dict[str, Any], invoice: str, refund_id: uuid.UUID,
+                                lines: list[RefundedLine], shipping_amount: int, decimals: int,
+                                accounts: Accounts, today: date) -> dict[str, Any]:
+    """A succeeded refund (partial or whole): exactly its lines' units and amounts, their tax and the refunded
+    shipping (with its tax share), negated, against the order's invoice. Its grand total is minus the refund's
+    amount."""
+    tax = sum(line.tax_amount for line in lines)
+    taxes = []
+    if tax:
+        taxes.append({"charge_type": "Actual", "account_head": accounts.tax_account, "description": "Sales tax",
+                      "tax_amount": -_number(major(tax, decimals))})
+    if shipping_amount:
+        taxes.append({"charge_type": "Actual", "account_head": accounts.shipping_account, "description": "Shipping",
+                      "tax_amount": -_number(major(shipping_amount, decimals))})
     return {**invoice_document_, "posting_date": today.isoformat(), "due_date": today.isoformat(),
             "is_return": 1, "return_against": invoice,
-            "items": [{**item, "qty": -item["qty"]} for item in invoice_document_["items"]],
-            "taxes": [{**tax, "tax_amount": -tax["tax_amount"]} for tax in invoice_document_["taxes"]],
-            "cityos_id": f"refund:{order_id}"}
+            "items": [row for line in lines if line.quantity for row in _credited_items(line, decimals)],
+            "taxes": taxes, "cityos_id": f"refund:{refund_id}"}
 
 
 def grand_total(document: dict[str, Any]) -> Decimal:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.b2b.models import Company, Invoice
 from cityos.domain.base import table_of
-from cityos.domain.orders.models import Order, OrderLine
+from cityos.domain.orders.models import Order, OrderLine, Refund, RefundLine
 from cityos.domain.orders.service import ACCOUNTING_TOPIC
 from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.domain.platform.sync import Position, changed_since
@@ -23,9 +23,11 @@ LINE = table_of(OrderLine)
 CURRENCY = table_of(Currency)
 COMPANY = table_of(Company)
 INVOICE = table_of(Invoice)
+REFUND = table_of(Refund)
+REFUND_LINE = table_of(RefundLine)
 TOPICS = (ACCOUNTING_TOPIC,)
 STREAM = "erpnext.orders"
-# Orders that were paid: an invoice (and payment); refunded ones also get a credit note.
+# Orders that were paid: an invoice (and payment), and a credit note per succeeded refund.
 ACCOUNTED = ("paid", "fulfilled", "completed", "refunded")
 
 
@@ -36,6 +38,23 @@ class OrderForAccounting:
     decimals: int
     company: Any = None  # a B2B company's order: the company is the ERPNext customer
     invoice: Any = None  # … and, paid on account, its invoice
+    refunds: list[tuple[Any, list[Any]]] = field(default_factory=list)  # succeeded refunds with their lines
+
+
+async def succeeded_refunds(connection: AsyncConnection, order_id: uuid.UUID) -> list[tuple[Any, list[Any]]]:
+    """The order's succeeded refunds, oldest first, each with its lines (the order line's SKU and title)."""
+    refunds = (await connection.execute(select(REFUND).where(
+        REFUND.c.order_id == order_id, REFUND.c.status == "succeeded").order_by(REFUND.c.created_at,
+                                                                                 REFUND.c.id))).all()
+    if not refunds:
+        return []
+    lines = (await connection.execute(
+        select(REFUND_LINE.c.refund_id, REFUND_LINE.c.quantity, REFUND_LINE.c.amount, REFUND_LINE.c.tax_amount,
+               LINE.c.sku, LINE.c.title)
+        .join(LINE, (LINE.c.tenant_id == REFUND_LINE.c.tenant_id) & (LINE.c.id == REFUND_LINE.c.order_line_id))
+        .where(REFUND_LINE.c.refund_id.in_([refund.id for refund in refunds]))
+        .order_by(LINE.c.created_at, LINE.c.sku, REFUND_LINE.c.id))).all()
+    return [(refund, [line for line in lines if line.refund_id == refund.id]) for refund in refunds]
 
 
 async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID) -> OrderForAccounting | None:
@@ -50,7 +69,8 @@ async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID)
     if order.company_id is not None:
         company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == order.company_id))).first()
         invoice = (await connection.execute(select(INVOICE).where(INVOICE.c.order_id == order.id))).first()
-    return OrderForAccounting(order, lines, 2 if decimals is None else decimals, company, invoice)
+    return OrderForAccounting(order, lines, 2 if decimals is None else decimals, company, invoice,
+                              await succeeded_refunds(connection, order_id))
 
 
 async def changed_orders(connection: AsyncConnection, after: Position, limit: int, settle: float) -> Sequence[Any]:

@@ -42,7 +42,7 @@ from cityos.domain.orders.models import (
     RefundTransferReversal,
     VendorOrder,
 )
-from cityos.domain.orders.service import change_order_status
+from cityos.domain.orders.service import change_order_status, request_accounting
 from cityos.domain.platform.outbox import enqueue
 from cityos.errors import BadUserInput, NotFound
 from cityos.realtime.events import PendingEvents, event
@@ -181,6 +181,8 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
         messages.append(await enqueue(connection, tenant_id=refund.tenant_id, topic=REVERSAL_TOPIC, payload={
             "reversal_id": str(reversal_id), "refund_id": str(refund.id), "transfer_id": share.transfer_id,
             "amount": share.amount}))
+    if stripe_status == RefundStatus.SUCCEEDED.value:  # its credit note in ERPNext
+        await request_accounting(connection, refund.tenant_id, refund.order_id)
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == refund.order_id))).one()
     left = order.total - (await order_amounts(connection, order)).refunded
     if left == 0 and order.status in rules.REFUNDABLE_STATUSES:
@@ -242,6 +244,8 @@ async def refund_changed(connection: AsyncConnection, stripe_refund_id: str, sta
     await connection.execute(update(REFUND).where(REFUND.c.id == refund.id).values(
         status=status, failure_reason=(failure_reason or None) and failure_reason[:500], updated_at=func.now()))
     outcome = f"refund {status}"
+    if status == RefundStatus.SUCCEEDED.value:  # its credit note in ERPNext
+        await request_accounting(connection, refund.tenant_id, refund.order_id)
     if status in ("failed", "canceled") and refund.ledger_recorded:
         restored = await ledger.restore_reversals(connection, refund.id)
         outcome += f"; {restored} ledger reversal(s) restored"
@@ -269,6 +273,7 @@ async def charge_refunded(connection: AsyncConnection, payment_intent_id: str | 
         if pending:
             await connection.execute(update(REFUND).where(REFUND.c.id.in_(pending)).values(
                 status="succeeded", updated_at=func.now()))
+            await request_accounting(connection, order.tenant_id, order.id)  # their credit notes in ERPNext
         extra = amount_refunded - recorded
         return (f"{len(pending)} refund(s) succeeded" +
                 (f"; {extra} refunded outside the platform (not in the ledger)" if extra else ""))

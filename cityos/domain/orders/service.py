@@ -187,6 +187,20 @@ async def record_canceled(connection: AsyncConnection, attempt_id: uuid.UUID) ->
                              .values(status="canceled", updated_at=func.now()))
 
 
+async def request_accounting(connection: AsyncConnection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> bool:
+    """A refund of the order succeeded: if the order went to ERPNext, its sync again (the refund's credit note), unless
+    one is already waiting. The order's `updated_at` moves too, so the sync-to-erpnext catch-up sees it."""
+    await connection.execute(update(ORDER).where(ORDER.c.id == order_id).values(updated_at=func.now()))
+    messages = OUTBOX.c.topic == ACCOUNTING_TOPIC, OUTBOX.c.payload["order_id"].astext == str(order_id)
+    if not (await connection.execute(select(OUTBOX.c.id).where(*messages).limit(1))).first():
+        return False  # never sent (ERPNext not configured, or not paid yet): the catch-up sends it all
+    if (await connection.execute(select(OUTBOX.c.id).where(*messages, OUTBOX.c.status == "pending")
+                                 .limit(1))).first():
+        return False
+    await enqueue(connection, tenant_id=tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order_id)})
+    return True
+
+
 async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, target: str,
                               events: PendingEvents | None = None) -> Row[Any]:
     """The order's status (and its vendor orders'). The money of a canceled or refunded paid order goes back
@@ -197,11 +211,8 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     if order is None:
         raise NotFound("no order with that id")
     status = rules.next_order_status(order.status, target)
-    if status == "refunded" and (await connection.execute(select(OUTBOX.c.id).where(
-            OUTBOX.c.topic == ACCOUNTING_TOPIC, OUTBOX.c.payload["order_id"].astext == str(order_id)).limit(1))
-            ).first():  # the order went to ERPNext: its credit note goes the same way
-        await enqueue(connection, tenant_id=order.tenant_id, topic=ACCOUNTING_TOPIC,
-                      payload={"order_id": str(order_id)})
+    if status == "refunded":
+        await request_accounting(connection, order.tenant_id, order_id)
     parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
                                       .values(status=status, updated_at=func.now())
                                       .returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()

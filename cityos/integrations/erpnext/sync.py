@@ -1,5 +1,5 @@
 """Sending an order to ERPNext from the outbox (topic `erpnext.sync_order`): its customer, its submitted Sales
-Invoice and Payment Entry, and a credit note once it is refunded (domain/accounting/rules.py).
+Invoice and Payment Entry, and a credit note per succeeded refund (domain/accounting/rules.py).
 
 Each document is looked up by our id (`cityos_id`) before it is created, so a message sent twice (a retry after a
 timeout, the catch-up job, a refund after the payment) makes each document once. As with Stripe's messages
@@ -64,9 +64,11 @@ async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: 
             order, data.decimals, customer, invoice, accounts,
             paid=(f"invoice:{on_account.id}", on_account.paid_at.date())))
         sent += f", payment {payment}"
-    if order.status == "refunded":
-        credit = await client.ensure("Sales Invoice", rules.credit_note_document(
-            invoice_document, invoice, order.id, datetime.now(UTC).date()))
+    for refund, lines in data.refunds:  # one credit note per succeeded refund, whether it was partial or whole
+        credit = await client.ensure("Sales Invoice", rules.refund_credit_note_document(
+            invoice_document, invoice, refund.id,
+            [rules.RefundedLine(line.sku, line.title, line.quantity, line.amount, line.tax_amount) for line in lines],
+            refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date()))
         sent += f", credit note {credit}"
     return sent
 
