@@ -26,6 +26,7 @@ from tests.fakes.stripe import FakeStripe
 __all__ = ["shop"]
 KEY, SECRET = "erpkey1234567890", "erpsecret123456"  # ERPNext issues 15-character secrets
 BANK = "Stripe Clearing - CO"
+LINES = "query OrderLines($id: ID!) { order(id: $id) { lines { id sku quantity } } }"
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +119,82 @@ async def test_a_paid_order_is_invoiced_paid_and_credited_once(
         "id": global_id["data"]["orders"]["nodes"][0]["id"], "status": "REFUNDED"}, token=admin)
     assert refunded["data"]["updateOrderStatus"]["status"] == "REFUNDED", refunded
     await dispatch(app_engine, erp_settings)
-    [credit] = mine(fake_erpnext, "Sales Invoice", order.id, "refund")
+    [refund] = await rows(owner_engine, "select id, status, amount from refund where order_id = :o", o=order.id)
+    assert refund.status == "succeeded" and refund.amount == order.total  # the whole order: one refund
+    [credit] = mine(fake_erpnext, "Sales Invoice", refund.id, "refund")
+    assert mine(fake_erpnext, "Sales Invoice", order.id, "refund") == []  # no whole-order note besides
     assert credit["is_return"] == 1 and credit["return_against"] == invoice["name"] and credit["docstatus"] == 1
     assert Decimal(str(credit["grand_total"])) == -Decimal(order.total) / 100
     assert fake_erpnext.documents("Sales Invoice", name=invoice["name"])[0]["status"] == "Credit Note Issued"
     async with httpx.AsyncClient() as client:
         await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
-    assert len(mine(fake_erpnext, "Sales Invoice", order.id, "refund")) == 1
+    assert len(mine(fake_erpnext, "Sales Invoice", refund.id, "refund")) == 1
     assert len(fake_erpnext.inserts) - inserts == 4
+
+
+async def test_each_succeeded_partial_refund_is_one_credit_note_of_its_lines(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, tokens: Tokens) -> None:
+    gql, admin = GraphQLClient(erp_api), tokens("tenant_admin", shop)
+    order_gid = await paid_order(Shopper(gql, shop), erp_api, fake_stripe, {"LU-CANDLE": 2, "CP-HONEY-12": 1})
+    order = await order_of(owner_engine, shop)
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [invoice] = mine(fake_erpnext, "Sales Invoice", order.id, "order")
+    lines = (await gql(LINES, {"id": order_gid}, token=admin))["data"]["order"]["lines"]
+    candle, honey = (next(line for line in lines if line["sku"] == sku) for sku in ("LU-CANDLE", "CP-HONEY-12"))
+    unit_price = dict(await rows(owner_engine, "select sku, unit_price from order_line where order_id = :o",
+                                 o=order.id))
+
+    async def refund(input: dict) -> dict:
+        return await gql(OPS["admin/RefundOrder"], {"orderId": order_gid, "input": input}, token=admin)
+
+    async def notes() -> list[dict]:
+        return [doc for doc in fake_erpnext.documents("Sales Invoice")
+                if doc.get("return_against") == invoice["name"]]
+
+    # One candle: one note with exactly that unit and its tax share, negated.
+    first = await refund({"lines": [{"lineId": candle["id"], "quantity": 1}]})
+    assert first["data"]["refundOrder"]["status"] == "SUCCEEDED", first
+    [(first_id, first_amount)] = await rows(owner_engine, "select id, amount from refund where order_id = :o",
+                                            o=order.id)
+    [(amount, tax)] = await rows(owner_engine, "select amount, tax_amount from refund_line where refund_id = :r",
+                                 r=first_id)
+    assert tax > 0 and amount == unit_price["LU-CANDLE"]
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [note] = await notes()
+    assert note["cityos_id"] == f"refund:{first_id}" and note["is_return"] == 1 and note["docstatus"] == 1
+    assert [(item["item_code"], item["qty"], Decimal(str(item["rate"]))) for item in note["items"]] == [
+        ("LU-CANDLE", -1, Decimal(amount) / 100)]
+    assert [(tax_row["account_head"], Decimal(str(tax_row["tax_amount"]))) for tax_row in note["taxes"]] == [
+        ("VAT - CO", -Decimal(tax) / 100)]
+    assert Decimal(str(note["grand_total"])) == -Decimal(first_amount) / 100
+
+    # A refund Stripe refuses: failed, no note.
+    fake_stripe.failures.append((400, "invalid_request_error", "charge_disputed", "This charge is disputed."))
+    refused = await refund({"lines": [{"lineId": honey["id"], "quantity": 1}]})
+    assert refused.get("errors"), refused
+    await dispatch(app_engine, erp_settings)
+    assert len(await notes()) == 1
+
+    # The honey and the shipping: a second note.
+    second = await refund({"lines": [{"lineId": honey["id"], "quantity": 1}], "refundShipping": True})
+    assert second["data"]["refundOrder"]["status"] == "SUCCEEDED", second
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    assert len(await notes()) == 2
+    [second_note] = [doc for doc in await notes() if doc["name"] != note["name"]]
+    assert [(item["item_code"], item["qty"]) for item in second_note["items"]] == [("CP-HONEY-12", -1)]
+    assert "Shipping" in [tax_row["description"] for tax_row in second_note["taxes"]]
+
+    # Replays (the catch-up, the dispatcher again) make nothing twice; invoice minus notes = captured minus refunded.
+    inserts = len(fake_erpnext.inserts)
+    async with httpx.AsyncClient() as client:
+        await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
+    await dispatch(app_engine, erp_settings)
+    assert len(fake_erpnext.inserts) == inserts and len(await notes()) == 2
+    [(refunded,)] = await rows(owner_engine, "select coalesce(sum(amount), 0) from refund where order_id = :o "
+                                             "and status = 'succeeded'", o=order.id)
+    assert Decimal(str(invoice["grand_total"])) + sum(Decimal(str(doc["grand_total"])) for doc in await notes()) == (
+        Decimal(order.total - refunded) / 100)
 
 
 async def test_erpnext_down_in_the_middle_then_resumed_then_dead_letters(
