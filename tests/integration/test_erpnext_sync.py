@@ -1,6 +1,6 @@
 """ERPNext against the fake (tests/fakes/erpnext.py) through our real client: a paid order becomes a Customer, a
-submitted Sales Invoice (item and tax rows) and a Payment Entry through the outbox; a refund a credit note; every
-document once whatever is retried or caught up; ERPNext down → retries, then a dead letter the admin sees."""
+submitted Sales Invoice (item and tax rows) and a Payment Entry through the outbox; each succeeded refund (partial or
+whole) a credit note of its lines; every document once whatever is retried or caught up; ERPNext down → retries, then a dead letter the admin sees."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cityos.domain.accounting.service import TOPICS
 from cityos.jobs.erpnext import sync_to_erpnext
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.registry import JOBS, JobContext
-from tests.commerce_flow import OPS, Shopper, paid_order, shop
+from tests.commerce_flow import OPS, Shopper, paid_order, send_event, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, app_client, served
 from tests.fakes.erpnext import FakeERPNext
 from tests.fakes.stripe import FakeStripe
@@ -240,3 +240,33 @@ async def test_the_registry_runs_sync_to_erpnext(erp_settings: Settings, app_eng
         unconfigured = await JOBS["sync-to-erpnext"].run(JobContext(app_engine, erp_settings.model_copy(
             update={"ERPNEXT_URL": None}), None, http=client))
     assert unconfigured == "ERPNext is not configured; nothing sent"
+
+
+async def test_a_refund_stripe_confirms_later_is_credited_when_the_webhook_says_succeeded(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, tokens: Tokens) -> None:
+    gql, admin = GraphQLClient(erp_api), tokens("tenant_admin", shop)
+    order_gid = await paid_order(Shopper(gql, shop), erp_api, fake_stripe, {"LU-CANDLE": 1, "CP-HONEY-12": 1})
+    order = await order_of(owner_engine, shop)
+    await dispatch(app_engine, erp_settings)
+    lines = (await gql(LINES, {"id": order_gid}, token=admin))["data"]["order"]["lines"]
+    candle = next(line for line in lines if line["sku"] == "LU-CANDLE")
+    body = await gql(OPS["admin/RefundOrder"], {"orderId": order_gid, "input": {
+        "lines": [{"lineId": candle["id"], "quantity": 1}]}}, token=admin)
+    assert body["data"]["refundOrder"]["status"] == "SUCCEEDED", body
+    async with owner_engine.begin() as connection:  # as if Stripe had answered `pending` (a bank's refund)
+        await connection.execute(text("update refund set status = 'pending' where order_id = :o"), {"o": order.id})
+    await dispatch(app_engine, erp_settings)
+    [(refund_id,)] = await rows(owner_engine, "select id from refund where order_id = :o", o=order.id)
+    assert mine(fake_erpnext, "Sales Invoice", refund_id, "refund") == []  # pending: no note yet
+
+    charge = fake_stripe.charge(order.payment_intent_id)
+    answer = await send_event(erp_api, fake_stripe, "charge.refunded", charge)
+    assert answer.status_code == 200 and "1 refund(s) succeeded" in answer.json()["outcome"], answer.text
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [note] = mine(fake_erpnext, "Sales Invoice", refund_id, "refund")
+    assert [(item["item_code"], item["qty"]) for item in note["items"]] == [("LU-CANDLE", -1)]
+    again = await send_event(erp_api, fake_stripe, "charge.refunded", charge)  # redelivered: nothing more
+    assert "0 refund(s) succeeded" in again.json()["outcome"], again.text
+    await dispatch(app_engine, erp_settings)
+    assert len(mine(fake_erpnext, "Sales Invoice", refund_id, "refund")) == 1
