@@ -1,6 +1,7 @@
 """ERPNext against the fake (tests/fakes/erpnext.py) through our real client: a paid order becomes a Customer, a
 submitted Sales Invoice (item and tax rows) and a Payment Entry through the outbox; each succeeded refund (partial or
-whole) a credit note of its lines; every document once whatever is retried or caught up; ERPNext down → retries, then a dead letter the admin sees."""
+whole) a credit note of its lines, canceled if Stripe fails the refund later; every document once whatever is
+retried or caught up; ERPNext down → retries, then a dead letter the admin sees."""
 
 from __future__ import annotations
 
@@ -242,7 +243,7 @@ async def test_the_registry_runs_sync_to_erpnext(erp_settings: Settings, app_eng
     assert unconfigured == "ERPNext is not configured; nothing sent"
 
 
-async def test_a_refund_stripe_confirms_later_is_credited_when_the_webhook_says_succeeded(
+async def test_a_refund_stripe_confirms_later_is_credited_then_canceled_if_it_fails(
         erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
         owner_engine, app_engine, erp_settings: Settings, tokens: Tokens) -> None:
     gql, admin = GraphQLClient(erp_api), tokens("tenant_admin", shop)
@@ -270,3 +271,15 @@ async def test_a_refund_stripe_confirms_later_is_credited_when_the_webhook_says_
     assert "0 refund(s) succeeded" in again.json()["outcome"], again.text
     await dispatch(app_engine, erp_settings)
     assert len(mine(fake_erpnext, "Sales Invoice", refund_id, "refund")) == 1
+
+    # Stripe fails the refund later (refund.failed): its note is canceled, once; no note is made again.
+    failed = fake_stripe.fail_refund(next(r["id"] for r in fake_stripe.refunds.values()
+                                          if r["payment_intent"] == order.payment_intent_id))
+    answer = await send_event(erp_api, fake_stripe, "refund.failed", failed)
+    assert answer.json()["outcome"].startswith("refund failed"), answer.text
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [note] = mine(fake_erpnext, "Sales Invoice", refund_id, "refund")
+    assert note["docstatus"] == 2
+    async with httpx.AsyncClient() as client:
+        await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
+    assert [doc["docstatus"] for doc in mine(fake_erpnext, "Sales Invoice", refund_id, "refund")] == [2]

@@ -39,6 +39,14 @@ class OrderForAccounting:
     company: Any = None  # a B2B company's order: the company is the ERPNext customer
     invoice: Any = None  # … and, paid on account, its invoice
     refunds: list[tuple[Any, list[Any]]] = field(default_factory=list)  # succeeded refunds with their lines
+    withdrawn: list[uuid.UUID] = field(default_factory=list)  # refunds Stripe took, then failed: notes to cancel
+
+
+async def withdrawn_refunds(connection: AsyncConnection, order_id: uuid.UUID) -> list[uuid.UUID]:
+    """Refunds that were accepted (maybe succeeded, so maybe credited) and failed or were canceled later."""
+    return list((await connection.execute(select(REFUND.c.id).where(
+        REFUND.c.order_id == order_id, REFUND.c.status.in_(("failed", "canceled")),
+        REFUND.c.ledger_recorded.is_(True)).order_by(REFUND.c.created_at, REFUND.c.id))).scalars())
 
 
 async def succeeded_refunds(connection: AsyncConnection, order_id: uuid.UUID) -> list[tuple[Any, list[Any]]]:
@@ -70,7 +78,8 @@ async def order_for_accounting(connection: AsyncConnection, order_id: uuid.UUID)
         company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == order.company_id))).first()
         invoice = (await connection.execute(select(INVOICE).where(INVOICE.c.order_id == order.id))).first()
     return OrderForAccounting(order, lines, 2 if decimals is None else decimals, company, invoice,
-                              await succeeded_refunds(connection, order_id))
+                              await succeeded_refunds(connection, order_id),
+                              await withdrawn_refunds(connection, order_id))
 
 
 async def changed_orders(connection: AsyncConnection, after: Position, limit: int, settle: float) -> Sequence[Any]:

@@ -244,8 +244,8 @@ async def refund_changed(connection: AsyncConnection, stripe_refund_id: str, sta
     await connection.execute(update(REFUND).where(REFUND.c.id == refund.id).values(
         status=status, failure_reason=(failure_reason or None) and failure_reason[:500], updated_at=func.now()))
     outcome = f"refund {status}"
-    if status == RefundStatus.SUCCEEDED.value:  # its credit note in ERPNext
-        await request_accounting(connection, refund.tenant_id, refund.order_id)
+    if status == RefundStatus.SUCCEEDED.value or (status in ("failed", "canceled") and refund.ledger_recorded):
+        await request_accounting(connection, refund.tenant_id, refund.order_id)  # its credit note (or its cancel)
     if status in ("failed", "canceled") and refund.ledger_recorded:
         restored = await ledger.restore_reversals(connection, refund.id)
         outcome += f"; {restored} ledger reversal(s) restored"

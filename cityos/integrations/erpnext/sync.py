@@ -1,5 +1,6 @@
 """Sending an order to ERPNext from the outbox (topic `erpnext.sync_order`): its customer, its submitted Sales
-Invoice and Payment Entry, and a credit note per succeeded refund (domain/accounting/rules.py).
+Invoice and Payment Entry, and a credit note per succeeded refund (domain/accounting/rules.py), canceled if the
+refund fails later.
 
 Each document is looked up by our id (`cityos_id`) before it is created, so a message sent twice (a retry after a
 timeout, the catch-up job, a refund after the payment) makes each document once. As with Stripe's messages
@@ -70,6 +71,11 @@ async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: 
             [rules.RefundedLine(line.sku, line.title, line.quantity, line.amount, line.tax_amount) for line in lines],
             refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date()))
         sent += f", credit note {credit}"
+    for refund_id in data.withdrawn:  # a refund that failed after it succeeded: its note, if any, is canceled
+        for note in await client.find("Sales Invoice", [["Sales Invoice", "cityos_id", "=", f"refund:{refund_id}"],
+                                                        ["Sales Invoice", "docstatus", "=", 1]], ["name"], limit=1):
+            await client.update("Sales Invoice", str(note["name"]), {"docstatus": 2})
+            sent += f", credit note {note['name']} canceled"
     return sent
 
 
