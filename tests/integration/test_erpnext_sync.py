@@ -283,3 +283,13 @@ async def test_a_refund_stripe_confirms_later_is_credited_then_canceled_if_it_fa
     async with httpx.AsyncClient() as client:
         await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
     assert [doc["docstatus"] for doc in mine(fake_erpnext, "Sales Invoice", refund_id, "refund")] == [2]
+
+    # The shipping alone: ERPNext takes no note without an item row; the message is sent, and says so.
+    shipping = await gql(OPS["admin/RefundOrder"], {"orderId": order_gid, "input": {"lines": [],
+                                                                                    "refundShipping": True}},
+                         token=admin)
+    assert shipping["data"]["refundOrder"]["status"] == "SUCCEEDED", shipping
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [note] = await rows(owner_engine, "select last_error from outbox where tenant_id = :t and topic = "
+                                      "'erpnext.sync_order' order by created_at desc limit 1", t=shop.tenant_id)
+    assert "(shipping only) not credited" in note.last_error

@@ -88,10 +88,11 @@ def test_a_partial_refund_credits_exactly_its_lines_tax_and_shipping() -> None:
     assert credit["taxes"] == [{"charge_type": "Actual", "account_head": ACCOUNTS.tax_account,
                                 "description": "Sales tax", "tax_amount": -0.16}]
     assert accounting.grand_total(credit) == Decimal("-5.16")
-    # Shipping only: no item rows, the shipping (with its tax share) negated.
+    # Shipping only: no item rows, the shipping (with its tax share) negated; not sent (items are mandatory).
     shipping = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(), [], 500, 2, ACCOUNTS,
                                                       date(2026, 12, 1))
     assert shipping["items"] == [] and accounting.grand_total(shipping) == Decimal("-5")
+    assert not accounting.creditable(shipping) and accounting.creditable(credit)  # ERPNext needs an item row
     # An amount that does not divide by the units: two rows, the total exact (never rounded).
     odd = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(),
                                                  [accounting.RefundedLine("A", "A", 3, 1000, 0)], 0, 2, ACCOUNTS,

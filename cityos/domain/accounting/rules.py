@@ -15,7 +15,8 @@
 - Credit note per succeeded refund, partial or whole (`cityos_id` = `refund:<refund id>`): a Sales Invoice with
   `is_return` 1 and `return_against` the invoice, the refunded lines' units, their tax and the refunded shipping,
   negated (ERPNext's sales_invoice.json fields). A refunded order's credit is the sum of its refunds' notes: there
-  is no whole-order note, and a failed (or still pending) refund has none.
+  is no whole-order note, and a failed (or still pending) refund has none. A refund of the shipping alone has no
+  item row, which ERPNext refuses (items are mandatory): it is not sent (`creditable`), and the sync says so.
 
 `cityos_id` is a Custom Field (deploy/erpnext/) on the three doctypes: every document is looked up by it before
 it is created, so a retried or repeated push never makes a second one. Amounts leave minor units here only:
@@ -141,6 +142,11 @@ def refund_credit_note_document(invoice_document_: dict[str, Any], invoice: str,
             "is_return": 1, "return_against": invoice,
             "items": [row for line in lines if line.quantity for row in _credited_items(line, decimals)],
             "taxes": taxes, "cityos_id": f"refund:{refund_id}"}
+
+
+def creditable(credit_note: dict[str, Any]) -> bool:
+    """ERPNext takes a Sales Invoice only with item rows: a shipping-only refund's note is left out."""
+    return bool(credit_note["items"])
 
 
 def grand_total(document: dict[str, Any]) -> Decimal:

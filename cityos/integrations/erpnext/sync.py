@@ -66,10 +66,14 @@ async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: 
             paid=(f"invoice:{on_account.id}", on_account.paid_at.date())))
         sent += f", payment {payment}"
     for refund, lines in data.refunds:  # one credit note per succeeded refund, whether it was partial or whole
-        credit = await client.ensure("Sales Invoice", rules.refund_credit_note_document(
+        note = rules.refund_credit_note_document(
             invoice_document, invoice, refund.id,
             [rules.RefundedLine(line.sku, line.title, line.quantity, line.amount, line.tax_amount) for line in lines],
-            refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date()))
+            refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date())
+        if not rules.creditable(note):
+            sent += f", refund {refund.id} (shipping only) not credited: ERPNext needs an item row"
+            continue
+        credit = await client.ensure("Sales Invoice", note)
         sent += f", credit note {credit}"
     for refund_id in data.withdrawn:  # a refund that failed after it succeeded: its note, if any, is canceled
         for note in await client.find("Sales Invoice", [["Sales Invoice", "cityos_id", "=", f"refund:{refund_id}"],
