@@ -84,7 +84,10 @@ def assert_category_filter_uses_tenant_key(root: dict[str, Any]) -> None:
         condition = str(node.get("Index Cond", ""))
         if node.get("Node Type") == "Bitmap Heap Scan":
             continue  # its Bitmap Index Scan child carries the condition
-        assert "tenant_id" in condition and ("product_id" in condition or "category_id" in condition), node
+        # Bound by the tenant key: never `product_id = product.id` alone, which skip-scans the tenant-leading index
+        # once per tenant for every product. With more data the planner may instead read the tenant's rows once
+        # (Index Cond: tenant_id = …) and hash them: bounded too.
+        assert "tenant_id" in condition, node
 
 
 async def test_compiled_listing_plan(server: Server, owner_engine: AsyncEngine, shop: TenantWorld) -> None:
