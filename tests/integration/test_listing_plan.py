@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.config import Settings
 from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
-from tests.conftest import Server, TenantWorld, app_instance, make_tenant
+from tests.conftest import Server, TenantWorld, Tokens, app_instance, make_tenant
 
 LISTING = """query Listing($c: ID!) { products(first: 24, filter: {categoryId: $c}, sort: NEWEST) {
     nodes { id title thumbnail variants { prices { amount } } } } }"""
@@ -225,3 +225,35 @@ async def test_resolver_listing_stops_after_the_page(settings: Settings, owner_e
         statements = await captured(services.app_engine, lambda: listing_of(world.key, category)(client))
     assert len(statements) == 1, [statement for statement, _ in statements]
     assert_page_stops_early(await analyzed(owner_engine, world, *statements[0]), 24)
+
+
+@pytest.mark.parametrize("field", ["stores(first: 2)", "vendors(first: 2)", "regions(first: 2)",
+                                   "commissionRules(first: 2)", "orders(first: 2)"])
+async def test_resolvers_count_only_when_total_count_is_selected(field: str, settings: Settings, tokens: Tokens,
+                                                                 shop: TenantWorld) -> None:
+    """#11/#12: a connection's resolver sends its COUNT (which reads every matching row) only for totalCount."""
+    headers = {"authorization": f"Bearer {tokens('tenant_admin', shop)}"}
+    async with app_instance(settings.model_copy(update={"CITYOS_COMPILED_READS": False})) as (client, services):
+        for selection, counts in (("nodes { id }", 0), ("totalCount nodes { id }", 1),
+                                  ("nodes { id } ...Total", 1)):
+            document = "query { " + field + " { " + selection + " } }" + (
+                " fragment Total on " + await connection_type(client, headers, field) + " { totalCount }"
+                if "Total" in selection else "")
+            seen: list[str] = []
+
+            def listen(_connection: Any, _cursor: Any, statement: str, *_: Any, seen: list[str] = seen) -> None:
+                seen.append(statement)
+
+            event.listen(services.app_engine.sync_engine, "before_cursor_execute", listen)
+            try:
+                body = (await client.post("/graphql", json={"query": document}, headers=headers)).json()
+            finally:
+                event.remove(services.app_engine.sync_engine, "before_cursor_execute", listen)
+            assert "errors" not in body, body
+            assert sum(1 for statement in seen if statement.lower().startswith("select count(*)")) == counts, seen
+
+
+async def connection_type(client: httpx.AsyncClient, headers: dict[str, str], field: str) -> str:
+    body = (await client.post("/graphql", json={"query": "query { " + field + " { __typename } }"},
+                              headers=headers)).json()
+    return str(next(iter(body["data"].values()))["__typename"])
