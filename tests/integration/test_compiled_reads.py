@@ -724,3 +724,34 @@ async def test_a_warm_compiled_point_read_is_one_round_trip(role: str, data: Ten
         writes.clear()
         assert (await client.post("/graphql", json=body, headers=headers)).content == response.content
         assert len(writes) == 2, writes
+
+
+@pytest.mark.parametrize("query", [POINT, "query { regions(first: 1) { nodes { id } } }"],
+                         ids=["compiled read", "request transaction"])
+async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
+        query: str, data: TenantWorld, tokens: Tokens, settings: Settings, owner_engine: AsyncEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pre-ping on a recently used connection (engines.PING_AFTER_IDLE): one whose server process ended while it
+    sat in the pool fails on the request's first statement, and the request retries once on a new connection —
+    the one-statement compiled read and the request's transaction alike (`regions` falls back to the resolvers)."""
+    async with owner_engine.connect() as connection:
+        product = (await connection.execute(text(
+            "select id from product where tenant_id = :t and status = 'published' order by created_at limit 1"),
+            {"t": data.tenant_id})).scalar_one()
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 3600.0)
+    headers = {"authorization": f"Bearer {tokens('tenant_admin', data)}", "x-publishable-api-key": data.key}
+    body = {"query": query, "variables": {"id": to_global_id("Product", product)} if "$id" in query else {}}
+    async with app_instance(settings) as (client, services):
+        first = await client.post("/graphql", json=body, headers=headers)  # warm: identity caches, plans
+        assert "errors" not in first.json(), first.text
+        await services.app_engine.dispose()
+        assert (await client.post("/graphql", json=body, headers=headers)).json() == first.json()
+        assert services.app_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+        async with services.app_engine.connect() as pooled:  # the pool's only connection, the one just used
+            pid = (await pooled.execute(text("select pg_backend_pid()"))).scalar_one()
+            await pooled.rollback()
+        async with owner_engine.connect() as connection:  # ended, and gone (the wait is Postgres', not a sleep)
+            assert (await connection.execute(text("select pg_terminate_backend(:pid, 5000)"),
+                                             {"pid": pid})).scalar_one()
+        again = await client.post("/graphql", json=body, headers=headers)
+        assert again.json() == first.json()
