@@ -753,5 +753,8 @@ async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
         async with owner_engine.connect() as connection:  # ended, and gone (the wait is Postgres', not a sleep)
             assert (await connection.execute(text("select pg_terminate_backend(:pid, 5000)"),
                                              {"pid": pid})).scalar_one()
+        compiled_before = compiled_count()
         again = await client.post("/graphql", json=body, headers=headers)
         assert again.json() == first.json()
+        # the compiled read itself was answered (an UNAVAILABLE there would have gone to the resolvers instead)
+        assert compiled_count() - compiled_before == (1 if query == POINT else 0)
