@@ -197,6 +197,9 @@ class Settings(BaseSettings):
     ERPNEXT_SHIPPING_ACCOUNT: str = "Freight and Forwarding Charges - CO"
     ERPNEXT_PAYMENT_ACCOUNT: str = "Stripe Clearing - CO"
     ERPNEXT_MODE_OF_PAYMENT: str = "Credit Card"
+    # The item (a non-stock service item whose income account is the shipping account) a shipping row is when it
+    # must be an item row: a shipping-only refund's credit note, a tax-inclusive order's shipping.
+    ERPNEXT_SHIPPING_ITEM_CODE: str = "Shipping"
 
     # Observability
     LOG_LEVEL: str = "info"

@@ -106,7 +106,7 @@ async def order_amounts(connection: AsyncConnection, order: Row[Any]) -> rules.O
         func.coalesce(func.sum(REFUND.c.amount), 0), func.coalesce(func.sum(REFUND.c.shipping_amount), 0))
         .where(REFUND.c.order_id == order.id, REFUND.c.status.in_(LIVE)))).one()
     return rules.OrderAmounts(order.status, order.total, order.shipping_total, order.tax_total, int(refunded),
-                              int(shipping) > 0)
+                              int(shipping) > 0, order.tax_inclusive)
 
 
 async def start_refund(connection: AsyncConnection, order_id: uuid.UUID, request: RefundRequest,
