@@ -166,7 +166,8 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
         .where(REFUND_LINE.c.refund_id == refund.id))).all()
     shares = await ledger.record_refund_reversals(connection, refund.id, [
         ledger.RefundedUnits(line.order_line_id, line.line_quantity, line.first_unit, line.quantity)
-        for line in refunded if line.vendor_id is not None])
+        for line in refunded if line.vendor_id is not None],
+        shipping_of=refund.order_id if refund.shipping_amount > 0 else None)  # the vendors' own shipping
     for line in refunded:
         if line.restock:
             await connection.execute(update(VARIANT).where(VARIANT.c.id == line.variant_id).values(
