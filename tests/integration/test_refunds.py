@@ -210,6 +210,55 @@ async def test_stripe_events_move_refunds_and_replays_reverse_nothing_twice(
     assert retry["data"]["refundOrder"]["status"] == "SUCCEEDED", retry
 
 
+async def test_a_refund_failing_later_takes_its_restock_back_never_below_zero(
+        gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
+        tokens: Tokens, caplog: pytest.LogCaptureFixture) -> None:
+    """Units a refund put back in stock go out again when Stripe fails the refund later; units sold again
+    meanwhile cannot be: stock stays at zero and the refund line records the shortfall (and it is logged)."""
+    order = await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 3})
+    admin = Admin(gql, tokens("tenant_admin", shop))
+    candle = line_of(await admin.order(order), "LU-CANDLE")
+    sold = await stock(owner_engine, "LU-CANDLE", shop.tenant_id)
+
+    async def refund(quantity: int) -> dict[str, Any]:
+        body = await admin("admin/RefundOrder", {"orderId": order, "input": {"lines": [
+            {"lineId": candle["id"], "quantity": quantity, "restock": True}]}})
+        assert body["data"]["refundOrder"]["status"] == "SUCCEEDED", body
+        return dict(body["data"]["refundOrder"])
+
+    async def lines_of(refund_id: str) -> list[tuple[int, int, int]]:
+        refunds = (await admin("admin/Refunds", {"orderId": order, "first": 10}))["data"]["refunds"]["nodes"]
+        return [(line["quantity"], line["unstocked"], line["restockShortfall"])
+                for line in next(r for r in refunds if r["id"] == refund_id)["lines"]]
+
+    # Stock to spare: the restocked unit goes out again.
+    first = await refund(1)
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == sold + 1
+    answer = await send_event(http, fake_stripe, "refund.failed", fake_stripe.fail_refund(first["stripeRefundId"]))
+    assert answer.json()["outcome"] == ("refund failed; 1 ledger reversal(s) restored; 1 restocked unit(s) taken "
+                                        "back"), answer.text
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == sold
+    assert await lines_of(first["id"]) == [(1, 1, 0)]
+
+    # Two restocked, then all but one unit sold to another buyer: one taken back, one short; never negative.
+    second = await refund(2)
+    left = await stock(owner_engine, "LU-CANDLE", shop.tenant_id)
+    assert left == sold + 2
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": left - 1})
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 1
+    with caplog.at_level("WARNING", logger="cityos.domain.orders.refunds"):
+        answer = await send_event(http, fake_stripe, "refund.failed",
+                                  fake_stripe.fail_refund(second["stripeRefundId"]))
+    assert answer.json()["outcome"] == ("refund failed; 1 ledger reversal(s) restored; 1 restocked unit(s) taken "
+                                        "back, 1 sold again meanwhile (recorded)"), answer.text
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 0
+    assert await lines_of(second["id"]) == [(2, 1, 1)]
+    assert any("sold again meanwhile" in record.getMessage() for record in caplog.records)
+    replay = await send_event(http, fake_stripe, "refund.failed", fake_stripe.fail_refund(second["stripeRefundId"]))
+    assert replay.json()["outcome"] == "ignored: refund already failed"
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 0
+
+
 async def test_a_stripe_outage_leaves_the_refund_pending_for_the_dispatcher(
         gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
         server: Server, settings, tokens: Tokens) -> None:

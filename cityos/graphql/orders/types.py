@@ -78,12 +78,17 @@ class RefundLine:
     amount: Money = strawberry.field(description="Their part of the line's total (largest-remainder split).")
     tax_amount: Money = strawberry.field(description="Their part of the line's tax.")
     restock: bool = strawberry.field(description="Whether the units went back to stock.")
+    unstocked: int = strawberry.field(description="Restocked units taken out of stock again because the refund "
+                                                  "failed after it was accepted.")
+    restock_shortfall: int = strawberry.field(description="Restocked units that could not be taken back when the "
+                                                          "refund failed: sold again meanwhile (stock never goes "
+                                                          "below zero); the store reconciles them.")
 
     @classmethod
     def of(cls, row: Row[Any], currency_code: str) -> RefundLine:
         return cls(order_line_id=to_global_id("OrderLine", row.order_line_id), quantity=row.quantity,
                    amount=money(row.amount, currency_code), tax_amount=money(row.tax_amount, currency_code),
-                   restock=row.restock)
+                   restock=row.restock, unstocked=row.unstocked, restock_shortfall=row.unstock_shortfall)
 
 
 @strawberry.type(description="A refunded vendor share that a payout had already transferred, taken back from that "
