@@ -16,7 +16,7 @@ from cityos.db.engines import create_app_engine
 from cityos.domain.marketplace.rules import reversed_share, units_part
 from cityos.domain.orders.rules import tax_shares
 from cityos.domain.tenancy import service as tenancy
-from cityos.graphql.core.relay import from_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payouts import process_vendor_payouts
@@ -352,13 +352,46 @@ async def test_a_paid_out_share_is_reversed_from_the_transfer_or_owed(gql: Graph
     assert [(r["status"], r["amount"]["amount"]) for r in debt] == [("DEBT", 3800 - 95 - share.vendor)], owed
     assert debt[0]["failureReason"].startswith("balance_insufficient")
     fake_stripe.account_debits.pop(account)
+
+    # The debt view: the store's admins and the vendor's admins see it, outstanding, with the refund it comes from.
+    owed_amount = debt[0]["amount"]["amount"]
+    async with owner_engine.connect() as connection:
+        lumen = (await connection.execute(text("select id from vendor where tenant_id = :t and handle = 'lumen-home'"),
+                                          {"t": shop.tenant_id})).scalar_one()
+    cedar_id, cedar_admin = to_global_id("Vendor", cedar), tokens("vendor_admin", shop, vendor=str(cedar))
+    listed = (await admin("admin/VendorDebts", {"vendorId": cedar_id, "first": 10}))["data"]["vendorDebts"]
+    assert listed["totalCount"] == 1, listed
+    [entry] = listed["nodes"]
+    assert (entry["vendorId"], entry["refundId"], entry["orderId"]) == (cedar_id, owed["data"]["refundOrder"]["id"],
+                                                                        order)
+    assert entry["amount"]["amount"] == entry["outstanding"]["amount"] == owed_amount
+    assert entry["nettedByPayoutId"] is None and entry["payoutId"] == debt[0]["payoutId"]
+    assert entry["stripeTransferId"] == debt[0]["stripeTransferId"]
+    assert entry["failureReason"].startswith("balance_insufficient")
+    own = (await gql(OPS["vendor/OwnDebts"], {"first": 10}, token=cedar_admin))["data"]["vendorDebts"]
+    assert [(n["refundId"], n["outstanding"]["amount"]) for n in own["nodes"]] == [(entry["refundId"], owed_amount)]
+    for other in (tokens("vendor_admin", shop, vendor=str(lumen)), tokens("vendor_user", shop, vendor=str(cedar)),
+                  tokens("store_admin", shop, stores=["store-9"])):
+        hidden = await gql(OPS["admin/VendorDebts"], {"first": 10}, token=other)
+        assert hidden["data"]["vendorDebts"]["totalCount"] == 0, hidden  # another vendor, a vendor user, another store
+
     # The debt is netted from the vendor's next payout: its next sale pays out less the debt.
     await paid_order(Shopper(gql, shop), http, fake_stripe, {"CP-COFFEE-1LB": 4})
     await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "cedar-pantry")
     before = set(fake_stripe.transfers)
     await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
     made = [fake_stripe.transfers[t] for t in set(fake_stripe.transfers) - before]
-    assert [t["amount"] for t in made] == [(7600 - 190) - debt[0]["amount"]["amount"]]
+    assert [t["amount"] for t in made] == [(7600 - 190) - owed_amount]
+    netted = (await admin("admin/VendorDebts", {"first": 10}))["data"]["vendorDebts"]["nodes"]
+    async with owner_engine.connect() as connection:
+        payout = (await connection.execute(text("select id from payout where stripe_transfer_id = :t"),
+                                           {"t": made[0]["id"]})).scalar_one()
+    assert [(n["nettedByPayoutId"], n["outstanding"]["amount"]) for n in netted] == [
+        (to_global_id("Payout", payout), 0)]
+    still = await admin("admin/VendorDebts", {"outstanding": True, "first": 10})
+    assert still["data"]["vendorDebts"]["totalCount"] == 0
+    done = await admin("admin/VendorDebts", {"outstanding": False, "first": 10})
+    assert done["data"]["vendorDebts"]["totalCount"] == 1
 
 
 async def test_a_refund_racing_a_payout_pays_the_vendor_exactly_once(gql: GraphQLClient, http: httpx.AsyncClient,
