@@ -29,6 +29,12 @@ def upgrade() -> None:
     # The vendor order's shipping_total is the vendor's own (its own option priced it), not a share of the store's.
     op.add_column("vendor_order", sa.Column("own_shipping", sa.Boolean(), nullable=False,
                                             server_default=sa.false()))
+    # Orders placed before: their checkout's snapshot names the vendors that shipped with their own option. (Their
+    # ledger gets no shipping entry: it was not paid out then, and a later refund of it reverses nothing.)
+    op.execute("update vendor_order vo set own_shipping = true from checkout_attempt a "
+               "where a.tenant_id = vo.tenant_id and a.order_id = vo.order_id and vo.vendor_id is not null "
+               "and a.status = 'ordered' and coalesce(a.snapshot -> 'vendor_shipping', '{}'::jsonb) ? "
+               "vo.vendor_id::text")
 
     # Shipping entries have no order line: one per vendor order (and kind), one per refund and vendor order.
     op.alter_column("commission_transaction", "order_line_id", existing_type=sa.UUID(), nullable=True)

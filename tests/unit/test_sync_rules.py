@@ -52,7 +52,8 @@ def test_payload_where_syntax() -> None:
 
 def order() -> SimpleNamespace:
     return SimpleNamespace(id=uuid.uuid4(), currency_code="usd", created_at=datetime(2026, 11, 27, tzinfo=UTC),
-                           tax_total=83, shipping_total=500, total=1583 + 1005, payment_intent_id="pi_1")
+                           tax_total=83, shipping_total=500, total=1583 + 1005, payment_intent_id="pi_1",
+                           tax_inclusive=False)
 
 
 def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> None:

@@ -113,7 +113,7 @@ def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
     items = [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
               "rate": _number(major(line.unit_price, decimals))} for line in lines]
     taxes: list[dict[str, Any]] = []
-    if getattr(order, "tax_inclusive", False):
+    if order.tax_inclusive:
         if order.shipping_total:
             items.append(_shipping_item(order.shipping_total, 1, decimals, accounts))
         if order.tax_total:
