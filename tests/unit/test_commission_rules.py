@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cityos.config import Settings
+from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.marketplace.rules import Line, Rule, choose_rule, commission_for, shipping_commission
 from cityos.errors import BadUserInput
 
@@ -113,3 +115,9 @@ def test_shipping_commission_rounds_half_up() -> None:
     assert shipping_commission(250, Decimal("1")).commission == 3  # 2.5 → 3
     assert shipping_commission(249, Decimal("1")).commission == 2
     assert shipping_commission(700, Decimal("100")).vendor_share == 0
+
+
+def test_the_ledger_takes_the_shipping_commission_setting() -> None:
+    assert LedgerPolicy.of(Settings()).shipping_percentage == 0  # by default the vendor keeps all of it
+    policy = LedgerPolicy.of(Settings(CITYOS_SHIPPING_COMMISSION_PERCENT=Decimal("10")))
+    assert shipping_commission(700, policy.shipping_percentage).commission == 70
