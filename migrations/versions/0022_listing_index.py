@@ -3,7 +3,7 @@ planner knows a store belongs to one tenant (functional-dependency statistics), 
 right instead of as tenant share × store share
 
 Revision ID: 0022
-Revises: 0014
+Revises: 0019
 Create Date: 2026-11-27
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0014"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
