@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--think-ms", default="1000-3000", help="min-max think time between a shopper's requests")
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".cityos" / "bench-mix")
+    parser.add_argument("--label", default="", help="suffix of the results file")
     add_dataset_arguments(parser)
     args = parser.parse_args()
     low, _, high = args.think_ms.partition("-")
@@ -312,7 +313,8 @@ def main() -> None:
     report = (f"# Storefront load mix, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n`python -m bench.mix "
               f"{' '.join(sys.argv[1:])}` ({time.monotonic() - started:.0f} s)\n\n{section}")
     print(report)
-    out = ROOT / "bench" / "results" / f"mix-{datetime.now(UTC):%Y-%m-%d}.md"
+    suffix = f"-{args.label}" if args.label else ""
+    out = ROOT / "bench" / "results" / f"mix-{datetime.now(UTC):%Y-%m-%d}{suffix}.md"
     out.write_text(report)
     print(f"written to {out}")
 

@@ -96,7 +96,7 @@ def _serve(settings: Settings, notes: list[str]) -> None:
 
     options: dict[str, Any] = {
         "host": settings.CITYOS_HOST, "port": settings.CITYOS_PORT, "log_config": None, "access_log": False,
-        "lifespan": "on", "ws": "websockets-sansio", "proxy_headers": False, "server_header": False,
+        "lifespan": "on", "ws": "cityos.http.frames:FrameProtocol", "proxy_headers": False, "server_header": False,
         "timeout_graceful_shutdown": 10}
     if settings.CITYOS_WORKERS > 1:
         _serve_workers(settings, options)

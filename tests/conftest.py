@@ -72,7 +72,7 @@ def redis_url(work_dir: Path) -> Iterator[str]:
 async def serve_asgi(app: Any, **options: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                            ws="websockets-sansio", **options)
+                            ws="cityos.http.frames:FrameProtocol", **options)
     uvicorn_server = uvicorn.Server(config)
     task = asyncio.create_task(uvicorn_server.serve())
     while not uvicorn_server.started:

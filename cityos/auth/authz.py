@@ -25,8 +25,9 @@ from cerbos_sqlalchemy import get_query
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Value
 from prometheus_client import Counter, Histogram
-from sqlalchemy import ColumnElement, Table, Text, cast, false, select, true
+from sqlalchemy import ColumnElement, Table, Text, and_, cast, false, select, true
 
+from cityos.auth.plan_sql import Untyped, typed_condition
 from cityos.auth.principal import Principal
 from cityos.errors import Forbidden, Unavailable
 from cityos.observability.tracing import tracer
@@ -159,9 +160,11 @@ class Authorizer:
                          attributes: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
         """A WHERE clause on `table` from the PDP's query plan for `action` on every `kind` (RLS still applies).
 
-        Policy attributes are strings, so the plan is applied to a projection of the table with each attribute
-        cast to text, and the clause becomes `table.id IN (ids of that projection matching the plan)`. A request
-        asks the PDP once per kind, action and table."""
+        The plan's comparisons are written on the table's typed columns (`plan_sql.typed_condition`); a plan of
+        another form is applied to a projection of the table with each attribute cast to text, and the clause
+        becomes `table.id IN (ids of that projection matching the plan)`. Either way the clause reads `table`
+        (`compiler.plans.on_column` moves it onto another row). A request asks the PDP once per kind, action and
+        table."""
         cache_key = (kind, action, table.name)
         if cache_key in self._plans:
             return self._plans[cache_key]
@@ -179,6 +182,12 @@ class Authorizer:
             return true()
         if plan.filter.kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
             return false()
+        tenant = [table.c.tenant_id == self.principal.tenant_id] \
+            if self.principal.tenant_id is not None and "tenant_id" in table.c else []  # an index path (in_tenant)
+        try:  # on the table's own typed columns: the planner estimates it (plan_sql)
+            return and_(*tenant, typed_condition(MessageToDict(plan.filter.condition), table, attributes))
+        except Untyped:
+            pass
         projection: Any = select(table.c.id.label("_key"), *(cast(column, Text).label(name)
                                                          for name, column in attributes.items()))
         if self.principal.tenant_id is not None and "tenant_id" in table.c:  # an index path (see in_tenant)

@@ -10,11 +10,16 @@ Fixed per-request costs on the application engine (issue #12): the tenant scope 
 in the same round trip as its BEGIN (`ScopedConnection.scope_next_transaction`: one simple-protocol message
 `BEGIN …; SELECT set_config(…)`). Statements are prepared once per connection (asyncpg's statement cache,
 SQLAlchemy's default `prepared_statement_cache_size` of 100: a larger cache kept hot listing statements on
-Postgres' generic plans, which were slower).
+Postgres' generic plans, which were slower). A compiled read that is all of its request's database work runs as
+one statement that names its own tenant (`scoped_statement`), outside any transaction block: one round trip in all.
+A connection is pinged on checkout only when it sat idle in the pool for PING_AFTER_IDLE seconds (SQLAlchemy's
+pre-ping costs three round trips, BEGIN; SELECT; ROLLBACK, on every checkout); a connection that died anyway is
+noticed where the request's transaction begins, and that request retries once on another (`RequestDatabase`).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +28,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 APP_ROLE = "cityos_app"
@@ -36,6 +42,23 @@ def scope_statements(tenant_id: uuid.UUID | None, *, platform: bool = False) -> 
     if platform:
         sql += " SELECT set_config('app.platform_scope', 'on', true);"
     return sql
+
+
+PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is pinged before it is lent out
+
+
+def scoped_statement(sql: str, parameter_count: int) -> str:
+    """`sql` (one SELECT of one value, parameters $1…$n) as a statement that names its transaction's tenant and
+    platform scope itself, in parameters $n+1 (tenant id text or '') and $n+2 ('on' or ''). Sent outside a
+    transaction block it is a transaction of its own, so the settings (`set_config(…, true)`) end with it.
+
+    Ordering is structural, not left to the planner: the settings are made by a derived table that OFFSET 0 keeps
+    from being pulled up, and `sql` is evaluated by the projection of that table's one row, after both values
+    exist (a CASE on them); every row-level security check inside `sql` runs after the settings."""
+    tenant, platform = parameter_count + 1, parameter_count + 2
+    return (f"SELECT CASE WHEN scope.tenant IS NOT NULL AND scope.platform IS NOT NULL THEN ({sql}) END "
+            f"FROM (SELECT set_config('app.tenant_id', ${tenant}::text, true) AS tenant, "
+            f"set_config('app.platform_scope', ${platform}::text, true) AS platform OFFSET 0) AS scope")
 
 
 class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
@@ -80,8 +103,18 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
             **connect_args}
     connect_args.setdefault("connection_class", ScopedConnection)
     # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
-    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
                                  hide_parameters=True, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            dbapi_connection.run_async(lambda raw: raw.execute("SELECT 1"))
+        except Exception as error:  # dead or unusable: the pool replaces it and tries again
+            raise DisconnectionError(str(error)) from error
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _unusable_is_a_disconnect(context: Any) -> None:
@@ -98,10 +131,11 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
         dbapi_connection.run_async(lambda raw: raw.execute(f"SET ROLE {APP_ROLE}"))
 
     @event.listens_for(engine.sync_engine, "checkin")
-    def _no_scope_outlives_its_request(dbapi_connection: Any, _record: Any) -> None:
+    def _no_scope_outlives_its_request(dbapi_connection: Any, record: Any) -> None:
         # A scope set for a transaction that never began must not reach the next borrower of the connection.
         if dbapi_connection is not None and isinstance(dbapi_connection.driver_connection, ScopedConnection):
             dbapi_connection.driver_connection.scope_next_transaction(None)
+        record.info["idle_since"] = time.monotonic()
 
     return engine
 

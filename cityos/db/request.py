@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db.audit import AuditActor, name_actor
-from cityos.db.engines import begin_scoped
+from cityos.db.engines import begin_scoped, scoped_statement
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
 
@@ -75,25 +75,36 @@ class RequestDatabase:
         if self._finished:
             # A resolver still running after its operation ended (a sibling failed): it gets no connection.
             raise Unavailable("the operation has already ended")
-        if self._connection is None:
-            try:
-                connection = await self.engine.connect()
-            except PoolTimeout as error:  # every connection of the pool is busy for CITYOS_DB_TIMEOUT: overload
-                raise Unavailable("the database is busy; nothing was returned or changed") from error
-            except (DBAPIError, OSError, TimeoutError) as error:
-                raise Unavailable("the database is unavailable") from error
+        for attempt in range(2):
+            if self._connection is not None:
+                break
+            connection = await self._checkout()
             try:
                 await self._begin(connection)
             except Exception as error:  # the driver's own errors too: BEGIN runs below SQLAlchemy here
                 # A pooled connection that died while idle (the server was killed or stalled) fails on its first
                 # statement with whatever asyncpg makes of it ("connection was closed in the middle of
-                # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool.
+                # operation" is a plain DBAPIError): it is thrown away, never handed back to the pool. Nothing
+                # has run yet, so the request tries once more on another connection (the pool pings only
+                # connections idle for a while, engines.PING_AFTER_IDLE) — not after a timeout: the server is
+                # there but stalled, and a second wait would only double the caller's.
                 self._transaction = None
                 await connection.invalidate()
                 await connection.close()
-                raise Unavailable("the database is unavailable") from error
+                if attempt or isinstance(error, TimeoutError):
+                    raise Unavailable("the database is unavailable") from error
+                continue
             self._connection = connection
+        assert self._connection is not None
         return self._connection
+
+    async def _checkout(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect()
+        except PoolTimeout as error:  # every connection of the pool is busy for CITYOS_DB_TIMEOUT: overload
+            raise Unavailable("the database is busy; nothing was returned or changed") from error
+        except (DBAPIError, OSError, TimeoutError) as error:
+            raise Unavailable("the database is unavailable") from error
 
     async def _begin(self, connection: AsyncConnection) -> None:
         self._transaction = await begin_scoped(connection, self.tenant_id, platform=self.platform_scope)
@@ -122,6 +133,51 @@ class RequestDatabase:
             except TimeoutError as error:
                 await self._abandon(connection)
                 raise Unavailable("the database did not answer in time; nothing was returned") from error
+
+    async def read_value(self, sql: str, parameters: Sequence[Any]) -> Any:
+        """The single value of one read statement (a compiled root field; driver SQL, positional parameters). In
+        the request's transaction once it has begun. Before that, as a transaction of its own that names its tenant
+        (`engines.scoped_statement`) on a pooled connection: one round trip, no BEGIN, no COMMIT, and the request
+        opens no transaction unless something else needs one. Only reads of query operations come here: they see
+        what every other statement of theirs would (READ COMMITTED takes a snapshot per statement anyway)."""
+        return await _shielded(self._read_value(sql, tuple(parameters)))
+
+    async def _read_value(self, sql: str, parameters: tuple[Any, ...]) -> Any:
+        async with self._lock:
+            if self._connection is not None or self._finished:
+                connection = await self._open()
+                try:
+                    return (await connection.exec_driver_sql(sql, parameters)).scalar_one()
+                except DBAPIError as error:
+                    await self._recover(connection, error)
+                    if _statement_timed_out(error):
+                        raise Unavailable("the database did not answer in time; nothing was returned") from error
+                    raise
+                except TimeoutError as error:
+                    await self._abandon(connection)
+                    raise Unavailable("the database did not answer in time; nothing was returned") from error
+            scoped = scoped_statement(sql, len(parameters))
+            arguments = (*parameters, str(self.tenant_id) if self.tenant_id else "",
+                         "on" if self.platform_scope else "")
+            for attempt in range(2):
+                connection = await self._checkout()
+                try:
+                    # AUTOCOMMIT: no BEGIN (the statement is its own transaction); reset when it goes back
+                    connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    return (await connection.exec_driver_sql(scoped, arguments)).scalar_one()
+                except DBAPIError as error:
+                    if _statement_timed_out(error):
+                        raise Unavailable("the database did not answer in time; nothing was returned") from error
+                    if not error.connection_invalidated:
+                        raise
+                    if attempt:  # a connection that died in the pool: a read is tried once more on another
+                        raise Unavailable("the database is unavailable") from error
+                except TimeoutError as error:  # cut off on the client: the connection's state is unknown
+                    await connection.invalidate()
+                    raise Unavailable("the database did not answer in time; nothing was returned") from error
+                finally:
+                    await connection.close()
+            raise AssertionError("unreachable")
 
     async def mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run a mutation in a savepoint: on any error its writes, and the live events it announced, are undone;

@@ -24,6 +24,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from cityos.errors import ApiError
 from cityos.graphql.core.context import RequestContext
 from cityos.graphql.schema import CityosSchema
+from cityos.http.frames import FRAMES_EXTENSION, FrameSink
 from cityos.http.graphiql import GraphiQL
 from cityos.http.live import LiveHub, SharedStreamHandler
 from cityos.services import Services
@@ -37,6 +38,12 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Mapping[str, object]) -> None:
         encoded = self.view.encode_json(message)
         await self.send_text_frame(encoded.decode() if isinstance(encoded, bytes) else encoded)
+
+    @property
+    def frame_sink(self) -> FrameSink | None:
+        """The connection's frame writer, when the server offers it (cityos.http.frames.FrameProtocol)."""
+        sink = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        return sink if isinstance(sink, FrameSink) else None
 
     async def send_text_frame(self, text: str) -> None:
         """A message encoded already (shared subscription results: cityos.http.live)."""

@@ -11,6 +11,10 @@ What stays per subscriber: the rate-limit spend of subscribing, the token's expi
 gets UNAUTHENTICATED and leaves; the group goes on), a bounded queue of frames (a member that falls behind is cut
 off with 4413), and completing or disconnecting. When the group's own broker queue overflows, every member is cut
 off with the same code. The last member to leave ends the group and its broker subscription.
+
+A `next` is encoded into a WebSocket frame once per operation id and written to each member's socket in the
+broadcast loop itself while the socket takes it (cityos.http.frames); a member whose socket is paused, or that has
+frames waiting, gets it queued and sent by its own task through ASGI, in order.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from cityos.errors import ApiError, Unauthenticated
 from cityos.graphql.core.context import RequestContext
+from cityos.http.frames import FrameSink, text_frame
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, located_error, parse
 
 if TYPE_CHECKING:
@@ -49,6 +54,8 @@ LIVE_EXECUTIONS = Counter("cityos_live_executions_total", "Subscription results 
                           "event per group of subscribers that share document, variables and principal)")
 LIVE_DELIVERIES = Counter("cityos_live_deliveries_total", "Subscription results handed to subscribers")
 LIVE_GROUPS = Gauge("cityos_live_groups", "Shared subscription groups running in this process")
+LIVE_FRAMES_WRITTEN = Counter("cityos_live_frames_written_total", "Subscription results written to a subscriber's "
+                              "socket as an encoded frame in the broadcast (the others are queued for its task)")
 SUBSCRIBER_TOO_SLOW = 4413  # as cityos.graphql.orders.subscriptions: the member fell too far behind
 EXPIRED_MESSAGE = "the token has expired: reconnect with a fresh one"
 
@@ -100,13 +107,21 @@ class Member:
 
     operation: Operation[RequestContext, None]
     max_queue: int
+    sink: FrameSink | None = None  # the socket's frames, written in the broadcast (cityos.http.frames)
     frames: deque[tuple[str, Any]] = field(default_factory=deque)
     overflowed: bool = False
     expired: bool = False
+    sending: bool = False  # its task is sending a frame it took from `frames`
     _waiter: asyncio.Future[None] | None = None
 
-    def deliver(self, kind: str, value: Any) -> None:
+    def deliver(self, kind: str, value: Any, frame: bytes | None = None) -> None:
+        """Queue a frame for the member's task; a `next` whose encoded `frame` can go out now, in order (nothing
+        queued or being sent), is written to the socket here instead, without waking the task."""
         if self.overflowed:
+            return
+        if frame is not None and self.sink is not None and not self.frames and not self.sending \
+                and not self.expired and self.sink.write(frame):
+            LIVE_FRAMES_WRITTEN.inc()
             return
         if len(self.frames) >= self.max_queue:
             self.overflowed = True  # it sees this before anything else queued
@@ -191,8 +206,17 @@ class LiveGroup:
             self.hub.forget(self)
 
     def _broadcast(self, kind: str, value: Any) -> None:
+        if kind != "next":
+            for member in list(self.members):
+                member.deliver(kind, value)
+            return
+        frames: dict[str, bytes] = {}  # one encoded frame per operation id (members with the same id share it)
         for member in list(self.members):
-            member.deliver(kind, value)
+            operation_id = member.operation.id
+            frame = frames.get(operation_id)
+            if frame is None:
+                frame = frames[operation_id] = text_frame(next_message(operation_id, value).encode())
+            member.deliver(kind, value, frame)
 
     async def leave(self, member: Member) -> None:
         self.members.discard(member)
@@ -202,6 +226,11 @@ class LiveGroup:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+
+
+def next_message(operation_id: str, payload: str) -> str:
+    """The graphql-transport-ws `next` message of an encoded payload."""
+    return f'{{"id":{orjson.dumps(operation_id).decode()},"type":"next","payload":{payload}}}'
 
 
 def _payload(result: ExecutionResult) -> dict[str, Any]:
@@ -252,7 +281,7 @@ class SharedStreamHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
                orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS), principal_shape(context))
         group, created = hub.group_for(key, operation.query, operation.variables, operation.operation_name, target,
                                        context, self.schema)
-        member = Member(operation, hub.max_queue)
+        member = Member(operation, hub.max_queue, sink=getattr(self.websocket, "frame_sink", None))
         expires_at = context.principal.expires_at
         timer = None
         if expires_at is not None:  # the token's own end, whatever the group's
@@ -276,7 +305,6 @@ class SharedStreamHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
 
     async def _serve(self, member: Member, group: LiveGroup) -> None:
         operation = member.operation
-        prefix = f'{{"id":{orjson.dumps(operation.id).decode()},"type":"next","payload":'
         while True:
             await member.wait()
             if member.overflowed:
@@ -285,8 +313,12 @@ class SharedStreamHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
                 await self._expired(member, group)
                 return
             kind, value = member.frames.popleft()
-            if kind == "next":
-                await self._send_text(prefix + value + "}")
+            if kind == "next":  # queued: the socket was not writable, or frames were waiting before it
+                member.sending = True
+                try:
+                    await self._send_text(next_message(operation.id, value))
+                finally:
+                    member.sending = False
             elif kind == "error":
                 await operation.send_operation_message(
                     {"id": operation.id, "type": "error", "payload": orjson.loads(value)})

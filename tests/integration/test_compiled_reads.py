@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.auth.authz import PDP_LATENCY
 from cityos.config import Settings
+from cityos.db import engines
 from cityos.graphql.core.compiler.route import ROOT_FIELDS, caches_for
 from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
-from tests.conftest import Server, TenantWorld, Tokens, app_client, make_tenant
+from tests.conftest import Server, TenantWorld, Tokens, app_client, app_instance, make_tenant
 from tests.operations import all_operations
 
 ROLES = ("tenant_admin", "store_admin", "vendor_admin", "guest")
@@ -650,8 +651,9 @@ async def test_a_compiled_root_field_is_one_statement(data: TenantWorld, tokens:
                 assert "errors" not in response.json()
                 assert compiled_count() - before == roots
                 # a compiled statement builds JSON text from inlined '{"key":' pieces (jsontext)
-                reads = [s for s in captured if "set_config" not in s and "'{\"" in s]
-                others = [s for s in captured if "set_config" not in s and "'{\"" not in s]
+                # (it names its own tenant: engines.scoped_statement), the tenant scope of a transaction aside
+                reads = [s for s in captured if "'{\"" in s]
+                others = [s for s in captured if "'{\"" not in s and not s.lower().startswith("select set_config")]
                 assert len(reads) == roots, captured
                 counts.append((len(reads), len(others)))
         assert counts[:2] == counts[2:], counts  # the same statements before and after 20 products per vendor
@@ -673,3 +675,87 @@ async def test_a_pdp_failure_fails_closed_on_both_paths(data: TenantWorld, token
     assert body["data"] == {"stores": None, "products": None}, body
     assert {error["extensions"]["code"] for error in body["errors"]} == {"UNAVAILABLE"}
     assert uuid  # keeps the import for ids in failure messages
+
+
+POINT = """query Point($id: ID!) { node(id: $id) { ... on Product { id title variants { sku prices { amount } } } } }"""
+
+
+@pytest.mark.parametrize("role", ["guest", "tenant_admin"])
+async def test_a_warm_compiled_point_read_is_one_round_trip(role: str, data: TenantWorld, tokens: Tokens,
+                                                            settings: Settings, owner_engine: AsyncEngine,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed costs of a point read (#12). Warm (key and token caches, query plans, compiled statement, prepared
+    statement, pooled connection), a `node(id:)` read is one round trip to Postgres: no pre-ping, no BEGIN with
+    the tenant scope, no COMMIT — the statement names its own tenant (engines.scoped_statement). Counted as the
+    messages the app writes to Postgres' sockets (asyncpg writes each request once and waits for its answer)."""
+    async with owner_engine.connect() as connection:
+        product = (await connection.execute(text(
+            "select id from product where tenant_id = :t and store_id = :s and status = 'published' "
+            "order by created_at limit 1"), {"t": data.tenant_id, "s": data.store_id})).scalar_one()
+    writes: list[bytes] = []
+
+    def count(dbapi_connection: Any, _record: Any) -> None:
+        transport = dbapi_connection.driver_connection._transport
+        write = transport.write
+
+        def counted(message: bytes) -> None:
+            writes.append(bytes(message[:1]))
+            write(message)
+
+        transport.write = counted
+
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 3600.0)  # no idle ping between the requests, however slow
+    # (a token whose claims name stores or a vendor by handle costs a lookup of them per request: not this one)
+    headers = {"x-publishable-api-key": data.key} if role == "guest" else {
+        "authorization": f"Bearer {tokens(role, data)}", "x-publishable-api-key": data.key}
+    body = {"query": POINT, "variables": {"id": to_global_id("Product", product)}}
+    async with app_instance(settings) as (client, services):
+        event.listen(services.app_engine.sync_engine, "connect", count)
+        await services.app_engine.dispose()  # every connection from here on is counted
+        for _ in range(3):
+            response = await client.post("/graphql", json=body, headers=headers)
+            assert response.json()["data"]["node"]["variants"], response.text
+        writes.clear()
+        warm = await client.post("/graphql", json=body, headers=headers)
+        assert warm.content == response.content
+        assert writes == [b"B"], writes  # Bind/Execute/Sync of the prepared statement: one round trip
+
+        # A connection idle in the pool for PING_AFTER_IDLE is pinged before it is lent: one round trip more.
+        monkeypatch.setattr(engines, "PING_AFTER_IDLE", 0.0)
+        writes.clear()
+        assert (await client.post("/graphql", json=body, headers=headers)).content == response.content
+        assert len(writes) == 2, writes
+
+
+@pytest.mark.parametrize("query", [POINT, "query { regions(first: 1) { nodes { id } } }"],
+                         ids=["compiled read", "request transaction"])
+async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
+        query: str, data: TenantWorld, tokens: Tokens, settings: Settings, owner_engine: AsyncEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pre-ping on a recently used connection (engines.PING_AFTER_IDLE): one whose server process ended while it
+    sat in the pool fails on the request's first statement, and the request retries once on a new connection —
+    the one-statement compiled read and the request's transaction alike (`regions` falls back to the resolvers)."""
+    async with owner_engine.connect() as connection:
+        product = (await connection.execute(text(
+            "select id from product where tenant_id = :t and status = 'published' order by created_at limit 1"),
+            {"t": data.tenant_id})).scalar_one()
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 3600.0)
+    headers = {"authorization": f"Bearer {tokens('tenant_admin', data)}", "x-publishable-api-key": data.key}
+    body = {"query": query, "variables": {"id": to_global_id("Product", product)} if "$id" in query else {}}
+    async with app_instance(settings) as (client, services):
+        first = await client.post("/graphql", json=body, headers=headers)  # warm: identity caches, plans
+        assert "errors" not in first.json(), first.text
+        await services.app_engine.dispose()
+        assert (await client.post("/graphql", json=body, headers=headers)).json() == first.json()
+        assert services.app_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+        async with services.app_engine.connect() as pooled:  # the pool's only connection, the one just used
+            pid = (await pooled.execute(text("select pg_backend_pid()"))).scalar_one()
+            await pooled.rollback()
+        async with owner_engine.connect() as connection:  # ended, and gone (the wait is Postgres', not a sleep)
+            assert (await connection.execute(text("select pg_terminate_backend(:pid, 5000)"),
+                                             {"pid": pid})).scalar_one()
+        compiled_before = compiled_count()
+        again = await client.post("/graphql", json=body, headers=headers)
+        assert again.json() == first.json()
+        # the compiled read itself was answered (an UNAVAILABLE there would have gone to the resolvers instead)
+        assert compiled_count() - compiled_before == (1 if query == POINT else 0)

@@ -5,7 +5,10 @@ server sends for it (compiled path and resolvers) is captured and EXPLAINed as t
   skip scan over every tenant per product (the EXISTS was correlated on product_id alone);
 * the compiled page counts its window after the LIMIT (a `count(*) over ()` beside the LIMIT made Postgres read and
   sort every matching product, whatever the page size);
-* the resolvers send no COUNT when totalCount is not selected."""
+* the resolvers send no COUNT when totalCount is not selected;
+* on a store of thousands of products (planner defaults, EXPLAIN ANALYZE) both paths walk
+  (tenant_id, store_id, created_at, id) backwards and stop after the page: no node reads more than two pages of
+  product rows and nothing sorts them (before: every product of the store read, probed and sorted)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.config import Settings
 from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
-from tests.conftest import Server, TenantWorld, app_instance, make_tenant
+from tests.conftest import Server, TenantWorld, Tokens, app_instance, make_tenant
 
 LISTING = """query Listing($c: ID!) { products(first: 24, filter: {categoryId: $c}, sort: NEWEST) {
     nodes { id title thumbnail variants { prices { amount } } } } }"""
@@ -121,3 +124,136 @@ async def test_resolver_listing_plan(settings: Settings, owner_engine: AsyncEngi
     statement, parameters = statements[0]
     assert "count(" not in statement.lower()
     assert_category_filter_uses_tenant_key(await plan(owner_engine, shop, statement, parameters))
+
+
+# A realistic store: the plan of a listing over a handful of seeded products says nothing about whether a 24-row page
+# stops after its rows; over a store of thousands it does (the planner's choices follow the statistics).
+BULK_PRODUCTS = 3000
+
+
+@pytest.fixture
+async def big_shop(owner_engine: AsyncEngine) -> tuple[TenantWorld, uuid.UUID]:
+    """A store of BULK_PRODUCTS published products in its default channel, each in one of ten sub-categories of one
+    parent category (the listing's filter names the parent: the tree holds them all), analyzed."""
+    world = await make_tenant(owner_engine)
+    parent = uuid.uuid4()
+    async with owner_engine.begin() as connection:
+        parameters = {"t": world.tenant_id, "s": world.store_id, "p": parent, "n": BULK_PRODUCTS}
+        await connection.execute(text(
+            "insert into category (tenant_id, id, store_id, handle, name) values (:t, :p, :s, 'all', 'All')"),
+            parameters)
+        await connection.execute(text(
+            "insert into category (tenant_id, id, store_id, parent_id, handle, name) "
+            "select :t, gen_random_uuid(), :s, :p, 'sub-' || g, 'Sub ' || g from generate_series(0, 9) g"), parameters)
+        await connection.execute(text(
+            "insert into product (tenant_id, id, store_id, handle, title, status, images, created_at) "
+            "select :t, gen_random_uuid(), :s, 'bulk-' || g, 'Bulk ' || g, 'published', "
+            "array['https://img.test/' || g || '.jpg'], now() - g * interval '1 second' "
+            "from generate_series(1, :n) g"), parameters)
+        await connection.execute(text(
+            "insert into product_category (tenant_id, product_id, category_id) "
+            "select p.tenant_id, p.id, (select c.id from category c where c.tenant_id = :t and c.parent_id = :p "
+            "  and c.handle = 'sub-' || (split_part(p.handle, '-', 2)::int % 10)) "
+            "from product p where p.tenant_id = :t and p.handle like 'bulk-%'"), parameters)
+        await connection.execute(text(
+            "insert into product_sales_channel (tenant_id, product_id, sales_channel_id) "
+            "select p.tenant_id, p.id, c.id from product p join sales_channel c on c.tenant_id = p.tenant_id "
+            "and c.store_id = p.store_id and c.is_default where p.tenant_id = :t and p.handle like 'bulk-%'"),
+            parameters)
+        await connection.execute(text(
+            "insert into variant (tenant_id, id, product_id, sku, title) "
+            "select p.tenant_id, gen_random_uuid(), p.id, 'SKU-' || p.handle, 'Default' "
+            "from product p where p.tenant_id = :t and p.handle like 'bulk-%'"), parameters)
+    async with owner_engine.connect() as connection:
+        await connection.execute(text("analyze product, product_category, product_sales_channel, category, variant"))
+        await connection.commit()
+    return world, parent
+
+
+async def analyzed(owner_engine: AsyncEngine, world: TenantWorld, statement: str, parameters: Any) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, FORMAT JSON) as cityos_app in the tenant, with the planner's defaults; executed a few times
+    first so that the plan is the one a pooled prepared statement settles on."""
+    async with owner_engine.connect() as connection, connection.begin():
+        await connection.execute(text("set local role cityos_app"))
+        await connection.execute(text("select set_config('app.tenant_id', :t, true)"), {"t": str(world.tenant_id)})
+        for _ in range(6):
+            await connection.exec_driver_sql(statement, parameters)
+        raw = (await connection.exec_driver_sql("explain (analyze, format json) " + statement, parameters)
+               ).scalar_one()
+        await connection.rollback()
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    return document[0]["Plan"]  # type: ignore[no-any-return]
+
+
+def assert_page_stops_early(root: dict[str, Any], page: int) -> None:
+    """The listing walks the store's products in its sort order and stops after the page: no node reads more than a
+    couple of pages' worth of product rows (the store has BULK_PRODUCTS), and none sorts them."""
+    products = [node for node in nodes(root) if node.get("Relation Name") == "product"]
+    assert products, "the plan reads no product"
+    for node in products:
+        read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        assert read <= 2 * (page + 1), node
+    walks = [node for node in products if node.get("Index Name") == "ix_product_tenant_store_created"]
+    assert walks and walks[0]["Node Type"] == "Index Scan" and walks[0]["Scan Direction"] == "Backward", products
+    sorted_keys = [str(node.get("Sort Key")) for node in nodes(root)
+                   if node["Node Type"] in ("Sort", "Incremental Sort")]
+    assert not any("product.created_at" in keys for keys in sorted_keys), sorted_keys
+
+
+def listing_of(key: str, category: uuid.UUID) -> Callable[[httpx.AsyncClient], Awaitable[None]]:
+    async def run(client: httpx.AsyncClient) -> None:
+        response = await client.post("/graphql", json={"query": LISTING, "variables": {
+            "c": to_global_id("Category", category)}}, headers={"x-publishable-api-key": key})
+        body = response.json()
+        assert "errors" not in body and len(body["data"]["products"]["nodes"]) == 24, body
+    return run
+
+
+async def test_compiled_listing_stops_after_the_page(server: Server, owner_engine: AsyncEngine,
+                                                     big_shop: tuple[TenantWorld, uuid.UUID]) -> None:
+    world, category = big_shop
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        statements = await captured(server.services.app_engine, lambda: listing_of(world.key, category)(client))
+    assert len(statements) == 1, [statement for statement, _ in statements]
+    assert_page_stops_early(await analyzed(owner_engine, world, *statements[0]), 24)
+
+
+async def test_resolver_listing_stops_after_the_page(settings: Settings, owner_engine: AsyncEngine,
+                                                     big_shop: tuple[TenantWorld, uuid.UUID]) -> None:
+    world, category = big_shop
+    async with app_instance(settings.model_copy(update={"CITYOS_COMPILED_READS": False})) as (client, services):
+        statements = await captured(services.app_engine, lambda: listing_of(world.key, category)(client))
+    assert len(statements) == 1, [statement for statement, _ in statements]
+    assert_page_stops_early(await analyzed(owner_engine, world, *statements[0]), 24)
+
+
+@pytest.mark.parametrize("field", ["stores(first: 2)", "vendors(first: 2)", "regions(first: 2)",
+                                   "commissionRules(first: 2)", "orders(first: 2)"])
+async def test_resolvers_count_only_when_total_count_is_selected(field: str, settings: Settings, tokens: Tokens,
+                                                                 shop: TenantWorld) -> None:
+    """#11/#12: a connection's resolver sends its COUNT (which reads every matching row) only for totalCount."""
+    headers = {"authorization": f"Bearer {tokens('tenant_admin', shop)}"}
+    async with app_instance(settings.model_copy(update={"CITYOS_COMPILED_READS": False})) as (client, services):
+        for selection, counts in (("nodes { id }", 0), ("totalCount nodes { id }", 1),
+                                  ("nodes { id } ...Total", 1)):
+            document = "query { " + field + " { " + selection + " } }" + (
+                " fragment Total on " + await connection_type(client, headers, field) + " { totalCount }"
+                if "Total" in selection else "")
+            seen: list[str] = []
+
+            def listen(_connection: Any, _cursor: Any, statement: str, *_: Any, seen: list[str] = seen) -> None:
+                seen.append(statement)
+
+            event.listen(services.app_engine.sync_engine, "before_cursor_execute", listen)
+            try:
+                body = (await client.post("/graphql", json={"query": document}, headers=headers)).json()
+            finally:
+                event.remove(services.app_engine.sync_engine, "before_cursor_execute", listen)
+            assert "errors" not in body, body
+            assert sum(1 for statement in seen if statement.lower().startswith("select count(*)")) == counts, seen
+
+
+async def connection_type(client: httpx.AsyncClient, headers: dict[str, str], field: str) -> str:
+    body = (await client.post("/graphql", json={"query": "query { " + field + " { __typename } }"},
+                              headers=headers)).json()
+    return str(next(iter(body["data"].values()))["__typename"])

@@ -269,6 +269,12 @@ def live_executions() -> float:
     return REGISTRY.get_sample_value("cityos_live_executions_total") or 0.0
 
 
+def frames_written() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("cityos_live_frames_written_total") or 0.0
+
+
 async def test_subscribers_of_one_shape_share_one_execution_per_event(settings, shop: TenantWorld, keycloak,
                                                                       tokens: Tokens) -> None:
     """Twelve connections of one vendor user (same token, same document and variables) are one group: each event
@@ -288,7 +294,7 @@ async def test_subscribers_of_one_shape_share_one_execution_per_event(settings, 
         async with tenant_transaction(services.app_engine, shop.tenant_id) as connection:
             vendor_id = (await connection.execute(text("select id from vendor where handle = 'lumen-home'"))).scalar()
         assert services.broker.subscriber_count(f"vendor:{vendor_id}") == 2  # one per group, not per socket
-        before = live_executions()
+        before, written = live_executions(), frames_written()
         for index in range(3):
             await services.broker.publish(f"vendor:{vendor_id}", {
                 "type": "order.created", "tenant_id": str(shop.tenant_id), "store_id": str(shop.store_id),
@@ -299,6 +305,8 @@ async def test_subscribers_of_one_shape_share_one_execution_per_event(settings, 
             payloads = {orjson.dumps(message["payload"]) for message in messages}
             assert len(payloads) == 1, payloads  # the same result for every subscriber
         assert live_executions() - before == 3 * 2  # per event: one execution per group (2), not per socket (13)
+        # every frame went out encoded once, written to the sockets in the broadcast (cityos.http.frames)
+        assert frames_written() - written == 3 * 13
 
         await clients[0].socket.send(orjson.dumps({"type": "complete", "id": "1"}).decode())
         await clients[0].socket.send(orjson.dumps({"type": "ping"}).decode())

@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Uuid,
+    and_,
+    any_,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import (
@@ -69,14 +82,25 @@ def min_price(currency_code: Currency) -> Any:
 
 
 def category_and_descendants(category_id: uuid.UUID) -> Any:
+    """The ids of the category and its sub-categories, as one array computed once per statement (an InitPlan)."""
     tree = select(CATEGORY.c.id).where(CATEGORY.c.id == category_id).cte("tree", recursive=True)
     tree = tree.union_all(select(CATEGORY.c.id).where(CATEGORY.c.parent_id == tree.c.id))
-    return select(tree.c.id)
+    return cast(select(func.array_agg(tree.c.id)).scalar_subquery(), ARRAY(Uuid))
+
+
+def per_product(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`EXISTS (… WHERE conditions OFFSET 0)`: a check of each product, made as the listing reads it in its sort
+    order, so that a page stops after its rows (#12). Without OFFSET Postgres turns the EXISTS into a semi-join,
+    estimates its selectivity from statistics that cannot know a category tree or a sales channel's share of a
+    store (a handful of rows for a category holding the whole store), and then reads, probes and sorts every
+    product of the store for a 24-row page; as a filter it walks the (tenant_id, store_id, created_at, id) index
+    and probes each row's keys (tenant-leading) until the page is full."""
+    return exists(select(literal_column("1")).where(*conditions).offset(0))
 
 
 def available_in_default_channel() -> Any:
     """What a storefront sells: products in the store's default sales channel, while it is enabled."""
-    return exists().where(
+    return per_product(
         PRODUCT_SALES_CHANNEL.c.product_id == PRODUCT.c.id,
         PRODUCT_SALES_CHANNEL.c.tenant_id == PRODUCT.c.tenant_id,
         CHANNEL.c.id == PRODUCT_SALES_CHANNEL.c.sales_channel_id,
@@ -86,9 +110,9 @@ def available_in_default_channel() -> Any:
 
 def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: Currency) -> Select[Any]:
     if product_filter.category_id is not None:
-        statement = statement.where(exists().where(
-            PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id, PRODUCT_CATEGORY.c.tenant_id == PRODUCT.c.tenant_id,
-            PRODUCT_CATEGORY.c.category_id.in_(category_and_descendants(product_filter.category_id))))
+        statement = statement.where(per_product(
+            PRODUCT_CATEGORY.c.tenant_id == PRODUCT.c.tenant_id, PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id,
+            PRODUCT_CATEGORY.c.category_id == any_(category_and_descendants(product_filter.category_id))))
     if product_filter.vendor_id is not None:
         statement = statement.where(PRODUCT.c.vendor_id == product_filter.vendor_id)
     if product_filter.price_min is not None or product_filter.price_max is not None:
@@ -104,8 +128,8 @@ def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency
         if text:
             statement = statement.where(PRODUCT.c.search.op("@@")(func.websearch_to_tsquery("simple", text)))
     if product_filter.in_stock is not None:
-        stocked = exists().where(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
-                                 VARIANT.c.inventory_quantity > 0)
+        stocked = per_product(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
+                              VARIANT.c.inventory_quantity > 0)
         statement = statement.where(stocked if product_filter.in_stock else ~stocked)
     if product_filter.status is not None:
         statement = statement.where(PRODUCT.c.status == product_filter.status)

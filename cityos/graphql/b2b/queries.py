@@ -21,7 +21,7 @@ from cityos.graphql.b2b.types import (
 )
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
-from cityos.graphql.core.relay import After, Before, Connection, First, Last, PageRequest, page_query
+from cityos.graphql.core.relay import After, Before, Connection, First, Last, PageRequest, page_query, wants_total
 
 
 @strawberry.type
@@ -34,7 +34,7 @@ class B2BQuery:
                                                       COMPANY_DECLARATION.plan_attributes)
         listing = b2b.companies(allowed, *in_tenant(info.context.db, COMPANY))
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Company.from_row, listing.order)
+                                Company.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Quotes the caller may read, newest first: a buyer's own, a company admin's "
                                   "company's, a store's, a vendor's (those with its products).")
@@ -44,7 +44,7 @@ class B2BQuery:
         listing = b2b.quotes(allowed, *in_tenant(info.context.db, QUOTE),
                              status=status.value if status is not None else None)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Quote.from_row, listing.order)
+                                Quote.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Approval requests the caller may read, newest first: the company's admins and "
                                   "approvers all of the company's, a buyer their own.")
@@ -56,7 +56,7 @@ class B2BQuery:
         listing = b2b.approval_requests(allowed, *in_tenant(info.context.db, APPROVAL_REQUEST),
                                         status=status.value if status is not None else None)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                ApprovalRequest.from_row, listing.order)
+                                ApprovalRequest.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Invoices the caller may read, newest first: staff their tenant's, a company "
                                   "admin their company's, a buyer their own.")
@@ -66,4 +66,4 @@ class B2BQuery:
         listing = b2b.invoices(allowed, *in_tenant(info.context.db, INVOICE),
                                status=status.value if status is not None else None)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Invoice.from_row, listing.order)
+                                Invoice.from_row, listing.order, count=wants_total(info))

@@ -30,7 +30,7 @@ from cityos.graphql.commerce.types import ORDER_TABLE, Order
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Declaration, Declared, columns, declare
 from cityos.graphql.core.permissions import guarded_field
-from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query, to_global_id
+from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query, to_global_id, wants_total
 from cityos.graphql.core.values import Address, Money, described_enum, money, optional_money
 
 described_enum(CompanyStatus, "Whether a company can buy.", {
@@ -260,7 +260,7 @@ class Company(Node, Declared):
         allowed = await info.context.authz.allowed(self.resource(), "read_purchases")
         listing = b2b.company_orders(self.pk, None if allowed else info.context.principal.id)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                Order.from_row, listing.order)
+                                Order.from_row, listing.order, count=wants_total(info))
 
     @guarded_field("Company", "spending", "What each buyer committed in the period containing `at` (default now).")
     async def spending(self, info: Info, period: Annotated[SpendingPeriod, strawberry.argument(

@@ -29,7 +29,17 @@ from cityos.graphql.billing.types import (
 )
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.loaders import in_tenant
-from cityos.graphql.core.relay import After, Before, Connection, First, Last, PageRequest, from_global_id, page_query
+from cityos.graphql.core.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    from_global_id,
+    page_query,
+    wants_total,
+)
 
 
 @strawberry.type
@@ -45,7 +55,7 @@ class BillingQuery:
         listing = billing.plans(allowed, *in_tenant(info.context.db, PLAN_TABLE), store_id=store,
                                 status=status.value if status is not None else None)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                SubscriptionPlan.from_row, listing.order)
+                                SubscriptionPlan.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Customer subscriptions the caller may read, newest first: a customer's own, a "
                                   "store admin's stores', a vendor's to its plans; filtered by status, plan, vendor "
@@ -88,4 +98,4 @@ async def _subscriptions(info: Info, where: billing.SubscriptionFilter,
                                                   CUSTOMER_SUBSCRIPTION.plan_attributes)
     listing = billing.subscriptions(allowed, *in_tenant(info.context.db, SUBSCRIPTION_TABLE), where=where)
     return await page_query(info.context.db.execute, listing.statement, page, CustomerSubscription.from_row,
-                            listing.order)
+                            listing.order, count=wants_total(info))

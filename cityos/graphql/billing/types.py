@@ -36,7 +36,7 @@ from cityos.domain.billing.queries import cycles as cycle_listing
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import NODE_LOADERS, Declaration, Declared, columns, declare, declared
 from cityos.graphql.core.permissions import guarded_field
-from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query, to_global_id
+from cityos.graphql.core.relay import After, Connection, First, Node, PageRequest, page_query, to_global_id, wants_total
 from cityos.graphql.core.values import Money, described_enum, money
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class BillingCycle:
             return BillingAttempt.from_row(_WithCurrency(row, currency))
 
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after), of,
-                                listing.order)
+                                listing.order, count=wants_total(info))
 
 
 class _WithCurrency:
@@ -284,7 +284,7 @@ class CustomerSubscription(Node, Declared):
     async def cycles(self, info: Info, first: First = None, after: After = None) -> Connection[BillingCycle]:
         listing = cycle_listing(self.pk)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                BillingCycle.from_row, listing.order)
+                                BillingCycle.from_row, listing.order, count=wants_total(info))
 
 
 @strawberry.type(description="A tenant's dunning policy.")

@@ -31,6 +31,7 @@ from cityos.graphql.core.relay import (
     Last,
     PageRequest,
     page_query,
+    wants_total,
 )
 
 ORDER_PLAN_ATTRIBUTES = ORDER.plan_attributes
@@ -77,7 +78,7 @@ class CommerceQuery:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
         listing = order_queries.orders(allowed, *in_tenant(info.context.db, ORDER_TABLE))
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Order.from_row, listing.order)
+                                Order.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Vendor orders the caller may read: a vendor's own, a store admin's store's.")
     async def vendor_orders(self, info: Info, first: First = None, after: After = None,
@@ -86,6 +87,6 @@ class CommerceQuery:
                                                       VENDOR_ORDER_PLAN_ATTRIBUTES)
         listing = order_queries.vendor_orders(allowed, *in_tenant(info.context.db, VENDOR_ORDER_TABLE))
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                VendorOrder.from_row, listing.order)
+                                VendorOrder.from_row, listing.order, count=wants_total(info))
 
 

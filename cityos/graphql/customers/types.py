@@ -16,7 +16,17 @@ from cityos.graphql.commerce.queries import ORDER_PLAN_ATTRIBUTES
 from cityos.graphql.commerce.types import ORDER_TABLE, Cart, Order
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
-from cityos.graphql.core.relay import After, Before, Connection, First, Last, PageRequest, page_query, to_global_id
+from cityos.graphql.core.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    page_query,
+    to_global_id,
+    wants_total,
+)
 from cityos.graphql.core.values import Address
 
 
@@ -59,7 +69,7 @@ class CustomerAccount:
         allowed = await info.context.authz.sql_filter("order", "read", ORDER_TABLE, ORDER_PLAN_ATTRIBUTES)
         listing = order_queries.customer_orders(self.customer_id, allowed, *in_tenant(info.context.db, ORDER_TABLE))
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Order.from_row, listing.order)
+                                Order.from_row, listing.order, count=wants_total(info))
 
 
 @strawberry.type(description="A past order put into a new cart.")

@@ -18,6 +18,7 @@ from cityos.graphql.core.relay import (
     PageRequest,
     from_global_id,
     page_query,
+    wants_total,
 )
 from cityos.graphql.marketplace.arguments import ScopeStoreId, VendorIdArg
 from cityos.graphql.marketplace.types import (
@@ -53,7 +54,7 @@ class MarketplaceQuery:
         store = from_global_id(store_id, "Store")[1] if store_id is not None else None
         listing = marketplace.vendors(allowed, *in_tenant(info.context.db, VENDOR_TABLE), store_id=store)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                Vendor.from_row, listing.order)
+                                Vendor.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Commission rules the caller may read: a tenant's admins all of them, a vendor's "
                                   "admin the rules of its vendor.")
@@ -62,7 +63,7 @@ class MarketplaceQuery:
         allowed = await info.context.authz.sql_filter("commission_rule", "read", RULE_TABLE, RULE_PLAN_ATTRIBUTES)
         listing = marketplace.commission_rules(allowed)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after, last, before),
-                                CommissionRule.from_row, listing.order)
+                                CommissionRule.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="A vendor's commission ledger, newest first (needs read:field:balance).")
     async def ledger_entries(self, info: Info, vendor_id: VendorIdArg, first: First = None,
@@ -70,7 +71,7 @@ class MarketplaceQuery:
         vendor = await vendor_for(info, vendor_id, "read:field:balance")
         listing = marketplace.ledger_entries(vendor.pk)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                LedgerEntry.from_row, listing.order)
+                                LedgerEntry.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="A vendor's payouts, newest first (needs read:field:balance).")
     async def payouts(self, info: Info, vendor_id: VendorIdArg, first: First = None,
@@ -78,6 +79,6 @@ class MarketplaceQuery:
         vendor = await vendor_for(info, vendor_id, "read:field:balance")
         listing = marketplace.payouts(vendor.pk)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                Payout.from_row, listing.order)
+                                Payout.from_row, listing.order, count=wants_total(info))
 
 

@@ -10,7 +10,7 @@ from cityos.domain.orders import queries as order_queries
 from cityos.domain.orders.models import ReturnStatus
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
-from cityos.graphql.core.relay import After, Connection, First, PageRequest, from_global_id, page_query
+from cityos.graphql.core.relay import After, Connection, First, PageRequest, from_global_id, page_query, wants_total
 from cityos.graphql.orders.types import (
     REFUND,
     REFUND_TABLE,
@@ -42,7 +42,7 @@ class OrdersQuery:
         order = from_global_id(order_id, "Order")[1] if order_id else None
         listing = order_queries.refunds(allowed, *in_tenant(info.context.db, REFUND_TABLE), order_id=order)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                Refund.from_row, listing.order)
+                                Refund.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Returns the caller may see (buyers: theirs; store admins: their stores'; vendors: "
                                   "those of their lines), newest first; filter by order and status.")
@@ -53,7 +53,7 @@ class OrdersQuery:
         listing = order_queries.returns(allowed, *in_tenant(info.context.db, RETURN_TABLE), order_id=order,
                                         status=status.value if status else None)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                Return.from_row, listing.order)
+                                Return.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="What vendors owe back (store and tenant admins: every vendor of their stores; a "
                                   "vendor's admins: its own): refunded vendor shares already paid out that the "
@@ -66,4 +66,4 @@ class OrdersQuery:
         listing = order_queries.vendor_debts(allowed, *in_tenant(info.context.db, REVERSAL_TABLE), vendor_id=vendor,
                                              outstanding=outstanding)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                VendorDebt.from_row, listing.order)
+                                VendorDebt.from_row, listing.order, count=wants_total(info))

@@ -30,6 +30,7 @@ from cityos.graphql.core.relay import (
     First,
     PageRequest,
     page_query,
+    wants_total,
 )
 from cityos.graphql.platform.arguments import AttemptStatus, OutboxStatusArg, WebhookStatus
 from cityos.graphql.platform.types import AUDIT_ENTRY_DECLARATION, JOB_RUN_DECLARATION, AuditEntry, JobRun
@@ -48,7 +49,7 @@ class OutboxQuery:
         allowed = await info.context.authz.sql_filter("outbox_message", "read", OUTBOX_TABLE, OUTBOX_PLAN_ATTRIBUTES)
         listing = platform.outbox_messages(allowed, *in_tenant(info.context.db, OUTBOX_TABLE), status=status)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                OutboxMessage.from_row, listing.order)
+                                OutboxMessage.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Webhook events the tenant received, newest first; filter by status: refused "
                                   "(kept with the reason) or failed (replay them with replayWebhookEvent). Tenant "
@@ -60,7 +61,7 @@ class OutboxQuery:
                                                       WEBHOOK_PLAN_ATTRIBUTES)
         listing = platform.webhook_events(allowed, tenant_id=info.context.db.tenant_id, status=status)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                WebhookEvent.from_row, listing.order)
+                                WebhookEvent.from_row, listing.order, count=wants_total(info))
 
     @strawberry.field(description="Checkouts of the stores the caller administers, newest first; filter by status, "
                                   "e.g. refund_pending or refunded (payments that could not become orders, and "
@@ -73,7 +74,7 @@ class OutboxQuery:
         listing = commerce.checkout_attempts(allowed, *in_tenant(info.context.db, CHECKOUT_ATTEMPT_TABLE),
                                              status=status)
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                CheckoutAttempt.from_row, listing.order)
+                                CheckoutAttempt.from_row, listing.order, count=wants_total(info))
 
 
 @strawberry.type
@@ -94,9 +95,11 @@ class JobRunQuery:
             listing = job_runs.job_runs(allowed, job=job, tenant_id=None, platform=True)
             async with tenant_transaction(info.context.services.app_engine, None) as connection:
                 await set_platform_scope(connection)
-                return await page_query(connection.execute, listing.statement, page, JobRun.from_row, listing.order)
+                return await page_query(connection.execute, listing.statement, page, JobRun.from_row, listing.order,
+                                        count=wants_total(info))
         listing = job_runs.job_runs(allowed, job=job, tenant_id=tenant_id)
-        return await page_query(info.context.db.execute, listing.statement, page, JobRun.from_row, listing.order)
+        return await page_query(info.context.db.execute, listing.statement, page, JobRun.from_row, listing.order,
+                                count=wants_total(info))
 
 
 Text = Annotated[str | None, strawberry.argument(description="Only entries with exactly this value.")]
@@ -118,4 +121,4 @@ class AuditQuery:
         listing = platform.audit_entries(allowed, tenant_id=tenant_id, filters=platform.AuditFilter(
             actor=actor, target_kind=entity_kind, target_id=entity_id, action=action, since=since, until=until))
         return await page_query(info.context.db.execute, listing.statement, PageRequest(first, after),
-                                AuditEntry.from_row, listing.order)
+                                AuditEntry.from_row, listing.order, count=wants_total(info))

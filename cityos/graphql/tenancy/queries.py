@@ -25,6 +25,7 @@ from cityos.graphql.core.relay import (
     Node,
     PageRequest,
     page_query,
+    wants_total,
 )
 from cityos.graphql.tenancy.types import REGION, REGION_TABLE, STORE, STORE_TABLE, Region, Store, Tenant
 
@@ -66,7 +67,8 @@ class TenancyQuery:
         page = PageRequest(first, after, last, before)
         allowed = await info.context.authz.sql_filter("store", "read", STORE_TABLE, STORE_PLAN_ATTRIBUTES)
         listing = tenancy.stores(allowed, *in_tenant(info.context.db, STORE_TABLE))
-        return await page_query(info.context.db.execute, listing.statement, page, Store.from_row, listing.order)
+        return await page_query(info.context.db.execute, listing.statement, page, Store.from_row, listing.order,
+                                count=wants_total(info))
 
     @strawberry.field(description="The selling regions of the caller's tenant it may read, by name (with their "
                                   "states, tax and shipping options).")
@@ -75,7 +77,8 @@ class TenancyQuery:
         page = PageRequest(first, after, last, before)
         allowed = await info.context.authz.sql_filter("region", "read", REGION_TABLE, REGION_PLAN_ATTRIBUTES)
         listing = commerce.regions(allowed, *in_tenant(info.context.db, REGION_TABLE))
-        return await page_query(info.context.db.execute, listing.statement, page, Region.from_row, listing.order)
+        return await page_query(info.context.db.execute, listing.statement, page, Region.from_row, listing.order,
+                                count=wants_total(info))
 
     @strawberry.field(description="A tenant by global id.")
     async def tenant(self, info: Info, id: TenantIdArg) -> Tenant:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.sql.elements import BinaryExpression, False_, True_
+from sqlalchemy.sql.util import ClauseAdapter
 
 from cityos.graphql.core.compiler.selection import (
     Child,
@@ -63,9 +64,13 @@ def needed_plans(plan: OperationPlan) -> set[tuple[str, str]]:
 
 
 def on_column(clause: ColumnElement[bool], table: Any, target: ColumnElement[Any]) -> ColumnElement[bool]:
-    """A query plan's clause on `table` (`table.id IN (…)`, or a constant) about the row whose id is `target`."""
+    """A query plan's clause on `table` (`Authorizer.sql_filter`: a constant, `table.id IN (…)` or a condition on
+    the table's columns) about the row whose id is `target`: `target IN (ids of an alias of the table where the
+    clause holds)`, the alias so that the clause never correlates with the table of an enclosing level."""
     if isinstance(clause, True_ | False_):
         return clause
     if isinstance(clause, BinaryExpression) and clause.left is table.c.id:
         return BinaryExpression(target, clause.right, clause.operator)
-    raise Fallback("a query plan of another form")
+    row = table.alias()
+    on_row = ClauseAdapter(row).traverse(clause)
+    return target.in_(select(row.c.id).where(on_row))

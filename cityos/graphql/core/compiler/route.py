@@ -222,10 +222,7 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
         if compiled is None:
             continue
 
-        async def fetch(connection: Any, compiled: CompiledRoot = compiled) -> Any:
-            return (await connection.exec_driver_sql(compiled.sql, compiled.parameters)).scalar_one()
-
-        text = await context.db.run(fetch)
+        text = await context.db.read_value(compiled.sql, compiled.parameters)
         if text is None:
             continue
         if compiled.denials:
