@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -193,7 +194,7 @@ def test_ledger_funding_and_refunds_stay_exact(paid: int, discount: int, vendor_
     cuts = sorted(data.draw(st.lists(st.integers(1, quantity - 1), unique=True, max_size=3))) if quantity > 1 else []
     bounds = [0, *cuts, quantity]
     parts = [reversed_share(paid, share.commission, quantity, start, end - start)
-             for start, end in zip(bounds, bounds[1:], strict=False)]
+             for start, end in itertools.pairwise(bounds)]
     assert sum(part.commission for part in parts) == share.commission
     assert sum(part.vendor for part in parts) == share.vendor
     assert all(part.vendor >= 0 for part in parts)

@@ -198,7 +198,8 @@ class SubscriptionPromotion(TenantOwnedMixin, Base):
     __tablename__ = "subscription_promotion"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "subscription_id"],
-                             ["customer_subscription.tenant_id", "customer_subscription.id"], ondelete="CASCADE"),
+                             ["customer_subscription.tenant_id", "customer_subscription.id"], ondelete="CASCADE",
+                             name="fk_subscription_promotion_subscription"),
         ForeignKeyConstraint(["tenant_id", "promotion_id"], ["promotion.tenant_id", "promotion.id"],
                              ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "subscription_id"),

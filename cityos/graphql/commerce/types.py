@@ -23,6 +23,7 @@ from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
 from cityos.domain.platform import queries as platform_queries
 from cityos.domain.platform.models import WebhookInbox
+from cityos.domain.promotions import service as promotion_service
 from cityos.graphql.catalog.types import Variant, load_variant
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
@@ -129,12 +130,29 @@ class CartLine:
     title: str = strawberry.field(description="Product and variant title.")
     list_unit_price: Money = strawberry.field(description="List price of one unit.")
     unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
-    total: Money = strawberry.field(description="unitPrice × quantity.")
+    total: Money = strawberry.field(description="unitPrice × quantity − promotionDiscount.")
+    promotion_discount: Money = strawberry.field(description="What the cart's promotions take off this line.")
     variant_pk: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The variant, or null if it no longer exists.")
     async def variant(self, info: Info) -> Variant | None:
         return await load_variant(info, self.variant_pk)
+
+
+@strawberry.type(description="A promotion's part of one cart line.")
+class AppliedPromotionLine:
+    line_id: strawberry.ID = strawberry.field(description="Global id of the cart line.")
+    amount: Money = strawberry.field(description="Taken off the line.")
+
+
+@strawberry.type(description="A promotion applied to a cart and what it takes off.")
+class AppliedPromotion:
+    promotion_id: strawberry.ID = strawberry.field(description="Global id of the promotion.")
+    name: str = strawberry.field(description="Its display name.")
+    code: str | None = strawberry.field(description="Its code; null for an automatic promotion.")
+    amount: Money = strawberry.field(description="Taken off the lines in all.")
+    shipping_discount: Money = strawberry.field(description="Shipping it waives (free shipping).")
+    lines: list[AppliedPromotionLine] = strawberry.field(description="Its amount per line (lines it reaches).")
 
 
 @strawberry.type(description="A payment error the provider reported for the cart's last checkout attempt.")
@@ -194,8 +212,30 @@ class Cart(Node, Declared):
                          title=f"{row.product_title} — {row.variant_title}",
                          list_unit_price=money(line.list_unit_price, self.currency_code),
                          unit_price=money(line.unit_price, self.currency_code),
-                         total=money(line.total, self.currency_code), variant_pk=row.variant_id)
+                         total=money(line.total, self.currency_code),
+                         promotion_discount=money(line.promotion_discount, self.currency_code),
+                         variant_pk=row.variant_id)
                 for row, line in (await self.priced(info)).lines]
+
+    @strawberry.field(description="The promotions applied to the cart (codes and automatic ones, re-evaluated on "
+                                  "every change), each with its amount per line.")
+    async def promotions(self, info: Info) -> list[AppliedPromotion]:
+        priced = await self.priced(info)
+        waiver = next((item.promotion_id for item in priced.promotions.applied if item.free_shipping), None)
+        return [AppliedPromotion(
+            promotion_id=to_global_id("Promotion", item.promotion_id), name=item.name, code=item.code,
+            amount=money(item.amount, self.currency_code),
+            shipping_discount=money(priced.shipping_waived if item.promotion_id == waiver else 0,
+                                    self.currency_code),
+            lines=[AppliedPromotionLine(line_id=to_global_id("CartLine", row.line_id),
+                                        amount=money(part, self.currency_code))
+                   for (row, _), part in zip(priced.lines, item.lines, strict=True) if part])
+            for item in priced.promotions.applied]
+
+    @strawberry.field(description="The promotion codes applied to the cart (applyPromotionCode), whether or not "
+                                  "their conditions hold now.")
+    async def promotion_codes(self, info: Info) -> list[str]:
+        return await info.context.db.run(lambda connection: promotion_service.cart_codes(connection, self.row.id))
 
     @strawberry.field(description="Server-computed totals.")
     async def totals(self, info: Info) -> Totals:
