@@ -71,15 +71,16 @@ PROMOTION = Declaration(
             "stacking": lambda row: PromotionStacking(row.stacking)})
 
 
-@strawberry.type(description="A spend threshold of a tiered promotion.")
+@strawberry.type(description="A spend threshold of a tiered promotion (in the promotion's currency).")
 class PromotionTier:
-    threshold: int = strawberry.field(description="From this subtotal of its lines (minor units) …")
-    amount: int = strawberry.field(description="… this much comes off (minor units).")
+    threshold: Money = strawberry.field(description="From this subtotal of its lines …")
+    amount: Money = strawberry.field(description="… this much comes off.")
 
 
 @strawberry.type(description="When a promotion applies; every condition given must hold.")
 class PromotionConditions:
-    min_subtotal: int | None = strawberry.field(description="The cart's subtotal is at least this (minor units).")
+    min_subtotal: int | None = strawberry.field(description="The cart's subtotal is at least this (minor units of "
+                                                            "the cart's currency).")
     product_ids: list[strawberry.ID] = strawberry.field(description="Some line is one of these products.")
     category_ids: list[strawberry.ID] = strawberry.field(description="Some line is in one of these categories.")
     vendor_ids: list[strawberry.ID] = strawberry.field(description="Some line is sold by one of these vendors.")
@@ -158,8 +159,9 @@ class Promotion(Node, Declared):
 
     @strawberry.field(description="Tiered: its spend thresholds, rising.")
     def tiers(self) -> list[PromotionTier]:
-        return [PromotionTier(threshold=int(tier["threshold"]), amount=int(tier["amount"]))
-                for tier in self.row.tiers or ()]
+        currency = self.row.currency_code or ""
+        return [PromotionTier(threshold=money(int(tier["threshold"]), currency),
+                              amount=money(int(tier["amount"]), currency)) for tier in self.row.tiers or ()]
 
     @strawberry.field(description="When it applies.")
     def conditions(self) -> PromotionConditions:
