@@ -271,6 +271,11 @@ from commission_transaction t join order_line l on l.id = t.order_line_id and l.
 where t.order_id = :o order by l.sku, t.kind, t.created_at"""
 
 
+VENDOR_LEDGER = """query($vendorId: ID!) { ledgerEntries(vendorId: $vendorId, first: 10) { nodes {
+  lineAmount { amount } commissionAmount { amount } vendorAmount { amount }
+  promotion { gross { amount } discount { amount } platformFunded { amount } vendorFunded { amount } } } } }"""
+
+
 async def test_funding_across_two_vendors_keeps_the_ledger_and_a_refund_exact(
         gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, tokens: Tokens, fake_stripe: FakeStripe,
         owner_engine: AsyncEngine) -> None:
@@ -325,6 +330,12 @@ async def test_funding_across_two_vendors_keeps_the_ledger_and_a_refund_exact(
     [mine] = (await northwind("admin/PromotionReport", {"id": tees["id"]}))["data"]["promotionReport"]["currencies"]
     assert mine["vendorFunded"]["amount"] == 1800
     assert error_codes(await northwind("admin/PromotionReport", {"id": everyone["id"]})) == ["FORBIDDEN"]
+    entries = await northwind.gql(VENDOR_LEDGER, {"vendorId": known["northwind-outfitters"]}, token=northwind.token)
+    [entry] = entries["data"]["ledgerEntries"]["nodes"]  # the vendor sees its sale's funding
+    assert (entry["lineAmount"]["amount"], entry["commissionAmount"]["amount"], entry["vendorAmount"]["amount"]) == \
+        (6480, -540, 7020)
+    assert {key: value["amount"] for key, value in entry["promotion"].items()} == {
+        "gross": 9000, "discount": 2520, "platformFunded": 720, "vendorFunded": 1800}
 
     # A refund of one discounted tee gives back exactly its discounted share, and reverses exactly its part of the
     # commission (negative: the platform funded more than it earned) and of the vendor's share.
@@ -423,3 +434,23 @@ async def test_a_subscription_carries_a_promotion_for_n_renewals(
         [mine] = await my_subscriptions(gql, shop, customer)
         charged.append(mine["cycles"]["nodes"][0]["amount"]["amount"])
     assert charged == [2000, 2000, 2500]  # 20 % off the first two renewals only
+
+
+async def test_a_customer_uses_a_code_as_often_as_it_allows(gql: GraphQLClient, http: httpx.AsyncClient,
+                                                           shop: TenantWorld, tokens: Tokens,
+                                                           fake_stripe: FakeStripe) -> None:
+    admin = Admin(gql, shop, tokens("tenant_admin", shop))
+    await admin.create(code="ONCEEACH", action="ORDER_PERCENT", percent="10", perCustomerLimit=1)
+    ada = Shopper(gql, shop, tokens("customer", shop, subject=f"ada-{uuid.uuid4().hex[:8]}"))
+    cart = await ada.ready_cart({"CP-HONEY-12": 1})
+    await apply(ada, cart, "ONCEEACH")
+    session = (await ada.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
+    paid = fake_stripe.pay(session["paymentIntentId"])
+    assert (await send_event(http, fake_stripe, "payment_intent.succeeded", paid)).status_code == 200
+    again = await ada.ready_cart({"CP-HONEY-12": 1})
+    refused = await ada("storefront/ApplyPromotionCode", {"cartId": again, "code": "onceeach"})
+    assert error_codes(refused) == ["PROMOTION_EXHAUSTED"]
+    assert refused["errors"][0]["extensions"]["limit"] == "per_customer_limit"
+    other = Shopper(gql, shop, tokens("customer", shop, subject=f"bob-{uuid.uuid4().hex[:8]}"))
+    assert amounts(await apply(other, await other.ready_cart({"CP-HONEY-12": 1}), "ONCEEACH")) == {
+        "CP-HONEY-12": 140}

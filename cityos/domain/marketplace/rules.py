@@ -10,6 +10,9 @@ Without any matching rule the platform default (STRIPE_PLATFORM_FEE_PERCENT) app
 Computing it. commission = round_half_up(line × percentage / 100) + flat_per_line, then raised to `minimum`,
 lowered to `maximum`, and finally kept within [0, line]. The vendor's share is line − commission, so the two
 always add up to the line exactly.
+
+Promotions (`PromotionFunding`): the line the commission is priced on is the line before promotions less the part
+its vendor funds; the vendor's share is that less the commission; the platform's part comes off the commission.
 """
 
 from __future__ import annotations
