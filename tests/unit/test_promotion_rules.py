@@ -111,6 +111,8 @@ def test_validation_and_errors() -> None:
         rules.validate(promo(A.ORDER_FIXED, amount=100), **{**checks, "currency_code": None})  # type: ignore[arg-type]
     with pytest.raises(BadUserInput):
         rules.validate(promo(A.ORDER_FIXED, amount=100), **{**checks, "funding": F.VENDOR})  # type: ignore[arg-type]
+    with pytest.raises(BadUserInput):  # free shipping is the store's, never a vendor's
+        rules.validate(promo(A.FREE_SHIPPING, vendor_id=V1), **checks)  # type: ignore[arg-type]
     with pytest.raises(Forbidden):
         rules.check_vendor_targets(V1, [V1, V2], rules.Conditions())
     rules.check_vendor_targets(V1, [V1], rules.Conditions(vendor_ids=frozenset({V1})))

@@ -453,7 +453,8 @@ async def renewal_promotion(connection: AsyncConnection, subscription: Any, line
         return no_promotions(len(lines)), None
     rows = [row for row in await candidates(
         connection, store_id=subscription.store_id, currency_code=subscription.currency_code, now=now,
-        promotion_ids=[carried.promotion_id], key=None) if row.id == carried.promotion_id]
+        promotion_ids=[carried.promotion_id], key=customer_key(subscription.customer_id, subscription.email))
+        if row.id == carried.promotion_id]
     evaluation = await evaluate_rows(connection, rows, lines, 0, customer_id=None, company_id=None)
     return evaluation, carried.id if evaluation.applied else None
 
