@@ -262,6 +262,15 @@ async def test_vendor_promotions_their_products_only_and_the_stores_approval(
     assert archived["data"]["archivePromotion"]["status"] == "ARCHIVED"
     assert error_codes(await admin("admin/UpdatePromotion", {"id": created["id"], "input": {"name": "x"}})) == [
         "INVALID_STATE_TRANSITION"]
+    # Every change is in the audit log, with its mutation, actor and before/after.
+    audit = await gql(OPS["admin/AuditLog"], {"entityKind": "promotion",
+                                               "entityId": str(from_global_id(created["id"])[1]), "first": 20},
+                      token=tokens("tenant_admin", shop))
+    actions = [node["action"] for node in reversed(audit["data"]["auditLog"]["nodes"])]
+    assert actions == ["createPromotion", "approvePromotion", "updatePromotion", "archivePromotion"], audit
+    settings_audit = await gql(OPS["admin/AuditLog"], {"entityKind": "promotion_settings", "first": 5},
+                               token=tokens("tenant_admin", shop))
+    assert [node["action"] for node in settings_audit["data"]["auditLog"]["nodes"]] == ["setPromotionSettings"]
 
 
 LEDGER = """
