@@ -348,10 +348,10 @@ async def test_funding_across_two_vendors_keeps_the_ledger_and_a_refund_exact(
 
     # A refund of one discounted tee gives back exactly its discounted share, and reverses exactly its part of the
     # commission (negative: the platform funded more than it earned) and of the vendor's share.
-    sold = await gql("query($id: ID!) { order(id: $id) { lines { id sku total { amount } } } }", {"id": order},
-                     token=admin.token)
+    sold = await gql("query($id: ID!) { order(id: $id) { lines { id sku total { amount } promotionDiscount { amount } "
+                     "} } }", {"id": order}, token=admin.token)
     tee = next(line for line in sold["data"]["order"]["lines"] if line["sku"] == "NW-TEE-S")
-    assert tee["total"]["amount"] == 6480
+    assert (tee["total"]["amount"], tee["promotionDiscount"]["amount"]) == (6480, 2520)
     body = await admin("admin/RefundOrder", {"orderId": order, "input": {"lines": [{"lineId": tee["id"],
                                                                                     "quantity": 1}]}})
     assert body["data"]["refundOrder"]["status"] == "SUCCEEDED", body

@@ -282,15 +282,17 @@ class OrderLine:
     list_unit_price: Money = strawberry.field(description="List price of one unit.")
     unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
     subtotal: Money = strawberry.field(description="listUnitPrice × quantity.")
-    discount_total: Money = strawberry.field(description="Discounts on this line.")
+    discount_total: Money = strawberry.field(description="Discounts on this line (volume pricing and promotions).")
     total: Money = strawberry.field(description="subtotal − discountTotal.")
+    promotion_discount: Money = strawberry.field(description="The part of discountTotal the promotions took off.")
 
     @classmethod
     def from_row(cls, row: Row[Any], currency_code: str) -> OrderLine:
         return cls(id=to_global_id("OrderLine", row.id), sku=row.sku, title=row.title, quantity=row.quantity,
                    list_unit_price=money(row.list_unit_price, currency_code),
                    unit_price=money(row.unit_price, currency_code), subtotal=money(row.subtotal, currency_code),
-                   discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code))
+                   discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code),
+                   promotion_discount=money(getattr(row, "promotion_discount", 0), currency_code))
 
 
 def _totals(row: Row[Any], currency_code: str) -> Totals:
