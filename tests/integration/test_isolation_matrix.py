@@ -266,6 +266,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "admin/UpdatePromotion": lambda b: {"id": b.promotion, "input": {"name": "Taken over", "percent": "99"}},
     "admin/ApprovePromotion": lambda b: {"id": b.promotion},
     "admin/ArchivePromotion": lambda b: {"id": b.promotion},
+    "admin/DeletePromotion": lambda b: {"id": b.promotion},
     "admin/PromotionReport": lambda b: {"id": b.promotion},
     "admin/PromotionSettings": lambda b: {"storeId": b.store},
     "admin/SetPromotionSettings": lambda b: {"storeId": b.store, "vendorApprovalRequired": False},

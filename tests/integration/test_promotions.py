@@ -258,6 +258,10 @@ async def test_vendor_promotions_their_products_only_and_the_stores_approval(
     assert [node["name"] for node in public["data"]["promotions"]["nodes"]] == ["Everyone saves"]
     assert public["data"]["promotions"]["nodes"][0]["usage"] is None
     assert set(error_codes(public)) == {"FORBIDDEN"}  # usage and funding are guarded fields
+    spare = await vendor.create(vendorId=known["lumen-home"], name="Never used", action="ORDER_PERCENT", percent="1")
+    deleted = await vendor("admin/DeletePromotion", {"id": spare["id"]})
+    assert deleted["data"]["deletePromotion"] == spare["id"]
+    assert error_codes(await vendor("admin/DeletePromotion", {"id": spare["id"]})) == ["NOT_FOUND"]
     archived = await admin("admin/ArchivePromotion", {"id": created["id"]})
     assert archived["data"]["archivePromotion"]["status"] == "ARCHIVED"
     assert error_codes(await admin("admin/UpdatePromotion", {"id": created["id"], "input": {"name": "x"}})) == [
@@ -402,6 +406,8 @@ async def test_many_buyers_racing_for_the_last_use_get_one_order_and_cancel_rele
     assert usage["timesUsed"] == 0  # released: the code can be used again
     report = await admin("admin/PromotionReport", {"id": promotion["id"]})
     assert report["data"]["promotionReport"]["currencies"] == []
+    used = await admin("admin/DeletePromotion", {"id": promotion["id"]})
+    assert error_codes(used) == ["CONFLICT"]  # a used promotion is archived, never deleted
 
 
 @pytest.fixture

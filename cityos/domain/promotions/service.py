@@ -1,7 +1,7 @@
-"""Promotion use cases over one tenant-scoped connection: create, change, approve and archive promotions; apply and
-remove a cart's codes; evaluate a cart's promotions (codes applied and automatic ones); count a use when an order
-is created (a redemption row each; never above the limit, even when buyers race for the last use) and release it
-when the order is canceled; a subscription's promotion for N renewals."""
+"""Promotion use cases over one tenant-scoped connection: create, change, approve, archive and delete promotions;
+apply and remove a cart's codes; evaluate a cart's promotions (codes applied and automatic ones); count a use when
+an order is created (a redemption row each; never above the limit, even when buyers race for the last use) and
+release it when the order is canceled; a subscription's promotion for N renewals; campaign reports."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from cityos.domain.promotions.models import (
     RedemptionStatus,
     SubscriptionPromotion,
 )
-from cityos.errors import BadUserInput, InvalidStateTransition, NotFound, PromotionExhausted
+from cityos.errors import BadUserInput, Conflict, InvalidStateTransition, NotFound, PromotionExhausted
 
 PROMOTION = table_of(Promotion)
 SETTINGS = table_of(PromotionSettings)
@@ -181,6 +181,15 @@ async def set_status(connection: AsyncConnection, row: Any, target: PromotionSta
         values |= {"approved_by": approved_by[:200], "approved_at": func.now()}
     return (await connection.execute(update(PROMOTION).where(PROMOTION.c.id == row.id).values(**values)
                                      .returning(*PROMOTION.c))).one()
+
+
+async def delete_promotion(connection: AsyncConnection, row: Any) -> None:
+    """Delete a promotion never used (its codes leave the carts); a used one is archived instead (CONFLICT), so
+    its redemptions stay in the reports."""
+    used = (await connection.execute(select(REDEMPTION.c.id).where(REDEMPTION.c.promotion_id == row.id).limit(1)))
+    if used.first() is not None or row.times_used:
+        raise Conflict("this promotion was used: archive it instead (its uses stay in the reports)", field="id")
+    await connection.execute(PROMOTION.delete().where(PROMOTION.c.id == row.id))
 
 
 async def vendor_approval_required(connection: AsyncConnection, store_id: uuid.UUID) -> bool:

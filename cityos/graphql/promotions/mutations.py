@@ -144,6 +144,15 @@ class PromotionsMutation:
         return Promotion.from_row(await info.context.db.mutate(
             lambda connection: service.set_status(connection, row, PromotionStatus.ARCHIVED)))
 
+    @strawberry.mutation(description="Delete a promotion that was never used (CONFLICT for a used one: archive it). "
+                                     "Returns its id.")
+    async def delete_promotion(self, info: Info, id: PromotionIdArg) -> strawberry.ID:
+        promotion, _ = await _promotion(info, id, "delete")
+        row = promotion.row
+        await info.context.db.mutate(lambda connection: service.delete_promotion(connection, row))
+        info.context.loaders.by_key(PROMOTION_TABLE).clear(promotion.pk)
+        return id
+
     @strawberry.mutation(description="Whether vendors' promotions in the store wait for a store admin's approval.")
     async def set_promotion_settings(self, info: Info, store_id: StoreIdArg,
                                      vendor_approval_required: ApprovalRequired) -> PromotionSettings:
