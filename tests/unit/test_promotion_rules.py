@@ -170,6 +170,10 @@ def test_never_negative_never_above_the_lines_order_free_and_exact(lines: list[r
         assert outcome.line_discounts[index] == sum(item.lines[index] for item in outcome.applied)
     for item in outcome.applied:
         assert all(part >= 0 for part in item.lines)
+        promotion = next(p for p in promotions if p.id == item.promotion_id)
+        reach = rules.targets(promotion, lines)  # nothing off a line the promotion does not reach
+        assert all(part == 0 for part, reached in zip(item.lines, reach, strict=True) if not reached)
+        assert rules.eligible(promotion, lines, SHOPPER)
     shuffled = list(promotions)
     random.shuffle(shuffled)  # type: ignore[attr-defined]
     assert rules.best(shuffled, lines, SHOPPER, shipping) == outcome  # creation order never matters
