@@ -15,7 +15,7 @@ Written down:
   highest tier whose threshold the target subtotal reaches (capped like fixed); buy X get Y → for every X + Y
   units, Y units (the cheapest, by unit price, ties to the earlier line) at `percent` off (100: free);
   free shipping → the chosen shipping option's price is waived (no line discount; a store's promotion only, the
-  platform absorbs it).
+  shipping is not charged at all, vendors' own options included: the vendor orders' shipping is 0).
 - **Allocation.** A promotion's discount is split over its target lines by the largest-remainder rule
   (kernel.allocate) on the amounts left; since a discount never exceeds the amount left, no line's part does
   either: lines never go negative and the parts sum exactly to the discount.
@@ -209,7 +209,7 @@ def validate(promotion: Promotion, *, currency_code: str | None, funding: Promot
         raise BadUserInput("a split promotion names the vendor's percent, above 0 and below 100",
                            field="vendorSharePercent")
     if action == PromotionAction.FREE_SHIPPING and promotion.vendor_id is not None:
-        raise BadUserInput("free shipping is a store's promotion (the platform absorbs the shipping)", field="action")
+        raise BadUserInput("free shipping is a store's promotion, not a vendor's", field="action")
     if funding != PromotionFunding.PLATFORM and promotion.vendor_id is None:
         raise BadUserInput("only a vendor's promotion (vendorId) can be funded by the vendor", field="funding")
     if starts_at is not None and ends_at is not None and starts_at >= ends_at:

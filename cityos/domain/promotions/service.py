@@ -507,7 +507,7 @@ class CurrencyReport:
     currency_code: str
     uses: int
     discount: int  # taken off lines
-    shipping_discount: int  # shipping waived (the platform absorbs it)
+    shipping_discount: int  # shipping waived (free shipping: nobody charges it, vendors' own options included)
     revenue: int  # what the orders that used it came to
     platform_funded: int
     vendor_funded: int

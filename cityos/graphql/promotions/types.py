@@ -196,8 +196,8 @@ class PromotionCurrencyReport:
     currency_code: str = strawberry.field(description="ISO 4217 code, lower case.")
     uses: int = strawberry.field(description="Orders that used it.")
     discount: Money = strawberry.field(description="Taken off their lines.")
-    shipping_discount: Money = strawberry.field(description="Shipping waived (free shipping; the platform absorbs "
-                                                            "it).")
+    shipping_discount: Money = strawberry.field(description="Shipping waived (free shipping: not charged at all, "
+                                                            "vendors' own options included).")
     revenue: Money = strawberry.field(description="What those orders came to (after the discount).")
     platform_funded: Money = strawberry.field(description="The part of the line discount the platform funded.")
     vendor_funded: Money = strawberry.field(description="The part of the line discount vendors funded.")
