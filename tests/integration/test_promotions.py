@@ -469,3 +469,32 @@ async def test_a_customer_uses_a_code_as_often_as_it_allows(gql: GraphQLClient, 
     other = Shopper(gql, shop, tokens("customer", shop, subject=f"bob-{uuid.uuid4().hex[:8]}"))
     assert amounts(await apply(other, await other.ready_cart({"CP-HONEY-12": 1}), "ONCEEACH")) == {
         "CP-HONEY-12": 140}
+
+
+async def test_a_cart_reads_its_promotions_in_statements_that_do_not_grow_with_them(
+        gql: GraphQLClient, shop: TenantWorld, tokens: Tokens, owner_engine: AsyncEngine, server: Any) -> None:
+    known = await ids(owner_engine, shop)
+    admin = Admin(gql, shop, tokens("tenant_admin", shop))
+    customer = f"n1-{uuid.uuid4().hex[:8]}"
+    shopper = Shopper(gql, shop, tokens("customer", shop, subject=customer))
+    cart = await shopper.ready_cart({"NW-TEE-S": 1, "CP-HONEY-12": 2, "LU-CANDLE": 1})
+
+    async def statements() -> int:
+        before = server.statements.count
+        await shopper.ok("storefront/CartPromotions", {"id": cart})
+        return int(server.statements.count - before)
+
+    every_condition = {"categoryIds": [known["pantry"]], "firstOrder": True, "customerIds": [customer]}
+    none = await statements()
+    await admin.create(name="One", action="ORDER_PERCENT", percent="1", conditions=every_condition,
+                       perCustomerLimit=5, code="ONE")
+    await apply(shopper, cart, "ONE")
+    one = await statements()
+    assert one - none <= 5  # the codes, per-customer uses, categories, first order, the discounted shipping quote
+    for index in range(9):
+        await admin.create(name=f"More {index}", action="LINES_PERCENT", percent="1", conditions=every_condition,
+                           perCustomerLimit=5, code=f"MORE{index}")
+        await apply(shopper, cart, f"MORE{index}")
+    view = (await shopper.ok("storefront/CartPromotions", {"id": cart}))["cart"]
+    assert len(view["promotions"]) == 10
+    assert await statements() == one

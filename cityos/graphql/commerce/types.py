@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -197,14 +198,16 @@ class Cart(Node, Declared):
                                                                     "setShippingAddress, or null.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
-    _priced: strawberry.Private[list[carts.PricedCart]]
+    _priced: strawberry.Private[list[asyncio.Future[carts.PricedCart]]]
 
 
 
     async def priced(self, info: Info) -> carts.PricedCart:
+        """The cart priced once per request: its fields resolve concurrently and share one pricing."""
         if not self._priced:
-            self._priced.append(await info.context.db.run(lambda connection: carts.priced_cart(connection, self.row)))
-        return self._priced[0]
+            self._priced.append(asyncio.ensure_future(info.context.db.run(
+                lambda connection: carts.priced_cart(connection, self.row))))
+        return await self._priced[0]
 
     @strawberry.field(description="The cart's lines, priced with volume pricing.")
     async def lines(self, info: Info) -> list[CartLine]:
