@@ -213,6 +213,14 @@ async def test_bad_codes_and_bad_promotions_are_typed(gql: GraphQLClient, shop: 
                            "tiers")):
         body = await admin("admin/CreatePromotion", {"input": {"storeId": store, "name": "Bad", **fields}})
         assert error_codes(body) == ["BAD_USER_INPUT"] and body["errors"][0]["extensions"]["field"] == field, body
+    await admin.create(code="ALLFREE", action="ORDER_PERCENT", percent="100")
+    await admin.create(code="SHIPFREE", action="FREE_SHIPPING")
+    free = await Shopper(gql, shop).ready_cart({"CP-HONEY-12": 1})
+    await apply(shopper, free, "ALLFREE")
+    view = await apply(shopper, free, "SHIPFREE")
+    assert view["totals"]["total"]["amount"] == 0
+    nothing = await shopper("storefront/StartCheckout", {"cartId": free})
+    assert error_codes(nothing) == ["BAD_USER_INPUT"] and nothing["errors"][0]["extensions"]["field"] == "code"
     twin = await admin("admin/CreatePromotion", {"input": {"storeId": store, "name": "Twin", "code": "usedup",
                                                            "action": "ORDER_PERCENT", "percent": "5"}})
     assert error_codes(twin) == ["CONFLICT"]  # unique per store, whatever the case

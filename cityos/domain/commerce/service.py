@@ -398,6 +398,8 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
         problems.append(("shippingOptionId", "the cart needs a shipping option"))
     elif priced.shipping is None:
         problems.append(("shippingOptionId", "the chosen shipping option is no longer offered for this cart"))
+    if priced.lines and priced.totals.total <= 0:  # promotions took everything off: nothing to charge a card for
+        problems.append(("code", "the promotions leave nothing to pay: a card cannot be charged 0"))
     return problems
 
 
