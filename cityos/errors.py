@@ -12,6 +12,10 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
     INVALID_STATE_TRANSITION  the object's state machine forbids the change (extensions.from, extensions.to)
     PAYMENT_FAILED    the payment provider refused or could not take the payment
     CREDIT_LIMIT_EXCEEDED  an order on account is above the company's available credit (extensions.available)
+    PROMOTION_EXPIRED  a promotion code is outside its dates: extensions.reason says which (expired, or
+                      not_started) and extensions.startsAt / endsAt the date
+    PROMOTION_EXHAUSTED  a promotion code has no uses left (overall, or for this customer: extensions.limit says
+                      which: usage_limit or per_customer_limit)
     RATE_LIMITED      too many requests (or too much query cost) for the key, principal or IP; extensions.retryAfter
                       gives the seconds to wait (HTTP 429 with Retry-After)
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
@@ -37,6 +41,8 @@ class ErrorCode(StrEnum):
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     PAYMENT_FAILED = "PAYMENT_FAILED"
     CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
+    PROMOTION_EXPIRED = "PROMOTION_EXPIRED"
+    PROMOTION_EXHAUSTED = "PROMOTION_EXHAUSTED"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -95,3 +101,11 @@ class PaymentFailed(ApiError):
 
 class CreditLimitExceeded(ApiError):
     code = ErrorCode.CREDIT_LIMIT_EXCEEDED
+
+
+class PromotionExpired(ApiError):
+    code = ErrorCode.PROMOTION_EXPIRED
+
+
+class PromotionExhausted(ApiError):
+    code = ErrorCode.PROMOTION_EXHAUSTED

@@ -1,6 +1,6 @@
 """The few helpers several domain contexts share, so that no context imports another one for them: uniqueness
-conflicts, email validation, money rounding, the order status enum and the shape of a listing (a statement and
-its keyset order). Contexts import this module; it imports no context."""
+conflicts, email validation, money rounding, the largest-remainder allocation, the order status enum and the shape
+of a listing (a statement and its keyset order). Contexts import this module; it imports no context."""
 
 from __future__ import annotations
 
@@ -76,3 +76,24 @@ class Listing:
 
     statement: Select[Any]
     order: Sequence[SortKey] | None = None
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split `total` (≥ 0) in proportion to non-negative `weights` by largest remainder (the rule is written down
+    in commerce/rules.py); the parts sum exactly to `total`."""
+    if total < 0 or any(weight < 0 for weight in weights):
+        raise ValueError("allocate needs a non-negative total and weights")
+    if not weights:
+        if total:
+            raise ValueError("cannot allocate a non-zero total to no parts")
+        return []
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        weights, weight_sum = [1] * len(weights), len(weights)
+    floors = [total * weight // weight_sum for weight in weights]
+    remainders = [total * weight % weight_sum for weight in weights]
+    left = total - sum(floors)
+    order = sorted(range(len(weights)), key=lambda index: (-remainders[index], index))
+    for index in order[:left]:
+        floors[index] += 1
+    return floors

@@ -57,6 +57,14 @@ from cityos.domain.orders.models import (
 )
 from cityos.domain.platform.models import AuditLog, ConnectStateUse, Outbox, WebhookInbox
 from cityos.domain.platform.sync import SyncCursor
+from cityos.domain.promotions.models import (
+    CartPromotion,
+    OrderLinePromotion,
+    Promotion,
+    PromotionRedemption,
+    PromotionSettings,
+    SubscriptionPromotion,
+)
 from cityos.domain.tenancy.models import Currency, PublishableApiKey, SalesChannel, Store, StoreDomain, Tenant
 
 # Tables whose rows belong to one tenant (row-level security on tenant_id). The audit log also carries
@@ -76,6 +84,7 @@ __all__ = [
     "BillingCycle",
     "Cart",
     "CartLine",
+    "CartPromotion",
     "Category",
     "CheckoutAttempt",
     "CommissionRule",
@@ -90,6 +99,7 @@ __all__ = [
     "Invoice",
     "Order",
     "OrderLine",
+    "OrderLinePromotion",
     "OrderReturn",
     "Outbox",
     "PaymentProvider",
@@ -101,6 +111,9 @@ __all__ = [
     "Product",
     "ProductCategory",
     "ProductSalesChannel",
+    "Promotion",
+    "PromotionRedemption",
+    "PromotionSettings",
     "PublishableApiKey",
     "Quote",
     "QuoteLine",
@@ -119,6 +132,7 @@ __all__ = [
     "StoreDomain",
     "SubscriptionPlan",
     "SubscriptionPlanPrice",
+    "SubscriptionPromotion",
     "SyncCursor",
     "Tenant",
     "TrackingEvent",

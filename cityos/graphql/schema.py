@@ -53,6 +53,9 @@ from cityos.graphql.orders.subscriptions import LiveSubscription
 from cityos.graphql.orders.types import Refund, Return
 from cityos.graphql.platform.mutations import OutboxMutation
 from cityos.graphql.platform.queries import AuditQuery, JobRunQuery, OutboxQuery
+from cityos.graphql.promotions.mutations import PromotionsMutation
+from cityos.graphql.promotions.queries import PromotionsQuery
+from cityos.graphql.promotions.types import Promotion
 from cityos.graphql.tenancy.mutations import StoreSetupMutation, TenancyMutation
 from cityos.graphql.tenancy.queries import TenancyQuery
 from cityos.graphql.tenancy.types import PublishableApiKey, Region, SalesChannel, Store, StoreDomain, Tenant
@@ -94,7 +97,7 @@ directive @external on OBJECT | FIELD_DEFINITION''',
 @strawberry.type(description="Reads: the storefront's store and catalog, carts and orders, the marketplace, any "
                               "object by its global id.")
 class Query(TenancyQuery, CatalogQuery, CommerceQuery, MarketplaceQuery, OutboxQuery, JobRunQuery, BillingQuery,
-            CustomerQuery, B2BQuery, OrdersQuery, AuditQuery):
+            CustomerQuery, B2BQuery, OrdersQuery, AuditQuery, PromotionsQuery):
     pass
 
 
@@ -107,7 +110,8 @@ class Subscription(LiveSubscription, BillingSubscription, B2BSubscription):
 @strawberry.type(description="Changes: tenancy and catalog administration, carts and checkout, orders, the "
                               "marketplace. Each mutation runs in its own savepoint.")
 class Mutation(TenancyMutation, StoreSetupMutation, CatalogMutation, CommerceMutation, MarketplaceMutation,
-               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation, B2BMutation, OrdersMutation):
+               OutboxMutation, BillingMutation, FulfillmentMutation, CustomerMutation, B2BMutation, OrdersMutation,
+               PromotionsMutation):
     pass
 
 
@@ -209,7 +213,8 @@ def build_schema() -> CityosSchema:
         subscription=Subscription,
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
                Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout, SubscriptionPlan,
-               CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice, Refund, Return],
+               CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice, Refund, Return,
+               Promotion],
         federation_version="2.7",
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at

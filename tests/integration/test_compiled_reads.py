@@ -189,7 +189,12 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
             "admin/RegionSetup": {"id": to_global_id("Tenant", world.tenant_id)}, "admin/Regions": {},
             "admin/Returns": {}, "admin/SalesChannels": {"storeId": store}, "storefront/Me": {},
             "admin/AdminCustomerSubscriptions": {}, "admin/DunningPolicy": {}, "storefront/MySubscriptions": {},
-            "vendor/VendorSubscriptions": {}, "admin/VendorDebts": {"vendorId": vendor}, "vendor/OwnDebts": {}}
+            "vendor/VendorSubscriptions": {}, "admin/VendorDebts": {"vendorId": vendor}, "vendor/OwnDebts": {},
+            "admin/Promotions": {"first": 5},
+            "admin/PromotionReport": {"id": to_global_id("Promotion", uuid.uuid4())},
+            "admin/PromotionSettings": {"storeId": store}, "vendor/VendorPromotions": {"vendorId": vendor},
+            "storefront/CartPromotions": {"id": to_global_id("Cart", uuid.uuid4())},
+            "storefront/StorePromotions": {"first": 5}}
 
 
 # Query documents that fall back, and why (README: "What falls back").
@@ -214,6 +219,10 @@ FALLING_BACK = {
        for name in (
         "admin/AuditLog", "admin/OrderFulfillment", "admin/Refunds", "admin/RegionSetup", "admin/Regions",
         "admin/Returns", "storefront/Me", "admin/VendorDebts", "vendor/OwnDebts")},
+    **{name: "promotions (JSON conditions, guarded usage and funding, reports and carts computed in Python) are "
+             "not compiled" for name in (
+        "admin/Promotions", "admin/PromotionReport", "admin/PromotionSettings", "vendor/VendorPromotions",
+        "storefront/CartPromotions", "storefront/StorePromotions")},
 }
 
 

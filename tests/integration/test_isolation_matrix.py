@@ -66,6 +66,7 @@ class Target:
         self.quote = to_global_id("Quote", b2b["quote"]) if b2b["quote"] else ""
         self.approval = to_global_id("ApprovalRequest", b2b["approval_request"]) if b2b["approval_request"] else ""
         self.invoice = to_global_id("Invoice", b2b["invoice"]) if b2b["invoice"] else ""
+        self.promotion = to_global_id("Promotion", ids["promotion"]) if "promotion" in ids else ""
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -79,7 +80,8 @@ class Target:
                  "tenant b wants a refund", "audit_tenant_b", "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
-                 "b-customer@example.com", "acct_tenant_b", "seller@b.example",
+                 "b-customer@example.com", "acct_tenant_b", "seller@b.example", self.promotion, "TENANTBSECRET",
+                 "Tenant B promo", "Tenant B automatic promo",
                  *(str(value) for value in self.ids.values()), str(w.store_id), str(w.tenant_id),
                  w.slug, w.domain, f"Store 0 of {w.slug}", "NW-TEE-S", "Merino Tee", "Northwind Outfitters",
                  "Apparel"]
@@ -260,6 +262,22 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/QuoteById": lambda b: {"id": b.quote},
     "storefront/ApprovalRequests": lambda b: {"first": 100},
     "storefront/DecideApproval": lambda b: {"id": b.approval, "level": 0, "decision": "APPROVE"},
+    "admin/Promotions": lambda b: {"storeId": b.store, "first": 100},
+    "admin/CreatePromotion": lambda b: {"input": {"storeId": b.store, "name": "Matrix", "action": "ORDER_PERCENT",
+                                                  "percent": "10", "vendorId": b.vendor, "code": "MATRIX"}},
+    "admin/UpdatePromotion": lambda b: {"id": b.promotion, "input": {"name": "Taken over", "percent": "99"}},
+    "admin/ApprovePromotion": lambda b: {"id": b.promotion},
+    "admin/ArchivePromotion": lambda b: {"id": b.promotion},
+    "admin/DeletePromotion": lambda b: {"id": b.promotion},
+    "admin/PromotionReport": lambda b: {"id": b.promotion},
+    "admin/PromotionSettings": lambda b: {"storeId": b.store},
+    "admin/SetPromotionSettings": lambda b: {"storeId": b.store, "vendorApprovalRequired": False},
+    "vendor/VendorPromotions": lambda b: {"vendorId": b.vendor, "first": 100},
+    "storefront/ApplyPromotionCode": lambda b: {"cartId": b.cart, "code": "TENANTBSECRET"},
+    "storefront/RemovePromotionCode": lambda b: {"cartId": b.cart, "code": "TENANTBSECRET"},
+    "storefront/CartPromotions": lambda b: {"id": b.cart},
+    "storefront/ApplySubscriptionPromotion": lambda b: {"subscriptionId": b.subscription, "code": "TENANTBSECRET"},
+    "storefront/StorePromotions": lambda b: {"first": 100},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
@@ -272,7 +290,9 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "customer_profile", "customer_address", "company",
                    "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
                    "quote_message", "approval_rule", "approval_request", "approval_step", "invoice", "refund",
-                   "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log")
+                   "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log",
+                   "promotion", "promotion_settings", "cart_promotion", "promotion_redemption",
+                   "order_line_promotion", "subscription_promotion")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
@@ -425,6 +445,35 @@ B_AUDIT = """
 insert into audit_log (id, tenant_id, actor, action, target_kind, target_id, operation, before, after, request_id)
 values (gen_random_uuid(), :t, 'audit_tenant_b admin', 'updateProduct', 'product', 'audit_tenant_b product', 'update',
         '{"title": "audit_tenant_b before"}', '{"title": "audit_tenant_b after"}', 'audit_tenant_b request')
+"""
+# B's promotions: a code (pending approval: a vendor's, in a store that approves them) applied to B's cart and
+# carried by B's subscription, an automatic one; the store's setting; a redemption by B's order.
+B_PROMOTIONS = """
+with vendor as (select id from vendor where tenant_id = :t and handle = 'northwind-outfitters'),
+coded as (
+  insert into promotion (tenant_id, id, store_id, vendor_id, name, code, status, action, percent, funding,
+                         vendor_share_percent, usage_limit, times_used)
+  select :t, gen_random_uuid(), :s, vendor.id, 'Tenant B promo', 'TENANTBSECRET', 'pending_approval',
+         'order_percent', 10, 'vendor', 100, 5, 1 from vendor returning id),
+automatic as (
+  insert into promotion (tenant_id, id, store_id, name, status, action, percent, conditions)
+  values (:t, gen_random_uuid(), :s, 'Tenant B automatic promo', 'active', 'order_percent', 5,
+          '{"min_subtotal": 99999999}'::jsonb) returning id),
+settings as (
+  insert into promotion_settings (tenant_id, id, store_id, vendor_approval_required)
+  values (:t, gen_random_uuid(), :s, true) returning id),
+applied as (
+  insert into cart_promotion (tenant_id, id, cart_id, promotion_id, code)
+  select :t, gen_random_uuid(), cart.id, coded.id, 'TENANTBSECRET'
+  from coded, (select id from cart where tenant_id = :t and company_id is null) cart returning id),
+carried as (
+  insert into subscription_promotion (tenant_id, id, subscription_id, promotion_id, cycles)
+  select :t, gen_random_uuid(), sub.id, coded.id, 3
+  from coded, (select id from customer_subscription where tenant_id = :t limit 1) sub returning id)
+insert into promotion_redemption (tenant_id, id, promotion_id, order_id, customer_key, currency_code, amount,
+                                  order_total)
+select :t, gen_random_uuid(), coded.id, o.id, 'b-customer', 'usd', 450, 4550
+from coded, (select id from orders where tenant_id = :t and company_id is null) o
 """
 # B sells to two companies. Acme (its buyer has a quote answered by the store and accepted, now waiting for an
 # approver; a price list; an order on account with its open invoice) and Globex (a company admin and a buyer,
@@ -584,6 +633,7 @@ async def full_tenant(owner_engine) -> Target:
         await connection.execute(text(B_AUDIT), {"t": b.tenant_id})
         globex = uuid.uuid4()
         await connection.execute(text(B_B2B), {"t": b.tenant_id, "s": b.store_id, "globex": globex})
+        await connection.execute(text(B_PROMOTIONS), {"t": b.tenant_id, "s": b.store_id})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -607,7 +657,8 @@ async def full_tenant(owner_engine) -> Target:
                              ("orders", "and company_id is not null"), ("region", ""), ("sales_channel", ""),
                              ("customer_address", ""), ("refund", ""), ("order_return", ""),
                              ("order_line", "and order_id in (select id from orders where company_id is null)"),
-                             ("vendor_order", "and order_id in (select id from orders where company_id is null)")):
+                             ("vendor_order", "and order_id in (select id from orders where company_id is null)"),
+                             ("promotion", "and code is not null")):
             key = "company_order" if table == "orders" and "not null" in where else table
             ids[key] = (await connection.execute(text(f"select id from {table} where tenant_id = :t {where}"),
                                                  {"t": b.tenant_id})).scalar_one()

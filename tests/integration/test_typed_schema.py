@@ -37,7 +37,8 @@ STATUS_FIELDS: dict[tuple[str, str], type[StrEnum]] = {
 }
 # Amounts without a currency of their own: they apply in whatever currency a sale or payout is in.
 CURRENCY_LESS_AMOUNTS = {("Vendor", "payoutMinimum"), ("CommissionRule", "flatPerLine"),
-                         ("CommissionRule", "minimum"), ("CommissionRule", "maximum")}
+                         ("CommissionRule", "minimum"), ("CommissionRule", "maximum"),
+                         ("PromotionConditions", "minSubtotal")}  # in the cart's currency, whichever it is
 MONEY_NAME = re.compile(r"(amount|price|total|balance|minimum|maximum|flatPerLine|pending|available|paidOut)$",
                         re.IGNORECASE)
 

@@ -121,6 +121,13 @@ def test_guests_and_customers_have_distinct_keys() -> None:
     assert accounting.customer_key(tenant, "sub-1", "bob@example.com") == f"customer:{tenant}:sub-1"
 
 
+def test_a_promoted_line_is_invoiced_at_exactly_its_total() -> None:
+    line = SimpleNamespace(sku="A", title="A", quantity=3, unit_price=1000, total=2701, promotion_discount=299)
+    invoice = accounting.invoice_document(order(), [line], 2, "alice", ACCOUNTS)
+    assert invoice["items"] == [{"item_code": "A", "item_name": "A", "qty": 2, "rate": 9},
+                                {"item_code": "A", "item_name": "A", "qty": 1, "rate": 9.01}]
+
+
 def test_a_tax_inclusive_invoice_includes_the_tax_in_the_rates() -> None:
     """Prices including tax: the shipping is an item row, one `On Net Total` row included in the print rate at the
     order's effective rate; the grand total is the order's total (no tax on top), and a note negates its part."""

@@ -110,8 +110,7 @@ def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
                      accounts: Accounts, due: date | None = None) -> dict[str, Any]:
     """`due`: an on-account invoice's due date (else due when posted: the order was paid by card)."""
     posted = order.created_at.date().isoformat()
-    items = [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
-              "rate": _number(major(line.unit_price, decimals))} for line in lines]
+    items = [row for line in lines for row in _sold_items(line, decimals)]
     taxes: list[dict[str, Any]] = []
     if order.tax_inclusive:
         if order.shipping_total:
@@ -128,6 +127,17 @@ def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
     return {"customer": customer, "posting_date": posted, "due_date": due.isoformat() if due else posted,
             "currency": order.currency_code.upper(), "items": items,
             "taxes": taxes, "docstatus": 1, "po_no": str(order.id), "cityos_id": f"order:{order.id}"}
+
+
+def _sold_items(line: Any, decimals: int) -> list[dict[str, Any]]:
+    """A sold line at its unit price; a line with a promotion discount at exactly its total (one row, or two when
+    the total does not divide evenly over its units), so the invoice's total is what was paid."""
+    if not getattr(line, "promotion_discount", 0):
+        return [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
+                 "rate": _number(major(line.unit_price, decimals))}]
+    base, rest = divmod(line.total, line.quantity)
+    return [{"item_code": line.sku, "item_name": line.title[:140], "qty": units, "rate": _number(major(rate, decimals))}
+            for units, rate in ((line.quantity - rest, base), (rest, base + 1)) if units]
 
 
 def payment_document(order: Any, decimals: int, customer: str, invoice: str, accounts: Accounts,

@@ -59,6 +59,7 @@ from cityos.domain.commerce.service import (
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import settle_payment
 from cityos.domain.platform.outbox import enqueue
+from cityos.domain.promotions import service as promotions
 from cityos.errors import BadUserInput, OutOfStock, Unavailable
 from cityos.realtime.events import PendingEvents, subscription_event
 
@@ -241,8 +242,10 @@ async def prepare(engine: AsyncEngine, tenant_id: uuid.UUID, cycle: Row[Any], no
             "shipping_address": subscription.shipping_address or {},
             "subscription": {"id": str(subscription.id), "cycle_id": str(current.id), "plan": item.name},
         }
+        # A promotion the subscription carries (for N renewals) comes off this renewal and counts one cycle.
+        snapshot, amount = await promotions.discount_renewal(connection, subscription, snapshot, now)
         prepared = (await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
-            cart_id=cart.id, snapshot=snapshot, updated_at=func.now()).returning(*CYCLE.c))).one()
+            cart_id=cart.id, snapshot=snapshot, amount=amount, updated_at=func.now()).returning(*CYCLE.c))).one()
         return Renewal(prepared, subscription)
 
 

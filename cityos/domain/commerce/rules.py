@@ -7,6 +7,8 @@ Rounding rules, written down:
     above rounds away from zero); the customer pays T + tax.
   - Tax-inclusive regions (prices include the tax): tax = T − round_half_up(T ÷ (1 + rate)), the part of T the rate
     accounts for; the customer pays T, and the tax is never more than T.
+- Discounts are the tier savings plus the promotions' parts of each line (promotions/rules.py); a line's total is
+  what is left, never negative. Free shipping (a promotion) makes the chosen option's price 0.
 - Shipping (`shipping_price`): an option is offered from its `min_subtotal`; it is free from `free_above`; with
   weight bands, the first band whose `up_to_grams` is at least the parcel's weight sets the price (an open last
   band has no limit; a parcel heavier than every band is not offered this option). Subtotals here are discounted.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cityos.domain.kernel import OrderStatus, round_half_up
+from cityos.domain.kernel import allocate as allocate  # the largest-remainder rule (shared with promotions)
 from cityos.errors import BadUserInput
 
 US_ZIP_CODE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
@@ -158,26 +161,6 @@ def quote_shipping(parcels: Sequence[Parcel], store_rate: ShippingRate,
     return ShippingQuote(store, own)
 
 
-def allocate(total: int, weights: Sequence[int]) -> list[int]:
-    """Split `total` (≥ 0) in proportion to non-negative `weights`; the parts sum exactly to `total`."""
-    if total < 0 or any(weight < 0 for weight in weights):
-        raise ValueError("allocate needs a non-negative total and weights")
-    if not weights:
-        if total:
-            raise ValueError("cannot allocate a non-zero total to no parts")
-        return []
-    weight_sum = sum(weights)
-    if weight_sum == 0:
-        weights, weight_sum = [1] * len(weights), len(weights)
-    floors = [total * weight // weight_sum for weight in weights]
-    remainders = [total * weight % weight_sum for weight in weights]
-    left = total - sum(floors)
-    order = sorted(range(len(weights)), key=lambda index: (-remainders[index], index))
-    for index in order[:left]:
-        floors[index] += 1
-    return floors
-
-
 @dataclass(frozen=True)
 class PricedLine:
     """A cart line with its prices settled: list price and the unit price after volume pricing."""
@@ -187,6 +170,8 @@ class PricedLine:
     quantity: int
     list_unit_price: int
     unit_price: int
+    promotion_discount: int = 0  # the line's part of the promotions' discounts (promotions/rules.py)
+    promotion_vendor_funded: int = 0  # the part of it the line's vendor funds
 
     @property
     def subtotal(self) -> int:
@@ -194,7 +179,7 @@ class PricedLine:
 
     @property
     def total(self) -> int:
-        return self.unit_price * self.quantity
+        return self.unit_price * self.quantity - self.promotion_discount
 
     @property
     def discount(self) -> int:
@@ -216,8 +201,8 @@ class Totals:
 
 
 def cart_totals(lines: Sequence[PricedLine], shipping: int, tax_rate: Decimal, tax_inclusive: bool = False) -> Totals:
-    """Subtotal at list prices, tier discounts, shipping, and tax on (subtotal − discounts + shipping): added to
-    it, or contained in it when the region's prices include tax."""
+    """Subtotal at list prices, discounts (tier savings and promotions), shipping, and tax on (subtotal − discounts +
+    shipping): added to it, or contained in it when the region's prices include tax."""
     subtotal = sum(line.subtotal for line in lines)
     discount = sum(line.discount for line in lines)
     return Totals(subtotal, discount, shipping, tax_amount(subtotal - discount + shipping, tax_rate, tax_inclusive),

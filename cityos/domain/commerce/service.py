@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,6 +41,7 @@ from cityos.domain.commerce.models import (
 )
 from cityos.domain.kernel import validate_email
 from cityos.domain.platform.outbox import enqueue
+from cityos.domain.promotions import service as promotions
 from cityos.errors import BadUserInput, NotFound, OutOfStock
 
 CART = table_of(Cart)
@@ -68,6 +69,8 @@ class PricedCart:
     totals: rules.Totals
     option: Row[Any] | None
     shipping: rules.ShippingQuote | None = None  # the chosen option's price for this cart; None: not offered
+    promotions: promotions.Evaluation = promotions.NO_PROMOTIONS  # what the cart's promotions take off
+    shipping_waived: int = 0  # what the chosen option would cost without a free-shipping promotion
 
 
 async def load_cart(connection: AsyncConnection, cart_id: uuid.UUID, *, lock: bool = False) -> Row[Any]:
@@ -179,6 +182,20 @@ async def remove_line(connection: AsyncConnection, cart: Row[Any], line_id: uuid
                                         .returning(LINE.c.id))).first()
     if removed is None:
         raise NotFound("no such line in this cart")
+    await release_reservations(connection, cart)
+
+
+async def apply_promotion_code(connection: AsyncConnection, cart: Row[Any], code: str, now: datetime) -> None:
+    """Apply a promotion code to the cart (promotions/service.apply_code says when it is refused); the cart
+    changed, so a started checkout ends."""
+    _require_open(cart)
+    await promotions.apply_code(connection, cart, code, now)
+    await release_reservations(connection, cart)
+
+
+async def remove_promotion_code(connection: AsyncConnection, cart: Row[Any], code: str) -> None:
+    _require_open(cart)
+    await promotions.remove_code(connection, cart, code)
     await release_reservations(connection, cart)
 
 
@@ -295,15 +312,35 @@ async def priced_cart(connection: AsyncConnection, cart: Row[Any]) -> PricedCart
         company = tiers_from_rows(company_entries.get(row.variant_id, []) + company_entries.get(row.product_id, []))
         lines.append((row, rules.PricedLine(row.variant_id, row.vendor_id, row.quantity, row.amount,
                                             pricing.unit_price(row.amount, row.quantity, tiers, company))))
-    priced = [line for _, line in lines]
     option, quote = None, None
     if cart.shipping_option_id is not None:
         option = (await connection.execute(select(OPTION).where(OPTION.c.id == cart.shipping_option_id))).first()
-        quotes = await shipping_quotes(connection, cart.region_id, parcels_of(lines), cart.shipping_option_id)
-        quote = quotes[0][1] if quotes else None
+    # Promotions (codes applied, automatic ones) on the lines as volume-priced; the shipping before them only
+    # weighs free shipping against the other promotions.
+    before = await _quote(connection, cart, lines) if option is not None else None
+    applied = await promotions.evaluate(
+        connection, cart, [promotions.CartLineFacts(row.product_id, line.vendor_id, line.quantity, line.unit_price)
+                           for row, line in lines], before.total if before is not None else 0, datetime.now(UTC))
+    if applied.applied:
+        funded = applied.vendor_funded()
+        lines = [(row, replace(line, promotion_discount=discount, promotion_vendor_funded=vendor))
+                 for (row, line), discount, vendor in zip(lines, applied.line_discounts, funded, strict=True)]
+        quote = await _quote(connection, cart, lines) if option is not None else None
+    else:
+        quote = before
+    waived = 0
+    if quote is not None and applied.free_shipping:
+        waived = quote.total
+        quote = rules.ShippingQuote(0, {vendor: 0 for vendor in quote.vendors})
     rate, inclusive = await tax_rate_of(connection, cart)
-    totals = rules.cart_totals(priced, quote.total if quote is not None else 0, rate, inclusive)
-    return PricedCart(cart, lines, totals, option, quote)
+    totals = rules.cart_totals([line for _, line in lines], quote.total if quote is not None else 0, rate, inclusive)
+    return PricedCart(cart, lines, totals, option, quote, applied, waived)
+
+
+async def _quote(connection: AsyncConnection, cart: Row[Any],
+                 lines: list[tuple[Any, rules.PricedLine]]) -> rules.ShippingQuote | None:
+    quotes = await shipping_quotes(connection, cart.region_id, parcels_of(lines), cart.shipping_option_id)
+    return quotes[0][1] if quotes else None
 
 
 async def company_price_entries(connection: AsyncConnection, company_id: uuid.UUID | None, currency_code: str,
@@ -361,6 +398,8 @@ def checkout_problems(priced: PricedCart) -> list[tuple[str, str]]:
         problems.append(("shippingOptionId", "the cart needs a shipping option"))
     elif priced.shipping is None:
         problems.append(("shippingOptionId", "the chosen shipping option is no longer offered for this cart"))
+    if priced.lines and priced.totals.total <= 0:  # promotions took everything off: nothing to charge a card for
+        problems.append(("code", "the promotions leave nothing to pay: a card cannot be charged 0"))
     return problems
 
 
@@ -389,7 +428,9 @@ def checkout_snapshot(priced: PricedCart) -> dict[str, Any]:
         "lines": [{"variant_id": str(line.variant_id), "product_id": str(row.product_id),
                    "vendor_id": str(line.vendor_id) if line.vendor_id else None, "sku": row.sku,
                    "title": f"{row.product_title} — {row.variant_title}", "quantity": line.quantity,
-                   "list_unit_price": line.list_unit_price, "unit_price": line.unit_price}
+                   "list_unit_price": line.list_unit_price, "unit_price": line.unit_price,
+                   **({"promotion_discount": line.promotion_discount,
+                       "promotion_vendor_funded": line.promotion_vendor_funded} if line.promotion_discount else {})}
                   for row, line in priced.lines],
         "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
                    "shipping_total": totals.shipping_total, "tax_total": totals.tax_total, "total": totals.total,
@@ -399,7 +440,18 @@ def checkout_snapshot(priced: PricedCart) -> dict[str, Any]:
         "vendor_shipping": ({str(vendor): amount for vendor, amount in priced.shipping.vendors.items()}
                             if priced.shipping is not None else {}),
         "shipping_address": cart.shipping_address,
+        **({"promotions": promotion_snapshot(priced)} if priced.promotions.applied else {}),
     }
+
+
+def promotion_snapshot(priced: PricedCart) -> list[dict[str, Any]]:
+    """The promotions a checkout charges with: each one's part of every line (in the snapshot's line order), the
+    shipping it waives, and the vendor's funding percent (the order's redemptions are recorded from this)."""
+    waiver = next((item.promotion_id for item in priced.promotions.applied if item.free_shipping), None)
+    return [{"promotion_id": str(item.promotion_id), "code": item.code, "name": item.name,
+             "vendor_share_percent": str(item.vendor_share_percent), "lines": list(item.lines),
+             "shipping_amount": priced.shipping_waived if item.promotion_id == waiver else 0}
+            for item in priced.promotions.applied]
 
 
 def snapshot_fingerprint(snapshot: dict[str, Any]) -> str:
@@ -428,7 +480,8 @@ def access_token_hash(token: str) -> str:
 def snapshot_lines(snapshot: dict[str, Any]) -> list[rules.PricedLine]:
     return [rules.PricedLine(uuid.UUID(line["variant_id"]),
                              uuid.UUID(line["vendor_id"]) if line.get("vendor_id") else None,
-                             int(line["quantity"]), int(line["list_unit_price"]), int(line["unit_price"]))
+                             int(line["quantity"]), int(line["list_unit_price"]), int(line["unit_price"]),
+                             int(line.get("promotion_discount", 0)), int(line.get("promotion_vendor_funded", 0)))
             for line in snapshot["lines"]]
 
 

@@ -60,14 +60,19 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
     now = datetime.now(UTC)
     entries = []
     for line in lines:
+        funding = rules.PromotionFunding.of_line(line.total, getattr(line, "promotion_discount", 0),
+                                                 getattr(line, "promotion_vendor_funded", 0))
         taken = rules.commission_for(rules.Line(
-            line.total, order.tenant_id, order.store_id, line.vendor_id, line.product_id,
+            funding.commission_base, order.tenant_id, order.store_id, line.vendor_id, line.product_id,
             frozenset(categories.get(line.product_id, set())), order.created_at), all_rules, policy.default_percentage)
+        share = funding.share(taken)
         entries.append({"tenant_id": order.tenant_id, "id": uuid.uuid4(), "vendor_id": line.vendor_id,
                         "order_id": order.id, "vendor_order_id": line.vendor_order_id, "order_line_id": line.id,
                         "kind": "sale", "currency_code": order.currency_code, "line_amount": line.total,
-                        "commission_amount": taken.commission, "vendor_amount": taken.vendor_share,
-                        "rule_id": taken.rule_id, "available_at": now + policy.hold})
+                        "commission_amount": share.commission, "vendor_amount": share.vendor,
+                        "rule_id": taken.rule_id, "available_at": now + policy.hold,
+                        "gross_amount": funding.gross, "discount_amount": funding.discount,
+                        "platform_discount": funding.platform, "vendor_discount": funding.vendor})
     await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), entries)
     return len(entries)
 

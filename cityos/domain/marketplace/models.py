@@ -154,6 +154,12 @@ class CommissionTransaction(TenantOwnedMixin, Base):
     vendor_amount: Mapped[int] = mapped_column(Integer, nullable=False)
     rule_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # A sale's promotion funding: the line before promotions (gross), their discount, and who funds it. The
+    # commission is priced on gross − vendor_discount; the platform's part comes off the commission.
+    gross_amount: Mapped[int | None] = mapped_column(Integer)
+    discount_amount: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    platform_discount: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    vendor_discount: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class Payout(TenantOwnedMixin, Base):

@@ -11,6 +11,9 @@ Computing it. commission = round_half_up(line × percentage / 100) + flat_per_li
 lowered to `maximum`, and finally kept within [0, line]. The vendor's share is line − commission, so the two
 always add up to the line exactly.
 
+Promotions (`PromotionFunding`): the line the commission is priced on is the line before promotions less the part
+its vendor funds; the vendor's share is that less the commission; the platform's part comes off the commission.
+
 A vendor's own shipping (a vendor order priced by the vendor's own shipping option) is the vendor's: commission
 rules do not apply to it; the platform keeps round_half_up(shipping × CITYOS_SHIPPING_COMMISSION_PERCENT / 100),
 by default 0 %, so by default the vendor gets all of it. Shipping by the store's option (shared by the vendors
@@ -150,7 +153,45 @@ class LedgerShare:
 
 def reversed_share(line_total: int, commission: int, quantity: int, first: int, count: int) -> LedgerShare:
     """The part of a sale (line total = commission + vendor share) that a refund of units first … first+count−1
-    takes back: each split over the units by largest remainder."""
+    takes back: each split over the units by largest remainder. A platform-funded promotion can leave the
+    commission negative (the platform gave more than it earned on the line): then the vendor share (above the line
+    total) is the part split over the units, the commission the rest — still exact over every unit."""
     amount = units_part(line_total, quantity, first, count)
+    if commission < 0:
+        vendor = units_part(line_total - commission, quantity, first, count)
+        return LedgerShare(amount - vendor, vendor)
     taken = units_part(commission, quantity, first, count)
     return LedgerShare(taken, amount - taken)
+
+
+@dataclass(frozen=True)
+class PromotionFunding:
+    """A sale line's promotion discount and who funds it (the promotions context's funding split), and how the
+    ledger prices the line from it:
+    - the commission is priced on the line before promotions less what the vendor funds (`commission_base`):
+      a platform-funded discount leaves the commission base unchanged, a vendor-funded one shrinks it;
+    - the vendor's share is that base less the commission (never negative: a commission never exceeds its base);
+    - the platform's commission is the commission less what the platform funds (negative when it funds more).
+    commission + vendor share = what the customer paid for the line, exactly."""
+
+    paid: int  # the line's total after promotions
+    discount: int
+    vendor: int  # funded by the vendor
+    platform: int  # funded by the platform
+
+    @classmethod
+    def of_line(cls, paid: int, discount: int, vendor_funded: int) -> PromotionFunding:
+        if discount < 0 or not 0 <= vendor_funded <= discount:
+            raise ValueError("a promotion discount is not negative and the vendor funds at most all of it")
+        return cls(paid, discount, vendor_funded, discount - vendor_funded)
+
+    @property
+    def gross(self) -> int:
+        return self.paid + self.discount
+
+    @property
+    def commission_base(self) -> int:
+        return self.gross - self.vendor
+
+    def share(self, taken: Commission) -> LedgerShare:
+        return LedgerShare(taken.commission - self.platform, self.commission_base - taken.commission)

@@ -145,8 +145,11 @@ class OrderLine(TenantOwnedMixin, Base):
     list_unit_price: Mapped[int] = mapped_column(Integer, nullable=False)
     unit_price: Mapped[int] = mapped_column(Integer, nullable=False)
     subtotal: Mapped[int] = mapped_column(Integer, nullable=False)  # list_unit_price × quantity
-    discount_total: Mapped[int] = mapped_column(Integer, nullable=False)  # tier savings
-    total: Mapped[int] = mapped_column(Integer, nullable=False)  # unit_price × quantity
+    discount_total: Mapped[int] = mapped_column(Integer, nullable=False)  # tier savings + promotion_discount
+    total: Mapped[int] = mapped_column(Integer, nullable=False)  # unit_price × quantity − promotion_discount
+    # Promotions: the line's part of their discounts, and how much of it its vendor funds (the platform the rest).
+    promotion_discount: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    promotion_vendor_funded: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class RefundStatus(StrEnum):

@@ -28,7 +28,8 @@ from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.models import Order, OrderLine, VendorOrder
 from cityos.domain.orders.sales import record_sales
 from cityos.domain.platform.outbox import OUTBOX, enqueue
-from cityos.errors import BadUserInput, NotFound, OutOfStock
+from cityos.domain.promotions import service as promotions
+from cityos.errors import BadUserInput, NotFound, OutOfStock, PromotionExhausted
 from cityos.realtime.events import PendingEvents, event
 
 ACCOUNTING_TOPIC = "erpnext.sync_order"  # an order (paid, refunded) to mirror in ERPNext (domain/accounting)
@@ -43,6 +44,7 @@ NOT_CURRENT = "this payment does not belong to the cart's current checkout (the 
 SOLD_OUT = "the items sold out before the payment arrived (their reservation had expired)"
 AMOUNT_MISMATCH = "the amount paid does not match the checkout it was for"
 ALREADY_PAID = "the cart was already paid for by another payment"
+PROMOTION_GONE = "a promotion of the checkout had no uses left when the payment arrived"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ async def settle_payment(connection: AsyncConnection, *, cart_id: uuid.UUID, int
             return Settlement(order=order)
         except OutOfStock:
             reason = SOLD_OUT
+        except PromotionExhausted as exhausted:
+            reason = f"{PROMOTION_GONE}: {exhausted.message}"
     return await _refund(connection, cart, attempt, intent_id, reason)
 
 
@@ -151,7 +155,8 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
         shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
         company_id=cart.company_id, vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
-                                                     in (snapshot.get("vendor_shipping") or {}).items()}),
+                                                     in (snapshot.get("vendor_shipping") or {}).items()},
+        promotions=list(snapshot.get("promotions") or [])),
         ledger_policy, events, ship=ship, account=account)
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
@@ -213,6 +218,8 @@ async def change_order_status(connection: AsyncConnection, order_id: uuid.UUID, 
     status = rules.next_order_status(order.status, target)
     if status == "refunded":
         await request_accounting(connection, order.tenant_id, order_id)
+    if status == "canceled":  # its promotion uses count no more
+        await promotions.release(connection, order_id)
     parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order_id)
                                       .values(status=status, updated_at=func.now())
                                       .returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()
@@ -241,6 +248,7 @@ class NewOrder:
     access_token_hash: str | None = None
     company_id: uuid.UUID | None = None
     vendor_shipping: dict[uuid.UUID, int] = field(default_factory=dict)  # vendors shipping their own items
+    promotions: list[dict[str, Any]] = field(default_factory=list)  # the snapshot's (commerce.promotion_snapshot)
 
 
 async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy: LedgerPolicy,
@@ -265,13 +273,23 @@ async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy:
             vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
             shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total,
             tax_inclusive=part.tax_inclusive, own_shipping=vendor_id is not None and vendor_id in new.vendor_shipping))
+    line_ids = [uuid.uuid4() for _ in lines]
     await connection.execute(insert(ORDER_LINE), [{
-        "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
+        "tenant_id": cart.tenant_id, "order_id": order.id,
         "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,
         "product_id": uuid.UUID(item["product_id"]), "vendor_id": line.vendor_id, "sku": item["sku"],
         "title": item["title"], "quantity": line.quantity, "list_unit_price": line.list_unit_price,
         "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
-        "total": line.total} for line, item in zip(lines, new.items, strict=True)])
+        "total": line.total, "promotion_discount": line.promotion_discount,
+        "promotion_vendor_funded": line.promotion_vendor_funded, "id": line_id}
+        for line, item, line_id in zip(lines, new.items, line_ids, strict=True)])
+    if new.promotions:  # a use of each promotion (PROMOTION_EXHAUSTED when the last one went to another buyer)
+        await promotions.redeem(
+            connection, tenant_id=cart.tenant_id, order_id=order.id,
+            key=promotions.customer_key(cart.customer_id, cart.email), currency_code=new.currency_code,
+            order_total=totals.total, applied=new.promotions,
+            lines=[promotions.OrderLineRef(line_id, vendor_order_ids[line.vendor_id], line.vendor_id)
+                   for line, line_id in zip(lines, line_ids, strict=True)])
     await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
     if account:  # the invoice and payment in ERPNext, sent by the outbox dispatcher once this commits
         await enqueue(connection, tenant_id=cart.tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order.id)})

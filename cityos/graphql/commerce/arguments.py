@@ -53,5 +53,4 @@ ShippingOptionIdArg = Annotated[strawberry.ID, strawberry.argument(description="
 OrderIdArg = Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
 NewOrderStatus = Annotated[OrderStatus, strawberry.argument(description="The status to move to (PENDING never is "
                                                                          "one: INVALID_STATE_TRANSITION).")]
-
-
+PromotionCode = Annotated[str, strawberry.argument(description="A promotion code (matched case-insensitively).")]

@@ -23,6 +23,7 @@ from cityos.graphql.commerce.arguments import (
     Email,
     LineIdArg,
     LineQuantity,
+    PromotionCode,
     Quantity,
     ShippingOptionIdArg,
     VariantIdArg,
@@ -133,6 +134,22 @@ class CommerceMutation:
         _, option = from_global_id(shipping_option_id, "ShippingOption")
         return await _changed_cart(info, cart, lambda connection, row: carts.choose_shipping_option(
             connection, row, option))
+
+    @strawberry.mutation(description="Apply a promotion code (case-insensitive) to the cart: it applies whenever its "
+                                     "conditions hold. NOT_FOUND for an unknown code or another store's, "
+                                     "PROMOTION_EXPIRED outside its dates (extensions.reason: expired or "
+                                     "not_started), PROMOTION_EXHAUSTED without uses left.")
+    async def apply_promotion_code(self, info: Info, cart_id: CartIdArg, code: PromotionCode) -> Cart:
+        cart = await cart_for(info, cart_id)
+        now = datetime.now(UTC)
+        return await _changed_cart(info, cart, lambda connection, row: carts.apply_promotion_code(
+            connection, row, code, now))
+
+    @strawberry.mutation(description="Remove a promotion code from the cart (NOT_FOUND when it is not applied).")
+    async def remove_promotion_code(self, info: Info, cart_id: CartIdArg, code: PromotionCode) -> Cart:
+        cart = await cart_for(info, cart_id)
+        return await _changed_cart(info, cart, lambda connection, row: carts.remove_promotion_code(
+            connection, row, code))
 
     @strawberry.mutation(description="Reserve the cart's stock and create its Stripe PaymentIntent; returns the "
                                      "client secret and publishable key for Stripe.js, and the order access "

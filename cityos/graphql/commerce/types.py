@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from cityos.domain.orders.models import OrderLine as OrderLineModel
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
 from cityos.domain.platform import queries as platform_queries
 from cityos.domain.platform.models import WebhookInbox
+from cityos.domain.promotions import service as promotion_service
 from cityos.graphql.catalog.types import Variant, load_variant
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.nodes import Attribute, Declaration, Declared, columns, declare
@@ -129,12 +131,29 @@ class CartLine:
     title: str = strawberry.field(description="Product and variant title.")
     list_unit_price: Money = strawberry.field(description="List price of one unit.")
     unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
-    total: Money = strawberry.field(description="unitPrice × quantity.")
+    total: Money = strawberry.field(description="unitPrice × quantity − promotionDiscount.")
+    promotion_discount: Money = strawberry.field(description="What the cart's promotions take off this line.")
     variant_pk: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The variant, or null if it no longer exists.")
     async def variant(self, info: Info) -> Variant | None:
         return await load_variant(info, self.variant_pk)
+
+
+@strawberry.type(description="A promotion's part of one cart line.")
+class AppliedPromotionLine:
+    line_id: strawberry.ID = strawberry.field(description="Global id of the cart line.")
+    amount: Money = strawberry.field(description="Taken off the line.")
+
+
+@strawberry.type(description="A promotion applied to a cart and what it takes off.")
+class AppliedPromotion:
+    promotion_id: strawberry.ID = strawberry.field(description="Global id of the promotion.")
+    name: str = strawberry.field(description="Its display name.")
+    code: str | None = strawberry.field(description="Its code; null for an automatic promotion.")
+    amount: Money = strawberry.field(description="Taken off the lines in all.")
+    shipping_discount: Money = strawberry.field(description="Shipping it waives (free shipping).")
+    lines: list[AppliedPromotionLine] = strawberry.field(description="Its amount per line (lines it reaches).")
 
 
 @strawberry.type(description="A payment error the provider reported for the cart's last checkout attempt.")
@@ -179,14 +198,16 @@ class Cart(Node, Declared):
                                                                     "setShippingAddress, or null.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     row: strawberry.Private[Any]
-    _priced: strawberry.Private[list[carts.PricedCart]]
+    _priced: strawberry.Private[list[asyncio.Future[carts.PricedCart]]]
 
 
 
     async def priced(self, info: Info) -> carts.PricedCart:
+        """The cart priced once per request: its fields resolve concurrently and share one pricing."""
         if not self._priced:
-            self._priced.append(await info.context.db.run(lambda connection: carts.priced_cart(connection, self.row)))
-        return self._priced[0]
+            self._priced.append(asyncio.ensure_future(info.context.db.run(
+                lambda connection: carts.priced_cart(connection, self.row))))
+        return await self._priced[0]
 
     @strawberry.field(description="The cart's lines, priced with volume pricing.")
     async def lines(self, info: Info) -> list[CartLine]:
@@ -194,8 +215,30 @@ class Cart(Node, Declared):
                          title=f"{row.product_title} — {row.variant_title}",
                          list_unit_price=money(line.list_unit_price, self.currency_code),
                          unit_price=money(line.unit_price, self.currency_code),
-                         total=money(line.total, self.currency_code), variant_pk=row.variant_id)
+                         total=money(line.total, self.currency_code),
+                         promotion_discount=money(line.promotion_discount, self.currency_code),
+                         variant_pk=row.variant_id)
                 for row, line in (await self.priced(info)).lines]
+
+    @strawberry.field(description="The promotions applied to the cart (codes and automatic ones, re-evaluated on "
+                                  "every change), each with its amount per line.")
+    async def promotions(self, info: Info) -> list[AppliedPromotion]:
+        priced = await self.priced(info)
+        waiver = next((item.promotion_id for item in priced.promotions.applied if item.free_shipping), None)
+        return [AppliedPromotion(
+            promotion_id=to_global_id("Promotion", item.promotion_id), name=item.name, code=item.code,
+            amount=money(item.amount, self.currency_code),
+            shipping_discount=money(priced.shipping_waived if item.promotion_id == waiver else 0,
+                                    self.currency_code),
+            lines=[AppliedPromotionLine(line_id=to_global_id("CartLine", row.line_id),
+                                        amount=money(part, self.currency_code))
+                   for (row, _), part in zip(priced.lines, item.lines, strict=True) if part])
+            for item in priced.promotions.applied]
+
+    @strawberry.field(description="The promotion codes applied to the cart (applyPromotionCode), whether or not "
+                                  "their conditions hold now.")
+    async def promotion_codes(self, info: Info) -> list[str]:
+        return await info.context.db.run(lambda connection: promotion_service.cart_codes(connection, self.row.id))
 
     @strawberry.field(description="Server-computed totals.")
     async def totals(self, info: Info) -> Totals:
@@ -242,15 +285,17 @@ class OrderLine:
     list_unit_price: Money = strawberry.field(description="List price of one unit.")
     unit_price: Money = strawberry.field(description="Price of one unit after volume pricing.")
     subtotal: Money = strawberry.field(description="listUnitPrice × quantity.")
-    discount_total: Money = strawberry.field(description="Discounts on this line.")
+    discount_total: Money = strawberry.field(description="Discounts on this line (volume pricing and promotions).")
     total: Money = strawberry.field(description="subtotal − discountTotal.")
+    promotion_discount: Money = strawberry.field(description="The part of discountTotal the promotions took off.")
 
     @classmethod
     def from_row(cls, row: Row[Any], currency_code: str) -> OrderLine:
         return cls(id=to_global_id("OrderLine", row.id), sku=row.sku, title=row.title, quantity=row.quantity,
                    list_unit_price=money(row.list_unit_price, currency_code),
                    unit_price=money(row.unit_price, currency_code), subtotal=money(row.subtotal, currency_code),
-                   discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code))
+                   discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code),
+                   promotion_discount=money(getattr(row, "promotion_discount", 0), currency_code))
 
 
 def _totals(row: Row[Any], currency_code: str) -> Totals:

@@ -203,6 +203,7 @@ class LedgerEntry:
                                                           "period).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     order_id: strawberry.ID = strawberry.field(description="Global id of the order the entry comes from.")
+    row: strawberry.Private[Any] = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> LedgerEntry:
@@ -211,7 +212,27 @@ class LedgerEntry:
                    commission_amount=money(row.commission_amount, row.currency_code),
                    vendor_amount=money(row.vendor_amount, row.currency_code), available_at=row.available_at,
                    created_at=row.created_at,
-                   order_id=to_global_id("Order", row.order_id))
+                   order_id=to_global_id("Order", row.order_id), row=row)
+
+    @strawberry.field(description="A sale's promotion discount and who funded it (null for a sale without one, and "
+                                  "for reversals): the commission was priced on gross − vendorFunded.")
+    def promotion(self) -> LedgerPromotion | None:
+        row = self.row
+        if row is None or row.kind != "sale" or not getattr(row, "discount_amount", 0):
+            return None
+        code = row.currency_code
+        return LedgerPromotion(gross=money(row.gross_amount, code), discount=money(row.discount_amount, code),
+                               platform_funded=money(row.platform_discount, code),
+                               vendor_funded=money(row.vendor_discount, code))
+
+
+@strawberry.type(description="The promotions on a sold line: its gross before them, their discount, and who funded "
+                             "it (platform + vendor = discount).")
+class LedgerPromotion:
+    gross: Money = strawberry.field(description="The line before promotions.")
+    discount: Money = strawberry.field(description="What the promotions took off (gross − lineAmount).")
+    platform_funded: Money = strawberry.field(description="The platform's part: it comes off the commission.")
+    vendor_funded: Money = strawberry.field(description="The vendor's part: it comes off the vendor's share.")
 
 
 @strawberry.federation.type(keys=["id"], description="Money moved to a vendor's Stripe account by one transfer.")
