@@ -4,7 +4,7 @@ promotion and who funds it, a subscription's promotion for N renewals; order lin
 record the promotion discount and its funding
 
 Revision ID: 0018
-Revises: 0019 (written on 0014; re-chained after main merged 0019)
+Revises: 0022 (written on 0014; re-chained at merge)
 Create Date: 2026-11-27
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from cityos.db import rls
 
 revision: str = "0018"
-down_revision: str | None = "0019"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
