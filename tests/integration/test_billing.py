@@ -163,13 +163,14 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
     [mine] = await my_subscriptions(gql, shop, customer)
     assert mine["status"] == "ACTIVE"
     [cycle] = mine["cycles"]["nodes"]
-    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["amount"]["amount"] == 2500
+    # The shop's region adds 8.25 % tax to its prices: 2500 + 206 (206.25 rounded half up).
+    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["amount"]["amount"] == 2706
     assert at(cycle["periodStart"]) == trial_end and at(mine["currentPeriodStart"]) == trial_end
     assert at(mine["currentPeriodEnd"]) == at(cycle["periodEnd"]) > trial_end + timedelta(days=27)
     charges = renewal_requests(fake_stripe, cycle["id"])
     assert len(charges) == 1
     intent = fake_stripe.intents[cycle["paymentIntentId"]]
-    assert intent["status"] == "succeeded" and intent["amount_received"] == 2500
+    assert intent["status"] == "succeeded" and intent["amount_received"] == 2706
     assert intent["metadata"]["billing_cycle_id"] == cycle["id"]
 
     # Running again in the same period changes nothing.

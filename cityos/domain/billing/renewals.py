@@ -55,7 +55,9 @@ from cityos.domain.commerce.service import (
     order_id_for,
     reserve_units,
     snapshot_fingerprint,
+    tax_rate_of,
 )
+from cityos.domain.commerce.rules import PricedLine, cart_totals
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import settle_payment
 from cityos.domain.platform.outbox import enqueue
@@ -229,20 +231,27 @@ async def prepare(engine: AsyncEngine, tenant_id: uuid.UUID, cycle: Row[Any], no
         quantity = subscription.quantity
         list_unit = (current.amount + current.credit_applied) // quantity
         unit = current.amount // quantity
+        # Taxed as the checkout taxes a cart: the region's (or the shipping state's) rate, added to the price or
+        # contained in it per the region (commerce rules.cart_totals). The cycle charges the taxed total.
+        rate, inclusive = await tax_rate_of(connection, cart)
+        totals = cart_totals([PricedLine(item.variant_id, item.vendor_id, quantity, list_unit, unit)], 0, rate,
+                             inclusive)
         snapshot = {
             "currency_code": subscription.currency_code,
             "lines": [{"variant_id": str(item.variant_id), "product_id": str(item.product_id),
                        "vendor_id": str(item.vendor_id) if item.vendor_id else None, "sku": item.sku,
                        "title": f"{item.product_title} — {item.variant_title}", "quantity": quantity,
                        "list_unit_price": list_unit, "unit_price": unit}],
-            "totals": {"subtotal": list_unit * quantity, "discount_total": (list_unit - unit) * quantity,
-                       "shipping_total": 0, "tax_total": 0, "total": unit * quantity},
+            "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
+                       "shipping_total": 0, "tax_total": totals.tax_total, "total": totals.total,
+                       "tax_inclusive": totals.tax_inclusive},
             "shipping_option": {"id": None, "code": SHIPPING_CODE},
             "shipping_address": subscription.shipping_address or {},
             "subscription": {"id": str(subscription.id), "cycle_id": str(current.id), "plan": item.name},
         }
         prepared = (await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
-            cart_id=cart.id, snapshot=snapshot, updated_at=func.now()).returning(*CYCLE.c))).one()
+            cart_id=cart.id, snapshot=snapshot, amount=totals.total, updated_at=func.now())
+            .returning(*CYCLE.c))).one()
         return Renewal(prepared, subscription)
 
 
