@@ -81,6 +81,24 @@ async def retry_failed_payments(engine: AsyncEngine, gateway: BillingGateway, se
     return counts
 
 
+async def retry_with_new_card(engine: AsyncEngine, gateway: BillingGateway, settings: Settings,
+                              tenant_id: uuid.UUID, subscription_id: uuid.UUID, payment_method_id: str,
+                              now: datetime, events: PendingEvents) -> str | None:
+    """The customer saved a new card while a renewal waited for their authentication (SCA): that cycle is charged
+    off-session with the new card once, at once. The lease (dunning.lease_confirmable: one conditional UPDATE, the
+    attempt counted, so the idempotency key is the attempt's own) makes it exactly once — a second request at the
+    same time finds nothing to lease; a runner that dies after Stripe's answer leaves a `charging` cycle that the
+    next process-billing-cycles charges with the same key. Then recorded as any attempt: paid (the renewal order,
+    the period advanced, active again) or failed again (dunning.record_failure: still waiting for authentication,
+    or declined and retried on the dunning schedule). None when no cycle waited."""
+    cycle = await dunning.lease_confirmable(engine, tenant_id, subscription_id, payment_method_id, now)
+    if cycle is None:
+        return None
+    counts: dict[str, int] = {"declined": 0}
+    return await _charge_and_record(engine, gateway, settings, tenant_id, cycle, now, "customer", events,
+                                    BillingCycleStatus.FAILED, counts)
+
+
 async def record_webhook(connection: AsyncConnection, settings: Settings, intent: dict[str, Any], succeeded: bool,
                          now: datetime, events: PendingEvents) -> str:
     """payment_intent.succeeded / payment_intent.payment_failed of a renewal (metadata.billing_cycle_id), in the

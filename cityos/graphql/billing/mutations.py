@@ -9,7 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.billing import dunning, selfservice, service
+from cityos.domain.billing import dunning, runs, selfservice, service
 from cityos.domain.billing import queries as billing
 from cityos.domain.billing.models import SubscriptionPlanStatus
 from cityos.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
@@ -186,15 +186,21 @@ class BillingMutation:
         return SubscriptionPlanChange(subscription=CustomerSubscription.from_row(change.subscription),
                                       credit=money(change.credit, change.subscription.currency_code))
 
-    @strawberry.mutation(description="Save a new card for the renewals (a Stripe SetupIntent). A past-due "
-                                     "subscription is retried with it at the next dunning run.")
+    @strawberry.mutation(description="Save a new card for the renewals (a Stripe SetupIntent). A renewal waiting "
+                                     "for the customer's authentication (SCA) is charged off-session with the new "
+                                     "card once, at once; another past-due renewal is retried with it at the next "
+                                     "dunning run.")
     async def update_subscription_payment_method(self, info: Info, id: SubscriptionIdArg,
                                                  payment_method_id: PaymentMethodArg) -> CustomerSubscription:
+        tenant_id = tenant_of(info)
         subscription = await _subscription(info, id, "update_payment_method")
         row = await info.context.loaders.by_key(SUBSCRIPTION_TABLE).load(subscription.pk)
-        updated = await selfservice.change_payment_method(
-            info.context.db.mutate, StripeBilling(info.context.services.stripe), row,
-            _payment_method(payment_method_id), _now(info))
+        services, now = info.context.services, _now(info)
+        gateway = StripeBilling(services.stripe)
+        card = await selfservice.save_card(gateway, row, _payment_method(payment_method_id))
+        await runs.retry_with_new_card(services.app_engine, gateway, services.settings, tenant_id, row.id, card, now,
+                                       info.context.events)
+        updated = await selfservice.use_card(info.context.db.mutate, row.id, card, now)
         return CustomerSubscription.from_row(updated)
 
     @strawberry.mutation(description="A renewal the bank wants the customer to authenticate (SCA): the client "

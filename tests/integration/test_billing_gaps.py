@@ -1,0 +1,149 @@
+"""Recurring billing, part three, over HTTP against the real database, Cerbos and the fake Stripe (through the
+stripe SDK): renewals taxed as checkout taxes a cart, a new card retrying a renewal that waited for the customer's
+authentication, 3-D Secure at subscribe (SetupIntent webhooks). Time moves through the clock seam."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cityos.domain.billing import rules
+from tests.commerce_flow import shop
+from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
+from tests.fakes.stripe import FakeStripe
+from tests.integration.test_billing import app_engine, create_plan, stripe_client, variant_and_vendor
+from tests.integration.test_billing_lifecycle import SHIP_TO, Billing, Clock, at, clock, fake_card, scalar
+
+__all__ = ["app_engine", "clock", "shop", "stripe_client"]
+
+
+async def customer_billing(gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, app_engine: AsyncEngine,
+                           stripe_client: Any, settings: Any, clock: Clock, prefix: str) -> tuple[Billing, str]:
+    subject = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return Billing(gql, shop, tokens("customer", shop, subject=subject), app_engine, stripe_client, settings,
+                   clock), subject
+
+
+async def test_a_renewal_in_a_tax_inclusive_region_contains_its_tax(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update region set tax_inclusive = true where tenant_id = :t"),
+                                 {"t": shop.tenant_id})
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "incl")
+    subscribed = await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
+    run = await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+    # 8.25 % contained in 2500: 2500 − round_half_up(2500 / 1.0825) = 2500 − 2309 = 191; the charge stays 2500.
+    assert cycle["amount"]["amount"] == 2500
+    assert fake_stripe.intents[cycle["paymentIntentId"]]["amount_received"] == 2500
+    async with owner_engine.connect() as connection:
+        order = (await connection.execute(text(
+            "select subtotal, tax_total, total, tax_inclusive from orders where tenant_id = :t and customer_id = :c"),
+            {"t": shop.tenant_id, "c": subject})).one()
+    assert tuple(order) == (2500, 191, 2500, True)
+
+
+async def sca_waiting(billing: Billing, fake_stripe: FakeStripe, plan: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A subscription whose first renewal waits for the customer's authentication (SCA)."""
+    subscribed = await billing.subscribe(plan, shippingAddress=SHIP_TO)
+    fake_stripe.require_authentication(fake_card(fake_stripe, await billing.mine()))
+    run = await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=1))
+    assert run["action_required"] == 1, run
+    mine = await billing.mine()
+    assert mine["status"] == "PAST_DUE" and mine["cycles"]["nodes"][0]["actionRequired"] is True
+    return mine, mine["cycles"]["nodes"][0]
+
+
+async def test_a_new_card_retries_the_renewal_waiting_for_authentication_once(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=2)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "card")
+    mine, cycle = await sca_waiting(billing, fake_stripe, plan["id"])
+    clock.now = clock.now + timedelta(hours=3)
+
+    # Two requests at once (two tabs): the cycle is charged off-session with a new card once, at once, with the
+    # attempt's own idempotency key: paid, one order.
+    first, second = await asyncio.gather(*(billing.ok("storefront/UpdateSubscriptionPaymentMethod", {
+        "id": mine["id"], "paymentMethodId": "pm_card_visa"}) for _ in range(2)))
+    assert {first["updateSubscriptionPaymentMethod"]["status"], second["updateSubscriptionPaymentMethod"]["status"]} \
+        <= {"ACTIVE", "PAST_DUE"}
+    intents = fake_stripe.renewal_intents(cycle["id"])
+    assert [intent["status"] for intent in intents] == ["requires_payment_method", "succeeded"]
+    assert (await billing.mine())["status"] == "ACTIVE"
+    keys = [request["idempotency_key"] for request in fake_stripe.requests
+            if request["path"] == "/v1/payment_intents"
+            and request["idempotency_key"] in (cycle["id"], rules.renewal_idempotency_key(cycle["id"], 2))]
+    assert keys == [cycle["id"], f"{cycle['id']}:2"]
+    mine = await billing.mine()
+    paid = mine["cycles"]["nodes"][0]
+    assert paid["status"] == "PAID" and paid["orderId"] and paid["actionRequired"] is False
+    assert [row["outcome"] for row in paid["attemptHistory"]["nodes"]] == ["ACTION_REQUIRED", "SUCCEEDED"]
+    assert paid["attemptHistory"]["nodes"][1]["source"] == "customer"
+    assert await scalar(owner_engine, "select count(*) from orders where tenant_id = :t and customer_id = :c",
+                        t=shop.tenant_id, c=subject) == 1
+
+    # Another new card now: nothing waits any more, nothing is charged.
+    before = len(fake_stripe.renewal_intents(cycle["id"]))
+    await billing.ok("storefront/UpdateSubscriptionPaymentMethod", {"id": mine["id"],
+                                                                   "paymentMethodId": "pm_card_visa"})
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == before
+
+
+async def test_a_new_card_that_fails_too_is_tried_once_and_dunning_goes_on(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=2)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "fail")
+    mine, cycle = await sca_waiting(billing, fake_stripe, plan["id"])
+
+    changed = (await billing.ok("storefront/UpdateSubscriptionPaymentMethod", {
+        "id": mine["id"], "paymentMethodId": "pm_card_chargeCustomerFail"}))["updateSubscriptionPaymentMethod"]
+    assert changed["status"] == "PAST_DUE"
+    intents = fake_stripe.renewal_intents(cycle["id"])
+    assert len(intents) == 2 and intents[-1]["last_payment_error"]["decline_code"] == "generic_decline"
+    mine = await billing.mine()
+    again = mine["cycles"]["nodes"][0]
+    # Declined (not SCA): an ordinary failed renewal now, retried by dunning on its schedule; no order.
+    assert again["status"] == "FAILED" and again["actionRequired"] is False
+    assert again["declineCode"] == "generic_decline" and again["nextRetryAt"] is not None
+    assert [row["outcome"] for row in again["attemptHistory"]["nodes"]] == ["ACTION_REQUIRED", "DECLINED"]
+    assert await scalar(owner_engine, "select count(*) from orders where tenant_id = :t and customer_id = :c",
+                        t=shop.tenant_id, c=subject) == 0
+    assert at(again["nextRetryAt"]) < at(cycle["nextRetryAt"])  # the next of the schedule, not its last day
+
+    # Saving yet another card does not charge the cycle again at once: it waits for its retry day.
+    await billing.ok("storefront/UpdateSubscriptionPaymentMethod", {"id": mine["id"],
+                                                                   "paymentMethodId": "pm_card_visa"})
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == 2
+    run = await billing.retry(at(again["nextRetryAt"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == 3
+    assert (await billing.mine())["status"] == "ACTIVE"
+
+
+async def test_someone_else_cannot_trigger_the_retry(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=2)
+    billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "own")
+    mine, cycle = await sca_waiting(billing, fake_stripe, plan["id"])
+    other, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "other")
+    denied = await other.call("storefront/UpdateSubscriptionPaymentMethod", {"id": mine["id"],
+                                                                            "paymentMethodId": "pm_card_visa"})
+    assert error_codes(denied) == ["FORBIDDEN"]
+    assert len(fake_stripe.renewal_intents(cycle["id"])) == 1
+
+
