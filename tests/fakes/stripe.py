@@ -537,6 +537,25 @@ class FakeStripe:
         pm_card_authenticationRequired (off-session charges → 402 authentication_required)."""
         self.payment_methods[payment_method_id]["_alias"] = "pm_card_authenticationRequired"
 
+    def authenticate_setup(self, setup_id: str) -> dict[str, Any]:
+        """The customer authenticated a SetupIntent in Stripe.js (3-D Secure): `succeeded`, the card attached to the
+        customer (setup_intent.succeeded fires with `payment_method` the saved card)."""
+        setup = self.setup_intents[setup_id]
+        attached = self._attach(setup["payment_method"], setup["customer"])
+        assert not isinstance(attached, JSONResponse), "the card of a SetupIntent waiting for action attaches"
+        setup.update(status="succeeded", payment_method=attached["id"], next_action=None, last_setup_error=None)
+        return setup
+
+    def fail_setup(self, setup_id: str) -> dict[str, Any]:
+        """The customer failed (or abandoned) the SetupIntent's authentication: back to `requires_payment_method`
+        with `last_setup_error` (setup_intent.setup_failed fires)."""
+        setup = self.setup_intents[setup_id]
+        setup.update(status="requires_payment_method", payment_method=None, next_action=None, last_setup_error={
+            "type": "invalid_request_error", "code": "setup_intent_authentication_failure", "decline_code": None,
+            "message": "We are unable to authenticate your payment method. Please choose a different payment "
+                       "method and try again."})
+        return setup
+
     def renewal_intents(self, billing_cycle_id: str) -> list[dict[str, Any]]:
         """The PaymentIntents made for one billing cycle (its metadata names it)."""
         return [intent for intent in self.intents.values()

@@ -9,11 +9,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.domain.billing import rules
-from tests.commerce_flow import shop
+from tests.commerce_flow import send_event, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.stripe import FakeStripe
 from tests.integration.test_billing import app_engine, create_plan, stripe_client, variant_and_vendor
@@ -147,3 +148,79 @@ async def test_someone_else_cannot_trigger_the_retry(
     assert len(fake_stripe.renewal_intents(cycle["id"])) == 1
 
 
+
+
+async def test_3ds_at_subscribe_waits_incomplete_and_setup_intent_webhooks_move_it_on(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock, http: httpx.AsyncClient) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=7)
+    billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "3ds")
+
+    # The bank asks for authentication of the card set-up: not PAYMENT_FAILED but incomplete, with the secret.
+    subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequiredOnSetup",
+                                         shippingAddress=SHIP_TO)
+    assert subscribed["status"] == "INCOMPLETE" and subscribed["setupClientSecret"], subscribed
+    [setup] = [setup for setup in fake_stripe.setup_intents.values()
+               if setup["client_secret"] == subscribed["setupClientSecret"]]
+    assert setup["status"] == "requires_action" and setup["metadata"]["subscription_id"]
+    mine = await billing.mine()
+    assert mine["status"] == "INCOMPLETE" and mine["paymentDetails"]["paymentMethodId"] is None
+    assert "setupClientSecret" not in mine
+    # Nothing renews an incomplete subscription, even past its trial.
+    assert (await billing.renew(at(subscribed["trialEnd"]) - timedelta(days=1)))["claimed"] == 0
+
+    # A failure of an earlier try arriving after the success (reordered), and replays, change nothing.
+    earlier_failure = dict(setup, status="requires_payment_method", payment_method=None, last_setup_error={
+        "code": "setup_intent_authentication_failure", "decline_code": None, "message": "Unable to authenticate."})
+    succeeded = fake_stripe.authenticate_setup(setup["id"])
+    event_id = f"evt_{uuid.uuid4().hex}"
+    for response in [await send_event(http, fake_stripe, "setup_intent.succeeded", succeeded, event_id),
+                     await send_event(http, fake_stripe, "setup_intent.succeeded", succeeded, event_id),
+                     await send_event(http, fake_stripe, "setup_intent.setup_failed", earlier_failure)]:
+        assert response.status_code == 200, response.text
+    mine = await billing.mine()
+    assert mine["status"] == "TRIALING" and mine["paymentDetails"]["paymentMethodId"] == succeeded["payment_method"]
+    assert mine["trialEnd"] == subscribed["trialEnd"]  # the trial started at subscribing
+
+    # Its trial ends: the card authenticated at set-up is charged off-session.
+    run = await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    assert (await billing.mine())["status"] == "ACTIVE"
+
+
+async def test_a_failed_3ds_card_set_up_expires_the_subscription_and_tells_the_customer(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock, http: httpx.AsyncClient) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=7)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "3dsf")
+    subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequiredOnSetup")
+    assert subscribed["status"] == "INCOMPLETE"
+    [setup] = [setup for setup in fake_stripe.setup_intents.values()
+               if setup["client_secret"] == subscribed["setupClientSecret"]]
+
+    failed = fake_stripe.fail_setup(setup["id"])
+    response = await send_event(http, fake_stripe, "setup_intent.setup_failed", failed)
+    assert response.status_code == 200, response.text
+    late_success = dict(failed, status="succeeded", payment_method="pm_late", last_setup_error=None)
+    assert (await send_event(http, fake_stripe, "setup_intent.succeeded", late_success)).status_code == 200
+    mine = await billing.mine()
+    assert mine["status"] == "EXPIRED" and mine["lastDeclineCode"] == "setup_intent_authentication_failure"
+    assert mine["paymentDetails"]["paymentMethodId"] is None
+    notice = await scalar(owner_engine, "select count(*) from outbox where tenant_id = :t and topic = "
+                          "'billing.customer_notice' and payload->>'customer_id' = :c and "
+                          "payload->>'kind' = 'setup_failed'", t=shop.tenant_id, c=subject)
+    assert notice == 1
+    # A SetupIntent of another subscription's card change naming this one changes nothing either.
+    other = dict(failed, id="seti_other", status="succeeded", payment_method="pm_other", last_setup_error=None)
+    assert (await send_event(http, fake_stripe, "setup_intent.succeeded", other)).status_code == 200
+    assert (await billing.mine())["status"] == "EXPIRED"
+
+    # A declined card (not an authentication) is still PAYMENT_FAILED at once, and nothing is written.
+    declined = await billing.call("storefront/Subscribe", {"input": {
+        "planId": plan["id"], "currencyCode": "usd", "paymentMethodId": "pm_card_chargeDeclined",
+        "email": "ada@example.com"}})
+    assert error_codes(declined) == ["PAYMENT_FAILED"]
+    assert await scalar(owner_engine, "select count(*) from customer_subscription where tenant_id = :t and "
+                        "customer_id = :c", t=shop.tenant_id, c=subject) == 1

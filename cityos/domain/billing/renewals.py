@@ -47,6 +47,7 @@ from cityos.domain.billing.models import (
 )
 from cityos.domain.billing.queries import CYCLE, PLAN, SUBSCRIPTION
 from cityos.domain.billing.service import PRODUCT, VARIANT, BillingGateway, PaymentOutcome
+from cityos.domain.commerce.rules import PricedLine, cart_totals
 from cityos.domain.commerce.service import (
     ATTEMPT,
     CART,
@@ -57,7 +58,6 @@ from cityos.domain.commerce.service import (
     snapshot_fingerprint,
     tax_rate_of,
 )
-from cityos.domain.commerce.rules import PricedLine, cart_totals
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import settle_payment
 from cityos.domain.platform.outbox import enqueue

@@ -52,6 +52,12 @@ class PaymentOutcome:
     code: str | None = None  # card_declined, authentication_required, …
     decline_code: str | None = None  # generic_decline, insufficient_funds, …
     message: str | None = None
+    client_secret: str | None = None  # an intent that needs the customer's authentication: for Stripe.js
+
+    @property
+    def needs_authentication(self) -> bool:
+        """The bank asks the customer to authenticate on-session (3-D Secure) before the intent can succeed."""
+        return not self.succeeded and self.status == "requires_action" and bool(self.client_secret)
 
 
 class BillingGateway(Protocol):
@@ -204,12 +210,22 @@ def _declined(outcome: PaymentOutcome) -> PaymentFailed:
                          decline_code=outcome.decline_code or "")
 
 
-async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: SubscribeRequest) -> Row[Any]:
+@dataclass(frozen=True)
+class Subscribed:
+    """A new subscription; `client_secret` when its card set-up waits for the customer's authentication (3-D
+    Secure): the subscription is `incomplete` until the SetupIntent's webhook says how it went (setups.py)."""
+
+    subscription: Row[Any]
+    client_secret: str | None = None
+
+
+async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: SubscribeRequest) -> Subscribed:
     """Save the customer's card for off-session renewals and start the subscription. With a trial and no setup fee
     the card is saved by a SetupIntent; otherwise the first charge (setup fee, plus the first period without a
     trial) is a PaymentIntent with setup_future_usage=off_session. The Stripe calls come first, with no row locked,
     each with an idempotency key derived from the subscription's id; then the subscription is written
-    (`connection_work`: the request's mutate)."""
+    (`connection_work`: the request's mutate). A SetupIntent the bank wants authenticated (3-D Secure) is not a
+    failure: the subscription is written `incomplete` and the client secret returned for Stripe.js."""
     plan, price = request.plan, request.price
     if plan.status != SubscriptionPlanStatus.ACTIVE:
         raise BadUserInput("this plan is no longer offered", field="planId")
@@ -233,12 +249,15 @@ async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: S
                                        payment_method=request.payment_method, off_session=False,
                                        save_for_later=True, metadata=metadata, transfer_group=f"subscription-{sid}",
                                        idempotency_key=f"subscription-{sid}-first")
-    if not outcome.succeeded:
+    authenticate = due_now == 0 and outcome.needs_authentication
+    if not outcome.succeeded and not authenticate:
         raise _declined(outcome)
     interval = BillingInterval(plan.interval)
     if plan.trial_days > 0:
         anchor = request.now + timedelta(days=plan.trial_days)
         status, start, end, billed, trial_end = CustomerSubscriptionStatus.TRIALING, request.now, anchor, 0, anchor
+        if authenticate:
+            status = CustomerSubscriptionStatus.INCOMPLETE
     else:
         anchor = request.now
         start, end = rules.period_bounds(anchor, interval, plan.interval_count, 0)
@@ -249,7 +268,7 @@ async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: S
         "currency_code": price.currency_code, "amount": amount, "quantity": request.quantity,
         "status": status.value, "anchor": anchor, "periods_billed": billed, "current_period_start": start,
         "current_period_end": end, "trial_end": trial_end, "stripe_customer_id": customer,
-        "stripe_payment_method_id": outcome.payment_method_id,
+        "stripe_payment_method_id": None if authenticate else outcome.payment_method_id,  # saved once authenticated
         "setup_intent_id": outcome.intent_id if due_now == 0 else None,
         "first_payment_intent_id": outcome.intent_id if due_now else None,
         "shipping_address": request.shipping_address}
@@ -258,4 +277,4 @@ async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: S
         return (await connection.execute(insert(SUBSCRIPTION).values(**values).returning(*SUBSCRIPTION.c))).one()
 
     result: Row[Any] = await connection_work(work)
-    return result
+    return Subscribed(result, outcome.client_secret if authenticate else None)

@@ -113,7 +113,10 @@ class BillingMutation:
 
     @strawberry.mutation(description="Subscribe the signed-in customer to a plan: the card is saved for off-session "
                                      "renewals (a SetupIntent for a trial without a setup fee, else the first "
-                                     "charge). A declined card is PAYMENT_FAILED with Stripe's codes.")
+                                     "charge). A declined card is PAYMENT_FAILED with Stripe's codes. A SetupIntent "
+                                     "the bank wants authenticated (3-D Secure) leaves the subscription INCOMPLETE "
+                                     "with setupClientSecret for Stripe.js; Stripe's setup_intent webhooks then "
+                                     "start its trial or expire it.")
     async def subscribe(self, info: Info, input: Subscribe) -> CustomerSubscription:
         principal = info.context.principal
         if not principal.authenticated:
@@ -139,7 +142,9 @@ class BillingMutation:
                                            quantity=input.quantity, shipping_address=address)
         created = await service.subscribe(info.context.db.mutate, StripeBilling(info.context.services.stripe),
                                           request)
-        return CustomerSubscription.from_row(created)
+        subscription = CustomerSubscription.from_row(created.subscription)
+        subscription.setup_secret = created.client_secret
+        return subscription
 
     @strawberry.mutation(description="Cancel a subscription: now (no more charges; a failed renewal is not "
                                      "retried) or at the end of the paid period. Canceling a canceled subscription "

@@ -51,7 +51,8 @@ class StripeBilling:
         return PaymentOutcome(succeeded, intent_id=str(intent["id"]), status=str(intent["status"]),
                               payment_method_id=intent.get("payment_method"),
                               code=None if succeeded else intent["status"],
-                              message=None if succeeded else "the card needs the customer's authentication")
+                              message=None if succeeded else "the card needs the customer's authentication",
+                              client_secret=None if succeeded else intent.get("client_secret"))
 
     async def charge(self, *, amount: int, currency: str, customer: str, payment_method: str, off_session: bool,
                      save_for_later: bool, metadata: dict[str, str], transfer_group: str,
