@@ -1,6 +1,7 @@
 """Recurring billing, part three, over HTTP against the real database, Cerbos and the fake Stripe (through the
 stripe SDK): renewals taxed as checkout taxes a cart, a new card retrying a renewal that waited for the customer's
-authentication, 3-D Secure at subscribe (SetupIntent webhooks). Time moves through the clock seam."""
+authentication, 3-D Secure at subscribe (SetupIntent webhooks), customer notices mailed through the SMTP adapter to
+a fake mail server (aiosmtpd) by dispatch-outbox. Time moves through the clock seam."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.domain.billing import rules
-from tests.commerce_flow import send_event, shop
+from cityos.integrations.smtp.notices import TOPICS as NOTICE_TOPICS
+from cityos.jobs.outbox import dispatch_outbox
+from tests.commerce_flow import OPS, send_event, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
+from tests.fakes.smtp import FakeSmtp
 from tests.fakes.stripe import FakeStripe
 from tests.integration.test_billing import app_engine, create_plan, stripe_client, variant_and_vendor
 from tests.integration.test_billing_lifecycle import SHIP_TO, Billing, Clock, at, clock, fake_card, scalar
@@ -224,3 +228,115 @@ async def test_a_failed_3ds_card_set_up_expires_the_subscription_and_tells_the_c
     assert error_codes(declined) == ["PAYMENT_FAILED"]
     assert await scalar(owner_engine, "select count(*) from customer_subscription where tenant_id = :t and "
                         "customer_id = :c", t=shop.tenant_id, c=subject) == 1
+
+
+# --- customer notices by email (the notification port's SMTP adapter, driven by dispatch-outbox) ---------------
+
+async def notices(owner_engine: AsyncEngine, tenant_id: uuid.UUID, subject: str) -> list[tuple[str, str, Any]]:
+    async with owner_engine.connect() as connection:
+        rows = (await connection.execute(text(
+            "select payload->>'kind' as kind, status, last_error from outbox where tenant_id = :t and topic = "
+            "'billing.customer_notice' and payload->>'customer_id' = :c order by created_at"),
+            {"t": tenant_id, "c": subject})).all()
+    return [(row.kind, row.status, row.last_error) for row in rows]
+
+
+async def test_a_skipped_renewal_and_the_last_dunning_failure_each_mail_the_customer_once(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-L")
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    stocked, stocked_subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock,
+                                                      "oos")
+    stocked_email = f"{stocked_subject}@example.com"
+    failing, failing_subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock,
+                                                      "dun")
+    failing_email = f"{failing_subject}@example.com"
+    first = await stocked.subscribe(plan["id"], shippingAddress=SHIP_TO, email=stocked_email)
+    in_stock, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-S")
+    other_plan = await create_plan(gql, tokens("tenant_admin", shop), in_stock, trialDays=1)
+    await failing.subscribe(other_plan["id"], "pm_card_chargeCustomerFail", email=failing_email)
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update variant set inventory_quantity = 0 where tenant_id = :t and "
+                                      "sku = 'NW-TEE-L'"), {"t": shop.tenant_id})
+
+    due = at(first["trialEnd"]) + timedelta(minutes=5)
+    run = await stocked.renew(due)
+    assert run["skipped"] == 1 and run["failed"] == 1, run  # out of stock; and a declined card: past due
+    for retry_day in rules.DEFAULT_RETRY_DAYS:  # the dunning schedule walked to cancellation
+        await failing.retry(due + timedelta(days=retry_day, minutes=1))
+    assert (await failing.mine())["status"] == "CANCELED"
+
+    with FakeSmtp({"notices": "s3cret/pass"}) as fake:
+        smtp_settings = settings.model_copy(update={"CITYOS_SMTP_URL": fake.url.replace("s3cret/pass",
+                                                                                         "s3cret%2Fpass")})
+        for _ in range(2):  # a second run sends nothing again
+            await dispatch_outbox(app_engine, smtp_settings, None, only=NOTICE_TOPICS)
+        skipped = fake.to(stocked_email)
+        dunned = fake.to(failing_email)
+    assert [message["Subject"] for message in skipped] == ["Your subscription's delivery was skipped"]
+    assert "out of stock" in skipped[0].get_payload() and "did not charge you" in skipped[0].get_payload()
+    assert skipped[0]["From"] == settings.CITYOS_SMTP_FROM
+    subjects = [message["Subject"] for message in dunned]
+    assert subjects.count("Your subscription was canceled") == 1
+    assert subjects.count("Your subscription's payment failed") == len(rules.DEFAULT_RETRY_DAYS)
+    assert len({message["X-CityOS-Notice"] for message in dunned}) == len(dunned)  # each notice once
+    assert {status for _, status, _ in await notices(owner_engine, shop.tenant_id, failing_subject)} == {"sent"}
+    assert await notices(owner_engine, shop.tenant_id, stocked_subject) == [("renewal_skipped", "sent", None)]
+
+
+async def test_without_a_mail_server_notices_are_kept_as_skipped_and_can_be_sent_later(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "nomail")
+    email = f"{subject}@example.com"
+    subscribed = await billing.subscribe(plan["id"], "pm_card_chargeCustomerFail", email=email)
+    await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=5))
+    assert settings.CITYOS_SMTP_URL is None
+    await dispatch_outbox(app_engine, settings, None, only=NOTICE_TOPICS)
+    [(kind, status, reason)] = await notices(owner_engine, shop.tenant_id, subject)
+    assert (kind, status) == ("payment_failed", "skipped") and "CITYOS_SMTP_URL" in reason
+
+    # Listed to the tenant's admins; once a server is configured, retryOutboxMessage sends it.
+    admin = tokens("tenant_admin", shop)
+    listed = await gql(OPS["admin/OutboxMessages"], {"status": "SKIPPED", "first": 50}, token=admin)
+    assert "errors" not in listed, listed
+    [message] = [node for node in listed["data"]["outboxMessages"]["nodes"]
+                 if node["topic"] == "billing.customer_notice"]
+    retried = await gql(OPS["admin/RetryOutboxMessage"], {"id": message["id"]}, token=admin)
+    assert retried["data"]["retryOutboxMessage"]["status"] == "PENDING", retried
+    with FakeSmtp() as fake:
+        await dispatch_outbox(app_engine, settings.model_copy(update={"CITYOS_SMTP_URL": fake.url}), None,
+                              only=NOTICE_TOPICS)
+        [mail] = fake.to(email)
+    assert mail["Subject"] == "Your subscription's payment failed" and "generic_decline" in mail.get_payload()
+    assert await notices(owner_engine, shop.tenant_id, subject) == [("payment_failed", "sent", None)]
+
+
+async def test_a_refused_recipient_is_dead_and_a_busy_server_is_retried(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=1)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "rcpt")
+    subscribed = await billing.subscribe(plan["id"], "pm_card_chargeCustomerFail", email=f"{subject}@example.com")
+    await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=5))
+    with FakeSmtp() as fake:
+        smtp_settings = settings.model_copy(update={"CITYOS_SMTP_URL": fake.url})
+        async with owner_engine.begin() as connection:  # only this test's notice is due: the refusal is its own
+            await connection.execute(text(
+                "update outbox set next_attempt_at = now() + interval '1 hour' where topic = "
+                "'billing.customer_notice' and status = 'pending' and payload->>'customer_id' <> :c"), {"c": subject})
+        fake.refusals.append(451)
+        await dispatch_outbox(app_engine, smtp_settings, None, only=NOTICE_TOPICS)
+        [(_, status, error)] = await notices(owner_engine, shop.tenant_id, subject)
+        assert status == "pending" and "451" in error and not fake.messages
+        async with owner_engine.begin() as connection:
+            await connection.execute(text("update outbox set next_attempt_at = now() where payload->>'customer_id' "
+                                          "= :c"), {"c": subject})
+        fake.refusals.append(550)
+        await dispatch_outbox(app_engine, smtp_settings, None, only=NOTICE_TOPICS)
+        [(_, status, error)] = await notices(owner_engine, shop.tenant_id, subject)
+        assert status == "dead" and "550" in error and not fake.messages

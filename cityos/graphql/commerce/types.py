@@ -382,7 +382,8 @@ class CheckoutSession:
 class OutboxMessage(Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     topic: str = strawberry.field(description="What the call does, e.g. fleetbase.create_order.")
-    status: OutboxStatus = strawberry.field(description="Pending, sent, or dead (gave up after the last retry).")
+    status: OutboxStatus = strawberry.field(description="Pending, sent, dead (gave up after the last retry), or "
+                                                        "skipped (not sent on purpose).")
     attempts: int = strawberry.field(description="How many times sending was tried.")
     last_error: str | None = strawberry.field(description="The error of the last failed attempt.")
     next_attempt_at: datetime = strawberry.field(description="When the dispatcher tries next (backoff 30 s × 2ⁿ).")
