@@ -1,5 +1,6 @@
 """billing, part three: outbox messages may be `skipped` (a customer notice while no mail server is configured:
-kept, and sent again by retryOutboxMessage once one is)
+kept, and sent again by retryOutboxMessage once one is); order lines have a kind (`item`, or `fee`: a subscription's
+setup fee); a subscription keeps its setup fee until it is paid
 
 Revision ID: 0020
 Revises: 0014
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
@@ -20,6 +22,7 @@ depends_on: str | Sequence[str] | None = None
 # Frozen copies of the domain enum's values as of this revision.
 OUTBOX_STATUSES = ("pending", "sent", "dead", "skipped")
 OLD_OUTBOX_STATUSES = ("pending", "sent", "dead")
+ORDER_LINE_KINDS = ("item", "fee")
 
 
 def _in(column: str, values: Sequence[str]) -> str:
@@ -29,9 +32,19 @@ def _in(column: str, values: Sequence[str]) -> str:
 def upgrade() -> None:
     op.drop_constraint(op.f("ck_outbox_status"), "outbox", type_="check")
     op.create_check_constraint(op.f("ck_outbox_status"), "outbox", _in("status", OUTBOX_STATUSES))
+    op.add_column("order_line", sa.Column("kind", sa.String(10), server_default="item", nullable=False))
+    op.create_check_constraint(op.f("ck_order_line_kind"), "order_line", _in("kind", ORDER_LINE_KINDS))
+    op.add_column("customer_subscription", sa.Column("setup_fee", sa.Integer(), server_default="0", nullable=False))
+    op.create_check_constraint(op.f("ck_customer_subscription_setup_fee_not_negative"), "customer_subscription",
+                               "setup_fee >= 0")
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f("ck_customer_subscription_setup_fee_not_negative"), "customer_subscription",
+                       type_="check")
+    op.drop_column("customer_subscription", "setup_fee")
+    op.drop_constraint(op.f("ck_order_line_kind"), "order_line", type_="check")
+    op.drop_column("order_line", "kind")
     op.execute("update outbox set status = 'dead' where status = 'skipped'")
     op.drop_constraint(op.f("ck_outbox_status"), "outbox", type_="check")
     op.create_check_constraint(op.f("ck_outbox_status"), "outbox", _in("status", OLD_OUTBOX_STATUSES))

@@ -244,16 +244,24 @@ async def test_subscribing_without_a_trial_charges_at_once_and_refuses_bad_input
     subscribed = body["data"]["subscribe"]
     assert subscribed["status"] == "ACTIVE" and subscribed["amount"]["amount"] == 1800
     assert at(subscribed["currentPeriodEnd"]) - at(subscribed["currentPeriodStart"]) == timedelta(weeks=1)
-    [first] = [intent for intent in fake_stripe.intents.values()
-               if intent["transfer_group"] == f"subscription-{intent['metadata'].get('subscription_id')}"
-               and intent["metadata"].get("plan_id") and intent["amount"] == 1900]
-    # The setup fee and two units of the first week, the card saved for off-session renewals.
+    [cycle] = (await my_subscriptions(gql, shop, customer))[0]["cycles"]["nodes"]
+    [first] = fake_stripe.renewal_intents(cycle["id"])
+    # Two units of the first week and the setup fee, taxed at 8.25 % (1900 + 156.75 → 157): one order, like a
+    # renewal's, the card saved for off-session renewals.
+    assert first["amount"] == 2057 and first["transfer_group"] == f"billing-cycle-{cycle['id']}"
     assert first["status"] == "succeeded" and first["setup_future_usage"] == "off_session"
     assert fake_stripe.payment_methods[first["payment_method"]]["customer"] == first["customer"]
+    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["chargedAt"]
 
+    stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-S'"
+    async with owner_engine.connect() as connection:
+        before = (await connection.execute(text(stock), {"t": shop.tenant_id})).scalar_one()
     declined = await subscribe(gql, shop, customer, plan["id"],
                                payment_method="pm_card_chargeDeclinedInsufficientFunds")
     assert error_codes(declined) == ["PAYMENT_FAILED"], declined
+    async with owner_engine.connect() as connection:  # nothing stays: no subscription, the units back in stock
+        assert (await connection.execute(text(stock), {"t": shop.tenant_id})).scalar_one() == before
+    assert len(await my_subscriptions(gql, shop, customer)) == 1
     assert declined["errors"][0]["extensions"]["decline_code"] == "insufficient_funds"
     assert declined["errors"][0]["extensions"]["provider_code"] == "card_declined"
 

@@ -340,3 +340,118 @@ async def test_a_refused_recipient_is_dead_and_a_busy_server_is_retried(
         await dispatch_outbox(app_engine, smtp_settings, None, only=NOTICE_TOPICS)
         [(_, status, error)] = await notices(owner_engine, shop.tenant_id, subject)
         assert status == "dead" and "550" in error and not fake.messages
+
+
+# --- the first charge of a subscription without a trial is an order like a renewal; the setup fee a fee line ----
+
+async def order_of(owner_engine: AsyncEngine, tenant_id: uuid.UUID, order_id: uuid.UUID) -> dict[str, Any]:
+    async with owner_engine.connect() as connection:
+        order = (await connection.execute(text(
+            "select subtotal, discount_total, shipping_total, tax_total, total, tax_inclusive, status, "
+            "payment_intent_id from orders where tenant_id = :t and id = :o"), {"t": tenant_id, "o": order_id})).one()
+        lines = (await connection.execute(text(
+            "select kind, title, quantity, unit_price, total, vendor_id from order_line where tenant_id = :t and "
+            "order_id = :o order by kind desc"), {"t": tenant_id, "o": order_id})).all()
+        parts = (await connection.execute(text(
+            "select vendor_id, subtotal, tax_total, total from vendor_order where tenant_id = :t and order_id = :o"),
+            {"t": tenant_id, "o": order_id})).all()
+        sales = (await connection.execute(text(
+            "select ct.line_amount, ct.commission_amount, ct.vendor_amount, l.kind from commission_transaction ct "
+            "join order_line l on l.id = ct.order_line_id and l.tenant_id = ct.tenant_id "
+            "where ct.tenant_id = :t and ct.order_id = :o and ct.kind = 'sale' order by l.kind desc"),
+            {"t": tenant_id, "o": order_id})).all()
+        shipments = (await connection.execute(text(
+            "select count(*) from outbox where tenant_id = :t and topic = 'fleetbase.create_order' and "
+            "payload->>'vendor_order_id' in (select id::text from vendor_order where tenant_id = :t and "
+            "order_id = :o)"), {"t": tenant_id, "o": order_id})).scalar_one()
+    return {"order": order, "lines": lines, "parts": parts, "sales": sales, "shipments": shipments}
+
+
+async def test_the_first_charge_without_a_trial_is_an_order_with_the_setup_fee_as_a_fee_line(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, vendor = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("vendor_admin", shop, vendor=vendor), variant, trialDays=0,
+                             prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "first")
+    stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-S'"
+    before = await scalar(owner_engine, stock, t=shop.tenant_id)
+    subscribed = await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
+    assert subscribed["status"] == "ACTIVE" and subscribed["setupClientSecret"] is None
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["orderId"]
+    assert at(cycle["periodStart"]) == at(subscribed["currentPeriodStart"])
+    # Period 1 and the setup fee, taxed at 8.25 % on both (2800 × 0.0825 = 231): one charge, on-session, the card
+    # saved for the renewals.
+    [intent] = fake_stripe.renewal_intents(cycle["id"])
+    assert intent["amount_received"] == 3031 == cycle["amount"]["amount"]
+    assert intent["setup_future_usage"] == "off_session" and intent["metadata"]["subscription_id"]
+    assert [row["source"] for row in cycle["attemptHistory"]["nodes"]] == ["subscribe"]
+    assert await scalar(owner_engine, stock, t=shop.tenant_id) == before - 1  # reserved and sold like checkout
+
+    order_id = uuid.UUID(await scalar(owner_engine, "select order_id::text from billing_cycle where id = :c",
+                                      c=cycle["id"]))
+    found = await order_of(owner_engine, shop.tenant_id, order_id)
+    order = found["order"]
+    assert (order.subtotal, order.discount_total, order.shipping_total, order.tax_total, order.total) == \
+        (2800, 0, 0, 231, 3031)
+    assert order.status == "paid" and order.payment_intent_id == intent["id"]
+    assert [(line.kind, line.quantity, line.unit_price, str(line.vendor_id)) for line in found["lines"]] == \
+        [("item", 1, 2500, vendor), ("fee", 1, 300, vendor)]
+    assert found["lines"][1].title.startswith("Setup fee")
+    [part] = found["parts"]
+    assert (str(part.vendor_id), part.subtotal, part.tax_total, part.total) == (vendor, 2800, 231, 3031)
+    # The commission ledger: the first period's sale, and the setup fee's, at the same commission rules.
+    assert [(sale.kind, sale.line_amount) for sale in found["sales"]] == [("item", 2500), ("fee", 300)]
+    assert all(sale.commission_amount + sale.vendor_amount == sale.line_amount and sale.commission_amount > 0
+               for sale in found["sales"])
+    assert found["shipments"] == (1 if settings.FLEETBASE_URL else 0)
+
+    # The first renewal: period 2, no setup fee any more.
+    run = await billing.renew(at(subscribed["currentPeriodEnd"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    renewal = (await billing.mine())["cycles"]["nodes"][0]
+    assert renewal["periodIndex"] == 1 and renewal["amount"]["amount"] == 2706
+
+
+async def test_with_a_trial_the_setup_fee_is_a_fee_line_of_the_first_renewal(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, vendor = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=5,
+                             prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
+    billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "trialfee")
+    intents_before = len(fake_stripe.intents)
+    subscribed = await billing.subscribe(plan["id"])
+    assert subscribed["status"] == "TRIALING" and len(fake_stripe.intents) == intents_before  # nothing charged
+    run = await billing.renew(at(subscribed["trialEnd"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+    assert cycle["amount"]["amount"] == 3031
+    order_id = uuid.UUID(await scalar(owner_engine, "select order_id::text from billing_cycle where id = :c",
+                                      c=cycle["id"]))
+    found = await order_of(owner_engine, shop.tenant_id, order_id)
+    assert [(line.kind, line.total) for line in found["lines"]] == [("item", 2500), ("fee", 300)]
+    assert found["shipments"] == 0  # no shipping address: nothing to deliver
+    mine = await billing.mine()
+    second = await billing.renew(at(mine["currentPeriodEnd"]) + timedelta(minutes=1))
+    assert second["paid"] == 1
+    assert (await billing.mine())["cycles"]["nodes"][0]["amount"]["amount"] == 2706  # the fee once only
+
+
+async def test_a_first_charge_out_of_stock_writes_nothing(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-M")
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0)
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update variant set inventory_quantity = 0 where tenant_id = :t and "
+                                      "sku = 'NW-TEE-M'"), {"t": shop.tenant_id})
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "none")
+    intents_before = len(fake_stripe.intents)
+    refused = await billing.call("storefront/Subscribe", {"input": {
+        "planId": plan["id"], "currencyCode": "usd", "paymentMethodId": "pm_card_visa", "email": "a@example.com"}})
+    assert error_codes(refused) == ["OUT_OF_STOCK"], refused
+    assert len(fake_stripe.intents) == intents_before
+    assert await scalar(owner_engine, "select count(*) from customer_subscription where tenant_id = :t and "
+                        "customer_id = :c", t=shop.tenant_id, c=subject) == 0

@@ -313,10 +313,13 @@ async def test_self_service_skip_change_plan_pause_resume_cancel(
     assert at(mine["currentPeriodEnd"]) - at(mine["currentPeriodStart"]) == timedelta(weeks=1)
     used = 1000
     async with owner_engine.connect() as connection:
-        order = (await connection.execute(text(
-            "select total, discount_total, subtotal from orders where tenant_id = :t and customer_id = :c"),
-            {"t": shop.tenant_id, "c": subject})).one()
-    assert (order.subtotal, order.discount_total, order.total) == (1000, used, 1000 - used)
+        orders = (await connection.execute(text(
+            "select total, discount_total, subtotal from orders where tenant_id = :t and customer_id = :c "
+            "order by created_at"), {"t": shop.tenant_id, "c": subject})).all()
+    # The first month's charge at subscribing was an order too (3000 + 8.25 % tax); then the credited week.
+    assert [(order.subtotal, order.total) for order in orders[:1]] == [(3000, 3248)]
+    order = orders[-1]
+    assert len(orders) == 2 and (order.subtotal, order.discount_total, order.total) == (1000, used, 1000 - used)
 
     # Pause: nothing is billed; resume after the paid period: billing restarts from now.
     paused = (await billing.ok("storefront/PauseCustomerSubscription", {"id": sid}))["pauseCustomerSubscription"]

@@ -9,7 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.billing import dunning, runs, selfservice, service
+from cityos.domain.billing import dunning, runs, selfservice, service, subscribing
 from cityos.domain.billing import queries as billing
 from cityos.domain.billing.models import SubscriptionPlanStatus
 from cityos.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
@@ -140,8 +140,9 @@ class BillingMutation:
         request = service.SubscribeRequest(plan=row, price=price, customer_id=principal.id, email=input.email,
                                            payment_method=input.payment_method_id, now=_now(info),
                                            quantity=input.quantity, shipping_address=address)
-        created = await service.subscribe(info.context.db.mutate, StripeBilling(info.context.services.stripe),
-                                          request)
+        services = info.context.services
+        created = await subscribing.subscribe(services.app_engine, services.settings, info.context.db.mutate,
+                                              StripeBilling(services.stripe), request, info.context.events)
         subscription = CustomerSubscription.from_row(created.subscription)
         subscription.setup_secret = created.client_secret
         return subscription
