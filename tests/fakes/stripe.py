@@ -405,8 +405,17 @@ class FakeStripe:
 
     # What the customer's browser and Stripe do, for tests.
 
-    def pay(self, intent_id: str) -> dict[str, Any]:
+    def pay(self, intent_id: str, payment_method: str | None = None) -> dict[str, Any]:
+        """The customer's browser confirms the PaymentIntent (Stripe.js). With `payment_method` (a pm_card_… alias),
+        the card it was paid with is set, and saved to the intent's customer when it was made with
+        setup_future_usage (as Stripe attaches it)."""
         intent = self.intents[intent_id]
+        if payment_method is not None:
+            saved: Any = {"id": payment_method}
+            if intent.get("customer") and intent.get("setup_future_usage"):
+                saved = self._attach(payment_method, intent["customer"])
+                assert not isinstance(saved, JSONResponse), "a card that pays can be saved"
+            intent["payment_method"] = saved["id"]
         intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=f"ch_{secrets.token_hex(8)}")
         return intent
 

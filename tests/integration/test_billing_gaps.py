@@ -15,9 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.domain.billing import rules
+from cityos.graphql.core.relay import to_global_id
 from cityos.integrations.smtp.notices import TOPICS as NOTICE_TOPICS
 from cityos.jobs.outbox import dispatch_outbox
-from tests.commerce_flow import OPS, send_event, shop
+from tests.commerce_flow import ADDRESS, OPS, send_event, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.stripe import FakeStripe
@@ -373,7 +374,7 @@ async def test_the_first_charge_without_a_trial_is_an_order_with_the_setup_fee_a
     variant, vendor = await variant_and_vendor(owner_engine, shop)
     plan = await create_plan(gql, tokens("vendor_admin", shop, vendor=vendor), variant, trialDays=0,
                              prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
-    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "first")
+    billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "first")
     stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-S'"
     before = await scalar(owner_engine, stock, t=shop.tenant_id)
     subscribed = await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
@@ -417,7 +418,7 @@ async def test_the_first_charge_without_a_trial_is_an_order_with_the_setup_fee_a
 async def test_with_a_trial_the_setup_fee_is_a_fee_line_of_the_first_renewal(
         gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
         stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
-    variant, vendor = await variant_and_vendor(owner_engine, shop)
+    variant, _ = await variant_and_vendor(owner_engine, shop)
     plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=5,
                              prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
     billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "trialfee")
@@ -455,3 +456,108 @@ async def test_a_first_charge_out_of_stock_writes_nothing(
     assert len(fake_stripe.intents) == intents_before
     assert await scalar(owner_engine, "select count(*) from customer_subscription where tenant_id = :t and "
                         "customer_id = :c", t=shop.tenant_id, c=subject) == 0
+
+
+# --- subscribing from a cart ---------------------------------------------------------------------------------------
+
+async def plan_cart(billing: Billing, plan: str, email: str, quantity: int = 1) -> str:
+    cart = (await billing.ok("storefront/CreateCart", {"input": {"email": email}}))["createCart"]["id"]
+    await billing.ok("storefront/AddSubscriptionToCart", {"cartId": cart, "planId": plan, "quantity": quantity})
+    await billing.ok("storefront/SetShippingAddress", {"cartId": cart, "address": ADDRESS})
+    return cart
+
+
+async def test_a_cart_of_plans_checks_out_into_subscriptions_paid_by_its_payment_intent(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock, http: httpx.AsyncClient) -> None:
+    variant, vendor = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("vendor_admin", shop, vendor=vendor), variant, trialDays=0,
+                             prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
+    other_variant, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-M")
+    weekly = await create_plan(gql, tokens("tenant_admin", shop), other_variant, trialDays=0, interval="WEEK",
+                               prices=[{"currencyCode": "usd", "amount": 1000}])
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "cart")
+    email = f"{subject}@example.com"
+    cart = await plan_cart(billing, plan["id"], email)
+    await billing.ok("storefront/AddSubscriptionToCart", {"cartId": cart, "planId": weekly["id"], "quantity": 2})
+
+    started = (await billing.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
+    # 2500 + 300 setup fee + 2 × 1000, taxed at 8.25 % (4800 × 0.0825 = 396): one PaymentIntent for it all, made
+    # for the customer's Stripe Customer with the card to be saved for the renewals.
+    assert started["amount"]["amount"] == 5196
+    intent = fake_stripe.intents[started["paymentIntentId"]]
+    assert intent["customer"] and intent["setup_future_usage"] == "off_session"
+    paid = fake_stripe.pay(intent["id"], "pm_card_visa")
+    order = (await billing.ok("storefront/CompleteCheckout", {"cartId": cart}))["completeCheckout"]
+    assert order["totals"]["total"]["amount"] == 5196
+    # The webhook arriving afterwards (and its replay) creates nothing twice.
+    for _ in range(2):
+        assert (await send_event(http, fake_stripe, "payment_intent.succeeded", paid)).status_code == 200
+
+    mine = (await billing.ok("storefront/MySubscriptions", {"first": 10}))["mySubscriptions"]["nodes"]
+    assert sorted((node["plan"]["id"], node["status"], node["quantity"]) for node in mine) == sorted(
+        [(plan["id"], "ACTIVE", 1), (weekly["id"], "ACTIVE", 2)])
+    for node in mine:
+        [cycle] = node["cycles"]["nodes"]
+        assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["orderId"] == order["id"]
+        assert cycle["paymentIntentId"] == intent["id"]
+        assert node["paymentDetails"] == {"stripeCustomerId": intent["customer"],
+                                          "paymentMethodId": paid["payment_method"]}
+    assert sum(node["cycles"]["nodes"][0]["amount"]["amount"] for node in mine) == 5196  # split exactly
+    order_id = uuid.UUID(await scalar(owner_engine, "select order_id::text from billing_cycle where "
+                                      "payment_intent_id = :p limit 1", p=intent["id"]))
+    found = await order_of(owner_engine, shop.tenant_id, order_id)
+    assert sorted((line.kind, line.total) for line in found["lines"]) == [("fee", 300), ("item", 2000),
+                                                                         ("item", 2500)]
+    assert len(found["sales"]) == 3  # the ledger: both plans' first periods and the setup fee
+
+    # The weekly one renews off-session with the card the checkout saved.
+    weekly_node = next(node for node in mine if node["plan"]["id"] == weekly["id"])
+    run = await billing.renew(at(weekly_node["currentPeriodEnd"]) + timedelta(minutes=1))
+    assert run["paid"] == 1, run
+    renewed = next(node for node in (await billing.ok("storefront/MySubscriptions", {"first": 10}))[
+        "mySubscriptions"]["nodes"] if node["plan"]["id"] == weekly["id"])
+    [renewal] = fake_stripe.renewal_intents(renewed["cycles"]["nodes"][0]["id"])
+    assert renewal["payment_method"] == paid["payment_method"] and renewal["amount_received"] == 2165
+
+
+async def test_mixed_carts_guests_and_trial_plans_are_refused_with_typed_errors(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0)
+    trial = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=7)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "mixed")
+    cart = await plan_cart(billing, plan["id"], f"{subject}@example.com")
+
+    # A product added next to a plan: the checkout says why it cannot be one order.
+    products = await billing.ok("storefront/Products", {"first": 100})
+    other = next(v["id"] for p in products["products"]["nodes"] for v in p["variants"] if v["sku"] == "NW-TEE-L")
+    await billing.ok("storefront/AddCartLine", {"cartId": cart, "variantId": other, "quantity": 1})
+    intents_before = len(fake_stripe.intents)
+    mixed = await billing.call("storefront/StartCheckout", {"cartId": cart})
+    assert error_codes(mixed) == ["BAD_USER_INPUT"] and "products or subscriptions" in mixed["errors"][0]["message"]
+    assert mixed["errors"][0]["extensions"]["field"] == "cartId"
+    assert len(fake_stripe.intents) == intents_before
+    again = await billing.call("storefront/AddSubscriptionToCart", {"cartId": cart, "planId": plan["id"],
+                                                                    "quantity": 2})
+    assert error_codes(again) == ["BAD_USER_INPUT"]
+
+    fresh = (await billing.ok("storefront/CreateCart", {"input": {"email": "x@example.com"}}))["createCart"]["id"]
+    refused = await billing.call("storefront/AddSubscriptionToCart", {"cartId": fresh, "planId": trial["id"],
+                                                                      "quantity": 1})
+    assert error_codes(refused) == ["BAD_USER_INPUT"] and refused["errors"][0]["extensions"]["field"] == "planId"
+
+    guest_cart = (await gql(OPS["storefront/CreateCart"], {"input": {"email": "g@example.com"}}, key=shop.key))[
+        "data"]["createCart"]["id"]
+    guest = await gql(OPS["storefront/AddSubscriptionToCart"], {"cartId": guest_cart, "planId": plan["id"],
+                                                                 "quantity": 1}, key=shop.key)
+    assert error_codes(guest) == ["BAD_USER_INPUT"] and "sign in" in guest["errors"][0]["message"]
+    unknown = await billing.call("storefront/AddSubscriptionToCart", {
+        "cartId": fresh, "planId": to_global_id("SubscriptionPlan", uuid.uuid4()), "quantity": 1})
+    assert error_codes(unknown) == ["NOT_FOUND"]
+    # Without the product the cart of plans checks out (2500 + 8.25 % tax).
+    [line] = (await billing.ok("storefront/Cart", {"id": cart}))["cart"]["lines"]
+    await billing.ok("storefront/RemoveCartLine", {"cartId": cart, "lineId": line["id"]})
+    started = (await billing.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
+    assert started["amount"]["amount"] == 2706

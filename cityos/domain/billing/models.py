@@ -258,3 +258,21 @@ class BillingSettings(TenantOwnedMixin, Base):
 
     retry_days: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     final_action: Mapped[str] = mapped_column(String(10), nullable=False, server_default="cancel")
+
+
+class CartSubscriptionItem(TenantOwnedMixin, Base):
+    """A subscription plan in a cart: checked out with the cart's PaymentIntent into a customer subscription whose
+    first period the order pays (billing/cart.py). One row per (cart, plan)."""
+
+    __tablename__ = "cart_subscription_item"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cart_id"], ["cart.tenant_id", "cart.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "plan_id"], ["subscription_plan.tenant_id", "subscription_plan.id"],
+                             ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "cart_id", "plan_id"),
+        CheckConstraint("quantity between 1 and 1000", name="quantity_range"),
+    )
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    plan_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -9,12 +9,15 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
+from cityos.domain.billing import cart as billing_cart
 from cityos.domain.billing import dunning, runs, selfservice, service, subscribing
 from cityos.domain.billing import queries as billing
 from cityos.domain.billing.models import SubscriptionPlanStatus
+from cityos.domain.commerce import service as carts
 from cityos.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
 from cityos.graphql.billing.arguments import (
     AtPeriodEnd,
+    CartPlanQuantity,
     CreatePlan,
     FinalActionArg,
     NewPlanId,
@@ -35,6 +38,9 @@ from cityos.graphql.billing.types import (
     SubscriptionPlan,
     SubscriptionPlanChange,
 )
+from cityos.graphql.commerce.arguments import CartIdArg
+from cityos.graphql.commerce.queries import cart_for
+from cityos.graphql.commerce.types import Cart
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.values import money
@@ -146,6 +152,24 @@ class BillingMutation:
         subscription = CustomerSubscription.from_row(created.subscription)
         subscription.setup_secret = created.client_secret
         return subscription
+
+    @strawberry.mutation(description="Put a subscription plan (without a trial) in the signed-in customer's cart, "
+                                     "or set its quantity (0 takes it out). At checkout the cart's PaymentIntent pays "
+                                     "each plan's first period and setup fee and saves the card; the order starts "
+                                     "the subscriptions. A cart holds products or subscriptions, not both "
+                                     "(BAD_USER_INPUT).")
+    async def add_subscription_to_cart(self, info: Info, cart_id: CartIdArg, plan_id: PlanIdArg,
+                                       quantity: CartPlanQuantity = 1) -> Cart:
+        cart = await cart_for(info, cart_id)
+        plan: SubscriptionPlan = await node_by_global_id(info, plan_id, "SubscriptionPlan")
+        row = await _plan_row(info, plan)
+
+        async def work(connection: AsyncConnection) -> Any:
+            locked = await carts.load_cart(connection, cart.row.id, lock=True)
+            await billing_cart.add_to_cart(connection, locked, row, quantity)
+            return await carts.load_cart(connection, cart.row.id)
+
+        return Cart.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Cancel a subscription: now (no more charges; a failed renewal is not "
                                      "retried) or at the end of the paid period. Canceling a canceled subscription "

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cityos.domain.b2b.service import complete_paid_checkout
+from cityos.domain.billing import cart as billing_cart
 from cityos.domain.billing import setups
 from cityos.domain.billing.runs import record_webhook as record_renewal_webhook
 from cityos.domain.commerce.service import record_payment_failure
@@ -89,6 +90,11 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
     settled = await complete_paid_checkout(connection, delivery.services.settings, cart_id=uuid.UUID(cart_id),
                                            intent_id=intent["id"], amount_received=int(intent["amount_received"]),
                                            currency=intent["currency"], events=delivery.events)
+    if settled.order is not None:  # a cart of subscription plans starts them (billing/cart.py), once
+        payment_method = intent.get("payment_method")
+        await billing_cart.subscriptions_from_checkout(
+            connection, intent["id"], payment_method.get("id") if isinstance(payment_method, dict) else payment_method,
+            delivery.services.clock(), delivery.events)
     if settled.refund_message_id is not None:
         tenant = (await connection.execute(select(OUTBOX.c.tenant_id).where(
             OUTBOX.c.id == settled.refund_message_id))).scalar_one()
