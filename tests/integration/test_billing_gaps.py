@@ -479,7 +479,10 @@ async def test_a_cart_of_plans_checks_out_into_subscriptions_paid_by_its_payment
     billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "cart")
     email = f"{subject}@example.com"
     cart = await plan_cart(billing, plan["id"], email)
-    await billing.ok("storefront/AddSubscriptionToCart", {"cartId": cart, "planId": weekly["id"], "quantity": 2})
+    added = (await billing.ok("storefront/AddSubscriptionToCart", {"cartId": cart, "planId": weekly["id"],
+                                                                   "quantity": 2}))["addSubscriptionToCart"]
+    assert [(item["planId"], item["quantity"], item["amount"]["amount"], item["setupFee"]["amount"])
+            for item in added["subscriptionItems"]] == [(plan["id"], 1, 2500, 300), (weekly["id"], 2, 2000, 0)]
 
     started = (await billing.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
     # 2500 + 300 setup fee + 2 × 1000, taxed at 8.25 % (4800 × 0.0825 = 396): one PaymentIntent for it all, made
@@ -509,6 +512,10 @@ async def test_a_cart_of_plans_checks_out_into_subscriptions_paid_by_its_payment
     found = await order_of(owner_engine, shop.tenant_id, order_id)
     assert sorted((line.kind, line.total) for line in found["lines"]) == [("fee", 300), ("item", 2000),
                                                                          ("item", 2500)]
+    lines = (await gql(OPS["admin/OrderById"], {"id": order["id"]}, token=tokens("tenant_admin", shop)))[
+        "data"]["order"]["lines"]
+    assert sorted((line["kind"], line["total"]["amount"]) for line in lines) == [("FEE", 300), ("ITEM", 2000),
+                                                                                ("ITEM", 2500)]
     assert len(found["sales"]) == 3  # the ledger: both plans' first periods and the setup fee
 
     # The weekly one renews off-session with the card the checkout saved.

@@ -98,7 +98,9 @@ async def add_to_cart(connection: AsyncConnection, cart: Row[Any], plan: Row[Any
         set_={"quantity": statement.excluded.quantity, "updated_at": func.now()}))
 
 
-async def _items(connection: AsyncConnection, cart: Row[Any]) -> Sequence[Any]:
+async def items_of(connection: AsyncConnection, cart: Row[Any]) -> Sequence[Any]:
+    """The plans in the cart, each with its price and setup fee in the cart's currency (None: no longer priced in
+    it), its variant and product."""
     return (await connection.execute(
         select(ITEM.c.quantity, PLAN.c.id.label("plan_id"), PLAN.c.name, PLAN.c.status, PLAN.c.trial_days,
                PLAN.c.variant_id, PLAN_PRICE.c.amount, PLAN_PRICE.c.setup_fee, VARIANT.c.sku,
@@ -114,7 +116,7 @@ async def _items(connection: AsyncConnection, cart: Row[Any]) -> Sequence[Any]:
 
 async def checkout_snapshot(connection: AsyncConnection, cart: Row[Any], *, stripe_customer: str) -> dict[str, Any]:
     """What the checkout of a cart of subscriptions charges for (module docstring)."""
-    items = await _items(connection, cart)
+    items = await items_of(connection, cart)
     if not items:
         raise BadUserInput("the cart holds no subscription", field="cartId")
     if (await connection.execute(select(LINE.c.id).where(LINE.c.cart_id == cart.id).limit(1))).first():
