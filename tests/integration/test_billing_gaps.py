@@ -165,13 +165,13 @@ async def test_3ds_at_subscribe_waits_incomplete_and_setup_intent_webhooks_move_
     # The bank asks for authentication of the card set-up: not PAYMENT_FAILED but incomplete, with the secret.
     subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequiredOnSetup",
                                          shippingAddress=SHIP_TO)
-    assert subscribed["status"] == "INCOMPLETE" and subscribed["setupClientSecret"], subscribed
+    assert subscribed["status"] == "INCOMPLETE" and subscribed["authenticationClientSecret"], subscribed
     [setup] = [setup for setup in fake_stripe.setup_intents.values()
-               if setup["client_secret"] == subscribed["setupClientSecret"]]
+               if setup["client_secret"] == subscribed["authenticationClientSecret"]]
     assert setup["status"] == "requires_action" and setup["metadata"]["subscription_id"]
     mine = await billing.mine()
     assert mine["status"] == "INCOMPLETE" and mine["paymentDetails"]["paymentMethodId"] is None
-    assert "setupClientSecret" not in mine
+    assert "authenticationClientSecret" not in mine
     # Nothing renews an incomplete subscription, even past its trial.
     assert (await billing.renew(at(subscribed["trialEnd"]) - timedelta(days=1)))["claimed"] == 0
 
@@ -203,7 +203,7 @@ async def test_a_failed_3ds_card_set_up_expires_the_subscription_and_tells_the_c
     subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequiredOnSetup")
     assert subscribed["status"] == "INCOMPLETE"
     [setup] = [setup for setup in fake_stripe.setup_intents.values()
-               if setup["client_secret"] == subscribed["setupClientSecret"]]
+               if setup["client_secret"] == subscribed["authenticationClientSecret"]]
 
     failed = fake_stripe.fail_setup(setup["id"])
     response = await send_event(http, fake_stripe, "setup_intent.setup_failed", failed)
@@ -378,7 +378,7 @@ async def test_the_first_charge_without_a_trial_is_an_order_with_the_setup_fee_a
     stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-S'"
     before = await scalar(owner_engine, stock, t=shop.tenant_id)
     subscribed = await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
-    assert subscribed["status"] == "ACTIVE" and subscribed["setupClientSecret"] is None
+    assert subscribed["status"] == "ACTIVE" and subscribed["authenticationClientSecret"] is None
     [cycle] = (await billing.mine())["cycles"]["nodes"]
     assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["orderId"]
     assert at(cycle["periodStart"]) == at(subscribed["currentPeriodStart"])
@@ -568,3 +568,35 @@ async def test_mixed_carts_guests_and_trial_plans_are_refused_with_typed_errors(
     await billing.ok("storefront/RemoveCartLine", {"cartId": cart, "lineId": line["id"]})
     started = (await billing.ok("storefront/StartCheckout", {"cartId": cart}))["startCheckout"]
     assert started["amount"]["amount"] == 2706
+
+
+async def test_3ds_on_the_first_charge_waits_incomplete_and_its_webhook_records_the_order(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock, http: httpx.AsyncClient) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "pi3ds")
+    subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequired", shippingAddress=SHIP_TO)
+    assert subscribed["status"] == "INCOMPLETE" and subscribed["authenticationClientSecret"], subscribed
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+    assert cycle["status"] == "FAILED" and cycle["actionRequired"] is True and cycle["nextRetryAt"] is None
+    [intent] = fake_stripe.renewal_intents(cycle["id"])
+    assert intent["client_secret"] == subscribed["authenticationClientSecret"]
+    assert intent["status"] == "requires_action"
+    # Neither job touches it while the customer authenticates.
+    later = at(subscribed["currentPeriodStart"]) + timedelta(hours=1)
+    assert (await billing.renew(later))["claimed"] == 0 and (await billing.retry(later))["retried"] == 0
+
+    # Stripe.js authenticates it; the card then behaves as the test card that asks once and then charges
+    # off-session (4000 0025 0000 3155).
+    paid = fake_stripe.pay(intent["id"], "pm_card_authenticationRequiredOnSetup")
+    for _ in range(2):  # and its replay
+        assert (await send_event(http, fake_stripe, "payment_intent.succeeded", paid)).status_code == 200
+    mine = await billing.mine()
+    assert mine["status"] == "ACTIVE" and mine["paymentDetails"]["paymentMethodId"] == paid["payment_method"]
+    [cycle] = mine["cycles"]["nodes"]
+    assert cycle["status"] == "PAID" and cycle["orderId"]
+    assert await scalar(owner_engine, "select count(*) from orders where tenant_id = :t and customer_id = :c",
+                        t=shop.tenant_id, c=subject) == 1
+    # The card saved by that payment renews off-session.
+    assert (await billing.renew(at(mine["currentPeriodEnd"]) + timedelta(minutes=1)))["paid"] == 1

@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -19,6 +20,7 @@ from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
 from cityos.domain.billing import dunning, renewals
 from cityos.domain.billing.models import BillingCycleStatus
+from cityos.domain.billing.queries import SUBSCRIPTION
 from cityos.domain.billing.service import BillingGateway, PaymentOutcome
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
@@ -99,6 +101,17 @@ async def retry_with_new_card(engine: AsyncEngine, gateway: BillingGateway, sett
                                     BillingCycleStatus.FAILED, counts)
 
 
+async def _save_first_card(connection: AsyncConnection, cycle: Row[Any], intent: dict[str, Any]) -> None:
+    """A first charge the customer authenticated on-session (subscribing.py): its card, saved by Stripe with
+    setup_future_usage, becomes the renewals' card (a subscription that has one keeps it)."""
+    card = intent.get("payment_method")
+    card = card.get("id") if isinstance(card, dict) else card
+    if card and intent.get("setup_future_usage"):
+        await connection.execute(update(SUBSCRIPTION).where(
+            SUBSCRIPTION.c.id == cycle.subscription_id, SUBSCRIPTION.c.stripe_payment_method_id.is_(None),
+        ).values(stripe_payment_method_id=str(card)))
+
+
 async def record_webhook(connection: AsyncConnection, settings: Settings, intent: dict[str, Any], succeeded: bool,
                          now: datetime, events: PendingEvents) -> str:
     """payment_intent.succeeded / payment_intent.payment_failed of a renewal (metadata.billing_cycle_id), in the
@@ -113,6 +126,7 @@ async def record_webhook(connection: AsyncConnection, settings: Settings, intent
     if succeeded:
         if intent.get("status") != "succeeded":
             return f"ignored: the payment is {intent.get('status')}"
+        await _save_first_card(connection, cycle, intent)
         return await renewals.record_success(
             connection, settings, cycle, intent_id=str(intent["id"]), charge_id=intent.get("latest_charge"),
             amount=int(intent.get("amount_received") or 0), source="webhook", now=now, events=events)

@@ -13,6 +13,9 @@
   success is recorded by renewals.record_success exactly as a renewal's: the order through the checkout's
   settlement (vendor split, commission ledger, Fleetbase and ERPNext through the outbox), the cycle paid, the
   subscription `active` for period 0. A decline is PAYMENT_FAILED and nothing stays written (units back in stock).
+  A first charge the bank wants authenticated (3-D Secure) is not a failure: the subscription stays `incomplete`,
+  its cycle waits for the customer, and the PaymentIntent's client secret goes to Stripe.js; the
+  payment_intent.succeeded webhook then records the payment, the order and the saved card (runs.record_webhook).
   Stripe unavailable → UNAVAILABLE; the subscription stays `incomplete` with its cycle `charging`, so the
   payment_intent webhook still records a charge Stripe took after all (metadata.billing_cycle_id), and if none
   comes the next process-billing-cycles run closes the cycle as skipped (an incomplete subscription is not billed).
@@ -24,21 +27,23 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
 from cityos.domain.billing import renewals, rules
+from cityos.domain.billing.dunning import SCA
 from cityos.domain.billing.models import (
+    BillingAttemptOutcome,
     BillingCycleStatus,
     BillingInterval,
     CustomerSubscriptionStatus,
     SubscriptionPlanStatus,
 )
 from cityos.domain.billing.queries import CYCLE, SUBSCRIPTION
-from cityos.domain.billing.service import BillingGateway, Mutate, SubscribeRequest, declined
+from cityos.domain.billing.service import BillingGateway, Mutate, PaymentOutcome, SubscribeRequest, declined
 from cityos.domain.commerce.service import CART, LINE, return_reserved_units
 from cityos.domain.kernel import validate_email
 from cityos.errors import BadUserInput, Unavailable
@@ -126,6 +131,8 @@ async def _first_order(engine: AsyncEngine, settings: Settings, gateway: Billing
             transfer_group=f"billing-cycle-{cycle.id}", idempotency_key=f"subscription-{subscription.id}-first")
     except Unavailable:
         raise  # left incomplete and charging: a webhook records a charge Stripe took after all (module docstring)
+    if outcome.needs_authentication:  # 3-D Secure: the customer confirms it on-session; its webhook records it
+        return await _awaiting_authentication(engine, subscription, cycle, outcome)
     if not outcome.succeeded:
         await _abandon(engine, tenant_id, subscription.id, cycle.cart_id)
         raise declined(outcome)
@@ -139,6 +146,28 @@ async def _first_order(engine: AsyncEngine, settings: Settings, gateway: Billing
                                           now=now, events=events)
         created = (await connection.execute(select(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id))).one()
     return Subscribed(created)
+
+
+async def _awaiting_authentication(engine: AsyncEngine, subscription: Row[Any], cycle: Row[Any],
+                                   outcome: PaymentOutcome) -> Subscribed:
+    """The bank wants the first charge authenticated: the subscription stays `incomplete` and its cycle waits for the
+    customer (`failed`, actionRequired, no retry: the renewal jobs leave it alone); the client secret goes to
+    Stripe.js, and the PaymentIntent's webhook (metadata.billing_cycle_id) records the payment and its order
+    (runs.record_webhook), the card saved then."""
+    async with tenant_transaction(engine, subscription.tenant_id) as connection:
+        current = await renewals.locked_cycle(connection, cycle.id)
+        if current is not None and current.status == BillingCycleStatus.CHARGING:
+            await renewals.record_attempt(connection, current, "subscribe", current.amount,
+                                          BillingAttemptOutcome.ACTION_REQUIRED, outcome.intent_id, outcome.code,
+                                          outcome.decline_code, outcome.message)
+            await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
+                status=BillingCycleStatus.FAILED.value, lease_until=None, payment_intent_id=outcome.intent_id,
+                decline_code=SCA, failure_message=(outcome.message or "")[:1000], failed_at=func.now(),
+                next_retry_at=None, action_required=True, updated_at=func.now()))
+        await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(
+            first_payment_intent_id=outcome.intent_id, updated_at=func.now()))
+        row = (await connection.execute(select(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id))).one()
+    return Subscribed(row, outcome.client_secret)
 
 
 async def _abandon(engine: AsyncEngine, tenant_id: uuid.UUID, subscription_id: uuid.UUID,

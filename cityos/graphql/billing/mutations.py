@@ -118,11 +118,12 @@ class BillingMutation:
             lambda connection: service.archive_plan(connection, plan=row)))
 
     @strawberry.mutation(description="Subscribe the signed-in customer to a plan: the card is saved for off-session "
-                                     "renewals (a SetupIntent for a trial without a setup fee, else the first "
-                                     "charge). A declined card is PAYMENT_FAILED with Stripe's codes. A SetupIntent "
-                                     "the bank wants authenticated (3-D Secure) leaves the subscription INCOMPLETE "
-                                     "with setupClientSecret for Stripe.js; Stripe's setup_intent webhooks then "
-                                     "start its trial or expire it.")
+                                     "renewals — with a trial by a SetupIntent (the setup fee comes with the first "
+                                     "renewal), without one by the first charge, an order like a renewal's (first "
+                                     "period and setup fee, taxed). A declined card is PAYMENT_FAILED with Stripe's "
+                                     "codes. One the bank wants authenticated (3-D Secure) leaves the subscription "
+                                     "INCOMPLETE with authenticationClientSecret for Stripe.js; Stripe's webhooks "
+                                     "then move it on.")
     async def subscribe(self, info: Info, input: Subscribe) -> CustomerSubscription:
         principal = info.context.principal
         if not principal.authenticated:
@@ -150,7 +151,7 @@ class BillingMutation:
         created = await subscribing.subscribe(services.app_engine, services.settings, info.context.db.mutate,
                                               StripeBilling(services.stripe), request, info.context.events)
         subscription = CustomerSubscription.from_row(created.subscription)
-        subscription.setup_secret = created.client_secret
+        subscription.authentication_secret = created.client_secret
         return subscription
 
     @strawberry.mutation(description="Put a subscription plan (without a trial) in the signed-in customer's cart, "

@@ -250,14 +250,15 @@ class CustomerSubscription(Node, Declared):
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     plan_pk: strawberry.Private[uuid.UUID]
-    setup_secret: strawberry.Private[str | None] = dataclasses.field(default=None, init=False)
+    authentication_secret: strawberry.Private[str | None] = dataclasses.field(default=None, init=False)
 
-    @strawberry.field(description="Only in subscribe's answer, when the bank asks the customer to authenticate the "
-                                  "card (3-D Secure): the SetupIntent's client secret for Stripe.js "
-                                  "(confirmCardSetup; give it to Stripe.js only). The subscription is INCOMPLETE "
+    @strawberry.field(description="Only in subscribe's answer, when the bank asks the customer to authenticate "
+                                  "(3-D Secure): the client secret for Stripe.js — of the SetupIntent with a trial "
+                                  "(confirmCardSetup), of the first charge's PaymentIntent without one "
+                                  "(confirmCardPayment); give it to Stripe.js only. The subscription is INCOMPLETE "
                                   "until Stripe's webhook says how it went. Null otherwise.")
-    def setup_client_secret(self) -> str | None:
-        return self.setup_secret
+    def authentication_client_secret(self) -> str | None:
+        return self.authentication_secret
 
     @strawberry.field(description="It will be canceled when the current period ends (no more renewals).")
     def cancel_at_period_end(self) -> bool:
