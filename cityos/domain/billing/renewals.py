@@ -156,7 +156,7 @@ async def _advance(connection: AsyncConnection, subscription: Row[Any], index: i
     if subscription.periods_billed > index:
         return
     status = subscription.status
-    if status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE):  # incomplete: its first charge (subscribe.py)
+    if status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE):  # incomplete: its first charge (subscribing.py)
         rules.check_transition(status, S.ACTIVE)
         status = S.ACTIVE.value
     await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(
