@@ -600,3 +600,30 @@ async def test_3ds_on_the_first_charge_waits_incomplete_and_its_webhook_records_
                         t=shop.tenant_id, c=subject) == 1
     # The card saved by that payment renews off-session.
     assert (await billing.renew(at(mine["currentPeriodEnd"]) + timedelta(minutes=1)))["paid"] == 1
+
+
+async def test_a_subscription_never_confirmed_expires_after_a_day_and_its_payment_is_canceled(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-M")
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "never")
+    stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-M'"
+    before = await scalar(owner_engine, stock, t=shop.tenant_id)
+    subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequired", quantity=2)
+    assert subscribed["status"] == "INCOMPLETE"
+    assert await scalar(owner_engine, stock, t=shop.tenant_id) == before - 2  # held for the first order
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+
+    # Not yet: the customer has a day to authenticate.
+    assert (await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(hours=12)))["expired"] == 0
+    run = await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(days=1, hours=1))
+    assert run["expired"] == 1 and run["claimed"] == 0, run
+    mine = await billing.mine()
+    assert mine["status"] == "EXPIRED" and mine["cycles"]["nodes"][0]["status"] == "SKIPPED"
+    assert await scalar(owner_engine, stock, t=shop.tenant_id) == before  # the units are back
+    assert [kind for kind, _, _ in await notices(owner_engine, shop.tenant_id, subject)] == ["incomplete_expired"]
+    # Its PaymentIntent is canceled at Stripe by the outbox: it can no longer be paid.
+    await dispatch_outbox(app_engine, settings, None, stripe=stripe_client, only=("stripe.cancel_payment_intent",))
+    assert fake_stripe.intents[cycle["paymentIntentId"]]["status"] == "canceled"
+    assert (await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(days=3)))["expired"] == 0

@@ -15,6 +15,7 @@ SUBJECTS = {
     "canceled": "Your subscription was canceled",
     "paused": "Your subscription was paused",
     "setup_failed": "Your subscription could not start",
+    "incomplete_expired": "Your subscription did not start",
 }
 
 
@@ -39,6 +40,9 @@ def _body(kind: str, details: dict[str, Any]) -> str:
     if kind == "setup_failed":
         return ("Your card could not be set up for your subscription, so it did not start. Please subscribe again "
                 "with another card.")
+    if kind == "incomplete_expired":
+        return ("Your subscription did not start: its payment was not confirmed within a day, and nothing was "
+                "charged. Please subscribe again.")
     return "There is news about your subscription. Please check your account."
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
-from cityos.domain.billing import dunning, renewals
+from cityos.domain.billing import dunning, renewals, setups
 from cityos.domain.billing.models import BillingCycleStatus
 from cityos.domain.billing.queries import SUBSCRIPTION
 from cityos.domain.billing.service import BillingGateway, PaymentOutcome
@@ -55,7 +55,8 @@ async def process_billing_cycles(engine: AsyncEngine, gateway: BillingGateway, s
                                  tenant_id: uuid.UUID, now: datetime, events: PendingEvents) -> dict[str, int]:
     """The process-billing-cycles job for one tenant at `now`."""
     counts = {"claimed": 0, "paid": 0, "failed": 0, "action_required": 0, "retry": 0, "skipped": 0,
-              "canceled": 0, "recorded": 0, "declined": 0}
+              "canceled": 0, "recorded": 0, "declined": 0,
+              "expired": await setups.expire_incomplete(engine, tenant_id, now, events)}
     for key, value in (await renewals.claim_due_cycles(engine, tenant_id, now, events)).items():
         counts[key] += value
     while (cycle := await renewals.lease(engine, tenant_id, now)) is not None:
