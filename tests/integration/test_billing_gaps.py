@@ -627,3 +627,27 @@ async def test_a_subscription_never_confirmed_expires_after_a_day_and_its_paymen
     await dispatch_outbox(app_engine, settings, None, stripe=stripe_client, only=("stripe.cancel_payment_intent",))
     assert fake_stripe.intents[cycle["paymentIntentId"]]["status"] == "canceled"
     assert (await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(days=3)))["expired"] == 0
+
+
+async def test_a_fee_line_is_not_returned(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop)
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0,
+                             prices=[{"currencyCode": "usd", "amount": 2500, "setupFee": 300}])
+    billing, _ = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "ret")
+    await billing.subscribe(plan["id"], shippingAddress=SHIP_TO)
+    order = (await billing.mine())["cycles"]["nodes"][0]["orderId"]
+    admin = tokens("tenant_admin", shop)
+    fulfilled = await gql(OPS["admin/UpdateOrderStatus"], {"id": order, "status": "FULFILLED"}, token=admin)
+    assert "errors" not in fulfilled, fulfilled
+    lines = (await gql(OPS["admin/OrderById"], {"id": order}, token=admin))["data"]["order"]["lines"]
+    fee = next(line for line in lines if line["kind"] == "FEE")
+    item = next(line for line in lines if line["kind"] == "ITEM")
+    refused = await billing.call("storefront/RequestReturn", {"orderId": order, "reason": "not needed", "lines": [
+        {"lineId": fee["id"], "quantity": 1}]})
+    assert error_codes(refused) == ["BAD_USER_INPUT"], refused
+    assert refused["errors"][0]["extensions"]["field"] == "lines.0.lineId"
+    asked = await billing.ok("storefront/RequestReturn", {"orderId": order, "reason": "wrong size", "lines": [
+        {"lineId": item["id"], "quantity": 1}]})
+    assert asked["requestReturn"]["status"] == "REQUESTED"
