@@ -4,7 +4,7 @@ setup fee); a subscription keeps its setup fee until it is paid; subscription pl
 (cart_subscription_item, tenant-owned with RLS)
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0019 (chained after vendor shipping's 0019 reached main first)
 Create Date: 2026-11-27
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from cityos.db import rls
 
 revision: str = "0020"
-down_revision: str | None = "0014"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
