@@ -172,8 +172,9 @@ async def test_3ds_at_subscribe_waits_incomplete_and_setup_intent_webhooks_move_
     mine = await billing.mine()
     assert mine["status"] == "INCOMPLETE" and mine["paymentDetails"]["paymentMethodId"] is None
     assert "authenticationClientSecret" not in mine
-    # Nothing renews an incomplete subscription, even past its trial.
-    assert (await billing.renew(at(subscribed["trialEnd"]) - timedelta(days=1)))["claimed"] == 0
+    # Nothing renews an incomplete subscription (and for a day nothing expires it either).
+    run = await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(hours=12))
+    assert run["claimed"] == 0 and run["expired"] == 0, run
 
     # A failure of an earlier try arriving after the success (reordered), and replays, change nothing.
     earlier_failure = dict(setup, status="requires_payment_method", payment_method=None, last_setup_error={
