@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     # The secret Fleetbase signs its webhooks with (the API credential's secret), for POST /webhooks/fleetbase.
     CITYOS_FLEETBASE_WEBHOOK_SECRET: str | None = None
 
+    # Email: customer notices (billing) over SMTP. smtp://[user:password@]host[:port] (STARTTLS when offered) or
+    # smtps://… (TLS from the start); unset: notices are kept in the outbox and marked skipped, not sent.
+    CITYOS_SMTP_URL: str | None = None
+    CITYOS_SMTP_FROM: str = "CityOS Commerce <no-reply@cityos.example>"
+    # Seconds any wait on the mail server may take.
+    CITYOS_SMTP_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
+
     # ERPNext
     ERPNEXT_URL: str | None = None
     ERPNEXT_API_KEY: str | None = None
@@ -323,6 +330,8 @@ class Settings(BaseSettings):
                 problems.append(f"{url_name}: not a URL (expected scheme://host…)")
         problems.extend(self._rate_limit_problems())
         problems.extend(self._stripe_key_problems())
+        if self.CITYOS_SMTP_URL and urlsplit(self.CITYOS_SMTP_URL).scheme not in ("smtp", "smtps"):
+            problems.append("CITYOS_SMTP_URL: expected smtp://host[:port] or smtps://host[:port]")
         if self.CITYOS_WORKERS > 1 and not self.REDIS_URL:
             problems.append("CITYOS_WORKERS: more than one worker needs REDIS_URL (live events and cache "
                             "invalidations must reach every worker)")

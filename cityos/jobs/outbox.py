@@ -22,6 +22,9 @@ from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
 from cityos.integrations.erpnext.sync import accounts_of, erpnext_client, send_erpnext_message
 from cityos.integrations.fleetbase.client import FleetbaseClient, FleetbaseError
+from cityos.integrations.smtp.client import smtp_sender
+from cityos.integrations.smtp.notices import TOPICS as NOTICE_TOPICS
+from cityos.integrations.smtp.notices import send_notice_message
 from cityos.integrations.stripe.payments import STRIPE_TOPICS, send_stripe_message
 from cityos.realtime.events import PendingEvents
 
@@ -47,18 +50,20 @@ async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, br
                           stripe: Any = None, *, only: tuple[str, ...] | None = None) -> str:
     """Send what is due: Fleetbase calls when Fleetbase is configured, Stripe calls (checkout cancellations,
     refunds and their transfer reversals, which a refund taken here enqueues for the next run) when a Stripe
-    client is given, ERPNext calls (orders to account) when ERPNext is configured.
+    client is given, ERPNext calls (orders to account) when ERPNext is configured, and the customer notices by
+    email when CITYOS_SMTP_URL is set (otherwise they are kept and marked skipped).
     `only`: these topics alone."""
     fleetbase = settings.FLEETBASE_URL and settings.FLEETBASE_API_KEY
     erpnext = erpnext_client(settings, http)
+    mailer = smtp_sender(settings)  # None: the customer notices are kept and marked skipped
     topics = [*(SENDERS if fleetbase else ()), *(STRIPE_TOPICS if stripe is not None else ()),
-              *(ERPNEXT_TOPICS if erpnext is not None else ())]
+              *(ERPNEXT_TOPICS if erpnext is not None else ()), *NOTICE_TOPICS]
     if only is not None:
         topics = [topic for topic in topics if topic in only]
     if not topics:
         return "Fleetbase is not configured; nothing sent"
     client = FleetbaseClient(http, settings.FLEETBASE_URL or "", settings.FLEETBASE_API_KEY or "")
-    counts = {"sent": 0, "retry": 0, "dead": 0}
+    counts = {"sent": 0, "retry": 0, "dead": 0, "skipped": 0}
     seen: set[uuid.UUID] = set()
     while True:
         async with tenant_transaction(engine, None) as connection:
@@ -79,6 +84,12 @@ async def dispatch_outbox(engine: AsyncEngine, settings: Settings, http: Any, br
                 if outcome == "skipped":
                     continue
                 {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()
+            elif row.topic in NOTICE_TOPICS:
+                outcome = await send_notice_message(engine, mailer, row.tenant_id, row.id)
+                if outcome == "busy":
+                    continue
+                if outcome != "skipped":
+                    {"sent": OUTBOX_SENT, "retry": OUTBOX_FAILED, "dead": OUTBOX_DEAD}[outcome].labels(row.topic).inc()
             elif row.topic in ERPNEXT_TOPICS and erpnext is not None:
                 outcome = await send_erpnext_message(engine, erpnext, accounts_of(settings), row.tenant_id, row.id)
                 if outcome == "skipped":

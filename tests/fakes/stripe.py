@@ -405,8 +405,17 @@ class FakeStripe:
 
     # What the customer's browser and Stripe do, for tests.
 
-    def pay(self, intent_id: str) -> dict[str, Any]:
+    def pay(self, intent_id: str, payment_method: str | None = None) -> dict[str, Any]:
+        """The customer's browser confirms the PaymentIntent (Stripe.js). With `payment_method` (a pm_card_… alias),
+        the card it was paid with is set, and saved to the intent's customer when it was made with
+        setup_future_usage (as Stripe attaches it)."""
         intent = self.intents[intent_id]
+        if payment_method is not None:
+            saved: Any = {"id": payment_method}
+            if intent.get("customer") and intent.get("setup_future_usage"):
+                saved = self._attach(payment_method, intent["customer"])
+                assert not isinstance(saved, JSONResponse), "a card that pays can be saved"
+            intent["payment_method"] = saved["id"]
         intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=f"ch_{secrets.token_hex(8)}")
         return intent
 
@@ -536,6 +545,25 @@ class FakeStripe:
         """The issuer starts asking for authentication on a saved card: from now on it behaves as
         pm_card_authenticationRequired (off-session charges → 402 authentication_required)."""
         self.payment_methods[payment_method_id]["_alias"] = "pm_card_authenticationRequired"
+
+    def authenticate_setup(self, setup_id: str) -> dict[str, Any]:
+        """The customer authenticated a SetupIntent in Stripe.js (3-D Secure): `succeeded`, the card attached to the
+        customer (setup_intent.succeeded fires with `payment_method` the saved card)."""
+        setup = self.setup_intents[setup_id]
+        attached = self._attach(setup["payment_method"], setup["customer"])
+        assert not isinstance(attached, JSONResponse), "the card of a SetupIntent waiting for action attaches"
+        setup.update(status="succeeded", payment_method=attached["id"], next_action=None, last_setup_error=None)
+        return setup
+
+    def fail_setup(self, setup_id: str) -> dict[str, Any]:
+        """The customer failed (or abandoned) the SetupIntent's authentication: back to `requires_payment_method`
+        with `last_setup_error` (setup_intent.setup_failed fires)."""
+        setup = self.setup_intents[setup_id]
+        setup.update(status="requires_payment_method", payment_method=None, next_action=None, last_setup_error={
+            "type": "invalid_request_error", "code": "setup_intent_authentication_failure", "decline_code": None,
+            "message": "We are unable to authenticate your payment method. Please choose a different payment "
+                       "method and try again."})
+        return setup
 
     def renewal_intents(self, billing_cycle_id: str) -> list[dict[str, Any]]:
         """The PaymentIntents made for one billing cycle (its metadata names it)."""

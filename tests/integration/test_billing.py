@@ -163,13 +163,14 @@ async def test_a_trial_renews_once_with_two_runners_then_a_decline_is_past_due(
     [mine] = await my_subscriptions(gql, shop, customer)
     assert mine["status"] == "ACTIVE"
     [cycle] = mine["cycles"]["nodes"]
-    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["amount"]["amount"] == 2500
+    # The shop's region adds 8.25 % tax to its prices: 2500 + 206 (206.25 rounded half up).
+    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["amount"]["amount"] == 2706
     assert at(cycle["periodStart"]) == trial_end and at(mine["currentPeriodStart"]) == trial_end
     assert at(mine["currentPeriodEnd"]) == at(cycle["periodEnd"]) > trial_end + timedelta(days=27)
     charges = renewal_requests(fake_stripe, cycle["id"])
     assert len(charges) == 1
     intent = fake_stripe.intents[cycle["paymentIntentId"]]
-    assert intent["status"] == "succeeded" and intent["amount_received"] == 2500
+    assert intent["status"] == "succeeded" and intent["amount_received"] == 2706
     assert intent["metadata"]["billing_cycle_id"] == cycle["id"]
 
     # Running again in the same period changes nothing.
@@ -243,16 +244,24 @@ async def test_subscribing_without_a_trial_charges_at_once_and_refuses_bad_input
     subscribed = body["data"]["subscribe"]
     assert subscribed["status"] == "ACTIVE" and subscribed["amount"]["amount"] == 1800
     assert at(subscribed["currentPeriodEnd"]) - at(subscribed["currentPeriodStart"]) == timedelta(weeks=1)
-    [first] = [intent for intent in fake_stripe.intents.values()
-               if intent["transfer_group"] == f"subscription-{intent['metadata'].get('subscription_id')}"
-               and intent["metadata"].get("plan_id") and intent["amount"] == 1900]
-    # The setup fee and two units of the first week, the card saved for off-session renewals.
+    [cycle] = (await my_subscriptions(gql, shop, customer))[0]["cycles"]["nodes"]
+    [first] = fake_stripe.renewal_intents(cycle["id"])
+    # Two units of the first week and the setup fee, taxed at 8.25 % (1900 + 156.75 → 157): one order, like a
+    # renewal's, the card saved for off-session renewals.
+    assert first["amount"] == 2057 and first["transfer_group"] == f"billing-cycle-{cycle['id']}"
     assert first["status"] == "succeeded" and first["setup_future_usage"] == "off_session"
     assert fake_stripe.payment_methods[first["payment_method"]]["customer"] == first["customer"]
+    assert cycle["status"] == "PAID" and cycle["periodIndex"] == 0 and cycle["chargedAt"]
 
+    stock = "select inventory_quantity from variant where tenant_id = :t and sku = 'NW-TEE-S'"
+    async with owner_engine.connect() as connection:
+        before = (await connection.execute(text(stock), {"t": shop.tenant_id})).scalar_one()
     declined = await subscribe(gql, shop, customer, plan["id"],
                                payment_method="pm_card_chargeDeclinedInsufficientFunds")
     assert error_codes(declined) == ["PAYMENT_FAILED"], declined
+    async with owner_engine.connect() as connection:  # nothing stays: no subscription, the units back in stock
+        assert (await connection.execute(text(stock), {"t": shop.tenant_id})).scalar_one() == before
+    assert len(await my_subscriptions(gql, shop, customer)) == 1
     assert declined["errors"][0]["extensions"]["decline_code"] == "insufficient_funds"
     assert declined["errors"][0]["extensions"]["provider_code"] == "card_declined"
 

@@ -137,13 +137,13 @@ async def test_trial_two_renewal_orders_then_dunning_to_cancellation(
     assert len(orders) == 2 and None not in orders
     for cycle in paid:
         [intent] = fake_stripe.renewal_intents(cycle["id"])  # one charge per cycle
-        assert intent["status"] == "succeeded" and intent["amount_received"] == 2500
+        assert intent["status"] == "succeeded" and intent["amount_received"] == 2706  # 8.25 % tax added
         [attempt] = cycle["attemptHistory"]["nodes"]
         assert attempt["outcome"] == "SUCCEEDED" and attempt["paymentIntentId"] == intent["id"]
     async with owner_engine.connect() as connection:
         rows = (await connection.execute(text(
-            "select o.id, o.total, o.status, o.payment_intent_id, o.shipping_address->>'city' as city, "
-            "vo.vendor_id, vo.total as vendor_total, "
+            "select o.id, o.total, o.subtotal, o.tax_total, o.tax_inclusive, o.status, o.payment_intent_id, "
+            "o.shipping_address->>'city' as city, vo.vendor_id, vo.total as vendor_total, "
             "(select count(*) from commission_transaction ct where ct.order_id = o.id and ct.kind = 'sale' "
             " and ct.vendor_id = vo.vendor_id) as sales "
             "from orders o join vendor_order vo on vo.order_id = o.id and vo.tenant_id = o.tenant_id "
@@ -152,8 +152,9 @@ async def test_trial_two_renewal_orders_then_dunning_to_cancellation(
     assert len(rows) == 2
     assert {to_global_id("Order", row.id) for row in rows} == orders
     for row in rows:
-        assert row.total == 2500 and row.status == "paid" and row.city == "San Francisco"
-        assert str(row.vendor_id) == vendor and row.vendor_total == 2500 and row.sales == 1
+        assert (row.subtotal, row.tax_total, row.total, row.tax_inclusive) == (2500, 206, 2706, False)
+        assert row.status == "paid" and row.city == "San Francisco"
+        assert str(row.vendor_id) == vendor and row.vendor_total == 2706 and row.sales == 1
     assert await scalar(owner_engine, "select inventory_quantity from variant where tenant_id = :t and "
                         "sku = 'NW-TEE-S'", t=shop.tenant_id) == stock_before - 2  # reserved like checkout
     tenant = await scalar(owner_engine, "select slug from tenant where id = :t", t=shop.tenant_id)
@@ -312,10 +313,13 @@ async def test_self_service_skip_change_plan_pause_resume_cancel(
     assert at(mine["currentPeriodEnd"]) - at(mine["currentPeriodStart"]) == timedelta(weeks=1)
     used = 1000
     async with owner_engine.connect() as connection:
-        order = (await connection.execute(text(
-            "select total, discount_total, subtotal from orders where tenant_id = :t and customer_id = :c"),
-            {"t": shop.tenant_id, "c": subject})).one()
-    assert (order.subtotal, order.discount_total, order.total) == (1000, used, 1000 - used)
+        orders = (await connection.execute(text(
+            "select total, discount_total, subtotal from orders where tenant_id = :t and customer_id = :c "
+            "order by created_at"), {"t": shop.tenant_id, "c": subject})).all()
+    # The first month's charge at subscribing was an order too (3000 + 8.25 % tax); then the credited week.
+    assert [(order.subtotal, order.total) for order in orders[:1]] == [(3000, 3248)]
+    order = orders[-1]
+    assert len(orders) == 2 and (order.subtotal, order.discount_total, order.total) == (1000, used, 1000 - used)
 
     # Pause: nothing is billed; resume after the paid period: billing restarts from now.
     paused = (await billing.ok("storefront/PauseCustomerSubscription", {"id": sid}))["pauseCustomerSubscription"]

@@ -177,6 +177,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
                                                                        "prices": [{"currencyCode": "usd",
                                                                                    "amount": 1}]}},
     "admin/ArchiveSubscriptionPlan": lambda b: {"id": b.plan},
+    "storefront/AddSubscriptionToCart": lambda b: {"cartId": b.cart, "planId": b.plan, "quantity": 1},
     "storefront/Subscribe": lambda b: {"input": {"planId": b.plan, "currencyCode": "usd",
                                                  "paymentMethodId": "pm_card_visa"}},
     "storefront/CustomerSubscriptions": lambda b: {"first": 100},

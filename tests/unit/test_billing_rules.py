@@ -58,7 +58,7 @@ def test_periods_are_contiguous_increasing_and_anchored(anchor: datetime, interv
 
 def test_first_charge() -> None:
     assert rules.first_charge(1500, 0, 14) == 0  # a trial without a setup fee: a SetupIntent, no charge
-    assert rules.first_charge(1500, 500, 14) == 500
+    assert rules.first_charge(1500, 500, 14) == 0  # the fee goes with the first paid period, after the trial
     assert rules.first_charge(1500, 500, 0) == 2000
     assert rules.first_charge(1500, 0, 0) == 1500
 

@@ -32,6 +32,7 @@ SECRET_VALUES = {
     "ERPNEXT_API_KEY": "e" * 15,
     "ERPNEXT_API_SECRET": "f" * 15,
     "SENTRY_DSN": "",
+    "CITYOS_SMTP_URL": "smtps://notices:" + "m" * 40 + "@smtp.cityos.example:465",
 }
 
 

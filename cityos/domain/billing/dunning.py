@@ -151,6 +151,27 @@ async def lease_retry(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime) 
             updated_at=func.now()).returning(*CYCLE.c))).first()
 
 
+async def lease_confirmable(engine: AsyncEngine, tenant_id: uuid.UUID, subscription_id: uuid.UUID,
+                           payment_method_id: str, now: datetime) -> Row[Any] | None:
+    """The subscription's cycle that waits for the customer's authentication (SCA), leased to this caller with its
+    attempt counted (the retry's own idempotency key) and the new card made the subscription's, committed; None
+    when there is none (or another caller has it)."""
+    async with tenant_transaction(engine, tenant_id) as connection:
+        owner = (SUBSCRIPTION.c.tenant_id == CYCLE.c.tenant_id) & (SUBSCRIPTION.c.id == CYCLE.c.subscription_id)
+        candidate = (select(CYCLE.c.id).join(SUBSCRIPTION, owner).where(
+            CYCLE.c.tenant_id == tenant_id, CYCLE.c.subscription_id == subscription_id,
+            CYCLE.c.status == BillingCycleStatus.FAILED.value, CYCLE.c.action_required.is_(True),
+            SUBSCRIPTION.c.status == S.PAST_DUE.value)
+            .order_by(CYCLE.c.period_start).limit(1).with_for_update(of=CYCLE, skip_locked=True).scalar_subquery())
+        leased = (await connection.execute(update(CYCLE).where(CYCLE.c.id == candidate).values(
+            status=BillingCycleStatus.CHARGING.value, lease_until=now + LEASE, attempts=CYCLE.c.attempts + 1,
+            updated_at=func.now()).returning(*CYCLE.c))).first()
+        if leased is not None:
+            await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription_id).values(
+                stripe_payment_method_id=payment_method_id, updated_at=func.now()))
+        return leased
+
+
 async def expire_unconfirmed(engine: AsyncEngine, tenant_id: uuid.UUID, now: datetime,
                              events: PendingEvents) -> int:
     """SCA cycles the customer did not confirm by the last retry day: the final action."""

@@ -137,6 +137,7 @@ class CustomerSubscription(TenantOwnedMixin, Base):
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("current_period_end > current_period_start", name="period_order"),
         CheckConstraint("credit_balance >= 0", name="credit_not_negative"),
+        CheckConstraint("setup_fee >= 0", name="setup_fee_not_negative"),
         Index("ix_customer_subscription_tenant_customer", "tenant_id", "customer_id", "created_at", "id"),
         Index("ix_customer_subscription_due", "tenant_id", "status", "current_period_end"),
         Index("ix_customer_subscription_tenant_plan", "tenant_id", "plan_id"),
@@ -170,6 +171,9 @@ class CustomerSubscription(TenantOwnedMixin, Base):
     skip_period_index: Mapped[int | None] = mapped_column(Integer)
     credit_balance: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The plan's setup fee as subscribed (minor units), until it is paid: a fee line of the first paid period's order
+    # (at subscribing without a trial, else the first renewal), then 0 (migration 0020).
+    setup_fee: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class BillingCycle(TenantOwnedMixin, Base):
@@ -254,3 +258,21 @@ class BillingSettings(TenantOwnedMixin, Base):
 
     retry_days: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     final_action: Mapped[str] = mapped_column(String(10), nullable=False, server_default="cancel")
+
+
+class CartSubscriptionItem(TenantOwnedMixin, Base):
+    """A subscription plan in a cart: checked out with the cart's PaymentIntent into a customer subscription whose
+    first period the order pays (billing/cart.py). One row per (cart, plan)."""
+
+    __tablename__ = "cart_subscription_item"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cart_id"], ["cart.tenant_id", "cart.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "plan_id"], ["subscription_plan.tenant_id", "subscription_plan.id"],
+                             ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "cart_id", "plan_id"),
+        CheckConstraint("quantity between 1 and 1000", name="quantity_range"),
+    )
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    plan_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -47,6 +47,7 @@ from cityos.domain.billing.models import (
 )
 from cityos.domain.billing.queries import CYCLE, PLAN, SUBSCRIPTION
 from cityos.domain.billing.service import PRODUCT, VARIANT, BillingGateway, PaymentOutcome
+from cityos.domain.commerce.rules import PricedLine, cart_totals
 from cityos.domain.commerce.service import (
     ATTEMPT,
     CART,
@@ -55,6 +56,7 @@ from cityos.domain.commerce.service import (
     order_id_for,
     reserve_units,
     snapshot_fingerprint,
+    tax_rate_of,
 )
 from cityos.domain.marketplace.ledger import LedgerPolicy
 from cityos.domain.orders.service import settle_payment
@@ -68,6 +70,7 @@ LEASE = timedelta(minutes=10)
 RESERVATION_MINUTES = 30  # a renewal's units are held while it is charged; settle_payment re-takes them if needed
 NOTICE_TOPIC = "billing.customer_notice"  # what the customer is told (skipped renewal, payment failed, canceled)
 SHIPPING_CODE = "subscription"  # the renewal order's shipping option code: delivery is part of the plan's price
+SETUP_FEE = "setup_fee"  # the code of the setup fee's line in an order's snapshot ("fees")
 S = CustomerSubscriptionStatus
 BILLABLE = (S.TRIALING, S.ACTIVE, S.PAST_DUE)  # a claimed or failed cycle of these is charged
 
@@ -154,7 +157,7 @@ async def _advance(connection: AsyncConnection, subscription: Row[Any], index: i
     if subscription.periods_billed > index:
         return
     status = subscription.status
-    if status in (S.TRIALING, S.PAST_DUE):
+    if status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE):  # incomplete: its first charge (subscribing.py)
         rules.check_transition(status, S.ACTIVE)
         status = S.ACTIVE.value
     await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(
@@ -205,48 +208,79 @@ async def prepare(engine: AsyncEngine, tenant_id: uuid.UUID, cycle: Row[Any], no
             return None
         if current.cart_id is not None:
             return Renewal(current, subscription)
-        item = (await connection.execute(
-            select(PLAN.c.variant_id, PLAN.c.name, VARIANT.c.sku, VARIANT.c.title.label("variant_title"),
-                   PRODUCT.c.id.label("product_id"), PRODUCT.c.title.label("product_title"), PRODUCT.c.vendor_id)
-            .join(VARIANT, (VARIANT.c.tenant_id == PLAN.c.tenant_id) & (VARIANT.c.id == PLAN.c.variant_id))
-            .join(PRODUCT, (PRODUCT.c.tenant_id == VARIANT.c.tenant_id) & (PRODUCT.c.id == VARIANT.c.product_id))
-            .where(PLAN.c.id == subscription.plan_id))).one()
         try:
             async with connection.begin_nested():
-                cart = await create_cart(connection, tenant_id=tenant_id, store_id=subscription.store_id,
-                                         currency_code=subscription.currency_code,
-                                         customer_id=subscription.customer_id, email=subscription.email)
-                cart = (await connection.execute(update(CART).where(CART.c.id == cart.id).values(
-                    order_id=order_id_for(cart), shipping_address=subscription.shipping_address,
-                ).returning(*CART.c))).one()
-                await connection.execute(insert(LINE).values(
-                    tenant_id=tenant_id, id=uuid.uuid4(), cart_id=cart.id, variant_id=item.variant_id,
-                    quantity=subscription.quantity))
-                await reserve_units(connection, cart, [(item.variant_id, subscription.quantity, item.sku)],
-                                    RESERVATION_MINUTES)
+                prepared = await prepare_order(connection, subscription, current, now)
         except (OutOfStock, BadUserInput) as problem:
             await skip(connection, current, subscription, problem.message, events)
             return None
-        quantity = subscription.quantity
-        list_unit = (current.amount + current.credit_applied) // quantity
-        unit = current.amount // quantity
-        snapshot = {
-            "currency_code": subscription.currency_code,
-            "lines": [{"variant_id": str(item.variant_id), "product_id": str(item.product_id),
-                       "vendor_id": str(item.vendor_id) if item.vendor_id else None, "sku": item.sku,
-                       "title": f"{item.product_title} — {item.variant_title}", "quantity": quantity,
-                       "list_unit_price": list_unit, "unit_price": unit}],
-            "totals": {"subtotal": list_unit * quantity, "discount_total": (list_unit - unit) * quantity,
-                       "shipping_total": 0, "tax_total": 0, "total": unit * quantity},
-            "shipping_option": {"id": None, "code": SHIPPING_CODE},
-            "shipping_address": subscription.shipping_address or {},
-            "subscription": {"id": str(subscription.id), "cycle_id": str(current.id), "plan": item.name},
-        }
-        # A promotion the subscription carries (for N renewals) comes off this renewal and counts one cycle.
-        snapshot, amount = await promotions.discount_renewal(connection, subscription, snapshot, now)
-        prepared = (await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
-            cart_id=cart.id, snapshot=snapshot, amount=amount, updated_at=func.now()).returning(*CYCLE.c))).one()
         return Renewal(prepared, subscription)
+
+
+async def prepare_order(connection: AsyncConnection, subscription: Row[Any], current: Row[Any],
+                        now: datetime) -> Row[Any]:
+    """The cycle's order prepared the way checkout prepares a cart's: a cart for the subscription's customer, its
+    units reserved with the checkout's conditional decrement (OUT_OF_STOCK otherwise), and the snapshot that is
+    charged for, taxed as checkout taxes a cart; the cycle's amount becomes its total. Returns the cycle."""
+    tenant_id = subscription.tenant_id
+    item = (await connection.execute(
+        select(PLAN.c.variant_id, PLAN.c.name, VARIANT.c.sku, VARIANT.c.title.label("variant_title"),
+               PRODUCT.c.id.label("product_id"), PRODUCT.c.title.label("product_title"), PRODUCT.c.vendor_id)
+        .join(VARIANT, (VARIANT.c.tenant_id == PLAN.c.tenant_id) & (VARIANT.c.id == PLAN.c.variant_id))
+        .join(PRODUCT, (PRODUCT.c.tenant_id == VARIANT.c.tenant_id) & (PRODUCT.c.id == VARIANT.c.product_id))
+        .where(PLAN.c.id == subscription.plan_id))).one()
+    cart = await create_cart(connection, tenant_id=tenant_id, store_id=subscription.store_id,
+                             currency_code=subscription.currency_code, customer_id=subscription.customer_id,
+                             email=subscription.email)
+    cart = (await connection.execute(update(CART).where(CART.c.id == cart.id).values(
+        order_id=order_id_for(cart), shipping_address=subscription.shipping_address,
+    ).returning(*CART.c))).one()
+    await connection.execute(insert(LINE).values(
+        tenant_id=tenant_id, id=uuid.uuid4(), cart_id=cart.id, variant_id=item.variant_id,
+        quantity=subscription.quantity))
+    await reserve_units(connection, cart, [(item.variant_id, subscription.quantity, item.sku)], RESERVATION_MINUTES)
+    quantity = subscription.quantity
+    list_unit = (current.amount + current.credit_applied) // quantity
+    unit = current.amount // quantity
+    # The setup fee, not charged yet, goes with the first paid period: a fee line of the order (not a product line:
+    # no stock, no shipment), priced and taxed like a line, with the plan's vendor and commission rules.
+    fee = subscription.setup_fee
+    # A promotion the subscription carries (for N renewals) comes off the line before tax, and counts one cycle.
+    carried = await promotions.discount_renewal(
+        connection, subscription, [promotions.CartLineFacts(item.product_id, item.vendor_id, quantity, unit)], now)
+    promoted = {"promotion_discount": carried.line_discounts[0],
+                "promotion_vendor_funded": carried.vendor_funded[0]} if carried.line_discounts[0] else {}
+    priced = [PricedLine(item.variant_id, item.vendor_id, quantity, list_unit, unit, carried.line_discounts[0],
+                         carried.vendor_funded[0])]
+    fees = []
+    if fee > 0:
+        priced.append(PricedLine(item.variant_id, item.vendor_id, 1, fee, fee))
+        fees.append({"code": SETUP_FEE, "variant_id": str(item.variant_id), "product_id": str(item.product_id),
+                     "vendor_id": str(item.vendor_id) if item.vendor_id else None, "sku": item.sku,
+                     "title": f"Setup fee — {item.name}", "amount": fee})
+    # Taxed as the checkout taxes a cart: the region's (or the shipping state's) rate, added to the price or
+    # contained in it per the region (commerce rules.cart_totals). The cycle charges the taxed total.
+    rate, inclusive = await tax_rate_of(connection, cart)
+    totals = cart_totals(priced, 0, rate, inclusive)
+    snapshot = {
+        "currency_code": subscription.currency_code,
+        "lines": [{"variant_id": str(item.variant_id), "product_id": str(item.product_id),
+                   "vendor_id": str(item.vendor_id) if item.vendor_id else None, "sku": item.sku,
+                   "title": f"{item.product_title} — {item.variant_title}", "quantity": quantity,
+                   "list_unit_price": list_unit, "unit_price": unit, **promoted}],
+        "fees": fees,
+        "totals": {"subtotal": totals.subtotal, "discount_total": totals.discount_total,
+                   "shipping_total": 0, "tax_total": totals.tax_total, "total": totals.total,
+                   "tax_inclusive": totals.tax_inclusive},
+        "shipping_option": {"id": None, "code": SHIPPING_CODE},
+        "shipping_address": subscription.shipping_address or {},
+        "subscription": {"id": str(subscription.id), "cycle_id": str(current.id), "plan": item.name},
+        **({"promotions": carried.applied} if carried.applied else {}),
+    }
+    prepared: Row[Any] = (await connection.execute(update(CYCLE).where(CYCLE.c.id == current.id).values(
+        cart_id=cart.id, snapshot=snapshot, amount=totals.total, updated_at=func.now())
+        .returning(*CYCLE.c))).one()
+    return prepared
 
 
 async def skip(connection: AsyncConnection, cycle: Row[Any], subscription: Row[Any], reason: str,
@@ -337,6 +371,8 @@ async def record_success(connection: AsyncConnection, settings: Settings, cycle:
         action_required=False, updated_at=func.now()))
     await _advance(connection, subscription, cycle.period_index, cycle.period_start, cycle.period_end,
                    last_decline_code=None, last_payment_error=None)
+    if cycle.snapshot and cycle.snapshot.get("fees"):  # the setup fee is paid: never charged again
+        await connection.execute(update(SUBSCRIPTION).where(SUBSCRIPTION.c.id == subscription.id).values(setup_fee=0))
     events.add(sub_event("subscription.renewed", subscription, S.ACTIVE.value, cycle_id=str(cycle.id),
                          order_id=str(order_id) if order_id else None))
     return "paid"

@@ -72,8 +72,10 @@ def period_bounds(anchor: datetime, interval: BillingInterval, count: int, index
 
 
 def first_charge(amount: int, setup_fee: int, trial_days: int) -> int:
-    """What subscribing charges at once: the setup fee, plus the first period unless there is a trial."""
-    return setup_fee + (0 if trial_days > 0 else amount)
+    """What subscribing charges at once, before tax: without a trial the first period and the setup fee (one order);
+    with a trial nothing — the card is saved, and the setup fee goes with the first paid period, at the trial's
+    end."""
+    return 0 if trial_days > 0 else amount + setup_fee
 
 
 def renewal_idempotency_key(cycle_id: str, attempt: int) -> str:

@@ -12,13 +12,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
-from cityos.domain.billing import dunning, renewals
+from cityos.domain.billing import dunning, renewals, setups
 from cityos.domain.billing.models import BillingCycleStatus
+from cityos.domain.billing.queries import SUBSCRIPTION
 from cityos.domain.billing.service import BillingGateway, PaymentOutcome
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
@@ -53,7 +55,8 @@ async def process_billing_cycles(engine: AsyncEngine, gateway: BillingGateway, s
                                  tenant_id: uuid.UUID, now: datetime, events: PendingEvents) -> dict[str, int]:
     """The process-billing-cycles job for one tenant at `now`."""
     counts = {"claimed": 0, "paid": 0, "failed": 0, "action_required": 0, "retry": 0, "skipped": 0,
-              "canceled": 0, "recorded": 0, "declined": 0}
+              "canceled": 0, "recorded": 0, "declined": 0,
+              "expired": await setups.expire_incomplete(engine, tenant_id, now, events)}
     for key, value in (await renewals.claim_due_cycles(engine, tenant_id, now, events)).items():
         counts[key] += value
     while (cycle := await renewals.lease(engine, tenant_id, now)) is not None:
@@ -81,6 +84,35 @@ async def retry_failed_payments(engine: AsyncEngine, gateway: BillingGateway, se
     return counts
 
 
+async def retry_with_new_card(engine: AsyncEngine, gateway: BillingGateway, settings: Settings,
+                              tenant_id: uuid.UUID, subscription_id: uuid.UUID, payment_method_id: str,
+                              now: datetime, events: PendingEvents) -> str | None:
+    """The customer saved a new card while a renewal waited for their authentication (SCA): that cycle is charged
+    off-session with the new card once, at once. The lease (dunning.lease_confirmable: one conditional UPDATE, the
+    attempt counted, so the idempotency key is the attempt's own) makes it exactly once — a second request at the
+    same time finds nothing to lease; a runner that dies after Stripe's answer leaves a `charging` cycle that the
+    next process-billing-cycles charges with the same key. Then recorded as any attempt: paid (the renewal order,
+    the period advanced, active again) or failed again (dunning.record_failure: still waiting for authentication,
+    or declined and retried on the dunning schedule). None when no cycle waited."""
+    cycle = await dunning.lease_confirmable(engine, tenant_id, subscription_id, payment_method_id, now)
+    if cycle is None:
+        return None
+    counts: dict[str, int] = {"declined": 0}
+    return await _charge_and_record(engine, gateway, settings, tenant_id, cycle, now, "customer", events,
+                                    BillingCycleStatus.FAILED, counts)
+
+
+async def _save_first_card(connection: AsyncConnection, cycle: Row[Any], intent: dict[str, Any]) -> None:
+    """A first charge the customer authenticated on-session (subscribing.py): its card, saved by Stripe with
+    setup_future_usage, becomes the renewals' card (a subscription that has one keeps it)."""
+    card = intent.get("payment_method")
+    card = card.get("id") if isinstance(card, dict) else card
+    if card and intent.get("setup_future_usage"):
+        await connection.execute(update(SUBSCRIPTION).where(
+            SUBSCRIPTION.c.id == cycle.subscription_id, SUBSCRIPTION.c.stripe_payment_method_id.is_(None),
+        ).values(stripe_payment_method_id=str(card)))
+
+
 async def record_webhook(connection: AsyncConnection, settings: Settings, intent: dict[str, Any], succeeded: bool,
                          now: datetime, events: PendingEvents) -> str:
     """payment_intent.succeeded / payment_intent.payment_failed of a renewal (metadata.billing_cycle_id), in the
@@ -95,6 +127,7 @@ async def record_webhook(connection: AsyncConnection, settings: Settings, intent
     if succeeded:
         if intent.get("status") != "succeeded":
             return f"ignored: the payment is {intent.get('status')}"
+        await _save_first_card(connection, cycle, intent)
         return await renewals.record_success(
             connection, settings, cycle, intent_id=str(intent["id"]), charge_id=intent.get("latest_charge"),
             amount=int(intent.get("amount_received") or 0), source="webhook", now=now, events=events)

@@ -132,10 +132,9 @@ async def change_plan(connection: AsyncConnection, subscription_id: uuid.UUID, p
     return PlanChange(updated, credit)
 
 
-async def change_payment_method(mutate: Mutate, gateway: BillingGateway, subscription: Row[Any],
-                                payment_method: str, now: datetime) -> Row[Any]:
-    """Save a new card for the renewals (a SetupIntent on the subscription's Stripe Customer, before any row is
-    locked). A past-due subscription is retried with it at the next run of retry-failed-payments."""
+async def save_card(gateway: BillingGateway, subscription: Row[Any], payment_method: str) -> str:
+    """Save a new card for the renewals: a SetupIntent on the subscription's Stripe Customer, before any row is
+    locked. Returns the saved PaymentMethod; a card that cannot be saved is PAYMENT_FAILED."""
     rules.check_self_service(subscription.status, "change_payment_method")
     if subscription.stripe_customer_id is None:
         raise BadUserInput("this subscription has no Stripe customer", field="id")
@@ -146,18 +145,31 @@ async def change_payment_method(mutate: Mutate, gateway: BillingGateway, subscri
     if not outcome.succeeded:
         raise PaymentFailed(outcome.message or "the card could not be saved", provider_code=outcome.code or "",
                             decline_code=outcome.decline_code or "")
+    return str(outcome.payment_method_id)
+
+
+async def use_card(mutate: Mutate, subscription_id: uuid.UUID, payment_method_id: str, now: datetime) -> Row[Any]:
+    """The saved card becomes the renewals' card. A past-due subscription's declined cycle is retried with it at
+    the next run of retry-failed-payments (a cycle waiting for authentication is retried at once, by
+    runs.retry_with_new_card, before this)."""
 
     async def work(connection: AsyncConnection) -> Row[Any]:
-        row = await locked(connection, subscription.id, "change_payment_method")
+        row = await locked(connection, subscription_id, "change_payment_method")
         if row.status == S.PAST_DUE:
             await connection.execute(update(CYCLE).where(
                 CYCLE.c.subscription_id == row.id, CYCLE.c.status == BillingCycleStatus.FAILED.value,
                 CYCLE.c.action_required.is_(False), CYCLE.c.next_retry_at.is_not(None),
             ).values(next_retry_at=now, updated_at=func.now()))
-        return await _set(connection, row.id, stripe_payment_method_id=outcome.payment_method_id)
+        return await _set(connection, row.id, stripe_payment_method_id=payment_method_id)
 
     result: Row[Any] = await mutate(work)
     return result
+
+
+async def change_payment_method(mutate: Mutate, gateway: BillingGateway, subscription: Row[Any],
+                                payment_method: str, now: datetime) -> Row[Any]:
+    """save_card, then use_card."""
+    return await use_card(mutate, subscription.id, await save_card(gateway, subscription, payment_method), now)
 
 
 async def cycle_to_confirm(connection: AsyncConnection, subscription_id: uuid.UUID) -> Row[Any]:

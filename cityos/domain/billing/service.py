@@ -1,6 +1,6 @@
 """Billing use cases: plans (vendors manage their own, store admins all of the store's) and subscribing (a Stripe
-Customer and a payment method saved for off-session use). Renewals are renewals.py's, dunning dunning.py's,
-the customer's own changes selfservice.py's.
+Customer and a payment method saved for off-session use: subscribing.py). Renewals are renewals.py's, dunning
+dunning.py's, the customer's own changes selfservice.py's.
 
 The payment provider is reached through the `BillingGateway` port declared here (integrations/stripe/billing.py
 implements it); the domain imports no vendor SDK."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
@@ -22,13 +22,11 @@ from cityos.domain.base import table_of
 from cityos.domain.billing import rules
 from cityos.domain.billing.models import (
     BillingInterval,
-    CustomerSubscriptionStatus,
     SubscriptionPlanStatus,
 )
-from cityos.domain.billing.queries import PLAN, PLAN_PRICE, SUBSCRIPTION
+from cityos.domain.billing.queries import PLAN, PLAN_PRICE
 from cityos.domain.catalog.models import Product, Variant
 from cityos.domain.commerce.service import REGION, validate_address
-from cityos.domain.kernel import validate_email
 from cityos.domain.tenancy.models import Currency
 from cityos.domain.tenancy.rules import validate_name
 from cityos.errors import BadUserInput, PaymentFailed
@@ -52,6 +50,12 @@ class PaymentOutcome:
     code: str | None = None  # card_declined, authentication_required, …
     decline_code: str | None = None  # generic_decline, insufficient_funds, …
     message: str | None = None
+    client_secret: str | None = None  # an intent that needs the customer's authentication: for Stripe.js
+
+    @property
+    def needs_authentication(self) -> bool:
+        """The bank asks the customer to authenticate on-session (3-D Secure) before the intent can succeed."""
+        return not self.succeeded and self.status == "requires_action" and bool(self.client_secret)
 
 
 class BillingGateway(Protocol):
@@ -199,63 +203,6 @@ async def renewal_region(connection: AsyncConnection, currency_code: str,
 Mutate = Callable[[Callable[[AsyncConnection], Awaitable[Row[Any]]]], Awaitable[Row[Any]]]
 
 
-def _declined(outcome: PaymentOutcome) -> PaymentFailed:
+def declined(outcome: PaymentOutcome) -> PaymentFailed:
     return PaymentFailed(outcome.message or "the card was declined", provider_code=outcome.code or "",
                          decline_code=outcome.decline_code or "")
-
-
-async def subscribe(connection_work: Mutate, gateway: BillingGateway, request: SubscribeRequest) -> Row[Any]:
-    """Save the customer's card for off-session renewals and start the subscription. With a trial and no setup fee
-    the card is saved by a SetupIntent; otherwise the first charge (setup fee, plus the first period without a
-    trial) is a PaymentIntent with setup_future_usage=off_session. The Stripe calls come first, with no row locked,
-    each with an idempotency key derived from the subscription's id; then the subscription is written
-    (`connection_work`: the request's mutate)."""
-    plan, price = request.plan, request.price
-    if plan.status != SubscriptionPlanStatus.ACTIVE:
-        raise BadUserInput("this plan is no longer offered", field="planId")
-    if not 1 <= request.quantity <= 1000:
-        raise BadUserInput("quantity must be 1-1000", field="quantity")
-    if not request.email:
-        raise BadUserInput("an email is needed: every renewal is an order with a receipt", field="email")
-    email = validate_email(request.email)
-    sid = str(request.subscription_id)
-    metadata = {"tenant_id": str(plan.tenant_id), "subscription_id": sid, "plan_id": str(plan.id)}
-    customer = await gateway.create_customer(email=email, metadata={**metadata,
-                                                                            "customer_id": request.customer_id},
-                                             idempotency_key=f"subscription-{sid}-customer")
-    amount = price.amount * request.quantity
-    due_now = rules.first_charge(amount, price.setup_fee, plan.trial_days)
-    if due_now == 0:
-        outcome = await gateway.save_payment_method(customer=customer, payment_method=request.payment_method,
-                                                    metadata=metadata, idempotency_key=f"subscription-{sid}-setup")
-    else:
-        outcome = await gateway.charge(amount=due_now, currency=price.currency_code, customer=customer,
-                                       payment_method=request.payment_method, off_session=False,
-                                       save_for_later=True, metadata=metadata, transfer_group=f"subscription-{sid}",
-                                       idempotency_key=f"subscription-{sid}-first")
-    if not outcome.succeeded:
-        raise _declined(outcome)
-    interval = BillingInterval(plan.interval)
-    if plan.trial_days > 0:
-        anchor = request.now + timedelta(days=plan.trial_days)
-        status, start, end, billed, trial_end = CustomerSubscriptionStatus.TRIALING, request.now, anchor, 0, anchor
-    else:
-        anchor = request.now
-        start, end = rules.period_bounds(anchor, interval, plan.interval_count, 0)
-        status, billed, trial_end = CustomerSubscriptionStatus.ACTIVE, 1, None
-    values = {
-        "tenant_id": plan.tenant_id, "id": request.subscription_id, "store_id": plan.store_id, "plan_id": plan.id,
-        "vendor_id": plan.vendor_id, "customer_id": request.customer_id, "email": email,
-        "currency_code": price.currency_code, "amount": amount, "quantity": request.quantity,
-        "status": status.value, "anchor": anchor, "periods_billed": billed, "current_period_start": start,
-        "current_period_end": end, "trial_end": trial_end, "stripe_customer_id": customer,
-        "stripe_payment_method_id": outcome.payment_method_id,
-        "setup_intent_id": outcome.intent_id if due_now == 0 else None,
-        "first_payment_intent_id": outcome.intent_id if due_now else None,
-        "shipping_address": request.shipping_address}
-
-    async def work(connection: AsyncConnection) -> Row[Any]:
-        return (await connection.execute(insert(SUBSCRIPTION).values(**values).returning(*SUBSCRIPTION.c))).one()
-
-    result: Row[Any] = await connection_work(work)
-    return result

@@ -43,7 +43,11 @@ class PaymentGateway(Protocol):
     async def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent: ...
 
     async def create_payment_intent(self, *, amount: int, currency: str, transfer_group: str,
-                                    metadata: dict[str, str], idempotency_key: str) -> PaymentIntent: ...
+                                    metadata: dict[str, str], idempotency_key: str, customer: str | None = None,
+                                    save_card: bool = False) -> PaymentIntent:
+        """`customer`, `save_card`: the card is saved to that customer for off-session charges (a snapshot's
+        `stripe_customer` and `save_card`: a cart of subscriptions, billing/cart.py)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentG
             amount=total, currency=cart.currency_code, transfer_group=str(order_id),
             idempotency_key=carts.payment_idempotency_key(cart.id, fingerprint, sequence),
             metadata={"tenant_id": str(cart.tenant_id), "store_id": str(cart.store_id), "cart_id": str(cart.id),
-                      "order_id": str(order_id)})
+                      "order_id": str(order_id)},
+            customer=snapshot.get("stripe_customer"), save_card=bool(snapshot.get("save_card")))
     token = carts.order_access_token(cookie_secret, cart.tenant_id, cart.id)
     paid_intent = intent
 

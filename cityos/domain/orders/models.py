@@ -123,6 +123,14 @@ class VendorOrder(TenantOwnedMixin, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class OrderLineKind(StrEnum):
+    """What an order line sells: units of a variant, or a fee for it (a subscription's setup fee: no stock, no
+    shipment, never restocked; priced, taxed, split and commissioned like an item line)."""
+
+    ITEM = "item"
+    FEE = "fee"
+
+
 class OrderLine(TenantOwnedMixin, Base):
     __tablename__ = "order_line"
     __table_args__ = (
@@ -130,6 +138,7 @@ class OrderLine(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "vendor_order_id"], ["vendor_order.tenant_id", "vendor_order.id"],
                              ondelete="CASCADE"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        one_of(OrderLineKind, "kind"),
         Index("ix_order_line_tenant_order", "tenant_id", "order_id"),
         Index("ix_order_line_tenant_vendor_order", "tenant_id", "vendor_order_id"),
     )
@@ -150,6 +159,7 @@ class OrderLine(TenantOwnedMixin, Base):
     # Promotions: the line's part of their discounts, and how much of it its vendor funds (the platform the rest).
     promotion_discount: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     promotion_vendor_funded: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    kind: Mapped[str] = mapped_column(String(10), nullable=False, server_default=OrderLineKind.ITEM.value)
 
 
 class RefundStatus(StrEnum):

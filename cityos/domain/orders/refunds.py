@@ -163,7 +163,7 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
         updated_at=func.now()))
     refunded = (await connection.execute(
         select(REFUND_LINE, ORDER_LINE.c.quantity.label("line_quantity"), ORDER_LINE.c.variant_id,
-               ORDER_LINE.c.vendor_id)
+               ORDER_LINE.c.vendor_id, ORDER_LINE.c.kind)
         .join(ORDER_LINE, (ORDER_LINE.c.tenant_id == REFUND_LINE.c.tenant_id)
               & (ORDER_LINE.c.id == REFUND_LINE.c.order_line_id))
         .where(REFUND_LINE.c.refund_id == refund.id))).all()
@@ -172,7 +172,7 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
         for line in refunded if line.vendor_id is not None],
         shipping_of=refund.order_id if refund.shipping_amount > 0 else None)  # the vendors' own shipping
     for line in refunded:
-        if line.restock:
+        if line.restock and line.kind != "fee":  # a fee line (a setup fee) has no units in stock
             await connection.execute(update(VARIANT).where(VARIANT.c.id == line.variant_id).values(
                 inventory_quantity=VARIANT.c.inventory_quantity + line.quantity))
     messages = []

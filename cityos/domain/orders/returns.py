@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
 from cityos.domain.orders import refunds, rules
-from cityos.domain.orders.models import Order, OrderLine, OrderReturn, ReturnLine, VendorFulfillment, VendorOrder
+from cityos.domain.orders.models import (
+    Order,
+    OrderLine,
+    OrderLineKind,
+    OrderReturn,
+    ReturnLine,
+    VendorFulfillment,
+    VendorOrder,
+)
 from cityos.domain.tenancy.models import Store
 from cityos.errors import BadUserInput, InvalidStateTransition, NotFound
 from cityos.realtime.events import PendingEvents, event
@@ -87,6 +95,9 @@ async def request_return(connection: AsyncConnection, order_id: uuid.UUID, lines
         if line is None or line_id in seen:
             raise BadUserInput("no such line in this order (or named twice)", field=f"lines.{index}.lineId")
         seen.add(line_id)
+        if rows[line_id].kind == OrderLineKind.FEE:
+            raise BadUserInput("a fee (a subscription's setup fee) ships nothing to return: ask the store for a "
+                               "refund", field=f"lines.{index}.lineId")
         if not rules.within_return_window(delivered.get(rows[line_id].vendor_order_id), now, window):
             raise BadUserInput(f"this line was not delivered, or its {window}-day return window has closed",
                                field=f"lines.{index}.lineId")

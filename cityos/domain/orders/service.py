@@ -25,7 +25,7 @@ from cityos.domain.commerce.service import (
     snapshot_lines,
 )
 from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.models import Order, OrderLine, VendorOrder
+from cityos.domain.orders.models import Order, OrderLine, OrderLineKind, VendorOrder
 from cityos.domain.orders.sales import record_sales
 from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.domain.promotions import service as promotions
@@ -150,8 +150,12 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         await reserve_units(connection, cart, [(line.variant_id, line.quantity, item["sku"])
                                                for line, item in zip(lines, snapshot["lines"], strict=True)], 1)
     totals = rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"})
+    fees = [(rules.PricedLine(uuid.UUID(fee["variant_id"]), uuid.UUID(fee["vendor_id"]) if fee.get("vendor_id")
+                              else None, 1, int(fee["amount"]), int(fee["amount"])),
+             {**fee, "kind": OrderLineKind.FEE.value}) for fee in snapshot.get("fees") or ()]
     order = await place_order(connection, NewOrder(
-        cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code, lines=lines, items=snapshot["lines"],
+        cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code,
+        lines=lines + [line for line, _ in fees], items=snapshot["lines"] + [item for _, item in fees],
         totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
         shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
         company_id=cart.company_id, vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
@@ -240,7 +244,7 @@ class NewOrder:
     order_id: uuid.UUID
     currency_code: str
     lines: list[rules.PricedLine]
-    items: list[dict[str, Any]]  # per line: product_id, sku, title
+    items: list[dict[str, Any]]  # per line: product_id, sku, title, and kind ("fee": a fee line; default "item")
     totals: rules.Totals
     shipping_address: dict[str, Any]
     shipping_option_code: str
@@ -281,7 +285,8 @@ async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy:
         "title": item["title"], "quantity": line.quantity, "list_unit_price": line.list_unit_price,
         "unit_price": line.unit_price, "subtotal": line.subtotal, "discount_total": line.discount,
         "total": line.total, "promotion_discount": line.promotion_discount,
-        "promotion_vendor_funded": line.promotion_vendor_funded, "id": line_id}
+        "promotion_vendor_funded": line.promotion_vendor_funded, "id": line_id,
+        "kind": item.get("kind", OrderLineKind.ITEM.value)}
         for line, item, line_id in zip(lines, new.items, line_ids, strict=True)])
     if new.promotions:  # a use of each promotion (PROMOTION_EXHAUSTED when the last one went to another buyer)
         await promotions.redeem(

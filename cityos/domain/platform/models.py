@@ -80,6 +80,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for the dispatcher (again, after a failed attempt)
     SENT = "sent"
     DEAD = "dead"  # gave up after the last retry
+    SKIPPED = "skipped"  # not sent on purpose (a customer notice while no mail server is configured); kept, retryable
 
 
 class Outbox(Base):

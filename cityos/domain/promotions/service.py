@@ -476,28 +476,29 @@ async def count_cycle(connection: AsyncConnection, carrier_id: uuid.UUID) -> Non
         .values(cycles_used=SUBSCRIPTION_PROMOTION.c.cycles_used + 1, updated_at=func.now()))
 
 
-async def discount_renewal(connection: AsyncConnection, subscription: Any, snapshot: dict[str, Any],
-                           now: datetime) -> tuple[dict[str, Any], int]:
-    """A renewal order's snapshot (billing/renewals.py builds it like a checkout's) with the promotion the
-    subscription carries taken off, and the amount to charge. Counts one of the promotion's cycles; unchanged
-    when the subscription carries none, or its cycles are used up."""
-    total = int(snapshot["totals"]["total"])
-    facts = [CartLineFacts(uuid.UUID(line["product_id"]), uuid.UUID(line["vendor_id"]) if line["vendor_id"] else None,
-                           int(line["quantity"]), int(line["unit_price"])) for line in snapshot["lines"]]
-    evaluation, carrier = await renewal_promotion(connection, subscription, facts, now)
+@dataclass(frozen=True)
+class RenewalDiscount:
+    """The promotion a renewal carries, per line of its order: each line's part of the discount and the part of it
+    the line's vendor funds, and the snapshot's `promotions` entry (empty when none applies)."""
+
+    line_discounts: list[int]
+    vendor_funded: list[int]
+    applied: list[dict[str, Any]]
+
+
+async def discount_renewal(connection: AsyncConnection, subscription: Any, lines: Sequence[CartLineFacts],
+                           now: datetime) -> RenewalDiscount:
+    """What the promotion the subscription carries takes off a renewal order's `lines` (billing/renewals.py prices
+    and taxes the order like a checkout, after this), counting one of its cycles; nothing when it carries none, or
+    its cycles are used up."""
+    evaluation, carrier = await renewal_promotion(connection, subscription, lines, now)
     if carrier is None:
-        return snapshot, total
+        return RenewalDiscount([0] * len(lines), [0] * len(lines), [])
     await count_cycle(connection, carrier)
-    discount = sum(evaluation.line_discounts)
-    lines = [{**line, "promotion_discount": part, "promotion_vendor_funded": vendor} if part else line
-             for line, part, vendor in zip(snapshot["lines"], evaluation.line_discounts, evaluation.vendor_funded(),
-                                           strict=True)]
-    totals = {**snapshot["totals"], "discount_total": int(snapshot["totals"]["discount_total"]) + discount,
-              "total": total - discount}
     applied = [{"promotion_id": str(item.promotion_id), "code": item.code, "name": item.name,
                 "vendor_share_percent": str(item.vendor_share_percent), "lines": list(item.lines),
                 "shipping_amount": 0} for item in evaluation.applied]
-    return {**snapshot, "lines": lines, "totals": totals, "promotions": applied}, total - discount
+    return RenewalDiscount(list(evaluation.line_discounts), list(evaluation.vendor_funded()), applied)
 
 
 # --- reporting -----------------------------------------------------------------------------------------------------

@@ -109,3 +109,6 @@ RetryDaysArg = Annotated[list[int], strawberry.argument(description="Days after 
                                                                     "1–60, at most 10; default 1, 3, 7).")]
 FinalActionArg = Annotated[DunningFinalAction, strawberry.argument(description="What happens after the last "
                                                                                "failed retry.")]
+CartPlanQuantity = Annotated[int, strawberry.argument(description="Subscriptions of the plan in the cart (units "
+                                                                  "of its variant per period), 0-1000; 0 takes "
+                                                                  "it out.")]

@@ -9,12 +9,15 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.billing import dunning, selfservice, service
+from cityos.domain.billing import cart as billing_cart
+from cityos.domain.billing import dunning, runs, selfservice, service, subscribing
 from cityos.domain.billing import queries as billing
 from cityos.domain.billing.models import SubscriptionPlanStatus
+from cityos.domain.commerce import service as carts
 from cityos.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
 from cityos.graphql.billing.arguments import (
     AtPeriodEnd,
+    CartPlanQuantity,
     CreatePlan,
     FinalActionArg,
     NewPlanId,
@@ -35,6 +38,9 @@ from cityos.graphql.billing.types import (
     SubscriptionPlan,
     SubscriptionPlanChange,
 )
+from cityos.graphql.commerce.arguments import CartIdArg
+from cityos.graphql.commerce.queries import cart_for
+from cityos.graphql.commerce.types import Cart
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
 from cityos.graphql.core.values import money
@@ -112,8 +118,12 @@ class BillingMutation:
             lambda connection: service.archive_plan(connection, plan=row)))
 
     @strawberry.mutation(description="Subscribe the signed-in customer to a plan: the card is saved for off-session "
-                                     "renewals (a SetupIntent for a trial without a setup fee, else the first "
-                                     "charge). A declined card is PAYMENT_FAILED with Stripe's codes.")
+                                     "renewals — with a trial by a SetupIntent (the setup fee comes with the first "
+                                     "renewal), without one by the first charge, an order like a renewal's (first "
+                                     "period and setup fee, taxed). A declined card is PAYMENT_FAILED with Stripe's "
+                                     "codes. One the bank wants authenticated (3-D Secure) leaves the subscription "
+                                     "INCOMPLETE with authenticationClientSecret for Stripe.js; Stripe's webhooks "
+                                     "then move it on.")
     async def subscribe(self, info: Info, input: Subscribe) -> CustomerSubscription:
         principal = info.context.principal
         if not principal.authenticated:
@@ -137,9 +147,30 @@ class BillingMutation:
         request = service.SubscribeRequest(plan=row, price=price, customer_id=principal.id, email=input.email,
                                            payment_method=input.payment_method_id, now=_now(info),
                                            quantity=input.quantity, shipping_address=address)
-        created = await service.subscribe(info.context.db.mutate, StripeBilling(info.context.services.stripe),
-                                          request)
-        return CustomerSubscription.from_row(created)
+        services = info.context.services
+        created = await subscribing.subscribe(services.app_engine, services.settings, info.context.db.mutate,
+                                              StripeBilling(services.stripe), request, info.context.events)
+        subscription = CustomerSubscription.from_row(created.subscription)
+        subscription.authentication_secret = created.client_secret
+        return subscription
+
+    @strawberry.mutation(description="Put a subscription plan (without a trial) in the signed-in customer's cart, "
+                                     "or set its quantity (0 takes it out). At checkout the cart's PaymentIntent pays "
+                                     "each plan's first period and setup fee and saves the card; the order starts "
+                                     "the subscriptions. A cart holds products or subscriptions, not both "
+                                     "(BAD_USER_INPUT).")
+    async def add_subscription_to_cart(self, info: Info, cart_id: CartIdArg, plan_id: PlanIdArg,
+                                       quantity: CartPlanQuantity = 1) -> Cart:
+        cart = await cart_for(info, cart_id)
+        plan: SubscriptionPlan = await node_by_global_id(info, plan_id, "SubscriptionPlan")
+        row = await _plan_row(info, plan)
+
+        async def work(connection: AsyncConnection) -> Any:
+            locked = await carts.load_cart(connection, cart.row.id, lock=True)
+            await billing_cart.add_to_cart(connection, locked, row, quantity)
+            return await carts.load_cart(connection, cart.row.id)
+
+        return Cart.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Cancel a subscription: now (no more charges; a failed renewal is not "
                                      "retried) or at the end of the paid period. Canceling a canceled subscription "
@@ -186,15 +217,21 @@ class BillingMutation:
         return SubscriptionPlanChange(subscription=CustomerSubscription.from_row(change.subscription),
                                       credit=money(change.credit, change.subscription.currency_code))
 
-    @strawberry.mutation(description="Save a new card for the renewals (a Stripe SetupIntent). A past-due "
-                                     "subscription is retried with it at the next dunning run.")
+    @strawberry.mutation(description="Save a new card for the renewals (a Stripe SetupIntent). A renewal waiting "
+                                     "for the customer's authentication (SCA) is charged off-session with the new "
+                                     "card once, at once; another past-due renewal is retried with it at the next "
+                                     "dunning run.")
     async def update_subscription_payment_method(self, info: Info, id: SubscriptionIdArg,
                                                  payment_method_id: PaymentMethodArg) -> CustomerSubscription:
+        tenant_id = tenant_of(info)
         subscription = await _subscription(info, id, "update_payment_method")
         row = await info.context.loaders.by_key(SUBSCRIPTION_TABLE).load(subscription.pk)
-        updated = await selfservice.change_payment_method(
-            info.context.db.mutate, StripeBilling(info.context.services.stripe), row,
-            _payment_method(payment_method_id), _now(info))
+        services, now = info.context.services, _now(info)
+        gateway = StripeBilling(services.stripe)
+        card = await selfservice.save_card(gateway, row, _payment_method(payment_method_id))
+        await runs.retry_with_new_card(services.app_engine, gateway, services.settings, tenant_id, row.id, card, now,
+                                       info.context.events)
+        updated = await selfservice.use_card(info.context.db.mutate, row.id, card, now)
         return CustomerSubscription.from_row(updated)
 
     @strawberry.mutation(description="A renewal the bank wants the customer to authenticate (SCA): the client "

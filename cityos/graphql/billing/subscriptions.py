@@ -33,7 +33,8 @@ class CustomerSubscriptionEvent:
     type: str = strawberry.field(description="subscription.renewed | subscription.payment_failed | "
                                              "subscription.action_required | subscription.canceled | "
                                              "subscription.paused | subscription.resumed | "
-                                             "subscription.plan_changed | subscription.cycle_skipped")
+                                             "subscription.plan_changed | subscription.cycle_skipped | "
+                                             "subscription.started | subscription.expired")
     subscription_id: strawberry.ID = strawberry.field(description="Global id of the CustomerSubscription.")
     status: str = strawberry.field(description="The subscription's status after the change (lower case).")
     cycle_id: strawberry.ID | None = strawberry.field(description="The billing cycle concerned, if any.")

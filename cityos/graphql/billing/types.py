@@ -4,6 +4,7 @@ as it (kind `customer_subscription`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -249,6 +250,15 @@ class CustomerSubscription(Node, Declared):
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     pk: strawberry.Private[uuid.UUID]
     plan_pk: strawberry.Private[uuid.UUID]
+    authentication_secret: strawberry.Private[str | None] = dataclasses.field(default=None, init=False)
+
+    @strawberry.field(description="Only in subscribe's answer, when the bank asks the customer to authenticate "
+                                  "(3-D Secure): the client secret for Stripe.js — of the SetupIntent with a trial "
+                                  "(confirmCardSetup), of the first charge's PaymentIntent without one "
+                                  "(confirmCardPayment); give it to Stripe.js only. The subscription is INCOMPLETE "
+                                  "until Stripe's webhook says how it went. Null otherwise.")
+    def authentication_client_secret(self) -> str | None:
+        return self.authentication_secret
 
     @strawberry.field(description="It will be canceled when the current period ends (no more renewals).")
     def cancel_at_period_end(self) -> bool:

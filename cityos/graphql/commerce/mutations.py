@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
 from cityos.domain.b2b import service as b2b
+from cityos.domain.billing import cart as billing_cart
 from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
 from cityos.domain.kernel import validate_email
@@ -42,6 +43,7 @@ from cityos.graphql.core.relay import (
 )
 from cityos.graphql.tenancy.types import STORE_TABLE
 from cityos.integrations.stripe import client as stripe_api
+from cityos.integrations.stripe.billing import StripeBilling
 from cityos.integrations.stripe.checkout import StripePayments
 
 
@@ -161,9 +163,23 @@ class CommerceMutation:
         if cart.row.company_id is not None:  # a company buyer's limits and approval rules hold here too
             now = datetime.now(UTC)
             await info.context.db.run(lambda connection: b2b.check_cart_purchase(connection, cart.row, now))
+        snapshot_of: checkout.Snapshot = checkout.cart_snapshot
+        if await info.context.db.run(lambda connection: billing_cart.has_items(connection, cart.row.id)):
+            # A cart of subscription plans: the PaymentIntent is its Stripe Customer's, the card saved for renewals.
+            customer = await StripeBilling(info.context.services.stripe).create_customer(
+                email=cart.row.email, idempotency_key=f"cart-{cart.row.id}-customer", metadata={
+                    "tenant_id": str(cart.row.tenant_id), "cart_id": str(cart.row.id),
+                    "customer_id": str(cart.row.customer_id or "")})
+
+            async def subscriptions_snapshot(connection: AsyncConnection, row: Any) -> dict[str, Any]:
+                return await billing_cart.checkout_snapshot(connection, row, stripe_customer=customer)
+
+            snapshot_of = subscriptions_snapshot
+
         started = await checkout.start_checkout(info.context.db, cart.row, StripePayments(info.context.services.stripe),
                                                 cookie_secret=settings.COOKIE_SECRET,
-                                                reservation_minutes=settings.CITYOS_RESERVATION_MINUTES)
+                                                reservation_minutes=settings.CITYOS_RESERVATION_MINUTES,
+                                                snapshot_of=snapshot_of)
         return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
                                amount=started.amount, currency_code=started.currency_code,
                                order_id=to_global_id("Order", started.order_id),
@@ -189,9 +205,18 @@ class CommerceMutation:
         intent = await stripe_api.retrieve_payment_intent(info.context.services.stripe, cart.row.payment_intent_id)
         if intent.status != "succeeded":
             raise PaymentFailed(f"the payment has not succeeded (status {intent.status})")
-        settled = await info.context.db.mutate(lambda connection: b2b.complete_paid_checkout(
-            connection, info.context.settings, cart_id=cart.row.id, intent_id=intent.id,
-            amount_received=intent.amount_received, currency=intent.currency, events=info.context.events))
+        now, events = info.context.services.clock(), info.context.events
+
+        async def work(connection: AsyncConnection) -> Any:
+            settled = await b2b.complete_paid_checkout(
+                connection, info.context.settings, cart_id=cart.row.id, intent_id=intent.id,
+                amount_received=intent.amount_received, currency=intent.currency, events=events)
+            if settled.order is not None:  # a cart of subscription plans starts them (billing/cart.py)
+                await billing_cart.subscriptions_from_checkout(connection, intent.id, intent.payment_method, now,
+                                                               events)
+            return settled
+
+        settled = await info.context.db.mutate(work)
         if settled.order is None:  # recorded; the refund is sent by the outbox dispatcher after this commits
             raise PaymentFailed(f"your payment is refunded: {settled.refund_reason}", provider_code="payment_refunded")
         order = Order.from_row(settled.order)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Row
 from strawberry.scalars import JSON
 
 from cityos.domain.base import table_of
+from cityos.domain.billing import cart as billing_cart
 from cityos.domain.commerce import queries as commerce_queries
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import Cart as CartModel
@@ -21,6 +22,7 @@ from cityos.domain.fulfillment.models import TrackingEvent as TrackingEventModel
 from cityos.domain.orders import queries as order_queries
 from cityos.domain.orders.models import Order as OrderModel
 from cityos.domain.orders.models import OrderLine as OrderLineModel
+from cityos.domain.orders.models import OrderLineKind
 from cityos.domain.orders.models import VendorOrder as VendorOrderModel
 from cityos.domain.platform import queries as platform_queries
 from cityos.domain.platform.models import WebhookInbox
@@ -39,6 +41,7 @@ from cityos.graphql.core.values import (
     OutboxStatus,
     ShipmentStatus,
     VendorFulfillment,
+    described_enum,
     money,
 )
 from cityos.graphql.marketplace.types import VENDOR_TABLE, Vendor
@@ -187,6 +190,23 @@ class CheckoutAttempt(Declared):
 
 
 
+described_enum(OrderLineKind, "What an order line sells.", {
+    OrderLineKind.ITEM: "Units of a variant.",
+    OrderLineKind.FEE: "A fee for a variant (a subscription's setup fee): no stock, no shipment, never restocked.",
+})
+
+
+@strawberry.type(description="A subscription plan in a cart: at checkout its first period and setup fee are paid "
+                             "and the order starts the subscription (addSubscriptionToCart).")
+class CartSubscriptionItem:
+    plan_id: strawberry.ID = strawberry.field(description="Global id of the SubscriptionPlan.")
+    name: str = strawberry.field(description="The plan's name.")
+    quantity: int = strawberry.field(description="Units of the plan's variant per period.")
+    amount: Money | None = strawberry.field(description="Each period's price × quantity, before tax; null when the "
+                                                        "plan has no price in the cart's currency any more.")
+    setup_fee: Money | None = strawberry.field(description="Charged once, with the first period (null as amount).")
+
+
 @strawberry.federation.type(keys=["id"], description="A shopping cart. Totals are computed by the server.")
 @declare(CART)
 class Cart(Node, Declared):
@@ -240,6 +260,16 @@ class Cart(Node, Declared):
     async def promotion_codes(self, info: Info) -> list[str]:
         return await info.context.db.run(lambda connection: promotion_service.cart_codes(connection, self.row.id))
 
+    @strawberry.field(description="The subscription plans in the cart (a cart holds products or subscriptions, "
+                                  "not both); the checkout's amount adds their tax.")
+    async def subscription_items(self, info: Info) -> list[CartSubscriptionItem]:
+        rows = await info.context.db.run(lambda connection: billing_cart.items_of(connection, self.row))
+        currency = self.currency_code
+        return [CartSubscriptionItem(
+            plan_id=to_global_id("SubscriptionPlan", row.plan_id), name=row.name, quantity=row.quantity,
+            amount=money(row.amount * row.quantity, currency) if row.amount is not None else None,
+            setup_fee=money(row.setup_fee, currency) if row.amount is not None else None) for row in rows]
+
     @strawberry.field(description="Server-computed totals.")
     async def totals(self, info: Info) -> Totals:
         return Totals.of((await self.priced(info)).totals, self.currency_code)
@@ -288,10 +318,13 @@ class OrderLine:
     discount_total: Money = strawberry.field(description="Discounts on this line (volume pricing and promotions).")
     total: Money = strawberry.field(description="subtotal − discountTotal.")
     promotion_discount: Money = strawberry.field(description="The part of discountTotal the promotions took off.")
+    kind: OrderLineKind = strawberry.field(description="ITEM (units of the variant) or FEE (a subscription's setup "
+                                                       "fee: no stock, no shipment).")
 
     @classmethod
     def from_row(cls, row: Row[Any], currency_code: str) -> OrderLine:
         return cls(id=to_global_id("OrderLine", row.id), sku=row.sku, title=row.title, quantity=row.quantity,
+                   kind=OrderLineKind(row.kind),
                    list_unit_price=money(row.list_unit_price, currency_code),
                    unit_price=money(row.unit_price, currency_code), subtotal=money(row.subtotal, currency_code),
                    discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code),
@@ -427,7 +460,8 @@ class CheckoutSession:
 class OutboxMessage(Declared):
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     topic: str = strawberry.field(description="What the call does, e.g. fleetbase.create_order.")
-    status: OutboxStatus = strawberry.field(description="Pending, sent, or dead (gave up after the last retry).")
+    status: OutboxStatus = strawberry.field(description="Pending, sent, dead (gave up after the last retry), or "
+                                                        "skipped (not sent on purpose).")
     attempts: int = strawberry.field(description="How many times sending was tried.")
     last_error: str | None = strawberry.field(description="The error of the last failed attempt.")
     next_attempt_at: datetime = strawberry.field(description="When the dispatcher tries next (backoff 30 s × 2ⁿ).")

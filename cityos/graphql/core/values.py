@@ -103,6 +103,8 @@ described_enum(OutboxStatus, "Where a call out waiting in the outbox is.", {
     OutboxStatus.PENDING: "Waiting for the dispatcher (again, after a failed attempt).",
     OutboxStatus.SENT: "Sent successfully.",
     OutboxStatus.DEAD: "Given up after the last retry; retryOutboxMessage sends it again.",
+    OutboxStatus.SKIPPED: "Not sent on purpose (a customer notice while no mail server is configured: "
+                          "CITYOS_SMTP_URL); kept, and retryOutboxMessage sends it once one is.",
 })
 
 

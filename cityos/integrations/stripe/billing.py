@@ -51,7 +51,8 @@ class StripeBilling:
         return PaymentOutcome(succeeded, intent_id=str(intent["id"]), status=str(intent["status"]),
                               payment_method_id=intent.get("payment_method"),
                               code=None if succeeded else intent["status"],
-                              message=None if succeeded else "the card needs the customer's authentication")
+                              message=None if succeeded else "the card needs the customer's authentication",
+                              client_secret=None if succeeded else intent.get("client_secret"))
 
     async def charge(self, *, amount: int, currency: str, customer: str, payment_method: str, off_session: bool,
                      save_for_later: bool, metadata: dict[str, str], transfer_group: str,
@@ -77,7 +78,8 @@ class StripeBilling:
                               payment_method_id=intent.get("payment_method"),
                               charge_id=intent.get("latest_charge"),
                               code=None if succeeded else intent["status"],
-                              message=None if succeeded else "the payment needs the customer's authentication")
+                              message=None if succeeded else "the payment needs the customer's authentication",
+                              client_secret=None if succeeded else intent.get("client_secret"))
 
     async def client_secret(self, intent_id: str) -> tuple[str, str]:
         """GET /v1/payment_intents/{id}: its status and client secret, for the customer's on-session confirmation

@@ -19,7 +19,9 @@ class StripePayments:
         return await stripe_api.retrieve_payment_intent(self.client, intent_id)
 
     async def create_payment_intent(self, *, amount: int, currency: str, transfer_group: str,
-                                    metadata: dict[str, str], idempotency_key: str) -> IntentView:
+                                    metadata: dict[str, str], idempotency_key: str, customer: str | None = None,
+                                    save_card: bool = False) -> IntentView:
         return await stripe_api.create_payment_intent(self.client, amount=amount, currency=currency,
                                                       transfer_group=transfer_group, metadata=metadata,
-                                                      idempotency_key=idempotency_key)
+                                                      idempotency_key=idempotency_key, customer=customer,
+                                                      save_card=save_card)

@@ -34,13 +34,22 @@ class IntentView:
     currency: str
     client_secret: str | None
     metadata: dict[str, str]
+    payment_method: str | None = None  # the card it was paid with (saved, when set up for future usage)
 
     @classmethod
     def of(cls, resource: Any) -> IntentView:
         intent = resource.to_dict() if hasattr(resource, "to_dict") else dict(resource)
         return cls(id=intent["id"], status=intent["status"], amount=int(intent["amount"]),
                    amount_received=int(intent.get("amount_received") or 0), currency=intent["currency"],
-                   client_secret=intent.get("client_secret"), metadata=dict(intent.get("metadata") or {}))
+                   client_secret=intent.get("client_secret"), metadata=dict(intent.get("metadata") or {}),
+                   payment_method=_id_of(intent.get("payment_method")))
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field: its id whether it came as a string or as the object."""
+    if isinstance(value, dict):
+        return str(value["id"]) if value.get("id") else None
+    return str(value) if value else None
 
 
 def create_stripe_client(settings: Settings) -> stripe.StripeClient:
@@ -75,12 +84,18 @@ def _translate(error: stripe.StripeError) -> Exception:
 
 
 async def create_payment_intent(client: stripe.StripeClient, *, amount: int, currency: str, transfer_group: str,
-                                metadata: dict[str, str], idempotency_key: str) -> IntentView:
+                                metadata: dict[str, str], idempotency_key: str, customer: str | None = None,
+                                save_card: bool = False) -> IntentView:
+    """`customer` and `save_card`: the card the customer pays with is saved to that Stripe Customer for off-session
+    charges (setup_future_usage=off_session; a cart of subscriptions)."""
+    params: Any = {"amount": amount, "currency": currency.lower(), "transfer_group": transfer_group,
+                   "metadata": metadata, "automatic_payment_methods": {"enabled": True}}
+    if customer:
+        params["customer"] = customer
+    if save_card:
+        params["setup_future_usage"] = "off_session"
     try:
-        intent = await client.v1.payment_intents.create_async(
-            {"amount": amount, "currency": currency.lower(), "transfer_group": transfer_group,
-             "metadata": metadata, "automatic_payment_methods": {"enabled": True}},
-            {"idempotency_key": idempotency_key})
+        intent = await client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
     except stripe.StripeError as error:
         raise _translate(error) from error
     return IntentView.of(intent)

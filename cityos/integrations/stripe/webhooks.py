@@ -9,6 +9,8 @@ Handled: payment_intent.succeeded (settles the checkout exactly once with comple
 the snapshot that was paid for, or an automatic refund with its reason — see orders.service.settle_payment),
 payment_intent.payment_failed (records the failure, the cart stays open) — both, for a subscription renewal's
 PaymentIntent (metadata.billing_cycle_id), recorded as the renewal job would (domain/billing/runs.py) —
+setup_intent.succeeded / setup_intent.setup_failed (a subscription's card set-up the customer had to authenticate:
+trialing, or expired; domain/billing/setups.py) —
 refund.updated / refund.failed (a refund's status; one failing after it was accepted restores its ledger
 reversals) and charge.refunded (pending refunds it covers succeed; the ledger moved when each refund was accepted,
 so a replay reverses nothing twice; see orders/refunds.py), and the Connect events of connect_events.py:
@@ -35,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cityos.domain.b2b.service import complete_paid_checkout
+from cityos.domain.billing import cart as billing_cart
+from cityos.domain.billing import setups
 from cityos.domain.billing.runs import record_webhook as record_renewal_webhook
 from cityos.domain.commerce.service import record_payment_failure
 from cityos.domain.orders import refunds
@@ -86,6 +90,11 @@ async def _payment_succeeded(connection: AsyncConnection, intent: dict[str, Any]
     settled = await complete_paid_checkout(connection, delivery.services.settings, cart_id=uuid.UUID(cart_id),
                                            intent_id=intent["id"], amount_received=int(intent["amount_received"]),
                                            currency=intent["currency"], events=delivery.events)
+    if settled.order is not None:  # a cart of subscription plans starts them (billing/cart.py), once
+        payment_method = intent.get("payment_method")
+        await billing_cart.subscriptions_from_checkout(
+            connection, intent["id"], payment_method.get("id") if isinstance(payment_method, dict) else payment_method,
+            delivery.services.clock(), delivery.events)
     if settled.refund_message_id is not None:
         tenant = (await connection.execute(select(OUTBOX.c.tenant_id).where(
             OUTBOX.c.id == settled.refund_message_id))).scalar_one()
@@ -101,6 +110,15 @@ async def _payment_failed(connection: AsyncConnection, intent: dict[str, Any], d
         return "ignored: not a checkout payment"
     await record_payment_failure(connection, uuid.UUID(cart_id), intent.get("last_payment_error") or {})
     return "failure recorded"
+
+
+async def _setup_succeeded(connection: AsyncConnection, setup: dict[str, Any], delivery: Delivery) -> str:
+    """A subscription's SetupIntent the customer authenticated (3-D Secure): its trial runs (billing.setups)."""
+    return await setups.record_webhook(connection, setup, True, delivery.events)
+
+
+async def _setup_failed(connection: AsyncConnection, setup: dict[str, Any], delivery: Delivery) -> str:
+    return await setups.record_webhook(connection, setup, False, delivery.events)
 
 
 async def _refund_changed(connection: AsyncConnection, refund: dict[str, Any], delivery: Delivery) -> str:
@@ -126,6 +144,8 @@ def _connect(handler: Any) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
+    "setup_intent.succeeded": _setup_succeeded,
+    "setup_intent.setup_failed": _setup_failed,
     "refund.updated": _refund_changed,
     "refund.failed": _refund_changed,
     "charge.refunded": _charge_refunded,

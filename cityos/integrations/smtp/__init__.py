@@ -1,0 +1,1 @@
+"""Email over SMTP: the notification port's adapter (CITYOS_SMTP_URL)."""
