@@ -12,6 +12,8 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
     INVALID_STATE_TRANSITION  the object's state machine forbids the change (extensions.from, extensions.to)
     PAYMENT_FAILED    the payment provider refused or could not take the payment
     CREDIT_LIMIT_EXCEEDED  an order on account is above the company's available credit (extensions.available)
+    CREDIT_HOLD       the company has an overdue invoice: no new order on account until it is paid
+                      (extensions.overdueInvoices)
     RATE_LIMITED      too many requests (or too much query cost) for the key, principal or IP; extensions.retryAfter
                       gives the seconds to wait (HTTP 429 with Retry-After)
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
@@ -37,6 +39,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     PAYMENT_FAILED = "PAYMENT_FAILED"
     CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
+    CREDIT_HOLD = "CREDIT_HOLD"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -95,3 +98,7 @@ class PaymentFailed(ApiError):
 
 class CreditLimitExceeded(ApiError):
     code = ErrorCode.CREDIT_LIMIT_EXCEEDED
+
+
+class CreditHold(ApiError):
+    code = ErrorCode.CREDIT_HOLD

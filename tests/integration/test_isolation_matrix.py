@@ -258,6 +258,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/QuoteById": lambda b: {"id": b.quote},
     "storefront/ApprovalRequests": lambda b: {"first": 100},
     "storefront/DecideApproval": lambda b: {"id": b.approval, "level": 0, "decision": "APPROVE"},
+    "storefront/PlaceCompanyOrder": lambda b: {"cartId": b.cart, "paymentMethod": "ON_ACCOUNT"},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",

@@ -79,6 +79,14 @@ class ApprovalDecision(StrEnum):
 class InvoiceStatus(StrEnum):
     OPEN = "open"
     PAID = "paid"
+    OVERDUE = "overdue"  # open past its due date (the mark-overdue-invoices job): the company is on credit hold
+
+
+class PaymentMethod(StrEnum):
+    """How a company order is paid once approved."""
+
+    CARD = "card"
+    ON_ACCOUNT = "on_account"
 
 
 def _company_fk(table: str) -> ForeignKeyConstraint:
@@ -244,20 +252,28 @@ class ApprovalRule(TenantOwnedMixin, Base):
 
 
 class ApprovalRequest(TenantOwnedMixin, Base):
-    """A quote waiting for approval; `current_level` moves forward once per level (row lock + expected level)."""
+    """A quote, or a cart order, waiting for approval (exactly one of `quote_id` and `order_id`); `current_level`
+    moves forward once per level (row lock + expected level)."""
 
     __tablename__ = "approval_request"
     __table_args__ = (
         _company_fk("approval_request"),
         ForeignKeyConstraint(["tenant_id", "quote_id"], ["quote.tenant_id", "quote.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         one_of(ApprovalStatus),
         UniqueConstraint("tenant_id", "quote_id", "quote_version"),
+        UniqueConstraint("tenant_id", "order_id"),
+        one_of(PaymentMethod, "payment_method"),
+        CheckConstraint("(quote_id is null) <> (order_id is null) and (quote_id is null) = (quote_version is null)",
+                        name="quote_or_order"),
         Index("ix_approval_request_tenant_company", "tenant_id", "company_id", "created_at", "id"),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    quote_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    quote_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    quote_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    quote_version: Mapped[int | None] = mapped_column(Integer)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # a cart order in pending_approval
+    payment_method: Mapped[str | None] = mapped_column(String(20))  # the order's, once approved
     buyer_id: Mapped[str] = mapped_column(String(200), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
@@ -295,6 +311,7 @@ class Invoice(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
         one_of(InvoiceStatus),
         UniqueConstraint("tenant_id", "order_id"),
+        Index("ix_invoice_tenant_status_due", "tenant_id", "status", "due_at"),
         CheckConstraint("amount > 0", name="amount_positive"),
         Index("ix_invoice_tenant_company", "tenant_id", "company_id", "created_at", "id"),
     )
@@ -309,3 +326,5 @@ class Invoice(TenantOwnedMixin, Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="open")
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the job marked it
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # its last reminder

@@ -222,3 +222,19 @@ def due_date(issued: datetime, terms: PaymentTerms) -> datetime:
 
 def available_credit(limit: int, used: int) -> int:
     return max(0, limit - used)
+
+
+# --- overdue invoices -------------------------------------------------------------------------------------------
+
+REMINDER_EVERY_DAYS = 7
+
+
+def is_overdue(due_at: datetime, now: datetime) -> bool:
+    """An unpaid invoice is overdue from its due moment on."""
+    return now >= due_at
+
+
+def reminder_due(reminded_at: datetime | None, now: datetime) -> bool:
+    """An overdue invoice's company is reminded when it becomes overdue, then every REMINDER_EVERY_DAYS days until
+    it is paid."""
+    return reminded_at is None or now - reminded_at >= timedelta(days=REMINDER_EVERY_DAYS)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,9 @@ PAYOUT = table_of(Payout)
 LINK = table_of(PayoutTransactionLink)
 PRODUCT_CATEGORY = table_of(ProductCategory)
 ACTIVE_PAYOUT = ("pending", "paid")
+# `available_at` of the sales of an order on account until its invoice is paid: Postgres' 'infinity' (asyncpg
+# maps it to datetime.max), so no payout claims them (release_sales sets the real moment).
+AWAITING_PAYMENT = datetime.max
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,10 @@ def rule_of(row: Any) -> rules.Rule:
 
 
 async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Sequence[Any],
-                             policy: LedgerPolicy) -> int:
+                             policy: LedgerPolicy, awaiting_payment: bool = False) -> int:
     """One `sale` entry per vendor order line of a paid order (idempotent: one per line and kind). `order` and
-    `lines` are the order's row and its lines that have a vendor (read by the orders context)."""
+    `lines` are the order's row and its lines that have a vendor (read by the orders context). An order on account
+    (`awaiting_payment`) records its sales unavailable until its invoice is paid (release_sales)."""
     if not lines:
         return 0
     all_rules = [rule_of(row) for row in (await connection.execute(select(RULE))).all()]
@@ -65,9 +69,20 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
                         "order_id": order.id, "vendor_order_id": line.vendor_order_id, "order_line_id": line.id,
                         "kind": "sale", "currency_code": order.currency_code, "line_amount": line.total,
                         "commission_amount": taken.commission, "vendor_amount": taken.vendor_share,
-                        "rule_id": taken.rule_id, "available_at": now + policy.hold})
+                        "rule_id": taken.rule_id,
+                        "available_at": AWAITING_PAYMENT if awaiting_payment else now + policy.hold})
     await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), entries)
     return len(entries)
+
+
+async def release_sales(connection: AsyncConnection, order_id: uuid.UUID, policy: LedgerPolicy,
+                        paid_at: datetime) -> int:
+    """The invoice of an order on account was paid: its sales become available at the later of the payment and
+    the end of the usual hold after the sale (the payout rule for orders on account, README)."""
+    released = await connection.execute(update(ENTRY).where(
+        ENTRY.c.order_id == order_id, ENTRY.c.kind == "sale", ENTRY.c.available_at == AWAITING_PAYMENT).values(
+        available_at=func.greatest(ENTRY.c.created_at + policy.hold, paid_at)))
+    return int(released.rowcount or 0)
 
 
 @dataclass(frozen=True)

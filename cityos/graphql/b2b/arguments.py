@@ -14,6 +14,7 @@ from cityos.domain.b2b.models import (
     CompanyRole,
     CompanyStatus,
     InvoiceStatus,
+    PaymentMethod,
     PaymentTerms,
     QuoteStatus,
     SpendingPeriod,
@@ -136,3 +137,5 @@ ApprovalStatusArg = Annotated[ApprovalStatus | None, strawberry.argument(descrip
                                                                                      "status.")]
 InvoiceStatusArg = Annotated[InvoiceStatus | None, strawberry.argument(description="Only invoices with this "
                                                                                    "status.")]
+PaymentMethodArg = Annotated[PaymentMethod, strawberry.argument(
+    description="CARD (a PaymentIntent) or ON_ACCOUNT (the company's credit, invoiced by its payment terms).")]

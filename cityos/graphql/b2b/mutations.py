@@ -10,7 +10,8 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.b2b import rules, service
+from cityos.domain.b2b import company_orders, rules, service
+from cityos.domain.b2b.models import PaymentMethod
 from cityos.domain.b2b.service import COMPANY, QUOTE
 from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
@@ -28,6 +29,7 @@ from cityos.graphql.b2b.arguments import (
     IdArg,
     LevelArg,
     LimitArg,
+    PaymentMethodArg,
     PriceListArg,
     RequestQuoteArg,
     ResponseArg,
@@ -42,6 +44,8 @@ from cityos.graphql.b2b.types import (
     PriceList,
     Quote,
 )
+from cityos.graphql.commerce.arguments import CartIdArg
+from cityos.graphql.commerce.queries import cart_for
 from cityos.graphql.commerce.types import CheckoutSession, Order
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
@@ -105,8 +109,75 @@ class ConvertedQuote:
     invoice: Invoice = strawberry.field(description="The invoice due by the company's payment terms.")
 
 
+@strawberry.type(description="What placing a company cart's order did: held for approval (order and approval "
+                             "request), placed on account (order and invoice), or a card checkout to confirm.")
+class CompanyCheckout:
+    order: Order | None = strawberry.field(description="The order: PENDING_APPROVAL, AWAITING_PAYMENT (on account) or "
+                                                       "PENDING (approved, to pay by card); null before a card "
+                                                       "payment of an order that needed no approval.")
+    approval_request: ApprovalRequest | None = strawberry.field(description="The approval request it waits for.")
+    invoice: Invoice | None = strawberry.field(description="On account: the invoice due by the payment terms.")
+    checkout: CheckoutSession | None = strawberry.field(description="By card: the PaymentIntent to confirm with "
+                                                                    "Stripe.js, then completeCheckout(cartId).")
+
+
+def _placement(info: Info, method: PaymentMethod) -> company_orders.Placement:
+    settings = info.context.settings
+    return company_orders.Placement(method=method, now=_now(), ledger_policy=LedgerPolicy.of(settings),
+                                    ship=bool(settings.FLEETBASE_URL), account=bool(settings.ERPNEXT_URL),
+                                    hold_minutes=settings.CITYOS_APPROVAL_HOLD_HOURS * 60)
+
+
+async def _card_checkout(info: Info, cart_id: uuid.UUID, held: Any) -> CheckoutSession:
+    """The card checkout of a company cart: the cart as priced now, or an approved held order's own snapshot."""
+    settings = info.context.settings
+    cart = await info.context.db.run(lambda connection: carts.load_cart(connection, cart_id))
+    options: dict[str, Any] = {}
+    if held is not None:
+        async def snapshot(connection: AsyncConnection, _cart: Any) -> dict[str, Any]:
+            return await company_orders.held_order_snapshot(connection, held.id)
+
+        options = {"snapshot_of": snapshot, "payable": frozenset({"awaiting_approval"})}
+    started = await checkout.start_checkout(info.context.db, cart, StripePayments(info.context.services.stripe),
+                                            cookie_secret=settings.COOKIE_SECRET,
+                                            reservation_minutes=settings.CITYOS_RESERVATION_MINUTES, **options)
+    return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
+                           amount=started.amount, currency_code=started.currency_code,
+                           order_id=to_global_id("Order", started.order_id),
+                           publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+                           order_access_token=started.order_access_token)
+
+
 @strawberry.type
 class B2BMutation:
+    @strawberry.mutation(description="A company buyer's checkout of their cart. Above their spending limits or an "
+                                     "approval threshold the order waits in PENDING_APPROVAL (no payment; stock held "
+                                     "CITYOS_APPROVAL_HOLD_HOURS) for the company's approval levels, as quotes do; "
+                                     "otherwise, or once finally approved: ON_ACCOUNT takes the company's credit "
+                                     "(CREDIT_LIMIT_EXCEEDED, CREDIT_HOLD when an invoice is overdue) and invoices "
+                                     "it, CARD returns the PaymentIntent (call again after approval). Rejected: "
+                                     "canceled, stock released.")
+    async def place_company_order(self, info: Info, cart_id: CartIdArg,
+                                  payment_method: PaymentMethodArg) -> CompanyCheckout:
+        tenant_id = tenant_of(info)
+        principal = info.context.principal
+        if not principal.company_role or not principal.company_id:
+            raise Forbidden("only company users place company orders")
+        cart = await cart_for(info, cart_id, "checkout")
+        if cart.row.company_id is None or str(cart.row.company_id) != principal.company_id:
+            raise Forbidden("this cart is not your company's")
+        await info.context.authz.require(ResourceRef.of("company", cart.row.company_id, tenant_id=tenant_id,
+                                                        store_id="", company_id=cart.row.company_id),
+                                         "place_order")
+        placement = _placement(info, payment_method)
+        placed = await info.context.db.mutate(lambda connection: company_orders.place_company_order(
+            connection, cart.row.id, principal.id, placement, info.context.events))
+        session = await _card_checkout(info, cart.row.id, placed.order) if placed.pay_by_card else None
+        return CompanyCheckout(
+            order=Order.from_row(placed.order) if placed.order is not None else None,
+            approval_request=ApprovalRequest.from_row(placed.approval_request) if placed.approval_request else None,
+            invoice=Invoice.from_row(placed.invoice) if placed.invoice is not None else None, checkout=session)
+
     @strawberry.mutation(description="Create a company account (tenant and store admins).")
     async def create_company(self, info: Info, input: CompanyArg) -> Company:
         tenant_id = tenant_of(info)
@@ -280,8 +351,14 @@ class B2BMutation:
         principal = info.context.principal
         step = service.Decision(approver_id=principal.id, approver_role=principal.company_role, level=level,
                                 decision=decision, comment=comment)
+        placement = _placement(info, PaymentMethod.ON_ACCOUNT)
+        events = info.context.events
+
+        async def order_decided(connection: AsyncConnection, decided: Any) -> None:
+            await company_orders.approval_decided(connection, decided, placement, events)
+
         return ApprovalRequest.from_row(await info.context.db.mutate(
-            lambda connection: service.decide(connection, request.pk, step, info.context.events)))
+            lambda connection: service.decide(connection, request.pk, step, events, order_decided)))
 
     @strawberry.mutation(description="Turn an approved quote into its one order, paid on account: the total is "
                                      "taken from the company's credit (CREDIT_LIMIT_EXCEEDED with the available "
@@ -330,8 +407,9 @@ class B2BMutation:
         tenant_of(info)
         invoice: Invoice = await node_by_global_id(info, id, "Invoice", "pay")
         account = bool(info.context.settings.ERPNEXT_URL)
-        return Invoice.from_row(await info.context.db.mutate(
-            lambda connection: service.pay_invoice(connection, invoice.row.id, _now(), account)))
+        policy = LedgerPolicy.of(info.context.settings)
+        return Invoice.from_row(await info.context.db.mutate(lambda connection: service.pay_invoice(
+            connection, invoice.row.id, _now(), policy, account, info.context.events)))
 
 
 async def _respond(info: Info, quote: Quote, response: service.Response) -> Quote:
