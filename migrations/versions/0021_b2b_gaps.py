@@ -1,6 +1,6 @@
 """b2b gaps: a company buyer's cart order waits in pending_approval (approval requests name a quote or an order,
 carts wait in awaiting_approval), orders on account await payment (a status of their own until the invoice is
-paid), overdue invoices
+paid), overdue invoices, invitations of an email into a company
 
 Revision ID: 0021
 Revises: 0014
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from cityos.db import rls
 
 revision: str = "0021"
 down_revision: str | None = "0014"
@@ -27,6 +29,9 @@ NEW_CART_STATUSES = ("open", "completed", "awaiting_approval")
 INVOICE_STATUSES = ("open", "paid")
 NEW_INVOICE_STATUSES = ("open", "paid", "overdue")
 PAYMENT_METHODS = ("card", "on_account")
+INVITATION_STATUSES = ("pending", "accepted", "revoked")
+COMPANY_ROLES = ("company_admin", "company_buyer", "approver")
+SPENDING_PERIODS = ("month", "quarter")
 
 
 def _in(column: str, values: Sequence[str]) -> str:
@@ -36,6 +41,12 @@ def _in(column: str, values: Sequence[str]) -> str:
 def _status_check(table: str, values: Sequence[str]) -> None:
     op.drop_constraint(op.f(f"ck_{table}_status"), table, type_="check")
     op.create_check_constraint(op.f(f"ck_{table}_status"), table, _in("status", values))
+
+
+def _owned() -> list[sa.Column[object]]:
+    return [sa.Column("tenant_id", sa.UUID(), nullable=False), sa.Column("id", sa.UUID(), nullable=False),
+            sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+            sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False)]
 
 
 def upgrade() -> None:
@@ -62,8 +73,44 @@ def upgrade() -> None:
                                "(quote_id is null) <> (order_id is null) and (quote_id is null) = "
                                "(quote_version is null)")
 
+    # Invitations by email (the token's SHA-256 only).
+    op.create_table(
+        "company_invitation", *_owned(),
+        sa.Column("company_id", sa.UUID(), nullable=False),
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("order_limit", sa.Integer(), nullable=True),
+        sa.Column("period_limit", sa.Integer(), nullable=True),
+        sa.Column("limit_period", sa.String(10), nullable=True),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(20), server_default="pending", nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("invited_by", sa.String(200), nullable=False),
+        sa.Column("accepted_by", sa.String(200), nullable=True),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], name="fk_company_invitation_tenant_id_tenant",
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["tenant_id", "company_id"], ["company.tenant_id", "company.id"],
+                                name="fk_company_invitation_company", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_company_invitation"),
+        sa.UniqueConstraint("tenant_id", "company_id", "email", name="uq_company_invitation_tenant_id_company_id_email"),
+        sa.UniqueConstraint("tenant_id", "token_hash", name="uq_company_invitation_tenant_id_token_hash"),
+        sa.CheckConstraint(_in("status", INVITATION_STATUSES), name="ck_company_invitation_status"),
+        sa.CheckConstraint(_in("role", COMPANY_ROLES), name="ck_company_invitation_role"),
+        sa.CheckConstraint(_in("limit_period", SPENDING_PERIODS), name="ck_company_invitation_limit_period"),
+        sa.CheckConstraint("order_limit is null or order_limit > 0", name="ck_company_invitation_order_limit_positive"),
+        sa.CheckConstraint("period_limit is null or period_limit > 0",
+                           name="ck_company_invitation_period_limit_positive"),
+        sa.CheckConstraint("(period_limit is null) = (limit_period is null)",
+                           name="ck_company_invitation_period_limit_has_period"))
+    rls.enable_tenant_rls("company_invitation")
+    rls.audit_table("company_invitation")
+
 
 def downgrade() -> None:
+    rls.unaudit_table("company_invitation")
+    rls.disable_tenant_rls("company_invitation")
+    op.drop_table("company_invitation")
     op.execute("delete from approval_request where order_id is not null")
     op.drop_constraint(op.f("ck_approval_request_quote_or_order"), "approval_request", type_="check")
     op.drop_constraint(op.f("ck_approval_request_payment_method"), "approval_request", type_="check")

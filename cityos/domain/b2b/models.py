@@ -42,6 +42,12 @@ class CompanyUserStatus(StrEnum):
     REMOVED = "removed"
 
 
+class InvitationStatus(StrEnum):
+    PENDING = "pending"  # sent; accepted by the invitee until it expires
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+
+
 class SpendingPeriod(StrEnum):
     MONTH = "month"
     QUARTER = "quarter"
@@ -145,6 +151,37 @@ class CompanyUser(TenantOwnedMixin, Base):
     order_limit: Mapped[int | None] = mapped_column(Integer)
     period_limit: Mapped[int | None] = mapped_column(Integer)
     limit_period: Mapped[str | None] = mapped_column(String(10))
+
+
+class CompanyInvitation(TenantOwnedMixin, Base):
+    """An invitation of an email into a company with a role and a spending limit; only the SHA-256 of its token is
+    stored. One row per (company, email): inviting the email again gives it a new token and expiry."""
+
+    __tablename__ = "company_invitation"
+    __table_args__ = (
+        _company_fk("company_invitation"),
+        UniqueConstraint("tenant_id", "company_id", "email"),
+        UniqueConstraint("tenant_id", "token_hash"),
+        one_of(InvitationStatus),
+        one_of(CompanyRole, "role"),
+        one_of(SpendingPeriod, "limit_period"),
+        CheckConstraint("order_limit is null or order_limit > 0", name="order_limit_positive"),
+        CheckConstraint("period_limit is null or period_limit > 0", name="period_limit_positive"),
+        CheckConstraint("(period_limit is null) = (limit_period is null)", name="period_limit_has_period"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    order_limit: Mapped[int | None] = mapped_column(Integer)
+    period_limit: Mapped[int | None] = mapped_column(Integer)
+    limit_period: Mapped[str | None] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    invited_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    accepted_by: Mapped[str | None] = mapped_column(String(200))  # the customer (token subject) who accepted
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Quote(TenantOwnedMixin, Base):

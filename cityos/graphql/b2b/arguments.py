@@ -139,3 +139,14 @@ InvoiceStatusArg = Annotated[InvoiceStatus | None, strawberry.argument(descripti
                                                                                    "status.")]
 PaymentMethodArg = Annotated[PaymentMethod, strawberry.argument(
     description="CARD (a PaymentIntent) or ON_ACCOUNT (the company's credit, invoiced by its payment terms).")]
+
+
+@strawberry.input(description="An email to invite into a company.")
+class CompanyInvitationInput:
+    email: str = strawberry.field(description="The email to invite: the invitee accepts signed in with it, verified.")
+    role: CompanyRole = strawberry.field(description="The company role it gives.")
+    limit: SpendingLimitInput | None = strawberry.field(default=None, description="The spending limit it gives.")
+
+
+InvitationArg = Annotated[CompanyInvitationInput, strawberry.argument(description="Who to invite, as what.")]
+InvitationTokenArg = Annotated[str, strawberry.argument(description="The invitation's token, from its email.")]

@@ -10,7 +10,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.b2b import company_orders, rules, service
+from cityos.domain.b2b import company_orders, invitations, rules, service
 from cityos.domain.b2b.models import PaymentMethod
 from cityos.domain.b2b.service import COMPANY, QUOTE
 from cityos.domain.commerce import checkout
@@ -27,6 +27,8 @@ from cityos.graphql.b2b.arguments import (
     CompanyUserArg,
     DecisionArg,
     IdArg,
+    InvitationArg,
+    InvitationTokenArg,
     LevelArg,
     LimitArg,
     PaymentMethodArg,
@@ -39,6 +41,7 @@ from cityos.graphql.b2b.arguments import (
 from cityos.graphql.b2b.types import (
     ApprovalRequest,
     Company,
+    CompanyInvitation,
     CompanyUser,
     Invoice,
     PriceList,
@@ -210,6 +213,51 @@ class B2BMutation:
         limit = _limit(input.limit)
         return CompanyUser.from_row(await info.context.db.mutate(lambda connection: service.add_company_user(
             connection, row, customer_id=input.customer_id, email=input.email, role=input.role, limit=limit)))
+
+    @strawberry.mutation(description="Invite an email into the company with a role and a spending limit (company "
+                                     "admins, tenant admins): a `b2b.invitation` outbox message carries the token "
+                                     "to mail (stored only hashed), valid 7 days. Inviting the same email again "
+                                     "sends a new token (the old one stops working). CONFLICT if the email is "
+                                     "already a user.")
+    async def invite_company_user_by_email(self, info: Info, company_id: CompanyIdArg,
+                                           input: InvitationArg) -> CompanyInvitation:
+        tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "manage_users")
+        row = await _row(info, company, COMPANY)
+        limit, inviter, now = _limit(input.limit), info.context.principal.id, _now()
+        invited, _ = await info.context.db.mutate(lambda connection: invitations.invite(
+            connection, row, email=input.email, role=input.role, limit=limit, invited_by=inviter, now=now))
+        return CompanyInvitation.from_row(invited)
+
+    @strawberry.mutation(description="Revoke a pending invitation: its token no longer works.")
+    async def revoke_company_invitation(self, info: Info, id: IdArg) -> CompanyInvitation:
+        tenant_of(info)
+        invitation: CompanyInvitation = await node_by_global_id(info, id, "CompanyInvitation", "revoke")
+        return CompanyInvitation.from_row(await info.context.db.mutate(
+            lambda connection: invitations.revoke(connection, invitation.pk)))
+
+    @strawberry.mutation(description="Accept an invitation: signed in with the invited email, verified "
+                                     "(email_verified), you become a user of the company with its role and limit. "
+                                     "A revoked, accepted or expired invitation is INVALID_STATE_TRANSITION; an "
+                                     "unknown token NOT_FOUND; another email FORBIDDEN.")
+    async def accept_company_invitation(self, info: Info, token: InvitationTokenArg) -> CompanyUser:
+        tenant_id = tenant_of(info)
+        principal = info.context.principal
+        if not principal.authenticated:
+            raise Unauthenticated("sign in with the invited email to accept")
+        if len(token) > 200:
+            raise BadUserInput("not an invitation token", field="token")
+        now = _now()
+
+        async def work(connection: AsyncConnection) -> Any:
+            found = await invitations.find(connection, token)
+            await info.context.authz.require(ResourceRef.of(
+                "company_invitation", found.id, tenant_id=tenant_id, company_id=found.company_id,
+                status=found.status, email=found.email), "accept")
+            return await invitations.accept(connection, found, customer_id=principal.id, email=principal.email,
+                                            now=now)
+
+        return CompanyUser.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Remove a user from their company (a company keeps one admin).")
     async def remove_company_user(self, info: Info, id: IdArg) -> CompanyUser:

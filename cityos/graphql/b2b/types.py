@@ -13,6 +13,7 @@ import strawberry
 
 from cityos.domain.b2b import queries as b2b
 from cityos.domain.b2b import rules
+from cityos.domain.b2b.invitations import INVITATION
 from cityos.domain.b2b.models import (
     ApprovalDecision,
     ApprovalMode,
@@ -20,6 +21,7 @@ from cityos.domain.b2b.models import (
     CompanyRole,
     CompanyStatus,
     CompanyUserStatus,
+    InvitationStatus,
     InvoiceStatus,
     PaymentMethod,
     PaymentTerms,
@@ -82,6 +84,12 @@ described_enum(InvoiceStatus, "Whether an invoice is paid.", {
     InvoiceStatus.OVERDUE: "Open past its due date (marked by the mark-overdue-invoices job): the company is on "
                            "credit hold — no new order on account (CREDIT_HOLD) until it is paid.",
 })
+described_enum(InvitationStatus, "Where an invitation into a company is.", {
+    InvitationStatus.PENDING: "Sent: the invitee accepts it until it expires (inviting the email again sends a new "
+                              "token).",
+    InvitationStatus.ACCEPTED: "Accepted: the invitee is a user of the company.",
+    InvitationStatus.REVOKED: "Revoked by a company admin: its token no longer works.",
+})
 described_enum(PaymentMethod, "How a company order is paid.", {
     PaymentMethod.CARD: "By card: a Stripe PaymentIntent the buyer confirms (after approval, when one is needed).",
     PaymentMethod.ON_ACCOUNT: "On account: the total is taken from the company's credit and invoiced by its "
@@ -117,6 +125,10 @@ APPROVAL_DECLARATION = Declaration(
     fields={"status": lambda row: ApprovalStatus(row.status), "amount": lambda row: money(row.amount,
                                                                                            row.currency_code),
             "payment_method": lambda row: PaymentMethod(row.payment_method) if row.payment_method else None})
+INVITATION_DECLARATION = Declaration(
+    "CompanyInvitation", INVITATION, "company_invitation", columns(INVITATION, "tenant_id", "company_id", "status",
+                                                                   "email"),
+    fields={"role": lambda row: CompanyRole(row.role), "status": lambda row: InvitationStatus(row.status)})
 INVOICE_DECLARATION = Declaration(
     "Invoice", INVOICE, "invoice", columns(INVOICE, "tenant_id", "company_id", "status", customer_id="buyer_id"),
     fields={"status": lambda row: InvoiceStatus(row.status), "payment_terms": lambda row: PaymentTerms(
@@ -260,6 +272,14 @@ class Company(Node, Declared):
         rows = await info.context.loaders.many_by_key(b2b.PRICE_LIST, "company_id").load(self.pk)
         visible = await info.context.authz.visible(rows, PRICE_LIST_DECLARATION.resource_of)
         return [PriceList.from_row(row) for row in sorted(visible, key=lambda row: (row.created_at, row.id))]
+
+    @strawberry.field(description="Its invitations by email the caller may read (company admins and the tenant's "
+                                  "admins), newest first.")
+    async def invitations(self, info: Info) -> list[CompanyInvitation]:
+        rows = await info.context.loaders.many_by_key(INVITATION, "company_id").load(self.pk)
+        visible = await info.context.authz.visible(rows, INVITATION_DECLARATION.resource_of)
+        return [CompanyInvitation.from_row(row) for row in sorted(visible, key=lambda row: (row.created_at, row.id),
+                                                                    reverse=True)]
 
     @strawberry.field(description="Its approval rules, by threshold.")
     async def approval_rules(self, info: Info) -> list[ApprovalRule]:
@@ -481,3 +501,19 @@ class Invoice(Node, Declared):
     @strawberry.field(description="The order (null when the caller may not read it).")
     async def order(self, info: Info) -> Order | None:
         return await _readable_order(info, self.order_pk)
+
+
+@strawberry.federation.type(keys=["id"], description="An invitation of an email into a company, with a role and a "
+                                                     "spending limit (its token is never shown again).")
+@declare(INVITATION_DECLARATION)
+class CompanyInvitation(Node, Declared):
+    row: strawberry.Private[Any]
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    email: str = strawberry.field(description="The invited email.")
+    role: CompanyRole = strawberry.field(description="The company role it gives.")
+    status: InvitationStatus = strawberry.field(description="Pending, accepted or revoked.")
+    expires_at: datetime = strawberry.field(description="Until when a pending invitation is accepted.")
+    accepted_by: str | None = strawberry.field(description="The customer (token subject) who accepted it.")
+    accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    pk: strawberry.Private[uuid.UUID]
