@@ -1,6 +1,7 @@
 """b2b gaps: a company buyer's cart order waits in pending_approval (approval requests name a quote or an order,
 carts wait in awaiting_approval), orders on account await payment (a status of their own until the invoice is
-paid), overdue invoices, invitations of an email into a company
+paid), overdue invoices, invitations of an email into a company, companies restricted to a list of stores (the
+single store column's data moved into company_store)
 
 Revision ID: 0021
 Revises: 0014
@@ -88,26 +89,58 @@ def upgrade() -> None:
         sa.Column("invited_by", sa.String(200), nullable=False),
         sa.Column("accepted_by", sa.String(200), nullable=True),
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], name="fk_company_invitation_tenant_id_tenant",
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], name=op.f("fk_company_invitation_tenant_id_tenant"),
                                 ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["tenant_id", "company_id"], ["company.tenant_id", "company.id"],
-                                name="fk_company_invitation_company", ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_company_invitation"),
-        sa.UniqueConstraint("tenant_id", "company_id", "email", name="uq_company_invitation_tenant_id_company_id_email"),
-        sa.UniqueConstraint("tenant_id", "token_hash", name="uq_company_invitation_tenant_id_token_hash"),
-        sa.CheckConstraint(_in("status", INVITATION_STATUSES), name="ck_company_invitation_status"),
-        sa.CheckConstraint(_in("role", COMPANY_ROLES), name="ck_company_invitation_role"),
-        sa.CheckConstraint(_in("limit_period", SPENDING_PERIODS), name="ck_company_invitation_limit_period"),
-        sa.CheckConstraint("order_limit is null or order_limit > 0", name="ck_company_invitation_order_limit_positive"),
+                                name=op.f("fk_company_invitation_company"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_company_invitation")),
+        sa.UniqueConstraint("tenant_id", "company_id", "email", name=op.f("uq_company_invitation_tenant_id_company_id_email")),
+        sa.UniqueConstraint("tenant_id", "token_hash", name=op.f("uq_company_invitation_tenant_id_token_hash")),
+        sa.CheckConstraint(_in("status", INVITATION_STATUSES), name=op.f("ck_company_invitation_status")),
+        sa.CheckConstraint(_in("role", COMPANY_ROLES), name=op.f("ck_company_invitation_role")),
+        sa.CheckConstraint(_in("limit_period", SPENDING_PERIODS), name=op.f("ck_company_invitation_limit_period")),
+        sa.CheckConstraint("order_limit is null or order_limit > 0", name=op.f("ck_company_invitation_order_limit_positive")),
         sa.CheckConstraint("period_limit is null or period_limit > 0",
-                           name="ck_company_invitation_period_limit_positive"),
+                           name=op.f("ck_company_invitation_period_limit_positive")),
         sa.CheckConstraint("(period_limit is null) = (limit_period is null)",
-                           name="ck_company_invitation_period_limit_has_period"))
+                           name=op.f("ck_company_invitation_period_limit_has_period")))
     rls.enable_tenant_rls("company_invitation")
     rls.audit_table("company_invitation")
 
+    # A company restricted to a list of stores: company_store, and company.store_ids for the policies.
+    op.create_table(
+        "company_store", *_owned(),
+        sa.Column("company_id", sa.UUID(), nullable=False),
+        sa.Column("store_id", sa.UUID(), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id", "company_id"], ["company.tenant_id", "company.id"],
+                                name=op.f("fk_company_store_company"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"],
+                                name=op.f("fk_company_store_tenant_id_store_id_store"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_company_store")),
+        sa.UniqueConstraint("tenant_id", "company_id", "store_id",
+                            name=op.f("uq_company_store_tenant_id_company_id_store_id")))
+    op.create_index("ix_company_store_tenant_store", "company_store", ["tenant_id", "store_id"])
+    rls.enable_tenant_rls("company_store")
+    rls.audit_table("company_store")
+    op.execute("insert into company_store (tenant_id, id, company_id, store_id) "
+               "select tenant_id, gen_random_uuid(), id, store_id from company where store_id is not null")
+    op.add_column("company", sa.Column("store_ids", sa.String(4000), server_default="", nullable=False))
+    op.execute("update company set store_ids = store_id::text where store_id is not null")
+    op.drop_constraint("fk_company_tenant_id_store_id_store", "company", type_="foreignkey")
+    op.drop_column("company", "store_id")
+
 
 def downgrade() -> None:
+    op.add_column("company", sa.Column("store_id", sa.UUID(), nullable=True))
+    op.execute("update company c set store_id = (select s.store_id from company_store s where s.tenant_id = "
+               "c.tenant_id and s.company_id = c.id order by s.store_id limit 1)")  # the first of its stores
+    op.create_foreign_key("fk_company_tenant_id_store_id_store", "company", "store", ["tenant_id", "store_id"],
+                          ["tenant_id", "id"], ondelete="CASCADE")
+    op.drop_column("company", "store_ids")
+    rls.unaudit_table("company_store")
+    rls.disable_tenant_rls("company_store")
+    op.drop_index("ix_company_store_tenant_store", table_name=op.f("company_store"))
+    op.drop_table("company_store")
     rls.unaudit_table("company_invitation")
     rls.disable_tenant_rls("company_invitation")
     op.drop_table("company_invitation")
@@ -121,7 +154,7 @@ def downgrade() -> None:
     op.drop_column("approval_request", "order_id")
     op.alter_column("approval_request", "quote_version", nullable=False)
     op.alter_column("approval_request", "quote_id", nullable=False)
-    op.drop_index("ix_invoice_tenant_status_due", table_name="invoice")
+    op.drop_index("ix_invoice_tenant_status_due", table_name=op.f("invoice"))
     op.drop_column("invoice", "reminded_at")
     op.drop_column("invoice", "overdue_at")
     op.execute("update invoice set status = 'open' where status = 'overdue'")

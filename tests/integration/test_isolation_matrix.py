@@ -262,6 +262,7 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/QuoteById": lambda b: {"id": b.quote},
     "storefront/ApprovalRequests": lambda b: {"first": 100},
     "storefront/DecideApproval": lambda b: {"id": b.approval, "level": 0, "decision": "APPROVE"},
+    "admin/SetCompanyStores": lambda b: {"companyId": b.company, "storeIds": [b.store]},
     "storefront/PlaceCompanyOrder": lambda b: {"cartId": b.cart, "paymentMethod": "ON_ACCOUNT"},
     "storefront/InviteCompanyUserByEmail": lambda b: {"companyId": b.company, "input": {
         "email": "intruder@example.com", "role": "COMPANY_ADMIN"}},
@@ -279,7 +280,7 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "customer_profile", "customer_address", "company",
                    "company_user", "price_list", "price_list_entry", "quote", "quote_line", "quote_version",
                    "quote_message", "approval_rule", "approval_request", "approval_step", "invoice",
-                   "company_invitation", "refund",
+                   "company_invitation", "company_store", "refund",
                    "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
@@ -521,7 +522,7 @@ B_ACME_SNAPSHOT = "select " + ", ".join(
         ("approval_rule", "company_id = :c"), ("approval_request", "company_id = :c"),
         ("approval_step", "request_id in (select id from approval_request where company_id = :c)"),
         ("invoice", "company_id = :c"), ("orders", "company_id = :c"), ("cart", "company_id = :c"),
-        ("company_invitation", "company_id = :c")))
+        ("company_invitation", "company_id = :c"), ("company_store", "company_id = :c")))
 
 
 def test_every_operation_is_in_the_matrix() -> None:

@@ -35,6 +35,7 @@ from cityos.domain.b2b.service import (
     INVOICE,
     approval_needed,
     check_credit_hold,
+    check_store,
     membership,
     take_credit,
 )
@@ -86,6 +87,7 @@ async def _company_for(connection: AsyncConnection, cart: Row[Any], method: Paym
     company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == cart.company_id))).one()
     if company.status != CompanyStatus.ACTIVE:
         raise InvalidStateTransition("the company is suspended", **{"from": company.status, "to": "ordered"})
+    check_store(company, cart.store_id)
     if method is PaymentMethod.ON_ACCOUNT:
         if company.payment_terms == PaymentTerms.PREPAID:
             raise BadUserInput("a prepaid company pays by card", field="paymentMethod")

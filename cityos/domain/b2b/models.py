@@ -106,7 +106,6 @@ class Company(TenantOwnedMixin, Base):
 
     __tablename__ = "company"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["currency_code"], ["currency.code"]),
         one_of(CompanyStatus),
         one_of(PaymentTerms, "payment_terms"),
@@ -115,7 +114,9 @@ class Company(TenantOwnedMixin, Base):
         Index("ix_company_tenant_created", "tenant_id", "created_at", "id"),
     )
 
-    store_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # restricted to this store, if set
+    # The stores it is restricted to (company_store), comma-separated and sorted, for the policies (store admins of a
+    # listed store manage it); empty: every store of the tenant.
+    store_ids: Mapped[str] = mapped_column(String(4000), nullable=False, server_default="")
     legal_name: Mapped[str] = mapped_column(String(255), nullable=False)
     tax_id: Mapped[str | None] = mapped_column(String(64))
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -125,6 +126,21 @@ class Company(TenantOwnedMixin, Base):
     credit_used: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     payment_terms: Mapped[str] = mapped_column(String(10), nullable=False, server_default="prepaid")
     status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+
+
+class CompanyStore(TenantOwnedMixin, Base):
+    """A store a company is restricted to (none: it buys in every store of the tenant)."""
+
+    __tablename__ = "company_store"
+    __table_args__ = (
+        _company_fk("company_store"),
+        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "company_id", "store_id"),
+        Index("ix_company_store_tenant_store", "tenant_id", "store_id"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
 
 
 class CompanyUser(TenantOwnedMixin, Base):

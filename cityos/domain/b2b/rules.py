@@ -257,3 +257,13 @@ def check_acceptable_invitation(status: str, expires_at: datetime, now: datetime
     if now >= expires_at:
         raise InvalidStateTransition("the invitation has expired: ask for a new one",
                                      **{"from": "expired", "to": "accepted"})
+
+
+# --- stores -----------------------------------------------------------------------------------------------------
+
+MAX_COMPANY_STORES = 100
+
+
+def buys_in(store_ids: str, store_id: object) -> bool:
+    """Whether a company restricted to `store_ids` (comma-separated; empty: every store) buys in `store_id`."""
+    return not store_ids or str(store_id) in store_ids.split(",")

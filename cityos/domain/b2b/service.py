@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,6 +30,7 @@ from cityos.domain.b2b.models import (
     Company,
     CompanyRole,
     CompanyStatus,
+    CompanyStore,
     CompanyUser,
     CompanyUserStatus,
     Invoice,
@@ -72,6 +74,7 @@ from cityos.realtime.events import PendingEvents, b2b_event
 
 COMPANY = table_of(Company)
 COMPANY_USER = table_of(CompanyUser)
+COMPANY_STORE = table_of(CompanyStore)
 QUOTE = table_of(Quote)
 QUOTE_LINE = table_of(QuoteLine)
 QUOTE_VERSION = table_of(QuoteVersion)
@@ -105,7 +108,7 @@ class CompanyValues:
     credit_limit: int | None = None
     payment_terms: PaymentTerms | None = None
     status: CompanyStatus | None = None
-    store_id: uuid.UUID | None = None
+    store_ids: Sequence[uuid.UUID] | None = None  # restricted to these stores (empty: every store)
 
 
 def _company_columns(values: CompanyValues) -> dict[str, Any]:
@@ -139,8 +142,32 @@ async def create_company(connection: AsyncConnection, *, tenant_id: uuid.UUID, v
         carts.REGION.c.currency_code == columns["currency_code"]))).scalar_one()
     if not known:
         raise BadUserInput(f"no region sells in {values.currency_code!r}", field="currencyCode")
-    return (await connection.execute(insert(COMPANY).values(
-        tenant_id=tenant_id, id=uuid.uuid4(), store_id=values.store_id, **columns).returning(*COMPANY.c))).one()
+    company = (await connection.execute(insert(COMPANY).values(
+        tenant_id=tenant_id, id=uuid.uuid4(), **columns).returning(*COMPANY.c))).one()
+    return await set_company_stores(connection, company, values.store_ids or ())
+
+
+async def set_company_stores(connection: AsyncConnection, company: Row[Any],
+                             store_ids: Sequence[uuid.UUID]) -> Row[Any]:
+    """Restrict the company to these stores (none: every store of the tenant): its company_store rows, and the
+    sorted list the policies read (store admins of a listed store manage it)."""
+    stores = sorted(set(store_ids), key=str)
+    if len(stores) > rules.MAX_COMPANY_STORES:
+        raise BadUserInput(f"a company is restricted to at most {rules.MAX_COMPANY_STORES} stores", field="storeIds")
+    await connection.execute(delete(COMPANY_STORE).where(COMPANY_STORE.c.company_id == company.id,
+                                                         COMPANY_STORE.c.store_id.not_in(stores)))
+    if stores:
+        await connection.execute(pg_insert(COMPANY_STORE).values([
+            {"tenant_id": company.tenant_id, "id": uuid.uuid4(), "company_id": company.id, "store_id": store}
+            for store in stores]).on_conflict_do_nothing())
+    return (await connection.execute(update(COMPANY).where(COMPANY.c.id == company.id).values(
+        store_ids=",".join(str(store) for store in stores), updated_at=func.now()).returning(*COMPANY.c))).one()
+
+
+def check_store(company: Row[Any], store_id: uuid.UUID) -> None:
+    """A company restricted to a list of stores buys (carts, quotes, checkout, its prices) only in those."""
+    if not rules.buys_in(company.store_ids, store_id):
+        raise BadUserInput("this company does not buy in this store", field="storeId")
 
 
 async def update_company(connection: AsyncConnection, company: Row[Any], values: CompanyValues) -> Row[Any]:
@@ -264,6 +291,8 @@ async def check_cart_purchase(connection: AsyncConnection, cart: Row[Any], now: 
     buyer = await membership(connection, cart.company_id, cart.customer_id)
     if buyer is None:
         raise Forbidden("the cart's buyer is no longer a user of its company")
+    check_store((await connection.execute(select(COMPANY).where(COMPANY.c.id == cart.company_id))).one(),
+                cart.store_id)
     totals = (await carts.priced_cart(connection, cart)).totals
     reasons, levels = await approval_needed(connection, cart.company_id, buyer, totals.subtotal - totals.discount_total,
                                             now)
@@ -358,8 +387,7 @@ async def request_quote(connection: AsyncConnection, request: QuoteRequest,
     company, buyer = request.company, request.buyer
     if company.status != CompanyStatus.ACTIVE:
         raise InvalidStateTransition("the company is suspended", **{"from": company.status, "to": "requested"})
-    if company.store_id is not None and company.store_id != request.store_id:
-        raise BadUserInput("this company does not buy in this store", field="storeId")
+    check_store(company, request.store_id)
     cart = request.cart
     if cart is None:
         if not request.items:
@@ -645,6 +673,8 @@ async def orderable_quote(connection: AsyncConnection, quote_id: uuid.UUID, buye
     if rules.is_expired(quote.valid_until, now):
         raise InvalidStateTransition("the quote has expired", **{"from": quote.status, "to": "ordered"})
     rules.check_quote_transition(quote.status, QuoteStatus.ORDERED)
+    check_store((await connection.execute(select(COMPANY).where(COMPANY.c.id == quote.company_id))).one(),
+                quote.store_id)
     return quote
 
 

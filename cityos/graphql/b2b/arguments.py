@@ -34,7 +34,11 @@ class CompanyInput:
     payment_terms: PaymentTerms | None = strawberry.field(default=None, description="How it pays.")
     status: CompanyStatus | None = strawberry.field(default=None, description="Active or suspended.")
     store_id: strawberry.ID | None = strawberry.field(default=None, description="Restrict it to one store "
-                                                                                "(global id; on create).")
+                                                                                "(global id; on create; see "
+                                                                                "storeIds).")
+    store_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Restrict it to these stores "
+                                                                                      "(global ids; on create; "
+                                                                                      "later: setCompanyStores).")
     billing_address: AddressInput | None = strawberry.field(default=None, description="Where invoices go.")
     shipping_address: AddressInput | None = strawberry.field(default=None, description="Where orders ship.")
 
@@ -150,3 +154,5 @@ class CompanyInvitationInput:
 
 InvitationArg = Annotated[CompanyInvitationInput, strawberry.argument(description="Who to invite, as what.")]
 InvitationTokenArg = Annotated[str, strawberry.argument(description="The invitation's token, from its email.")]
+StoreIdsArg = Annotated[list[strawberry.ID], strawberry.argument(
+    description="The stores (global ids) the company buys in; an empty list: every store of the tenant.")]

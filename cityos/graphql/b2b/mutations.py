@@ -36,6 +36,7 @@ from cityos.graphql.b2b.arguments import (
     RequestQuoteArg,
     ResponseArg,
     SpendingLimitInput,
+    StoreIdsArg,
     VersionArg,
 )
 from cityos.graphql.b2b.types import (
@@ -72,11 +73,21 @@ def _address(value: Any) -> dict[str, Any] | None:
     return {key: str(item).strip() for key, item in value.__dict__.items() if item is not None}
 
 
-def _values(data: CompanyInput, store_id: uuid.UUID | None = None) -> service.CompanyValues:
+def _values(data: CompanyInput, store_ids: list[uuid.UUID] | None = None) -> service.CompanyValues:
     return service.CompanyValues(legal_name=data.legal_name, tax_id=data.tax_id, currency_code=data.currency_code,
                                  credit_limit=data.credit_limit, payment_terms=data.payment_terms,
-                                 status=data.status, store_id=store_id, billing_address=_address(data.billing_address),
+                                 status=data.status, store_ids=store_ids,
+                                 billing_address=_address(data.billing_address),
                                  shipping_address=_address(data.shipping_address))
+
+
+async def _stores(info: Info, global_ids: list[strawberry.ID]) -> list[uuid.UUID]:
+    """The stores named (this tenant's, by RLS; each readable by the caller)."""
+    stores = []
+    for global_id in global_ids:
+        store: Any = await node_by_global_id(info, global_id, "Store")
+        stores.append(store.pk)
+    return stores
 
 
 def _local(global_id: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
@@ -170,7 +181,7 @@ class B2BMutation:
         if cart.row.company_id is None or str(cart.row.company_id) != principal.company_id:
             raise Forbidden("this cart is not your company's")
         await info.context.authz.require(ResourceRef.of("company", cart.row.company_id, tenant_id=tenant_id,
-                                                        store_id="", company_id=cart.row.company_id),
+                                                        store_ids="", company_id=cart.row.company_id),
                                          "place_order")
         placement = _placement(info, payment_method)
         placed = await info.context.db.mutate(lambda connection: company_orders.place_company_order(
@@ -184,15 +195,30 @@ class B2BMutation:
     @strawberry.mutation(description="Create a company account (tenant and store admins).")
     async def create_company(self, info: Info, input: CompanyArg) -> Company:
         tenant_id = tenant_of(info)
-        store_id = None
-        if input.store_id is not None:
-            store: Any = await node_by_global_id(info, input.store_id, "Store")  # this tenant's (RLS), readable
-            store_id = store.pk
+        given = [*([input.store_id] if input.store_id is not None else []), *(input.store_ids or [])]
+        store_ids = await _stores(info, given)
         await info.context.authz.require(ResourceRef.of("company", "new", tenant_id=tenant_id,
-                                                        store_id=store_id or "", company_id=""), "create")
-        values = _values(input, store_id)
+                                                        store_ids=",".join(sorted(map(str, store_ids))),
+                                                        company_id=""), "create")
+        values = _values(input, store_ids)
         return Company.from_row(await info.context.db.mutate(
             lambda connection: service.create_company(connection, tenant_id=tenant_id, values=values)))
+
+    @strawberry.mutation(description="Restrict a company to a list of stores (an empty list: every store of the "
+                                     "tenant). Its carts, quotes, checkout and company prices only work in those "
+                                     "stores (BAD_USER_INPUT elsewhere). Tenant admins, and store admins of a listed "
+                                     "store for stores they administer.")
+    async def set_company_stores(self, info: Info, company_id: CompanyIdArg, store_ids: StoreIdsArg) -> Company:
+        tenant_id = tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "update")
+        stores = await _stores(info, store_ids)
+        # The company as it will be must still be the caller's to manage (a store admin cannot hand it away).
+        await info.context.authz.require(ResourceRef.of("company", company.pk, tenant_id=tenant_id,
+                                                        store_ids=",".join(sorted(map(str, stores))),
+                                                        company_id=company.pk), "update")
+        row = await _row(info, company, COMPANY)
+        return Company.from_row(await info.context.db.mutate(
+            lambda connection: service.set_company_stores(connection, row, stores)))
 
     @strawberry.mutation(description="Change a company's details, credit limit, payment terms or status (tenant and "
                                      "store admins).")

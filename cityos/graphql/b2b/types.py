@@ -103,7 +103,7 @@ described_enum(ApprovalMode, "How an approval level is complete.", {
 })
 
 COMPANY_DECLARATION = Declaration(
-    "Company", COMPANY, "company", {**columns(COMPANY, "tenant_id", "store_id", company_id="id")},
+    "Company", COMPANY, "company", {**columns(COMPANY, "tenant_id", "store_ids", company_id="id")},
     fields={"status": lambda row: CompanyStatus(row.status),
             "payment_terms": lambda row: PaymentTerms(row.payment_terms),
             "billing_address": lambda row: Address.from_stored(row.billing_address),
@@ -251,6 +251,10 @@ class Company(Node, Declared):
     @guarded_field("Company", "credit_limit", "Most it may owe on account.")
     def credit_limit(self) -> Money | None:
         return money(self.row.credit_limit, self.row.currency_code)
+
+    @strawberry.field(description="The stores it is restricted to (global ids); empty: every store of the tenant.")
+    def store_ids(self) -> list[strawberry.ID]:
+        return [to_global_id("Store", store) for store in self.row.store_ids.split(",") if store]
 
     @strawberry.field(description="Whether the company is on credit hold: an invoice is overdue, so no new order on "
                                   "account (CREDIT_HOLD) until it is paid.")
