@@ -20,7 +20,8 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("CustomerSubscription", "status"), ("Region", "country_codes"), ("Order", "fulfillment_status"),
              ("VendorOrder", "fulfillment_status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
              ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
-             ("Invoice", "status"), ("Refund", "status"), ("Return", "status")}
+             ("Invoice", "status"), ("Refund", "status"), ("Return", "status"), ("CompanyInvitation", "role"),
+             ("CompanyInvitation", "status"), ("ApprovalRequest", "payment_method")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',
