@@ -238,3 +238,28 @@ async def test_overdue_invoices_put_the_company_on_credit_hold_until_paid(
     assert company["creditHold"] is False
     assert (await ok(gql, "storefront/ConvertQuoteToOrder", {"id": quote["id"]}, acme.buyer, shop.key))[
         "convertQuoteToOrder"]["order"]["status"] == "AWAITING_PAYMENT"
+
+
+ORDER_APPROVAL_EVENTS = "subscription { approvalEvents { type quoteId orderId approvalRequestId approvalStatus level } }"
+
+
+async def test_a_cart_orders_approval_events_reach_the_companys_approvers(
+        server: Any, gql: GraphQLClient, tokens: Tokens, shop: TenantWorld) -> None:
+    from tests.integration.test_subscriptions import Client
+
+    acme = await make_company(gql, tokens, shop, buyer_limit={"orderLimit": 30_000})
+    approver = await Client.connect(server.url, acme.admin)
+    try:
+        await approver.subscribe(ORDER_APPROVAL_EVENTS)
+        _, placed = await held_order(gql, shop, acme, "ON_ACCOUNT")
+        requested = (await approver.receive())["payload"]["data"]["approvalEvents"]
+        assert requested == {"type": "approval.requested", "quoteId": None, "orderId": placed["order"]["id"],
+                             "approvalRequestId": placed["approvalRequest"]["id"], "approvalStatus": "PENDING",
+                             "level": 0}
+        await ok(gql, "storefront/DecideApproval", {"id": placed["approvalRequest"]["id"], "level": 0,
+                                                    "decision": "APPROVE"}, acme.admin, shop.key)
+        decided = (await approver.receive())["payload"]["data"]["approvalEvents"]
+        assert (decided["type"], decided["orderId"], decided["approvalStatus"], decided["level"]) == (
+            "approval.decided", placed["order"]["id"], "APPROVED", 1)
+    finally:
+        await approver.close()
