@@ -21,7 +21,7 @@ from cityos.jobs.quotes import mark_overdue_invoices
 from cityos.jobs.registry import JOBS
 from tests.commerce_flow import OPS, Shopper, send_event, shop, stock
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
-from tests.integration.test_b2b import Acme, approved_quote, make_company, ok, variant
+from tests.integration.test_b2b import Acme, approved_quote, make_company, ok, variant, vendor_of
 
 __all__ = ["shop"]
 
@@ -263,3 +263,39 @@ async def test_a_cart_orders_approval_events_reach_the_companys_approvers(
             "approval.decided", placed["order"]["id"], "APPROVED", 1)
     finally:
         await approver.close()
+
+
+async def test_placing_one_cart_twice_at_once_makes_one_order(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
+    acme = await make_company(gql, tokens, shop, buyer_limit={"orderLimit": 30_000})
+    for candles in (20, 2):  # held for approval, then placed on account at once
+        cart = await Shopper(gql, shop, acme.buyer).ready_cart({"LU-CANDLE": candles})
+        bodies = await asyncio.gather(*(gql(OPS["storefront/PlaceCompanyOrder"], {
+            "cartId": cart, "paymentMethod": "ON_ACCOUNT"}, token=acme.buyer, key=shop.key) for _ in range(3)))
+        codes = sorted(tuple(error_codes(body)) for body in bodies)
+        assert codes[0] == () and all(code in (("CONFLICT",), ("INVALID_STATE_TRANSITION",)) for code in codes[1:]), \
+            bodies
+        cart_id = str(from_global_id(cart, "Cart")[1])
+        assert await scalar(owner_engine, "select count(*) from orders where cart_id = :c", c=cart_id) == 1
+        assert await scalar(owner_engine, "select count(*) from approval_request r join orders o on "
+                                          "o.tenant_id = r.tenant_id and o.id = r.order_id where o.cart_id = :c",
+                            c=cart_id) == (1 if candles == 20 else 0)
+    assert await scalar(owner_engine, "select count(*) from invoice where company_id = :c", c=acme.local) == 1
+
+
+async def test_an_order_on_account_ships_before_payment_and_is_fulfilled_once_paid(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine) -> None:
+    acme = await make_company(gql, tokens, shop)
+    cart = await Shopper(gql, shop, acme.buyer).ready_cart({"LU-CANDLE": 2})
+    placed = await place(gql, shop, acme.buyer, cart, "ON_ACCOUNT")
+    order = (await ok(gql, "admin/OrderById", {"id": placed["order"]["id"]}, acme.staff))["order"]
+    [part] = order["vendorOrders"]
+    assert part["status"] == "AWAITING_PAYMENT"
+    lumen = tokens("vendor_admin", shop, vendor=await vendor_of(owner_engine, shop, "lumen-home"))
+    await ok(gql, "vendor/UpdateVendorOrderFulfillment", {"id": part["id"], "status": "SHIPPED", "carrier": "ups",
+                                                          "trackingNumber": "1Z999AA10123456784"}, lumen)
+    view = (await ok(gql, "admin/OrderFulfillment", {"id": order["id"]}, acme.staff))["order"]
+    assert (view["status"], view["fulfillmentStatus"]) == ("AWAITING_PAYMENT", "SHIPPED")  # shipped, not paid
+    await ok(gql, "admin/PayInvoice", {"id": placed["invoice"]["id"]}, acme.staff)
+    view = (await ok(gql, "admin/OrderFulfillment", {"id": order["id"]}, acme.staff))["order"]
+    assert (view["status"], view["fulfillmentStatus"]) == ("FULFILLED", "SHIPPED")
