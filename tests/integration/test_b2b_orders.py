@@ -240,7 +240,8 @@ async def test_overdue_invoices_put_the_company_on_credit_hold_until_paid(
         "convertQuoteToOrder"]["order"]["status"] == "AWAITING_PAYMENT"
 
 
-ORDER_APPROVAL_EVENTS = "subscription { approvalEvents { type quoteId orderId approvalRequestId approvalStatus level } }"
+ORDER_APPROVAL_EVENTS = ("subscription { approvalEvents { type quoteId orderId approvalRequestId approvalStatus "
+                         "level } }")
 
 
 async def test_a_cart_orders_approval_events_reach_the_companys_approvers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -155,7 +156,7 @@ def test_reminders_go_out_once_overdue_then_at_most_weekly(start: datetime, minu
             reminded.append(run)
     assert reminded[0] == runs[0]
     week = timedelta(days=rules.REMINDER_EVERY_DAYS)
-    assert all(later - earlier >= week for earlier, later in zip(reminded, reminded[1:], strict=False))
+    assert all(later - earlier >= week for earlier, later in pairwise(reminded))
     for run in runs:
         last = max((moment for moment in reminded if moment <= run), default=None)
         assert last is not None and (run - last < week or run in reminded)
