@@ -170,6 +170,7 @@ async def _on_account(connection: AsyncConnection, cart: Row[Any], snapshot: dic
     due = rules.due_date(placement.now, terms)
     total = int(snapshot["totals"]["total"])
     await take_credit(connection, company.id, total)
+    await carts.supersede_checkout(connection, cart, "the cart was ordered on account")  # a card checkout begun
     await carts.reserve_units(connection, cart, _units(snapshot), 1)
     if held is None:
         order = await place_order(connection, _new_order(cart, snapshot, OrderStatus.AWAITING_PAYMENT),
@@ -216,7 +217,8 @@ async def held_order_snapshot(connection: AsyncConnection, order_id: uuid.UUID) 
 async def approval_decided(connection: AsyncConnection, request: Row[Any], placement: Placement,
                            events: PendingEvents | None = None) -> None:
     """The final decision on a held order's approval request (service.decide calls this under the request's lock):
-    approved → paid on account now, or pending for the buyer's card payment; rejected → canceled, stock back."""
+    approved → paid on account now, or pending for the buyer's card payment; rejected → canceled, stock back. The
+    payment method is the request's (chosen when the order was placed), not `placement.method`."""
     order = (await connection.execute(select(ORDER).where(ORDER.c.id == request.order_id).with_for_update())).one()
     cart = await carts.load_cart(connection, order.cart_id, lock=True)
     if request.status == ApprovalStatus.REJECTED:
@@ -231,9 +233,7 @@ async def approval_decided(connection: AsyncConnection, request: Row[Any], place
         return
     company = await _company_for(connection, cart, method)
     snapshot = await held_order_snapshot(connection, order.id)
-    await _on_account(connection, cart, snapshot, company, request.buyer_id,
-                      Placement(method, placement.now, placement.ledger_policy, placement.ship, placement.account,
-                                placement.hold_minutes), events, held=order)
+    await _on_account(connection, cart, snapshot, company, request.buyer_id, placement, events, held=order)
 
 
 def _approval_event(events: PendingEvents | None, request: Row[Any], kind: str) -> None:
