@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityos.domain.marketplace.rules import Line, Rule, choose_rule, commission_for
+from cityos.domain.marketplace.rules import Line, Rule, available_after_payment, choose_rule, commission_for
 from cityos.errors import BadUserInput
 
 T, S, V, P = (uuid.uuid4() for _ in range(4))
@@ -98,3 +98,13 @@ def test_commission_properties(amount: int, rules: list[Rule], rng, default: Dec
     shuffled = list(rules)
     rng.shuffle(shuffled)
     assert commission_for(line, shuffled, default) == result
+
+
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)),
+       st.integers(min_value=0, max_value=400 * 24 * 3600), st.integers(min_value=0, max_value=30))
+def test_a_sale_on_account_is_payable_after_both_the_payment_and_the_hold(sold_at: datetime, paid_after: int,
+                                                                          hold_days: int) -> None:
+    paid_at, hold = sold_at + timedelta(seconds=paid_after), timedelta(days=hold_days)
+    available = available_after_payment(sold_at, paid_at, hold)
+    assert available >= paid_at and available >= sold_at + hold
+    assert available in (paid_at, sold_at + hold)  # no later than it must be

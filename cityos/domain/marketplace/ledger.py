@@ -79,10 +79,12 @@ async def release_sales(connection: AsyncConnection, order_id: uuid.UUID, policy
                         paid_at: datetime) -> int:
     """The invoice of an order on account was paid: its sales become available at the later of the payment and
     the end of the usual hold after the sale (the payout rule for orders on account, README)."""
-    released = await connection.execute(update(ENTRY).where(
-        ENTRY.c.order_id == order_id, ENTRY.c.kind == "sale", ENTRY.c.available_at == AWAITING_PAYMENT).values(
-        available_at=func.greatest(ENTRY.c.created_at + policy.hold, paid_at)))
-    return int(released.rowcount or 0)
+    waiting = (await connection.execute(select(ENTRY.c.id, ENTRY.c.created_at).where(
+        ENTRY.c.order_id == order_id, ENTRY.c.kind == "sale", ENTRY.c.available_at == AWAITING_PAYMENT))).all()
+    for entry in waiting:
+        await connection.execute(update(ENTRY).where(ENTRY.c.id == entry.id).values(
+            available_at=rules.available_after_payment(entry.created_at, paid_at, policy.hold)))
+    return len(waiting)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from cityos.domain.base import decimal_problem
@@ -142,3 +142,9 @@ def reversed_share(line_total: int, commission: int, quantity: int, first: int, 
     amount = units_part(line_total, quantity, first, count)
     taken = units_part(commission, quantity, first, count)
     return LedgerShare(taken, amount - taken)
+
+
+def available_after_payment(sold_at: datetime, paid_at: datetime, hold: timedelta) -> datetime:
+    """When the vendor's share of a sale on account may be paid out: never before the customer paid the invoice,
+    and never before the usual hold after the sale ended (the later of the two)."""
+    return max(sold_at + hold, paid_at)
