@@ -55,8 +55,11 @@ async def test_a_company_buys_only_in_its_stores(
                       token=acme.buyer, key=shop.key)
     assert error_codes(quote) == ["BAD_USER_INPUT"]
 
+    foreign = await gql(OPS["admin/SetCompanyStores"], {"companyId": acme.id, "storeIds": [there, here]},
+                        token=outlet_admin)
+    assert error_codes(foreign) in (["FORBIDDEN"], ["NOT_FOUND"])  # the shop is not the outlet admin's to add
     both = (await ok(gql, "admin/SetCompanyStores", {"companyId": acme.id, "storeIds": [there, here]},
-                     outlet_admin))["setCompanyStores"]
+                     acme.staff))["setCompanyStores"]
     assert sorted(both["storeIds"]) == sorted([here, there])
     ready = await Shopper(gql, shop, acme.buyer).ready_cart({"CP-HONEY-12": 2})
     # Restricted again while a cart is open: its checkout and company order are refused.

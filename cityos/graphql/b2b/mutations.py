@@ -82,10 +82,10 @@ def _values(data: CompanyInput, store_ids: list[uuid.UUID] | None = None) -> ser
 
 
 async def _stores(info: Info, global_ids: list[strawberry.ID]) -> list[uuid.UUID]:
-    """The stores named (this tenant's, by RLS; each readable by the caller)."""
+    """The stores named (this tenant's, by RLS; each one the caller administers: Cerbos `update` on the store)."""
     stores = []
     for global_id in global_ids:
-        store: Any = await node_by_global_id(info, global_id, "Store")
+        store: Any = await node_by_global_id(info, global_id, "Store", "update")
         stores.append(store.pk)
     return stores
 
@@ -206,12 +206,14 @@ class B2BMutation:
 
     @strawberry.mutation(description="Restrict a company to a list of stores (an empty list: every store of the "
                                      "tenant). Its carts, quotes, checkout and company prices only work in those "
-                                     "stores (BAD_USER_INPUT elsewhere). Tenant admins, and store admins of a listed "
-                                     "store for stores they administer.")
+                                     "stores (BAD_USER_INPUT elsewhere). Tenant admins; store admins of a listed "
+                                     "store add and remove only stores they administer, and keep one of them.")
     async def set_company_stores(self, info: Info, company_id: CompanyIdArg, store_ids: StoreIdsArg) -> Company:
         tenant_id = tenant_of(info)
         company: Company = await node_by_global_id(info, company_id, "Company", "update")
         stores = await _stores(info, store_ids)
+        removed = {store for store in company.row.store_ids.split(",") if store} - {str(store) for store in stores}
+        await _stores(info, [to_global_id("Store", store) for store in sorted(removed)])  # theirs to remove, too
         # The company as it will be must still be the caller's to manage (a store admin cannot hand it away).
         await info.context.authz.require(ResourceRef.of("company", company.pk, tenant_id=tenant_id,
                                                         store_ids=",".join(sorted(map(str, stores))),
