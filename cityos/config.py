@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     STRIPE_PUBLISHABLE_KEY: str = DEV_STRIPE_PUBLISHABLE_KEY
     STRIPE_CONNECT_CLIENT_ID: str | None = None
     STRIPE_PLATFORM_FEE_PERCENT: Decimal = Field(default=Decimal("2.5"), ge=0, le=100)
+    # What the platform keeps of a vendor's own shipping (a vendor shipping with its own option): by default
+    # nothing, the vendor gets all of it (marketplace/rules.py, shipping_commission).
+    CITYOS_SHIPPING_COMMISSION_PERCENT: Decimal = Field(default=Decimal(0), ge=0, le=100)
     # The admin app: Stripe Connect onboarding returns there (…/settings/integrations/stripe/{return,refresh,callback}).
     CITYOS_ADMIN_URL: str = "http://localhost:7001"
     # Where the Stripe SDK sends API calls (default: Stripe itself); tests point it at a local fake.
@@ -200,6 +203,9 @@ class Settings(BaseSettings):
     ERPNEXT_SHIPPING_ACCOUNT: str = "Freight and Forwarding Charges - CO"
     ERPNEXT_PAYMENT_ACCOUNT: str = "Stripe Clearing - CO"
     ERPNEXT_MODE_OF_PAYMENT: str = "Credit Card"
+    # The item (a non-stock service item whose income account is the shipping account) a shipping row is when it
+    # must be an item row: a shipping-only refund's credit note, a tax-inclusive order's shipping.
+    ERPNEXT_SHIPPING_ITEM_CODE: str = "Shipping"
 
     # Observability
     LOG_LEVEL: str = "info"

@@ -4,7 +4,7 @@ paid), overdue invoices, invitations of an email into a company, companies restr
 single store column's data moved into company_store)
 
 Revision ID: 0021
-Revises: 0014
+Revises: 0019
 Create Date: 2026-11-27
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from cityos.db import rls
 
 revision: str = "0021"
-down_revision: str | None = "0014"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

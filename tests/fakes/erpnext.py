@@ -10,16 +10,18 @@ DoesNotExistError, 409 DuplicateEntryError, 417 ValidationError / MandatoryError
 Validation as ERPNext does for what we send: mandatory fields (Customer name; Sales Invoice customer and item
 rows; tax rows' charge_type, account_head, description; Payment Entry party, paid_to), links (the customer, the
 invoice a payment or a credit note refers to, which must be submitted), the bank-account rule of Payment Entry.
-Custom fields (our `cityos_id`) are stored and filterable like any field. `failures` answers the next calls with
-those statuses (500: an unhandled error), `down` (or `calls_until_down` reaching 0) makes every call fail
-with a 502 from the proxy in front of it."""
+Totals as ERPNext computes them (`sales_invoice_totals`: net amounts, `On Net Total` and `Actual` rows, taxes
+included in the print rate, the rounding adjustment); an `Actual` row included in the rate is refused as ERPNext
+refuses it. Custom fields (our `cityos_id`) are stored and filterable like any field. `failures` answers the
+next calls with those statuses (500: an unhandled error), `down` (or `calls_until_down` reaching 0) makes every
+call fail with a 502 from the proxy in front of it."""
 
 from __future__ import annotations
 
 import base64
 import json
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +35,52 @@ STATUS_OF = {"AuthenticationError": 401, "PermissionError": 403, "DoesNotExistEr
 SERIES = {"Sales Invoice": "ACC-SINV", "Payment Entry": "ACC-PAY"}
 DOCTYPES = ("Customer", "Sales Invoice", "Payment Entry")
 CHARGE_TYPES = ("Actual", "On Net Total", "On Previous Row Amount", "On Previous Row Total", "On Item Quantity")
+
+
+CENT = Decimal("0.01")
+
+
+def _flt(value: Decimal) -> Decimal:
+    """frappe's flt(value, 2) with the default (banker's) rounding."""
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def sales_invoice_totals(items: list[dict[str, Any]], taxes: list[dict[str, Any]]) -> dict[str, Any]:
+    """ERPNext's calculate_taxes_and_totals (erpnext/controllers/taxes_and_totals.py) for the rows we send, in
+    2-decimal precision: item amount = qty × rate; with taxes included in the print rate, each item's net amount is
+    its amount ÷ (1 + Σ included `On Net Total` rates); `On Net Total` rows take rate % of the net amounts, `Actual`
+    rows their tax_amount; each row's total is the previous total plus its tax; an inclusive document's grand total
+    is adjusted (up to 5 cents: `rounding_adjustment`) to the item amounts plus the rows not included.
+    Sets each item's `amount`/`net_amount` and each row's `tax_amount`/`total`."""
+    fraction = sum((Decimal(str(tax.get("rate") or 0)) / 100 for tax in taxes
+                    if tax.get("included_in_print_rate") and tax["charge_type"] == "On Net Total"), Decimal(0))
+    nets = []
+    for item in items:
+        amount = _flt(Decimal(str(item["qty"])) * Decimal(str(item.get("rate") or 0)))
+        net = amount / (1 + fraction) if fraction else amount
+        item["amount"], item["net_amount"] = float(amount), float(_flt(net))
+        nets.append((amount, net))
+    total = sum((amount for amount, _ in nets), Decimal(0))
+    net_total = _flt(sum((net for _, net in nets), Decimal(0)))
+    running = net_total
+    for tax in taxes:
+        if tax["charge_type"] == "On Net Total":
+            amount = _flt(sum((Decimal(str(tax.get("rate") or 0)) / 100 * net for _, net in nets), Decimal(0)))
+        else:
+            amount = _flt(Decimal(str(tax.get("tax_amount") or 0)))
+        tax["tax_amount"] = float(amount)
+        running = _flt(running + amount)
+        tax["total"] = float(running)
+    adjustment = Decimal(0)
+    if any(tax.get("included_in_print_rate") for tax in taxes):
+        others = sum((Decimal(str(tax["tax_amount"])) for tax in taxes if not tax.get("included_in_print_rate")),
+                     Decimal(0))
+        diff = _flt(total + others - running)
+        if diff and abs(diff) <= Decimal("0.05"):
+            adjustment = diff
+    grand = _flt(running + adjustment) if taxes else net_total
+    return {"total": float(total), "net_total": float(net_total), "rounding_adjustment": float(adjustment),
+            "total_taxes_and_charges": float(_flt(grand - net_total - adjustment)), "grand_total": float(grand)}
 
 
 def error(exc_type: str, message: str) -> JSONResponse:
@@ -148,12 +196,15 @@ class FakeERPNext:
             for item in doc["items"]:
                 if (refused := missing(("item_code", "qty"), item, "Sales Invoice Item")) is not None:
                     return refused
-            for tax in doc.get("taxes") or []:
+            for index, tax in enumerate(doc.get("taxes") or []):
                 if (refused := missing(("charge_type", "account_head", "description"), tax,
                                        "Sales Taxes and Charges")) is not None:
                     return refused
                 if tax["charge_type"] not in CHARGE_TYPES:
                     return error("ValidationError", f"Charge Type cannot be {tax['charge_type']}")
+                if tax.get("included_in_print_rate") and tax["charge_type"] == "Actual":
+                    return error("ValidationError", f"Charge of type 'Actual' in row {index + 1} cannot be "
+                                                    "included in Item Rate or Paid Amount")
             if doc.get("is_return"):
                 against = self.docs["Sales Invoice"].get(doc.get("return_against") or "")
                 if against is None or against["docstatus"] != 1:
@@ -174,13 +225,8 @@ class FakeERPNext:
 
     def _computed(self, doctype: str, doc: dict[str, Any]) -> None:
         if doctype == "Sales Invoice":
-            items = sum((Decimal(str(i["qty"])) * Decimal(str(i.get("rate") or 0)) for i in doc["items"]),
-                        Decimal(0))
-            for item in doc["items"]:
-                item["amount"] = float(Decimal(str(item["qty"])) * Decimal(str(item.get("rate") or 0)))
-            taxes = sum((Decimal(str(t.get("tax_amount") or 0)) for t in doc.get("taxes") or []), Decimal(0))
-            doc["net_total"] = float(items)
-            doc["grand_total"] = float(items + taxes)
+            computed = sales_invoice_totals(doc["items"], doc.get("taxes") or [])
+            doc.update(computed)
             doc["outstanding_amount"] = doc["grand_total"]
             doc["status"] = "Return" if doc.get("is_return") else ("Unpaid" if doc["docstatus"] == 1 else "Draft")
 

@@ -188,7 +188,7 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
             "admin/RegionSetup": {"id": to_global_id("Tenant", world.tenant_id)}, "admin/Regions": {},
             "admin/Returns": {}, "admin/SalesChannels": {"storeId": store}, "storefront/Me": {},
             "admin/AdminCustomerSubscriptions": {}, "admin/DunningPolicy": {}, "storefront/MySubscriptions": {},
-            "vendor/VendorSubscriptions": {}}
+            "vendor/VendorSubscriptions": {}, "admin/VendorDebts": {"vendorId": vendor}, "vendor/OwnDebts": {}}
 
 
 # Query documents that fall back, and why (README: "What falls back").
@@ -209,9 +209,10 @@ FALLING_BACK = {
     **{name: "B2B types (companies, quotes, approvals, invoices) are not compiled" for name in (
         "admin/Companies", "admin/Invoices", "storefront/ApprovalRequests", "storefront/Company",
         "storefront/QuoteById", "storefront/Quotes")},
-    **{name: "refunds, returns, the audit log, regions and customer accounts are not compiled" for name in (
+    **{name: "refunds, vendor debts, returns, the audit log, regions and customer accounts are not compiled"
+       for name in (
         "admin/AuditLog", "admin/OrderFulfillment", "admin/Refunds", "admin/RegionSetup", "admin/Regions",
-        "admin/Returns", "storefront/Me")},
+        "admin/Returns", "storefront/Me", "admin/VendorDebts", "vendor/OwnDebts")},
 }
 
 

@@ -184,7 +184,16 @@ async def test_each_succeeded_partial_refund_is_one_credit_note_of_its_lines(
     assert len(await notes()) == 2
     [second_note] = [doc for doc in await notes() if doc["name"] != note["name"]]
     assert [(item["item_code"], item["qty"]) for item in second_note["items"]] == [("CP-HONEY-12", -1)]
-    assert "Shipping" in [tax_row["description"] for tax_row in second_note["taxes"]]
+    [(second_id, shipping_amount)] = await rows(
+        owner_engine, "select id, shipping_amount from refund where order_id = :o and status = 'succeeded' "
+                      "and shipping_amount > 0", o=order.id)
+    [(honey_tax,)] = await rows(owner_engine, "select tax_amount from refund_line where refund_id = :r", r=second_id)
+    assert shipping_amount > order.shipping_total  # the shipping with its tax share
+    # The shipping's tax share goes to the tax account, as the invoice books it; the shipping account gets the
+    # shipping alone.
+    assert [(tax_row["account_head"], Decimal(str(tax_row["tax_amount"]))) for tax_row in second_note["taxes"]] == [
+        ("VAT - CO", -Decimal(honey_tax + shipping_amount - order.shipping_total) / 100),
+        (erp_settings.ERPNEXT_SHIPPING_ACCOUNT, -Decimal(order.shipping_total) / 100)]
 
     # Replays (the catch-up, the dispatcher again) make nothing twice; invoice minus notes = captured minus refunded.
     inserts = len(fake_erpnext.inserts)
@@ -284,12 +293,89 @@ async def test_a_refund_stripe_confirms_later_is_credited_then_canceled_if_it_fa
         await sync_to_erpnext(app_engine, erp_settings, client, tenant_ids=[shop.tenant_id])
     assert [doc["docstatus"] for doc in mine(fake_erpnext, "Sales Invoice", refund_id, "refund")] == [2]
 
-    # The shipping alone: ERPNext takes no note without an item row; the message is sent, and says so.
+    # The shipping alone: a note whose item row is the shipping item (ERPNext needs one), its tax share on the
+    # tax account.
     shipping = await gql(OPS["admin/RefundOrder"], {"orderId": order_gid, "input": {"lines": [],
                                                                                     "refundShipping": True}},
                          token=admin)
     assert shipping["data"]["refundOrder"]["status"] == "SUCCEEDED", shipping
     assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
-    [note] = await rows(owner_engine, "select last_error from outbox where tenant_id = :t and topic = "
-                                      "'erpnext.sync_order' order by created_at desc limit 1", t=shop.tenant_id)
-    assert "(shipping only) not credited" in note.last_error
+    [(shipping_id, shipping_amount)] = await rows(
+        owner_engine, "select id, shipping_amount from refund where order_id = :o and shipping_amount > 0",
+        o=order.id)
+    [note] = mine(fake_erpnext, "Sales Invoice", shipping_id, "refund")
+    assert note["docstatus"] == 1 and note["is_return"] == 1
+    assert [(item["item_code"], item["qty"], Decimal(str(item["rate"]))) for item in note["items"]] == [
+        (erp_settings.ERPNEXT_SHIPPING_ITEM_CODE, -1, Decimal(order.shipping_total) / 100)]
+    assert [(tax_row["account_head"], Decimal(str(tax_row["tax_amount"]))) for tax_row in note["taxes"]] == [
+        ("VAT - CO", -Decimal(shipping_amount - order.shipping_total) / 100)]
+    assert Decimal(str(note["grand_total"])) == -Decimal(shipping_amount) / 100
+
+
+async def test_a_tax_inclusive_order_is_invoiced_at_its_total_and_credited_exactly(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, tokens: Tokens) -> None:
+    """Prices that include the tax: ERPNext (the fake computes totals as ERPNext does) takes the tax out of the
+    rates, so the invoice's grand total is the order's total, and its notes sum to minus the refunds."""
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("update region set tax_inclusive = true where tenant_id = :t"),
+                                 {"t": shop.tenant_id})
+    gql, admin = GraphQLClient(erp_api), tokens("tenant_admin", shop)
+    order_gid = await paid_order(Shopper(gql, shop), erp_api, fake_stripe, {"LU-CANDLE": 3, "CP-HONEY-12": 1})
+    order = await order_of(owner_engine, shop)
+    assert order.tax_inclusive and order.tax_total > 0 and order.shipping_total > 0
+    assert order.total == order.subtotal - order.discount_total + order.shipping_total  # no tax on top
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [invoice] = mine(fake_erpnext, "Sales Invoice", order.id, "order")
+    assert [(tax["charge_type"], tax["included_in_print_rate"]) for tax in invoice["taxes"]] == [("On Net Total", 1)]
+    assert invoice["items"][-1]["item_code"] == erp_settings.ERPNEXT_SHIPPING_ITEM_CODE
+    assert Decimal(str(invoice["grand_total"])) == Decimal(order.total) / 100
+    # ERPNext's own tax is the order's within a cent per row (it rounds per document, we once per cart).
+    assert abs(Decimal(str(invoice["taxes"][0]["tax_amount"])) - Decimal(order.tax_total) / 100) <= Decimal("0.02")
+
+    lines = (await gql(LINES, {"id": order_gid}, token=admin))["data"]["order"]["lines"]
+    candle = next(line for line in lines if line["sku"] == "LU-CANDLE")
+    first = await gql(OPS["admin/RefundOrder"], {"orderId": order_gid, "input": {
+        "lines": [{"lineId": candle["id"], "quantity": 1}]}}, token=admin)
+    assert first["data"]["refundOrder"]["status"] == "SUCCEEDED", first
+    unit = (await rows(owner_engine, "select unit_price from order_line where order_id = :o and sku = 'LU-CANDLE'",
+                       o=order.id))[0][0]
+    [(first_amount,)] = await rows(owner_engine, "select amount from refund where order_id = :o", o=order.id)
+    assert first_amount == unit  # the price paid, its tax inside it
+    rest = await gql(OPS["admin/UpdateOrderStatus"], {"id": order_gid, "status": "REFUNDED"}, token=admin)
+    assert rest["data"]["updateOrderStatus"]["status"] == "REFUNDED", rest
+    [(refunded,)] = await rows(owner_engine, "select sum(amount) from refund where order_id = :o "
+                                             "and status = 'succeeded'", o=order.id)
+    assert refunded == order.total
+    await dispatch(app_engine, erp_settings)
+    notes = [doc for doc in fake_erpnext.documents("Sales Invoice") if doc.get("return_against") == invoice["name"]]
+    assert len(notes) == 2 and all(note["taxes"] == [{**invoice["taxes"][0], **{k: note["taxes"][0][k] for k in (
+        "tax_amount", "total")}}] for note in notes)
+    assert sum(Decimal(str(note["grand_total"])) for note in notes) == -Decimal(order.total) / 100
+
+
+async def test_an_order_with_a_whole_order_note_gets_no_note_per_refund(
+        erp_api: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, fake_erpnext: FakeERPNext,
+        owner_engine, app_engine, erp_settings: Settings, tokens: Tokens, caplog: pytest.LogCaptureFixture) -> None:
+    """Refunded before notes were per refund: the order's old whole-order note (`refund:<order id>`) credits it
+    already, so a sync of its refunds (a catch-up, a retry) sends none of their own, and logs why."""
+    gql, admin = GraphQLClient(erp_api), tokens("tenant_admin", shop)
+    order_gid = await paid_order(Shopper(gql, shop), erp_api, fake_stripe, {"LU-CANDLE": 1})
+    order = await order_of(owner_engine, shop)
+    assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [invoice] = mine(fake_erpnext, "Sales Invoice", order.id, "order")
+    # The note the old sync wrote when the order was refunded whole.
+    fake_erpnext.docs["Sales Invoice"]["ACC-SINV-OLD-1"] = {
+        **invoice, "name": "ACC-SINV-OLD-1", "is_return": 1, "return_against": invoice["name"],
+        "cityos_id": f"refund:{order.id}", "grand_total": -invoice["grand_total"], "docstatus": 1}
+    refunded = await gql(OPS["admin/UpdateOrderStatus"], {"id": order_gid, "status": "REFUNDED"}, token=admin)
+    assert refunded["data"]["updateOrderStatus"]["status"] == "REFUNDED", refunded
+    with caplog.at_level("WARNING", logger="cityos.integrations.erpnext.sync"):
+        assert (await dispatch(app_engine, erp_settings)).startswith("1 sent")
+    [(refund_id,)] = await rows(owner_engine, "select id from refund where order_id = :o", o=order.id)
+    assert mine(fake_erpnext, "Sales Invoice", refund_id, "refund") == []
+    assert len(mine(fake_erpnext, "Sales Invoice", order.id, "refund")) == 1
+    assert any("whole-order credit note" in record.getMessage() for record in caplog.records)
+    [(note,)] = await rows(owner_engine, "select last_error from outbox where tenant_id = :t and topic = "
+                                         "'erpnext.sync_order' order by created_at desc limit 1", t=shop.tenant_id)
+    assert "not credited again: the order has a whole-order credit note" in note

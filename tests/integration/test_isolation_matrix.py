@@ -77,7 +77,7 @@ class Target:
                  self.vendor, self.cart, self.cart_line, self.order, self.rule, self.vendor_user, self.outbox,
                  self.attempt, self.webhook, self.job_run, self.plan, self.subscription, self.region,
                  self.channel, self.vendor_order, self.address, "Tenant B dock street", *self.company_secrets(),
-                 self.refund, self.order_return, self.order_line, "re_tenant_b",
+                 self.refund, self.order_return, self.order_line, "re_tenant_b", "tr_tenant_b_debt",
                  "tenant b wants a refund", "audit_tenant_b", "pi_tenant_b_attempt",
                  "evt_tenant_b_failed", "jobrun_tenant_b", "Tenant B tee club", "cus_tenant_b", "pi_tenant_b_renewal",
                  "b-subscriber@example.com",
@@ -227,6 +227,8 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "vendor/RefundVendorOrder": lambda b: {"vendorOrderId": b.vendor_order, "input": {
         "lines": [{"lineId": b.order_line, "quantity": 1}]}},
     "admin/Refunds": lambda b: {"orderId": b.order, "first": 100},
+    "admin/VendorDebts": lambda b: {"vendorId": b.vendor, "first": 100},
+    "vendor/OwnDebts": lambda b: {"first": 100},
     "storefront/RequestReturn": lambda b: {"orderId": b.order, "lines": [{"lineId": b.order_line, "quantity": 1}],
                                            "reason": "stolen"},
     "admin/ApproveReturn": lambda b: {"id": b.order_return, "note": "taken over"},
@@ -401,7 +403,8 @@ from profile, pickup
 """
 
 
-# B's order has a line, a partial refund of it and an open return of it; B's audit log has an entry.
+# B's order has a line, a partial refund of it (and a vendor debt from it) and an open return of it; B's audit log
+# has an entry.
 B_REFUNDS = """
 with line as (
   insert into order_line (tenant_id, id, order_id, vendor_order_id, variant_id, product_id, vendor_id, sku, title,
@@ -418,6 +421,12 @@ refund as (
 refunded as (
   insert into refund_line (tenant_id, id, refund_id, order_line_id, first_unit, quantity, amount, tax_amount)
   select :t, gen_random_uuid(), refund.id, line.id, 0, 1, 1500, 0 from refund, line returning id),
+debt as (
+  insert into refund_transfer_reversal (tenant_id, id, refund_id, vendor_id, payout_id, stripe_transfer_id, amount,
+                                        currency_code, status, failure_reason)
+  select :t, gen_random_uuid(), refund.id, vendor.id, gen_random_uuid(), 'tr_tenant_b_debt', 1400, 'usd', 'debt',
+         'tenant_b balance_insufficient'
+  from refund, vendor where vendor.tenant_id = :t and vendor.handle = 'northwind-outfitters' returning id),
 asked as (
   insert into order_return (tenant_id, id, order_id, store_id, customer_id, status, reason, requested_by)
   select :t, gen_random_uuid(), line.order_id, :s, 'b-customer', 'requested', 'tenant b wants a refund',

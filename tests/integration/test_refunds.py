@@ -16,7 +16,7 @@ from cityos.db.engines import create_app_engine
 from cityos.domain.marketplace.rules import reversed_share, units_part
 from cityos.domain.orders.rules import tax_shares
 from cityos.domain.tenancy import service as tenancy
-from cityos.graphql.core.relay import from_global_id
+from cityos.graphql.core.relay import from_global_id, to_global_id
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payouts import process_vendor_payouts
@@ -210,6 +210,55 @@ async def test_stripe_events_move_refunds_and_replays_reverse_nothing_twice(
     assert retry["data"]["refundOrder"]["status"] == "SUCCEEDED", retry
 
 
+async def test_a_refund_failing_later_takes_its_restock_back_never_below_zero(
+        gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
+        tokens: Tokens, caplog: pytest.LogCaptureFixture) -> None:
+    """Units a refund put back in stock go out again when Stripe fails the refund later; units sold again
+    meanwhile cannot be: stock stays at zero and the refund line records the shortfall (and it is logged)."""
+    order = await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": 3})
+    admin = Admin(gql, tokens("tenant_admin", shop))
+    candle = line_of(await admin.order(order), "LU-CANDLE")
+    sold = await stock(owner_engine, "LU-CANDLE", shop.tenant_id)
+
+    async def refund(quantity: int) -> dict[str, Any]:
+        body = await admin("admin/RefundOrder", {"orderId": order, "input": {"lines": [
+            {"lineId": candle["id"], "quantity": quantity, "restock": True}]}})
+        assert body["data"]["refundOrder"]["status"] == "SUCCEEDED", body
+        return dict(body["data"]["refundOrder"])
+
+    async def lines_of(refund_id: str) -> list[tuple[int, int, int]]:
+        refunds = (await admin("admin/Refunds", {"orderId": order, "first": 10}))["data"]["refunds"]["nodes"]
+        return [(line["quantity"], line["unstocked"], line["restockShortfall"])
+                for line in next(r for r in refunds if r["id"] == refund_id)["lines"]]
+
+    # Stock to spare: the restocked unit goes out again.
+    first = await refund(1)
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == sold + 1
+    answer = await send_event(http, fake_stripe, "refund.failed", fake_stripe.fail_refund(first["stripeRefundId"]))
+    assert answer.json()["outcome"] == ("refund failed; 1 ledger reversal(s) restored; 1 restocked unit(s) taken "
+                                        "back"), answer.text
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == sold
+    assert await lines_of(first["id"]) == [(1, 1, 0)]
+
+    # Two restocked, then all but one unit sold to another buyer: one taken back, one short; never negative.
+    second = await refund(2)
+    left = await stock(owner_engine, "LU-CANDLE", shop.tenant_id)
+    assert left == sold + 2
+    await paid_order(Shopper(gql, shop), http, fake_stripe, {"LU-CANDLE": left - 1})
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 1
+    with caplog.at_level("WARNING", logger="cityos.domain.orders.refunds"):
+        answer = await send_event(http, fake_stripe, "refund.failed",
+                                  fake_stripe.fail_refund(second["stripeRefundId"]))
+    assert answer.json()["outcome"] == ("refund failed; 1 ledger reversal(s) restored; 1 restocked unit(s) taken "
+                                        "back, 1 sold again meanwhile (recorded)"), answer.text
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 0
+    assert await lines_of(second["id"]) == [(2, 1, 1)]
+    assert any("sold again meanwhile" in record.getMessage() for record in caplog.records)
+    replay = await send_event(http, fake_stripe, "refund.failed", fake_stripe.fail_refund(second["stripeRefundId"]))
+    assert replay.json()["outcome"] == "ignored: refund already failed"
+    assert await stock(owner_engine, "LU-CANDLE", shop.tenant_id) == 0
+
+
 async def test_a_stripe_outage_leaves_the_refund_pending_for_the_dispatcher(
         gql: GraphQLClient, http: httpx.AsyncClient, shop: TenantWorld, fake_stripe: FakeStripe, owner_engine,
         server: Server, settings, tokens: Tokens) -> None:
@@ -303,13 +352,46 @@ async def test_a_paid_out_share_is_reversed_from_the_transfer_or_owed(gql: Graph
     assert [(r["status"], r["amount"]["amount"]) for r in debt] == [("DEBT", 3800 - 95 - share.vendor)], owed
     assert debt[0]["failureReason"].startswith("balance_insufficient")
     fake_stripe.account_debits.pop(account)
+
+    # The debt view: the store's admins and the vendor's admins see it, outstanding, with the refund it comes from.
+    owed_amount = debt[0]["amount"]["amount"]
+    async with owner_engine.connect() as connection:
+        lumen = (await connection.execute(text("select id from vendor where tenant_id = :t and handle = 'lumen-home'"),
+                                          {"t": shop.tenant_id})).scalar_one()
+    cedar_id, cedar_admin = to_global_id("Vendor", cedar), tokens("vendor_admin", shop, vendor=str(cedar))
+    listed = (await admin("admin/VendorDebts", {"vendorId": cedar_id, "first": 10}))["data"]["vendorDebts"]
+    assert listed["totalCount"] == 1, listed
+    [entry] = listed["nodes"]
+    assert (entry["vendorId"], entry["refundId"], entry["orderId"]) == (cedar_id, owed["data"]["refundOrder"]["id"],
+                                                                        order)
+    assert entry["amount"]["amount"] == entry["outstanding"]["amount"] == owed_amount
+    assert entry["nettedByPayoutId"] is None and entry["payoutId"] == debt[0]["payoutId"]
+    assert entry["stripeTransferId"] == debt[0]["stripeTransferId"]
+    assert entry["failureReason"].startswith("balance_insufficient")
+    own = (await gql(OPS["vendor/OwnDebts"], {"first": 10}, token=cedar_admin))["data"]["vendorDebts"]
+    assert [(n["refundId"], n["outstanding"]["amount"]) for n in own["nodes"]] == [(entry["refundId"], owed_amount)]
+    for other in (tokens("vendor_admin", shop, vendor=str(lumen)), tokens("vendor_user", shop, vendor=str(cedar)),
+                  tokens("store_admin", shop, stores=["store-9"])):
+        hidden = await gql(OPS["admin/VendorDebts"], {"first": 10}, token=other)
+        assert hidden["data"]["vendorDebts"]["totalCount"] == 0, hidden  # another vendor, a vendor user, another store
+
     # The debt is netted from the vendor's next payout: its next sale pays out less the debt.
     await paid_order(Shopper(gql, shop), http, fake_stripe, {"CP-COFFEE-1LB": 4})
     await connect_vendor(owner_engine, fake_stripe, shop.tenant_id, "cedar-pantry")
     before = set(fake_stripe.transfers)
     await process_vendor_payouts(app_engine, stripe_client, 100, [shop.tenant_id])
     made = [fake_stripe.transfers[t] for t in set(fake_stripe.transfers) - before]
-    assert [t["amount"] for t in made] == [(7600 - 190) - debt[0]["amount"]["amount"]]
+    assert [t["amount"] for t in made] == [(7600 - 190) - owed_amount]
+    netted = (await admin("admin/VendorDebts", {"first": 10}))["data"]["vendorDebts"]["nodes"]
+    async with owner_engine.connect() as connection:
+        payout = (await connection.execute(text("select id from payout where stripe_transfer_id = :t"),
+                                           {"t": made[0]["id"]})).scalar_one()
+    assert [(n["nettedByPayoutId"], n["outstanding"]["amount"]) for n in netted] == [
+        (to_global_id("Payout", payout), 0)]
+    still = await admin("admin/VendorDebts", {"outstanding": True, "first": 10})
+    assert still["data"]["vendorDebts"]["totalCount"] == 0
+    done = await admin("admin/VendorDebts", {"outstanding": False, "first": 10})
+    assert done["data"]["vendorDebts"]["totalCount"] == 1
 
 
 async def test_a_refund_racing_a_payout_pays_the_vendor_exactly_once(gql: GraphQLClient, http: httpx.AsyncClient,

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityos.domain.marketplace.rules import Line, Rule, available_after_payment, choose_rule, commission_for
+from cityos.config import Settings
+from cityos.domain.marketplace.ledger import LedgerPolicy
+from cityos.domain.marketplace.rules import (
+    Line,
+    Rule,
+    available_after_payment,
+    choose_rule,
+    commission_for,
+    shipping_commission,
+)
 from cityos.errors import BadUserInput
 
 T, S, V, P = (uuid.uuid4() for _ in range(4))
@@ -98,6 +107,27 @@ def test_commission_properties(amount: int, rules: list[Rule], rng, default: Dec
     shuffled = list(rules)
     rng.shuffle(shuffled)
     assert commission_for(line, shuffled, default) == result
+
+
+@given(st.integers(0, 10**8), st.decimals(Decimal(0), Decimal(100), places=4))
+def test_a_vendors_own_shipping_splits_exactly(amount: int, percentage: Decimal) -> None:
+    """By default (0 %) the vendor gets all of its own shipping; at any rate the two parts add up exactly."""
+    assert shipping_commission(amount, Decimal(0)).vendor_share == amount
+    split = shipping_commission(amount, percentage)
+    assert 0 <= split.commission <= amount and split.commission + split.vendor_share == amount
+    assert split.rule_id is None
+
+
+def test_shipping_commission_rounds_half_up() -> None:
+    assert shipping_commission(250, Decimal("1")).commission == 3  # 2.5 → 3
+    assert shipping_commission(249, Decimal("1")).commission == 2
+    assert shipping_commission(700, Decimal("100")).vendor_share == 0
+
+
+def test_the_ledger_takes_the_shipping_commission_setting() -> None:
+    assert LedgerPolicy.of(Settings()).shipping_percentage == 0  # by default the vendor keeps all of it
+    policy = LedgerPolicy.of(Settings(CITYOS_SHIPPING_COMMISSION_PERCENT=Decimal("10")))
+    assert shipping_commission(700, policy.shipping_percentage).commission == 70
 
 
 @given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)),

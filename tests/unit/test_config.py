@@ -66,11 +66,12 @@ def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch)
 
 def test_invalid_values_are_reported_by_variable_name(monkeypatch: pytest.MonkeyPatch) -> None:
     apply(monkeypatch, {"CITYOS_ENV": "staging", "STRIPE_PLATFORM_FEE_PERCENT": "150",
-                        "PROMETHEUS_ENABLED": "maybe"})
+                        "PROMETHEUS_ENABLED": "maybe", "CITYOS_SHIPPING_COMMISSION_PERCENT": "-1"})
     with pytest.raises(ConfigurationError) as raised:
         load_settings()
     names = {problem.split(":")[0] for problem in raised.value.problems}
-    assert {"CITYOS_ENV", "STRIPE_PLATFORM_FEE_PERCENT", "PROMETHEUS_ENABLED"} <= names
+    assert {"CITYOS_ENV", "STRIPE_PLATFORM_FEE_PERCENT", "PROMETHEUS_ENABLED",
+            "CITYOS_SHIPPING_COMMISSION_PERCENT"} <= names
 
 
 def test_a_configured_integration_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

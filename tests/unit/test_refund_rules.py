@@ -78,6 +78,31 @@ def test_partial_refunds_then_the_rest_give_back_exactly_the_order_total(
     assert first.amount + rest.amount == total
 
 
+@given(st.lists(st.tuples(st.integers(1, 10**5), st.integers(1, 9)), min_size=1, max_size=5),
+       st.integers(0, 2000), st.data())
+def test_a_tax_inclusive_order_refunded_in_steps_gives_back_exactly_its_total(
+        specs: list[tuple[int, int]], shipping: int, data: st.DataObject) -> None:
+    """Inclusive prices contain the tax: refunds give back the line totals and the shipping, the tax shares
+    recorded inside them, never on top (the order's total is its subtotal plus shipping)."""
+    lines = [SoldLine(uuid.UUID(int=index + 1), None, quantity, unit * quantity)
+             for index, (unit, quantity) in enumerate(specs)]
+    total = sum(line.total for line in lines) + shipping
+    tax = data.draw(st.integers(0, total))
+    amounts = OrderAmounts("paid", total, shipping, tax, 0, False, tax_inclusive=True)
+    first = plan_refund(amounts, lines, [LineRequest(lines[0].id, 1)], refund_shipping=False)
+    assert first.amount == first.lines[0].amount == units_part(lines[0].total, lines[0].quantity, 0, 1)
+    after = [SoldLine(line.id, None, line.quantity, line.total, 1 if line.id == lines[0].id else 0)
+             for line in lines]
+    requests, with_shipping = everything_left(after, False, shipping, restock=False)
+    if not requests and not with_shipping:
+        assert first.amount == total
+        return
+    rest = plan_refund(OrderAmounts("paid", total, shipping, tax, first.amount, False, tax_inclusive=True),
+                       after, requests, with_shipping)
+    assert first.amount + rest.amount == total
+    assert sum(line.tax_amount for line in (*first.lines, *rest.lines)) <= tax
+
+
 def test_a_refund_above_what_is_refundable_names_the_refundable_amount() -> None:
     lines = [SoldLine(A, None, 2, 1000)]
     with pytest.raises(BadUserInput) as refused:

@@ -52,7 +52,8 @@ def test_payload_where_syntax() -> None:
 
 def order() -> SimpleNamespace:
     return SimpleNamespace(id=uuid.uuid4(), currency_code="usd", created_at=datetime(2026, 11, 27, tzinfo=UTC),
-                           tax_total=83, shipping_total=500, total=1583 + 1005, payment_intent_id="pi_1")
+                           tax_total=83, shipping_total=500, total=1583 + 1005, payment_intent_id="pi_1",
+                           tax_inclusive=False)
 
 
 def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> None:
@@ -88,11 +89,24 @@ def test_a_partial_refund_credits_exactly_its_lines_tax_and_shipping() -> None:
     assert credit["taxes"] == [{"charge_type": "Actual", "account_head": ACCOUNTS.tax_account,
                                 "description": "Sales tax", "tax_amount": -0.16}]
     assert accounting.grand_total(credit) == Decimal("-5.16")
-    # Shipping only: no item rows, the shipping (with its tax share) negated; not sent (items are mandatory).
-    shipping = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(), [], 500, 2, ACCOUNTS,
-                                                      date(2026, 12, 1))
-    assert shipping["items"] == [] and accounting.grand_total(shipping) == Decimal("-5")
-    assert not accounting.creditable(shipping) and accounting.creditable(credit)  # ERPNext needs an item row
+    # Shipping only: the shipping item's row (ERPNext needs an item row) and the shipping's tax share on the tax
+    # row, as the invoice books them.
+    shipping = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(), [], 541, 2, ACCOUNTS,
+                                                      date(2026, 12, 1), shipping_tax=41)
+    assert [(item["item_code"], item["qty"], item["rate"]) for item in shipping["items"]] == [
+        (ACCOUNTS.shipping_item, -1, 5)]
+    assert [(tax["account_head"], tax["tax_amount"]) for tax in shipping["taxes"]] == [(ACCOUNTS.tax_account, -0.41)]
+    assert accounting.grand_total(shipping) == Decimal("-5.41")
+    assert accounting.creditable(shipping) and accounting.creditable(credit)
+    # Lines and shipping: the shipping's tax share on the tax row, the shipping net of it on the shipping row.
+    both = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(),
+                                                  [accounting.RefundedLine("A", "A", 1, 500, 16)], 541, 2, ACCOUNTS,
+                                                  date(2026, 12, 1), shipping_tax=41)
+    assert [(tax["account_head"], tax["tax_amount"]) for tax in both["taxes"]] == [
+        (ACCOUNTS.tax_account, -0.57), (ACCOUNTS.shipping_account, -5)]
+    assert accounting.grand_total(both) == Decimal("-10.57")
+    assert accounting.shipping_tax(541, 500, False) == 41 and accounting.shipping_tax(500, 500, True) == 0
+    assert accounting.shipping_tax(0, 500, False) == 0
     # An amount that does not divide by the units: two rows, the total exact (never rounded).
     odd = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(),
                                                  [accounting.RefundedLine("A", "A", 3, 1000, 0)], 0, 2, ACCOUNTS,
@@ -105,3 +119,23 @@ def test_guests_and_customers_have_distinct_keys() -> None:
     tenant = uuid.uuid4()
     assert accounting.customer_key(tenant, None, " Bob@Example.com ") == f"customer:{tenant}:guest:bob@example.com"
     assert accounting.customer_key(tenant, "sub-1", "bob@example.com") == f"customer:{tenant}:sub-1"
+
+
+def test_a_tax_inclusive_invoice_includes_the_tax_in_the_rates() -> None:
+    """Prices including tax: the shipping is an item row, one `On Net Total` row included in the print rate at the
+    order's effective rate; the grand total is the order's total (no tax on top), and a note negates its part."""
+    paid = SimpleNamespace(id=uuid.uuid4(), currency_code="eur", created_at=datetime(2026, 11, 27, tzinfo=UTC),
+                           tax_total=319, shipping_total=500, total=2000, tax_inclusive=True, payment_intent_id="pi")
+    lines = [SimpleNamespace(sku="A", title="A", quantity=3, unit_price=500)]
+    invoice = accounting.invoice_document(paid, lines, 2, "alice", ACCOUNTS)
+    assert [(item["item_code"], item["qty"], item["rate"]) for item in invoice["items"]] == [
+        ("A", 3, 5), (ACCOUNTS.shipping_item, 1, 5)]
+    assert invoice["taxes"] == [{"charge_type": "On Net Total", "account_head": ACCOUNTS.tax_account,
+                                 "description": "Sales tax", "rate": 18.977, "included_in_print_rate": 1}]
+    assert accounting.grand_total(invoice) == Decimal("20") == Decimal(paid.total) / 100
+    assert accounting.inclusive_rate(319, 2000) == Decimal("18.977") and accounting.inclusive_rate(0, 10) == 0
+    note = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", uuid.uuid4(),
+                                                  [accounting.RefundedLine("A", "A", 1, 500, 80)], 500, 2, ACCOUNTS,
+                                                  date(2026, 12, 1))
+    assert [(item["item_code"], item["qty"]) for item in note["items"]] == [("A", -1), (ACCOUNTS.shipping_item, -1)]
+    assert note["taxes"] == invoice["taxes"] and accounting.grand_total(note) == Decimal("-10")

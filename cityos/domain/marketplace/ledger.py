@@ -35,10 +35,12 @@ AWAITING_PAYMENT = datetime.max
 class LedgerPolicy:
     default_percentage: Decimal
     hold: timedelta
+    shipping_percentage: Decimal = Decimal(0)  # of a vendor's own shipping (rules.shipping_commission)
 
     @classmethod
     def of(cls, settings: Settings) -> LedgerPolicy:
-        return cls(settings.STRIPE_PLATFORM_FEE_PERCENT, timedelta(days=settings.CITYOS_PAYOUT_HOLD_DAYS))
+        return cls(settings.STRIPE_PLATFORM_FEE_PERCENT, timedelta(days=settings.CITYOS_PAYOUT_HOLD_DAYS),
+                   shipping_percentage=settings.CITYOS_SHIPPING_COMMISSION_PERCENT)
 
 
 def rule_of(row: Any) -> rules.Rule:
@@ -75,12 +77,37 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
     return len(entries)
 
 
+async def record_shipping_entries(connection: AsyncConnection, order: Any, vendor_orders: Sequence[Any],
+                                  policy: LedgerPolicy, awaiting_payment: bool = False) -> int:
+    """One `shipping` entry per vendor order shipped with the vendor's own option (`own_shipping`, a vendor, a
+    shipping total above 0): the vendor's shipping, less rules.shipping_commission (by default nothing), held and
+    paid out like a sale (on account: once the invoice is paid, as the sales). Idempotent: one per vendor order and
+    kind."""
+    now = datetime.now(UTC)
+    entries = []
+    for part in vendor_orders:
+        if not part.own_shipping or part.vendor_id is None or part.shipping_total <= 0:
+            continue
+        taken = rules.shipping_commission(part.shipping_total, policy.shipping_percentage)
+        entries.append({"tenant_id": order.tenant_id, "id": uuid.uuid4(), "vendor_id": part.vendor_id,
+                        "order_id": order.id, "vendor_order_id": part.id, "order_line_id": None,
+                        "kind": "shipping", "currency_code": order.currency_code,
+                        "line_amount": part.shipping_total, "commission_amount": taken.commission,
+                        "vendor_amount": taken.vendor_share, "rule_id": None,
+                        "available_at": AWAITING_PAYMENT if awaiting_payment else now + policy.hold})
+    if entries:
+        await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), entries)
+    return len(entries)
+
+
 async def release_sales(connection: AsyncConnection, order_id: uuid.UUID, policy: LedgerPolicy,
                         paid_at: datetime) -> int:
-    """The invoice of an order on account was paid: its sales become available at the later of the payment and
-    the end of the usual hold after the sale (the payout rule for orders on account, README)."""
+    """The invoice of an order on account was paid: its sales (and the vendors' own shipping) become available at
+    the later of the payment and the end of the usual hold after the sale (the payout rule for orders on account,
+    README)."""
     waiting = (await connection.execute(select(ENTRY.c.id, ENTRY.c.created_at).where(
-        ENTRY.c.order_id == order_id, ENTRY.c.kind == "sale", ENTRY.c.available_at == AWAITING_PAYMENT))).all()
+        ENTRY.c.order_id == order_id, ENTRY.c.kind.in_(("sale", "shipping")),
+        ENTRY.c.available_at == AWAITING_PAYMENT))).all()
     for entry in waiting:
         await connection.execute(update(ENTRY).where(ENTRY.c.id == entry.id).values(
             available_at=rules.available_after_payment(entry.created_at, paid_at, policy.hold)))
@@ -109,32 +136,41 @@ class PaidOutShare:
 
 
 async def record_refund_reversals(connection: AsyncConnection, refund_id: uuid.UUID,
-                                  units: Sequence[RefundedUnits]) -> list[PaidOutShare]:
+                                  units: Sequence[RefundedUnits],
+                                  shipping_of: uuid.UUID | None = None) -> list[PaidOutShare]:
     """A `reversal` per refunded vendor line: exactly the refunded units' commission and vendor share (the sale
-    split over its units by largest remainder, orders/rules.reversed_share), available at once. Once per refund
-    and line (a unique index): a replay records nothing twice.
+    split over its units by largest remainder, orders/rules.reversed_share), available at once; with
+    `shipping_of` (the order, when the refund gives its shipping back) a `reversal` of each of the order's
+    vendor shipping entries, whole (shipping is refunded whole). Once per refund and line or vendor order (unique
+    indexes): a replay records nothing twice.
 
     Where the sale was already paid out (its payout `paid` with a transfer), the reversal is linked to that
     payout — it is taken back from the transfer, not from the next payout — and returned, per payout, for the
     caller to reverse at Stripe; if that reversal fails, `release_reversals` unlinks it and it becomes a debt
     netted from the vendor's next payout. Otherwise (not paid out yet, or in a payout still in flight) the
     reversal stays unlinked: the next payout nets it."""
-    if not units:
-        return []
     by_line = {unit.order_line_id: unit for unit in units}
-    sales = (await connection.execute(select(ENTRY).where(ENTRY.c.order_line_id.in_(list(by_line)),
-                                                          ENTRY.c.kind == "sale"))).all()
+    reversed_: list[tuple[Any, rules.LedgerShare]] = []
+    if by_line:
+        for sale in (await connection.execute(select(ENTRY).where(ENTRY.c.order_line_id.in_(list(by_line)),
+                                                                  ENTRY.c.kind == "sale"))).all():
+            unit = by_line[sale.order_line_id]
+            reversed_.append((sale, rules.reversed_share(sale.line_amount, sale.commission_amount,
+                                                         unit.line_quantity, unit.first_unit, unit.quantity)))
+    if shipping_of is not None:
+        for sale in (await connection.execute(select(ENTRY).where(ENTRY.c.order_id == shipping_of,
+                                                                  ENTRY.c.kind == "shipping"))).all():
+            reversed_.append((sale, rules.LedgerShare(sale.commission_amount, sale.vendor_amount)))
+    if not reversed_:
+        return []
     paid = {row.transaction_id: row for row in (await connection.execute(
         select(LINK.c.transaction_id, PAYOUT.c.id, PAYOUT.c.stripe_transfer_id)
         .join(PAYOUT, and_(PAYOUT.c.tenant_id == LINK.c.tenant_id, PAYOUT.c.id == LINK.c.payout_id))
-        .where(LINK.c.transaction_id.in_([sale.id for sale in sales]), PAYOUT.c.status == "paid",
+        .where(LINK.c.transaction_id.in_([sale.id for sale, _ in reversed_]), PAYOUT.c.status == "paid",
                PAYOUT.c.stripe_transfer_id.is_not(None)))).all()}
     now = datetime.now(UTC)
     shares: dict[uuid.UUID, PaidOutShare] = {}
-    for sale in sales:
-        unit = by_line[sale.order_line_id]
-        share = rules.reversed_share(sale.line_amount, sale.commission_amount, unit.line_quantity, unit.first_unit,
-                               unit.quantity)
+    for sale, share in reversed_:
         entry_id = uuid.uuid4()
         inserted = (await connection.execute(pg_insert(ENTRY).values(
             tenant_id=sale.tenant_id, id=entry_id, vendor_id=sale.vendor_id, order_id=sale.order_id,

@@ -115,14 +115,18 @@ class CommissionRule(TenantOwnedMixin, Base):
 
 
 class CommissionTransaction(TenantOwnedMixin, Base):
-    """The append-only commission ledger: one `sale` entry per vendor order line when its order is paid, a
-    `reversal` (negated amounts: the refunded share) per line and refund, and a `restored` entry undoing a
-    reversal whose refund failed at Stripe later. Balances are sums over it."""
+    """The append-only commission ledger: one `sale` entry per vendor order line when its order is paid, one
+    `shipping` entry per vendor order a vendor shipped with its own option (no order line: the vendor's own
+    shipping, marketplace/rules.shipping_commission), a `reversal` (negated amounts: the refunded share) per line
+    or shipping and refund, and a `restored` entry undoing a reversal whose refund failed at Stripe later.
+    Balances are sums over it."""
 
     __tablename__ = "commission_transaction"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "vendor_id"], ["vendor.tenant_id", "vendor.id"]),
-        CheckConstraint("kind in ('sale', 'reversal', 'restored')", name="kind"),
+        CheckConstraint("kind in ('sale', 'shipping', 'reversal', 'restored')", name="kind"),
+        CheckConstraint("case kind when 'sale' then order_line_id is not null when 'shipping' then order_line_id "
+                        "is null else true end", name="line_of_kind"),
         CheckConstraint("line_amount = commission_amount + vendor_amount", name="splits_exactly"),
         # One sale per line; one reversal per line and refund (a refund may reverse part of a line, several
         # refunds the rest); one `reversal` without a refund (the whole line, from before refunds moved money).
@@ -130,13 +134,18 @@ class CommissionTransaction(TenantOwnedMixin, Base):
               postgresql_where=text("refund_id is null")),
         Index("uq_commission_transaction_refund_line_kind", "tenant_id", "refund_id", "order_line_id", "kind",
               unique=True, postgresql_where=text("refund_id is not null")),
+        # A vendor's own shipping (no order line): one entry per vendor order and kind; one per refund besides.
+        Index("uq_commission_transaction_shipping_kind", "tenant_id", "vendor_order_id", "kind", unique=True,
+              postgresql_where=text("order_line_id is null and refund_id is null")),
+        Index("uq_commission_transaction_refund_shipping_kind", "tenant_id", "refund_id", "vendor_order_id", "kind",
+              unique=True, postgresql_where=text("order_line_id is null and refund_id is not null")),
         Index("ix_commission_transaction_vendor", "tenant_id", "vendor_id", "available_at"),
     )
 
     vendor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     vendor_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    order_line_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    order_line_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # null: the vendor's shipping
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     refund_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # the refund a reversal is part of
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)

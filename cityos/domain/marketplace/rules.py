@@ -10,6 +10,12 @@ Without any matching rule the platform default (STRIPE_PLATFORM_FEE_PERCENT) app
 Computing it. commission = round_half_up(line × percentage / 100) + flat_per_line, then raised to `minimum`,
 lowered to `maximum`, and finally kept within [0, line]. The vendor's share is line − commission, so the two
 always add up to the line exactly.
+
+A vendor's own shipping (a vendor order priced by the vendor's own shipping option) is the vendor's: commission
+rules do not apply to it; the platform keeps round_half_up(shipping × CITYOS_SHIPPING_COMMISSION_PERCENT / 100),
+by default 0 %, so by default the vendor gets all of it. Shipping by the store's option (shared by the vendors
+without their own) is the platform's and never enters the ledger. A refund gives shipping back whole, so its
+reversal is the whole entry.
 """
 
 from __future__ import annotations
@@ -121,6 +127,12 @@ def commission_for(line: Line, rules: Sequence[Rule], default_percentage: Decima
         return Commission(taken, line.amount - taken, None)
     taken = rule.take(line.amount)
     return Commission(taken, line.amount - taken, rule.id)
+
+
+def shipping_commission(amount: int, percentage: Decimal) -> Commission:
+    """What the platform keeps of a vendor's own shipping (`amount` ≥ 0) at `percentage`, and the vendor's share."""
+    taken = max(0, min(round_half_up(Decimal(amount) * percentage / Decimal(100)), amount))
+    return Commission(taken, amount - taken, None)
 
 
 def units_part(amount: int, quantity: int, first: int, count: int) -> int:

@@ -112,6 +112,9 @@ class VendorOrder(TenantOwnedMixin, Base):
     tax_total: Mapped[int] = mapped_column(Integer, nullable=False)
     total: Mapped[int] = mapped_column(Integer, nullable=False)
     tax_inclusive: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # shipping_total is the vendor's own shipping (its own option priced it; the ledger pays it to the vendor),
+    # not a share of the store's shipping (which stays the platform's)
+    own_shipping: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     fulfillment_status: Mapped[str] = mapped_column(String(20), nullable=False,
                                                     server_default=VendorFulfillment.UNFULFILLED.value)
     tracking_number: Mapped[str | None] = mapped_column(String(100))
@@ -200,6 +203,8 @@ class RefundLine(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "order_line_id"], ["order_line.tenant_id", "order_line.id"],
                              ondelete="CASCADE"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unstocked >= 0 and unstock_shortfall >= 0 and unstocked + unstock_shortfall <= quantity",
+                        name="unstock_within_restock"),
         UniqueConstraint("tenant_id", "refund_id", "order_line_id"),
         Index("ix_refund_line_tenant_line", "tenant_id", "order_line_id"),
     )
@@ -211,6 +216,10 @@ class RefundLine(TenantOwnedMixin, Base):
     amount: Mapped[int] = mapped_column(Integer, nullable=False)  # goods
     tax_amount: Mapped[int] = mapped_column(Integer, nullable=False)
     restock: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The refund failed after its restock: units taken out of stock again, and units that were sold again
+    # meanwhile (not in stock to take back: stock never goes negative; recorded here and logged).
+    unstocked: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    unstock_shortfall: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class ReversalStatus(StrEnum):

@@ -11,12 +11,14 @@ Exactly once and never under a lock during a call out (DESIGN §3, §6), in step
    a transfer reversal per payout that already paid the refunded vendor share (outbox messages, sent like 2), and
    the order's status once everything is refunded. `refund_refused`: the refund `failed`, the ledger untouched.
 4. Later, Stripe's events (`refund.updated`, `refund.failed`, `charge.refunded`) move the status; a refund that
-   fails after it was accepted gets its reversals restored. Replays change nothing (unique ledger keys, status
-   guards, the webhook inbox).
+   fails after it was accepted gets its reversals restored and its restock taken back out of stock (never below
+   zero: units sold again meanwhile are recorded on the refund line and logged, `take_back_restock`). Replays
+   change nothing (unique ledger keys, status guards, the webhook inbox).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ REFUND_TOPIC = "stripe.refund_order"  # refunds.create for a refund row
 REVERSAL_TOPIC = "stripe.reverse_transfer"  # transfers.reversals.create for a refund's paid-out vendor share
 LIVE = ("pending", "succeeded", "requires_action")  # refund statuses that count against the refundable amount
 NOTE_LENGTH = 500
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ async def order_amounts(connection: AsyncConnection, order: Row[Any]) -> rules.O
         func.coalesce(func.sum(REFUND.c.amount), 0), func.coalesce(func.sum(REFUND.c.shipping_amount), 0))
         .where(REFUND.c.order_id == order.id, REFUND.c.status.in_(LIVE)))).one()
     return rules.OrderAmounts(order.status, order.total, order.shipping_total, order.tax_total, int(refunded),
-                              int(shipping) > 0)
+                              int(shipping) > 0, order.tax_inclusive)
 
 
 async def start_refund(connection: AsyncConnection, order_id: uuid.UUID, request: RefundRequest,
@@ -166,7 +169,8 @@ async def refund_accepted(connection: AsyncConnection, refund_id: uuid.UUID, str
         .where(REFUND_LINE.c.refund_id == refund.id))).all()
     shares = await ledger.record_refund_reversals(connection, refund.id, [
         ledger.RefundedUnits(line.order_line_id, line.line_quantity, line.first_unit, line.quantity)
-        for line in refunded if line.vendor_id is not None])
+        for line in refunded if line.vendor_id is not None],
+        shipping_of=refund.order_id if refund.shipping_amount > 0 else None)  # the vendors' own shipping
     for line in refunded:
         if line.restock:
             await connection.execute(update(VARIANT).where(VARIANT.c.id == line.variant_id).values(
@@ -249,11 +253,47 @@ async def refund_changed(connection: AsyncConnection, stripe_refund_id: str, sta
     if status in ("failed", "canceled") and refund.ledger_recorded:
         restored = await ledger.restore_reversals(connection, refund.id)
         outcome += f"; {restored} ledger reversal(s) restored"
+        unstocked, shortfall = await take_back_restock(connection, refund.id)
+        if unstocked or shortfall:
+            outcome += f"; {unstocked} restocked unit(s) taken back"
+        if shortfall:
+            outcome += f", {shortfall} sold again meanwhile (recorded)"
     if events is not None:
         events.add(event("refund.updated", tenant_id=refund.tenant_id, store_id=refund.store_id,
                          order_id=refund.order_id, vendor_id=refund.vendor_id, status=status,
                          refund_id=str(refund.id)))
     return outcome
+
+
+async def take_back_restock(connection: AsyncConnection, refund_id: uuid.UUID) -> tuple[int, int]:
+    """A refund that restocked its units failed (or was canceled) after it was accepted: the units go out of
+    stock again, as a sale takes them (stock never below zero; carts' reservations are already out of
+    `inventory_quantity`, so they keep their units). Units sold again meanwhile cannot be taken back: each line
+    records what it took back (`unstocked`) and what it could not (`unstock_shortfall`), logged for the store to
+    reconcile. Once per refund line. Returns (taken back, short)."""
+    lines = (await connection.execute(
+        select(REFUND_LINE.c.id, REFUND_LINE.c.quantity, ORDER_LINE.c.variant_id, ORDER_LINE.c.sku)
+        .join(ORDER_LINE, (ORDER_LINE.c.tenant_id == REFUND_LINE.c.tenant_id)
+              & (ORDER_LINE.c.id == REFUND_LINE.c.order_line_id))
+        .where(REFUND_LINE.c.refund_id == refund_id, REFUND_LINE.c.restock,
+               REFUND_LINE.c.unstocked + REFUND_LINE.c.unstock_shortfall == 0)
+        .order_by(ORDER_LINE.c.variant_id, REFUND_LINE.c.id))).all()  # one lock order, as reservations take
+    taken_back = short = 0
+    for line in lines:
+        in_stock = (await connection.execute(select(VARIANT.c.inventory_quantity).where(
+            VARIANT.c.id == line.variant_id).with_for_update())).scalar()
+        take = min(line.quantity, max(int(in_stock or 0), 0))
+        if take:
+            await connection.execute(update(VARIANT).where(VARIANT.c.id == line.variant_id).values(
+                inventory_quantity=VARIANT.c.inventory_quantity - take))
+        await connection.execute(update(REFUND_LINE).where(REFUND_LINE.c.id == line.id).values(
+            unstocked=take, unstock_shortfall=line.quantity - take, updated_at=func.now()))
+        if take < line.quantity:
+            log.warning("refund %s failed after restocking %s × %s: %s unit(s) were sold again meanwhile and "
+                        "could not be taken back out of stock", refund_id, line.quantity, line.sku,
+                        line.quantity - take)
+        taken_back, short = taken_back + take, short + line.quantity - take
+    return taken_back, short
 
 
 async def charge_refunded(connection: AsyncConnection, payment_intent_id: str | None, amount_refunded: int) -> str:

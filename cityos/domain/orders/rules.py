@@ -7,6 +7,9 @@ Amounts, written down (every split reuses commerce.rules.allocate, the largest-r
 - A line's total and its tax share are each split over its units; a refund of units first … first + n − 1
   gives back those units' parts. Refunds of a line in any number of steps sum exactly to the line's total and tax.
 - The shipping is refunded whole (its amount and its tax share), at most once.
+- Tax-inclusive orders: a line's total and the shipping already contain their tax shares, so a refund gives back
+  the units' part of the line total and the shipping (the tax shares are recorded, not added); refunding
+  everything gives back exactly the order's total.
 - The commission ledger: a line's sale (commission + vendor share = line total) is split over its units the
   same way, so a refund of units reverses exactly their commission and vendor share (commission ≤ the unit's
   amount for every unit, so no vendor share goes negative), and refunding every unit reverses the whole sale.
@@ -66,11 +69,13 @@ class PlannedLine:
 @dataclass(frozen=True)
 class RefundPlan:
     lines: tuple[PlannedLine, ...]
-    shipping_amount: int  # shipping and its tax share
+    shipping_amount: int  # shipping and its tax share (contained in it when the tax is inclusive)
+    tax_inclusive: bool = False  # the lines' amounts contain their tax_amount
 
     @property
     def amount(self) -> int:
-        return sum(line.amount + line.tax_amount for line in self.lines) + self.shipping_amount
+        return sum(line.amount + (0 if self.tax_inclusive else line.tax_amount)
+                   for line in self.lines) + self.shipping_amount
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class OrderAmounts:
     tax_total: int
     refunded: int  # the amounts of earlier refunds that did not fail
     shipping_refunded: bool
+    tax_inclusive: bool = False
 
 
 def check_refundable(status: str) -> None:
@@ -119,8 +125,8 @@ def plan_refund(order: OrderAmounts, lines: Sequence[SoldLine], requests: Sequen
                                    request.restock))
     if refund_shipping and order.shipping_refunded:
         raise BadUserInput("the shipping was refunded already", field="refundShipping", refundable=refundable)
-    shipping = order.shipping_total + shipping_tax if refund_shipping else 0
-    plan = RefundPlan(tuple(planned), shipping)
+    shipping = order.shipping_total + (0 if order.tax_inclusive else shipping_tax) if refund_shipping else 0
+    plan = RefundPlan(tuple(planned), shipping, order.tax_inclusive)
     if plan.amount <= 0:
         raise BadUserInput("nothing to refund: name lines and quantities, or the shipping", field="lines",
                            refundable=refundable)

@@ -301,7 +301,7 @@ async def _insert_order(connection: AsyncConnection, new: NewOrder, status: Orde
             tenant_id=cart.tenant_id, id=vendor_order_ids[vendor_id], order_id=order.id, store_id=cart.store_id,
             vendor_id=vendor_id, status=order.status, subtotal=part.subtotal, discount_total=part.discount_total,
             shipping_total=part.shipping_total, tax_total=part.tax_total, total=part.total,
-            tax_inclusive=part.tax_inclusive))
+            tax_inclusive=part.tax_inclusive, own_shipping=vendor_id is not None and vendor_id in new.vendor_shipping))
     await connection.execute(insert(ORDER_LINE), [{
         "tenant_id": cart.tenant_id, "id": uuid.uuid4(), "order_id": order.id,
         "vendor_order_id": vendor_order_ids[line.vendor_id], "variant_id": line.variant_id,

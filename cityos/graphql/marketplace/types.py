@@ -191,9 +191,12 @@ class CommissionRule(Node, Declared):
 @strawberry.type(description="One entry of the append-only commission ledger.")
 class LedgerEntry:
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
-    kind: str = strawberry.field(description="sale (an order line was paid) | reversal (it was canceled or refunded).")
+    kind: str = strawberry.field(description="sale (an order line was paid) | shipping (a vendor's own shipping of a "
+                                             "paid order) | reversal (canceled or refunded) | restored (a refund "
+                                             "failed after it was recorded).")
     currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
-    line_amount: Money = strawberry.field(description="The order line's total (negative for reversals).")
+    line_amount: Money = strawberry.field(description="The order line's total, or the vendor's shipping (negative for "
+                                                      "reversals).")
     commission_amount: Money = strawberry.field(description="What the platform keeps.")
     vendor_amount: Money = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
     available_at: datetime | None = strawberry.field(description="When the vendor's share can be paid out (end of "

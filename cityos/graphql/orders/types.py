@@ -78,12 +78,17 @@ class RefundLine:
     amount: Money = strawberry.field(description="Their part of the line's total (largest-remainder split).")
     tax_amount: Money = strawberry.field(description="Their part of the line's tax.")
     restock: bool = strawberry.field(description="Whether the units went back to stock.")
+    unstocked: int = strawberry.field(description="Restocked units taken out of stock again because the refund "
+                                                  "failed after it was accepted.")
+    restock_shortfall: int = strawberry.field(description="Restocked units that could not be taken back when the "
+                                                          "refund failed: sold again meanwhile (stock never goes "
+                                                          "below zero); the store reconciles them.")
 
     @classmethod
     def of(cls, row: Row[Any], currency_code: str) -> RefundLine:
         return cls(order_line_id=to_global_id("OrderLine", row.order_line_id), quantity=row.quantity,
                    amount=money(row.amount, currency_code), tax_amount=money(row.tax_amount, currency_code),
-                   restock=row.restock)
+                   restock=row.restock, unstocked=row.unstocked, restock_shortfall=row.unstock_shortfall)
 
 
 @strawberry.type(description="A refunded vendor share that a payout had already transferred, taken back from that "
@@ -155,3 +160,36 @@ class Return(Node, Declared):
         rows = await info.context.loaders.many_by_key(RETURN_LINE_TABLE, "return_id").load(self.row.id)
         return [ReturnLine(order_line_id=to_global_id("OrderLine", row.order_line_id), quantity=row.quantity,
                            restock=row.restock) for row in sorted(rows, key=lambda r: r.created_at)]
+
+
+@strawberry.type(description="What a vendor owes back: a refunded vendor share already paid out that its transfer "
+                             "could not give back (the vendor's Stripe balance did not cover it). The vendor's next "
+                             "payout nets it.")
+class VendorDebt:
+    vendor_id: strawberry.ID = strawberry.field(description="Global id of the vendor that owes it.")
+    amount: Money = strawberry.field(description="The vendor share to give back.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency code, lower case (e.g. usd).")
+    outstanding: Money = strawberry.field(description="What is still owed: the amount until a payout nets it, then "
+                                                      "zero.")
+    refund_id: strawberry.ID = strawberry.field(description="Global id of the refund it comes from.")
+    order_id: strawberry.ID = strawberry.field(description="Global id of the refunded order.")
+    payout_id: strawberry.ID = strawberry.field(description="Global id of the payout whose transfer could not be "
+                                                            "reversed.")
+    stripe_transfer_id: str = strawberry.field(description="That payout's transfer (tr_…).")
+    failure_reason: str | None = strawberry.field(description="Why Stripe could not reverse it (e.g. "
+                                                              "balance_insufficient).")
+    netted_by_payout_id: strawberry.ID | None = strawberry.field(
+        description="Global id of the payout that nets it (pending or paid); null while it is outstanding.")
+    created_at: datetime = strawberry.field(description="When the reversal was asked for (ISO 8601, UTC).")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> VendorDebt:
+        netted = row.netted_by_payout_id
+        return cls(vendor_id=to_global_id("Vendor", row.vendor_id), amount=money(row.amount, row.currency_code),
+                   currency_code=row.currency_code,
+                   outstanding=money(0 if netted else row.amount, row.currency_code),
+                   refund_id=to_global_id("Refund", row.refund_id), order_id=to_global_id("Order", row.order_id),
+                   payout_id=to_global_id("Payout", row.payout_id), stripe_transfer_id=row.stripe_transfer_id,
+                   failure_reason=row.failure_reason,
+                   netted_by_payout_id=to_global_id("Payout", netted) if netted else None,
+                   created_at=row.created_at)

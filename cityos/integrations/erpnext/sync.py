@@ -33,7 +33,8 @@ def accounts_of(settings: Settings) -> rules.Accounts:
     return rules.Accounts(customer_group=settings.ERPNEXT_CUSTOMER_GROUP, territory=settings.ERPNEXT_TERRITORY,
                           tax_account=settings.ERPNEXT_TAX_ACCOUNT, shipping_account=settings.ERPNEXT_SHIPPING_ACCOUNT,
                           payment_account=settings.ERPNEXT_PAYMENT_ACCOUNT,
-                          mode_of_payment=settings.ERPNEXT_MODE_OF_PAYMENT)
+                          mode_of_payment=settings.ERPNEXT_MODE_OF_PAYMENT,
+                          shipping_item=settings.ERPNEXT_SHIPPING_ITEM_CODE)
 
 
 def erpnext_client(settings: Settings, http: object) -> ERPNextClient | None:
@@ -65,13 +66,24 @@ async def push_order(client: ERPNextClient, data: OrderForAccounting, accounts: 
             order, data.decimals, customer, invoice, accounts,
             paid=(f"invoice:{on_account.id}", on_account.paid_at.date())))
         sent += f", payment {payment}"
-    for refund, lines in data.refunds:  # one credit note per succeeded refund, whether it was partial or whole
+    refunds = data.refunds
+    if refunds and await client.find("Sales Invoice", [
+            ["Sales Invoice", "cityos_id", "=", rules.legacy_note_key(order.id)],
+            ["Sales Invoice", "docstatus", "=", 1]], ["name"], limit=1):
+        # Refunded whole before notes were per refund: its old note credits the order already; a note per
+        # refund besides would credit it twice.
+        log.warning("order %s has a whole-order credit note (refund:%s): its %s refund(s) get no note of their own",
+                    order.id, order.id, len(refunds))
+        sent += f", {len(refunds)} refund(s) not credited again: the order has a whole-order credit note"
+        refunds = []
+    for refund, lines in refunds:  # one credit note per succeeded refund, whether it was partial or whole
         note = rules.refund_credit_note_document(
             invoice_document, invoice, refund.id,
             [rules.RefundedLine(line.sku, line.title, line.quantity, line.amount, line.tax_amount) for line in lines],
-            refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date())
+            refund.shipping_amount, data.decimals, accounts, datetime.now(UTC).date(),
+            shipping_tax=rules.shipping_tax(refund.shipping_amount, order.shipping_total, order.tax_inclusive))
         if not rules.creditable(note):
-            sent += f", refund {refund.id} (shipping only) not credited: ERPNext needs an item row"
+            sent += f", refund {refund.id} not credited: nothing to credit"
             continue
         credit = await client.ensure("Sales Invoice", note)
         sent += f", credit note {credit}"
