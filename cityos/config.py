@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     CITYOS_PAYOUT_MINIMUM: int = Field(default=1000, ge=1)
     # How long stock stays reserved for a cart in checkout.
     CITYOS_RESERVATION_MINUTES: int = Field(default=30, gt=0, le=24 * 60)
+    # How long a company order waiting for approval holds its stock (then the units go back on sale, and the
+    # approval takes them again if they are still there).
+    CITYOS_APPROVAL_HOLD_HOURS: int = Field(default=72, gt=0, le=30 * 24)
 
     # Payload CMS
     PAYLOAD_URL: str | None = None

@@ -16,6 +16,8 @@ Every expected failure is an `ApiError` whose code lands in the GraphQL error's 
                       not_started) and extensions.startsAt / endsAt the date
     PROMOTION_EXHAUSTED  a promotion code has no uses left (overall, or for this customer: extensions.limit says
                       which: usage_limit or per_customer_limit)
+    CREDIT_HOLD       the company has an overdue invoice: no new order on account until it is paid
+                      (extensions.overdueInvoices)
     RATE_LIMITED      too many requests (or too much query cost) for the key, principal or IP; extensions.retryAfter
                       gives the seconds to wait (HTTP 429 with Retry-After)
     INTERNAL_SERVER_ERROR  anything unexpected: the message is masked, the details are only in the logs
@@ -43,6 +45,7 @@ class ErrorCode(StrEnum):
     CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
     PROMOTION_EXPIRED = "PROMOTION_EXPIRED"
     PROMOTION_EXHAUSTED = "PROMOTION_EXHAUSTED"
+    CREDIT_HOLD = "CREDIT_HOLD"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -109,3 +112,5 @@ class PromotionExpired(ApiError):
 
 class PromotionExhausted(ApiError):
     code = ErrorCode.PROMOTION_EXHAUSTED
+class CreditHold(ApiError):
+    code = ErrorCode.CREDIT_HOLD

@@ -61,6 +61,7 @@ class Principal:
                 "company_id": Value(string_value=self.company_id or ""),
                 "company_role": Value(string_value=self.company_role),
                 "access_token_hash": Value(string_value=self.access_token_hash),
+                "email": Value(string_value=self.email or ""),  # verified only (see `email`)
             }
             self._cerbos.append(engine_pb2.Principal(
                 id=self.id, roles=sorted(self.roles) or [GUEST], attr=attributes, scope=self.tenant_slug or ""))

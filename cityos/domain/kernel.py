@@ -31,6 +31,8 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
     CANCELED = "canceled"
     REFUNDED = "refunded"
+    PENDING_APPROVAL = "pending_approval"  # a company buyer's order waiting for the company's approvers
+    AWAITING_PAYMENT = "awaiting_payment"  # placed on account: its invoice is open (paid once the invoice is)
 
 
 def _is_unique_violation(error: IntegrityError) -> bool:

@@ -15,7 +15,7 @@ from cityos.errors import BadUserInput
 from cityos.graphql.b2b.mutations import B2BMutation
 from cityos.graphql.b2b.queries import B2BQuery
 from cityos.graphql.b2b.subscriptions import B2BSubscription
-from cityos.graphql.b2b.types import ApprovalRequest, Company, CompanyUser, Invoice, PriceList, Quote
+from cityos.graphql.b2b.types import ApprovalRequest, Company, CompanyInvitation, CompanyUser, Invoice, PriceList, Quote
 from cityos.graphql.billing.mutations import BillingMutation
 from cityos.graphql.billing.queries import BillingQuery
 from cityos.graphql.billing.subscriptions import BillingSubscription
@@ -214,7 +214,7 @@ def build_schema() -> CityosSchema:
         types=[Node, Tenant, Store, StoreDomain, SalesChannel, PublishableApiKey, Region, Product, Variant, Vendor,
                Category, Cart, Order, VendorOrder, Shipment, CommissionRule, Payout, SubscriptionPlan,
                CustomerSubscription, Company, CompanyUser, PriceList, Quote, ApprovalRequest, Invoice, Refund, Return,
-               Promotion],
+               Promotion, CompanyInvitation],
         federation_version="2.7",
         extensions=[
             PersistedQueries,  # first: it supplies the document the others look at

@@ -25,7 +25,7 @@ from cityos.jobs.history import prune_job_runs
 from cityos.jobs.outbox import dispatch_outbox
 from cityos.jobs.payload import sync_from_payload, sync_to_payload
 from cityos.jobs.payouts import process_vendor_payouts
-from cityos.jobs.quotes import expire_quotes
+from cityos.jobs.quotes import expire_quotes, mark_overdue_invoices
 from cityos.jobs.reservations import release_expired_reservations
 
 
@@ -110,6 +110,10 @@ JOBS = registry(
     Job("expire-quotes", "0 1 * * *", lambda c: expire_quotes(c.engine, c.tenant),
         "Mark every B2B quote past its validity date expired (an expired quote cannot be accepted or ordered) and "
         "close its pending approval request (tenant by tenant).", timeout=600, per_tenant=True),
+    Job("mark-overdue-invoices", "15 1 * * *", lambda c: mark_overdue_invoices(c.engine, c.tenant),
+        "Mark B2B invoices on account past their due date overdue (their company is on credit hold: no new order "
+        "on account until paid) and queue a reminder to the company's admins when one becomes overdue and weekly "
+        "after (tenant by tenant).", timeout=600, per_tenant=True),
     Job("prune-job-runs", "30 4 * * *",
         lambda c: prune_job_runs(c.engine, c.settings.CITYOS_JOB_RUN_RETENTION_DAYS, datetime.now(UTC)),
         "Delete the job-run history older than CITYOS_JOB_RUN_RETENTION_DAYS (finished runs only).", timeout=600),

@@ -44,7 +44,8 @@ def b2b_event(kind: str, *, tenant_id: Any, company_id: Any, quote_id: Any, stat
               store_id: Any = None, vendor_ids: str = "", **extra: Any) -> LiveEvent:
     """A quote or approval event, on `company:<id>` (the buyer and approvers), `quote-store:<id>` (the store) and
     `quote-vendor:<id>` for every vendor on the quote. It carries what a subscriber is authorized against."""
-    payload = {"type": kind, "tenant_id": str(tenant_id), "company_id": str(company_id), "quote_id": str(quote_id),
+    payload = {"type": kind, "tenant_id": str(tenant_id), "company_id": str(company_id),
+               "quote_id": str(quote_id) if quote_id else None,
                "store_id": str(store_id) if store_id else None, "buyer_id": buyer_id, "vendor_ids": vendor_ids,
                "status": status, "at": datetime.now(UTC).isoformat(),
                **{key: str(value) if value is not None and not isinstance(value, int) else value

@@ -206,6 +206,7 @@ async def test_company_account_quote_negotiation_two_level_approval_order_and_cr
     assert totals["subtotal"]["amount"] - totals["discountTotal"]["amount"] == expected_total
     assert totals["taxTotal"]["amount"] == tax and totals["total"]["amount"] == expected_total + tax
     assert len(converted["order"]["vendorOrders"]) == 3 and converted["quote"]["status"] == "ORDERED"
+    assert converted["order"]["status"] == "AWAITING_PAYMENT"  # on account: not paid while its invoice is open
     invoice = converted["invoice"]
     assert invoice["status"] == "OPEN" and invoice["paymentTerms"] == "NET_30"
     assert invoice["amount"]["amount"] == expected_total + tax
@@ -222,6 +223,8 @@ async def test_company_account_quote_negotiation_two_level_approval_order_and_cr
     # Paying the invoice restores the credit, once.
     paid = (await ok(gql, "admin/PayInvoice", {"id": invoice["id"]}, acme.staff))["payInvoice"]
     assert paid["status"] == "PAID"
+    order = (await ok(gql, "admin/OrderById", {"id": converted["order"]["id"]}, acme.staff))["order"]
+    assert order["status"] == "PAID"  # the invoice paid: so is the order
     twice = await gql(OPS["admin/PayInvoice"], {"id": invoice["id"]}, token=acme.staff)
     assert error_codes(twice) == ["INVALID_STATE_TRANSITION"]
     company = (await ok(gql, "storefront/Company", {"id": acme.id}, acme.admin, shop.key))["node"]

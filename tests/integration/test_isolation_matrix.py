@@ -59,7 +59,7 @@ class Target:
         self.order_line = to_global_id("OrderLine", ids["order_line"]) if "order_line" in ids else ""
         self.vendor_order = to_global_id("VendorOrder", ids["vendor_order"]) if "vendor_order" in ids else ""
         b2b = {key: ids.get(key) for key in ("company", "company_user", "price_list", "quote", "approval_request",
-                                             "invoice")}
+                                             "invoice", "company_invitation")}
         self.company = to_global_id("Company", b2b["company"]) if b2b["company"] else ""
         self.company_user = to_global_id("CompanyUser", b2b["company_user"]) if b2b["company_user"] else ""
         self.price_list = to_global_id("PriceList", b2b["price_list"]) if b2b["price_list"] else ""
@@ -67,6 +67,8 @@ class Target:
         self.approval = to_global_id("ApprovalRequest", b2b["approval_request"]) if b2b["approval_request"] else ""
         self.invoice = to_global_id("Invoice", b2b["invoice"]) if b2b["invoice"] else ""
         self.promotion = to_global_id("Promotion", ids["promotion"]) if "promotion" in ids else ""
+        self.invitation = (to_global_id("CompanyInvitation", b2b["company_invitation"])
+                           if b2b["company_invitation"] else "")
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in A's responses (A has no catalog of its own: SKUs and titles of
@@ -91,10 +93,12 @@ class Target:
         """What only B's company Acme (its users, approvers and the tenant's staff) may see: checked against B's
         other company, Globex, too."""
         found = [self.company, self.company_user, self.price_list, self.quote, self.approval, self.invoice,
+                 self.invitation,
                  "Tenant B Industries", "TAX-TENANT-B", "b-acme-buyer", "b-acme-admin", "Tenant B contract",
                  "Tenant B secret message", "Tenant B approval comment",
                  *(str(self.ids[key]) for key in ("company", "company_user", "price_list", "quote",
-                                                  "approval_request", "invoice", "company_order") if key in self.ids)]
+                                                  "approval_request", "invoice", "company_order",
+                                                  "company_invitation") if key in self.ids)]
         return [secret for secret in found if secret]
 
 
@@ -279,6 +283,12 @@ VARIABLES: dict[str, Callable[[Target], dict[str, Any]]] = {
     "storefront/CartPromotions": lambda b: {"id": b.cart},
     "storefront/ApplySubscriptionPromotion": lambda b: {"subscriptionId": b.subscription, "code": "TENANTBSECRET"},
     "storefront/StorePromotions": lambda b: {"first": 100},
+    "admin/SetCompanyStores": lambda b: {"companyId": b.company, "storeIds": [b.store]},
+    "storefront/PlaceCompanyOrder": lambda b: {"cartId": b.cart, "paymentMethod": "ON_ACCOUNT"},
+    "storefront/InviteCompanyUserByEmail": lambda b: {"companyId": b.company, "input": {
+        "email": "intruder@example.com", "role": "COMPANY_ADMIN"}},
+    "storefront/RevokeCompanyInvitation": lambda b: {"id": b.invitation},
+    "storefront/AcceptCompanyInvitation": lambda b: {"token": B_INVITATION_TOKEN},
 }
 
 SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channel", "region", "region_state",
@@ -293,11 +303,13 @@ SNAPSHOT_TABLES = ("store", "store_domain", "publishable_api_key", "sales_channe
                    "quote_message", "approval_rule", "approval_request", "approval_step", "invoice", "refund",
                    "refund_line", "refund_transfer_reversal", "order_return", "return_line", "audit_log",
                    "promotion", "promotion_settings", "cart_promotion", "promotion_redemption",
-                   "order_line_promotion", "subscription_promotion")
+                   "order_line_promotion", "subscription_promotion", "company_invitation", "company_store")
 B_SNAPSHOT = "select (select json_agg(t) from tenant t where id = :t)::text, " + ", ".join(
     f"(select json_agg(x order by x::text) from {table} x where tenant_id = :t)::text" for table in SNAPSHOT_TABLES)
 
 
+# B's invitation into its company Acme (sent to an email every role of A's tokens may carry): only its hash is stored.
+B_INVITATION_TOKEN = "inv_tenant_b_invitation_token"
 # B's guest order can be read with this order access token (its SHA-256 is stored); A's roles present it too.
 B_ORDER_TOKEN = "oat_tenant_b_order_access_token"
 
@@ -567,7 +579,8 @@ B_ACME_SNAPSHOT = "select " + ", ".join(
         ("quote_message", "quote_id in (select id from quote where company_id = :c)"),
         ("approval_rule", "company_id = :c"), ("approval_request", "company_id = :c"),
         ("approval_step", "request_id in (select id from approval_request where company_id = :c)"),
-        ("invoice", "company_id = :c"), ("orders", "company_id = :c"), ("cart", "company_id = :c")))
+        ("invoice", "company_id = :c"), ("orders", "company_id = :c"), ("cart", "company_id = :c"),
+        ("company_invitation", "company_id = :c"), ("company_store", "company_id = :c")))
 
 
 def test_every_operation_is_in_the_matrix() -> None:
@@ -635,6 +648,12 @@ async def full_tenant(owner_engine) -> Target:
         globex = uuid.uuid4()
         await connection.execute(text(B_B2B), {"t": b.tenant_id, "s": b.store_id, "globex": globex})
         await connection.execute(text(B_PROMOTIONS), {"t": b.tenant_id, "s": b.store_id})
+        await connection.execute(text(
+            "insert into company_invitation (tenant_id, id, company_id, email, role, token_hash, expires_at, "
+            "invited_by) select :t, gen_random_uuid(), id, 'b-invitee@example.com', 'company_buyer', :h, "
+            "now() + interval '7 days', 'b-acme-admin' from company where tenant_id = :t "
+            "and legal_name = 'Tenant B Industries'"),
+            {"t": b.tenant_id, "h": hashlib.sha256(B_INVITATION_TOKEN.encode()).hexdigest()})
         await connection.execute(text("insert into outbox (id, tenant_id, topic, payload, status, attempts) values "
                                       "(gen_random_uuid(), :t, 'fleetbase.create_order', '{}', 'dead', 5)"),
                                  {"t": b.tenant_id})
@@ -654,7 +673,7 @@ async def full_tenant(owner_engine) -> Target:
                              ("subscription_plan", ""), ("customer_subscription", ""),
                              ("company", "and legal_name = 'Tenant B Industries'"),
                              ("company_user", "and customer_id = 'b-acme-buyer'"), ("price_list", ""),
-                             ("quote", ""), ("approval_request", ""), ("invoice", ""),
+                             ("quote", ""), ("approval_request", ""), ("invoice", ""), ("company_invitation", ""),
                              ("orders", "and company_id is not null"), ("region", ""), ("sales_channel", ""),
                              ("customer_address", ""), ("refund", ""), ("order_return", ""),
                              ("order_line", "and order_id in (select id from orders where company_id is null)"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -134,3 +135,70 @@ def test_prepaid_companies_have_no_credit_terms() -> None:
     with pytest.raises(BadUserInput):
         rules.due_date(datetime(2026, 1, 1, tzinfo=UTC), PaymentTerms.PREPAID)
     assert rules.available_credit(1000, 400) == 600 and rules.available_credit(1000, 1000) == 0
+
+
+# --- overdue invoices, invitations, store lists, order statuses ---------------------------------------------------
+
+@given(moments, st.integers(min_value=-10**7, max_value=10**7))
+def test_an_invoice_is_overdue_from_its_due_moment_on(due: datetime, seconds: int) -> None:
+    now = due + timedelta(seconds=seconds)
+    assert rules.is_overdue(due, now) is (seconds >= 0)
+
+
+@given(moments, st.lists(st.integers(min_value=0, max_value=60 * 24 * 120), min_size=1, max_size=40))
+def test_reminders_go_out_once_overdue_then_at_most_weekly(start: datetime, minutes: list[int]) -> None:
+    """Whatever moments the job runs at, the first run reminds, and two reminders are never less than
+    REMINDER_EVERY_DAYS apart; a run a full week after the last reminder always reminds."""
+    runs = sorted(start + timedelta(minutes=offset) for offset in minutes)
+    reminded: list[datetime] = []
+    for run in runs:
+        if rules.reminder_due(reminded[-1] if reminded else None, run):
+            reminded.append(run)
+    assert reminded[0] == runs[0]
+    week = timedelta(days=rules.REMINDER_EVERY_DAYS)
+    assert all(later - earlier >= week for earlier, later in pairwise(reminded))
+    for run in runs:
+        last = max((moment for moment in reminded if moment <= run), default=None)
+        assert last is not None and (run - last < week or run in reminded)
+
+
+@given(moments, st.integers(min_value=0, max_value=10 * 24 * 3600))
+def test_an_invitation_is_accepted_only_pending_and_before_it_expires(now: datetime, age: int) -> None:
+    invited = now - timedelta(seconds=age)
+    expires = rules.invitation_expiry(invited)
+    if age < rules.INVITATION_DAYS * 24 * 3600:
+        rules.check_acceptable_invitation("pending", expires, now)
+    else:
+        with pytest.raises(InvalidStateTransition):
+            rules.check_acceptable_invitation("pending", expires, now)
+    for status in ("accepted", "revoked"):
+        with pytest.raises(InvalidStateTransition):
+            rules.check_acceptable_invitation(status, expires, now)
+
+
+@given(st.lists(st.uuids(), max_size=6, unique=True), st.uuids())
+def test_a_company_buys_in_its_listed_stores_or_everywhere_when_none(listed: list[uuid.UUID],
+                                                                    store: uuid.UUID) -> None:
+    joined = ",".join(sorted(map(str, listed)))
+    assert rules.buys_in(joined, store) is (not listed or store in listed)
+    for each in listed:
+        assert rules.buys_in(joined, each)
+
+
+def test_approval_and_account_statuses_move_only_by_their_own_process() -> None:
+    from cityos.domain.commerce.rules import check_manual_transition, next_order_status
+    from cityos.domain.kernel import OrderStatus
+
+    assert next_order_status("pending_approval", "pending") is OrderStatus.PENDING
+    assert next_order_status("pending_approval", "awaiting_payment") is OrderStatus.AWAITING_PAYMENT
+    assert next_order_status("pending_approval", "canceled") is OrderStatus.CANCELED
+    assert next_order_status("awaiting_payment", "paid") is OrderStatus.PAID
+    with pytest.raises(InvalidStateTransition):
+        next_order_status("pending_approval", "paid")  # never paid without its approval and payment
+    with pytest.raises(InvalidStateTransition):
+        next_order_status("awaiting_payment", "canceled")
+    for current, target in (("pending_approval", "canceled"), ("awaiting_payment", "paid"),
+                            ("pending", "awaiting_payment")):
+        with pytest.raises(InvalidStateTransition):
+            check_manual_transition(current, target)
+    assert check_manual_transition("paid", "fulfilled") is OrderStatus.FULFILLED

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from cityos.config import Settings
 from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.marketplace.rules import Line, Rule, choose_rule, commission_for, shipping_commission
+from cityos.domain.marketplace.rules import (
+    Line,
+    Rule,
+    available_after_payment,
+    choose_rule,
+    commission_for,
+    shipping_commission,
+)
 from cityos.errors import BadUserInput
 
 T, S, V, P = (uuid.uuid4() for _ in range(4))
@@ -121,3 +128,13 @@ def test_the_ledger_takes_the_shipping_commission_setting() -> None:
     assert LedgerPolicy.of(Settings()).shipping_percentage == 0  # by default the vendor keeps all of it
     policy = LedgerPolicy.of(Settings(CITYOS_SHIPPING_COMMISSION_PERCENT=Decimal("10")))
     assert shipping_commission(700, policy.shipping_percentage).commission == 70
+
+
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)),
+       st.integers(min_value=0, max_value=400 * 24 * 3600), st.integers(min_value=0, max_value=30))
+def test_a_sale_on_account_is_payable_after_both_the_payment_and_the_hold(sold_at: datetime, paid_after: int,
+                                                                          hold_days: int) -> None:
+    paid_at, hold = sold_at + timedelta(seconds=paid_after), timedelta(days=hold_days)
+    available = available_after_payment(sold_at, paid_at, hold)
+    assert available >= paid_at and available >= sold_at + hold
+    assert available in (paid_at, sold_at + hold)  # no later than it must be

@@ -21,7 +21,8 @@ CONVERTED = {("Product", "status"), ("Product", "images"), ("Vendor", "status"),
              ("VendorOrder", "fulfillment_status"), ("CompanyUser", "role"), ("CompanyUser", "status"),
              ("Company", "payment_terms"), ("Company", "status"), ("Quote", "status"), ("ApprovalRequest", "status"),
              ("Invoice", "status"), ("Refund", "status"), ("Return", "status"), ("Promotion", "status"),
-             ("Promotion", "action"), ("Promotion", "stacking")}
+             ("Promotion", "action"), ("Promotion", "stacking"), ("CompanyInvitation", "role"),
+             ("CompanyInvitation", "status"), ("ApprovalRequest", "payment_method")}
 
 SOURCES = {
     "connection": 'page_children(info, {child}, "{column}"',

@@ -28,7 +28,7 @@ REFUND_LINE = table_of(RefundLine)
 TOPICS = (ACCOUNTING_TOPIC,)
 STREAM = "erpnext.orders"
 # Orders that were paid: an invoice (and payment), and a credit note per succeeded refund.
-ACCOUNTED = ("paid", "fulfilled", "completed", "refunded")
+ACCOUNTED = ("paid", "fulfilled", "completed", "refunded", "awaiting_payment")  # on account: its invoice
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,12 @@ class CompanyUserStatus(StrEnum):
     REMOVED = "removed"
 
 
+class InvitationStatus(StrEnum):
+    PENDING = "pending"  # sent; accepted by the invitee until it expires
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+
+
 class SpendingPeriod(StrEnum):
     MONTH = "month"
     QUARTER = "quarter"
@@ -79,6 +85,14 @@ class ApprovalDecision(StrEnum):
 class InvoiceStatus(StrEnum):
     OPEN = "open"
     PAID = "paid"
+    OVERDUE = "overdue"  # open past its due date (the mark-overdue-invoices job): the company is on credit hold
+
+
+class PaymentMethod(StrEnum):
+    """How a company order is paid once approved."""
+
+    CARD = "card"
+    ON_ACCOUNT = "on_account"
 
 
 def _company_fk(table: str) -> ForeignKeyConstraint:
@@ -92,7 +106,6 @@ class Company(TenantOwnedMixin, Base):
 
     __tablename__ = "company"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["currency_code"], ["currency.code"]),
         one_of(CompanyStatus),
         one_of(PaymentTerms, "payment_terms"),
@@ -101,7 +114,9 @@ class Company(TenantOwnedMixin, Base):
         Index("ix_company_tenant_created", "tenant_id", "created_at", "id"),
     )
 
-    store_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # restricted to this store, if set
+    # The stores it is restricted to (company_store), comma-separated and sorted, for the policies (store admins of a
+    # listed store manage it); empty: every store of the tenant.
+    store_ids: Mapped[str] = mapped_column(String(4000), nullable=False, server_default="")
     legal_name: Mapped[str] = mapped_column(String(255), nullable=False)
     tax_id: Mapped[str | None] = mapped_column(String(64))
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -111,6 +126,21 @@ class Company(TenantOwnedMixin, Base):
     credit_used: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     payment_terms: Mapped[str] = mapped_column(String(10), nullable=False, server_default="prepaid")
     status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+
+
+class CompanyStore(TenantOwnedMixin, Base):
+    """A store a company is restricted to (none: it buys in every store of the tenant)."""
+
+    __tablename__ = "company_store"
+    __table_args__ = (
+        _company_fk("company_store"),
+        ForeignKeyConstraint(["tenant_id", "store_id"], ["store.tenant_id", "store.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "company_id", "store_id"),
+        Index("ix_company_store_tenant_store", "tenant_id", "store_id"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    store_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
 
 
 class CompanyUser(TenantOwnedMixin, Base):
@@ -137,6 +167,37 @@ class CompanyUser(TenantOwnedMixin, Base):
     order_limit: Mapped[int | None] = mapped_column(Integer)
     period_limit: Mapped[int | None] = mapped_column(Integer)
     limit_period: Mapped[str | None] = mapped_column(String(10))
+
+
+class CompanyInvitation(TenantOwnedMixin, Base):
+    """An invitation of an email into a company with a role and a spending limit; only the SHA-256 of its token is
+    stored. One row per (company, email): inviting the email again gives it a new token and expiry."""
+
+    __tablename__ = "company_invitation"
+    __table_args__ = (
+        _company_fk("company_invitation"),
+        UniqueConstraint("tenant_id", "company_id", "email"),
+        UniqueConstraint("tenant_id", "token_hash"),
+        one_of(InvitationStatus),
+        one_of(CompanyRole, "role"),
+        one_of(SpendingPeriod, "limit_period"),
+        CheckConstraint("order_limit is null or order_limit > 0", name="order_limit_positive"),
+        CheckConstraint("period_limit is null or period_limit > 0", name="period_limit_positive"),
+        CheckConstraint("(period_limit is null) = (limit_period is null)", name="period_limit_has_period"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    order_limit: Mapped[int | None] = mapped_column(Integer)
+    period_limit: Mapped[int | None] = mapped_column(Integer)
+    limit_period: Mapped[str | None] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    invited_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    accepted_by: Mapped[str | None] = mapped_column(String(200))  # the customer (token subject) who accepted
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Quote(TenantOwnedMixin, Base):
@@ -244,20 +305,28 @@ class ApprovalRule(TenantOwnedMixin, Base):
 
 
 class ApprovalRequest(TenantOwnedMixin, Base):
-    """A quote waiting for approval; `current_level` moves forward once per level (row lock + expected level)."""
+    """A quote, or a cart order, waiting for approval (exactly one of `quote_id` and `order_id`); `current_level`
+    moves forward once per level (row lock + expected level)."""
 
     __tablename__ = "approval_request"
     __table_args__ = (
         _company_fk("approval_request"),
         ForeignKeyConstraint(["tenant_id", "quote_id"], ["quote.tenant_id", "quote.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         one_of(ApprovalStatus),
         UniqueConstraint("tenant_id", "quote_id", "quote_version"),
+        UniqueConstraint("tenant_id", "order_id"),
+        one_of(PaymentMethod, "payment_method"),
+        CheckConstraint("(quote_id is null) <> (order_id is null) and (quote_id is null) = (quote_version is null)",
+                        name="quote_or_order"),
         Index("ix_approval_request_tenant_company", "tenant_id", "company_id", "created_at", "id"),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    quote_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    quote_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    quote_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    quote_version: Mapped[int | None] = mapped_column(Integer)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # a cart order in pending_approval
+    payment_method: Mapped[str | None] = mapped_column(String(20))  # the order's, once approved
     buyer_id: Mapped[str] = mapped_column(String(200), nullable=False)
     amount: Mapped[int] = mapped_column(Integer, nullable=False)
     currency_code: Mapped[str] = mapped_column(String(3), nullable=False)
@@ -295,6 +364,7 @@ class Invoice(TenantOwnedMixin, Base):
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
         one_of(InvoiceStatus),
         UniqueConstraint("tenant_id", "order_id"),
+        Index("ix_invoice_tenant_status_due", "tenant_id", "status", "due_at"),
         CheckConstraint("amount > 0", name="amount_positive"),
         Index("ix_invoice_tenant_company", "tenant_id", "company_id", "created_at", "id"),
     )
@@ -309,3 +379,5 @@ class Invoice(TenantOwnedMixin, Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="open")
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the job marked it
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # its last reminder

@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cityos.domain.b2b.models import InvoiceStatus
 from cityos.domain.b2b.service import (
     APPROVAL_REQUEST,
     APPROVAL_RULE,
@@ -71,6 +72,12 @@ def company_orders(company_id: uuid.UUID, buyer_id: str | None = None) -> Listin
     if buyer_id is not None:
         statement = statement.where(ORDER.c.customer_id == buyer_id)
     return Listing(statement, _newest(ORDER))
+
+
+async def overdue_invoices(connection: AsyncConnection, company_id: uuid.UUID) -> int:
+    """How many of the company's invoices are overdue (any: the company is on credit hold)."""
+    return int((await connection.execute(select(func.count()).select_from(INVOICE).where(
+        INVOICE.c.company_id == company_id, INVOICE.c.status == InvoiceStatus.OVERDUE.value))).scalar_one())
 
 
 async def spending_by_buyer(connection: AsyncConnection, company_id: uuid.UUID, start: datetime,

@@ -222,3 +222,48 @@ def due_date(issued: datetime, terms: PaymentTerms) -> datetime:
 
 def available_credit(limit: int, used: int) -> int:
     return max(0, limit - used)
+
+
+# --- overdue invoices -------------------------------------------------------------------------------------------
+
+REMINDER_EVERY_DAYS = 7
+
+
+def is_overdue(due_at: datetime, now: datetime) -> bool:
+    """An unpaid invoice is overdue from its due moment on."""
+    return now >= due_at
+
+
+def reminder_due(reminded_at: datetime | None, now: datetime) -> bool:
+    """An overdue invoice's company is reminded when it becomes overdue, then every REMINDER_EVERY_DAYS days until
+    it is paid."""
+    return reminded_at is None or now - reminded_at >= timedelta(days=REMINDER_EVERY_DAYS)
+
+
+# --- invitations ------------------------------------------------------------------------------------------------
+
+INVITATION_DAYS = 7
+
+
+def invitation_expiry(now: datetime) -> datetime:
+    """An invitation (or its re-invitation) is accepted within INVITATION_DAYS days."""
+    return now + timedelta(days=INVITATION_DAYS)
+
+
+def check_acceptable_invitation(status: str, expires_at: datetime, now: datetime) -> None:
+    """Only a pending, unexpired invitation is accepted (else INVALID_STATE_TRANSITION)."""
+    if status != "pending":
+        raise InvalidStateTransition(f"the invitation is {status}", **{"from": status, "to": "accepted"})
+    if now >= expires_at:
+        raise InvalidStateTransition("the invitation has expired: ask for a new one",
+                                     **{"from": "expired", "to": "accepted"})
+
+
+# --- stores -----------------------------------------------------------------------------------------------------
+
+MAX_COMPANY_STORES = 100
+
+
+def buys_in(store_ids: str, store_id: object) -> bool:
+    """Whether a company restricted to `store_ids` (comma-separated; empty: every store) buys in `store_id`."""
+    return not store_ids or str(store_id) in store_ids.split(",")

@@ -7,13 +7,14 @@ moves forward once (the request's row lock and the level the approver saw), cred
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,6 +30,7 @@ from cityos.domain.b2b.models import (
     Company,
     CompanyRole,
     CompanyStatus,
+    CompanyStore,
     CompanyUser,
     CompanyUserStatus,
     Invoice,
@@ -47,14 +49,32 @@ from cityos.domain.catalog.models import PriceList, PriceListEntry
 from cityos.domain.commerce import rules as commerce_rules
 from cityos.domain.commerce import service as carts
 from cityos.domain.kernel import unique_or_conflict, validate_email
-from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.service import ACCOUNTING_TOPIC, ORDER, NewOrder, Settlement, complete_paid_order, place_order
+from cityos.domain.marketplace.ledger import LedgerPolicy, release_sales
+from cityos.domain.orders.models import OrderFulfillment, OrderStatus
+from cityos.domain.orders.service import (
+    ACCOUNTING_TOPIC,
+    ORDER,
+    NewOrder,
+    Settlement,
+    change_order_status,
+    complete_paid_order,
+    place_order,
+)
 from cityos.domain.platform.outbox import enqueue
-from cityos.errors import BadUserInput, Conflict, CreditLimitExceeded, Forbidden, InvalidStateTransition, NotFound
+from cityos.errors import (
+    BadUserInput,
+    Conflict,
+    CreditHold,
+    CreditLimitExceeded,
+    Forbidden,
+    InvalidStateTransition,
+    NotFound,
+)
 from cityos.realtime.events import PendingEvents, b2b_event
 
 COMPANY = table_of(Company)
 COMPANY_USER = table_of(CompanyUser)
+COMPANY_STORE = table_of(CompanyStore)
 QUOTE = table_of(Quote)
 QUOTE_LINE = table_of(QuoteLine)
 QUOTE_VERSION = table_of(QuoteVersion)
@@ -88,7 +108,7 @@ class CompanyValues:
     credit_limit: int | None = None
     payment_terms: PaymentTerms | None = None
     status: CompanyStatus | None = None
-    store_id: uuid.UUID | None = None
+    store_ids: Sequence[uuid.UUID] | None = None  # restricted to these stores (empty: every store)
 
 
 def _company_columns(values: CompanyValues) -> dict[str, Any]:
@@ -122,8 +142,32 @@ async def create_company(connection: AsyncConnection, *, tenant_id: uuid.UUID, v
         carts.REGION.c.currency_code == columns["currency_code"]))).scalar_one()
     if not known:
         raise BadUserInput(f"no region sells in {values.currency_code!r}", field="currencyCode")
-    return (await connection.execute(insert(COMPANY).values(
-        tenant_id=tenant_id, id=uuid.uuid4(), store_id=values.store_id, **columns).returning(*COMPANY.c))).one()
+    company = (await connection.execute(insert(COMPANY).values(
+        tenant_id=tenant_id, id=uuid.uuid4(), **columns).returning(*COMPANY.c))).one()
+    return await set_company_stores(connection, company, values.store_ids or ())
+
+
+async def set_company_stores(connection: AsyncConnection, company: Row[Any],
+                             store_ids: Sequence[uuid.UUID]) -> Row[Any]:
+    """Restrict the company to these stores (none: every store of the tenant): its company_store rows, and the
+    sorted list the policies read (store admins of a listed store manage it)."""
+    stores = sorted(set(store_ids), key=str)
+    if len(stores) > rules.MAX_COMPANY_STORES:
+        raise BadUserInput(f"a company is restricted to at most {rules.MAX_COMPANY_STORES} stores", field="storeIds")
+    await connection.execute(delete(COMPANY_STORE).where(COMPANY_STORE.c.company_id == company.id,
+                                                         COMPANY_STORE.c.store_id.not_in(stores)))
+    if stores:
+        await connection.execute(pg_insert(COMPANY_STORE).values([
+            {"tenant_id": company.tenant_id, "id": uuid.uuid4(), "company_id": company.id, "store_id": store}
+            for store in stores]).on_conflict_do_nothing())
+    return (await connection.execute(update(COMPANY).where(COMPANY.c.id == company.id).values(
+        store_ids=",".join(str(store) for store in stores), updated_at=func.now()).returning(*COMPANY.c))).one()
+
+
+def check_store(company: Row[Any], store_id: uuid.UUID) -> None:
+    """A company restricted to a list of stores buys (carts, quotes, checkout, its prices) only in those."""
+    if not rules.buys_in(company.store_ids, store_id):
+        raise BadUserInput("this company does not buy in this store", field="storeId")
 
 
 async def update_company(connection: AsyncConnection, company: Row[Any], values: CompanyValues) -> Row[Any]:
@@ -236,19 +280,25 @@ async def approval_needed(connection: AsyncConnection, company_id: uuid.UUID, bu
 
 
 async def check_cart_purchase(connection: AsyncConnection, cart: Row[Any], now: datetime) -> None:
-    """A company cart is checked out directly only within its buyer's limits and below every approval threshold;
-    otherwise INVALID_STATE_TRANSITION (`reasons`): purchases needing approval go through a quote."""
+    """A company cart is checked out directly (startCheckout) only within its buyer's limits and below every
+    approval threshold; otherwise INVALID_STATE_TRANSITION (`reasons`): purchases needing approval are placed with
+    placeCompanyOrder (the order then waits in pending_approval) or go through a quote."""
     if cart.company_id is None or cart.customer_id is None:
         return
+    if cart.status == "awaiting_approval":
+        raise InvalidStateTransition("this cart's order waits for approval (pay it with placeCompanyOrder once "
+                                     "approved)", **{"from": "awaiting_approval", "to": "checkout"})
     buyer = await membership(connection, cart.company_id, cart.customer_id)
     if buyer is None:
         raise Forbidden("the cart's buyer is no longer a user of its company")
+    check_store((await connection.execute(select(COMPANY).where(COMPANY.c.id == cart.company_id))).one(),
+                cart.store_id)
     totals = (await carts.priced_cart(connection, cart)).totals
     reasons, levels = await approval_needed(connection, cart.company_id, buyer, totals.subtotal - totals.discount_total,
                                             now)
     if levels:
-        raise InvalidStateTransition("this purchase needs the company's approval: request a quote for it (it then "
-                                     "waits for the approvers)", reasons=reasons,
+        raise InvalidStateTransition("this purchase needs the company's approval: place it with placeCompanyOrder "
+                                     "(it then waits for the approvers) or request a quote", reasons=reasons,
                                      **{"from": "open", "to": "pending_approval"})
 
 
@@ -337,8 +387,7 @@ async def request_quote(connection: AsyncConnection, request: QuoteRequest,
     company, buyer = request.company, request.buyer
     if company.status != CompanyStatus.ACTIVE:
         raise InvalidStateTransition("the company is suspended", **{"from": company.status, "to": "requested"})
-    if company.store_id is not None and company.store_id != request.store_id:
-        raise BadUserInput("this company does not buy in this store", field="storeId")
+    check_store(company, request.store_id)
     cart = request.cart
     if cart is None:
         if not request.items:
@@ -539,10 +588,15 @@ class Decision:
     comment: str | None = None
 
 
+OrderDecided = Callable[[AsyncConnection, Row[Any]], Awaitable[None]]
+
+
 async def decide(connection: AsyncConnection, request_id: uuid.UUID, decision: Decision,
-                 events: PendingEvents | None = None) -> Row[Any]:
+                 events: PendingEvents | None = None, order_decided: OrderDecided | None = None) -> Row[Any]:
     """One approver's decision, under the request's row lock: two approvers clicking at once are serialized, and
-    the second one sees the level already moved (INVALID_STATE_TRANSITION) instead of moving it again."""
+    the second one sees the level already moved (INVALID_STATE_TRANSITION) instead of moving it again. The final
+    decision moves the quote, or (a held cart order) `order_decided` pays or cancels the order
+    (company_orders.approval_decided) in the same transaction: if that fails, the decision is not recorded."""
     found = (await connection.execute(select(APPROVAL_REQUEST).where(APPROVAL_REQUEST.c.id == request_id)
                                       .with_for_update())).first()
     if found is None:
@@ -588,7 +642,12 @@ async def decide(connection: AsyncConnection, request_id: uuid.UUID, decision: D
         request = (await connection.execute(update(APPROVAL_REQUEST).where(APPROVAL_REQUEST.c.id == request.id)
                                             .values(**values, updated_at=func.now())
                                             .returning(*APPROVAL_REQUEST.c))).one()
-    if quote_status is not None:
+    if quote_status is not None and request.order_id is not None:
+        if order_decided is None:
+            raise InvalidStateTransition("this request is an order's: decide it where orders are placed",
+                                         **{"from": "pending", "to": request.status})
+        await order_decided(connection, request)
+    elif quote_status is not None:
         quote = await lock_quote(connection, request.quote_id)
         rules.check_quote_transition(quote.status, quote_status)
         quote = (await connection.execute(update(QUOTE).where(QUOTE.c.id == quote.id).values(
@@ -596,8 +655,8 @@ async def decide(connection: AsyncConnection, request_id: uuid.UUID, decision: D
         _publish(events, quote, f"quote.{quote_status.value}", quote_status)
     if events is not None:
         events.add(b2b_event("approval.decided", tenant_id=request.tenant_id, company_id=request.company_id,
-                             approval_request_id=request.id, quote_id=request.quote_id, buyer_id=request.buyer_id,
-                             status=request.status, level=request.current_level))
+                             approval_request_id=request.id, quote_id=request.quote_id, order_id=request.order_id,
+                             buyer_id=request.buyer_id, status=request.status, level=request.current_level))
     return request
 
 
@@ -614,6 +673,8 @@ async def orderable_quote(connection: AsyncConnection, quote_id: uuid.UUID, buye
     if rules.is_expired(quote.valid_until, now):
         raise InvalidStateTransition("the quote has expired", **{"from": quote.status, "to": "ordered"})
     rules.check_quote_transition(quote.status, QuoteStatus.ORDERED)
+    check_store((await connection.execute(select(COMPANY).where(COMPANY.c.id == quote.company_id))).one(),
+                quote.store_id)
     return quote
 
 
@@ -666,6 +727,15 @@ async def complete_paid_checkout(connection: AsyncConnection, settings: Settings
     return settled
 
 
+async def check_credit_hold(connection: AsyncConnection, company_id: uuid.UUID) -> None:
+    """A company with an overdue invoice places no new order on account until it is paid (CREDIT_HOLD)."""
+    overdue = (await connection.execute(select(func.count()).select_from(INVOICE).where(
+        INVOICE.c.company_id == company_id, INVOICE.c.status == InvoiceStatus.OVERDUE.value))).scalar_one()
+    if overdue:
+        raise CreditHold(f"the company has {overdue} overdue invoice(s): pay them before ordering on account",
+                         overdueInvoices=int(overdue))
+
+
 async def take_credit(connection: AsyncConnection, company_id: uuid.UUID, amount: int) -> Row[Any]:
     """Deduct `amount` from the company's available credit in one conditional UPDATE: of two orders racing for the
     last of the credit, the second waits for the first's row lock, re-checks, and fails CREDIT_LIMIT_EXCEEDED."""
@@ -698,6 +768,7 @@ async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *
     company = (await connection.execute(select(COMPANY).where(COMPANY.c.id == quote.company_id))).one()
     terms = PaymentTerms(company.payment_terms)
     due = rules.due_date(now, terms)
+    await check_credit_hold(connection, company.id)
     cart = await carts.load_cart(connection, quote.cart_id, lock=True)
     if cart.status != "open":
         raise Conflict("the quote's cart was checked out", field="id")
@@ -710,7 +781,8 @@ async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *
     order = await place_order(connection, NewOrder(
         cart=cart, order_id=carts.order_id_for(cart), currency_code=quote.currency_code, lines=lines, items=items,
         totals=totals, shipping_address=company.shipping_address or cart.shipping_address or {},
-        shipping_option_code=QUOTE_SHIPPING, company_id=company.id), ledger_policy, events, ship=ship, account=False)
+        shipping_option_code=QUOTE_SHIPPING, company_id=company.id, status=OrderStatus.AWAITING_PAYMENT),
+        ledger_policy, events, ship=ship, account=False)
     await connection.execute(delete(carts.RESERVATION).where(carts.RESERVATION.c.cart_id == cart.id))
     await connection.execute(update(carts.CART).where(carts.CART.c.id == cart.id).values(
         status="completed", order_id=order.id, completed_at=func.now(), updated_at=func.now()))
@@ -727,17 +799,29 @@ async def convert_on_account(connection: AsyncConnection, quote_id: uuid.UUID, *
     return Converted(order, invoice)
 
 
-async def pay_invoice(connection: AsyncConnection, invoice_id: uuid.UUID, now: datetime,
-                      account: bool = False) -> Row[Any]:
-    """Record an invoice's payment, once, and give its amount back to the company's available credit (with
-    `account`, ERPNext gets the Payment Entry through the outbox)."""
+UNPAID = [InvoiceStatus.OPEN.value, InvoiceStatus.OVERDUE.value]
+HANDED_OVER = frozenset({OrderFulfillment.SHIPPED, OrderFulfillment.PARTIALLY_DELIVERED, OrderFulfillment.DELIVERED})
+
+
+async def pay_invoice(connection: AsyncConnection, invoice_id: uuid.UUID, now: datetime, ledger_policy: LedgerPolicy,
+                      account: bool = False, events: PendingEvents | None = None) -> Row[Any]:
+    """Record an invoice's payment (open or overdue), once, and give its amount back to the company's available
+    credit; its order, awaiting payment, is paid now (and fulfilled if every part was handed over meanwhile), and
+    its vendors' sales become payable (ledger.release_sales). With `account`, ERPNext gets the Payment Entry
+    through the outbox."""
     paid = (await connection.execute(update(INVOICE).where(
-        INVOICE.c.id == invoice_id, INVOICE.c.status == InvoiceStatus.OPEN.value).values(
+        INVOICE.c.id == invoice_id, INVOICE.c.status.in_(UNPAID)).values(
         status=InvoiceStatus.PAID.value, paid_at=now, updated_at=func.now()).returning(*INVOICE.c))).first()
     if paid is None:
         raise InvalidStateTransition("the invoice is already paid", **{"from": "paid", "to": "paid"})
     await connection.execute(update(COMPANY).where(COMPANY.c.id == paid.company_id).values(
         credit_used=func.greatest(COMPANY.c.credit_used - paid.amount, 0), updated_at=func.now()))
+    order = (await connection.execute(select(ORDER).where(ORDER.c.id == paid.order_id).with_for_update())).one()
+    if order.status == OrderStatus.AWAITING_PAYMENT:
+        await change_order_status(connection, order.id, OrderStatus.PAID.value, events)
+        if order.fulfillment_status in HANDED_OVER:
+            await change_order_status(connection, order.id, OrderStatus.FULFILLED.value, events)
+    await release_sales(connection, order.id, ledger_policy, now)
     if account:
         await enqueue(connection, tenant_id=paid.tenant_id, topic=ACCOUNTING_TOPIC,
                       payload={"order_id": str(paid.order_id)})

@@ -60,6 +60,7 @@ class StartedCheckout:
     order_access_token: str
 
 
+OPEN = frozenset({"open"})
 Snapshot = Callable[[AsyncConnection, Row[Any]], Awaitable[dict[str, Any]]]
 
 
@@ -73,10 +74,12 @@ async def cart_snapshot(connection: AsyncConnection, cart: Row[Any]) -> dict[str
 
 
 async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentGateway, *, cookie_secret: str,
-                         reservation_minutes: int, snapshot_of: Snapshot = cart_snapshot) -> StartedCheckout:
+                         reservation_minutes: int, snapshot_of: Snapshot = cart_snapshot,
+                         payable: frozenset[str] = OPEN) -> StartedCheckout:
     """`snapshot_of`: what is charged for, from the cart (default: the cart as priced now; a B2B quote's checkout
-    passes the accepted version's lines and prices)."""
-    if cart.status != "open":
+    passes the accepted version's lines and prices, an approved company order its own). `payable`: the cart
+    statuses it may be paid in (an approved company order's cart waits in awaiting_approval)."""
+    if cart.status not in payable:
         raise BadUserInput("this cart is already checked out", field="cartId")
     # 1. Price the cart and get its PaymentIntent from Stripe before any row is locked (DESIGN.md §3).
     snapshot = await db.run(lambda connection: snapshot_of(connection, cart))
@@ -105,7 +108,7 @@ async def start_checkout(db: RequestDatabase, cart: Row[Any], payments: PaymentG
     # 2. Under the cart's lock: the cart must still be what the PaymentIntent charges for; reserve its stock.
     async def work(connection: AsyncConnection) -> StartedCheckout:
         row = await carts.load_cart(connection, cart.id, lock=True)
-        if row.status != "open":
+        if row.status not in payable:
             raise BadUserInput("this cart is already checked out", field="cartId")
         if carts.snapshot_fingerprint(await snapshot_of(connection, row)) != fingerprint:
             raise Conflict("the cart changed while its checkout started; start the checkout again")

@@ -30,6 +30,7 @@ from cityos.domain.base import Base, TenantOwnedMixin, one_of
 class CartStatus(StrEnum):
     OPEN = "open"
     COMPLETED = "completed"  # an order was made from it
+    AWAITING_APPROVAL = "awaiting_approval"  # its order waits for the company's approvers, then for payment
 
 
 class PaymentProvider(Base):

@@ -235,13 +235,32 @@ def split_by_vendor(lines: Sequence[PricedLine], totals: Totals,
 
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELED}),
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELED, OrderStatus.AWAITING_PAYMENT}),
     OrderStatus.PAID: frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELED, OrderStatus.REFUNDED}),
     OrderStatus.FULFILLED: frozenset({OrderStatus.COMPLETED, OrderStatus.REFUNDED}),
     OrderStatus.COMPLETED: frozenset({OrderStatus.REFUNDED}),
     OrderStatus.CANCELED: frozenset(),
     OrderStatus.REFUNDED: frozenset(),
+    # A company buyer's order waiting for approval: approved → pending (card: the buyer pays) or awaiting_payment
+    # (on account); rejected → canceled. Only the approval moves it (AUTOMATIC_ONLY).
+    OrderStatus.PENDING_APPROVAL: frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT,
+                                             OrderStatus.CANCELED}),
+    # On account: fulfilled as any order while the invoice is open; paid when the invoice is.
+    OrderStatus.AWAITING_PAYMENT: frozenset({OrderStatus.PAID}),
 }
+# Statuses an order enters and leaves only through its own process (the company's approvals, placing on account,
+# the invoice's payment), never by an admin's updateOrderStatus.
+AUTOMATIC_ONLY = frozenset({OrderStatus.PENDING_APPROVAL, OrderStatus.AWAITING_PAYMENT})
+
+
+def check_manual_transition(current: str, target: str) -> OrderStatus:
+    """An admin's status change: the state machine, except out of a status only its own process leaves."""
+    from cityos.errors import InvalidStateTransition
+
+    if current in AUTOMATIC_ONLY or target in AUTOMATIC_ONLY:
+        raise InvalidStateTransition("an order enters and leaves pending_approval and awaiting_payment through its "
+                                     "approval and its invoice only", **{"from": current, "to": target})
+    return next_order_status(current, target)
 
 
 def next_order_status(current: str, target: str) -> OrderStatus:

@@ -51,7 +51,7 @@ def moves_forward(current: str, new: str) -> bool:
 # A vendor's own fulfilment of its part of an order, and the order's fulfilment derived from its parts.
 VENDOR_RANK = {VendorFulfillment.UNFULFILLED: 0, VendorFulfillment.PROCESSING: 1, VendorFulfillment.READY: 2,
                VendorFulfillment.SHIPPED: 3, VendorFulfillment.DELIVERED: 4}
-FULFILLABLE_ORDER_STATUSES = frozenset({"paid", "fulfilled", "completed"})
+FULFILLABLE_ORDER_STATUSES = frozenset({"paid", "fulfilled", "completed", "awaiting_payment"})  # on account too
 SHIPMENT_FULFILLMENT = {ShipmentStatus.PICKED_UP: VendorFulfillment.SHIPPED,
                         ShipmentStatus.IN_TRANSIT: VendorFulfillment.SHIPPED,
                         ShipmentStatus.DELIVERED: VendorFulfillment.DELIVERED}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,9 @@ PAYOUT = table_of(Payout)
 LINK = table_of(PayoutTransactionLink)
 PRODUCT_CATEGORY = table_of(ProductCategory)
 ACTIVE_PAYOUT = ("pending", "paid")
+# `available_at` of the sales of an order on account until its invoice is paid: Postgres' 'infinity' (asyncpg
+# maps it to datetime.max), so no payout claims them (release_sales sets the real moment).
+AWAITING_PAYMENT = datetime.max
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,10 @@ def rule_of(row: Any) -> rules.Rule:
 
 
 async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Sequence[Any],
-                             policy: LedgerPolicy) -> int:
+                             policy: LedgerPolicy, awaiting_payment: bool = False) -> int:
     """One `sale` entry per vendor order line of a paid order (idempotent: one per line and kind). `order` and
-    `lines` are the order's row and its lines that have a vendor (read by the orders context)."""
+    `lines` are the order's row and its lines that have a vendor (read by the orders context). An order on account
+    (`awaiting_payment`) records its sales unavailable until its invoice is paid (release_sales)."""
     if not lines:
         return 0
     all_rules = [rule_of(row) for row in (await connection.execute(select(RULE))).all()]
@@ -70,7 +74,8 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
                         "order_id": order.id, "vendor_order_id": line.vendor_order_id, "order_line_id": line.id,
                         "kind": "sale", "currency_code": order.currency_code, "line_amount": line.total,
                         "commission_amount": share.commission, "vendor_amount": share.vendor,
-                        "rule_id": taken.rule_id, "available_at": now + policy.hold,
+                        "rule_id": taken.rule_id,
+                        "available_at": AWAITING_PAYMENT if awaiting_payment else now + policy.hold,
                         "gross_amount": funding.gross, "discount_amount": funding.discount,
                         "platform_discount": funding.platform, "vendor_discount": funding.vendor})
     await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), entries)
@@ -78,10 +83,11 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
 
 
 async def record_shipping_entries(connection: AsyncConnection, order: Any, vendor_orders: Sequence[Any],
-                                  policy: LedgerPolicy) -> int:
+                                  policy: LedgerPolicy, awaiting_payment: bool = False) -> int:
     """One `shipping` entry per vendor order shipped with the vendor's own option (`own_shipping`, a vendor, a
     shipping total above 0): the vendor's shipping, less rules.shipping_commission (by default nothing), held and
-    paid out like a sale. Idempotent: one per vendor order and kind."""
+    paid out like a sale (on account: once the invoice is paid, as the sales). Idempotent: one per vendor order and
+    kind."""
     now = datetime.now(UTC)
     entries = []
     for part in vendor_orders:
@@ -92,10 +98,25 @@ async def record_shipping_entries(connection: AsyncConnection, order: Any, vendo
                         "order_id": order.id, "vendor_order_id": part.id, "order_line_id": None,
                         "kind": "shipping", "currency_code": order.currency_code,
                         "line_amount": part.shipping_total, "commission_amount": taken.commission,
-                        "vendor_amount": taken.vendor_share, "rule_id": None, "available_at": now + policy.hold})
+                        "vendor_amount": taken.vendor_share, "rule_id": None,
+                        "available_at": AWAITING_PAYMENT if awaiting_payment else now + policy.hold})
     if entries:
         await connection.execute(pg_insert(ENTRY).on_conflict_do_nothing(), entries)
     return len(entries)
+
+
+async def release_sales(connection: AsyncConnection, order_id: uuid.UUID, policy: LedgerPolicy,
+                        paid_at: datetime) -> int:
+    """The invoice of an order on account was paid: its sales (and the vendors' own shipping) become available at
+    the later of the payment and the end of the usual hold after the sale (the payout rule for orders on account,
+    README)."""
+    waiting = (await connection.execute(select(ENTRY.c.id, ENTRY.c.created_at).where(
+        ENTRY.c.order_id == order_id, ENTRY.c.kind.in_(("sale", "shipping")),
+        ENTRY.c.available_at == AWAITING_PAYMENT))).all()
+    for entry in waiting:
+        await connection.execute(update(ENTRY).where(ENTRY.c.id == entry.id).values(
+            available_at=rules.available_after_payment(entry.created_at, paid_at, policy.hold)))
+    return len(waiting)
 
 
 @dataclass(frozen=True)

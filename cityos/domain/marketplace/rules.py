@@ -26,7 +26,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from cityos.domain.base import decimal_problem
@@ -195,3 +195,7 @@ class PromotionFunding:
 
     def share(self, taken: Commission) -> LedgerShare:
         return LedgerShare(taken.commission - self.platform, self.commission_base - taken.commission)
+def available_after_payment(sold_at: datetime, paid_at: datetime, hold: timedelta) -> datetime:
+    """When the vendor's share of a sale on account may be paid out: never before the customer paid the invoice,
+    and never before the usual hold after the sale ended (the later of the two)."""
+    return max(sold_at + hold, paid_at)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cityos.config import Settings
 from cityos.domain.base import table_of
 from cityos.domain.commerce import rules
-from cityos.domain.commerce.models import CheckoutAttempt, InventoryReservation
+from cityos.domain.commerce.models import CartStatus, CheckoutAttempt, InventoryReservation
 from cityos.domain.commerce.service import (
     CART,
     checkout_snapshot,
@@ -25,7 +25,7 @@ from cityos.domain.commerce.service import (
     snapshot_lines,
 )
 from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.models import Order, OrderLine, OrderLineKind, VendorOrder
+from cityos.domain.orders.models import Order, OrderLine, OrderLineKind, OrderStatus, VendorOrder
 from cityos.domain.orders.sales import record_sales
 from cityos.domain.platform.outbox import OUTBOX, enqueue
 from cityos.domain.promotions import service as promotions
@@ -253,23 +253,60 @@ class NewOrder:
     company_id: uuid.UUID | None = None
     vendor_shipping: dict[uuid.UUID, int] = field(default_factory=dict)  # vendors shipping their own items
     promotions: list[dict[str, Any]] = field(default_factory=list)  # the snapshot's (commerce.promotion_snapshot)
+    status: OrderStatus = OrderStatus.PAID  # AWAITING_PAYMENT: placed on account (a B2B invoice)
 
 
 async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy: LedgerPolicy,
                       events: PendingEvents | None, *, ship: bool, account: bool) -> Row[Any]:
     """The one order path: the paid order split by vendor (largest remainder), its lines, the ledger's sales and
-    commissions, the ERPNext and Fleetbase outbox messages, and order.created events after commit."""
+    commissions, the ERPNext and Fleetbase outbox messages, and order.created events after commit. A company
+    order that waited for approval (hold_order) already has its rows: approved, it is confirmed here instead."""
+    if new.cart.status == CartStatus.AWAITING_APPROVAL:  # approved, and now paid by card
+        held = (await connection.execute(select(ORDER).where(ORDER.c.id == new.order_id).with_for_update())).one()
+        return await confirm_held_order(connection, held, new.status, ledger_policy, events, ship=ship,
+                                        account=account, payment_intent_id=new.payment_intent_id)
+    order, vendor_order_ids = await _insert_order(connection, new, rules.next_order_status("pending", new.status))
+    await _placed(connection, order, vendor_order_ids, ledger_policy, events, ship=ship, account=account)
+    return order
+
+
+async def hold_order(connection: AsyncConnection, new: NewOrder) -> Row[Any]:
+    """A company buyer's order above their limits or an approval threshold: its rows (split by vendor, lines) in
+    pending_approval, without payment, ledger, ERPNext or Fleetbase (confirm_held_order does those once
+    approved)."""
+    order, _ = await _insert_order(connection, new, OrderStatus.PENDING_APPROVAL)
+    return order
+
+
+async def confirm_held_order(connection: AsyncConnection, order: Row[Any], status: OrderStatus,
+                             ledger_policy: LedgerPolicy, events: PendingEvents | None, *, ship: bool, account: bool,
+                             payment_intent_id: str | None = None) -> Row[Any]:
+    """A held order is placed: paid by card (pending → paid) or on account (pending_approval → awaiting_payment);
+    then the ledger, the outbox messages and the events of any placed order."""
+    target = rules.next_order_status(order.status, status)
+    confirmed = (await connection.execute(update(ORDER).where(ORDER.c.id == order.id).values(
+        status=target.value, payment_intent_id=payment_intent_id, updated_at=func.now())
+        .returning(*ORDER.c))).one()
+    parts = (await connection.execute(update(VENDOR_ORDER).where(VENDOR_ORDER.c.order_id == order.id).values(
+        status=target.value, updated_at=func.now()).returning(VENDOR_ORDER.c.id, VENDOR_ORDER.c.vendor_id))).all()
+    await _placed(connection, confirmed, {part.vendor_id: part.id for part in parts}, ledger_policy, events,
+                  ship=ship, account=account)
+    return confirmed
+
+
+async def _insert_order(connection: AsyncConnection, new: NewOrder, status: OrderStatus,
+                        ) -> tuple[Row[Any], dict[uuid.UUID | None, uuid.UUID]]:
     cart, totals, lines = new.cart, new.totals, new.lines
     order = (await connection.execute(insert(ORDER).values(
         tenant_id=cart.tenant_id, id=new.order_id, store_id=cart.store_id, cart_id=cart.id,
         customer_id=cart.customer_id, email=cart.email, currency_code=new.currency_code,
-        status=rules.next_order_status("pending", "paid"), subtotal=totals.subtotal,
+        status=status.value, subtotal=totals.subtotal,
         discount_total=totals.discount_total, shipping_total=totals.shipping_total, tax_total=totals.tax_total,
         total=totals.total, payment_intent_id=new.payment_intent_id, shipping_address=new.shipping_address,
         shipping_option_code=new.shipping_option_code, access_token_hash=new.access_token_hash,
         company_id=new.company_id, tax_inclusive=totals.tax_inclusive).returning(*ORDER.c))).one()
     parts = rules.split_by_vendor(lines, totals, new.vendor_shipping)
-    vendor_order_ids = {}
+    vendor_order_ids: dict[uuid.UUID | None, uuid.UUID] = {}
     for vendor_id, part in parts.items():
         vendor_order_ids[vendor_id] = uuid.uuid4()
         await connection.execute(insert(VENDOR_ORDER).values(
@@ -295,15 +332,20 @@ async def place_order(connection: AsyncConnection, new: NewOrder, ledger_policy:
             order_total=totals.total, applied=new.promotions,
             lines=[promotions.OrderLineRef(line_id, vendor_order_ids[line.vendor_id], line.vendor_id)
                    for line, line_id in zip(lines, line_ids, strict=True)])
+    return order, vendor_order_ids
+
+
+async def _placed(connection: AsyncConnection, order: Row[Any], vendor_order_ids: dict[uuid.UUID | None, uuid.UUID],
+                  ledger_policy: LedgerPolicy, events: PendingEvents | None, *, ship: bool, account: bool) -> None:
     await record_sales(connection, order.id, ledger_policy)  # the vendors' shares and the platform's commission
     if account:  # the invoice and payment in ERPNext, sent by the outbox dispatcher once this commits
-        await enqueue(connection, tenant_id=cart.tenant_id, topic=ACCOUNTING_TOPIC, payload={"order_id": str(order.id)})
+        await enqueue(connection, tenant_id=order.tenant_id, topic=ACCOUNTING_TOPIC,
+                      payload={"order_id": str(order.id)})
     for vendor_id, vendor_order_id in vendor_order_ids.items():
         if ship:  # a Fleetbase order per vendor order, sent by the outbox dispatcher once this commits
-            await enqueue(connection, tenant_id=cart.tenant_id, topic="fleetbase.create_order",
+            await enqueue(connection, tenant_id=order.tenant_id, topic="fleetbase.create_order",
                           payload={"vendor_order_id": str(vendor_order_id)})
         if events is not None:
-            events.add(event("order.created", tenant_id=cart.tenant_id, store_id=cart.store_id, order_id=order.id,
-                             vendor_id=vendor_id, vendor_order_id=vendor_order_id, customer_id=cart.customer_id,
+            events.add(event("order.created", tenant_id=order.tenant_id, store_id=order.store_id, order_id=order.id,
+                             vendor_id=vendor_id, vendor_order_id=vendor_order_id, customer_id=order.customer_id,
                              status=order.status))
-    return order

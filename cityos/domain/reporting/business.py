@@ -30,7 +30,8 @@ REFUND, QUOTE, APPROVAL = table_of(Refund), table_of(Quote), table_of(ApprovalRe
 OUTBOX, INBOX, TENANT, JOB_RUN = table_of(Outbox), table_of(WebhookInbox), table_of(Tenant), table_of(JobRun)
 OTHER = "_other"
 # Orders whose money was taken and kept: gross merchandise value.
-SOLD = (OrderStatus.PAID.value, OrderStatus.FULFILLED.value, OrderStatus.COMPLETED.value)
+SOLD = (OrderStatus.PAID.value, OrderStatus.FULFILLED.value, OrderStatus.COMPLETED.value,
+        OrderStatus.AWAITING_PAYMENT.value)  # sold on account: invoiced
 
 Labels = tuple[str, ...]
 

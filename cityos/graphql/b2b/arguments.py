@@ -14,6 +14,7 @@ from cityos.domain.b2b.models import (
     CompanyRole,
     CompanyStatus,
     InvoiceStatus,
+    PaymentMethod,
     PaymentTerms,
     QuoteStatus,
     SpendingPeriod,
@@ -33,7 +34,11 @@ class CompanyInput:
     payment_terms: PaymentTerms | None = strawberry.field(default=None, description="How it pays.")
     status: CompanyStatus | None = strawberry.field(default=None, description="Active or suspended.")
     store_id: strawberry.ID | None = strawberry.field(default=None, description="Restrict it to one store "
-                                                                                "(global id; on create).")
+                                                                                "(global id; on create; see "
+                                                                                "storeIds).")
+    store_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Restrict it to these stores "
+                                                                                      "(global ids; on create; "
+                                                                                      "later: setCompanyStores).")
     billing_address: AddressInput | None = strawberry.field(default=None, description="Where invoices go.")
     shipping_address: AddressInput | None = strawberry.field(default=None, description="Where orders ship.")
 
@@ -136,3 +141,18 @@ ApprovalStatusArg = Annotated[ApprovalStatus | None, strawberry.argument(descrip
                                                                                      "status.")]
 InvoiceStatusArg = Annotated[InvoiceStatus | None, strawberry.argument(description="Only invoices with this "
                                                                                    "status.")]
+PaymentMethodArg = Annotated[PaymentMethod, strawberry.argument(
+    description="CARD (a PaymentIntent) or ON_ACCOUNT (the company's credit, invoiced by its payment terms).")]
+
+
+@strawberry.input(description="An email to invite into a company.")
+class CompanyInvitationInput:
+    email: str = strawberry.field(description="The email to invite: the invitee accepts signed in with it, verified.")
+    role: CompanyRole = strawberry.field(description="The company role it gives.")
+    limit: SpendingLimitInput | None = strawberry.field(default=None, description="The spending limit it gives.")
+
+
+InvitationArg = Annotated[CompanyInvitationInput, strawberry.argument(description="Who to invite, as what.")]
+InvitationTokenArg = Annotated[str, strawberry.argument(description="The invitation's token, from its email.")]
+StoreIdsArg = Annotated[list[strawberry.ID], strawberry.argument(
+    description="The stores (global ids) the company buys in; an empty list: every store of the tenant.")]

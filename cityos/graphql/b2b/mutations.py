@@ -10,7 +10,8 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.auth.authz import ResourceRef
-from cityos.domain.b2b import rules, service
+from cityos.domain.b2b import company_orders, invitations, rules, service
+from cityos.domain.b2b.models import PaymentMethod
 from cityos.domain.b2b.service import COMPANY, QUOTE
 from cityos.domain.commerce import checkout
 from cityos.domain.commerce import service as carts
@@ -26,22 +27,29 @@ from cityos.graphql.b2b.arguments import (
     CompanyUserArg,
     DecisionArg,
     IdArg,
+    InvitationArg,
+    InvitationTokenArg,
     LevelArg,
     LimitArg,
+    PaymentMethodArg,
     PriceListArg,
     RequestQuoteArg,
     ResponseArg,
     SpendingLimitInput,
+    StoreIdsArg,
     VersionArg,
 )
 from cityos.graphql.b2b.types import (
     ApprovalRequest,
     Company,
+    CompanyInvitation,
     CompanyUser,
     Invoice,
     PriceList,
     Quote,
 )
+from cityos.graphql.commerce.arguments import CartIdArg
+from cityos.graphql.commerce.queries import cart_for
 from cityos.graphql.commerce.types import CheckoutSession, Order
 from cityos.graphql.core.context import Info, tenant_of
 from cityos.graphql.core.nodes import node_by_global_id
@@ -65,11 +73,21 @@ def _address(value: Any) -> dict[str, Any] | None:
     return {key: str(item).strip() for key, item in value.__dict__.items() if item is not None}
 
 
-def _values(data: CompanyInput, store_id: uuid.UUID | None = None) -> service.CompanyValues:
+def _values(data: CompanyInput, store_ids: list[uuid.UUID] | None = None) -> service.CompanyValues:
     return service.CompanyValues(legal_name=data.legal_name, tax_id=data.tax_id, currency_code=data.currency_code,
                                  credit_limit=data.credit_limit, payment_terms=data.payment_terms,
-                                 status=data.status, store_id=store_id, billing_address=_address(data.billing_address),
+                                 status=data.status, store_ids=store_ids,
+                                 billing_address=_address(data.billing_address),
                                  shipping_address=_address(data.shipping_address))
+
+
+async def _stores(info: Info, global_ids: list[strawberry.ID]) -> list[uuid.UUID]:
+    """The stores named (this tenant's, by RLS; each one the caller administers: Cerbos `update` on the store)."""
+    stores = []
+    for global_id in global_ids:
+        store: Any = await node_by_global_id(info, global_id, "Store", "update")
+        stores.append(store.pk)
+    return stores
 
 
 def _local(global_id: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
@@ -105,20 +123,104 @@ class ConvertedQuote:
     invoice: Invoice = strawberry.field(description="The invoice due by the company's payment terms.")
 
 
+@strawberry.type(description="What placing a company cart's order did: held for approval (order and approval "
+                             "request), placed on account (order and invoice), or a card checkout to confirm.")
+class CompanyCheckout:
+    order: Order | None = strawberry.field(description="The order: PENDING_APPROVAL, AWAITING_PAYMENT (on account) or "
+                                                       "PENDING (approved, to pay by card); null before a card "
+                                                       "payment of an order that needed no approval.")
+    approval_request: ApprovalRequest | None = strawberry.field(description="The approval request it waits for.")
+    invoice: Invoice | None = strawberry.field(description="On account: the invoice due by the payment terms.")
+    checkout: CheckoutSession | None = strawberry.field(description="By card: the PaymentIntent to confirm with "
+                                                                    "Stripe.js, then completeCheckout(cartId).")
+
+
+def _placement(info: Info, method: PaymentMethod) -> company_orders.Placement:
+    settings = info.context.settings
+    return company_orders.Placement(method=method, now=_now(), ledger_policy=LedgerPolicy.of(settings),
+                                    ship=bool(settings.FLEETBASE_URL), account=bool(settings.ERPNEXT_URL),
+                                    hold_minutes=settings.CITYOS_APPROVAL_HOLD_HOURS * 60)
+
+
+async def _card_checkout(info: Info, cart_id: uuid.UUID, held: Any) -> CheckoutSession:
+    """The card checkout of a company cart: the cart as priced now, or an approved held order's own snapshot."""
+    settings = info.context.settings
+    cart = await info.context.db.run(lambda connection: carts.load_cart(connection, cart_id))
+    options: dict[str, Any] = {}
+    if held is not None:
+        async def snapshot(connection: AsyncConnection, _cart: Any) -> dict[str, Any]:
+            return await company_orders.held_order_snapshot(connection, held.id)
+
+        options = {"snapshot_of": snapshot, "payable": frozenset({"awaiting_approval"})}
+    started = await checkout.start_checkout(info.context.db, cart, StripePayments(info.context.services.stripe),
+                                            cookie_secret=settings.COOKIE_SECRET,
+                                            reservation_minutes=settings.CITYOS_RESERVATION_MINUTES, **options)
+    return CheckoutSession(payment_intent_id=started.payment_intent_id, client_secret=started.client_secret,
+                           amount=started.amount, currency_code=started.currency_code,
+                           order_id=to_global_id("Order", started.order_id),
+                           publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+                           order_access_token=started.order_access_token)
+
+
 @strawberry.type
 class B2BMutation:
+    @strawberry.mutation(description="A company buyer's checkout of their cart. Above their spending limits or an "
+                                     "approval threshold the order waits in PENDING_APPROVAL (no payment; stock held "
+                                     "CITYOS_APPROVAL_HOLD_HOURS) for the company's approval levels, as quotes do; "
+                                     "otherwise, or once finally approved: ON_ACCOUNT takes the company's credit "
+                                     "(CREDIT_LIMIT_EXCEEDED, CREDIT_HOLD when an invoice is overdue) and invoices "
+                                     "it, CARD returns the PaymentIntent (call again after approval). Rejected: "
+                                     "canceled, stock released.")
+    async def place_company_order(self, info: Info, cart_id: CartIdArg,
+                                  payment_method: PaymentMethodArg) -> CompanyCheckout:
+        tenant_id = tenant_of(info)
+        principal = info.context.principal
+        if not principal.company_role or not principal.company_id:
+            raise Forbidden("only company users place company orders")
+        cart = await cart_for(info, cart_id, "checkout")
+        if cart.row.company_id is None or str(cart.row.company_id) != principal.company_id:
+            raise Forbidden("this cart is not your company's")
+        await info.context.authz.require(ResourceRef.of("company", cart.row.company_id, tenant_id=tenant_id,
+                                                        store_ids="", company_id=cart.row.company_id),
+                                         "place_order")
+        placement = _placement(info, payment_method)
+        placed = await info.context.db.mutate(lambda connection: company_orders.place_company_order(
+            connection, cart.row.id, principal.id, placement, info.context.events))
+        session = await _card_checkout(info, cart.row.id, placed.order) if placed.pay_by_card else None
+        return CompanyCheckout(
+            order=Order.from_row(placed.order) if placed.order is not None else None,
+            approval_request=ApprovalRequest.from_row(placed.approval_request) if placed.approval_request else None,
+            invoice=Invoice.from_row(placed.invoice) if placed.invoice is not None else None, checkout=session)
+
     @strawberry.mutation(description="Create a company account (tenant and store admins).")
     async def create_company(self, info: Info, input: CompanyArg) -> Company:
         tenant_id = tenant_of(info)
-        store_id = None
-        if input.store_id is not None:
-            store: Any = await node_by_global_id(info, input.store_id, "Store")  # this tenant's (RLS), readable
-            store_id = store.pk
+        given = [*([input.store_id] if input.store_id is not None else []), *(input.store_ids or [])]
+        store_ids = await _stores(info, given)
         await info.context.authz.require(ResourceRef.of("company", "new", tenant_id=tenant_id,
-                                                        store_id=store_id or "", company_id=""), "create")
-        values = _values(input, store_id)
+                                                        store_ids=",".join(sorted(map(str, store_ids))),
+                                                        company_id=""), "create")
+        values = _values(input, store_ids)
         return Company.from_row(await info.context.db.mutate(
             lambda connection: service.create_company(connection, tenant_id=tenant_id, values=values)))
+
+    @strawberry.mutation(description="Restrict a company to a list of stores (an empty list: every store of the "
+                                     "tenant). Its carts, quotes, checkout and company prices only work in those "
+                                     "stores (BAD_USER_INPUT elsewhere). Tenant admins; store admins of a listed "
+                                     "store add and remove only stores they administer, and keep one of them.")
+    async def set_company_stores(self, info: Info, company_id: CompanyIdArg, store_ids: StoreIdsArg) -> Company:
+        tenant_id = tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "update")
+        stores = await _stores(info, store_ids)
+        removed = {store for store in company.row.store_ids.split(",") if store} - {str(store) for store in stores}
+        await _stores(info, [to_global_id("Store", store) for store in sorted(removed)])  # theirs to remove, too
+        # The company as it will be must still be the caller's to manage (a store admin cannot hand it away).
+        await info.context.authz.require(ResourceRef.of("company", company.pk, tenant_id=tenant_id,
+                                                        store_ids=",".join(sorted(map(str, stores))),
+                                                        company_id=company.pk), "update")
+        row = await _row(info, company, COMPANY)
+        return Company.from_row(await info.context.db.mutate(
+            lambda connection: service.set_company_stores(connection, row, stores)))
 
     @strawberry.mutation(description="Change a company's details, credit limit, payment terms or status (tenant and "
                                      "store admins).")
@@ -139,6 +241,51 @@ class B2BMutation:
         limit = _limit(input.limit)
         return CompanyUser.from_row(await info.context.db.mutate(lambda connection: service.add_company_user(
             connection, row, customer_id=input.customer_id, email=input.email, role=input.role, limit=limit)))
+
+    @strawberry.mutation(description="Invite an email into the company with a role and a spending limit (company "
+                                     "admins, tenant admins): a `b2b.invitation` outbox message carries the token "
+                                     "to mail (stored only hashed), valid 7 days. Inviting the same email again "
+                                     "sends a new token (the old one stops working). CONFLICT if the email is "
+                                     "already a user.")
+    async def invite_company_user_by_email(self, info: Info, company_id: CompanyIdArg,
+                                           input: InvitationArg) -> CompanyInvitation:
+        tenant_of(info)
+        company: Company = await node_by_global_id(info, company_id, "Company", "manage_users")
+        row = await _row(info, company, COMPANY)
+        limit, inviter, now = _limit(input.limit), info.context.principal.id, _now()
+        invited, _ = await info.context.db.mutate(lambda connection: invitations.invite(
+            connection, row, email=input.email, role=input.role, limit=limit, invited_by=inviter, now=now))
+        return CompanyInvitation.from_row(invited)
+
+    @strawberry.mutation(description="Revoke a pending invitation: its token no longer works.")
+    async def revoke_company_invitation(self, info: Info, id: IdArg) -> CompanyInvitation:
+        tenant_of(info)
+        invitation: CompanyInvitation = await node_by_global_id(info, id, "CompanyInvitation", "revoke")
+        return CompanyInvitation.from_row(await info.context.db.mutate(
+            lambda connection: invitations.revoke(connection, invitation.pk)))
+
+    @strawberry.mutation(description="Accept an invitation: signed in with the invited email, verified "
+                                     "(email_verified), you become a user of the company with its role and limit. "
+                                     "A revoked, accepted or expired invitation is INVALID_STATE_TRANSITION; an "
+                                     "unknown token NOT_FOUND; another email FORBIDDEN.")
+    async def accept_company_invitation(self, info: Info, token: InvitationTokenArg) -> CompanyUser:
+        tenant_id = tenant_of(info)
+        principal = info.context.principal
+        if not principal.authenticated:
+            raise Unauthenticated("sign in with the invited email to accept")
+        if len(token) > 200:
+            raise BadUserInput("not an invitation token", field="token")
+        now = _now()
+
+        async def work(connection: AsyncConnection) -> Any:
+            found = await invitations.find(connection, token)
+            await info.context.authz.require(ResourceRef.of(
+                "company_invitation", found.id, tenant_id=tenant_id, company_id=found.company_id,
+                status=found.status, email=found.email), "accept")
+            return await invitations.accept(connection, found, customer_id=principal.id, email=principal.email,
+                                            now=now)
+
+        return CompanyUser.from_row(await info.context.db.mutate(work))
 
     @strawberry.mutation(description="Remove a user from their company (a company keeps one admin).")
     async def remove_company_user(self, info: Info, id: IdArg) -> CompanyUser:
@@ -280,8 +427,14 @@ class B2BMutation:
         principal = info.context.principal
         step = service.Decision(approver_id=principal.id, approver_role=principal.company_role, level=level,
                                 decision=decision, comment=comment)
+        placement = _placement(info, PaymentMethod.ON_ACCOUNT)
+        events = info.context.events
+
+        async def order_decided(connection: AsyncConnection, decided: Any) -> None:
+            await company_orders.approval_decided(connection, decided, placement, events)
+
         return ApprovalRequest.from_row(await info.context.db.mutate(
-            lambda connection: service.decide(connection, request.pk, step, info.context.events)))
+            lambda connection: service.decide(connection, request.pk, step, events, order_decided)))
 
     @strawberry.mutation(description="Turn an approved quote into its one order, paid on account: the total is "
                                      "taken from the company's credit (CREDIT_LIMIT_EXCEEDED with the available "
@@ -330,8 +483,9 @@ class B2BMutation:
         tenant_of(info)
         invoice: Invoice = await node_by_global_id(info, id, "Invoice", "pay")
         account = bool(info.context.settings.ERPNEXT_URL)
-        return Invoice.from_row(await info.context.db.mutate(
-            lambda connection: service.pay_invoice(connection, invoice.row.id, _now(), account)))
+        policy = LedgerPolicy.of(info.context.settings)
+        return Invoice.from_row(await info.context.db.mutate(lambda connection: service.pay_invoice(
+            connection, invoice.row.id, _now(), policy, account, info.context.events)))
 
 
 async def _respond(info: Info, quote: Quote, response: service.Response) -> Quote:

@@ -26,7 +26,10 @@ class LiveQuoteEvent:
     type: str = strawberry.field(description="quote.requested | quote.responded | quote.countered | "
                                              "quote.pending_approval | quote.approved | quote.rejected | "
                                              "quote.ordered | approval.requested | approval.decided")
-    quote_id: strawberry.ID = strawberry.field(description="Global id of the quote.")
+    quote_id: strawberry.ID | None = strawberry.field(description="Global id of the quote (null for a company "
+                                                                  "order's approval events).")
+    order_id: strawberry.ID | None = strawberry.field(description="Global id of the order waiting for approval, for "
+                                                                  "a company order's approval events.")
     quote_status: QuoteStatus | None = strawberry.field(description="The quote's status after a quote event.")
     version: int | None = strawberry.field(description="The quote's current version after a quote event.")
     approval_request_id: strawberry.ID | None = strawberry.field(description="Global id of the approval request, "
@@ -40,7 +43,9 @@ class LiveQuoteEvent:
     def of(cls, payload: dict[str, Any]) -> LiveQuoteEvent:
         approval = str(payload["type"]).startswith("approval.")
         request = payload.get("approval_request_id")
-        return cls(type=payload["type"], quote_id=to_global_id("Quote", payload["quote_id"]),
+        quote, order = payload.get("quote_id"), payload.get("order_id")
+        return cls(type=payload["type"], quote_id=to_global_id("Quote", quote) if quote else None,
+                   order_id=to_global_id("Order", order) if order else None,
                    quote_status=None if approval else QuoteStatus(payload["status"]),
                    version=None if approval else payload.get("version"),
                    approval_request_id=to_global_id("ApprovalRequest", request) if request else None,

@@ -13,6 +13,7 @@ import strawberry
 
 from cityos.domain.b2b import queries as b2b
 from cityos.domain.b2b import rules
+from cityos.domain.b2b.invitations import INVITATION
 from cityos.domain.b2b.models import (
     ApprovalDecision,
     ApprovalMode,
@@ -20,7 +21,9 @@ from cityos.domain.b2b.models import (
     CompanyRole,
     CompanyStatus,
     CompanyUserStatus,
+    InvitationStatus,
     InvoiceStatus,
+    PaymentMethod,
     PaymentTerms,
     QuoteStatus,
     SpendingPeriod,
@@ -78,6 +81,19 @@ described_enum(ApprovalDecision, "An approver's decision.", {
 described_enum(InvoiceStatus, "Whether an invoice is paid.", {
     InvoiceStatus.OPEN: "Owed: its amount is taken from the company's available credit.",
     InvoiceStatus.PAID: "Paid: its amount is available credit again.",
+    InvoiceStatus.OVERDUE: "Open past its due date (marked by the mark-overdue-invoices job): the company is on "
+                           "credit hold — no new order on account (CREDIT_HOLD) until it is paid.",
+})
+described_enum(InvitationStatus, "Where an invitation into a company is.", {
+    InvitationStatus.PENDING: "Sent: the invitee accepts it until it expires (inviting the email again sends a new "
+                              "token).",
+    InvitationStatus.ACCEPTED: "Accepted: the invitee is a user of the company.",
+    InvitationStatus.REVOKED: "Revoked by a company admin: its token no longer works.",
+})
+described_enum(PaymentMethod, "How a company order is paid.", {
+    PaymentMethod.CARD: "By card: a Stripe PaymentIntent the buyer confirms (after approval, when one is needed).",
+    PaymentMethod.ON_ACCOUNT: "On account: the total is taken from the company's credit and invoiced by its "
+                              "payment terms (the order awaits payment until the invoice is paid).",
 })
 
 
@@ -87,7 +103,7 @@ described_enum(ApprovalMode, "How an approval level is complete.", {
 })
 
 COMPANY_DECLARATION = Declaration(
-    "Company", COMPANY, "company", {**columns(COMPANY, "tenant_id", "store_id", company_id="id")},
+    "Company", COMPANY, "company", {**columns(COMPANY, "tenant_id", "store_ids", company_id="id")},
     fields={"status": lambda row: CompanyStatus(row.status),
             "payment_terms": lambda row: PaymentTerms(row.payment_terms),
             "billing_address": lambda row: Address.from_stored(row.billing_address),
@@ -107,7 +123,12 @@ APPROVAL_DECLARATION = Declaration(
     "ApprovalRequest", APPROVAL_REQUEST, "approval", columns(APPROVAL_REQUEST, "tenant_id", "company_id", "status",
                                                               customer_id="buyer_id"),
     fields={"status": lambda row: ApprovalStatus(row.status), "amount": lambda row: money(row.amount,
-                                                                                           row.currency_code)})
+                                                                                           row.currency_code),
+            "payment_method": lambda row: PaymentMethod(row.payment_method) if row.payment_method else None})
+INVITATION_DECLARATION = Declaration(
+    "CompanyInvitation", INVITATION, "company_invitation", columns(INVITATION, "tenant_id", "company_id", "status",
+                                                                   "email"),
+    fields={"role": lambda row: CompanyRole(row.role), "status": lambda row: InvitationStatus(row.status)})
 INVOICE_DECLARATION = Declaration(
     "Invoice", INVOICE, "invoice", columns(INVOICE, "tenant_id", "company_id", "status", customer_id="buyer_id"),
     fields={"status": lambda row: InvoiceStatus(row.status), "payment_terms": lambda row: PaymentTerms(
@@ -231,6 +252,15 @@ class Company(Node, Declared):
     def credit_limit(self) -> Money | None:
         return money(self.row.credit_limit, self.row.currency_code)
 
+    @strawberry.field(description="The stores it is restricted to (global ids); empty: every store of the tenant.")
+    def store_ids(self) -> list[strawberry.ID]:
+        return [to_global_id("Store", store) for store in self.row.store_ids.split(",") if store]
+
+    @strawberry.field(description="Whether the company is on credit hold: an invoice is overdue, so no new order on "
+                                  "account (CREDIT_HOLD) until it is paid.")
+    async def credit_hold(self, info: Info) -> bool:
+        return bool(await info.context.db.run(lambda connection: b2b.overdue_invoices(connection, self.pk)))
+
     @guarded_field("Company", "available_credit", "Credit left: the limit less open invoices.")
     def available_credit(self) -> Money | None:
         return money(rules.available_credit(self.row.credit_limit, self.row.credit_used), self.row.currency_code)
@@ -246,6 +276,14 @@ class Company(Node, Declared):
         rows = await info.context.loaders.many_by_key(b2b.PRICE_LIST, "company_id").load(self.pk)
         visible = await info.context.authz.visible(rows, PRICE_LIST_DECLARATION.resource_of)
         return [PriceList.from_row(row) for row in sorted(visible, key=lambda row: (row.created_at, row.id))]
+
+    @strawberry.field(description="Its invitations by email the caller may read (company admins and the tenant's "
+                                  "admins), newest first.")
+    async def invitations(self, info: Info) -> list[CompanyInvitation]:
+        rows = await info.context.loaders.many_by_key(INVITATION, "company_id").load(self.pk)
+        visible = await info.context.authz.visible(rows, INVITATION_DECLARATION.resource_of)
+        return [CompanyInvitation.from_row(row) for row in sorted(visible, key=lambda row: (row.created_at, row.id),
+                                                                    reverse=True)]
 
     @strawberry.field(description="Its approval rules, by threshold.")
     async def approval_rules(self, info: Info) -> list[ApprovalRule]:
@@ -403,7 +441,8 @@ class ApprovalStep:
     created_at: datetime = strawberry.field(description="When.")
 
 
-@strawberry.federation.type(keys=["id"], description="An accepted quote waiting for the company's approvers, level "
+@strawberry.federation.type(keys=["id"], description="An accepted quote, or a company cart order in "
+                                                     "pending_approval, waiting for the company's approvers, level "
                                                      "by level, with its audit trail.")
 @declare(APPROVAL_DECLARATION)
 class ApprovalRequest(Node, Declared):
@@ -417,8 +456,11 @@ class ApprovalRequest(Node, Declared):
                                                       "threshold.")
     buyer_id: str = strawberry.field(description="The buyer (token subject).")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    payment_method: PaymentMethod | None = strawberry.field(description="An order's: how it is paid once "
+                                                                        "approved (null for a quote's request).")
     pk: strawberry.Private[uuid.UUID]
-    quote_pk: strawberry.Private[uuid.UUID]
+    quote_pk: strawberry.Private[uuid.UUID | None]
+    order_pk: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="The levels, in order.")
     def levels(self) -> list[ApprovalLevel]:
@@ -431,8 +473,15 @@ class ApprovalRequest(Node, Declared):
             row.approver_role), decision=ApprovalDecision(row.decision), comment=row.comment,
             created_at=row.created_at) for row in sorted(rows, key=lambda row: (row.created_at, row.id))]
 
-    @strawberry.field(description="The quote (null when the caller may not read it).")
+    @strawberry.field(description="The order waiting for approval (null for a quote's request, or when the caller "
+                                  "may not read it).")
+    async def order(self, info: Info) -> Order | None:
+        return await _readable_order(info, self.order_pk) if self.order_pk else None
+
+    @strawberry.field(description="The quote (null for an order's request, or when the caller may not read it).")
     async def quote(self, info: Info) -> Quote | None:
+        if self.quote_pk is None:
+            return None
         row = await info.context.loaders.by_key(QUOTE).load(self.quote_pk)
         quote = Quote.from_row(row) if row else None
         return quote if quote and await info.context.authz.allowed(quote.resource(), "read") else None
@@ -445,13 +494,30 @@ class Invoice(Node, Declared):
     row: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
     amount: Money = strawberry.field(description="The order's total.")
-    status: InvoiceStatus = strawberry.field(description="Open or paid.")
+    status: InvoiceStatus = strawberry.field(description="Open, overdue or paid.")
     payment_terms: PaymentTerms = strawberry.field(description="The terms it was issued under.")
     due_at: datetime = strawberry.field(description="When it is due.")
     paid_at: datetime | None = strawberry.field(description="When it was paid.")
+    overdue_at: datetime | None = strawberry.field(description="When it was marked overdue.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     order_pk: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The order (null when the caller may not read it).")
     async def order(self, info: Info) -> Order | None:
         return await _readable_order(info, self.order_pk)
+
+
+@strawberry.federation.type(keys=["id"], description="An invitation of an email into a company, with a role and a "
+                                                     "spending limit (its token is never shown again).")
+@declare(INVITATION_DECLARATION)
+class CompanyInvitation(Node, Declared):
+    row: strawberry.Private[Any]
+    id: strawberry.ID = strawberry.field(description="Opaque global id of the object.")
+    email: str = strawberry.field(description="The invited email.")
+    role: CompanyRole = strawberry.field(description="The company role it gives.")
+    status: InvitationStatus = strawberry.field(description="Pending, accepted or revoked.")
+    expires_at: datetime = strawberry.field(description="Until when a pending invitation is accepted.")
+    accepted_by: str | None = strawberry.field(description="The customer (token subject) who accepted it.")
+    accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
+    created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
+    pk: strawberry.Private[uuid.UUID]

@@ -71,6 +71,10 @@ class CommerceMutation:
             "customer", "company_admin", "company_buyer"} else None
         # A company user's cart is the company's: its price list prices it (the claim was checked at identify).
         company_id = uuid.UUID(principal.company_id) if principal.company_role and principal.company_id else None
+        if company_id is not None:  # its prices and checkout only in the stores the company is restricted to
+            company = await info.context.loaders.by_key(b2b.COMPANY).load(company_id)
+            if company is not None:
+                b2b.check_store(company, store.store_id)
         await info.context.authz.require(ResourceRef.of("cart", "new", tenant_id=store.tenant_id,
                                                         store_id=store.store_id, customer_id=customer_id or ""),
                                          "create")

@@ -59,6 +59,12 @@ described_enum(OrderStatus, "Where an order (or a vendor's part of it) is: pendi
     OrderStatus.COMPLETED: "Delivered and closed.",
     OrderStatus.CANCELED: "Canceled: reserved stock is returned and commissions are reversed.",
     OrderStatus.REFUNDED: "The payment was refunded; commissions are reversed.",
+    OrderStatus.PENDING_APPROVAL: "A company buyer's order above their spending limit or an approval threshold: "
+                                  "waiting for the company's approvers (no payment taken, stock held). Approved: "
+                                  "PENDING (by card, the buyer pays) or AWAITING_PAYMENT (on account); rejected: "
+                                  "CANCELED.",
+    OrderStatus.AWAITING_PAYMENT: "Placed on account: fulfilled as any order while its invoice is open; PAID once "
+                                  "the invoice is paid (vendor payouts wait for that payment).",
 })
 described_enum(VendorFulfillment, "Where a vendor is with its part of an order; it only moves forward.", {
     VendorFulfillment.UNFULFILLED: "Paid; the vendor has not started.",
@@ -77,6 +83,8 @@ described_enum(OrderFulfillment, "An order's fulfilment, derived from its vendor
 })
 described_enum(CartStatus, "Whether a cart can still change.", {
     CartStatus.OPEN: "Being filled or in checkout.",
+    CartStatus.AWAITING_APPROVAL: "Its order waits for the company's approvers (then, by card, for payment); it no "
+                                  "longer changes.",
     CartStatus.COMPLETED: "Paid: an order was made from it; it no longer changes.",
 })
 described_enum(ShipmentStatus, "Where a delivery is: created → picked up → in transit → delivered; failed and "

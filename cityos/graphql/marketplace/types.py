@@ -199,8 +199,9 @@ class LedgerEntry:
                                                       "reversals).")
     commission_amount: Money = strawberry.field(description="What the platform keeps.")
     vendor_amount: Money = strawberry.field(description="The vendor's share: lineAmount − commissionAmount.")
-    available_at: datetime = strawberry.field(description="When the vendor's share can be paid out (end of the hold "
-                                                          "period).")
+    available_at: datetime | None = strawberry.field(description="When the vendor's share can be paid out (end of "
+                                                                 "the hold period); null while the order is on "
+                                                                 "account and its invoice is not paid.")
     created_at: datetime = strawberry.field(description="When the object was created (ISO 8601, UTC).")
     order_id: strawberry.ID = strawberry.field(description="Global id of the order the entry comes from.")
     row: strawberry.Private[Any] = None
@@ -210,7 +211,8 @@ class LedgerEntry:
         return cls(id=to_global_id("LedgerEntry", row.id), kind=row.kind, currency_code=row.currency_code,
                    line_amount=money(row.line_amount, row.currency_code),
                    commission_amount=money(row.commission_amount, row.currency_code),
-                   vendor_amount=money(row.vendor_amount, row.currency_code), available_at=row.available_at,
+                   vendor_amount=money(row.vendor_amount, row.currency_code),
+                   available_at=None if row.available_at.year == datetime.max.year else row.available_at,
                    created_at=row.created_at,
                    order_id=to_global_id("Order", row.order_id), row=row)
 

@@ -10,7 +10,7 @@ import strawberry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityos.domain.commerce.rules import next_order_status
+from cityos.domain.commerce.rules import check_manual_transition
 from cityos.domain.fulfillment import service as fulfillment
 from cityos.domain.orders import refunds, returns, rules
 from cityos.errors import NotFound, PaymentFailed
@@ -127,7 +127,7 @@ class OrdersMutation:
                                      "refund. INVALID_STATE_TRANSITION otherwise.")
     async def update_order_status(self, info: Info, id: OrderIdArg, status: NewOrderStatus) -> Order:
         order: Order = await node_by_global_id(info, id, "Order", "update")
-        target = next_order_status(order.row.status, status.value).value  # before any money moves
+        target = check_manual_transition(order.row.status, status.value).value  # before any money moves
         if target in ("canceled", "refunded") and order.row.status in rules.REFUNDABLE_STATUSES:
             left = await info.context.db.run(lambda connection: refunds.order_amounts(connection, order.row))
             if order.row.total - left.refunded > 0:
