@@ -39,7 +39,6 @@ from cityos.domain.b2b.service import (
     membership,
     take_credit,
 )
-from cityos.domain.commerce import rules as commerce_rules
 from cityos.domain.commerce import service as carts
 from cityos.domain.commerce.models import CartStatus
 from cityos.domain.marketplace.ledger import LedgerPolicy
@@ -49,10 +48,10 @@ from cityos.domain.orders.service import (
     ORDER,
     ORDER_LINE,
     VENDOR_ORDER,
-    NewOrder,
     change_order_status,
     confirm_held_order,
     hold_order,
+    new_order_of,
     place_order,
 )
 from cityos.domain.platform.outbox import enqueue
@@ -95,17 +94,6 @@ async def _company_for(connection: AsyncConnection, cart: Row[Any], method: Paym
     return company
 
 
-def _new_order(cart: Row[Any], snapshot: dict[str, Any], status: OrderStatus = OrderStatus.PAID) -> NewOrder:
-    return NewOrder(
-        cart=cart, order_id=carts.order_id_for(cart), currency_code=snapshot["currency_code"],
-        lines=carts.snapshot_lines(snapshot), items=snapshot["lines"],
-        totals=commerce_rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"}),
-        shipping_address=snapshot["shipping_address"], shipping_option_code=snapshot["shipping_option"]["code"],
-        access_token_hash=cart.access_token_hash, company_id=cart.company_id, status=status,
-        vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
-                         in (snapshot.get("vendor_shipping") or {}).items()})
-
-
 async def place_company_order(connection: AsyncConnection, cart_id: uuid.UUID, buyer_id: str, placement: Placement,
                               events: PendingEvents | None = None) -> Placed:
     """The company checkout of a cart (under its row lock): held for approval when the buyer's limits or the
@@ -145,7 +133,7 @@ async def place_company_order(connection: AsyncConnection, cart_id: uuid.UUID, b
                                   available=available, amount=total, currencyCode=company.currency_code)
     await carts.supersede_checkout(connection, cart, "the cart's order waits for approval")
     await carts.reserve_units(connection, cart, _units(snapshot), placement.hold_minutes)
-    order = await hold_order(connection, _new_order(cart, snapshot))
+    order = await hold_order(connection, new_order_of(cart, snapshot))
     await connection.execute(update(carts.CART).where(carts.CART.c.id == cart.id).values(
         status=CartStatus.AWAITING_APPROVAL.value, order_id=order.id, updated_at=func.now()))
     request = (await connection.execute(insert(APPROVAL_REQUEST).values(
@@ -173,7 +161,7 @@ async def _on_account(connection: AsyncConnection, cart: Row[Any], snapshot: dic
     await carts.supersede_checkout(connection, cart, "the cart was ordered on account")  # a card checkout begun
     await carts.reserve_units(connection, cart, _units(snapshot), 1)
     if held is None:
-        order = await place_order(connection, _new_order(cart, snapshot, OrderStatus.AWAITING_PAYMENT),
+        order = await place_order(connection, new_order_of(cart, snapshot, status=OrderStatus.AWAITING_PAYMENT),
                                   placement.ledger_policy, events, ship=placement.ship, account=False)
     else:
         order = await confirm_held_order(connection, held, OrderStatus.AWAITING_PAYMENT, placement.ledger_policy,

@@ -18,6 +18,7 @@ from cityos.domain.commerce.service import (
     CART,
     checkout_snapshot,
     load_cart,
+    order_id_for,
     priced_cart,
     reserve_units,
     return_reserved_units,
@@ -138,6 +139,25 @@ async def _untracked_attempt(connection: AsyncConnection, cart: Row[Any], intent
     ).returning(*ATTEMPT.c))).one()
 
 
+def new_order_of(cart: Row[Any], snapshot: dict[str, Any], *, currency_code: str | None = None,
+                 payment_intent_id: str | None = None, status: OrderStatus = OrderStatus.PAID) -> NewOrder:
+    """The order a checkout snapshot (commerce.service) describes: its lines and fee lines (a subscription's setup
+    fee: no stock, no shipment), totals, shipping, vendors' own shipping and promotions."""
+    totals = rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"})
+    fees = [(rules.PricedLine(uuid.UUID(fee["variant_id"]), uuid.UUID(fee["vendor_id"]) if fee.get("vendor_id")
+                              else None, 1, int(fee["amount"]), int(fee["amount"])),
+             {**fee, "kind": OrderLineKind.FEE.value}) for fee in snapshot.get("fees") or ()]
+    return NewOrder(
+        cart=cart, order_id=order_id_for(cart), currency_code=currency_code or snapshot["currency_code"],
+        lines=snapshot_lines(snapshot) + [line for line, _ in fees],
+        items=snapshot["lines"] + [item for _, item in fees],
+        totals=totals, payment_intent_id=payment_intent_id, shipping_address=snapshot["shipping_address"],
+        shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
+        company_id=cart.company_id, vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
+                                                     in (snapshot.get("vendor_shipping") or {}).items()},
+        promotions=list(snapshot.get("promotions") or []), status=status)
+
+
 async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], attempt: Row[Any], intent_id: str,
                                ledger_policy: LedgerPolicy, events: PendingEvents | None, ship: bool,
                                account: bool = False) -> Row[Any]:
@@ -149,19 +169,8 @@ async def _order_from_snapshot(connection: AsyncConnection, cart: Row[Any], atte
         # The reservation expired before the payment arrived: take the units now, if they are still there.
         await reserve_units(connection, cart, [(line.variant_id, line.quantity, item["sku"])
                                                for line, item in zip(lines, snapshot["lines"], strict=True)], 1)
-    totals = rules.Totals(**{key: value for key, value in snapshot["totals"].items() if key != "total"})
-    fees = [(rules.PricedLine(uuid.UUID(fee["variant_id"]), uuid.UUID(fee["vendor_id"]) if fee.get("vendor_id")
-                              else None, 1, int(fee["amount"]), int(fee["amount"])),
-             {**fee, "kind": OrderLineKind.FEE.value}) for fee in snapshot.get("fees") or ()]
-    order = await place_order(connection, NewOrder(
-        cart=cart, order_id=cart.order_id, currency_code=attempt.currency_code,
-        lines=lines + [line for line, _ in fees], items=snapshot["lines"] + [item for _, item in fees],
-        totals=totals, payment_intent_id=intent_id, shipping_address=snapshot["shipping_address"],
-        shipping_option_code=snapshot["shipping_option"]["code"], access_token_hash=cart.access_token_hash,
-        company_id=cart.company_id, vendor_shipping={uuid.UUID(vendor): int(amount) for vendor, amount
-                                                     in (snapshot.get("vendor_shipping") or {}).items()},
-        promotions=list(snapshot.get("promotions") or [])),
-        ledger_policy, events, ship=ship, account=account)
+    new = new_order_of(cart, snapshot, currency_code=attempt.currency_code, payment_intent_id=intent_id)
+    order = await place_order(connection, new, ledger_policy, events, ship=ship, account=account)
     await connection.execute(delete(RESERVATION).where(RESERVATION.c.cart_id == cart.id))  # the units are sold
     await connection.execute(update(CART).where(CART.c.id == cart.id).values(
         status="completed", completed_at=func.now(), payment_error=None, updated_at=func.now()))
