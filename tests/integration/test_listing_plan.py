@@ -228,7 +228,7 @@ async def test_resolver_listing_stops_after_the_page(settings: Settings, owner_e
 
 
 @pytest.mark.parametrize("field", ["stores(first: 2)", "vendors(first: 2)", "regions(first: 2)",
-                                   "commissionRules(first: 2)", "orders(first: 2)"])
+                                   "commissionRules(first: 2)", "orders(first: 2)", "promotions(first: 2)"])
 async def test_resolvers_count_only_when_total_count_is_selected(field: str, settings: Settings, tokens: Tokens,
                                                                  shop: TenantWorld) -> None:
     """#11/#12: a connection's resolver sends its COUNT (which reads every matching row) only for totalCount."""

@@ -12,7 +12,17 @@ from cityos.domain.promotions import service
 from cityos.graphql.core.context import Info
 from cityos.graphql.core.loaders import in_tenant
 from cityos.graphql.core.nodes import node_by_global_id
-from cityos.graphql.core.relay import After, Before, Connection, First, Last, PageRequest, from_global_id, page_query
+from cityos.graphql.core.relay import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    from_global_id,
+    page_query,
+    wants_total,
+)
 from cityos.graphql.promotions.arguments import (
     PromotionIdArg,
     PromotionStatusArg,
@@ -52,7 +62,7 @@ class PromotionsQuery:
             status=status.value if status is not None else None,
             vendor_id=from_global_id(vendor_id, "Vendor")[1] if vendor_id is not None else None)
         return await page_query(info.context.db.execute, found.statement, PageRequest(first, after, last, before),
-                                Promotion.from_row, found.order)
+                                Promotion.from_row, found.order, count=wants_total(info))
 
     @strawberry.field(description="A promotion's campaign report: uses, discount given, revenue and who funded it, "
                                   "per currency (the store's admins and the owning vendor).")
