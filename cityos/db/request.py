@@ -122,17 +122,23 @@ class RequestDatabase:
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self._lock:
-            connection = await self._open()
-            try:
-                return await work(connection)
-            except DBAPIError as error:
-                await self._recover(connection, error)
-                if _statement_timed_out(error):
-                    raise Unavailable("the database did not answer in time; nothing was returned") from error
-                raise
-            except TimeoutError as error:
-                await self._abandon(connection)
+            return await self._in_transaction(work)
+
+    async def _in_transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` in the request's transaction (begun if need be); the caller holds the lock. A failed statement
+        is recovered from (the transaction stays usable, or is abandoned after a timeout): UNAVAILABLE on a
+        timeout, the driver's error otherwise."""
+        connection = await self._open()
+        try:
+            return await work(connection)
+        except DBAPIError as error:
+            await self._recover(connection, error)
+            if _statement_timed_out(error):
                 raise Unavailable("the database did not answer in time; nothing was returned") from error
+            raise
+        except TimeoutError as error:
+            await self._abandon(connection)
+            raise Unavailable("the database did not answer in time; nothing was returned") from error
 
     async def read_value(self, sql: str, parameters: Sequence[Any]) -> Any:
         """The single value of one read statement (a compiled root field; driver SQL, positional parameters). In
@@ -145,17 +151,10 @@ class RequestDatabase:
     async def _read_value(self, sql: str, parameters: tuple[Any, ...]) -> Any:
         async with self._lock:
             if self._connection is not None or self._finished:
-                connection = await self._open()
-                try:
+                async def value(connection: AsyncConnection) -> Any:
                     return (await connection.exec_driver_sql(sql, parameters)).scalar_one()
-                except DBAPIError as error:
-                    await self._recover(connection, error)
-                    if _statement_timed_out(error):
-                        raise Unavailable("the database did not answer in time; nothing was returned") from error
-                    raise
-                except TimeoutError as error:
-                    await self._abandon(connection)
-                    raise Unavailable("the database did not answer in time; nothing was returned") from error
+
+                return await self._in_transaction(value)
             scoped = scoped_statement(sql, len(parameters))
             arguments = (*parameters, str(self.tenant_id) if self.tenant_id else "",
                          "on" if self.platform_scope else "")
