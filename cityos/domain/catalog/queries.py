@@ -11,22 +11,28 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
+    FromClause,
+    Numeric,
     Select,
     Uuid,
     and_,
     any_,
+    case,
     cast,
     exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
 )
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import (
     Category,
+    PriceTier,
     Product,
     ProductCategory,
     ProductSalesChannel,
@@ -43,6 +49,7 @@ PRICE = table_of(VariantPrice)
 CATEGORY = table_of(Category)
 PRODUCT_CATEGORY = table_of(ProductCategory)
 PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)
+PRICE_TIER = table_of(PriceTier)
 CHANNEL = table_of(SalesChannel)
 NO_PRICE = 2**31 - 1
 
@@ -171,3 +178,35 @@ def categories(*scope: ColumnElement[bool], store_id: uuid.UUID | None, roots_on
     if roots_only:
         statement = statement.where(CATEGORY.c.parent_id.is_(None))
     return Listing(statement, [SortKey(CATEGORY.c.rank), SortKey(CATEGORY.c.name), SortKey(CATEGORY.c.id)])
+
+
+def tier_price(list_amount: ColumnElement[Any], percent_off: ColumnElement[Any],
+               unit_amount: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`rules.Tier.price` in SQL: the fixed unit amount, else round_half_up(list × (100 − percent) / 100) (the
+    value is never negative, where Postgres's round(numeric), half away from zero, is half up)."""
+    hundred: ColumnElement[Any] = literal_column("100")
+    return case((unit_amount.is_not(None), cast(unit_amount, Numeric)),
+                else_=func.round(list_amount * (hundred - percent_off) / hundred))
+
+
+def unit_price(list_amount: ColumnElement[Any], quantity: Any, tiers: FromClause,
+               *where: ColumnElement[bool]) -> ColumnElement[Any]:
+    """`rules.unit_price(list_amount, quantity, tiers)` in SQL, the tiers being the rows of `tiers` (columns
+    min_quantity, percent_off, unit_amount) where `where` holds: the lowest of the list price and every reached
+    tier's price, never below zero. The same rule as the Python one, not a second one: a hypothesis property test
+    (tests/integration/test_unit_price_sql.py) holds the two equal on random prices, tiers and quantities. The
+    caller validates the quantity (`rules.validate_quantity`) and the list price is never negative (a CHECK)."""
+    reached = (select(func.min(tier_price(list_amount, tiers.c.percent_off, tiers.c.unit_amount)))
+               .where(tiers.c.min_quantity <= quantity, *where).correlate_except(tiers).scalar_subquery())
+    return cast(func.greatest(literal_column("0"), func.least(list_amount, reached)), BigInteger)
+
+
+def variant_tiers(tier: FromClause, *, tenant_id: ColumnElement[Any], variant_id: ColumnElement[Any],
+                  product_id: ColumnElement[Any], currency_code: Any) -> list[ColumnElement[bool]]:
+    """The conditions on `tier` (an alias of price_tier) that select a variant's volume tiers in a currency: the
+    variant's own when it has any (in any currency), else its product's."""
+    own = PRICE_TIER.alias()
+    has_own = select(own.c.id).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id) \
+        .correlate_except(own).exists()
+    return [tier.c.tenant_id == tenant_id, tier.c.currency_code == currency_code,
+            or_(tier.c.variant_id == variant_id, and_(tier.c.product_id == product_id, ~has_own))]
