@@ -16,6 +16,7 @@ from sqlalchemy import (
     FromClause,
     Numeric,
     Select,
+    Subquery,
     Uuid,
     and_,
     any_,
@@ -25,8 +26,8 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    or_,
     select,
+    union_all,
 )
 
 from cityos.domain.base import table_of
@@ -201,12 +202,17 @@ def unit_price(list_amount: ColumnElement[Any], quantity: Any, tiers: FromClause
     return cast(func.greatest(literal_column("0"), func.least(list_amount, reached)), BigInteger)
 
 
-def variant_tiers(tier: FromClause, *, tenant_id: ColumnElement[Any], variant_id: ColumnElement[Any],
-                  product_id: ColumnElement[Any], currency_code: Any) -> list[ColumnElement[bool]]:
-    """The conditions on `tier` (an alias of price_tier) that select a variant's volume tiers in a currency: the
-    variant's own when it has any (in any currency), else its product's."""
-    own = PRICE_TIER.alias()
-    has_own = select(own.c.id).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id) \
-        .correlate_except(own).exists()
-    return [tier.c.tenant_id == tenant_id, tier.c.currency_code == currency_code,
-            or_(tier.c.variant_id == variant_id, and_(tier.c.product_id == product_id, ~has_own))]
+def variant_tiers(*, tenant_id: ColumnElement[Any], variant_id: ColumnElement[Any], product_id: ColumnElement[Any],
+                  currency_code: Any) -> Subquery:
+    """A variant's volume tiers in a currency, as a derived table of price_tier's rows: the variant's own when it
+    has any (in any currency), else its product's. Two branches (UNION ALL) so that each walks its own index
+    (`ix_price_tier_variant`, `ix_price_tier_product`); correlated to whatever names the variant."""
+    own, inherited, any_own = PRICE_TIER.alias(), PRICE_TIER.alias(), PRICE_TIER.alias()
+    has_own = (select(any_own.c.id).where(any_own.c.tenant_id == tenant_id, any_own.c.variant_id == variant_id)
+               .correlate_except(any_own).exists())
+    return union_all(
+        select(own).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id,
+                          own.c.currency_code == currency_code).correlate_except(own),
+        select(inherited).where(inherited.c.tenant_id == tenant_id, inherited.c.product_id == product_id,
+                                inherited.c.currency_code == currency_code, ~has_own).correlate_except(inherited),
+    ).subquery()

@@ -38,15 +38,15 @@ def unit_price_arguments(given: dict[str, Any]) -> dict[str, Any]:
     return {"currency": _currency(given), "quantity": int(quantity)}
 
 
-def _tiers_of(tier: Any, variant: Any, currency: str) -> list[Any]:
-    return catalog.variant_tiers(tier, tenant_id=variant.c.tenant_id, variant_id=variant.c.id,
+def _tiers_of(variant: Any, currency: str) -> Any:
+    return catalog.variant_tiers(tenant_id=variant.c.tenant_id, variant_id=variant.c.id,
                                  product_id=variant.c.product_id, currency_code=currency)
 
 
 def tier_rows(variant: Any, arguments: dict[str, Any]) -> Any:
     """`Variant._tier_rows`: the variant's own tiers (else its product's) in the currency."""
-    tier = TIER_TABLE.alias()
-    return select(tier).where(*_tiers_of(tier, variant, arguments["currency"]))
+    tiers = _tiers_of(variant, arguments["currency"])
+    return select(tiers)
 
 
 def tier_order(rows: Any) -> list[Any]:
@@ -58,9 +58,8 @@ def unit_price_rows(variant: Any, arguments: dict[str, Any]) -> Any:
     """The variant's list price in the currency (the first by (created_at, id), as the loader returns them) as
     `Money(amount=unit_price(…), currency_code=…)`; no row (null) without one."""
     price = PRICE_TABLE.alias()
-    tier = TIER_TABLE.alias()
     currency = arguments["currency"]
-    amount = catalog.unit_price(price.c.amount, arguments["quantity"], tier, *_tiers_of(tier, variant, currency))
+    amount = catalog.unit_price(price.c.amount, arguments["quantity"], _tiers_of(variant, currency))
     return select(amount.label("amount"), price.c.currency_code, price.c.created_at, price.c.id).where(
         price.c.variant_id == variant.c.id, price.c.tenant_id == variant.c.tenant_id,
         price.c.currency_code == currency)
