@@ -202,17 +202,24 @@ def unit_price(list_amount: ColumnElement[Any], quantity: Any, tiers: FromClause
     return cast(func.greatest(literal_column("0"), func.least(list_amount, reached)), BigInteger)
 
 
+TIER_COLUMNS = ("min_quantity", "percent_off", "unit_amount", "currency_code", "created_at", "id")
+
+
 def variant_tiers(*, tenant_id: ColumnElement[Any], variant_id: ColumnElement[Any], product_id: ColumnElement[Any],
                   currency_code: Any) -> Subquery:
-    """A variant's volume tiers in a currency, as a derived table of price_tier's rows: the variant's own when it
-    has any (in any currency), else its product's. Two branches (UNION ALL) so that each walks its own index
-    (`ix_price_tier_variant`, `ix_price_tier_product`); correlated to whatever names the variant."""
+    """A variant's volume tiers in a currency, as a derived table of price_tier's rows (`TIER_COLUMNS`): the
+    variant's own when it has any (in any currency), else its product's. Two branches (UNION ALL) so that each
+    walks its own index (`ix_price_tier_variant`, `ix_price_tier_product`); correlated to what names the variant."""
     own, inherited, any_own = PRICE_TIER.alias(), PRICE_TIER.alias(), PRICE_TIER.alias()
     has_own = (select(any_own.c.id).where(any_own.c.tenant_id == tenant_id, any_own.c.variant_id == variant_id)
                .correlate_except(any_own).exists())
+    def columns(tier: Any) -> list[Any]:
+        return [tier.c[name] for name in TIER_COLUMNS]
+
     return union_all(
-        select(own).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id,
-                          own.c.currency_code == currency_code).correlate_except(own),
-        select(inherited).where(inherited.c.tenant_id == tenant_id, inherited.c.product_id == product_id,
-                                inherited.c.currency_code == currency_code, ~has_own).correlate_except(inherited),
+        select(*columns(own)).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id,
+                                    own.c.currency_code == currency_code).correlate_except(own),
+        select(*columns(inherited)).where(inherited.c.tenant_id == tenant_id, inherited.c.product_id == product_id,
+                                          inherited.c.currency_code == currency_code, ~has_own)
+        .correlate_except(inherited),
     ).subquery()
