@@ -270,17 +270,15 @@ class SharedDecisions:
     async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
         shape = authorizer.principal.to_cerbos().SerializeToString(deterministic=True)
         kind, condition = await self._plan(authorizer, shape, resource, action)
-        if kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED:
-            self.planned += 1
-            return True
-        if kind != engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
-            self.planned += 1
-            return False
-        try:
-            decision = evaluate_plan(condition, resource) is True
-        except UnsupportedPlan:
-            return await self._checked(authorizer, shape, resource, action)
+        if kind == engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
+            try:
+                decision = evaluate_plan(condition, resource) is True
+            except UnsupportedPlan:
+                return await self._checked(authorizer, shape, resource, action)
+        else:
+            decision = kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED
         self.planned += 1
+        # Counted whichever way it was decided (always allowed, always denied, or by the plan's condition).
         DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
         return decision
 

@@ -39,9 +39,11 @@ ENTITY_TABLES = {
     "SubscriptionPlan": "subscription_plan", "CustomerSubscription": "customer_subscription",
     "Company": "company", "CompanyUser": "company_user", "PriceList": "price_list", "Quote": "quote",
     "ApprovalRequest": "approval_request", "Invoice": "invoice",
-    "Refund": "refund", "Return": "order_return",
+    "Refund": "refund", "Return": "order_return", "Promotion": "promotion",
+    "CompanyInvitation": "company_invitation",
 }
-# A company with a user, a price list, a quote waiting for approval and an invoice for the shop's order.
+# A company with a user, a price list, a quote waiting for approval, an invitation and an invoice for the shop's
+# order; a promotion of the store.
 B2B_ENTITIES = """
 with company as (
   insert into company (tenant_id, id, legal_name, currency_code, credit_limit, payment_terms)
@@ -66,7 +68,14 @@ request as (
   insert into approval_request (tenant_id, id, company_id, quote_id, quote_version, buyer_id, amount,
                                 currency_code, reasons, levels)
   select :t, gen_random_uuid(), company.id, quote.id, 1, 'fed-buyer', 100, 'usd', '[]', '[]'
-  from company, quote returning id)
+  from company, quote returning id),
+invitation as (
+  insert into company_invitation (tenant_id, id, company_id, email, role, token_hash, expires_at, invited_by)
+  select :t, gen_random_uuid(), company.id, 'fed-invitee@example.com', 'company_buyer', md5('fed'),
+         now() + interval '7 days', 'fed-admin' from company returning id),
+promotion as (
+  insert into promotion (tenant_id, id, store_id, name, code, status, action, percent)
+  values (:t, gen_random_uuid(), :s, 'Federated promo', 'FEDERATED', 'active', 'order_percent', 10) returning id)
 insert into invoice (tenant_id, id, company_id, order_id, buyer_id, amount, currency_code, payment_terms, due_at)
 select :t, gen_random_uuid(), company.id, :o, 'fed-buyer', 100, 'usd', 'net30', now() from company
 """

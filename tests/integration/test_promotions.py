@@ -456,7 +456,7 @@ async def test_a_subscription_carries_a_promotion_for_n_renewals(
         assert ran["paid"] == 1, ran
         [mine] = await my_subscriptions(gql, shop, customer)
         charged.append(mine["cycles"]["nodes"][0]["amount"]["amount"])
-    assert charged == [2000, 2000, 2500]  # 20 % off the first two renewals only
+    assert charged == [2165, 2165, 2706]  # 20 % off the first two renewals, taxed after it (2000 × 1.0825)
 
 
 async def test_a_customer_uses_a_code_as_often_as_it_allows(gql: GraphQLClient, http: httpx.AsyncClient,
