@@ -10,11 +10,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cityos.config import Settings
+from cityos.integrations.smtp.notices import TOPICS as NOTICE_TOPICS
+from cityos.jobs.outbox import dispatch_outbox
 from tests.commerce_flow import OPS, shop
 from tests.conftest import GraphQLClient, TenantWorld, Tokens, error_codes
+from tests.fakes.smtp import FakeSmtp
 from tests.integration.test_b2b import make_company, ok
+from tests.integration.test_billing import app_engine
 
-__all__ = ["shop"]
+__all__ = ["app_engine", "shop"]
 
 
 async def mailed(owner_engine: AsyncEngine, world: TenantWorld, email: str) -> list[dict[str, Any]]:
@@ -106,3 +111,24 @@ async def test_revoke_and_reinvite_and_expiry(
     bad = await gql(OPS["storefront/InviteCompanyUserByEmail"], {"companyId": acme.id, "input": {
         "email": "not-an-email", "role": "APPROVER"}}, token=acme.admin, key=shop.key)
     assert error_codes(bad) == ["BAD_USER_INPUT"]
+
+
+async def test_the_invitation_is_mailed_once_with_its_token(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        settings: Settings) -> None:
+    acme = await make_company(gql, tokens, shop)
+    await ok(gql, "storefront/InviteCompanyUserByEmail", {"companyId": acme.id, "input": {
+        "email": "mailed@acme.example", "role": "APPROVER"}}, acme.admin, shop.key)
+    [message] = await mailed(owner_engine, shop, "mailed@acme.example")
+    with FakeSmtp() as fake:
+        for _ in range(2):  # a second run sends nothing again
+            await dispatch_outbox(app_engine, settings.model_copy(update={"CITYOS_SMTP_URL": fake.url}), None,
+                                  only=NOTICE_TOPICS)
+        [mail] = fake.to("mailed@acme.example")
+    assert mail["Subject"] == "You are invited to Acme Corp"
+    assert message["token"] in mail.get_payload() and "as approver" in mail.get_payload()
+    async with owner_engine.connect() as connection:
+        status = (await connection.execute(text(
+            "select status from outbox where tenant_id = :t and topic = 'b2b.invitation' "
+            "and payload->>'to' = 'mailed@acme.example'"), {"t": shop.tenant_id})).scalar_one()
+    assert status == "sent"

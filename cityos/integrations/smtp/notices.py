@@ -1,4 +1,6 @@
-"""Delivering the customer notices waiting in the outbox (topic `billing.customer_notice`), for dispatch-outbox.
+"""Delivering the notices waiting in the outbox, for dispatch-outbox: subscription customers' (topic
+`billing.customer_notice`), company invitations (`b2b.invitation`) and overdue-invoice reminders to company admins
+(`b2b.invoice_overdue`). A row may address several people (a reminder to each admin): one notice each.
 
 Each row is leased (its next attempt moved past the call, committed) so no lock is held while the mail server is
 talked to, then recorded: `sent`; `pending` again with backoff after a retryable failure, `dead` after the last
@@ -9,19 +11,31 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.db.engines import tenant_transaction
+from cityos.domain.b2b import invitations, overdue
+from cityos.domain.b2b.notices import invitation_notices, overdue_notices
 from cityos.domain.billing.notices import notice_of
 from cityos.domain.billing.renewals import NOTICE_TOPIC
-from cityos.domain.platform.notifications import NoticeFailed, NoticeSender
+from cityos.domain.platform.notifications import Notice, NoticeFailed, NoticeSender
 from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
 
 log = logging.getLogger(__name__)
-TOPICS = (NOTICE_TOPIC,)
+
+def _billing_notices(payload: dict[str, Any], key: str) -> list[Notice]:
+    notice = notice_of(payload, key)
+    return [] if notice is None else [notice]
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any], str], list[Notice]]] = {
+    NOTICE_TOPIC: _billing_notices, invitations.TOPIC: invitation_notices, overdue.REMINDER_TOPIC: overdue_notices}
+TOPICS = tuple(RENDERERS)
 LEASE = timedelta(minutes=5)
 NOT_CONFIGURED = "not sent: no mail server is configured (CITYOS_SMTP_URL)"
 
@@ -45,14 +59,15 @@ async def send_notice_message(engine: AsyncEngine, sender: NoticeSender | None, 
             OUTBOX.c.next_attempt_at <= func.now()).with_for_update(skip_locked=True))).first()
         if message is None:
             return "busy"
-        notice = notice_of(message.payload, str(message.id))
-        if notice is not None:
+        notices = RENDERERS[message.topic](message.payload, str(message.id))
+        if notices:
             await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id)
                                      .values(next_attempt_at=func.now() + LEASE))
-    if notice is None:
+    if not notices:
         return await _skip(engine, tenant_id, message_id, "not sent: the notice names no email")
     try:
-        await sender.send(notice)  # the lease is committed: no lock is held while the server is talked to
+        for notice in notices:  # the lease is committed: no lock is held while the server is talked to
+            await sender.send(notice)
     except NoticeFailed as error:
         attempts = message.attempts + 1
         dead = attempts >= MAX_ATTEMPTS or not error.retryable
