@@ -17,14 +17,17 @@ import functools
 import os
 import re
 import sys
+import uuid
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from bench import dataset
+from bench.mix import document
 from bench.run import (
     OURS,
     OURS_PORT,
@@ -41,7 +44,22 @@ from bench.run import (
     wrk,
 )
 
-RUNS = (("nested", "admin"), ("nested_guest", "guest"), ("point", "admin"), ("listing", "admin"), ("listing", "guest"))
+RUNS = (("nested", "admin"), ("nested_guest", "guest"), ("point", "admin"), ("listing", "admin"), ("listing", "guest"),
+        ("sf_listing", "guest"), ("sf_product", "guest"))
+# The storefront mix's own documents (bench.mix): its listing (`storefront/Products` by category) and product page.
+STOREFRONT = {"sf_listing": "Products", "sf_product": "ProductByHandle"}
+
+
+async def published_handle(database_url: str, store_id: str) -> str:
+    """A published product of the benchmark store (the guest's product page)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        handle: str = await connection.fetchval(
+            "select handle from product where store_id = $1 and status = 'published' order by created_at, id "
+            "offset 7 limit 1", uuid.UUID(store_id))
+        return handle
+    finally:
+        await connection.close()
 
 
 def root_fields(port: int) -> dict[str, float]:
@@ -99,7 +117,11 @@ def main() -> None:
         headers = {"admin": {"authorization": f"Bearer {token}", "x-publishable-api-key": ids["key"]},
                    "guest": {"x-publishable-api-key": ids["key"]}}
         variables = {"nested": {}, "nested_guest": {}, "point": {"id": global_id("Product", ids["product"])},
-                     "listing": {"c": global_id("Category", ids["category"])}}
+                     "listing": {"c": global_id("Category", ids["category"])},
+                     "sf_listing": {"filter": {"categoryId": global_id("Category", ids["category"])}, "sort": "NEWEST",
+                                    "first": 24},
+                     "sf_product": {"handle": asyncio.run(published_handle(url, ids["store"]))}}
+        documents = {**OURS, **{name: document(file) for name, file in STOREFRONT.items()}}
         for round_number in range(args.rounds):
             for label, source, extra in servers:
                 env = {**os.environ, "DATABASE_URL": url, "CERBOS_URL": pdp.url, "CITYOS_DATA_DIR": str(data_dir),
@@ -113,11 +135,11 @@ def main() -> None:
                     wait_http(f"http://127.0.0.1:{OURS_PORT}/health/live")
                     ours_url = f"http://127.0.0.1:{OURS_PORT}/graphql"
                     for name, role in runs:
-                        response = httpx.post(ours_url, json={"query": OURS[name], "variables": variables[name]},
+                        response = httpx.post(ours_url, json={"query": documents[name], "variables": variables[name]},
                                               headers=headers[role], timeout=60)
                         assert "errors" not in response.json(), response.text
                         bodies.setdefault((name, role), {})[label] = response.content
-                        body = httpx.Request("POST", ours_url, json={"query": OURS[name],
+                        body = httpx.Request("POST", ours_url, json={"query": documents[name],
                                                                      "variables": variables[name]}).content
                         wrk(ours_url, body, headers[role], 2, ours.pid)  # warm up
                         duration = args.duration if name == "nested" else max(args.duration // 2, 5)

@@ -57,6 +57,22 @@ insert into variant_price (tenant_id, id, variant_id, currency_code, amount)
 select v.tenant_id, gen_random_uuid(), v.id, 'usd', 100 * (length(v.sku) % 4)
 from variant v join product p on p.id = v.product_id and p.tenant_id = v.tenant_id
 where v.tenant_id = :t and p.store_id = :s2 and p.title not like '%4%';
+update product set metadata = '{"care": "wash \\"cold\\", line: dry", "tags": ["a, b", "c: d"], "n": -3,
+  "nested": {"x": [1, {"y": null, "": true}], "é ü": "\\u00e9\\n\\t"}, "big": 9007199254740993}'::jsonb
+where tenant_id = :t and handle = 'linen-throw';
+update product set metadata = '{"ratio": 1.50}'::jsonb where tenant_id = :t and handle = 'beeswax-candle';
+update variant set options = '{"color": "oat, \\"natural\\"", "size: x": "a\\\\b", "k": {}}'::jsonb
+where tenant_id = :t and sku = 'LU-THROW-OAT';
+insert into variant_price (tenant_id, id, variant_id, currency_code, amount)
+select tenant_id, gen_random_uuid(), id, 'eur', 8100 from variant where tenant_id = :t and sku = 'LU-THROW-OAT';
+insert into price_tier (tenant_id, id, variant_id, product_id, currency_code, min_quantity, percent_off, unit_amount)
+select v.tenant_id, gen_random_uuid(), v.id, null, c, q, pct, amount
+from variant v, (values ('usd', 5, 12.5, null), ('usd', 1, null, 9000), ('eur', 2, 33.33, null))
+  as t(c, q, pct, amount) where v.tenant_id = :t and v.sku = 'LU-THROW-OAT';
+insert into price_tier (tenant_id, id, variant_id, product_id, currency_code, min_quantity, percent_off, unit_amount)
+select p.tenant_id, gen_random_uuid(), null, p.id, 'usd', q, pct, amount
+from product p, (values (10, null, 7000), (2, 3.33, null), (1, 0.5, null)) as t(q, pct, amount)
+where p.tenant_id = :t and p.handle = 'linen-throw'
 """
 
 NESTED = """query Nested($n: Int) { stores(first: $n) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor
@@ -95,6 +111,17 @@ DOCUMENTS = {
                      "revokedAt } } vendors { nodes { contactEmail handle stripeAccountId products(first: 3) { nodes { "
                      "title variants { sku inventoryQuantity q: inventoryQuantity } } } } } } } "
                      "products(last: 4) { nodes { vendor { handle } variants { inventoryQuantity } } } }", {}),
+    "product-pricing": ("""query H($h: String!) { p: product(handle: $h) { metadata __typename variants { options sku
+      usd: tiers(currencyCode: "USD") { __typename minQuantity currencyCode percentOff unitAmount { amount
+      currencyCode __typename } } eur: tiers(currencyCode: "eur") { minQuantity percentOff unitAmount { amount } }
+      gbp: tiers(currencyCode: "gbp") { minQuantity } u1: unitPrice(currencyCode: "usd") { amount currencyCode }
+      u2: unitPrice(currencyCode: "usd", quantity: 2) { amount } u5: unitPrice(currencyCode: "usd", quantity: 5) {
+      amount } u10: unitPrice(currencyCode: "usd", quantity: 10000) { amount __typename } e: unitPrice(currencyCode:
+      "EUR", quantity: 3) { amount currencyCode } g: unitPrice(currencyCode: "gbp") { amount } } } }""",
+                        {"h": "linen-throw"}),
+    "products-unit-prices": ("""query { products(first: 10, sort: TITLE) { nodes { handle variants { sku
+      unitPrice(currencyCode: "usd") { amount } q12: unitPrice(currencyCode: "usd", quantity: 12) { amount }
+      tiers(currencyCode: "usd") { minQuantity percentOff unitAmount { amount } } } } } }""", {}),
     "vendors-root": ("query { vendors(first: 4) { totalCount pageInfo { hasNextPage endCursor } nodes { id handle "
                      "chargesEnabled payoutMinimum products(first: 3) { totalCount nodes { id } } } } }", {}),
 }
@@ -199,11 +226,8 @@ def operation_variables(world: TenantWorld, vendor: str) -> dict[str, dict[str, 
 
 # Query documents that fall back, and why (README: "What falls back").
 FALLING_BACK = {
-    "storefront/Products": "Variant.unitPrice applies volume-pricing tiers in Python (catalog rules.unit_price)",
-    "storefront/ProductByHandle": "root field product(handle:); Product.metadata and Variant.options (JSON), "
-                                  "Variant.tiers and unitPrice (volume pricing in Python)",
     "storefront/TenantRegions": "root field tenant(id:); Tenant.regions (Region.taxRate is a Decimal, states JSON)",
-    "vendor/VendorAccount": "Vendor.requirements (JSON), guarded contactEmail, stripeAccountId, balances, users",
+    "vendor/VendorAccount": "Vendor.balances (computed from the ledger) and Vendor.users",
     # orders, carts, checkout attempts, commission rules, the platform's jobs/outbox/webhooks, billing, the
     # ledger and payouts: types without a compiler shape (money totals and lines computed in Python)
     **{name: "types of orders, payments, billing and the platform are not compiled" for name in (
@@ -259,6 +283,24 @@ async def test_nested_reads_are_identical_on_both_paths(role: str, name: str, da
     was_compiled, body = await both(compiled, resolvers, document, variables, credentials(role, data, tokens))
     assert was_compiled, (name, body)
     assert body.get("data"), body
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_what_python_would_write_otherwise_falls_back(role: str, data: TenantWorld, tokens: Tokens,
+                                                            compiled: httpx.AsyncClient,
+                                                            resolvers: httpx.AsyncClient) -> None:
+    """A JSON document holding a float (json.loads makes 1.50 a float that orjson writes 1.5) and a quantity the
+    resolver rejects: the root field goes to the resolvers, with the same bytes; the listing beside it compiles."""
+    headers = credentials(role, data, tokens)
+    document = """query F($h: String!, $q: Int!) { product(handle: $h) { handle metadata variants {
+      unitPrice(currencyCode: "usd", quantity: $q) { amount } } } products(first: 1) { nodes { handle } } }"""
+    for variables in ({"h": "beeswax-candle", "q": 2}, {"h": "linen-throw", "q": 0},
+                      {"h": "linen-throw", "q": 10_001}, {"h": "no-such-product", "q": 1}):
+        before = fallback_count()
+        was_compiled, body = await both(compiled, resolvers, document, variables, headers)
+        assert was_compiled and fallback_count() == before + 1, (variables, body)
+    _, body = await both(compiled, resolvers, document, {"h": "beeswax-candle", "q": 2}, headers)
+    assert body["data"]["product"]["metadata"] == {"ratio": 1.5}
 
 
 MIXED = """query Mixed($missing: ID!, $store: ID!, $tenant: ID!) {
@@ -483,7 +525,7 @@ FIELDS = {
     "Vendor": ["id", "name", "handle", "chargesEnabled", "payoutsEnabled", "detailsSubmitted", "payoutMinimum",
                "createdAt", "status", "contactEmail", "stripeAccountId", "__typename"],
     "Product": ["id", "title", "handle", "description", "createdAt", "status", "images", "thumbnail", "__typename"],
-    "Variant": ["id", "sku", "title", "inStock", "weightGrams", "inventoryQuantity", "__typename"],
+    "Variant": ["id", "sku", "title", "inStock", "weightGrams", "inventoryQuantity", "options", "__typename"],
     "Money": ["amount", "currencyCode", "__typename"],
     "Category": ["id", "handle", "name", "rank", "__typename"],
     "Tenant": ["id", "slug", "name", "status", "createdAt", "__typename"],

@@ -7,7 +7,7 @@ import inspect
 from types import SimpleNamespace
 
 from cityos.graphql.catalog.types import Variant
-from cityos.graphql.core.compiler.shapes import COMPUTED, GUARDED, RELATIONS, shapes_of
+from cityos.graphql.core.compiler.shapes import COMPUTED, DERIVED, GUARDED, RELATIONS, shapes_of
 from cityos.graphql.core.nodes import DECLARATIONS
 from cityos.graphql.core.permissions import FieldPermission
 from cityos.graphql.schema import schema
@@ -91,7 +91,10 @@ def test_declared_scalars_are_columns_read_as_is() -> None:
                 assert (type_name, definition.python_name) in CONVERTED, (type_name, field_name)
     # Guarded and resolved fields stay out, as do converters without an SQL equivalent: they fall back.
     vendor = shapes.by_name["Vendor"].scalars
-    assert "contactEmail" not in vendor and "requirements" not in vendor
+    assert "contactEmail" not in vendor
+    # A not-null jsonb column the JSON scalar passes on is a JSON document (jsontext.document), not a value.
+    assert vendor["requirements"].json and shapes.by_name["Product"].scalars["metadata"].json
+    assert shapes.by_name["Variant"].scalars["options"].json and not vendor["name"].json
     # Resolved fields compile only when listed in COMPUTED, with their resolver's source as the SQL's reason.
     assert shapes.by_name["Product"].scalars["thumbnail"] is COMPUTED[("Product", "thumbnail")]
     assert "return self.images[0] if self.images else None" in resolver_source("Product", "thumbnail")
@@ -138,3 +141,20 @@ def test_every_guarded_field_has_its_permission_and_its_resolvers_value() -> Non
         assert returns[(type_name, field_name)] in resolver_source(type_name, field_name)
     assert "product_resource=product.resource()" in " ".join(inspect.getsource(Variant.of).split())
     assert "quantity_on_hand=row.inventory_quantity" in " ".join(inspect.getsource(Variant.of).split())
+
+
+def test_volume_pricing_compiles_what_its_resolvers_compute() -> None:
+    """`shapes.DERIVED` says what the resolvers do: unitPrice applies the variant's tiers only (no company price
+    list: were one added to the resolver, the compiled SQL would diverge), tiers are the variant's own or else the
+    product's, sorted by minimum quantity, and a tier's unitAmount is null for a percentage tier."""
+    shapes = shapes_of(schema._schema)
+    assert set(DERIVED) == {("Variant", "tiers"), ("Variant", "unitPrice"), ("PriceTier", "unitAmount")}
+    for (type_name, field_name), derived in DERIVED.items():
+        assert shapes.by_name[type_name].derived[field_name] is derived
+    unit_price = resolver_source("Variant", "unitPrice")
+    assert "rules.validate_quantity(quantity)" in unit_price
+    assert "rules.unit_price(price.amount, quantity, tiers)" in unit_price, unit_price
+    assert "row.currency_code == currency_code.lower()), None)" in unit_price
+    tier_rows = " ".join(inspect.getsource(Variant._tier_rows).split())
+    assert "rows = own or inherited" in tier_rows and "key=lambda row: row.min_quantity" in tier_rows
+    assert "optional_money(row.unit_amount, row.currency_code)" in resolver_source("Variant", "tiers")

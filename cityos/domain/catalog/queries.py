@@ -11,22 +11,29 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
+    FromClause,
+    Numeric,
     Select,
+    Subquery,
     Uuid,
     and_,
     any_,
+    case,
     cast,
     exists,
     func,
     literal,
     literal_column,
     select,
+    union_all,
 )
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import (
     Category,
+    PriceTier,
     Product,
     ProductCategory,
     ProductSalesChannel,
@@ -43,6 +50,7 @@ PRICE = table_of(VariantPrice)
 CATEGORY = table_of(Category)
 PRODUCT_CATEGORY = table_of(ProductCategory)
 PRODUCT_SALES_CHANNEL = table_of(ProductSalesChannel)
+PRICE_TIER = table_of(PriceTier)
 CHANNEL = table_of(SalesChannel)
 NO_PRICE = 2**31 - 1
 
@@ -171,3 +179,47 @@ def categories(*scope: ColumnElement[bool], store_id: uuid.UUID | None, roots_on
     if roots_only:
         statement = statement.where(CATEGORY.c.parent_id.is_(None))
     return Listing(statement, [SortKey(CATEGORY.c.rank), SortKey(CATEGORY.c.name), SortKey(CATEGORY.c.id)])
+
+
+def tier_price(list_amount: ColumnElement[Any], percent_off: ColumnElement[Any],
+               unit_amount: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`rules.Tier.price` in SQL: the fixed unit amount, else round_half_up(list × (100 − percent) / 100) (the
+    value is never negative, where Postgres's round(numeric), half away from zero, is half up)."""
+    hundred: ColumnElement[Any] = literal_column("100")
+    return case((unit_amount.is_not(None), cast(unit_amount, Numeric)),
+                else_=func.round(list_amount * (hundred - percent_off) / hundred))
+
+
+def unit_price(list_amount: ColumnElement[Any], quantity: Any, tiers: FromClause,
+               *where: ColumnElement[bool]) -> ColumnElement[Any]:
+    """`rules.unit_price(list_amount, quantity, tiers)` in SQL, the tiers being the rows of `tiers` (columns
+    min_quantity, percent_off, unit_amount) where `where` holds: the lowest of the list price and every reached
+    tier's price, never below zero. The same rule as the Python one, not a second one: a hypothesis property test
+    (tests/integration/test_unit_price_sql.py) holds the two equal on random prices, tiers and quantities. The
+    caller validates the quantity (`rules.validate_quantity`) and the list price is never negative (a CHECK)."""
+    reached = (select(func.min(tier_price(list_amount, tiers.c.percent_off, tiers.c.unit_amount)))
+               .where(tiers.c.min_quantity <= quantity, *where).correlate_except(tiers).scalar_subquery())
+    return cast(func.greatest(literal_column("0"), func.least(list_amount, reached)), BigInteger)
+
+
+TIER_COLUMNS = ("min_quantity", "percent_off", "unit_amount", "currency_code", "created_at", "id")
+
+
+def variant_tiers(*, tenant_id: ColumnElement[Any], variant_id: ColumnElement[Any], product_id: ColumnElement[Any],
+                  currency_code: Any) -> Subquery:
+    """A variant's volume tiers in a currency, as a derived table of price_tier's rows (`TIER_COLUMNS`): the
+    variant's own when it has any (in any currency), else its product's. Two branches (UNION ALL) so that each
+    walks its own index (`ix_price_tier_variant`, `ix_price_tier_product`); correlated to what names the variant."""
+    own, inherited, any_own = PRICE_TIER.alias(), PRICE_TIER.alias(), PRICE_TIER.alias()
+    has_own = (select(any_own.c.id).where(any_own.c.tenant_id == tenant_id, any_own.c.variant_id == variant_id)
+               .correlate_except(any_own).exists())
+    def columns(tier: Any) -> list[Any]:
+        return [tier.c[name] for name in TIER_COLUMNS]
+
+    return union_all(
+        select(*columns(own)).where(own.c.tenant_id == tenant_id, own.c.variant_id == variant_id,
+                                    own.c.currency_code == currency_code).correlate_except(own),
+        select(*columns(inherited)).where(inherited.c.tenant_id == tenant_id, inherited.c.product_id == product_id,
+                                          inherited.c.currency_code == currency_code, ~has_own)
+        .correlate_except(inherited),
+    ).subquery()

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, literal_column
+from sqlalchemy import ColumnElement, Numeric, Text, case, cast, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from cityos.graphql.core.compiler.masks import DENIED
 
 NULL = literal_column("'null'", Text)
+FALLBACK = '"!fallback"'  # the key of the marker of a root field the resolvers must answer (no GraphQL name has a `!`)
+# jsonb's text puts one space after each `,` and `:` outside strings; this drops them, strings kept as they are.
+_SPACED = literal_column(r"""'("(?:[^"\\]|\\.)*")|([,:]) '""", Text)
+_KEPT = literal_column(r"'\1\2'", Text)
+_NUMBERS = literal_column("""'strict $.** ? (@.type() == "number")'""", Text)
+_BANG_KEYS = literal_column("""'strict $.** ? (@.type() == "object").keyvalue() ? (@.key starts with "!")'""", Text)
+_I64: ColumnElement[Any] = literal_column("9223372036854775807")
 
 
 def _inline(text: str) -> ColumnElement[Any]:
@@ -26,6 +33,20 @@ def _inline(text: str) -> ColumnElement[Any]:
 def scalar(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """A scalar (text, number, boolean, json) as JSON text; SQL NULL is `null`."""
     return func.coalesce(cast(func.to_json(value), Text), NULL)
+
+
+def document(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A jsonb value as orjson writes what `json.loads` makes of its text (asyncpg's jsonb codec, as the resolvers
+    return it): jsonb's text without its spaces — keys in jsonb's order, which json.loads keeps, and strings escaped
+    as to_json escapes them. Where Python would write it otherwise — a number with a fraction or exponent (a float,
+    whose repr is not jsonb's digits) or beyond 64 bits — or where a key starts with `!` (a marker's key), the
+    value is the marker `{"!fallback":0}`, and the root field carrying it is answered by the resolvers instead."""
+    number = func.jsonb_path_query(value, _NUMBERS).column_valued("n")
+    odd_number = exists(select(literal_column("1")).where(or_(
+        cast(number, Text).regexp_match("[.eE]"), func.abs(cast(number, Numeric)) >= _I64)))
+    odd = or_(func.jsonb_path_exists(value, _BANG_KEYS), odd_number)
+    compact = func.regexp_replace(cast(value, Text), _SPACED, _KEPT, literal_column("'g'", Text))
+    return case((odd, _inline('{' + FALLBACK + ':0}')), else_=compact)
 
 
 def name(text: str) -> ColumnElement[Any]:

@@ -10,6 +10,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from cityos.graphql.core.compiler.selection import (
     Child,
+    Derivation,
     Guarded,
     Obj,
     OperationPlan,
@@ -31,6 +32,9 @@ def needed_plans(plan: OperationPlan) -> set[tuple[str, str]]:
 
     def visit_obj(obj: Obj) -> None:
         for _, entry in obj.entries:
+            if isinstance(entry, Derivation):  # parts of their parent: no plan of their own
+                visit_obj(entry.obj)
+                continue
             if isinstance(entry, Guarded):
                 found.add((entry.guard.declaration.type_name, entry.guard.action))
                 entry = entry.value

@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 
 from cityos.auth.principal import STAFF_ROLES
 from cityos.errors import ApiError
+from cityos.graphql.core.compiler import jsontext
 from cityos.graphql.core.compiler.masks import unmask
 from cityos.graphql.core.compiler.plans import Fallback, needed_plans
 from cityos.graphql.core.compiler.selection import (
@@ -93,6 +94,7 @@ class CompiledRoot:
     sql: str
     parameters: tuple[Any, ...]
     denials: tuple[Guarded, ...] = ()  # the guarded fields, by the number of their marker
+    checked: bool = False  # it may carry jsontext.FALLBACK (a JSON document Python would write otherwise)
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,14 @@ async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[tupl
 def compile_root(context: RequestContext, builder: Builder, root: RootConnection | RootSingle | RootNodes
                  ) -> CompiledRoot:
     builder.denials = []
+    builder.checked = False
     statement = builder.root_connection(root) if isinstance(root, RootConnection) else \
         builder.root_nodes(root) if isinstance(root, RootNodes) else builder.root_single(root)
     compiled = statement.compile(dialect=context.services.app_engine.dialect,
                                  compile_kwargs={"render_postcompile": True})
     params = compiled.params
     return CompiledRoot(compiled.string, tuple(params[name] for name in compiled.positiontup or ()),
-                        tuple(builder.denials))
+                        tuple(builder.denials), builder.checked)
 
 
 async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: tuple[Any, ...] | None = None
@@ -223,7 +226,7 @@ async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: t
             continue
 
         text = await context.db.read_value(compiled.sql, compiled.parameters)
-        if text is None:
+        if text is None or (compiled.checked and jsontext.FALLBACK in text):
             continue
         if compiled.denials:
             data[root_key] = unmask(orjson.loads(text), [root_key], compiled.denials, errors)

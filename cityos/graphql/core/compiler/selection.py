@@ -20,7 +20,7 @@ from graphql.utilities import get_operation_ast
 from cityos.domain.catalog import queries as catalog
 from cityos.domain.kernel import SortKey
 from cityos.errors import ApiError
-from cityos.graphql.core.compiler.shapes import Guard, Relation, Scalar, Shape, Shapes
+from cityos.graphql.core.compiler.shapes import Derived, Guard, Relation, Scalar, Shape, Shapes
 from cityos.graphql.core.relay import (
     DEFAULT_KEY_TYPES,
     MAX_PAGE_SIZE,
@@ -54,11 +54,14 @@ class Obj:
     """A JSON object of one row of `shape`: (response key, what) in response order."""
 
     shape: Shape
-    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child | Guarded
+    entries: list[tuple[str, Any]] = field(default_factory=list)  # Typename | Scalar | Child | Guarded | Derivation
 
     def columns(self) -> set[str]:
         needed = {"id", "tenant_id"}
         for _, entry in self.entries:
+            if isinstance(entry, Derivation):
+                needed.update(entry.derived.parent_columns)
+                continue
             if isinstance(entry, Guarded):
                 needed.add(entry.guard.resource_column)
                 entry = entry.value
@@ -67,6 +70,15 @@ class Obj:
             elif isinstance(entry, Child):
                 needed.add(entry.relation.parent_column)
         return needed
+
+
+@dataclass
+class Derivation:
+    """A field with arguments computed from rows of its own (`shapes.Derived`), with its converted arguments."""
+
+    derived: Derived
+    arguments: dict[str, Any]
+    obj: Obj
 
 
 @dataclass(frozen=True)
@@ -136,10 +148,12 @@ class RootConnection:
 
 @dataclass
 class RootSingle:
-    """`store(id)`, `node(id)`, `currentStore`: one readable row by key; null means fall back (its error)."""
+    """`store(id)`, `node(id)`, `currentStore`: one readable row by key; `product(handle)`: by the columns of
+    `match` instead; null means fall back (its error)."""
 
     obj: Obj
-    key: uuid.UUID
+    key: uuid.UUID | None
+    match: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -288,6 +302,12 @@ class Walker:
             if self.current_store is None:
                 raise NotCovered("no current store: the resolver answers null")
             return self._single("Store", self.current_store, details)
+        if name == "product":
+            store = self._listing("vendors", arguments).store_id if arguments.get("storeId") is not None \
+                else self.current_store
+            if store is None:
+                raise NotCovered("no store: the resolver reports it")
+            return self._single("Product", None, details, (("store_id", store), ("handle", arguments["handle"])))
         if name in ("store", "node"):
             try:
                 type_name, key = from_global_id(arguments["id"], "Store" if name == "store" else None)
@@ -321,13 +341,14 @@ class Walker:
         return Listing(name, store, named is not None, product_filter(arguments.get("filter")),
                        arguments["sort"].value, currency.lower() if currency else None)
 
-    def _single(self, type_name: str, key: uuid.UUID, details: list[FieldDetails]) -> RootSingle:
+    def _single(self, type_name: str, key: uuid.UUID | None, details: list[FieldDetails],
+                match: tuple[tuple[str, Any], ...] = ()) -> RootSingle:
         shape = self._shape(type_name)
         if type_name not in NODE_TYPES or shape.declaration is None or shape.declaration.scope is not None:
             raise NotCovered(f"{type_name} by id")
         graphql_type = self.schema.get_type(type_name)
         assert isinstance(graphql_type, GraphQLObjectType)
-        return RootSingle(self._object(shape, graphql_type, details), key)
+        return RootSingle(self._object(shape, graphql_type, details), key, match)
 
     def _shape(self, type_name: str) -> Shape:
         shape = self.shapes.get(type_name)
@@ -345,6 +366,8 @@ class Walker:
                 obj.entries.append((key, shape.scalars[name]))
             elif name in shape.relations:
                 obj.entries.append((key, self._relation(shape.relations[name], graphql_type, sub)))
+            elif name in shape.derived:
+                obj.entries.append((key, self._derived(shape.derived[name], graphql_type, sub)))
             elif name in shape.guards:
                 guard = shape.guards[name]
                 value = guard.value if isinstance(guard.value, Scalar) else \
@@ -353,6 +376,16 @@ class Walker:
             else:
                 raise NotCovered(f"{graphql_type.name}.{name}")
         return obj
+
+    def _derived(self, derived: Derived, parent: GraphQLObjectType, details: list[FieldDetails]) -> Derivation:
+        try:
+            arguments = derived.arguments(self._arguments(parent, details))
+        except ValueError as error:
+            raise NotCovered("arguments the resolver reports") from error
+        child = self._shape(derived.child)
+        child_type = get_named_type(parent.fields[details[0].node.name.value].type)
+        assert isinstance(child_type, GraphQLObjectType)
+        return Derivation(derived, arguments, self._object(child, child_type, details))
 
     def _relation(self, relation: Relation, parent: GraphQLObjectType, details: list[FieldDetails]) -> Child:
         arguments = self._arguments(parent, details)

@@ -18,11 +18,13 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import ARRAY, Boolean, CheckConstraint, ColumnElement, DateTime, Table, Text, case, cast, func, literal
+from sqlalchemy.dialects.postgresql import JSONB
 
 from cityos.domain.base import table_of
 from cityos.domain.catalog.models import ProductCategory as ProductCategoryModel
 from cityos.domain.catalog.models import Variant as VariantModel
 from cityos.domain.catalog.models import VariantPrice as VariantPriceModel
+from cityos.graphql.core.compiler import pricing
 from cityos.graphql.core.nodes import DECLARATIONS, Declaration
 from cityos.graphql.core.permissions import FieldPermission
 from graphql import (
@@ -74,8 +76,12 @@ def cursor(created_at: ColumnElement[Any], key: ColumnElement[Any]) -> ColumnEle
 
 @dataclass(frozen=True)
 class Scalar:
+    """A field read from its row's `columns`; `build` is its value (JSON-encoded by `jsontext.scalar`), or, `json`,
+    a jsonb value written by `jsontext.document` (which may mark the root for the resolvers)."""
+
     columns: tuple[str, ...]
     build: Build
+    json: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,22 @@ class Guard:
     value: Scalar | Relation
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A field with arguments whose value is built from rows selected for its parent's row (`parent_columns`):
+    `rows(parent, arguments)` is a SELECT of the child shape's columns correlated to the parent, `order(rows)` their
+    order; kind one: the first row's object, or null without one; list: an array of every row's. `arguments`
+    converts the field's coerced arguments as the resolver does, raising ValueError where the resolver reports an
+    error (the field then falls back)."""
+
+    kind: Literal["one", "list"]
+    child: str
+    parent_columns: tuple[str, ...]
+    rows: Callable[[Source, dict[str, Any]], Any]
+    order: Callable[[Source], list[Any]]
+    arguments: Callable[[dict[str, Any]], dict[str, Any]]
+
+
 @dataclass(eq=False)  # hashed by identity: one per type and schema
 class Shape:
     type_name: str
@@ -125,6 +147,7 @@ class Shape:
     scalars: dict[str, Scalar] = field(default_factory=dict)
     relations: dict[str, Relation] = field(default_factory=dict)
     guards: dict[str, Guard] = field(default_factory=dict)
+    derived: dict[str, Derived] = field(default_factory=dict)
 
 
 RELATIONS: dict[tuple[str, str], Relation] = {
@@ -156,6 +179,15 @@ GUARDED: dict[tuple[str, str], tuple[str, str, Scalar | Relation]] = {
         ("inventory_quantity",), lambda source: source.c.inventory_quantity)),
     ("Store", "publishableKeys"): ("Store", "id", Relation("connection", "PublishableApiKey", "store_id")),
 }
+# Fields with arguments computed from rows of their own (volume pricing): (type, field) → how.
+DERIVED: dict[tuple[str, str], Derived] = {
+    ("Variant", "tiers"): Derived("list", "PriceTier", ("id", "product_id"), pricing.tier_rows, pricing.tier_order,
+                                  pricing.tier_arguments),
+    ("Variant", "unitPrice"): Derived("one", "Money", ("id", "product_id"), pricing.unit_price_rows,
+                                      pricing.price_order, pricing.unit_price_arguments),
+    ("PriceTier", "unitAmount"): Derived("one", "Money", ("unit_amount", "currency_code"), pricing.unit_amount_rows,
+                                         lambda rows: [], lambda given: given),
+}
 # Fields with a resolver of their own whose SQL equivalent is exact: (type, field) → how.
 COMPUTED: dict[tuple[str, str], Scalar] = {
     # `self.images[0] if self.images else None`: arrays in SQL count from 1, and [1] of an empty one is NULL.
@@ -169,6 +201,11 @@ def _column(name: str) -> Scalar:
 
 def _timestamp(name: str) -> Scalar:
     return Scalar((name,), lambda source: isoformat(source.c[name]))
+
+
+def _json(name: str) -> Scalar:
+    """A not-null jsonb column the resolver returns as `json.loads` decodes it (the JSON scalar passes it on)."""
+    return Scalar((name,), lambda source: source.c[name], json=True)
 
 
 def _id(type_name: str) -> Scalar:
@@ -259,6 +296,9 @@ def derived_scalars(graphql_type: GraphQLObjectType, declaration: Declaration) -
             scalars[name] = _id(declaration.type_name)
         elif python_name in table.c and named in SIMPLE_SCALARS:
             scalars[name] = _column(python_name)
+        elif python_name in table.c and named == "JSON" and isinstance(table.c[python_name].type, JSONB) \
+                and not table.c[python_name].nullable:
+            scalars[name] = _json(python_name)
         elif python_name in table.c and named == "DateTime" and isinstance(table.c[python_name].type, DateTime) \
                 and table.c[python_name].type.timezone:
             scalars[name] = _timestamp(python_name)
@@ -269,12 +309,17 @@ def _manual_shapes() -> dict[str, Shape]:
     """Types without a declaration of their own, read as parts of a declared parent."""
     variant = Shape("Variant", VARIANT_TABLE, None, {
         "id": _id("Variant"), "sku": _column("sku"), "title": _column("title"),
-        "weightGrams": _column("weight_grams"),
+        "weightGrams": _column("weight_grams"), "options": _json("options"),
         "inStock": Scalar(("inventory_quantity",),
                           lambda source: cast(source.c.inventory_quantity > 0, Boolean)),
     })
     money = Shape("Money", PRICE_TABLE, None, {"amount": _column("amount"), "currencyCode": _column("currency_code")})
-    return {"Variant": variant, "Money": money}
+    tier = Shape("PriceTier", pricing.TIER_TABLE, None, {
+        "minQuantity": _column("min_quantity"), "currencyCode": _column("currency_code"),
+        # strawberry's Decimal is str(Decimal): asyncpg gives numeric(5,2) its scale, as numeric's text does
+        "percentOff": Scalar(("percent_off",), lambda source: cast(source.c.percent_off, Text)),
+    })
+    return {"Variant": variant, "Money": money, "PriceTier": tier}
 
 
 def guard_of(schema: GraphQLSchema, type_name: str, field_name: str, resource: str, column: str,
@@ -309,6 +354,9 @@ class Shapes:
         for (type_name, field_name), relation in RELATIONS.items():
             if type_name in self.by_name and relation.child in self.by_name:
                 self.by_name[type_name].relations[field_name] = relation
+        for (type_name, field_name), derived in DERIVED.items():
+            if type_name in self.by_name and derived.child in self.by_name:
+                self.by_name[type_name].derived[field_name] = derived
         for (type_name, field_name), (resource, column, value) in GUARDED.items():
             guard = guard_of(schema, type_name, field_name, resource, column, value)
             if type_name in self.by_name and guard is not None:

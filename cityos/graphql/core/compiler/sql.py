@@ -42,6 +42,7 @@ from cityos.graphql.core.compiler import jsontext
 from cityos.graphql.core.compiler.plans import Fallback, on_column
 from cityos.graphql.core.compiler.selection import (
     Child,
+    Derivation,
     Guarded,
     Obj,
     Page,
@@ -107,6 +108,7 @@ class Builder:
         self.caller = caller
         self.names = itertools.count(1)
         self.denials: list[Guarded] = []  # the guarded fields of the statement being built, by marker number
+        self.checked = False  # whether the statement being built may carry `jsontext.FALLBACK` (a JSON document)
 
     def _alias(self) -> str:
         return f"l{next(self.names)}"
@@ -134,12 +136,30 @@ class Builder:
             if isinstance(entry, Typename):
                 pairs.append((key, jsontext.name(entry.name)))
             elif isinstance(entry, Scalar):
-                pairs.append((key, jsontext.scalar(entry.build(row))))
+                pairs.append((key, self.scalar(entry, row)))
             elif isinstance(entry, Guarded):
                 pairs.append((key, self.guarded(entry, row)))
+            elif isinstance(entry, Derivation):
+                pairs.append((key, self.derived(entry, row)))
             else:
                 pairs.append((key, self.child(entry, row)))
         return _object(pairs)
+
+    def scalar(self, scalar: Scalar, row: Any) -> ColumnElement[Any]:
+        if scalar.json:
+            self.checked = True
+            return jsontext.document(scalar.build(row))
+        return jsontext.scalar(scalar.build(row))
+
+    def derived(self, entry: Derivation, row: Any) -> ColumnElement[Any]:
+        """A field computed from rows of its own, selected for the parent's row (`shapes.Derived`)."""
+        derived = entry.derived
+        rows = derived.rows(row, entry.arguments).correlate(row).subquery(self._alias())
+        if derived.kind == "one":
+            found = select(self.obj(entry.obj, rows)).select_from(rows).order_by(*derived.order(rows)).limit(1)
+            return func.coalesce(found.scalar_subquery(), jsontext.NULL)
+        return select(jsontext.array(self.obj(entry.obj, rows), *derived.order(rows))).select_from(rows) \
+            .scalar_subquery()
 
     def guarded(self, entry: Guarded, row: Any) -> ColumnElement[Any]:
         """The field's value where its action's query plan allows it on the row's resource, else a marker
@@ -149,7 +169,7 @@ class Builder:
         allowed = on_column(self.filters[(declaration.kind, guard.action)], declaration.table,
                             row.c[guard.resource_column])
         inner = entry.value
-        value = jsontext.scalar(inner.build(row)) if isinstance(inner, Scalar) else self.child(inner, row)
+        value = self.scalar(inner, row) if isinstance(inner, Scalar) else self.child(inner, row)
         self.denials.append(entry)
         return case((allowed, value), else_=jsontext.marker(len(self.denials) - 1))
 
@@ -316,7 +336,9 @@ class Builder:
         shape = root.obj.shape
         table = shape.table
         row = (select(*(table.c[name] for name in sorted(root.obj.columns()) if name in table.c))
-               .where(table.c.id == root.key, *self._conditions(shape, True)).subquery(self._alias()))
+               .where(*([table.c.id == root.key] if root.key is not None else
+                        [table.c[column] == value for column, value in root.match]),
+                      *self._conditions(shape, True)).subquery(self._alias()))
         return select(self.obj(root.obj, row)).select_from(row).scalar_subquery()
 
     def root_single(self, root: RootSingle) -> Select[Any]:
