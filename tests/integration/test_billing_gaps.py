@@ -652,3 +652,30 @@ async def test_a_fee_line_is_not_returned(
     asked = await billing.ok("storefront/RequestReturn", {"orderId": order, "reason": "wrong size", "lines": [
         {"lineId": item["id"], "quantity": 1}]})
     assert asked["requestReturn"]["status"] == "REQUESTED"
+
+
+async def test_a_first_payment_arriving_after_the_subscription_expired_is_refunded_once(
+        gql: GraphQLClient, tokens: Tokens, shop: TenantWorld, owner_engine: AsyncEngine, app_engine: AsyncEngine,
+        stripe_client: Any, fake_stripe: FakeStripe, settings: Any, clock: Clock, http: httpx.AsyncClient) -> None:
+    variant, _ = await variant_and_vendor(owner_engine, shop, sku="NW-TEE-M")
+    plan = await create_plan(gql, tokens("tenant_admin", shop), variant, trialDays=0)
+    billing, subject = await customer_billing(gql, tokens, shop, app_engine, stripe_client, settings, clock, "late")
+    subscribed = await billing.subscribe(plan["id"], "pm_card_authenticationRequired")
+    [cycle] = (await billing.mine())["cycles"]["nodes"]
+    run = await billing.renew(at(subscribed["currentPeriodStart"]) + timedelta(days=1, hours=1))
+    assert run["expired"] == 1, run
+    # The customer authenticates after all, before the outbox canceled the PaymentIntent: Stripe took the money.
+    paid = fake_stripe.pay(cycle["paymentIntentId"], "pm_card_authenticationRequiredOnSetup")
+    for _ in range(2):  # and its replay
+        assert (await send_event(http, fake_stripe, "payment_intent.succeeded", paid)).status_code == 200
+    await dispatch_outbox(app_engine, settings, None, stripe=stripe_client,
+                          only=("stripe.refund_payment", "stripe.cancel_payment_intent"))
+    refunds = [refund for refund in fake_stripe.refunds.values() if refund["payment_intent"] == paid["id"]]
+    assert [refund["amount"] for refund in refunds] == [paid["amount_received"]]  # all of it, once
+    mine = await billing.mine()
+    assert mine["status"] == "EXPIRED" and mine["cycles"]["nodes"][0]["status"] == "SKIPPED"
+    assert await scalar(owner_engine, "select count(*) from orders where tenant_id = :t and customer_id = :c",
+                        t=shop.tenant_id, c=subject) == 0
+    assert await scalar(owner_engine, "select count(*) from billing_attempt where tenant_id = :t "
+                        "and payment_intent_id = :p and outcome = 'succeeded' and message like 'refunded:%'",
+                        t=shop.tenant_id, p=paid["id"]) == 1

@@ -59,7 +59,7 @@ from cityos.domain.commerce.service import (
     tax_rate_of,
 )
 from cityos.domain.marketplace.ledger import LedgerPolicy
-from cityos.domain.orders.service import settle_payment
+from cityos.domain.orders.service import PAYMENT_REFUND_TOPIC, settle_payment
 from cityos.domain.platform.outbox import enqueue
 from cityos.domain.promotions import service as promotions
 from cityos.errors import BadUserInput, OutOfStock, Unavailable
@@ -376,6 +376,23 @@ async def record_success(connection: AsyncConnection, settings: Settings, cycle:
     events.add(sub_event("subscription.renewed", subscription, S.ACTIVE.value, cycle_id=str(cycle.id),
                          order_id=str(order_id) if order_id else None))
     return "paid"
+
+
+async def refund_late_payment(connection: AsyncConnection, cycle: Row[Any], intent: dict[str, Any]) -> str:
+    """A payment Stripe took for a cycle already closed without it (its first charge went unanswered or waited for
+    3-D Secure, and the subscription expired before the payment's webhook came; or the subscription stopped while
+    a renewal was charged): recorded as the cycle's attempt and refunded whole through the outbox, once — the
+    customer is never charged for a period nobody delivers. A cycle skipped after its payment (sold out) has
+    recorded that payment already and refunded it itself: nothing more here."""
+    intent_id = str(intent["id"])
+    if not await record_attempt(connection, cycle, "webhook", int(intent.get("amount_received") or 0),
+                                BillingAttemptOutcome.SUCCEEDED, intent_id,
+                                message="refunded: the billing cycle was closed before this payment arrived"):
+        return f"ignored: the cycle is {cycle.status}"
+    await enqueue(connection, tenant_id=cycle.tenant_id, topic=PAYMENT_REFUND_TOPIC, payload={
+        "payment_intent_id": intent_id, "cart_id": str(cycle.cart_id) if cycle.cart_id else "",
+        "reason": "the billing cycle was closed before the payment arrived"})
+    return "refunded: the cycle was closed before the payment arrived"
 
 
 async def locked_cycle(connection: AsyncConnection, cycle_id: uuid.UUID) -> Row[Any] | None:

@@ -122,6 +122,8 @@ async def record_webhook(connection: AsyncConnection, settings: Settings, intent
     cycle = await renewals.locked_cycle(connection, cycle_id)
     if cycle is None:
         return "ignored: unknown billing cycle"
+    if cycle.status == BillingCycleStatus.SKIPPED and succeeded and intent.get("status") == "succeeded":
+        return await renewals.refund_late_payment(connection, cycle, intent)
     if cycle.status in (BillingCycleStatus.PAID, BillingCycleStatus.SKIPPED):
         return f"ignored: the cycle is {cycle.status}"
     if succeeded:

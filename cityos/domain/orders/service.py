@@ -33,6 +33,7 @@ from cityos.domain.promotions import service as promotions
 from cityos.errors import BadUserInput, NotFound, OutOfStock, PromotionExhausted
 from cityos.realtime.events import PendingEvents, event
 
+PAYMENT_REFUND_TOPIC = "stripe.refund_payment"  # a whole payment given back (no order came of it)
 ACCOUNTING_TOPIC = "erpnext.sync_order"  # an order (paid, refunded) to mirror in ERPNext (domain/accounting)
 ORDER = table_of(Order)
 VENDOR_ORDER = table_of(VendorOrder)
@@ -190,7 +191,7 @@ async def _refund(connection: AsyncConnection, cart: Row[Any], attempt: Row[Any]
             payment_intent_id=None, updated_at=func.now(),
             payment_error={"type": "refunded", "code": "payment_refunded", "decline_code": None,
                            "message": f"Your payment was refunded: {reason}."}))
-    message_id = await enqueue(connection, tenant_id=cart.tenant_id, topic="stripe.refund_payment", payload={
+    message_id = await enqueue(connection, tenant_id=cart.tenant_id, topic=PAYMENT_REFUND_TOPIC, payload={
         "payment_intent_id": intent_id, "attempt_id": str(attempt.id), "cart_id": str(cart.id), "reason": reason})
     return Settlement(refund_reason=reason, refund_message_id=message_id)
 
