@@ -56,11 +56,15 @@ def order() -> SimpleNamespace:
                            tax_inclusive=False)
 
 
+def two_lines() -> list[SimpleNamespace]:
+    """Order lines A (2 × 5.00) and B (1 × 10.05), no promotion."""
+    return [SimpleNamespace(sku="A", title="A", quantity=2, unit_price=500, promotion_discount=0),
+            SimpleNamespace(sku="B", title="B", quantity=1, unit_price=1005, promotion_discount=0)]
+
+
 def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> None:
     paid = order()
-    lines = [SimpleNamespace(sku="A", title="A", quantity=2, unit_price=500),
-             SimpleNamespace(sku="B", title="B", quantity=1, unit_price=1005)]
-    invoice = accounting.invoice_document(paid, lines, 2, "alice", ACCOUNTS)
+    invoice = accounting.invoice_document(paid, two_lines(), 2, "alice", ACCOUNTS)
     assert invoice["docstatus"] == 1 and invoice["currency"] == "USD"
     assert [tax["charge_type"] for tax in invoice["taxes"]] == ["Actual", "Actual"]
     assert accounting.grand_total(invoice) == Decimal("25.88") == Decimal(paid.total) / 100
@@ -77,9 +81,7 @@ def test_the_invoice_adds_up_to_the_order_and_the_credit_note_negates_it() -> No
 
 
 def test_a_partial_refund_credits_exactly_its_lines_tax_and_shipping() -> None:
-    invoice = accounting.invoice_document(order(), [SimpleNamespace(sku="A", title="A", quantity=2, unit_price=500),
-                                                    SimpleNamespace(sku="B", title="B", quantity=1, unit_price=1005)],
-                                          2, "alice", ACCOUNTS)
+    invoice = accounting.invoice_document(order(), two_lines(), 2, "alice", ACCOUNTS)
     refund_id = uuid.uuid4()
     credit = accounting.refund_credit_note_document(invoice, "ACC-SINV-1", refund_id,
                                                     [accounting.RefundedLine("A", "A", 1, 500, 16)], 0, 2, ACCOUNTS,
@@ -133,7 +135,7 @@ def test_a_tax_inclusive_invoice_includes_the_tax_in_the_rates() -> None:
     order's effective rate; the grand total is the order's total (no tax on top), and a note negates its part."""
     paid = SimpleNamespace(id=uuid.uuid4(), currency_code="eur", created_at=datetime(2026, 11, 27, tzinfo=UTC),
                            tax_total=319, shipping_total=500, total=2000, tax_inclusive=True, payment_intent_id="pi")
-    lines = [SimpleNamespace(sku="A", title="A", quantity=3, unit_price=500)]
+    lines = [SimpleNamespace(sku="A", title="A", quantity=3, unit_price=500, promotion_discount=0)]
     invoice = accounting.invoice_document(paid, lines, 2, "alice", ACCOUNTS)
     assert [(item["item_code"], item["qty"], item["rate"]) for item in invoice["items"]] == [
         ("A", 3, 5), (ACCOUNTS.shipping_item, 1, 5)]

@@ -132,7 +132,7 @@ def invoice_document(order: Any, lines: list[Any], decimals: int, customer: str,
 def _sold_items(line: Any, decimals: int) -> list[dict[str, Any]]:
     """A sold line at its unit price; a line with a promotion discount at exactly its total (one row, or two when
     the total does not divide evenly over its units), so the invoice's total is what was paid."""
-    if not getattr(line, "promotion_discount", 0):
+    if not line.promotion_discount:
         return [{"item_code": line.sku, "item_name": line.title[:140], "qty": line.quantity,
                  "rate": _number(major(line.unit_price, decimals))}]
     base, rest = divmod(line.total, line.quantity)

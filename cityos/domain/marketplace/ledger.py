@@ -64,8 +64,8 @@ async def record_sale_entries(connection: AsyncConnection, order: Any, lines: Se
     now = datetime.now(UTC)
     entries = []
     for line in lines:
-        funding = rules.PromotionFunding.of_line(line.total, getattr(line, "promotion_discount", 0),
-                                                 getattr(line, "promotion_vendor_funded", 0))
+        funding = rules.PromotionFunding.of_line(line.total, line.promotion_discount,
+                                                 line.promotion_vendor_funded)
         taken = rules.commission_for(rules.Line(
             funding.commission_base, order.tenant_id, order.store_id, line.vendor_id, line.product_id,
             frozenset(categories.get(line.product_id, set())), order.created_at), all_rules, policy.default_percentage)

@@ -328,7 +328,7 @@ class OrderLine:
                    list_unit_price=money(row.list_unit_price, currency_code),
                    unit_price=money(row.unit_price, currency_code), subtotal=money(row.subtotal, currency_code),
                    discount_total=money(row.discount_total, currency_code), total=money(row.total, currency_code),
-                   promotion_discount=money(getattr(row, "promotion_discount", 0), currency_code))
+                   promotion_discount=money(row.promotion_discount, currency_code))
 
 
 def _totals(row: Row[Any], currency_code: str) -> Totals:
