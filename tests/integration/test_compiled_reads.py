@@ -400,6 +400,57 @@ async def test_warm_reads_ask_the_pdp_nothing_and_build_nothing(data: TenantWorl
     assert was_compiled
 
 
+def cached_for(server: Server, document: str) -> tuple[list[Any], list[Any]]:
+    """The plan and statement cache entries of one document text."""
+    caches = caches_for(server.services.app_engine)
+    assert caches is not None
+    plans = [value for key, value in caches.plans.entries.items() if key[0] == document]
+    statements = [value for key, value in caches.statements.entries.items() if key[0][0] == document]
+    return plans, statements
+
+
+@pytest.mark.parametrize("role", ["guest", "tenant_admin"])
+async def test_variables_are_bind_parameters(role: str, data: TenantWorld, tokens: Tokens, server: Server,
+                                             compiled: httpx.AsyncClient, resolvers: httpx.AsyncClient) -> None:
+    """Product pages by handle, listings by category and searches: one plan and one statement per shape of the
+    variables serve every value, each answered as the resolvers answer it; values a query builder would change
+    (outer spaces, `%`) are planned per value; a variable the builders lower-case is no parameter at all."""
+    headers = credentials(role, data, tokens)
+    found = (await compiled.post("/graphql", headers=headers, json={"query": "{ products(first: 50) { nodes { "
+                                 "handle title categories { id } } } }"})).json()["data"]["products"]["nodes"]
+    handles = [node["handle"] for node in found]
+    assert len(handles) >= 5
+    page = ("query P($h: String!) { product(handle: $h) { id handle title vendor { handle } variants { sku } } } # "
+            + role)
+    for handle in [*handles, "no-such-handle", handles[0].upper()]:
+        was_compiled, body = await both(compiled, resolvers, page, {"h": handle}, headers)
+        assert was_compiled == (body["data"]["product"] is not None)
+    plans, statements = cached_for(server, page)
+    assert len(plans) == 1 and plans[0].general and len(statements) == 1
+    await both(compiled, resolvers, page, {"h": f" {handles[1]}"}, headers)  # by value: the builder sees a space
+    assert len(cached_for(server, page)[0]) == 2
+
+    listing = ("query L($f: ProductFilter, $first: Int) { products(filter: $f, first: $first) { totalCount nodes "
+               "{ handle } } } # " + role)
+    categories = {category["id"] for node in found for category in node["categories"]}
+    terms = {node["title"].split()[-1] for node in found}
+    for category in categories:
+        assert (await both(compiled, resolvers, listing, {"f": {"categoryId": category}, "first": 3}, headers))[0]
+    for term in [*terms, "nothing-like-it", "THROW"]:
+        assert (await both(compiled, resolvers, listing, {"f": {"search": term}, "first": 3}, headers))[0]
+    plans, statements = cached_for(server, listing)
+    assert len(plans) == 2 and all(plan.general for plan in plans) and len(statements) == 2
+    for odd in ("50% off", "linen_", " throw "):
+        assert (await both(compiled, resolvers, listing, {"f": {"search": odd}, "first": 3}, headers))[0]
+    assert len(cached_for(server, listing)[0]) == 2 + 3
+
+    priced = "query C($c: String) { products(first: 3, currencyCode: $c, sort: PRICE_ASC) { nodes { handle } } } # "
+    for currency in ("usd", "USD", "eur", "EUR"):
+        assert (await both(compiled, resolvers, priced + role, {"c": currency}, headers))[0]
+    plans, _ = cached_for(server, priced + role)
+    assert not any(plan.general for plan in plans) and len(plans) == 1 + 4
+
+
 async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens: Tokens,
                                                       compiled: httpx.AsyncClient,
                                                       resolvers: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ The SQL text goes to asyncpg as is, which prepares it once per connection (its s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import weakref
@@ -26,7 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from cityos.auth.principal import STAFF_ROLES
 from cityos.errors import ApiError
-from cityos.graphql.core.compiler import jsontext
+from cityos.graphql.core.compiler import jsontext, templates
 from cityos.graphql.core.compiler.masks import unmask
 from cityos.graphql.core.compiler.plans import Fallback, needed_plans
 from cityos.graphql.core.compiler.selection import (
@@ -95,6 +96,7 @@ class CompiledRoot:
     parameters: tuple[Any, ...]
     denials: tuple[Guarded, ...] = ()  # the guarded fields, by the number of their marker
     checked: bool = False  # it may carry jsontext.FALLBACK (a JSON document Python would write otherwise)
+    slots: tuple[templates.Slot, ...] | None = None  # its parameters from a request's variables (templates)
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,31 @@ class Statements:
     roots: dict[str, CompiledRoot]
 
 
+@dataclass
+class Planned:
+    """A cached plan. With `marked` (the same operation walked with markers for its variables' string leaves), it
+    serves every request of its variables' shape, the leaves bound as parameters (`templates`)."""
+
+    plan: OperationPlan
+    marked: OperationPlan | None = None
+    markers: tuple[templates.Leaf, ...] = ()
+    sample: tuple[templates.Leaf, ...] = ()  # the leaves `plan` was walked with
+    general: bool = False
+
+
+@dataclass(frozen=True)
+class Lookup:
+    plan: OperationPlan
+    key: tuple[Any, ...] | None  # the statements' cache key part (None: not cached)
+    planned: Planned | None = None
+    leaves: tuple[templates.Leaf, ...] = ()  # the request's parameter leaves, when `planned` is general
+
+
 class Caches:
     """One app's caches (by its engine: one per app, like its PDP client): plans, query plans, statements."""
 
     def __init__(self) -> None:
-        self.plans: Lru[tuple[Any, ...], OperationPlan] = Lru(2048)
+        self.plans: Lru[tuple[Any, ...], Planned] = Lru(2048)
         self.filters: Lru[tuple[Any, ...], tuple[float, Any]] = Lru(4096)
         self.statements: Lru[tuple[Any, ...], Statements] = Lru(4096)
 
@@ -127,25 +149,43 @@ def caches_of(context: RequestContext) -> Caches:
 
 
 def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any, operation_name: str | None,
-                   variables: dict[str, Any] | None, query: str | None = None
-                   ) -> tuple[OperationPlan, tuple[Any, ...] | None]:
+                   variables: dict[str, Any] | None, query: str | None = None) -> Lookup:
     """The operation's plan, cached by its text when it has one (a plan depends on the document, the operation,
-    the variables and the current store, never on the principal), with its cache key (None: not cached)."""
+    the variables and the current store, never on the principal): per shape of the variables when their string
+    leaves can be parameters (`templates`), else per their values."""
     current = context.store.store_id if context.store is not None else None
-    key: tuple[Any, ...] | None = None
-    if query is not None:
-        try:
-            key = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS), current)
-        except TypeError:
-            key = None
-    if key is not None:
-        found = caches_of(context).plans.get(key)
-        if found is not None:
-            return found, key
-    plan = Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan()
-    if key is not None:
-        caches_of(context).plans.put(key, plan)
-    return plan, key
+    shape = templates.shape_of(variables) if query is not None else None
+    if shape is None:
+        return Lookup(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan(), None)
+    plans = caches_of(context).plans
+    key = (query, operation_name, shape.key, current)
+    found = plans.get(key)
+    if found is None:
+        found = Planned(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan())
+        if shape.leaves:
+            markers = tuple(templates.markers_for(shape))
+            try:
+                marked = Walker(schema, shapes_of(schema), document, operation_name,
+                                templates.substituted(variables, markers), current).plan()
+            except NotCovered:
+                marked = None
+            if marked is not None and _same_roots(found.plan, marked):
+                found = Planned(found.plan, marked, markers, shape.leaves, general=True)
+        plans.put(key, found)
+    if found.general:
+        return Lookup(found.plan, key, found, shape.leaves)
+    if not shape.leaves:
+        return Lookup(found.plan, key)
+    by_value = (*key, tuple(leaf.value for leaf in shape.leaves))  # a shape whose leaves are not parameters
+    exact = plans.get(by_value)
+    if exact is None:
+        exact = Planned(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan())
+        plans.put(by_value, exact)
+    return Lookup(exact.plan, by_value)
+
+
+def _same_roots(plan: OperationPlan, marked: OperationPlan) -> bool:
+    return [(key, type(root)) for key, root in plan.roots] == [(key, type(root)) for key, root in marked.roots]
 
 
 def principal_key(context: RequestContext) -> bytes:
@@ -190,42 +230,91 @@ def compile_root(context: RequestContext, builder: Builder, root: RootConnection
                         tuple(builder.denials), builder.checked)
 
 
-async def run_compiled(context: RequestContext, plan: OperationPlan, plan_key: tuple[Any, ...] | None = None
-                       ) -> tuple[dict[str, Any], list[GraphQLError]]:
-    """The compiled root fields' values by response key (and `__typename`s), and the FORBIDDEN errors of guarded
-    fields; a root whose answer would be an error (null: missing or unreadable) is left out, for the resolvers.
-    Raises ApiError (the PDP) for them all."""
-    filters = await query_plans(context, plan)
-    tenant_id = context.db.tenant_id
-    key = (plan_key, principal_key(context), tenant_id) if plan_key is not None else None
+def compile_roots(context: RequestContext, filters: dict[tuple[str, str], Any], plan: OperationPlan
+                  ) -> dict[str, CompiledRoot | None]:
+    """Each compiled root's statement (None: the resolvers' for this principal)."""
+    principal = context.principal
+    builder = Builder(filters, context.db.tenant_id, Caller(principal.authenticated,
+                                                            bool(principal.roles & STAFF_ROLES), principal.tenant_id))
+    compiled_roots: dict[str, CompiledRoot | None] = {}
+    for root_key, root in plan.roots:
+        if isinstance(root, RootConnection | RootSingle | RootNodes):
+            try:
+                compiled_roots[root_key] = compile_root(context, builder, root)
+            except Fallback as reason:
+                log.debug("fallback: %r", reason)
+                compiled_roots[root_key] = None
+    return compiled_roots
+
+
+def templated(real: dict[str, CompiledRoot | None], marked: dict[str, CompiledRoot | None], planned: Planned
+              ) -> dict[str, CompiledRoot] | None:
+    """The real statements with the slots their parameters take from the variables, or None when the marked
+    compilation differs otherwise (the shape's leaves are then no parameters)."""
+    result = {}
+    for root_key, ours in real.items():
+        theirs = marked.get(root_key)
+        if ours is None or theirs is None:
+            if ours is not theirs:
+                return None
+            continue
+        if ours.sql != theirs.sql or ours.checked != theirs.checked or len(ours.denials) != len(theirs.denials):
+            return None
+        slots = templates.slots_of(ours.parameters, theirs.parameters, templates.Shape((), planned.sample),
+                                   planned.markers)
+        if slots is None:
+            return None
+        result[root_key] = dataclasses.replace(ours, slots=slots)
+    return result
+
+
+async def statements_for(context: RequestContext, lookup: Lookup) -> Statements:
+    """The statements of the looked-up plan for this principal, from the cache while the query plans they were
+    built from are the cached ones."""
+    filters = await query_plans(context, lookup.plan)
+    key = (lookup.key, principal_key(context), context.db.tenant_id) if lookup.key is not None else None
     statements = caches_of(context).statements.get(key) if key is not None else None
     used = tuple(filters[kind] for kind in sorted(filters))
-    if statements is None or len(statements.filters) != len(used) or any(
-            a is not b for a, b in zip(statements.filters, used, strict=True)):
-        principal = context.principal
-        builder = Builder(filters, tenant_id, Caller(principal.authenticated, bool(principal.roles & STAFF_ROLES),
-                                                     principal.tenant_id))
-        compiled_roots = {}
-        for root_key, root in plan.roots:
-            if isinstance(root, RootConnection | RootSingle | RootNodes):
-                try:
-                    compiled_roots[root_key] = compile_root(context, builder, root)
-                except Fallback as reason:
-                    log.debug("fallback: %r", reason)
-        statements = Statements(used, compiled_roots)
-        if key is not None:
-            caches_of(context).statements.put(key, statements)
+    if statements is not None and len(statements.filters) == len(used) and all(
+            a is b for a, b in zip(statements.filters, used, strict=True)):
+        return statements
+    real = compile_roots(context, filters, lookup.plan)
+    roots: dict[str, CompiledRoot] | None = None
+    planned = lookup.planned
+    if planned is not None and planned.general and planned.marked is not None:
+        roots = templated(real, compile_roots(context, filters, planned.marked), planned)
+        if roots is None:  # for this principal the leaves are no parameters: cache per value from now on
+            planned.general = False
+            raise Replan()
+    if roots is None:
+        roots = {root_key: compiled for root_key, compiled in real.items() if compiled is not None}
+    statements = Statements(used, roots)
+    if key is not None:
+        caches_of(context).statements.put(key, statements)
+    return statements
+
+
+class Replan(Exception):
+    """The cached plan turned out not to serve other values of its variables: look it up again."""
+
+
+async def run_compiled(context: RequestContext, lookup: Lookup) -> tuple[dict[str, Any], list[GraphQLError]]:
+    """The compiled root fields' values by response key (and `__typename`s), and the FORBIDDEN errors of guarded
+    fields; a root whose answer would be an error (null: missing or unreadable) is left out, for the resolvers.
+    Raises ApiError (the PDP) for them all, Replan when the plan must be looked up again."""
+    statements = await statements_for(context, lookup)
     data: dict[str, Any] = {}
     errors: list[GraphQLError] = []
-    for root_key, root in plan.roots:
+    for root_key, root in lookup.plan.roots:
         if isinstance(root, Typename):
             data[root_key] = root.name
             continue
         compiled = statements.roots.get(root_key)
         if compiled is None:
             continue
-
-        text = await context.db.read_value(compiled.sql, compiled.parameters)
+        parameters = compiled.parameters if compiled.slots is None else \
+            templates.parameters(compiled.slots, lookup.leaves)
+        text = await context.db.read_value(compiled.sql, parameters)
         if text is None or (compiled.checked and jsontext.FALLBACK in text):
             continue
         if compiled.denials:
@@ -290,8 +379,8 @@ class CompiledReads(SchemaExtension):
             return
         roots = root_fields(document, execution.operation_name)
         try:
-            plan, plan_key = plan_operation(execution.schema._schema, context, document, execution.operation_name,
-                                  execution.variables, execution.query)
+            lookup = plan_operation(execution.schema._schema, context, document, execution.operation_name,
+                                    execution.variables, execution.query)
         except NotCovered as reason:
             log.debug("fallback: %r", reason)
             ROOT_FIELDS.labels("fallback").inc(roots)
@@ -299,13 +388,19 @@ class CompiledReads(SchemaExtension):
             return
         errors: list[GraphQLError] = []
         try:
-            data, errors = await run_compiled(context, plan, plan_key)
-        except ApiError as reason:  # the PDP: the resolvers fail closed the same way, at each field's path
-            log.debug("fallback: %r", reason)
-            data = {}
+            try:
+                data, errors = await run_compiled(context, lookup)
+            except Replan:  # the first statements for this principal showed the leaves are no parameters
+                lookup = plan_operation(execution.schema._schema, context, document, execution.operation_name,
+                                        execution.variables, execution.query)
+                data, errors = await run_compiled(context, lookup)
         except NotCovered as reason:
             log.warning("fallback: %r", reason)
             data = {}
+        except ApiError as reason:  # the PDP: the resolvers fail closed the same way, at each field's path
+            log.debug("fallback: %r", reason)
+            data = {}
+        plan = lookup.plan
         fields = [key for key, root in plan.roots if not isinstance(root, Typename)]
         compiled = sum(1 for key in fields if key in data)
         ROOT_FIELDS.labels("compiled").inc(compiled)
