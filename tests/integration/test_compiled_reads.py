@@ -430,19 +430,21 @@ async def test_variables_are_bind_parameters(role: str, data: TenantWorld, token
     await both(compiled, resolvers, page, {"h": f" {handles[1]}"}, headers)  # by value: the builder sees a space
     assert len(cached_for(server, page)[0]) == 2
 
-    listing = ("query L($f: ProductFilter, $first: Int) { products(filter: $f, first: $first) { totalCount nodes "
-               "{ handle } } } # " + role)
+    listing = ("query L($f: ProductFilter, $first: Int, $s: ProductSort) { products(filter: $f, first: $first, "
+               "sort: $s) { totalCount nodes { handle } } } # " + role)
     categories = {category["id"] for node in found for category in node["categories"]}
     terms = {node["title"].split()[-1] for node in found}
-    for category in categories:
-        assert (await both(compiled, resolvers, listing, {"f": {"categoryId": category}, "first": 3}, headers))[0]
+    for category in categories:  # the sort (an enum) is part of the key: one shape per sort
+        for sort in ("NEWEST", "TITLE"):
+            assert (await both(compiled, resolvers, listing, {"f": {"categoryId": category}, "first": 3, "s": sort},
+                               headers))[0]
     for term in [*terms, "nothing-like-it", "THROW"]:
         assert (await both(compiled, resolvers, listing, {"f": {"search": term}, "first": 3}, headers))[0]
     plans, statements = cached_for(server, listing)
-    assert len(plans) == 2 and all(plan.general for plan in plans) and len(statements) == 2
+    assert len(plans) == 3 and all(plan.general for plan in plans) and len(statements) == 3
     for odd in ("50% off", "linen_", " throw "):
         assert (await both(compiled, resolvers, listing, {"f": {"search": odd}, "first": 3}, headers))[0]
-    assert len(cached_for(server, listing)[0]) == 2 + 3
+    assert len(cached_for(server, listing)[0]) == 3 + 3
 
     priced = "query C($c: String) { products(first: 3, currencyCode: $c, sort: PRICE_ASC) { nodes { handle } } } # "
     for currency in ("usd", "USD", "eur", "EUR"):

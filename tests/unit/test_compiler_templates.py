@@ -84,3 +84,18 @@ def test_substituting_a_shapes_own_leaves_gives_the_variables_back(value: object
     markers = templates.markers_for(shape)
     again = templates.shape_of(templates.substituted(variables, markers))
     assert again is not None and again.key == shape.key
+
+
+def test_only_string_and_id_variables_hold_leaves() -> None:
+    from cityos.graphql.schema import schema
+    from graphql import parse
+
+    document = parse("query Q($f: ProductFilter, $s: ProductSort, $h: String!, $ids: [ID!]!, $c: String) "
+                     "{ __typename }")
+    operation = document.definitions[0]
+    textual = templates.textual_paths(schema._schema, operation)  # type: ignore[arg-type]
+    assert textual(("h",)) and textual(("ids", 0)) and textual(("f", "search")) and textual(("f", "categoryId"))
+    assert not textual(("s",)) and not textual(("f", "status")) and not textual(("ids",)) and not textual(("x",))
+    shape = templates.shape_of({"s": "NEWEST", "h": "linen", "f": {"status": "PUBLISHED", "search": "oak"}},
+                               textual)
+    assert shape is not None and [leaf.path for leaf in shape.leaves] == [("f", "search"), ("h",)]

@@ -132,6 +132,7 @@ class Caches:
         self.plans: Lru[tuple[Any, ...], Planned] = Lru(2048)
         self.filters: Lru[tuple[Any, ...], tuple[float, Any]] = Lru(4096)
         self.statements: Lru[tuple[Any, ...], Statements] = Lru(4096)
+        self.textual: Lru[tuple[Any, ...], templates.Textual] = Lru(2048)
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, Caches] = weakref.WeakKeyDictionary()
@@ -154,7 +155,8 @@ def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any
     the variables and the current store, never on the principal): per shape of the variables when their string
     leaves can be parameters (`templates`), else per their values."""
     current = context.store.store_id if context.store is not None else None
-    shape = templates.shape_of(variables) if query is not None else None
+    shape = templates.shape_of(variables, textual_of(context, schema, document, operation_name, query)) \
+        if query is not None else None
     if shape is None:
         return Lookup(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan(), None)
     plans = caches_of(context).plans
@@ -182,6 +184,20 @@ def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any
         exact = Planned(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan())
         plans.put(by_value, exact)
     return Lookup(exact.plan, by_value)
+
+
+def textual_of(context: RequestContext, schema: GraphQLSchema, document: Any, operation_name: str | None,
+               query: str | None) -> templates.Textual:
+    """Which paths of the operation's variables are String or ID (cached by its text)."""
+    key = (query, operation_name)
+    found = caches_of(context).textual.get(key)
+    if found is None:
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            return lambda path: False
+        found = templates.textual_paths(schema, operation)
+        caches_of(context).textual.put(key, found)
+    return found
 
 
 def _same_roots(plan: OperationPlan, marked: OperationPlan) -> bool:

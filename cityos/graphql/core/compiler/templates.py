@@ -14,19 +14,29 @@ never taken for a parameter. A request's value stands in for a marker only when 
 - `gid`: a global id of the marker's type; its uuid (or the id text, if that is what the SQL received) is bound;
 - `str`: 1–64 characters of ASCII letters, digits, spaces, dots and dashes, starting and ending with a letter or
   digit — what the marker can prove a builder passes through unchanged;
-- everything else (numbers, booleans, enums, cursors, null, other strings) is part of the cache key, by value.
+- everything else (numbers, booleans, enums, custom scalars, cursors, null, other strings) is part of the cache
+  key, by value; only variables (and input fields) declared `String` or `ID` hold leaves.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cityos.errors import ApiError
 from cityos.graphql.core.relay import from_global_id, to_global_id
+from graphql import (
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLScalarType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_nullable_type,
+    type_from_ast,
+)
 
 SAFE_TEXT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 .-]{0,62}[A-Za-z0-9])?")
 _MARKER_BODY = "Qx.Mk-Zt  Pw Lv-Jd.Rb  Hs Yg-Nc.Uf  Wo Ea-Ti.Ks  Bm Gl-"  # cases, double spaces, dots, dashes
@@ -51,8 +61,33 @@ class Shape:
     leaves: tuple[Leaf, ...]
 
 
-def shape_of(variables: Mapping[str, Any] | None) -> Shape | None:
-    """The variables' shape, or None for a value that is not JSON data."""
+Textual = Callable[[tuple[str | int, ...]], bool]
+
+
+def textual_paths(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Textual:
+    """Whether a path into the operation's variables holds a `String` or `ID` (an enum's name, a custom scalar's
+    text are never parameters: they coerce or mean something of their own)."""
+    declared = {definition.variable.name.value: type_from_ast(schema, definition.type)
+                for definition in operation.variable_definitions or ()}
+
+    def textual(path: tuple[str | int, ...]) -> bool:
+        current: Any = declared.get(str(path[0])) if path else None
+        for step in path[1:]:
+            current = get_nullable_type(current)
+            if isinstance(step, int) and isinstance(current, GraphQLList):
+                current = current.of_type
+            elif isinstance(step, str) and isinstance(current, GraphQLInputObjectType) and step in current.fields:
+                current = current.fields[step].type
+            else:
+                return False
+        named = get_nullable_type(current)
+        return isinstance(named, GraphQLScalarType) and named.name in ("String", "ID")
+
+    return textual
+
+
+def shape_of(variables: Mapping[str, Any] | None, textual: Textual = lambda path: True) -> Shape | None:
+    """The variables' shape, or None for a value that is not JSON data. Only `textual` paths hold leaves."""
     key: list[Any] = []
     leaves: list[Leaf] = []
 
@@ -64,7 +99,7 @@ def shape_of(variables: Mapping[str, Any] | None) -> Shape | None:
             key.append((path, "[]", len(value)))
             return all(walk(item, (*path, index)) for index, item in enumerate(value))
         if isinstance(value, str):
-            leaf = _leaf(value, path)
+            leaf = _leaf(value, path) if textual(path) else None
             if leaf is None:
                 key.append((path, "=", "str", value))
             else:
