@@ -48,7 +48,6 @@ class RequestContext:
     _identified: bool = field(default=False, init=False)
     _refused: Exception | None = field(default=None, init=False)  # why identify() failed: once per request
     _spent: Exception | bool = field(default=False, init=False)  # spend()'s outcome: once per request
-    _principal_key: tuple[Principal, bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.db = RequestDatabase(self.services.app_engine, self.events)
@@ -157,14 +156,6 @@ class RequestContext:
             raise
         self._spent = True
 
-    @property
-    def principal_key(self) -> bytes:
-        """Everything of the principal a policy can read (id, roles, attributes, scope), as bytes: the key of
-        the query plans and compiled statements cached for it."""
-        if self._principal_key is None or self._principal_key[0] is not self.principal:
-            self._principal_key = (self.principal,
-                                   self.principal.to_cerbos().SerializeToString(deterministic=True))
-        return self._principal_key[1]
 
     async def _identify(self) -> None:
         token = bearer_token(self.headers.get("authorization"))

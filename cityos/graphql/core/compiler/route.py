@@ -234,7 +234,7 @@ def _same_roots(plan: OperationPlan, marked: OperationPlan) -> bool:
 async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[tuple[str, str], Any]:
     """The clause of every (kind, action) the plan needs (`read` of the rows it reads, each guarded field's
     action), from the cache while fresh, else from the PDP."""
-    who = context.principal_key
+    who = context.principal.shape
     now = time.monotonic()
     filters = {}
     for type_name, action in sorted(needed_plans(plan)):
@@ -310,7 +310,7 @@ async def statements_for(context: RequestContext, lookup: Lookup) -> Statements:
     """The statements of the looked-up plan for this principal, from the cache while the query plans they were
     built from are the cached ones."""
     filters = await query_plans(context, lookup.plan)
-    key = (lookup.key, context.principal_key, context.db.tenant_id) if lookup.key is not None else None
+    key = (lookup.key, context.principal.shape, context.db.tenant_id) if lookup.key is not None else None
     statements = caches_of(context).statements.get(key) if key is not None else None
     used = tuple(filters[kind] for kind in sorted(filters))
     if statements is not None and len(statements.filters) == len(used) and all(
