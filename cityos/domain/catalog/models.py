@@ -50,6 +50,7 @@ class Product(TenantOwnedMixin, Base):
         Index("ix_product_tenant_store_status", "tenant_id", "store_id", "status", "created_at"),
         Index("ix_product_tenant_vendor", "tenant_id", "vendor_id", "created_at", "id"),
         Index("ix_product_tenant_store_created", "tenant_id", "store_id", "created_at", "id"),  # listings (#12)
+        Index("ix_product_tenant_store_title", "tenant_id", "store_id", "title", "id"),  # sorted by title (#12)
         Index("ix_product_search", "search", postgresql_using="gin"),
     )
 
