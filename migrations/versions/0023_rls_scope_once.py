@@ -8,7 +8,9 @@ rewritten where it calls the functions bare (so policies already in this form, f
 fresh database, are left as they are).
 
 And the listing sorted by title walks (tenant_id, store_id, title, id) in order and stops after the page, as the newest
-first walks 0022's (tenant_id, store_id, created_at, id).
+first walks 0022's (tenant_id, store_id, created_at, id); its totalCount reads the category's and the default channel's
+product ids by index only: (tenant_id, category_id, product_id) replaces (tenant_id, category_id), and
+(tenant_id, sales_channel_id, product_id) is new.
 
 Revision ID: 0023
 Revises: 0021
@@ -60,8 +62,16 @@ def _rewrite(change: object) -> None:
 def upgrade() -> None:
     _rewrite(_once)
     op.create_index("ix_product_tenant_store_title", "product", ["tenant_id", "store_id", "title", "id"])
+    op.create_index("ix_product_category_category_product", "product_category",
+                    ["tenant_id", "category_id", "product_id"])
+    op.drop_index("ix_product_category_category", table_name="product_category")
+    op.create_index("ix_product_sales_channel_channel", "product_sales_channel",
+                    ["tenant_id", "sales_channel_id", "product_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_product_sales_channel_channel", table_name="product_sales_channel")
+    op.create_index("ix_product_category_category", "product_category", ["tenant_id", "category_id"])
+    op.drop_index("ix_product_category_category_product", table_name="product_category")
     op.drop_index("ix_product_tenant_store_title", table_name="product")
     _rewrite(_bare)

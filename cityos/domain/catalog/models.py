@@ -72,7 +72,7 @@ class ProductCategory(Base):
         ForeignKeyConstraint(["tenant_id", "product_id"], ["product.tenant_id", "product.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "category_id"], ["category.tenant_id", "category.id"],
                              ondelete="CASCADE"),
-        Index("ix_product_category_category", "tenant_id", "category_id"),
+        Index("ix_product_category_category_product", "tenant_id", "category_id", "product_id"),  # counts (#12)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -86,6 +86,7 @@ class ProductSalesChannel(Base):
         ForeignKeyConstraint(["tenant_id", "product_id"], ["product.tenant_id", "product.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "sales_channel_id"], ["sales_channel.tenant_id", "sales_channel.id"],
                              ondelete="CASCADE"),
+        Index("ix_product_sales_channel_channel", "tenant_id", "sales_channel_id", "product_id"),  # counts (#12)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
