@@ -262,13 +262,13 @@ class SharedDecisions:
     def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[tuple[bytes, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
-        self._plans: dict[tuple[bytes, str, str, str], tuple[float, asyncio.Future[tuple[Any, dict[str, Any]]]]] = {}
+        self._entries: dict[tuple[Any, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
+        self._plans: dict[tuple[Any, str, str, str], tuple[float, asyncio.Future[tuple[Any, dict[str, Any]]]]] = {}
         self.plan_calls = 0
         self.planned = 0
 
     async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
-        shape = authorizer.principal.to_cerbos().SerializeToString(deterministic=True)
+        shape = authorizer.principal.shape
         kind, condition = await self._plan(authorizer, shape, resource, action)
         if kind == engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
             try:
@@ -282,7 +282,7 @@ class SharedDecisions:
         DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
         return decision
 
-    async def _plan(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef,
+    async def _plan(self, authorizer: Authorizer, shape: Any, resource: ResourceRef,
                     action: str) -> tuple[Any, dict[str, Any]]:
         """(filter kind, condition in its JSON form, converted once per plan) of the cached plan."""
         scope = resource.scope or authorizer.principal.tenant_slug or ""
@@ -310,7 +310,7 @@ class SharedDecisions:
         future.set_result(planned)
         return planned
 
-    async def _checked(self, authorizer: Authorizer, shape: bytes, resource: ResourceRef, action: str) -> bool:
+    async def _checked(self, authorizer: Authorizer, shape: Any, resource: ResourceRef, action: str) -> bool:
         key = (shape, resource, action)
         now = time.monotonic()
         entry = self._entries.get(key)

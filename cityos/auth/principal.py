@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from cerbos.engine.v1 import engine_pb2
 from google.protobuf.struct_pb2 import ListValue, Value
@@ -50,6 +52,14 @@ class Principal:
     access_token_hash: str = ""
     email: str | None = None  # the token's email, only when Keycloak verified it (claiming guest orders)
     _cerbos: list[engine_pb2.Principal] = field(default_factory=list, compare=False, repr=False)
+
+    @functools.cached_property
+    def shape(self) -> tuple[Any, ...]:
+        """Everything of the principal a policy (`to_cerbos`) or a compiled statement can read: the key of the
+        decisions, query plans and statements cached per principal."""
+        return (self.id, tuple(sorted(self.roles)), self.tenant_id, self.tenant_slug, self.store_ids,
+                self.storefront_id, self.vendor_id, self.company_id, self.company_role, self.access_token_hash,
+                self.email, self.authenticated)
 
     def to_cerbos(self) -> engine_pb2.Principal:
         if not self._cerbos:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -55,6 +56,7 @@ class RequestDatabase:
         self._finished = False
         self._written = False  # a mutation succeeded: recovery rolls back to its savepoint, not further
         self._lost = False  # the transaction was abandoned after a timeout
+        self._unreachable: Unavailable | None = None  # no connection could be had: the request's later tries fail fast
         # Who changes what (db/audit.py): set once the caller is identified; `action` is the mutation field
         # being resolved (set by the schema before each root mutation field runs).
         self.audit_actor: AuditActor | None = None
@@ -99,12 +101,16 @@ class RequestDatabase:
         return self._connection
 
     async def _checkout(self) -> AsyncConnection:
+        if self._unreachable is not None:  # one wait per request for a database that is not there
+            raise Unavailable(self._unreachable.message) from self._unreachable
         try:
             return await self.engine.connect()
         except PoolTimeout as error:  # every connection of the pool is busy for CITYOS_DB_TIMEOUT: overload
-            raise Unavailable("the database is busy; nothing was returned or changed") from error
+            self._unreachable = Unavailable("the database is busy; nothing was returned or changed")
+            raise self._unreachable from error
         except (DBAPIError, OSError, TimeoutError) as error:
-            raise Unavailable("the database is unavailable") from error
+            self._unreachable = Unavailable("the database is unavailable")
+            raise self._unreachable from error
 
     async def _begin(self, connection: AsyncConnection) -> None:
         self._transaction = await begin_scoped(connection, self.tenant_id, platform=self.platform_scope)
@@ -161,15 +167,17 @@ class RequestDatabase:
             for attempt in range(2):
                 connection = await self._checkout()
                 try:
-                    # AUTOCOMMIT: no BEGIN (the statement is its own transaction); reset when it goes back
-                    connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                    return (await connection.exec_driver_sql(scoped, arguments)).scalar_one()
-                except DBAPIError as error:
-                    if _statement_timed_out(error):
-                        raise Unavailable("the database did not answer in time; nothing was returned") from error
-                    if not error.connection_invalidated:
-                        raise
-                    if attempt:  # a connection that died in the pool: a read is tried once more on another
+                    # On the driver's connection: no BEGIN (outside a transaction block the statement is its own
+                    # transaction) and none of the SQLAlchemy cursor adaptation a single value does not need.
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    assert driver is not None
+                    return await driver.fetchval(scoped, *arguments)
+                except asyncpg.QueryCanceledError as error:
+                    raise Unavailable("the database did not answer in time; nothing was returned") from error
+                except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+                        OSError) as error:  # a connection that died in the pool: tried once more on another
+                    await connection.invalidate()
+                    if attempt:
                         raise Unavailable("the database is unavailable") from error
                 except TimeoutError as error:  # cut off on the client: the connection's state is unknown
                     await connection.invalidate()

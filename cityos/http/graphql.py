@@ -14,6 +14,7 @@ import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -22,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from cityos.errors import ApiError
+from cityos.graphql.core.compiler.route import answer_warm
 from cityos.graphql.core.context import RequestContext
 from cityos.graphql.schema import CityosSchema
 from cityos.http.frames import FRAMES_EXTENSION, FrameSink
@@ -30,6 +32,8 @@ from cityos.http.live import LiveHub, SharedStreamHandler
 from cityos.services import Services
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+WARM_KEYS = frozenset({"query", "operationName", "variables"})  # a body with extensions takes the full path
+HANDED_ON = "cityos.context"  # the scope key of a context the warm path handed on
 
 
 class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
@@ -84,7 +88,62 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             return PlainTextResponse("GraphiQL is disabled on this server (CITYOS_GRAPHIQL)", status_code=404)
         return await self.graphiql.page(request)
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A POST the compiled read path answered before in the same shape is answered from its caches
+        (`answer_warm`); every other request, and one it hands back, goes through strawberry."""
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["app"].state.services.settings.\
+                CITYOS_COMPILED_READS:
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        answer = await self._answer_warm(request, body)
+        if answer is not None:
+            await Response(answer, media_type="application/json")(scope, receive, send)
+            return
+        delivered = False
+
+        async def replay() -> Message:  # the body once more, for strawberry's own reading of it
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await super().__call__(scope, replay, send)
+
+    async def _answer_warm(self, request: Request, body: bytes) -> bytes | None:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(decoded, dict) or not decoded.keys() <= WARM_KEYS:
+            return None
+        query, operation_name, variables = decoded.get("query"), decoded.get("operationName"), \
+            decoded.get("variables")
+        if not isinstance(query, str) or not isinstance(operation_name, str | None) or \
+                not isinstance(variables, dict | None):
+            return None
+        context = await self.get_context(request, None)
+        try:
+            answer = await answer_warm(context, query, operation_name, variables)
+        except Exception:  # the full path answers it, with what the context learnt (identity, spending)
+            answer = None
+        if answer is None:
+            if context.db.started:
+                await context.db.finish(commit=False)
+                context.fresh_db()
+            request.scope[HANDED_ON] = context
+        return answer
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None
+                          ) -> RequestContext:
+        handed_on = request.scope.pop(HANDED_ON, None)
+        if isinstance(handed_on, RequestContext):
+            handed_on.request, handed_on.response = request, response
+            return handed_on
         services: Services = request.app.state.services
         headers = {key.lower(): value for key, value in request.headers.items()}
         return RequestContext(services=services, headers=headers, request=request, response=response)

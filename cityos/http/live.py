@@ -78,10 +78,9 @@ def _subscription_field(query: str, operation_name: str | None) -> tuple[str, Fi
     return (node.alias or node.name).value, node
 
 
-def principal_shape(context: RequestContext) -> bytes:
+def principal_shape(context: RequestContext) -> tuple[Any, ...]:
     """Everything about the caller that an authorization decision can depend on."""
-    principal = context.principal
-    return principal.to_cerbos().SerializeToString(deterministic=True) + (b"+" if principal.authenticated else b"-")
+    return context.principal.shape
 
 
 class _Closed(Exception):

@@ -60,6 +60,21 @@ def error_code(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
 
 
+def name_span(span: Any, operation_name: str | None, kind: str) -> None:
+    """An operation's span named after it (when tracing records it)."""
+    if span.is_recording():
+        span.update_name(f"graphql {kind} {metric_name(operation_name)}")
+        span.set_attribute("graphql.operation.name", operation_name or "")
+        span.set_attribute("graphql.operation.type", kind)
+
+
+def record_operation(operation_name: str | None, kind: str, started: float) -> None:
+    """Count and time one operation (by its metric name and kind)."""
+    name = metric_name(operation_name)
+    GRAPHQL_OPERATIONS.labels(name, kind).inc()
+    GRAPHQL_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
+
+
 def _kind_of(context: Any) -> str:
     try:
         return str(context.operation_type.value)
@@ -75,18 +90,12 @@ class GraphQLMetrics(SchemaExtension):
         with tracer("cityos.graphql").start_as_current_span("graphql operation") as span:
             yield
             context = self.execution_context
-            if span.is_recording():
-                span.update_name(f"graphql {_kind_of(context)} {metric_name(context.operation_name)}")
-                span.set_attribute("graphql.operation.name", context.operation_name or "")
-                span.set_attribute("graphql.operation.type", _kind_of(context))
+            name_span(span, context.operation_name, _kind_of(context))
         self._record(started)
 
     def _record(self, started: float) -> None:
         context = self.execution_context
-        name = metric_name(context.operation_name)
-        kind = _kind_of(context)
-        GRAPHQL_OPERATIONS.labels(name, kind).inc()
-        GRAPHQL_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
+        record_operation(context.operation_name, _kind_of(context), started)
         result = context.result
         for error in (getattr(result, "errors", None) or []):
             GRAPHQL_ERRORS.labels(error_code(error)).inc()

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.auth.authz import PDP_LATENCY
 from cityos.config import Settings
 from cityos.db import engines
-from cityos.graphql.core.compiler.route import ROOT_FIELDS, caches_for
+from cityos.graphql.core.compiler.route import ROOT_FIELDS, WARM_ANSWERS, caches_for
 from cityos.graphql.core.relay import to_global_id
+from cityos.observability.metrics import GRAPHQL_OPERATIONS
+from cityos.operations import metric_name
 from cityos.seed import seed_catalog
 from tests.conftest import Server, TenantWorld, Tokens, app_client, app_instance, make_tenant
 from tests.operations import all_operations
@@ -157,6 +159,10 @@ def credentials(role: str, world: TenantWorld, tokens: Tokens) -> dict[str, str]
         return {"x-publishable-api-key": world.key}
     token = tokens(role, world, stores=[str(world.store_id)], vendor="lumen-home")
     return {"authorization": f"Bearer {token}", "x-publishable-api-key": world.key}  # staff at their storefront
+
+
+def warm_answers() -> float:
+    return WARM_ANSWERS._value.get()  # type: ignore[no-any-return]
 
 
 def compiled_count() -> float:
@@ -451,6 +457,56 @@ async def test_variables_are_bind_parameters(role: str, data: TenantWorld, token
         assert (await both(compiled, resolvers, priced + role, {"c": currency}, headers))[0]
     plans, _ = cached_for(server, priced + role)
     assert not any(plan.general for plan in plans) and len(plans) == 1 + 4
+
+
+async def test_warm_requests_are_answered_from_the_caches(data: TenantWorld, tokens: Tokens, server: Server,
+                                                         compiled: httpx.AsyncClient, resolvers: httpx.AsyncClient,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request of a shape the compiled path answered whole before skips parsing, validation and extensions: the
+    resolvers' bytes, counted and timed as an operation, its cost spent once; a request it cannot answer (a
+    missing product, a bad token, a body with extensions) is handed on and answered as before, its caller
+    identified and its cost spent once."""
+    headers = credentials("guest", data, tokens)
+    page = "query Warm($h: String!) { product(handle: $h) { id handle title variants { sku } } } # warm"
+    limiter = server.services.rate_limiter
+    spent: list[int] = []
+    refused: list[str] = []
+    spend, failed = limiter.spend, limiter.failed_identification
+
+    async def counting_spend(cost: int, **budgets: Any) -> None:
+        spent.append(cost)
+        await spend(cost, **budgets)
+
+    async def counting_failures(ip: str) -> None:
+        refused.append(ip)
+        await failed(ip)
+
+    monkeypatch.setattr(limiter, "spend", counting_spend)
+    monkeypatch.setattr(limiter, "failed_identification", counting_failures)
+    operations = GRAPHQL_OPERATIONS.labels(metric_name("Warm"), "query")
+    warm, counted = warm_answers(), operations._value.get()
+    handles = ["linen-throw", *(node["handle"] for node in (await compiled.post("/graphql", headers=headers, json={
+        "query": "{ products(first: 4) { nodes { handle } } }"})).json()["data"]["products"]["nodes"])]
+    del spent[:]
+    assert (await both(compiled, resolvers, page, {"h": handles[0]}, headers))[0]
+    assert warm_answers() == warm  # the first of its shape: the full path
+    for handle in handles[1:]:
+        assert (await both(compiled, resolvers, page, {"h": handle}, headers))[0]
+    assert warm_answers() == warm + len(handles) - 1
+    assert operations._value.get() == counted + 2 * len(handles)  # each app (one registry) counts its own
+    assert len(spent) == len(handles) and len(set(spent)) == 1  # this app's limiter
+
+    del spent[:]
+    await both(compiled, resolvers, page, {"h": "no-such-product"}, headers)  # null: the resolvers' answer
+    bad = {**headers, "authorization": "Bearer not-a-token"}
+    _, body = await both(compiled, resolvers, page, {"h": handles[1]}, bad)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert warm_answers() == warm + len(handles) - 1
+    assert len(spent) == 1 and len(refused) == 1  # once each: the product that is not there; the bad token
+    with_extensions = await compiled.post("/graphql", headers=headers, json={
+        "query": page, "variables": {"h": handles[1]}, "extensions": {"cost": True}})
+    assert with_extensions.json()["extensions"]["cost"]["requested"] == spent[0]
+    assert warm_answers() == warm + len(handles) - 1
 
 
 async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens: Tokens,

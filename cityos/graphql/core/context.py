@@ -46,6 +46,8 @@ class RequestContext:
     loaders: Loaders = field(init=False)
     authz: Authorizer = field(init=False)
     _identified: bool = field(default=False, init=False)
+    _refused: Exception | None = field(default=None, init=False)  # why identify() failed: once per request
+    _spent: Exception | bool = field(default=False, init=False)  # spend()'s outcome: once per request
 
     def __post_init__(self) -> None:
         self.db = RequestDatabase(self.services.app_engine, self.events)
@@ -110,6 +112,15 @@ class RequestContext:
         """
         if self._identified:
             return
+        if self._refused is not None:  # asked again (the warm path handed the request on): the same answer
+            raise self._refused
+        try:
+            await self._identify_once()
+        except Exception as error:
+            self._refused = error
+            raise
+
+    async def _identify_once(self) -> None:
         limiter = self.services.rate_limiter
         await limiter.refuse_guessers(self.client_ip)
         try:
@@ -129,11 +140,22 @@ class RequestContext:
         return str(client.host) if client is not None else "unknown"
 
     async def spend(self, cost: int) -> None:
-        """Spend the operation's cost from the key's, the principal's and the IP's rate-limit budgets."""
-        await self.services.rate_limiter.spend(
-            cost, ip=self.client_ip, key=self.headers.get(PUBLISHABLE_KEY_HEADER),
-            principal=self.principal.id if self.principal.authenticated else None,
-            tenant=self.principal.tenant_slug)
+        """Spend the operation's cost from the key's, the principal's and the IP's rate-limit budgets (once per
+        request: asked again, the first outcome)."""
+        if isinstance(self._spent, Exception):
+            raise self._spent
+        if self._spent:
+            return
+        try:
+            await self.services.rate_limiter.spend(
+                cost, ip=self.client_ip, key=self.headers.get(PUBLISHABLE_KEY_HEADER),
+                principal=self.principal.id if self.principal.authenticated else None,
+                tenant=self.principal.tenant_slug)
+        except Exception as error:
+            self._spent = error
+            raise
+        self._spent = True
+
 
     async def _identify(self) -> None:
         token = bearer_token(self.headers.get("authorization"))

@@ -44,6 +44,8 @@ from cityos.graphql.core.compiler.shapes import shapes_of
 from cityos.graphql.core.compiler.sql import Builder, Caller
 from cityos.graphql.core.context import RequestContext
 from cityos.graphql.core.nodes import DECLARATIONS
+from cityos.observability.metrics import name_span, record_operation
+from cityos.observability.tracing import tracer
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -60,6 +62,8 @@ from graphql import (
 log = logging.getLogger("cityos.graphql.compiler")
 ROOT_FIELDS = Counter("cityos_graphql_root_fields_total", "Root fields of query operations by execution path",
                       ["path"])
+WARM_ANSWERS = Counter("cityos_graphql_warm_answers_total",
+                       "Query operations answered from the compiled caches alone (no parse, validation, extensions)")
 
 
 K = TypeVar("K", bound=Hashable)
@@ -121,6 +125,7 @@ class Planned:
 class Lookup:
     plan: OperationPlan
     key: tuple[Any, ...] | None  # the statements' cache key part (None: not cached)
+    warm: tuple[Any, ...] | None = None  # the key of requests like it that `answer_warm` may answer
     planned: Planned | None = None
     leaves: tuple[templates.Leaf, ...] = ()  # the request's parameter leaves, when `planned` is general
 
@@ -133,6 +138,8 @@ class Caches:
         self.filters: Lru[tuple[Any, ...], tuple[float, Any]] = Lru(4096)
         self.statements: Lru[tuple[Any, ...], Statements] = Lru(4096)
         self.textual: Lru[tuple[Any, ...], templates.Textual] = Lru(2048)
+        # (text, operation name given, shape) answered whole → its cost and operation name
+        self.warm: Lru[tuple[Any, ...], tuple[int, str | None]] = Lru(4096)
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, Caches] = weakref.WeakKeyDictionary()
@@ -159,11 +166,16 @@ def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any
         if query is not None else None
     if shape is None:
         return Lookup(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan(), None)
+    found = cached_plan(context, query, operation_name, shape)
+    if found is not None:
+        return found
     plans = caches_of(context).plans
     key = (query, operation_name, shape.key, current)
-    found = plans.get(key)
-    if found is None:
-        found = Planned(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan())
+    planned = plans.get(key)
+    walked = None
+    if planned is None:
+        walked = Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan()
+        planned = Planned(walked)
         if shape.leaves:
             markers = tuple(templates.markers_for(shape))
             try:
@@ -171,19 +183,34 @@ def plan_operation(schema: GraphQLSchema, context: RequestContext, document: Any
                                 templates.substituted(variables, markers), current).plan()
             except NotCovered:
                 marked = None
-            if marked is not None and _same_roots(found.plan, marked):
-                found = Planned(found.plan, marked, markers, shape.leaves, general=True)
-        plans.put(key, found)
+            if marked is not None and _same_roots(planned.plan, marked):
+                planned = Planned(planned.plan, marked, markers, shape.leaves, general=True)
+        plans.put(key, planned)
+    if shape.leaves and not planned.general:  # a shape whose leaves are not parameters: per their values
+        plans.put((*key, tuple(leaf.value for leaf in shape.leaves)), Planned(
+            walked or Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan()))
+    found = cached_plan(context, query, operation_name, shape)
+    assert found is not None
+    return found
+
+
+def cached_plan(context: RequestContext, query: str | None, operation_name: str | None,
+                shape: templates.Shape) -> Lookup | None:
+    """The cached plan of a request of this shape, or None (not planned yet)."""
+    current = context.store.store_id if context.store is not None else None
+    plans = caches_of(context).plans
+    warm = (query, operation_name, shape.key)
+    key = (*warm, current)
+    found = plans.get(key)
+    if found is None:
+        return None
     if found.general:
-        return Lookup(found.plan, key, found, shape.leaves)
+        return Lookup(found.plan, key, warm, found, shape.leaves)
     if not shape.leaves:
-        return Lookup(found.plan, key)
-    by_value = (*key, tuple(leaf.value for leaf in shape.leaves))  # a shape whose leaves are not parameters
+        return Lookup(found.plan, key, warm)
+    by_value = (*key, tuple(leaf.value for leaf in shape.leaves))
     exact = plans.get(by_value)
-    if exact is None:
-        exact = Planned(Walker(schema, shapes_of(schema), document, operation_name, variables, current).plan())
-        plans.put(by_value, exact)
-    return Lookup(exact.plan, by_value)
+    return Lookup(exact.plan, by_value, warm) if exact is not None else None
 
 
 def textual_of(context: RequestContext, schema: GraphQLSchema, document: Any, operation_name: str | None,
@@ -204,15 +231,10 @@ def _same_roots(plan: OperationPlan, marked: OperationPlan) -> bool:
     return [(key, type(root)) for key, root in plan.roots] == [(key, type(root)) for key, root in marked.roots]
 
 
-def principal_key(context: RequestContext) -> bytes:
-    """Everything of the principal a policy can read (id, roles, attributes, scope)."""
-    return context.principal.to_cerbos().SerializeToString(deterministic=True)
-
-
 async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[tuple[str, str], Any]:
     """The clause of every (kind, action) the plan needs (`read` of the rows it reads, each guarded field's
     action), from the cache while fresh, else from the PDP."""
-    who = principal_key(context)
+    who = context.principal.shape
     now = time.monotonic()
     filters = {}
     for type_name, action in sorted(needed_plans(plan)):
@@ -288,7 +310,7 @@ async def statements_for(context: RequestContext, lookup: Lookup) -> Statements:
     """The statements of the looked-up plan for this principal, from the cache while the query plans they were
     built from are the cached ones."""
     filters = await query_plans(context, lookup.plan)
-    key = (lookup.key, principal_key(context), context.db.tenant_id) if lookup.key is not None else None
+    key = (lookup.key, context.principal.shape, context.db.tenant_id) if lookup.key is not None else None
     statements = caches_of(context).statements.get(key) if key is not None else None
     used = tuple(filters[kind] for kind in sorted(filters))
     if statements is not None and len(statements.filters) == len(used) and all(
@@ -338,6 +360,48 @@ async def run_compiled(context: RequestContext, lookup: Lookup) -> tuple[dict[st
         else:  # the JSON text is the response's, byte for byte (jsontext): spliced in, not parsed
             data[root_key] = orjson.Fragment(text)
     return data, errors
+
+
+async def answer_warm(context: RequestContext, query: str, operation_name: str | None,
+                      variables: dict[str, Any] | None) -> bytes | None:
+    """The response to a query whose text, operation and variables' shape the compiled path answered whole
+    before (validated then, no error, no fallback), from the caches alone: no parsing, validation or extension
+    runs, only what those would do for it — identify the caller, spend the operation's cost, run each root's
+    statement, count and time the operation. None (nothing sent, the context keeps what it learnt: identity,
+    spending) hands the request to the full path: a request never seen, a principal or store whose statements
+    would need a plan, an answer with an error or a fallback."""
+    started = time.perf_counter()
+    caches = caches_of(context)
+    textual = caches.textual.get((query, operation_name))
+    shape = templates.shape_of(variables, textual) if textual is not None else None
+    warm = caches.warm.get((query, operation_name, shape.key)) if shape is not None else None
+    if shape is None or warm is None:
+        return None
+    cost, name = warm
+    context.cost = cost
+    await context.identify()
+    await context.spend(cost)
+    context.read_from_replica()
+    lookup = cached_plan(context, query, operation_name, shape)
+    if lookup is None:
+        return None
+    try:
+        data, errors = await run_compiled(context, lookup)
+    except (Replan, NotCovered, ApiError) as reason:
+        log.debug("not warm: %r", reason)
+        return None
+    roots = [key for key, root in lookup.plan.roots if not isinstance(root, Typename)]
+    if errors or any(key not in data for key in roots):
+        return None
+    await context.db.finish(commit=True)
+    ROOT_FIELDS.labels("compiled").inc(len(roots))
+    WARM_ANSWERS.inc()
+    record_operation(name, "query", started)
+    span = tracer("cityos.graphql").start_span("graphql operation", start_time=time.time_ns() - int(
+        (time.perf_counter() - started) * 1e9))
+    name_span(span, name, "query")
+    span.end()
+    return orjson.dumps({"data": data})
 
 
 def reduced(document: DocumentNode, operation: OperationDefinitionNode, nodes: list[Any]) -> DocumentNode:
@@ -394,9 +458,10 @@ class CompiledReads(SchemaExtension):
             yield
             return
         roots = root_fields(document, execution.operation_name)
+        given = execution._provided_operation_name  # the caches' keys: the name a request gives (answer_warm's)
         try:
-            lookup = plan_operation(execution.schema._schema, context, document, execution.operation_name,
-                                    execution.variables, execution.query)
+            lookup = plan_operation(execution.schema._schema, context, document, given, execution.variables,
+                                    execution.query)
         except NotCovered as reason:
             log.debug("fallback: %r", reason)
             ROOT_FIELDS.labels("fallback").inc(roots)
@@ -407,8 +472,8 @@ class CompiledReads(SchemaExtension):
             try:
                 data, errors = await run_compiled(context, lookup)
             except Replan:  # the first statements for this principal showed the leaves are no parameters
-                lookup = plan_operation(execution.schema._schema, context, document, execution.operation_name,
-                                        execution.variables, execution.query)
+                lookup = plan_operation(execution.schema._schema, context, document, given, execution.variables,
+                                        execution.query)
                 data, errors = await run_compiled(context, lookup)
         except NotCovered as reason:
             log.warning("fallback: %r", reason)
@@ -424,6 +489,8 @@ class CompiledReads(SchemaExtension):
         rest = [node for key, _ in plan.roots if key not in data for node in plan.nodes[key]]
         if not rest:
             execution.result = ExecutionResult(data=data, errors=errors or None)
+            if not errors and lookup.warm is not None:
+                caches_of(context).warm.put(lookup.warm, (context.cost, execution.operation_name))
             yield
             return
         if not data:
