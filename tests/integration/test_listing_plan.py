@@ -29,6 +29,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.config import Settings
+from cityos.db import engines
 from cityos.graphql.core.relay import to_global_id
 from cityos.seed import seed_catalog
 from tests.conftest import Server, TenantWorld, Tokens, app_instance, make_tenant
@@ -54,16 +55,25 @@ async def category_with_products(owner_engine: AsyncEngine, world: TenantWorld) 
 
 
 async def captured(engine: AsyncEngine, run: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
-    """The statements `run` makes `engine` send that read product_category (the listing's)."""
+    """The statements `run` makes `engine` send that read product_category (the listing's): through SQLAlchemy, and
+    a compiled read's one value fetched on the driver's connection (`RequestDatabase`, `engines.ScopedConnection`)."""
     seen: list[tuple[str, Any]] = []
 
     def listen(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         seen.append((statement, parameters))
 
+    fetchval = engines.ScopedConnection.fetchval
+
+    async def fetched(self: Any, query: str, *args: Any, **options: Any) -> Any:
+        seen.append((query, args))
+        return await fetchval(self, query, *args, **options)
+
     event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    engines.ScopedConnection.fetchval = fetched  # type: ignore[method-assign]
     try:
         await run()
     finally:
+        engines.ScopedConnection.fetchval = fetchval  # type: ignore[method-assign]
         event.remove(engine.sync_engine, "before_cursor_execute", listen)
     return [(statement, parameters) for statement, parameters in seen if "product_category" in statement]
 
