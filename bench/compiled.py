@@ -4,6 +4,7 @@ return the same bytes first, and that the compiled run really compiled (the root
 
     .venv/bin/python -m bench.compiled --duration 20 [--products 20000 …]
     .venv/bin/python -m bench.compiled --paths compiled --runs point --label step --profile   # one step of #12.4
+    .venv/bin/python -m bench.compiled --paths compiled --runs sf_cart --profile --profile-run sf_cart
 
 `--label` names the results file (bench/results/compiled-<date>-<label>.md) so that each step's before/after
 stays on record; `--profile` samples the server with py-spy during the point run and appends where time goes.
@@ -27,7 +28,7 @@ import asyncpg
 import httpx
 
 from bench import dataset
-from bench.mix import document
+from bench.mix import create_carts, document, ensure_region, shop_data
 from bench.run import (
     OURS,
     OURS_PORT,
@@ -45,9 +46,10 @@ from bench.run import (
 )
 
 RUNS = (("nested", "admin"), ("nested_guest", "guest"), ("point", "admin"), ("listing", "admin"), ("listing", "guest"),
-        ("sf_listing", "guest"), ("sf_product", "guest"))
-# The storefront mix's own documents (bench.mix): its listing (`storefront/Products` by category) and product page.
-STOREFRONT = {"sf_listing": "Products", "sf_product": "ProductByHandle"}
+        ("sf_listing", "guest"), ("sf_product", "guest"), ("sf_cart", "guest"))
+# The storefront mix's own documents (bench.mix): its listing (`storefront/Products` by category), product page and
+# cart (a guest cart with one line, made through the API; the resolvers answer it: carts are not compiled).
+STOREFRONT = {"sf_listing": "Products", "sf_product": "ProductByHandle", "sf_cart": "Cart"}
 
 
 async def published_handle(database_url: str, store_id: str) -> str:
@@ -90,6 +92,7 @@ def main() -> None:
                         help="comma-separated: " + ", ".join(name for name, _ in RUNS))
     parser.add_argument("--label", default="", help="suffix of the results file")
     parser.add_argument("--profile", action="store_true", help="py-spy the point run and add where time goes")
+    parser.add_argument("--profile-run", default="point", help="the run --profile samples")
     add_dataset_arguments(parser)
     args = parser.parse_args()
     servers: list[tuple[str, Path, dict[str, str]]] = [parse_variant(text) for text in args.variant] or [
@@ -134,6 +137,10 @@ def main() -> None:
                 try:
                     wait_http(f"http://127.0.0.1:{OURS_PORT}/health/live")
                     ours_url = f"http://127.0.0.1:{OURS_PORT}/graphql"
+                    if ("sf_cart", "guest") in runs and "sf_cart" not in variables:
+                        asyncio.run(ensure_region(url, ids["tenant"]))
+                        variant = asyncio.run(shop_data(url, ids["store"]))["variants"][0]
+                        variables["sf_cart"] = {"id": create_carts(ours_url, ids["key"], [variant])[0][0]}
                     for name, role in runs:
                         response = httpx.post(ours_url, json={"query": documents[name], "variables": variables[name]},
                                               headers=headers[role], timeout=60)
@@ -143,9 +150,9 @@ def main() -> None:
                                                                      "variables": variables[name]}).content
                         wrk(ours_url, body, headers[role], 2, ours.pid)  # warm up
                         duration = args.duration if name == "nested" else max(args.duration // 2, 5)
-                        if args.profile and name == "point" and label == labels[-1] and round_number == 0:
+                        if args.profile and name == args.profile_run and label == labels[-1] and round_number == 0:
                             profile = profiled(ours.pid, functools.partial(
-                                wrk, ours_url, body, headers[role], duration, ours.pid), f"point read ({label})")
+                                wrk, ours_url, body, headers[role], duration, ours.pid), f"{name} read ({label})")
                         results.setdefault((label, name, role), []).append(
                             wrk(ours_url, body, headers[role], duration, ours.pid))
                     counters[label] = root_fields(OURS_PORT)

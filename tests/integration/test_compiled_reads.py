@@ -5,6 +5,7 @@ tenant_admin, store_admin, vendor_admin and guest. And a compiled root field is 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cityos.auth.authz import PDP_LATENCY
 from cityos.config import Settings
 from cityos.db import engines
+from cityos.graphql.core.compiler import route
 from cityos.graphql.core.compiler.route import ROOT_FIELDS, WARM_ANSWERS, caches_for
 from cityos.graphql.core.relay import to_global_id
 from cityos.observability.metrics import GRAPHQL_OPERATIONS
@@ -507,6 +509,45 @@ async def test_warm_requests_are_answered_from_the_caches(data: TenantWorld, tok
         "query": page, "variables": {"h": handles[1]}, "extensions": {"cost": True}})
     assert with_extensions.json()["extensions"]["cost"]["requested"] == spent[0]
     assert warm_answers() == warm + len(handles) - 1
+
+
+async def test_expired_query_plans_are_refreshed_once_and_without_waiting(
+        data: TenantWorld, tokens: Tokens, server: Server, compiled: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PLAN_TTL a request uses the cached query plans while one background call refreshes them (an unchanged
+    plan keeps the statements built on it); past twice PLAN_TTL requests wait, and many at once make one call per
+    plan."""
+    headers = credentials("store_admin", data, tokens)
+    document = DOCUMENTS["bench-nested"][0] + " # refresh"
+    now = [1000.0]
+    monkeypatch.setattr(route, "_clock", lambda: now[0])
+    first = await compiled.post("/graphql", json={"query": document}, headers=headers)
+    needed = plan_calls()
+    caches = caches_for(server.services.app_engine)
+    assert caches is not None
+    statements = dict(caches.statements.entries)
+
+    now[0] += route.PLAN_TTL + 1  # stale: answered at once, refreshed behind
+    calls = plan_calls()
+    stale = await compiled.post("/graphql", json={"query": document}, headers=headers)
+    assert stale.content == first.content
+    for _ in range(100):
+        if not caches.refreshing:
+            break
+        await asyncio.sleep(0.01)
+    per_request = plan_calls() - calls
+    assert per_request > 0 and not caches.refreshing
+    assert all(caches.statements.entries[key] is value for key, value in statements.items())
+    calls = plan_calls()
+    assert (await compiled.post("/graphql", json={"query": document}, headers=headers)).content == first.content
+    assert plan_calls() == calls  # fresh again
+
+    now[0] += 2 * route.PLAN_TTL + 1  # expired: waited for, one call per plan for ten requests at once
+    answers = await asyncio.gather(*(compiled.post("/graphql", json={"query": document}, headers=headers)
+                                     for _ in range(10)))
+    assert all(answer.content == first.content for answer in answers)
+    assert plan_calls() - calls == per_request
+    assert needed > 0
 
 
 async def test_cursors_and_pages_follow_the_resolvers(data: TenantWorld, tokens: Tokens,

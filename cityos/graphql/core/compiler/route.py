@@ -3,14 +3,16 @@ the others (and a compiled one whose answer would be an error: a missing or unre
 resolvers, as the same operation reduced to those root fields, and the two are merged in the operation's response
 order. `cityos_graphql_root_fields_total{path}` counts root fields by path.
 
-Warm reads do no planning: the plan is cached per (document, operation, variables, current store), the Cerbos
-query plans per (principal, kind) for `PLAN_TTL` seconds (the PDP gives no policy version to watch), and each root
-field's SQL text and parameters per (plan, principal, tenant) while the query plans it was built from stay cached.
+Warm reads do no planning: the plan is cached per (document, operation, variables' shape, current store), the
+Cerbos query plans per (principal, kind) for `PLAN_TTL` seconds (the PDP gives no policy version to watch), and each
+root field's SQL text and parameters per (plan, principal, tenant) while the query plans it was built from stay cached.
 The SQL text goes to asyncpg as is, which prepares it once per connection (its statement cache)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
 import time
 import weakref
@@ -69,6 +71,7 @@ WARM_ANSWERS = Counter("cityos_graphql_warm_answers_total",
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 PLAN_TTL = 10.0  # seconds a Cerbos query plan (and the SQL built on it) is reused: how late a policy change shows
+_clock = time.monotonic  # the query plans' clock (a seam for tests)
 
 
 class Lru(Generic[K, V]):
@@ -139,6 +142,7 @@ class Caches:
         self.statements: Lru[tuple[Any, ...], Statements] = Lru(4096)
         self.textual: Lru[tuple[Any, ...], templates.Textual] = Lru(2048)
         # (text, operation name given, shape) answered whole → its cost and operation name
+        self.refreshing: dict[tuple[Any, ...], asyncio.Future[Any]] = {}  # query plans being fetched
         self.warm: Lru[tuple[Any, ...], tuple[int, str | None]] = Lru(4096)
 
 
@@ -233,26 +237,53 @@ def _same_roots(plan: OperationPlan, marked: OperationPlan) -> bool:
 
 async def query_plans(context: RequestContext, plan: OperationPlan) -> dict[tuple[str, str], Any]:
     """The clause of every (kind, action) the plan needs (`read` of the rows it reads, each guarded field's
-    action), from the cache while fresh, else from the PDP."""
+    action): from the cache while fresh (`PLAN_TTL`); for one more `PLAN_TTL` the cached one while the PDP is asked
+    again in the background (requests do not wait for it, nor ask it together); older, from the PDP, one call for
+    all requests that need it at once. A refreshed clause equal to the cached one keeps the cached object, so the
+    statements built on it stay valid."""
     who = context.principal.shape
-    now = time.monotonic()
+    now = _clock()
+    caches = caches_of(context)
+    if plan.needed is None:
+        plan.needed = sorted(needed_plans(plan))
     filters = {}
-    for type_name, action in sorted(needed_plans(plan)):
+    for type_name, action in plan.needed:
         declaration = DECLARATIONS[type_name]
         key = (who, context.principal.tenant_id, declaration.kind, declaration.table.name, action)
-        cached = caches_of(context).filters.get(key)
-        if cached is None or now - cached[0] >= PLAN_TTL:
-            try:
-                clause = await context.authz.sql_filter(declaration.kind, action, declaration.table,
-                                                        declaration.plan_attributes)
-            except ApiError:
-                raise  # the PDP: the resolvers fail closed the same way
-            except Exception as error:  # a plan the SQL translation does not take: the resolvers decide
-                raise NotCovered(f"query plan of {action} on {declaration.kind}") from error
-            cached = (now, clause)
-            caches_of(context).filters.put(key, cached)
-        filters[(declaration.kind, action)] = cached[1]
+        cached = caches.filters.get(key)
+        if cached is not None and now - cached[0] < PLAN_TTL:
+            filters[(declaration.kind, action)] = cached[1]
+            continue
+        refresh = caches.refreshing.get(key)
+        if refresh is None:
+            refresh = asyncio.ensure_future(_refreshed(caches, key, context.authz, declaration, action, cached))
+            caches.refreshing[key] = refresh
+            refresh.add_done_callback(functools.partial(_refreshed_done, caches, key))
+        if cached is not None and now - cached[0] < 2 * PLAN_TTL:
+            filters[(declaration.kind, action)] = cached[1]
+            continue
+        filters[(declaration.kind, action)] = await asyncio.shield(refresh)
     return filters
+
+
+async def _refreshed(caches: Caches, key: tuple[Any, ...], authz: Any, declaration: Any, action: str,
+                     cached: tuple[float, Any] | None) -> Any:
+    try:
+        clause = await authz.sql_filter(declaration.kind, action, declaration.table, declaration.plan_attributes)
+    except ApiError:
+        raise  # the PDP: the resolvers fail closed the same way
+    except Exception as error:  # a plan the SQL translation does not take: the resolvers decide
+        raise NotCovered(f"query plan of {action} on {declaration.kind}") from error
+    if cached is not None and clause.compare(cached[1]):
+        clause = cached[1]  # unchanged: the statements built on it stay valid
+    caches.filters.put(key, (_clock(), clause))
+    return clause
+
+
+def _refreshed_done(caches: Caches, key: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
+    caches.refreshing.pop(key, None)
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("query plan refresh failed: %r", done.exception())  # retrieved: a waiting request raises it
 
 
 def compile_root(context: RequestContext, builder: Builder, root: RootConnection | RootSingle | RootNodes

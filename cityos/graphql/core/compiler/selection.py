@@ -176,6 +176,7 @@ class Uncovered:
 class OperationPlan:
     roots: list[tuple[str, Any]]  # (response key, Typename | RootConnection | RootSingle | RootNodes | Uncovered)
     nodes: dict[str, list[Any]] = field(default_factory=dict)  # response key → its field nodes
+    needed: list[tuple[str, str]] | None = None  # the (type, action) query plans its statements need (plans.py)
 
 
 ROOT_CONNECTIONS = {"stores": "Store", "vendors": "Vendor", "products": "Product", "categories": "Category"}
