@@ -15,6 +15,8 @@ one statement that names its own tenant (`scoped_statement`), outside any transa
 A connection is pinged on checkout only when it sat idle in the pool for PING_AFTER_IDLE seconds (SQLAlchemy's
 pre-ping costs three round trips, BEGIN; SELECT; ROLLBACK, on every checkout); a connection that died anyway is
 noticed where the request's transaction begins, and that request retries once on another (`RequestDatabase`).
+Those one-statement reads run on a pool of driver connections of their own (`ValueReads`, at most the engine's
+`pool_size` more connections per process), planned generically, with nothing to reset when they go back.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
     # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
                                  hide_parameters=True, connect_args=connect_args, **kwargs)
-    _VALUE_READS[engine] = ValueReads(engine, pool_size + max_overflow, connect_args)
+    _VALUE_READS[engine] = ValueReads(engine, pool_size, connect_args)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
