@@ -315,9 +315,11 @@ class SharedDecisions:
     the same way (concurrent asks wait for the first answer). A policy change reaches decisions within `ttl`
     seconds. A PDP error is raised to every waiting caller (UNAVAILABLE) and nothing of it is cached."""
 
-    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
+    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.clock = clock  # the time seam (tests move it past `ttl`)
         self._entries: dict[tuple[Any, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
         self._plans: dict[tuple[Any, str, str, str], tuple[float, asyncio.Future[_Plan]]] = {}
         self.plan_calls = 0
@@ -367,7 +369,7 @@ class SharedDecisions:
         """(filter kind, condition in its JSON form, converted once per plan) of the cached plan."""
         scope = resource.scope or authorizer.principal.tenant_slug or ""
         key = (authorizer.principal.shape, resource.kind, scope, action)
-        now = time.monotonic()
+        now = self.clock()
         entry = self._plans.get(key)
         if entry is not None and now - entry[0] < self.ttl:
             return await _shared(entry[1])
@@ -390,7 +392,7 @@ class SharedDecisions:
 
     async def _checked(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
         key = (authorizer.principal.shape, resource, action)
-        now = time.monotonic()
+        now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and now - entry[0] < self.ttl:
             decision = await _shared(entry[1])
