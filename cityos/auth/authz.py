@@ -162,8 +162,14 @@ class Authorizer:
         return await self._loader.load((resource, action))
 
     async def checked(self, resource: ResourceRef, action: str) -> bool:
-        """The PDP's CheckResources answer, batched with the request's other checks of this tick."""
-        return await self._loader.load((resource, action))
+        """The PDP's CheckResources answer, batched with the request's other checks of this tick. With shared
+        decisions the answer is kept there for their TTL only, not for the life of this authorizer (a WebSocket's
+        lasts as long as the connection)."""
+        try:
+            return await self._loader.load((resource, action))
+        finally:
+            if self.decisions is not None:
+                self._loader.clear((resource, action))
 
     async def require(self, resource: ResourceRef, action: str) -> None:
         if not await self.allowed(resource, action):

@@ -26,6 +26,7 @@ from cityos.auth.authz import (
 )
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.principal import Principal, anonymous, guest_of
+from cityos.errors import Unavailable
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TENANT, OTHER_TENANT = uuid.uuid4(), uuid.uuid4()
@@ -192,20 +193,43 @@ async def _every_complete_one_planned(pdp: Any, principal: Principal, resources:
     return counter.check_calls == 0
 
 
-async def test_a_warm_plan_decides_without_the_pdp_and_a_pdp_error_is_not_cached(cerbos: Any) -> None:
+class Unreachable:
+    """A PDP whose every call fails (as a gRPC error would)."""
+
+    async def plan_resources(self, *_: Any) -> Any:
+        raise ConnectionError("the PDP is down")
+
+    async def check_resources(self, *_: Any) -> Any:
+        raise ConnectionError("the PDP is down")
+
+
+async def test_a_warm_plan_decides_without_the_pdp_for_its_ttl_and_a_pdp_error_is_not_cached(cerbos: Any) -> None:
     pdp = create_pdp_client(cerbos.url)
+    now = [0.0]
     try:
-        shared = SharedDecisions(ttl=3600)
+        shared = SharedDecisions(ttl=5, clock=lambda: now[0])
         counter = PdpCounter()
+        with pytest.raises(Unavailable):  # fails closed, and the failure is not kept
+            await Authorizer(Unreachable(), guest_of(TENANT, PLAIN, STORE), counter, shared).require(
+                ResourceRef.of("cart", uuid.uuid4(), tenant_id=TENANT, store_id=STORE, customer_id=""), "read")
         guest = Authorizer(pdp, guest_of(TENANT, PLAIN, STORE), counter, shared)
         carts = [ResourceRef.of("cart", uuid.uuid4(), tenant_id=TENANT, store_id=store, customer_id=customer)
                  for store in (STORE, OTHER_STORE) for customer in ("", SUBJECT)]
         assert await guest.visible(carts, lambda cart: cart) == carts[:1]
-        assert (counter.plan_calls, counter.check_calls) == (1, 0)
+        assert (counter.plan_calls, counter.check_calls) == (2, 0)
         for _ in range(3):  # later requests of the same principal shape: no PDP call
             again = guest.for_principal(guest_of(TENANT, PLAIN, STORE))
             assert [await again.allowed(cart, "read") for cart in carts] == [True, False, False, False]
-        assert (counter.plan_calls, counter.check_calls) == (1, 0)
+        assert (counter.plan_calls, counter.check_calls) == (2, 0)
+        # An object the plan cannot decide (an attribute missing): one CheckResources, shared for the TTL, asked
+        # again after it, even by the same long-lived authorizer (a WebSocket's).
+        unread = ResourceRef.of("cart", uuid.uuid4(), tenant_id=TENANT, store_id=STORE)
+        assert [await guest.allowed(unread, "read") for _ in range(3)] == [False] * 3
+        assert (counter.plan_calls, counter.check_calls) == (2, 1)
+        now[0] += 5
+        assert await guest.allowed(unread, "read") is False
+        assert await guest.allowed(carts[0], "read") is True
+        assert (counter.plan_calls, counter.check_calls) == (3, 2)
     finally:
         await pdp.close()
 
