@@ -20,7 +20,7 @@ from cityos.auth.identity import StoreDirectory, TenantDirectory
 from cityos.auth.pdp import create_pdp_client
 from cityos.auth.tokens import JwksSource, StaticKeys, TokenVerifier, TrustedIssuer
 from cityos.config import Settings
-from cityos.db.engines import create_app_engine
+from cityos.db.engines import create_app_engine, value_reads
 from cityos.integrations.stripe.client import create_stripe_client
 from cityos.ratelimit import RateLimiter
 from cityos.realtime import Broker, create_broker
@@ -94,6 +94,9 @@ class Services:
         await self.http.aclose()
         await self.broker.close()
         await self.pdp.close()
-        await self.app_engine.dispose()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
+        for engine in (self.app_engine, self.read_engine):
+            if engine is not None:
+                reads = value_reads(engine)
+                if reads is not None:
+                    await reads.close()
+                await engine.dispose()

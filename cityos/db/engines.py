@@ -19,9 +19,11 @@ noticed where the request's transaction begins, and that request retries once on
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -105,6 +107,7 @@ def create_app_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, 
     # Bound parameters hold customers' emails and addresses: never in an exception message or a log line.
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max_overflow,
                                  hide_parameters=True, connect_args=connect_args, **kwargs)
+    _VALUE_READS[engine] = ValueReads(engine, pool_size + max_overflow, connect_args)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -176,3 +179,59 @@ async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID | None) -
     async with engine.begin() as connection:
         await set_tenant(connection, tenant_id)
         yield connection
+
+
+class ValueReads:
+    """The application engine's single-value reads outside a transaction block (a compiled read that is all of its
+    request's database work: `scoped_statement`) on a pool of driver connections of their own: no SQLAlchemy
+    checkout, adaptation or reset around one `fetchval`, the same role, timeouts and connection class as the
+    engine's. Their statements are planned generically (`plan_cache_mode`): a compiled statement is built for every
+    value of its parameters (bind parameters of the variables' shape), names its tenant only after planning, and
+    its custom plans were no better while costing a planning per request (the admin listing: 1.56 → 0.80 ms)."""
+
+    def __init__(self, engine: AsyncEngine, size: int, connect_args: dict[str, Any]) -> None:
+        url = engine.url.set(drivername="postgresql")
+        self.dsn = url.render_as_string(hide_password=False)
+        self.size = size
+        self.connect_args = {key: value for key, value in connect_args.items() if key != "timeout"}
+        self.connect_args["server_settings"] = {**connect_args.get("server_settings", {}),
+                                                "plan_cache_mode": "force_generic_plan"}
+        self.timeout: float | None = connect_args.get("timeout")
+        self.connected: list[Callable[[asyncpg.Connection], None]] = []  # called with each new connection (tests)
+        self._pool: asyncpg.Pool | None = None
+        self._creating: asyncio.Lock | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._creating = self._creating or asyncio.Lock()
+            async with self._creating:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=0, max_size=self.size, max_inactive_connection_lifetime=60.0,
+                        init=self._init, reset=_unchanged, timeout=self.timeout, **self.connect_args)
+        return self._pool
+
+    async def _init(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(f"SET ROLE {APP_ROLE}")
+        for hook in self.connected:
+            hook(connection)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+async def _unchanged(connection: asyncpg.Connection) -> None:
+    """A value read changes nothing of its session (its settings are its transaction's): nothing to reset when it
+    goes back to the pool (asyncpg's default reset costs a round trip per release)."""
+    if connection.is_in_transaction():  # never left by a value read; only a cut-off one could, and it is dropped
+        await connection.execute("ROLLBACK")
+
+
+_VALUE_READS: weakref.WeakKeyDictionary[AsyncEngine, ValueReads] = weakref.WeakKeyDictionary()
+
+
+def value_reads(engine: AsyncEngine) -> ValueReads | None:
+    """The engine's pool for single-value reads (application engines only)."""
+    return _VALUE_READS.get(engine)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from cityos.db.audit import AuditActor, name_actor
-from cityos.db.engines import begin_scoped, scoped_statement
+from cityos.db.engines import ValueReads, begin_scoped, scoped_statement, value_reads
 from cityos.errors import Unavailable
 from cityos.realtime.events import PendingEvents
 
@@ -33,6 +33,8 @@ T = TypeVar("T")
 RECOVERY_SAVEPOINT = "cityos_recovery"
 
 
+# A connection that died in the pool (the server ended it, the socket closed): a read is tried once more
+DEAD_CONNECTION = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, OSError)
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout (or a cancel request)
 
 
@@ -164,6 +166,9 @@ class RequestDatabase:
             scoped = scoped_statement(sql, len(parameters))
             arguments = (*parameters, str(self.tenant_id) if self.tenant_id else "",
                          "on" if self.platform_scope else "")
+            reads = value_reads(self.engine)
+            if reads is not None:
+                return await self._read_pooled(reads, scoped, arguments)
             for attempt in range(2):
                 connection = await self._checkout()
                 try:
@@ -174,8 +179,7 @@ class RequestDatabase:
                     return await driver.fetchval(scoped, *arguments)
                 except asyncpg.QueryCanceledError as error:
                     raise Unavailable("the database did not answer in time; nothing was returned") from error
-                except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
-                        OSError) as error:  # a connection that died in the pool: tried once more on another
+                except DEAD_CONNECTION as error:  # a connection that died in the pool: tried once more on another
                     await connection.invalidate()
                     if attempt:
                         raise Unavailable("the database is unavailable") from error
@@ -185,6 +189,37 @@ class RequestDatabase:
                 finally:
                     await connection.close()
             raise AssertionError("unreachable")
+
+    async def _read_pooled(self, reads: ValueReads, sql: str, arguments: tuple[Any, ...]) -> Any:
+        """One value on the engine's value-read pool (engines.ValueReads), with the failures typed as on the
+        engine: a dead pooled connection is tried once more on another, a stalled or unreachable database is
+        UNAVAILABLE (waited for once per request)."""
+        if self._unreachable is not None:
+            raise Unavailable(self._unreachable.message) from self._unreachable
+        for attempt in range(2):
+            try:
+                pool = await reads.pool()
+                connection = await pool.acquire(timeout=reads.timeout)
+            except TimeoutError as error:  # every connection busy for CITYOS_DB_TIMEOUT: overload
+                self._unreachable = Unavailable("the database is busy; nothing was returned or changed")
+                raise self._unreachable from error
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                self._unreachable = Unavailable("the database is unavailable")
+                raise self._unreachable from error
+            try:
+                return await connection.fetchval(sql, *arguments)
+            except asyncpg.QueryCanceledError as error:
+                raise Unavailable("the database did not answer in time; nothing was returned") from error
+            except DEAD_CONNECTION as error:
+                connection.terminate()
+                if attempt:
+                    raise Unavailable("the database is unavailable") from error
+            except TimeoutError as error:  # cut off on the client: the connection's state is unknown
+                connection.terminate()
+                raise Unavailable("the database did not answer in time; nothing was returned") from error
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")
 
     async def mutate(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run a mutation in a savepoint: on any error its writes, and the live events it announced, are undone;

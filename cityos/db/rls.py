@@ -16,6 +16,23 @@ CURRENT_TENANT = "cityos_current_tenant()"
 PLATFORM_SCOPE = "cityos_platform_scope()"
 
 
+def once(call: str) -> str:
+    """`call` as a scalar sub-select: an InitPlan, evaluated once per statement (not per row) when a row is first
+    checked, and unknown to the planner. Left bare, these SQL functions are inlined to `current_setting(…)`, which
+    the planner evaluates while planning to estimate the policy: a compiled read names its own tenant inside its
+    statement (`engines.scoped_statement`), so at planning time the setting is empty, `tenant_id = NULL` is
+    estimated to match no row, and every scan of the statement is planned for one row (#12: the product listing
+    then read, probed and sorted a whole store for a 24-row page). As a parameter the check is estimated as an
+    equality to an unknown tenant (1 / the number of tenants) and costs one evaluation per statement."""
+    return f"(select {call})"
+
+
+def tenant_wall(column: str = "tenant_id") -> str:
+    """The condition of every `tenant_isolation` policy: the transaction's tenant's rows, or all in platform
+    scope."""
+    return f"{column} = {once(CURRENT_TENANT)} or {once(PLATFORM_SCOPE)}"
+
+
 def create_tenant_functions() -> None:
     op.execute("""
         create function cityos_current_tenant() returns uuid language sql stable as
@@ -62,7 +79,7 @@ def enable_tenant_rls(table: str, column: str = "tenant_id") -> None:
     """Rows are visible and writable only for the transaction's tenant, or in an explicit platform scope."""
     grant_app(table)
     op.execute(f"alter table {table} enable row level security")
-    condition = f"{column} = {CURRENT_TENANT} or {PLATFORM_SCOPE}"
+    condition = tenant_wall(column)
     op.execute(f"create policy tenant_isolation on {table} using ({condition}) with check ({condition})")
 
 

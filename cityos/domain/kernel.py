@@ -74,10 +74,12 @@ class SortKey:
 @dataclass(frozen=True)
 class Listing:
     """A list as the domain defines it: the statement selecting its rows (filters, visibility) and the keyset
-    order it is paged in (None: created_at, id of the selected table)."""
+    order it is paged in (None: created_at, id of the selected table); `counted`, when given, selects the same rows
+    in a shape made for reading them all (totalCount), where `statement` is made for stopping after a page."""
 
     statement: Select[Any]
     order: Sequence[SortKey] | None = None
+    counted: Select[Any] | None = None
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

@@ -3,6 +3,7 @@ children's restarts, scheduled job runs (duration, outcome, lag)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -70,9 +71,15 @@ def name_span(span: Any, operation_name: str | None, kind: str) -> None:
 
 def record_operation(operation_name: str | None, kind: str, started: float) -> None:
     """Count and time one operation (by its metric name and kind)."""
+    count, latency = _operation_metrics(operation_name, kind)
+    count.inc()
+    latency.observe(time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=1024)
+def _operation_metrics(operation_name: str | None, kind: str) -> tuple[Any, Any]:
     name = metric_name(operation_name)
-    GRAPHQL_OPERATIONS.labels(name, kind).inc()
-    GRAPHQL_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
+    return GRAPHQL_OPERATIONS.labels(name, kind), GRAPHQL_LATENCY.labels(name, kind)
 
 
 def _kind_of(context: Any) -> str:

@@ -42,6 +42,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
                                "(rate(cityos_graphql_operations_total[5m]))", "ops"),
         ("GraphQL errors by code", "sum by (code) (rate(cityos_graphql_errors_total[5m]))", "ops"),
         ("Root fields: compiled vs fallback", "sum by (path) (rate(cityos_graphql_root_fields_total[5m]))", "ops"),
+        ("Warm answers (compiled caches alone)", "sum(rate(cityos_graphql_warm_answers_total[5m]))", "ops"),
         ("HTTP p50 / p95 / p99", "histogram_quantile(0.95, sum by (le) "
                                  "(rate(cityos_http_request_duration_seconds_bucket[5m])))", "s"),
     ]),

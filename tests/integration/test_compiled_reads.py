@@ -887,16 +887,17 @@ async def test_a_warm_compiled_point_read_is_one_round_trip(role: str, data: Ten
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Fixed costs of a point read (#12). Warm (key and token caches, query plans, compiled statement, prepared
     statement, pooled connection), a `node(id:)` read is one round trip to Postgres: no pre-ping, no BEGIN with
-    the tenant scope, no COMMIT — the statement names its own tenant (engines.scoped_statement). Counted as the
-    messages the app writes to Postgres' sockets (asyncpg writes each request once and waits for its answer)."""
+    the tenant scope, no COMMIT, no reset when the connection goes back — the statement names its own tenant
+    (engines.scoped_statement) and runs on the value-read pool (engines.ValueReads). Counted as the messages the app
+    writes to Postgres' sockets (asyncpg writes each request once and waits for its answer)."""
     async with owner_engine.connect() as connection:
         product = (await connection.execute(text(
             "select id from product where tenant_id = :t and store_id = :s and status = 'published' "
             "order by created_at limit 1"), {"t": data.tenant_id, "s": data.store_id})).scalar_one()
     writes: list[bytes] = []
 
-    def count(dbapi_connection: Any, _record: Any) -> None:
-        transport = dbapi_connection.driver_connection._transport
+    def count(driver: Any) -> None:
+        transport = driver._transport
         write = transport.write
 
         def counted(message: bytes) -> None:
@@ -905,14 +906,18 @@ async def test_a_warm_compiled_point_read_is_one_round_trip(role: str, data: Ten
 
         transport.write = counted
 
-    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 3600.0)  # no idle ping between the requests, however slow
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 3600.0)  # no idle ping on the engine's connections either
     # (a token whose claims name stores or a vendor by handle costs a lookup of them per request: not this one)
     headers = {"x-publishable-api-key": data.key} if role == "guest" else {
         "authorization": f"Bearer {tokens(role, data)}", "x-publishable-api-key": data.key}
     body = {"query": POINT, "variables": {"id": to_global_id("Product", product)}}
     async with app_instance(settings) as (client, services):
-        event.listen(services.app_engine.sync_engine, "connect", count)
-        await services.app_engine.dispose()  # every connection from here on is counted
+        reads = engines.value_reads(services.app_engine)
+        assert reads is not None
+        reads.connected.append(count)
+        await reads.close()  # every connection from here on is counted
+        await services.app_engine.dispose()
+        event.listen(services.app_engine.sync_engine, "connect", lambda raw, _record: count(raw.driver_connection))
         for _ in range(3):
             response = await client.post("/graphql", json=body, headers=headers)
             assert response.json()["data"]["node"]["variants"], response.text
@@ -920,12 +925,10 @@ async def test_a_warm_compiled_point_read_is_one_round_trip(role: str, data: Ten
         warm = await client.post("/graphql", json=body, headers=headers)
         assert warm.content == response.content
         assert writes == [b"B"], writes  # Bind/Execute/Sync of the prepared statement: one round trip
-
-        # A connection idle in the pool for PING_AFTER_IDLE is pinged before it is lent: one round trip more.
-        monkeypatch.setattr(engines, "PING_AFTER_IDLE", 0.0)
+        monkeypatch.setattr(engines, "PING_AFTER_IDLE", 0.0)  # the value-read pool pings nothing, idle or not
         writes.clear()
         assert (await client.post("/graphql", json=body, headers=headers)).content == response.content
-        assert len(writes) == 2, writes
+        assert writes == [b"B"], writes
 
 
 @pytest.mark.parametrize("query", [POINT, "query { regions(first: 1) { nodes { id } } }"],
@@ -946,12 +949,21 @@ async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
     async with app_instance(settings) as (client, services):
         first = await client.post("/graphql", json=body, headers=headers)  # warm: identity caches, plans
         assert "errors" not in first.json(), first.text
+        reads = engines.value_reads(services.app_engine)
+        assert reads is not None
         await services.app_engine.dispose()
+        await reads.close()
         assert (await client.post("/graphql", json=body, headers=headers)).json() == first.json()
-        assert services.app_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
-        async with services.app_engine.connect() as pooled:  # the pool's only connection, the one just used
-            pid = (await pooled.execute(text("select pg_backend_pid()"))).scalar_one()
-            await pooled.rollback()
+        if query == POINT:  # the value-read pool's only connection, the one just used
+            pool = await reads.pool()
+            assert pool.get_size() == 1
+            async with pool.acquire() as driver:
+                pid = await driver.fetchval("select pg_backend_pid()")
+        else:
+            assert services.app_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+            async with services.app_engine.connect() as pooled:  # the pool's only connection, the one just used
+                pid = (await pooled.execute(text("select pg_backend_pid()"))).scalar_one()
+                await pooled.rollback()
         async with owner_engine.connect() as connection:  # ended, and gone (the wait is Postgres', not a sleep)
             assert (await connection.execute(text("select pg_terminate_backend(:pid, 5000)"),
                                              {"pid": pid})).scalar_one()

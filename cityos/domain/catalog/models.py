@@ -50,6 +50,7 @@ class Product(TenantOwnedMixin, Base):
         Index("ix_product_tenant_store_status", "tenant_id", "store_id", "status", "created_at"),
         Index("ix_product_tenant_vendor", "tenant_id", "vendor_id", "created_at", "id"),
         Index("ix_product_tenant_store_created", "tenant_id", "store_id", "created_at", "id"),  # listings (#12)
+        Index("ix_product_tenant_store_title", "tenant_id", "store_id", "title", "id"),  # sorted by title (#12)
         Index("ix_product_search", "search", postgresql_using="gin"),
     )
 
@@ -71,7 +72,7 @@ class ProductCategory(Base):
         ForeignKeyConstraint(["tenant_id", "product_id"], ["product.tenant_id", "product.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "category_id"], ["category.tenant_id", "category.id"],
                              ondelete="CASCADE"),
-        Index("ix_product_category_category", "tenant_id", "category_id"),
+        Index("ix_product_category_category_product", "tenant_id", "category_id", "product_id"),  # counts (#12)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -85,6 +86,7 @@ class ProductSalesChannel(Base):
         ForeignKeyConstraint(["tenant_id", "product_id"], ["product.tenant_id", "product.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "sales_channel_id"], ["sales_channel.tenant_id", "sales_channel.id"],
                              ondelete="CASCADE"),
+        Index("ix_product_sales_channel_channel", "tenant_id", "sales_channel_id", "product_id"),  # counts (#12)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

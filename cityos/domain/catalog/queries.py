@@ -5,6 +5,7 @@ statement (and keyset order) of a read; the caller adds the authorization clause
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -106,21 +107,38 @@ def per_product(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists(select(literal_column("1")).where(*conditions).offset(0))
 
 
-def available_in_default_channel() -> Any:
-    """What a storefront sells: products in the store's default sales channel, while it is enabled."""
-    return per_product(
+def semi_join(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`EXISTS (… WHERE conditions)`, which Postgres may turn into a (hash) semi-join: for a count, which reads every
+    matching product anyway, the category's or the channel's product ids are read once by their tenant-leading
+    indexes instead of probed product by product (#12). Same rows as `per_product`."""
+    return exists(select(literal_column("1")).where(*conditions))
+
+
+Check = Callable[..., ColumnElement[bool]]  # per_product (a page) or semi_join (a count)
+
+
+def available_in_default_channel(check: Check = per_product, store_id: uuid.UUID | None = None) -> Any:
+    """What a storefront sells: products in the store's default sales channel, while it is enabled. A product's
+    channels are its store's (the catalog service checks them), so the channel is looked up by the product's store:
+    the store's one default channel (`uq_sales_channel_default_per_store`), whose products a count reads by
+    (tenant_id, sales_channel_id, product_id); `store_id`, the listing's store when it names one."""
+    return check(
         PRODUCT_SALES_CHANNEL.c.product_id == PRODUCT.c.id,
         PRODUCT_SALES_CHANNEL.c.tenant_id == PRODUCT.c.tenant_id,
         CHANNEL.c.id == PRODUCT_SALES_CHANNEL.c.sales_channel_id,
         CHANNEL.c.tenant_id == PRODUCT_SALES_CHANNEL.c.tenant_id,
+        CHANNEL.c.store_id == (PRODUCT.c.store_id if store_id is None else store_id),
         CHANNEL.c.is_default, ~CHANNEL.c.is_disabled)
 
 
-def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: Currency) -> Select[Any]:
+def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency_code: Currency,
+                 check: Check = per_product, tree: Any = None) -> Select[Any]:
+    """`tree`: the category filter's `category_and_descendants`, when the caller shares one between statements."""
     if product_filter.category_id is not None:
-        statement = statement.where(per_product(
+        categories = category_and_descendants(product_filter.category_id) if tree is None else tree
+        statement = statement.where(check(
             PRODUCT_CATEGORY.c.tenant_id == PRODUCT.c.tenant_id, PRODUCT_CATEGORY.c.product_id == PRODUCT.c.id,
-            PRODUCT_CATEGORY.c.category_id == any_(category_and_descendants(product_filter.category_id))))
+            PRODUCT_CATEGORY.c.category_id == any_(categories)))
     if product_filter.vendor_id is not None:
         statement = statement.where(PRODUCT.c.vendor_id == product_filter.vendor_id)
     if product_filter.price_min is not None or product_filter.price_max is not None:
@@ -136,8 +154,8 @@ def apply_filter(statement: Select[Any], product_filter: ProductFilter, currency
         if text:
             statement = statement.where(PRODUCT.c.search.op("@@")(func.websearch_to_tsquery("simple", text)))
     if product_filter.in_stock is not None:
-        stocked = per_product(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
-                              VARIANT.c.inventory_quantity > 0)
+        stocked = check(VARIANT.c.product_id == PRODUCT.c.id, VARIANT.c.tenant_id == PRODUCT.c.tenant_id,
+                        VARIANT.c.inventory_quantity > 0)
         statement = statement.where(stocked if product_filter.in_stock else ~stocked)
     if product_filter.status is not None:
         statement = statement.where(PRODUCT.c.status == product_filter.status)
@@ -157,14 +175,19 @@ def sort_keys(sort: str, currency_code: Currency) -> list[SortKey]:
 def products(*scope: ColumnElement[bool], store_id: uuid.UUID | None, storefront: bool,
              product_filter: ProductFilter, sort: str, currency_code: Currency) -> Listing:
     """A product listing: the rows `scope` allows (authorization, tenant), of one store when given; a
-    storefront sees only what the store's default sales channel sells."""
-    statement = select(PRODUCT).where(*scope)
-    if store_id is not None:
-        statement = statement.where(PRODUCT.c.store_id == store_id)
-    if storefront:
-        statement = statement.where(available_in_default_channel())
-    statement = apply_filter(statement, product_filter, currency_code)
-    return Listing(statement, sort_keys(sort, currency_code))
+    storefront sees only what the store's default sales channel sells. Paged with per-product checks (it stops
+    after the page), counted with semi-joins (it reads every row); one category tree for both (one CTE)."""
+    tree = category_and_descendants(product_filter.category_id) if product_filter.category_id is not None else None
+
+    def rows(check: Check) -> Select[Any]:
+        statement = select(PRODUCT).where(*scope)
+        if store_id is not None:
+            statement = statement.where(PRODUCT.c.store_id == store_id)
+        if storefront:
+            statement = statement.where(available_in_default_channel(check, store_id))
+        return apply_filter(statement, product_filter, currency_code, check, tree)
+
+    return Listing(rows(per_product), sort_keys(sort, currency_code), counted=rows(semi_join))
 
 
 def product_by_handle(*scope: ColumnElement[bool], store_id: uuid.UUID, handle: str) -> Select[Any]:

@@ -121,7 +121,7 @@ class CatalogQuery:
                                    storefront=storefront, product_filter=listing_filter(filter or ProductFilter()),
                                    sort=sort.value, currency_code=currency)
         return await page_query(info.context.db.execute, listing.statement, page, Product.from_row, listing.order,
-                                count=wants_total(info))
+                                count=wants_total(info), counted=listing.counted)
 
     @strawberry.field(description="A product of the storefront's store (or of `storeId`) by handle.")
     async def product(self, info: Info, handle: Handle, store_id: ScopeStoreId = None) -> Product:

@@ -247,15 +247,17 @@ def keyset_after(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool
 
 async def page_query(execute: Callable[[Any], Any], statement: Select[Any], page: PageRequest,
                      to_node: Callable[[Row[Any]], NodeType], order: Sequence[SortKey] | None = None,
-                     count: bool = True) -> Connection[NodeType]:
+                     count: bool = True, counted: Select[Any] | None = None) -> Connection[NodeType]:
     """Page a SELECT in SQL by keyset: one COUNT and one query limited to the page (+1 to know if more).
 
     `order` defaults to (created_at, id) of the selected table; its values are appended to each row as
     `_k0, _k1, …` and make up the cursor. `count=False` (the caller did not select totalCount, see
-    `wants_total`) skips the COUNT, which reads every matching row (#12); totalCount is then 0, never sent."""
+    `wants_total`) skips the COUNT, which reads every matching row (#12); totalCount is then 0, never sent.
+    `counted`: the same rows as `statement` in a shape made for counting them (`Listing.counted`)."""
     columns = statement.selected_columns
     keys = list(order) if order else [SortKey(columns[name]) for name in DEFAULT_ORDER]
-    total = (await execute(select(func.count()).select_from(statement.order_by(None).subquery()))).scalar_one() \
+    source = statement if counted is None else counted
+    total = (await execute(select(func.count()).select_from(source.order_by(None).subquery()))).scalar_one() \
         if count else 0
     keyed = statement.add_columns(*(key.column.label(f"_k{index}") for index, key in enumerate(keys)))
     types = key_types(keys)

@@ -205,8 +205,10 @@ class Builder:
         order = by_rank(rows) if relation.by_rank else [rows.c.created_at, rows.c.id]
         return select(jsontext.array(self.obj(selection, rows), *order)).select_from(rows).scalar_subquery()
 
-    def page(self, page: Page, base: Select[Any], keys: Sequence[SortKey], parent: Any) -> ColumnElement[Any]:
-        """A connection's JSON: `base` selects the whole list (totalCount), the window's cursors cut the page."""
+    def page(self, page: Page, base: Select[Any], keys: Sequence[SortKey], parent: Any,
+             counted: Select[Any] | None = None) -> ColumnElement[Any]:
+        """A connection's JSON: `base` selects the whole list (totalCount: `counted` when given, the same rows
+        shaped for counting them all, `Listing.counted`), the window's cursors cut the page."""
         table = page.child.table
         window = page.window
         types = key_types(keys)
@@ -255,7 +257,8 @@ class Builder:
             if kind == "typename":
                 pairs.append((key, jsontext.name(payload)))
             elif kind == "totalCount":
-                count = base.with_only_columns(func.count(), maintain_column_froms=True)
+                count = (base if counted is None else counted).with_only_columns(func.count(),
+                                                                                 maintain_column_froms=True)
                 if parent is not None:
                     count = count.correlate(parent)
                 pairs.append((key, jsontext.scalar(count.scalar_subquery())))
@@ -326,7 +329,7 @@ class Builder:
         domain, found = self.listing(root)
         table = root.page.child.table
         keys = list(domain.order) if domain.order else [SortKey(table.c.created_at), SortKey(table.c.id)]
-        value = self.page(root.page, domain.statement, keys, None)
+        value = self.page(root.page, domain.statement, keys, None, domain.counted)
         if found:
             value = case((and_(*found), value), else_=None)
         return select(cast(value, Text))
