@@ -37,6 +37,7 @@ from cityos.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
 
 PDP_LATENCY = Histogram("cityos_pdp_call_duration_seconds", "Cerbos PDP call latency", ["call"])
 DECISIONS = Counter("cityos_authz_decisions_total", "Authorization decisions", ["kind", "action", "effect"])
@@ -380,7 +381,7 @@ class SharedDecisions:
         if entry is not None and now - entry[0] < self.ttl:
             return await _shared(entry[1])
         if len(self._plans) >= self.max_entries:
-            self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.ttl}
+            self._plans = self._pruned(self._plans, now)
         future: asyncio.Future[_Plan] = asyncio.get_running_loop().create_future()
         self._plans[key] = (now, future)
         try:
@@ -396,6 +397,12 @@ class SharedDecisions:
         future.set_result(planned)
         return planned
 
+    def _pruned(self, cache: dict[K, tuple[float, Any]], now: float) -> dict[K, tuple[float, Any]]:
+        """The fresh entries; none when even those fill the cache (pruning again at every insert would cost
+        O(n) each). Waiters keep their futures."""
+        fresh = {key: entry for key, entry in cache.items() if now - entry[0] < self.ttl}
+        return fresh if len(fresh) < self.max_entries // 2 else {}
+
     async def _checked(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
         key = (authorizer.principal.shape, resource, action)
         now = self.clock()
@@ -405,7 +412,7 @@ class SharedDecisions:
             DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
             return decision
         if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
+            self._entries = self._pruned(self._entries, now)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._entries[key] = (now, future)
         try:

@@ -252,6 +252,20 @@ async def test_a_warm_plan_decides_without_the_pdp_for_its_ttl_and_a_pdp_error_i
         await pdp.close()
 
 
+async def test_the_shared_caches_stay_bounded(cerbos: Any) -> None:
+    pdp = create_pdp_client(cerbos.url)
+    try:
+        shared = SharedDecisions(max_entries=4)
+        cart = ResourceRef.of("cart", "c1", tenant_id=TENANT, store_id=STORE, customer_id="")
+        for number in range(20):  # a principal shape each: a plan each
+            customer = Principal(id=f"customer-{number}", roles=frozenset({"customer"}), tenant_id=TENANT,
+                                 tenant_slug=PLAIN, storefront_id=STORE, authenticated=True)
+            assert await Authorizer(pdp, customer, PdpCounter(), shared).allowed(cart, "read") is True
+            assert len(shared._plans) <= 4
+    finally:
+        await pdp.close()
+
+
 def test_a_plan_this_evaluator_cannot_read_is_refused_not_guessed() -> None:
     resource = ResourceRef.of("order", "o1", tenant_id="t1", status="paid")
     condition = {"expression": {"operator": "eq", "operands": [{"variable": "request.resource.attr.tenant_id"},
