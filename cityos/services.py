@@ -51,7 +51,8 @@ class Services:
     pdp_counter: PdpCounter
     stripe: stripe.StripeClient
     rate_limiter: RateLimiter
-    live_decisions: SharedDecisions = field(default_factory=SharedDecisions)
+    # Every decision of every request and live event: cached query plans, 5 s (cityos.auth.authz.SharedDecisions).
+    decisions: SharedDecisions = field(default_factory=SharedDecisions)
     # A streaming replica for query operations over HTTP (DATABASE_READ_URL); None: the primary serves them.
     read_engine: AsyncEngine | None = None
     # The time seam of what depends on "now" beyond a request (billing periods, proration, dunning): tests move it.

@@ -1,8 +1,11 @@
-"""Authorization through the Cerbos PDP, batched per request.
+"""Authorization through the Cerbos PDP: query plans cached per principal shape, checks batched per request.
 
-`Authorizer.allowed(resource, action)` is a dataloader load: every (resource, action) pair asked for in one
-execution tick goes to the PDP as one CheckResources request. Lists are filtered in SQL from PlanResources
-(`sql_filter`). The PDP unreachable or slow → UNAVAILABLE: nothing is ever allowed by default.
+`Authorizer.allowed(resource, action)` (and `require`, `visible`) decides by the PDP's query plan for (principal,
+kind, action), cached per process for a few seconds by `SharedDecisions` and evaluated here against the resource's
+attributes (`evaluate_plan`): no PDP call per decision once warm. A plan the evaluator cannot read falls back to
+CheckResources through the request's dataloader: every (resource, action) pair asked for in one execution tick goes
+to the PDP as one request. Lists are filtered in SQL from PlanResources (`sql_filter`). The PDP unreachable or slow
+→ UNAVAILABLE: nothing is ever allowed by default.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from cityos.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
 
 PDP_LATENCY = Histogram("cityos_pdp_call_duration_seconds", "Cerbos PDP call latency", ["call"])
 DECISIONS = Counter("cityos_authz_decisions_total", "Authorization decisions", ["kind", "action", "effect"])
@@ -63,6 +67,10 @@ class ResourceRef:
     def key(self) -> str:
         """Unique across kinds within one request's batch."""
         return f"{self.kind}:{self.id}"
+
+    @functools.cached_property
+    def attributes(self) -> dict[str, str]:
+        return dict(self.attrs)
 
     def to_cerbos(self, default_scope: str = "") -> engine_pb2.Resource:
         return engine_pb2.Resource(kind=self.kind, id=self.key, scope=self.scope or default_scope,
@@ -133,17 +141,36 @@ class _DecisionLoader(DataLoader[tuple[ResourceRef, str], bool]):
 
 
 class Authorizer:
-    """One request's decisions for one principal."""
+    """One request's decisions for one principal. With `decisions` (the process's `SharedDecisions`), `allowed`,
+    `require` and `visible` decide by the cached query plans; without, every decision is a CheckResources."""
 
-    def __init__(self, pdp: Any, principal: Principal, counter: PdpCounter | None = None) -> None:
+    def __init__(self, pdp: Any, principal: Principal, counter: PdpCounter | None = None,
+                 decisions: SharedDecisions | None = None) -> None:
         self.pdp = pdp
         self.principal = principal
         self.counter = counter or PdpCounter()
+        self.decisions = decisions
         self._loader = _DecisionLoader(self)
         self._plans: dict[tuple[str, str, str], ColumnElement[bool]] = {}
 
+    def for_principal(self, principal: Principal) -> Authorizer:
+        """The same PDP, counter and shared decisions for another principal (a request's principal changed)."""
+        return Authorizer(self.pdp, principal, self.counter, self.decisions)
+
     async def allowed(self, resource: ResourceRef, action: str) -> bool:
+        if self.decisions is not None:
+            return await self.decisions.allowed(self, resource, action)
         return await self._loader.load((resource, action))
+
+    async def checked(self, resource: ResourceRef, action: str) -> bool:
+        """The PDP's CheckResources answer, batched with the request's other checks of this tick. With shared
+        decisions the answer is kept there for their TTL only, not for the life of this authorizer (a WebSocket's
+        lasts as long as the connection)."""
+        try:
+            return await self._loader.load((resource, action))
+        finally:
+            if self.decisions is not None:
+                self._loader.clear((resource, action))
 
     async def require(self, resource: ResourceRef, action: str) -> None:
         if not await self.allowed(resource, action):
@@ -151,9 +178,14 @@ class Authorizer:
 
     async def visible(self, items: Iterable[T], resource_of: Callable[[T], ResourceRef],
                       action: str = "read") -> list[T]:
-        """The items the principal may `action`, in order; all checks go out in one batch."""
+        """The items the principal may `action`, in order; the checks the plans cannot decide go out in one
+        batch."""
         materialised = list(items)
-        decisions = await self._loader.load_many([(resource_of(item), action) for item in materialised])
+        resources = [resource_of(item) for item in materialised]
+        if self.decisions is not None:
+            decisions = await self.decisions.allowed_many(self, resources, action)
+        else:
+            decisions = await self._loader.load_many([(resource, action) for resource in resources])
         return [item for item, allowed in zip(materialised, decisions, strict=True) if allowed]
 
     async def sql_filter(self, kind: str, action: str, table: Table,
@@ -207,74 +239,132 @@ class UnsupportedPlan(Exception):
 RESOURCE_ATTR = "request.resource.attr."
 
 
-def _unsupported(operator: str) -> bool:
-    raise UnsupportedPlan(operator)
+def _same_type(left: Any, right: Any) -> bool:
+    return type(left) is type(right)
+
+
+def _in(left: Any, right: Any) -> bool:
+    if not isinstance(right, list) or not all(_same_type(left, item) for item in right):
+        raise UnsupportedPlan("in")
+    return left in right
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: bool(a == b), "ne": lambda a, b: bool(a != b),
     "lt": lambda a, b: bool(a < b), "le": lambda a, b: bool(a <= b),
     "gt": lambda a, b: bool(a > b), "ge": lambda a, b: bool(a >= b),
-    "in": lambda a, b: a in b if isinstance(b, list) else _unsupported("in"),
 }
+
+
+# CEL's string functions as the planner writes them: (receiver, argument), both strings.
+_STRING_FUNCTIONS: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda text, part: part in text, "startsWith": str.startswith, "endsWith": str.endswith,
+}
+
+
+def _boolean(operand: Mapping[str, Any], resource: ResourceRef) -> bool:
+    value = evaluate_plan(operand, resource)
+    if not isinstance(value, bool):  # CEL: an error, which the PDP would not read as false under `not`
+        raise UnsupportedPlan("a non-boolean operand of and/or/not")
+    return value
 
 
 def evaluate_plan(operand: Mapping[str, Any], resource: ResourceRef) -> Any:
     """The value of a PlanResources condition (its JSON form) for one resource's attributes. The principal's side
-    is already substituted by the PDP; what remains reads the resource. Anything else raises UnsupportedPlan."""
+    is already substituted by the PDP; what remains reads the resource. Anything this cannot decide exactly as
+    CEL would (another operator or variable, a missing attribute, operands of different types, a non-boolean
+    operand of a logical operator) raises UnsupportedPlan: the caller asks the PDP."""
     if "value" in operand:
         return operand["value"]
     if "variable" in operand:
         name = str(operand["variable"])
         if name.startswith(RESOURCE_ATTR):
-            attrs = dict(resource.attrs)
             key = name[len(RESOURCE_ATTR):]
-            if key not in attrs:
+            attributes = resource.attributes
+            if key not in attributes:  # CEL: no such key, an error
                 raise UnsupportedPlan(name)
-            return attrs[key]
+            return attributes[key]
         if name == "request.resource.id":
             return resource.key
         raise UnsupportedPlan(name)
     expression = operand.get("expression") or {}
     operator, operands = expression.get("operator"), expression.get("operands", [])
-    if operator == "and":
-        return all(evaluate_plan(item, resource) is True for item in operands)
-    if operator == "or":
-        return any(evaluate_plan(item, resource) is True for item in operands)
+    if operator == "and" and operands:
+        return all(_boolean(item, resource) for item in operands)
+    if operator == "or" and operands:
+        return any(_boolean(item, resource) for item in operands)
     if operator == "not" and len(operands) == 1:
-        return evaluate_plan(operands[0], resource) is not True
+        return not _boolean(operands[0], resource)
+    if operator == "in" and len(operands) == 2:
+        return _in(*(evaluate_plan(item, resource) for item in operands))
+    if operator in _STRING_FUNCTIONS and len(operands) == 2:
+        text, argument = (evaluate_plan(item, resource) for item in operands)
+        if not isinstance(text, str) or not isinstance(argument, str):
+            raise UnsupportedPlan(str(operator))  # a list's contains, another type: the PDP decides
+        return _STRING_FUNCTIONS[operator](text, argument)
     if operator in _COMPARISONS and len(operands) == 2:
         left, right = (evaluate_plan(item, resource) for item in operands)
-        try:
-            return _COMPARISONS[operator](left, right)
-        except TypeError:
-            raise UnsupportedPlan(operator) from None
+        if not _same_type(left, right) or not isinstance(left, (str, bool, int, float)) or \
+                (isinstance(left, bool) and operator not in ("eq", "ne")):
+            raise UnsupportedPlan(str(operator))  # CEL's typing of mixed or structured operands: the PDP decides
+        return _COMPARISONS[operator](left, right)
     raise UnsupportedPlan(str(operator))
 
 
-class SharedDecisions:
-    """Decisions for live events, shared across connections for a few seconds. An event is authorized by the
-    PDP's query plan for (principal, kind, action), cached per principal shape, and evaluated here against the
-    event's attributes: no PDP call per event once warm. A plan this evaluator cannot read falls back to one
-    CheckResources per (principal, resource, action), shared the same way (concurrent asks wait for the first
-    answer). A policy change reaches live events within `ttl` seconds."""
+_Plan = tuple[Any, dict[str, Any]]  # the filter's kind and its condition in JSON form
 
-    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
+
+class SharedDecisions:
+    """Decisions shared across requests and connections for `ttl` seconds. A resource is authorized by the PDP's
+    query plan for (principal, kind, scope, action), cached per principal shape, and evaluated here against the
+    resource's attributes: no PDP call per decision once warm. A plan this evaluator cannot read falls back to the
+    request's CheckResources loader (batched per request), its answer shared per (principal, resource, action)
+    the same way (concurrent asks wait for the first answer). A policy change reaches decisions within `ttl`
+    seconds. A PDP error is raised to every waiting caller (UNAVAILABLE) and nothing of it is cached."""
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.clock = clock  # the time seam (tests move it past `ttl`)
         self._entries: dict[tuple[Any, ResourceRef, str], tuple[float, asyncio.Future[bool]]] = {}
-        self._plans: dict[tuple[Any, str, str, str], tuple[float, asyncio.Future[tuple[Any, dict[str, Any]]]]] = {}
+        self._plans: dict[tuple[Any, str, str, str], tuple[float, asyncio.Future[_Plan]]] = {}
         self.plan_calls = 0
         self.planned = 0
 
     async def allowed(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
-        shape = authorizer.principal.shape
-        kind, condition = await self._plan(authorizer, shape, resource, action)
+        decision = self._decided(await self._plan(authorizer, resource, action), resource, action)
+        if decision is None:
+            return await self._checked(authorizer, resource, action)
+        return decision
+
+    async def allowed_many(self, authorizer: Authorizer, resources: Sequence[ResourceRef],
+                           action: str) -> list[bool]:
+        """The decisions on `resources`, in order: one plan per (kind, scope), the undecided ones checked in one
+        batch."""
+        plans: dict[tuple[str, str], _Plan] = {}
+        for resource in resources:
+            where = (resource.kind, resource.scope)
+            if where not in plans:
+                plans[where] = await self._plan(authorizer, resource, action)
+        decisions: list[bool | None] = [self._decided(plans[(resource.kind, resource.scope)], resource, action)
+                                        for resource in resources]
+        undecided = [index for index, decision in enumerate(decisions) if decision is None]
+        if undecided:
+            checked = await asyncio.gather(*(self._checked(authorizer, resources[index], action)
+                                             for index in undecided))
+            for index, decision in zip(undecided, checked, strict=True):
+                decisions[index] = decision
+        return [decision is True for decision in decisions]
+
+    def _decided(self, plan: _Plan, resource: ResourceRef, action: str) -> bool | None:
+        """The plan's decision on `resource` (counted), or None when the evaluator cannot read the plan."""
+        kind, condition = plan
         if kind == engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL:
             try:
                 decision = evaluate_plan(condition, resource) is True
             except UnsupportedPlan:
-                return await self._checked(authorizer, shape, resource, action)
+                return None
         else:
             decision = kind == engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED
         self.planned += 1
@@ -282,18 +372,17 @@ class SharedDecisions:
         DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
         return decision
 
-    async def _plan(self, authorizer: Authorizer, shape: Any, resource: ResourceRef,
-                    action: str) -> tuple[Any, dict[str, Any]]:
+    async def _plan(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> _Plan:
         """(filter kind, condition in its JSON form, converted once per plan) of the cached plan."""
         scope = resource.scope or authorizer.principal.tenant_slug or ""
-        key = (shape, resource.kind, scope, action)
-        now = time.monotonic()
+        key = (authorizer.principal.shape, resource.kind, scope, action)
+        now = self.clock()
         entry = self._plans.get(key)
         if entry is not None and now - entry[0] < self.ttl:
-            return await asyncio.shield(entry[1])
+            return await _shared(entry[1])
         if len(self._plans) >= self.max_entries:
-            self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.ttl}
-        future: asyncio.Future[tuple[Any, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+            self._plans = self._pruned(self._plans, now)
+        future: asyncio.Future[_Plan] = asyncio.get_running_loop().create_future()
         self._plans[key] = (now, future)
         try:
             self.plan_calls += 1
@@ -302,30 +391,48 @@ class SharedDecisions:
                 authorizer.pdp.plan_resources, action, authorizer.principal.to_cerbos(),
                 engine_pb2.PlanResourcesInput.Resource(kind=resource.kind, scope=scope)))
         except BaseException as error:
-            self._plans.pop(key, None)
-            future.set_exception(error)
-            future.exception()
+            _failed(self._plans, key, future, error)
             raise
         planned = (plan.filter.kind, MessageToDict(plan.filter.condition))
         future.set_result(planned)
         return planned
 
-    async def _checked(self, authorizer: Authorizer, shape: Any, resource: ResourceRef, action: str) -> bool:
-        key = (shape, resource, action)
-        now = time.monotonic()
+    def _pruned(self, cache: dict[K, tuple[float, Any]], now: float) -> dict[K, tuple[float, Any]]:
+        """The fresh entries; none when even those fill the cache (pruning again at every insert would cost
+        O(n) each). Waiters keep their futures."""
+        fresh = {key: entry for key, entry in cache.items() if now - entry[0] < self.ttl}
+        return fresh if len(fresh) < self.max_entries // 2 else {}
+
+    async def _checked(self, authorizer: Authorizer, resource: ResourceRef, action: str) -> bool:
+        key = (authorizer.principal.shape, resource, action)
+        now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and now - entry[0] < self.ttl:
-            return await asyncio.shield(entry[1])
+            decision = await _shared(entry[1])
+            DECISIONS.labels(resource.kind, action, "allow" if decision else "deny").inc()
+            return decision
         if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
+            self._entries = self._pruned(self._entries, now)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._entries[key] = (now, future)
         try:
-            decision = await authorizer.allowed(resource, action)
+            decision = await authorizer.checked(resource, action)  # counted by the loader
         except BaseException as error:
-            self._entries.pop(key, None)
-            future.set_exception(error)
-            future.exception()  # retrieved: waiters re-raise it
+            _failed(self._entries, key, future, error)
             raise
         future.set_result(decision)
         return decision
+
+
+async def _shared(future: asyncio.Future[T]) -> T:
+    """A cached future's result: at once when done, else awaited without letting a cancelled waiter cancel it."""
+    if future.done():
+        return future.result()
+    return await asyncio.shield(future)
+
+
+def _failed(cache: dict[Any, Any], key: Any, future: asyncio.Future[Any], error: BaseException) -> None:
+    """Nothing of a failed call stays cached; its waiters re-raise the error."""
+    cache.pop(key, None)
+    future.set_exception(error)
+    future.exception()  # retrieved: no "never retrieved" warning when nobody waits

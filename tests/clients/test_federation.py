@@ -155,9 +155,11 @@ async def every_entity(owner_engine: Any, world: TenantWorld) -> dict[str, str]:
 
 async def counted(server: Server, gql: GraphQLClient, representations: list[dict[str, Any]], token: str,
                   ) -> tuple[dict[str, Any], int, int]:
-    statements, checks = server.statements.count, server.services.pdp_counter.check_calls
+    counter = server.services.pdp_counter
+    statements, checks, plans = server.statements.count, counter.check_calls, counter.plan_calls
     body = await gql(ENTITIES, {"representations": representations}, token=token)
-    return body, server.statements.count - statements, server.services.pdp_counter.check_calls - checks
+    return (body, server.statements.count - statements, counter.check_calls - checks,
+            counter.plan_calls - plans)
 
 
 async def test_entities_resolve_every_key_type_batched_and_authorized(
@@ -177,7 +179,7 @@ async def test_entities_resolve_every_key_type_batched_and_authorized(
                          token=admin)
         assert node["data"]["node"] == {"__typename": representation["__typename"], "id": representation["id"]}
 
-    # Batching: 50 products cost what 1 product costs — one SELECT for the batch, one CheckResources.
+    # Batching: 50 products cost what 1 product costs — one SELECT for the batch, no CheckResources.
     async with owner_engine.begin() as connection:
         store_vendor = (await connection.execute(text(
             "select store_id, id from vendor where tenant_id = :t limit 1"), {"t": shop.tenant_id})).one()
@@ -192,20 +194,21 @@ async def test_entities_resolve_every_key_type_batched_and_authorized(
     fifty = [{"__typename": "Product", "id": to_global_id("Product", product)} for product in products]
     assert len(fifty) == 50
     await gql(ENTITIES, {"representations": fifty[:1]}, token=admin)  # warm per-process caches
-    one_body, statements_for_one, checks_for_one = await counted(server, gql, fifty[:1], admin)
-    fifty_body, statements_for_fifty, checks_for_fifty = await counted(server, gql, fifty, admin)
+    one_body, statements_for_one, checks_for_one, _ = await counted(server, gql, fifty[:1], admin)
+    fifty_body, statements_for_fifty, checks_for_fifty, plans = await counted(server, gql, fifty, admin)
     assert "errors" not in one_body and "errors" not in fifty_body, fifty_body
     assert [entity["id"] for entity in fifty_body["data"]["_entities"]] == [r["id"] for r in fifty]
     assert statements_for_fifty == statements_for_one
-    assert checks_for_fifty == checks_for_one == 1
+    # Decided by the product `read` query plan cached per principal (5 s): at most that one PDP call, no check.
+    assert checks_for_fifty == checks_for_one == 0 and plans <= 1
     # set the tenant scope, then the one SELECT … WHERE id = ANY(…) of the batch (commit is not a cursor call)
     assert statements_for_one <= 2, statements_for_one
 
     # Every type at once: the tenant scope, one SELECT per table, one more for the variant's product (a variant
-    # is authorized as its product); the checks wait for every load, so still one CheckResources.
-    _, statements_for_all, checks_for_all = await counted(server, gql, representations, admin)
+    # is authorized as its product); the decisions come from the cached query plans: at most one per kind.
+    _, statements_for_all, checks_for_all, plans_for_all = await counted(server, gql, representations, admin)
     assert statements_for_all <= 1 + len(ENTITY_TABLES) + 1, statements_for_all
-    assert checks_for_all == 1
+    assert checks_for_all == 0 and plans_for_all <= len(representations)
 
 
 async def test_bad_representations_are_bad_user_input_each_on_its_own(

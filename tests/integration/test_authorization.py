@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cityos.app import create_app
+from cityos.auth.authz import SharedDecisions
 from cityos.config import Settings
 from cityos.graphql.core.permissions import FIELD_PERMISSIONS
 from cityos.graphql.core.relay import to_global_id
@@ -17,16 +19,25 @@ from tests.conftest import GraphQLClient, Server, TenantWorld, Tokens, error_cod
 
 
 async def test_fifty_objects_cost_one_pdp_call(server: Server, gql: GraphQLClient, owner_engine,
-                                               tokens: Tokens) -> None:
+                                               tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> None:
     world = await make_tenant(owner_engine, stores=50)
     body = await gql("{ stores(first: 50) { nodes { id } } }", token=tokens("tenant_admin", world))
     ids = [node["id"] for node in body["data"]["stores"]["nodes"]]
     assert len(ids) == 50
     counter = server.services.pdp_counter
-    # Through the resolvers (Store.content is not compiled): the fifty checks go out as one CheckResources batch.
+    # Through the resolvers (Store.content is not compiled): the fifty decisions come from one query plan (one
+    # PlanResources at most, none once warm), evaluated in-process; no CheckResources.
+    resolved = "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Store { content { __typename } } } }"
+    admin = tokens("tenant_admin", world)  # one principal (tokens() names a new subject each time)
+    for most in (1, 0):
+        before, plans = counter.check_calls, counter.plan_calls
+        body = await gql(resolved, {"ids": ids}, token=admin)
+        assert [node["id"] for node in body["data"]["nodes"]] == ids
+        assert counter.check_calls - before == 0 and counter.plan_calls - plans <= most
+    # Without the shared plans (a plan the evaluator cannot read): the fifty checks are one CheckResources batch.
+    monkeypatch.setattr(server.services, "decisions", None)
     before = counter.check_calls
-    body = await gql("query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Store { content { __typename } } } }",
-                     {"ids": ids}, token=tokens("tenant_admin", world))
+    body = await gql(resolved, {"ids": ids}, token=tokens("tenant_admin", world))
     assert [node["id"] for node in body["data"]["nodes"]] == ids
     assert counter.check_calls - before == 1
     # Compiled: no decision per object, the `read` query plan (at most one PlanResources call) applied in SQL.
@@ -78,10 +89,13 @@ async def test_the_pdp_unreachable_fails_closed(settings: Settings, work_dir: Pa
                                                 tokens: Tokens) -> None:
     world = await make_tenant(owner_engine)
     with infrastructure.cerbos_server(work_dir / "cerbos-stoppable") as pdp:
-        # The resolver path asks the PDP on every request; the compiled path keeps warm plans for a few seconds by
-        # design and fails closed when it must ask (tests/integration/test_compiled_reads.py).
+        # The resolvers decide by query plans kept for `ttl` seconds by design (the compiled path likewise:
+        # tests/integration/test_compiled_reads.py): while warm, a decision needs no PDP; once they expire, every
+        # decision that must ask the PDP fails closed.
         own = settings.model_copy(update={"CERBOS_URL": pdp.url, "CITYOS_COMPILED_READS": False})
         services = Services.start(own)
+        now = [0.0]
+        services.decisions = SharedDecisions(clock=lambda: now[0])
         app = create_app(own, services)
         app.state.services = services
         try:
@@ -92,6 +106,10 @@ async def test_the_pdp_unreachable_fails_closed(settings: Settings, work_dir: Pa
                 ok = (await client.post("/graphql", json=query, headers=headers)).json()
                 assert ok["data"]["stores"]["totalCount"] == 1
                 pdp.stop()
+                warm = (await client.post("/graphql", json=query, headers=headers)).json()
+                assert warm["data"]["currentStore"] == ok["data"]["currentStore"]  # the warm plan
+                assert warm["data"]["stores"] is None and set(error_codes(warm)) == {"UNAVAILABLE"}
+                now[0] += services.decisions.ttl
                 down = (await client.post("/graphql", json=query, headers=headers)).json()
                 assert error_codes(down) and set(error_codes(down)) == {"UNAVAILABLE"}
                 assert down["data"] is None or all(value is None for value in down["data"].values())

@@ -88,6 +88,5 @@ class BillingSubscription:
                     return
                 if payload.get("tenant_id") != str(principal.tenant_id):
                     continue
-                if await context.services.live_decisions.allowed(context.authz, subscription_resource(payload),
-                                                                  "read"):
+                if await context.authz.allowed(subscription_resource(payload), "read"):
                     yield CustomerSubscriptionEvent.of(payload)

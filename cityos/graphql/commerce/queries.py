@@ -6,7 +6,6 @@ import dataclasses
 
 import strawberry
 
-from cityos.auth.authz import Authorizer
 from cityos.domain.commerce import service as carts
 from cityos.domain.orders import queries as order_queries
 from cityos.errors import BadUserInput
@@ -54,7 +53,7 @@ def present_access_token(info: Info, token: str | None) -> None:
     context = info.context
     context.principal = dataclasses.replace(context.principal, access_token_hash=carts.access_token_hash(token),
                                             _cerbos=[])
-    context.authz = Authorizer(context.services.pdp, context.principal, context.services.pdp_counter)
+    context.authz = context.authz.for_principal(context.principal)
 
 
 

@@ -52,7 +52,8 @@ class RequestContext:
     def __post_init__(self) -> None:
         self.db = RequestDatabase(self.services.app_engine, self.events)
         self.loaders = Loaders(self.db)
-        self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+        self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter,
+                                self.services.decisions)
 
     @property
     def is_websocket(self) -> bool:
@@ -166,7 +167,7 @@ class RequestContext:
         elif self.store is not None:
             found = await self.services.tenants.find(str(self.store.tenant_id))
             self.principal = guest_of(self.store.tenant_id, found[1] if found else None, self.store.store_id)
-        self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+        self.authz = self.authz.for_principal(self.principal)
         self._identified = True
         self.db.scope_to(self.principal.tenant_id)
         self.db.audit_actor = self.audit_actor
@@ -174,11 +175,11 @@ class RequestContext:
             tenant_id_var.set(str(self.principal.tenant_id))
         if identity is not None and (identity.stores or identity.vendor_id):
             self.principal = await self._with_references(identity)
-            self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+            self.authz = self.authz.for_principal(self.principal)
         if identity is not None and identity.roles & COMPANY_ROLES and self.principal.company_id:
             role = await company_membership(self.db, self.principal.company_id, identity.subject, identity.roles)
             self.principal = dataclasses.replace(self.principal, company_role=role, _cerbos=[])
-            self.authz = Authorizer(self.services.pdp, self.principal, self.services.pdp_counter)
+            self.authz = self.authz.for_principal(self.principal)
 
     async def _find_store(self) -> None:
         self.store = await self.services.stores.find(self.headers.get(PUBLISHABLE_KEY_HEADER),

@@ -15,12 +15,16 @@ Three measures, each with a limit:
 Depth and aliases are validation rules (`GRAPHQL_VALIDATION_FAILED`); cost needs the variables, so it is measured
 by the `CostLimit` extension after validation and refused with `COST_LIMIT_EXCEEDED` before execution. Ask for the
 cost with the request extension `{"cost": true}`: the response's `extensions.cost` gives it with the budget.
+A cost depends on the document, the operation and the values of the variables its page arguments read: it is
+measured once per (document text, operation, those values) and remembered (`CostCache`).
 """
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql.language import IntValueNode
@@ -72,6 +76,7 @@ class _Measurer:
         self.variables = variables or {}
         self.done: dict[str, Measure] = {}
         self.active: set[str] = set()
+        self.read: dict[str, int | None] = {}  # the variables a page argument read, by name: their page sizes
 
     def selection_set(self, selection_set: SelectionSetNode | None, parent: Any) -> Measure:
         depth = aliases = cost = introspection_depth = 0
@@ -138,9 +143,56 @@ class _Measurer:
         if isinstance(value, IntValueNode):
             return int(value.value)
         if isinstance(value, VariableNode):
-            found = self.variables.get(value.name.value)
-            return found if isinstance(found, int) and not isinstance(found, bool) else DEFAULT_PAGE_SIZE
+            size = _page_size(self.variables, value.name.value)
+            self.read[value.name.value] = size
+            return DEFAULT_PAGE_SIZE if size is None else size
         return None
+
+
+def _page_size(variables: Mapping[str, Any], name: str) -> int | None:
+    found = variables.get(name)
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+@dataclass
+class CostCache:
+    """Costs measured per (document text, operation name): the names of the variables its page arguments read
+    (the same whatever their values: the measure walks the whole document) and the cost per tuple of their
+    values. Bounded: documents up to `max_length` characters, the least recently used going first past
+    `max_documents`, and at most `per_document` tuples each (about 8 MB at most)."""
+
+    max_documents: int = 500
+    max_length: int = 16_000
+    per_document: int = 64
+    _documents: OrderedDict[tuple[str, str | None], tuple[tuple[str, ...], dict[tuple[int | None, ...], int]]] = \
+        field(default_factory=OrderedDict)
+
+    def cost(self, query: str | None, operation_name: str | None, variables: Mapping[str, Any] | None,
+             measure: Any) -> int:
+        """The cost, from the cache or `measure()` (a `_Measurer` and the operation's measure)."""
+        if query is None or len(query) > self.max_length:
+            return int(measure()[1].cost)
+        key = (query, operation_name)
+        known = self._documents.get(key)
+        values = variables or {}
+        if known is not None:
+            self._documents.move_to_end(key)
+            names, costs = known
+            found = costs.get(tuple(_page_size(values, name) for name in names))
+            if found is not None:
+                return found
+        measurer, measured = measure()
+        names = tuple(sorted(measurer.read))
+        if known is None:
+            if len(self._documents) >= self.max_documents:
+                self._documents.popitem(last=False)
+            known = self._documents[key] = (names, {})
+        if len(known[1]) < self.per_document:
+            known[1][tuple(measurer.read[name] for name in names)] = measured.cost
+        return int(measured.cost)
+
+
+COSTS = CostCache()
 
 
 INTROSPECTION_ROOTS = {"__schema": "__Schema", "__type": "__Type"}
@@ -171,8 +223,14 @@ def _root_type(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Gra
 def measure_operation(schema: GraphQLSchema, operation: OperationDefinitionNode,
                       fragments: Mapping[str, FragmentDefinitionNode],
                       variables: Mapping[str, Any] | None = None) -> Measure:
-    return _Measurer(schema, fragments, variables).selection_set(operation.selection_set,
-                                                                   _root_type(schema, operation))
+    return _measured(schema, operation, fragments, variables)[1]
+
+
+def _measured(schema: GraphQLSchema, operation: OperationDefinitionNode,
+              fragments: Mapping[str, FragmentDefinitionNode],
+              variables: Mapping[str, Any] | None) -> tuple[_Measurer, Measure]:
+    measurer = _Measurer(schema, fragments, variables)
+    return measurer, measurer.selection_set(operation.selection_set, _root_type(schema, operation))
 
 
 def _fragments_of(definitions: Any) -> dict[str, FragmentDefinitionNode]:
@@ -222,8 +280,8 @@ class CostLimit(SchemaExtension):
         if operation is None:
             return
         variables = context.variables if isinstance(context.variables, dict) else None
-        self.cost = measure_operation(context.schema._schema, operation, _fragments_of(document.definitions),
-                                      variables).cost
+        self.cost = COSTS.cost(context.query, context.operation_name, variables, functools.partial(
+            _measured, context.schema._schema, operation, _fragments_of(document.definitions), variables))
         if hasattr(context.context, "cost"):
             context.context.cost = self.cost  # spent from the rate limits once the caller is identified
         if self.cost > self.budget:

@@ -140,8 +140,7 @@ async def live_events(info: Info, channel: str, resource_of: Callable[[dict[str,
             if payload.get("tenant_id") != str(principal.tenant_id):
                 continue
             resource = resource_of(payload)
-            if resource is not None and await context.services.live_decisions.allowed(context.authz, resource,
-                                                                                       "read"):
+            if resource is not None and await context.authz.allowed(resource, "read"):
                 yield build(payload)
 
 
