@@ -58,7 +58,9 @@ class RequestDatabase:
         self._finished = False
         self._written = False  # a mutation succeeded: recovery rolls back to its savepoint, not further
         self._lost = False  # the transaction was abandoned after a timeout
-        self._unreachable: Unavailable | None = None  # no connection could be had: the request's later tries fail fast
+        # No connection could be had, or a value read found the database stalled: the request's later tries fail
+        # fast (a request handed from the warm path to the full one does not wait twice).
+        self._unreachable: Unavailable | None = None
         # Who changes what (db/audit.py): set once the caller is identified; `action` is the mutation field
         # being resolved (set by the schema before each root mutation field runs).
         self.audit_actor: AuditActor | None = None
@@ -185,7 +187,8 @@ class RequestDatabase:
                         raise Unavailable("the database is unavailable") from error
                 except TimeoutError as error:  # cut off on the client: the connection's state is unknown
                     await connection.invalidate()
-                    raise Unavailable("the database did not answer in time; nothing was returned") from error
+                    self._unreachable = Unavailable("the database did not answer in time; nothing was returned")
+                    raise self._unreachable from error
                 finally:
                     await connection.close()
             raise AssertionError("unreachable")
@@ -209,14 +212,17 @@ class RequestDatabase:
             try:
                 return await connection.fetchval(sql, *arguments)
             except asyncpg.QueryCanceledError as error:
-                raise Unavailable("the database did not answer in time; nothing was returned") from error
+                self._unreachable = Unavailable("the database did not answer in time; nothing was returned")
+                raise self._unreachable from error
             except DEAD_CONNECTION as error:
                 connection.terminate()
                 if attempt:
-                    raise Unavailable("the database is unavailable") from error
+                    self._unreachable = Unavailable("the database is unavailable")
+                    raise self._unreachable from error
             except TimeoutError as error:  # cut off on the client: the connection's state is unknown
                 connection.terminate()
-                raise Unavailable("the database did not answer in time; nothing was returned") from error
+                self._unreachable = Unavailable("the database did not answer in time; nothing was returned")
+                raise self._unreachable from error
             finally:
                 await pool.release(connection)
         raise AssertionError("unreachable")
