@@ -33,8 +33,10 @@ T = TypeVar("T")
 RECOVERY_SAVEPOINT = "cityos_recovery"
 
 
-# A connection that died in the pool (the server ended it, the socket closed): a read is tried once more
-DEAD_CONNECTION = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, OSError)
+# A connection that died in the pool (the server ended it, the socket closed; or asyncpg left it mid-operation when
+# it did, "another operation is in progress"): thrown away, and a read is tried once more on another
+DEAD_CONNECTION = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+                   asyncpg.exceptions.InternalClientError, OSError)
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout (or a cancel request)
 
 
@@ -223,6 +225,9 @@ class RequestDatabase:
                 connection.terminate()
                 self._unreachable = Unavailable("the database did not answer in time; nothing was returned")
                 raise self._unreachable from error
+            except BaseException:  # anything else: the connection's state is unknown, it does not go back
+                connection.terminate()
+                raise
             finally:
                 await pool.release(connection)
         raise AssertionError("unreachable")
