@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from cityos.embedded.process import ChildProcess, free_port, tcp_port_open
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +86,14 @@ def cerbos_server(work_dir: Path, policy_dir: Path = PROJECT_ROOT / "policies") 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+async def insert_old_store(connection: AsyncConnection, tenant: uuid.UUID, store: uuid.UUID) -> None:
+    """A tenant with one store, in raw SQL that any migrated revision takes (migration tests fill a database at an
+    older revision, before the models' current shape)."""
+    await connection.execute(text("insert into currency (code, name, symbol) values ('usd', 'US dollar', '$') "
+                                  "on conflict do nothing"))
+    await connection.execute(text("insert into tenant (id, slug, name) values (:t, :slug, 'Old')"),
+                             {"t": tenant, "slug": f"old-{tenant.hex[:8]}"})
+    await connection.execute(text("insert into store (tenant_id, id, handle, name) values (:t, :s, 'main', 'M')"),
+                             {"t": tenant, "s": store})

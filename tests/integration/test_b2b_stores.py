@@ -86,12 +86,7 @@ async def test_migration_moves_the_single_store_into_the_list(postgres_admin_url
     engine = create_owner_engine(url)
     tenant, store, restricted, free = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
-        await connection.execute(text("insert into currency (code, name, symbol) values ('usd', 'US dollar', '$') "
-                                      "on conflict do nothing"))
-        await connection.execute(text("insert into tenant (id, slug, name) values (:t, :slug, 'Old')"),
-                                 {"t": tenant, "slug": f"old-{tenant.hex[:8]}"})
-        await connection.execute(text("insert into store (tenant_id, id, handle, name) values (:t, :s, 'main', 'M')"),
-                                 {"t": tenant, "s": store})
+        await infrastructure.insert_old_store(connection, tenant, store)
         for company, store_id in ((restricted, store), (free, None)):
             await connection.execute(text(
                 "insert into company (tenant_id, id, store_id, legal_name, currency_code) "

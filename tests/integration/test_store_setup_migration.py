@@ -36,12 +36,7 @@ async def test_existing_orders_get_their_fulfilment(postgres_admin_url: str) -> 
     orders = {name: uuid.uuid4() for name in ("partly", "delivered", "untouched")}
     parts: dict[str, list[uuid.UUID]] = {name: [uuid.uuid4(), uuid.uuid4()] for name in orders}
     async with engine.begin() as connection:
-        await connection.execute(text("insert into currency (code, name, symbol) values ('usd', 'US dollar', '$') "
-                                      "on conflict do nothing"))
-        await connection.execute(text("insert into tenant (id, slug, name) values (:t, :slug, 'Old')"),
-                                 {"t": tenant, "slug": f"old-{tenant.hex[:8]}"})
-        await connection.execute(text("insert into store (tenant_id, id, handle, name) values (:t, :s, 'main', 'M')"),
-                                 {"t": tenant, "s": store})
+        await infrastructure.insert_old_store(connection, tenant, store)
         await connection.execute(text("insert into region (tenant_id, id, name, currency_code, country_code) values "
                                       "(:t, gen_random_uuid(), 'US', 'usd', 'us')"), {"t": tenant})
         for name, order in orders.items():

@@ -39,12 +39,7 @@ async def test_vendor_orders_shipped_with_their_own_option_are_marked(postgres_a
     own, shared = uuid.uuid4(), uuid.uuid4()  # vendors: one with its own shipping, one with the store's
     parts = {own: uuid.uuid4(), shared: uuid.uuid4()}
     async with engine.begin() as connection:
-        await connection.execute(text("insert into currency (code, name, symbol) values ('usd', 'US dollar', '$') "
-                                      "on conflict do nothing"))
-        await connection.execute(text("insert into tenant (id, slug, name) values (:t, :slug, 'Old')"),
-                                 {"t": tenant, "slug": f"old-{tenant.hex[:8]}"})
-        await connection.execute(text("insert into store (tenant_id, id, handle, name) values (:t, :s, 'main', 'M')"),
-                                 {"t": tenant, "s": store})
+        await infrastructure.insert_old_store(connection, tenant, store)
         await connection.execute(text("insert into region (tenant_id, id, name, currency_code, country_code) values "
                                       "(:t, :r, 'US', 'usd', 'us')"), {"t": tenant, "r": region})
         for vendor, handle in ((own, "own"), (shared, "shared")):

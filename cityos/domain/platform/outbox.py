@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityos.domain.base import table_of
@@ -33,3 +34,11 @@ async def retry_message(connection: AsyncConnection, message_id: uuid.UUID) -> A
     """Back to pending, due now, with a fresh budget of attempts."""
     return (await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message_id).values(
         status="pending", attempts=0, next_attempt_at=func.now(), last_error=None).returning(*OUTBOX.c))).one()
+
+
+def claimable(message_id: uuid.UUID, topics: Collection[str], *, due_only: bool = True) -> Select[Any]:
+    """The message, locked for its sender, while it is pending for one of `topics` (and due, unless `due_only` is
+    off): nothing when another sender holds it (skip locked), it was sent, or its time has not come."""
+    return select(OUTBOX).where(
+        OUTBOX.c.id == message_id, OUTBOX.c.status == "pending", OUTBOX.c.topic.in_(topics),
+        *((OUTBOX.c.next_attempt_at <= func.now(),) if due_only else ())).with_for_update(skip_locked=True)

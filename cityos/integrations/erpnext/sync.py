@@ -15,14 +15,14 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.config import Settings
 from cityos.db.engines import tenant_transaction
 from cityos.domain.accounting import rules
 from cityos.domain.accounting.service import TOPICS, OrderForAccounting, order_for_accounting
-from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
+from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff, claimable
 from cityos.integrations.erpnext.client import ERPNextClient, ERPNextError
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ async def send_erpnext_message(engine: AsyncEngine, client: ERPNextClient, accou
                                tenant_id: uuid.UUID, message_id: uuid.UUID) -> str:
     """Send one due message: 'sent', 'retry', 'dead', or 'skipped' (not pending, not due, or leased)."""
     async with tenant_transaction(engine, tenant_id) as connection:
-        message = (await connection.execute(select(OUTBOX).where(
-            OUTBOX.c.id == message_id, OUTBOX.c.status == "pending", OUTBOX.c.topic.in_(TOPICS),
-            OUTBOX.c.next_attempt_at <= func.now()).with_for_update(skip_locked=True))).first()
+        message = (await connection.execute(claimable(message_id, TOPICS))).first()
         if message is None:
             return "skipped"
         await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cityos.db.engines import tenant_transaction
@@ -24,7 +24,7 @@ from cityos.domain.b2b.notices import invitation_notices, overdue_notices
 from cityos.domain.billing.notices import notice_of
 from cityos.domain.billing.renewals import NOTICE_TOPIC
 from cityos.domain.platform.notifications import Notice, NoticeFailed, NoticeSender
-from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
+from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff, claimable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ async def send_notice_message(engine: AsyncEngine, sender: NoticeSender | None, 
     if sender is None:
         return await _skip(engine, tenant_id, message_id, NOT_CONFIGURED)
     async with tenant_transaction(engine, tenant_id) as connection:
-        message = (await connection.execute(select(OUTBOX).where(
-            OUTBOX.c.id == message_id, OUTBOX.c.status == "pending", OUTBOX.c.topic.in_(TOPICS),
-            OUTBOX.c.next_attempt_at <= func.now()).with_for_update(skip_locked=True))).first()
+        message = (await connection.execute(claimable(message_id, TOPICS))).first()
         if message is None:
             return "busy"
         notices = RENDERERS[message.topic](message.payload, str(message.id))

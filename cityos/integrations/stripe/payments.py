@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cityos.db.engines import tenant_transaction
 from cityos.domain.orders import refunds
 from cityos.domain.orders.service import record_canceled, record_refund
-from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff
+from cityos.domain.platform.outbox import MAX_ATTEMPTS, OUTBOX, backoff, claimable
 from cityos.integrations.stripe.client import (
     StripeCallResult,
     cancel_payment_intent,
@@ -96,9 +96,7 @@ async def send_stripe_message(engine: AsyncEngine, client: stripe.StripeClient, 
     `events`."""
     events = events if events is not None else PendingEvents()
     async with tenant_transaction(engine, tenant_id) as connection:
-        message = (await connection.execute(select(OUTBOX).where(
-            OUTBOX.c.id == message_id, OUTBOX.c.status == "pending", OUTBOX.c.topic.in_(STRIPE_TOPICS),
-            *(() if now else (OUTBOX.c.next_attempt_at <= func.now(),))).with_for_update(skip_locked=True))).first()
+        message = (await connection.execute(claimable(message_id, STRIPE_TOPICS, due_only=not now))).first()
         if message is None:
             return "skipped"
         await connection.execute(update(OUTBOX).where(OUTBOX.c.id == message.id)
