@@ -157,7 +157,6 @@ class RequestContext:
             raise
         self._spent = True
 
-
     async def _identify(self) -> None:
         token = bearer_token(self.headers.get("authorization"))
         identity = await self.services.verifier.verify(token) if token else None
